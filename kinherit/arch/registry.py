@@ -1,0 +1,40 @@
+"""Family registry: `register_family` (used by `families.py`) and `detect(config)`."""
+
+from __future__ import annotations
+
+from kinherit.arch.spec import FamilySpec, HeadSpec
+from kinherit.errors import KinheritError
+
+FAMILIES: dict[str, FamilySpec] = {}
+
+
+def register_family(family: FamilySpec) -> FamilySpec:
+    """Add a family; names, model types and architectures must be unique."""
+    assert family.name not in FAMILIES, f"family {family.name!r} registered twice"
+    known_types = {mt for f in FAMILIES.values() for mt in f.model_types}
+    assert not known_types & set(family.model_types), f"model type of {family.name!r} registered twice"
+    FAMILIES[family.name] = family
+    return family
+
+
+def supported() -> str:
+    """One line: `gpt2 (GPT2LMHeadModel, GPT2Model), llama (...), ...`."""
+    return ", ".join(f"{f.name} ({', '.join(h.architecture for h in f.heads)})" for f in FAMILIES.values())
+
+
+def detect(config) -> tuple[FamilySpec, HeadSpec]:
+    """Family and architecture of a transformers config; KinheritError listing the supported ones."""
+    model_type = getattr(config, "model_type", None)
+    architectures = list(getattr(config, "architectures", None) or [])
+    for family in FAMILIES.values():
+        if model_type in family.model_types:
+            names = [h.architecture for h in family.heads]
+            arch = next((a for a in architectures if a in names), None)
+            if arch is None and not architectures:
+                arch = names[-1]  # a config built in code: the family's LM architecture
+            if arch is not None:
+                return family, family.head(arch)
+    raise KinheritError(
+        f"unsupported model family {model_type!r} (architectures {architectures or 'unset'}); "
+        f"supported: {supported()}"
+    )

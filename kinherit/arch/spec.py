@@ -1,0 +1,112 @@
+"""Declarative description of a model family: which tensor reads and writes which dimension "space".
+
+A family is data (see `families.py`), in the spirit of mergekit's architecture JSONs. Every tensor
+axis is written as `"<kind>:<space>[+<space>...]"`:
+
+* kind `out`   -- the axis *produces* units of the space (Linear rows, embedding columns, biases):
+                  growing copies the source unit.
+* kind `in`    -- the axis *reads* units of the space (Linear columns, Conv1D rows): growing copies
+                  and divides by the unit's replication count, so `W' x' = W x` on duplicated `x'`.
+* kind `norm`  -- a LayerNorm/RMSNorm gamma or beta over the space: copied (element-wise).
+* kind `fixed` -- never grows (vocab, positions, token types); the space name is documentation.
+
+Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query heads x head_dim),
+`kv` (key/value heads x head_dim). `+` fuses segments along one axis (GPT-2's `c_attn` is
+`out:q+kv+kv`). Layer tensors use `{layer}` in their names; layers are the sixth space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AxisKind = Literal["in", "out", "norm", "fixed"]
+GROWABLE = ("hidden", "ffn", "q", "kv")
+
+
+@dataclass(frozen=True)
+class Axis:
+    kind: AxisKind
+    spaces: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Axis:
+        kind, _, spaces = text.partition(":")
+        assert kind in ("in", "out", "norm", "fixed"), f"bad axis kind in {text!r}"
+        parts = tuple(spaces.split("+"))
+        assert kind == "fixed" or all(p in GROWABLE for p in parts), f"bad space in {text!r}"
+        return cls(kind, parts)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One weight. `residual_out` marks the projections that write into the residual stream
+    (attention out, MLP down, and their biases): zeroing them makes a pre-norm layer the identity."""
+
+    name: str
+    axes: tuple[Axis, ...]
+    optional: bool = False
+    residual_out: bool = False
+
+    @property
+    def per_layer(self) -> bool:
+        return "{layer}" in self.name
+
+    def with_prefix(self, prefix: str) -> TensorSpec:
+        return TensorSpec(prefix + self.name, self.axes, self.optional, self.residual_out)
+
+
+def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False) -> TensorSpec:
+    """Shorthand used by the family tables: `t("mlp.c_fc.weight", "in:hidden", "out:ffn")`."""
+    return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out)
+
+
+@dataclass(frozen=True)
+class ConfigKeys:
+    """Names of the shape fields in the family's `config.json`."""
+
+    hidden: str
+    ffn: str
+    heads: str
+    layers: str
+    kv_heads: str | None = None  # None: multi-head attention only (kv-heads == heads)
+    head_dim: str | None = None  # None: head_dim = hidden / heads
+    ffn_default_factor: int | None = None  # GPT-2: n_inner=None means 4 * n_embd
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One concrete architecture of a family: where the base model lives and what sits on top.
+
+    `tied` = (head tensor, embedding tensor) when `config.tie_word_embeddings`; the tied head reads
+    the hidden space through the *embedding's* copied (not divided) columns, so the norms in
+    `head_norms` (the last op before the head) are divided by the replication count instead.
+    """
+
+    architecture: str
+    base_prefix: str
+    output: Literal["causal_lm", "masked_lm", "hidden"]
+    tensors: tuple[TensorSpec, ...] = ()
+    tied: tuple[str, str] | None = None
+    head_norms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    model_types: tuple[str, ...]
+    config: ConfigKeys
+    residual: Literal["pre_norm", "post_norm"]
+    base_tensors: tuple[TensorSpec, ...]
+    heads: tuple[HeadSpec, ...] = field(default=())
+
+    def head(self, architecture: str) -> HeadSpec:
+        for head in self.heads:
+            if head.architecture == architecture:
+                return head
+        raise KeyError(architecture)
+
+    def tensors(self, architecture: str) -> tuple[TensorSpec, ...]:
+        """Full-name specs for one architecture: base tensors under the prefix, then the head."""
+        head = self.head(architecture)
+        return tuple(s.with_prefix(head.base_prefix) for s in self.base_tensors) + head.tensors

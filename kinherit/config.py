@@ -1,0 +1,221 @@
+"""Typed run configuration: a YAML file plus `--section.key=value` overrides, validated by pydantic.
+
+Unknown keys are errors that name the key (and the closest valid one), so a typo never silently
+falls back to a default. `train:` passes through to `transformers.TrainingArguments` and is checked
+against its fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kinherit.errors import KinheritError
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` (no dot) as a float, as YAML 1.2 and every user expects."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TokenizerConfig(_Strict):
+    """Train a byte-level BPE (`train_vocab_size`) or load an existing HF tokenizer folder (`path`)."""
+
+    train_vocab_size: int | None = Field(4096, ge=260, le=1 << 20)
+    """Vocabulary size of the byte-level BPE trained on the corpus (ignored when `path` is set)."""
+    path: str | None = None
+    """An existing tokenizer folder (`AutoTokenizer.from_pretrained`); overrides training."""
+    min_frequency: int = Field(2, ge=1)
+
+
+class DataConfig(_Strict):
+    sources: list[str] = Field(default_factory=lambda: ["stdlib"], min_length=1)
+    """Text files, folders, globs, .jsonl/.parquet (a `text` field), `datasets.save_to_disk` folders, or `stdlib`."""
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    seq_len: int = Field(128, ge=8)
+    val_fraction: float = Field(0.02, gt=0.0, lt=0.5)
+    split_seed: int = 0
+    text_field: str = "text"
+    cache_dir: str | None = None
+    """Where packed tokens are cached; default `$KINHERIT_CACHE` or `~/.cache/kinherit`."""
+    max_documents: int | None = Field(None, ge=1)
+    """Use only the first N documents (in the sources' deterministic order)."""
+
+
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "bert", "roberta")
+
+
+class ModelConfig(_Strict):
+    """Build `family` at the given sizes, or load an HF model folder with `from`."""
+
+    family: str | None = None
+    """One of FAMILIES (default llama)."""
+    from_: str | None = Field(None, alias="from")
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int | None = Field(None, ge=1)
+    intermediate_size: int | None = Field(None, ge=8)
+    """FFN width; default 4·hidden (gpt2/bert) or ≈8/3·hidden rounded to 8 (llama-style)."""
+    tie_word_embeddings: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    max_position_embeddings: int | None = None
+    """Default: data.seq_len."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_family(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("family") is None and data.get("from") is None and data.get("from_") is None:
+            return {**data, "family": "llama"}
+        return data
+
+    @model_validator(mode="after")
+    def _family_or_from(self) -> ModelConfig:
+        if self.family is not None and self.from_ is not None:
+            raise ValueError("set either model.family or model.from, not both")
+        if self.family is not None and self.family not in FAMILIES:
+            raise ValueError(f"unknown family {self.family!r}; supported: {', '.join(FAMILIES)}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} is not divisible by num_kv_heads {self.num_kv_heads}")
+        return self
+
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "max_steps": 400,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "learning_rate": 2.0e-3,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,
+    "weight_decay": 0.1,
+    "max_grad_norm": 1.0,
+    "logging_steps": 10,
+    "eval_steps": 40,
+    "save_steps": 200,
+    "save_total_limit": 2,
+    "seed": 0,
+    "report_to": "none",
+    "dataloader_num_workers": 0,
+}
+
+
+class RunConfig(_Strict):
+    out: str = "runs/run"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: dict[str, Any] = Field(default_factory=dict)
+    """Passed to `transformers.TrainingArguments` on top of kinherit's defaults."""
+
+    @field_validator("train")
+    @classmethod
+    def _train_keys_exist(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from transformers import TrainingArguments
+
+        fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+        for key in value:
+            if key not in fields:
+                hint = difflib.get_close_matches(key, fields, n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise ValueError(f"{key!r} is not a transformers.TrainingArguments field{suggestion}")
+        return value
+
+    @property
+    def train_args(self) -> dict[str, Any]:
+        """kinherit's defaults overlaid with the user's `train:` section."""
+        return {**TRAIN_DEFAULTS, **self.train}
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise KinheritError(f"override --{dotted}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`["--train.max_steps=10", "--out", "x"]` → nested dict; values are parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    items = list(overrides)
+    while items:
+        item = items.pop(0)
+        if not item.startswith("--"):
+            raise KinheritError(f"unexpected argument {item!r}; overrides look like --section.key=value")
+        key, eq, raw = item[2:].partition("=")
+        if not eq:
+            if not items or items[0].startswith("--"):
+                raise KinheritError(f"override --{key} needs a value: --{key}=VALUE")
+            raw = items.pop(0)
+        _set_dotted(tree, key, read_yaml(raw))
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see README 'Configuration')"
+    return f"config key {where}: {msg}"
+
+
+def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
+    """Read YAML at `path` (optional), apply overrides, validate; errors name the offending key."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise KinheritError(f"config file {path} not found")
+        raw = read_yaml(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise KinheritError(f"config file {path} must hold a mapping of sections (out, data, model, train)")
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])
+    return validate_config(_merge(raw, extra))
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise KinheritError(_describe(err)) from None
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML (aliases used, so it loads back with `load_config`)."""
+    return yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
+

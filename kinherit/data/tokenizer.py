@@ -1,0 +1,69 @@
+"""Tokenizers: train a byte-level BPE on the corpus, or load an existing HF tokenizer folder.
+
+The trained tokenizer is saved as a normal `PreTrainedTokenizerFast` folder, so
+`AutoTokenizer.from_pretrained(folder)` loads it. Special tokens: `<|endoftext|>` (bos/eos and the
+document separator when packing), `<pad>`, `<mask>` (masked LM), `<unk>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from kinherit.errors import KinheritError
+from kinherit.io import atomic_dir
+
+EOS = "<|endoftext|>"
+PAD = "<pad>"
+MASK = "<mask>"
+UNK = "<unk>"
+SPECIAL_TOKENS = [EOS, PAD, MASK, UNK]
+
+
+def train_bpe(documents: Iterator[str], vocab_size: int, out_dir: Path, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE of `vocab_size` tokens (specials included) and save it to `out_dir`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(documents, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=EOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        mask_token=MASK,
+        unk_token=UNK,
+    )
+    with atomic_dir(out_dir) as staging:
+        wrapped.save_pretrained(staging)
+    return load_tokenizer(out_dir)
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """Load a tokenizer folder; it must define an end-of-text (eos or sep) token for packing."""
+    path = Path(path)
+    if not path.is_dir():
+        raise KinheritError(f"tokenizer folder {path} not found")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+    except (OSError, ValueError) as err:
+        raise KinheritError(f"{path} is not a Hugging Face tokenizer folder ({str(err).splitlines()[0]})") from None
+    if separator_id(tokenizer) is None:
+        raise KinheritError(f"tokenizer {path} has no eos or sep token to separate documents")
+    return tokenizer
+
+
+def separator_id(tokenizer: PreTrainedTokenizerFast) -> int | None:
+    """The token placed between packed documents: eos for causal tokenizers, else sep."""
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id

@@ -1,0 +1,162 @@
+"""Python entry points: `grow(model, ...)` and `grow_folder(src, out, ...)`.
+
+The grown model is built tensor by tensor into a model whose parameters live on the meta device and
+are then *assigned* (not copied), so memory holds the source and one copy of the target.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+import transformers
+from accelerate import init_empty_weights
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+from kinherit.arch import detect
+from kinherit.errors import KinheritError
+from kinherit.grow.plan import GrowthPlan, make_plan
+from kinherit.grow.surgery import grow_state
+from kinherit.grow.verify import GrowthReport, Verifier
+from kinherit.io import atomic_dir, write_json
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def build_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
+    """Instantiate the target architecture on the meta device and assign the grown tensors."""
+    config = CONFIG_MAPPING[plan.target_config["model_type"]].from_dict(plan.target_config)
+    with init_empty_weights(include_buffers=False):
+        model = getattr(transformers, plan.architecture)(config)
+    state = dict(tensors)
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise KinheritError(f"grown weights do not match {plan.architecture}: missing {missing[:5]}, extra {extra[:5]}")
+    for key, value in state.items():
+        assert value.shape == expected[key].shape, f"{key}: grown {tuple(value.shape)} != model {tuple(expected[key].shape)}"
+    model.load_state_dict(state, strict=True, assign=True)
+    model.tie_weights()
+    return model.eval()
+
+
+def grow(
+    model: PreTrainedModel,
+    *,
+    hidden_size: int | None = None,
+    intermediate_size: int | None = None,
+    num_heads: int | None = None,
+    num_kv_heads: int | None = None,
+    num_layers: int | None = None,
+    width: str = "clone",
+    depth: str = "identity",
+    noise_db: float | None = None,
+    seed: int = 0,
+    tokenizer=None,
+    verify: bool = True,
+) -> tuple[PreTrainedModel, GrowthReport]:
+    """Grow `model` (width first, then depth) and compare it with the source.
+
+    Returns the grown model and a report; `report.plan` is the GrowthPlan for `replay`/`grow_map`.
+    """
+    plan = make_plan(
+        model.config, width=width, depth=depth, noise_db=noise_db, seed=seed,
+        hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
+        num_kv_heads=num_kv_heads, num_layers=num_layers,
+    )
+    grown = build_model(plan, grow_state(plan, model.state_dict()))
+    report = _report(plan, model, grown)
+    if verify:
+        report.verifier = Verifier(model, plan, tokenizer, seed)
+        report.comparisons += report.verifier.check(grown, "in-memory")
+    return grown, report
+
+
+def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> GrowthReport:
+    """Grow the HF model folder `src` into `out` (config, safetensors, tokenizer, growth.json),
+    verifying the in-memory model and the reloaded folder. `options` as for `grow`."""
+    src, out = Path(src), Path(out)
+    config = _load_config(src)
+    family, head = detect(config)
+    if out.resolve() == src.resolve():
+        raise KinheritError("OUT_DIR must differ from SRC_DIR")
+    source = _load_model(head.architecture, src)
+    tokenizer = _load_tokenizer(src)
+    grown, report = grow(source, tokenizer=tokenizer, verify=True, **options)
+    plan = report.plan
+    with atomic_dir(out) as stage:
+        grown.save_pretrained(stage)
+        del grown  # keep one copy of the target in memory
+        for name in TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, stage / name)
+        reloaded = _load_model(plan.architecture, stage)
+        report.comparisons += report.verifier.check(reloaded, "reloaded")
+        write_json(stage / "growth.json", {"plan": plan.to_dict(), "report": report.to_dict()})
+    return report
+
+
+def _report(plan: GrowthPlan, source: torch.nn.Module, grown: torch.nn.Module) -> GrowthReport:
+    return GrowthReport(
+        family=plan.family,
+        architecture=plan.architecture,
+        width=plan.width,
+        depth=plan.depth,
+        noise_db=plan.noise_db,
+        source_shape=plan.source_shape.as_dict(),
+        target_shape=plan.target_shape.as_dict(),
+        source_params=sum(p.numel() for p in source.parameters()),
+        target_params=sum(p.numel() for p in grown.parameters()),
+        exact_claimed=plan.exact_claimed,
+        plan=plan,
+    )
+
+
+def _load_config(src: Path):
+    if not (src / "config.json").is_file():
+        raise KinheritError(f"{src} is not a Hugging Face model folder (no config.json)")
+    if not any((src / name).is_file() for name in WEIGHT_FILES):
+        raise KinheritError(f"{src} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})")
+    try:
+        return AutoConfig.from_pretrained(src, trust_remote_code=False)
+    except (ValueError, KeyError, OSError) as err:
+        raise KinheritError(f"cannot read {src / 'config.json'}: {str(err).splitlines()[0]}") from err
+
+
+def _load_model(architecture: str, folder: Path) -> PreTrainedModel:
+    """Load fp32 weights; any missing, unexpected or mismatched key is an error."""
+    model, info = getattr(transformers, architecture).from_pretrained(
+        folder, dtype=torch.float32, output_loading_info=True, trust_remote_code=False
+    )
+    bad = {k: sorted(v)[:5] for k, v in info.items() if k != "error_msgs" and v}
+    if bad or info.get("error_msgs"):
+        raise KinheritError(f"loading {folder} as {architecture} did not match its weights: {bad or info['error_msgs']}")
+    return model.eval()
+
+
+def _load_tokenizer(src: Path):
+    """The source's tokenizer if it has one (used for the sample sentences), else None."""
+    if not any((src / name).is_file() for name in TOKENIZER_FILES[:9]):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(src)
+    except (ValueError, OSError):
+        return None

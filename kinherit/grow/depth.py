@@ -1,0 +1,68 @@
+"""Depth operators: which source layer every target layer copies, and which copies are zeroed.
+
+A depth operator returns `[(source_layer, zeroed), ...]`, one entry per target layer. A zeroed
+layer copies its source's weights but has its residual-out projections (attention out, MLP down,
+their biases) set to zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kinherit.errors import KinheritError
+
+LayerPlan = list[tuple[int, bool]]
+DepthFn = Callable[[int, int], LayerPlan]
+
+DEPTH_OPERATORS: dict[str, DepthFn] = {}
+
+
+def register_depth(name: str) -> Callable[[DepthFn], DepthFn]:
+    def add(fn: DepthFn) -> DepthFn:
+        assert name not in DEPTH_OPERATORS, f"depth operator {name!r} registered twice"
+        DEPTH_OPERATORS[name] = fn
+        return fn
+
+    return add
+
+
+def depth_operator(name: str) -> DepthFn:
+    if name not in DEPTH_OPERATORS:
+        raise KinheritError(f"unknown depth operator {name!r}; choose one of {', '.join(DEPTH_OPERATORS)}")
+    return DEPTH_OPERATORS[name]
+
+
+def _spread(old: int, new: int) -> list[int]:
+    """Target layer j -> source layer floor(j * old / new): each source layer repeated in place."""
+    return [j * old // new for j in range(new)]
+
+
+@register_depth("identity")
+def identity(old: int, new: int) -> LayerPlan:
+    """New layers right after the layer they copy, with zero residual-out projections.
+
+    Pre-norm (GPT-2, Llama): x + Attn(LN(x)) with zero out-projection is x -- exact.
+    Post-norm (BERT): the layer computes LN2(h + FFN(h)), h = LN1(x + Attn(x)); with zero
+    projections it is LN2(LN1(x)) which re-normalizes x with new affine parameters. x is already
+    gamma * n + beta of the previous LayerNorm, and LN(gamma * n + beta) == x only when gamma is
+    constant and beta is zero, so no choice of the new layer's LayerNorm parameters is exact for a
+    trained model; the new layer copies its source's LayerNorms and the deviation is measured."""
+    layers = _spread(old, new)
+    return [(src, j > 0 and layers[j - 1] == src) for j, src in enumerate(layers)]
+
+
+@register_depth("stack")
+def stack(old: int, new: int) -> LayerPlan:
+    """G_stack: the whole trained stack repeated (target layer j copies j mod old). Not exact."""
+    return [(j % old, False) for j in range(new)]
+
+
+@register_depth("interpolate")
+def interpolate(old: int, new: int) -> LayerPlan:
+    """StackBERT / bert2BERT: every trained layer duplicated next to itself. Not exact."""
+    return [(src, False) for src in _spread(old, new)]
+
+
+def depth_claims_exact(name: str, residual: str, old: int, new: int) -> bool:
+    """Only zeroed layers in a pre-norm residual stream are exactly the identity."""
+    return new == old or (name == "identity" and residual == "pre_norm")

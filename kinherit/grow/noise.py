@@ -1,0 +1,48 @@
+"""Symmetry-breaking noise: an explicit additive term that cancels on the inputs it multiplies.
+
+For a consumer axis with unit map `index`, noise E is projected so that, for every source unit i,
+the noise on its copies sums to zero: sum_{j: index[j]=i} E[:, j] = 0. Copies see the same input
+x_i, so (W'+E) x' = W' x'. Units copied once get no noise; dead (zero-padded) units keep their
+noise, which multiplies their zero input. The term depends only on (seed, key, shape, std), never on
+the weights, so growth stays `grow(W) = G(W) + E` with G linear.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from kinherit.arch.spec import TensorSpec
+from kinherit.grow.maps import UnitMap
+
+
+def noise_std(x: torch.Tensor, snr_db: float) -> float:
+    """Noise standard deviation for a signal-to-noise ratio of `snr_db` against x's std."""
+    return float(x.float().std()) * 10.0 ** (-snr_db / 20.0) if x.numel() > 1 else 0.0
+
+
+def consumer_axis(spec: TensorSpec, maps: dict[str, UnitMap]) -> int | None:
+    """The axis noise goes on: the `in` axis, if any of its segments grows."""
+    for dim, axis in enumerate(spec.axes):
+        if axis.kind == "in" and not all(maps[s].is_identity for s in axis.spaces):
+            return dim
+    return None
+
+
+def noise_term(key: str, shape: tuple[int, ...], dim: int, spec: TensorSpec, maps: dict[str, UnitMap],
+               std: float, seed: int) -> torch.Tensor:
+    """The projected noise for target tensor `key` (grown shape `shape`, consumer axis `dim`)."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
+    noise = torch.randn(shape, generator=gen) * std
+    noise = noise.movedim(dim, -1)  # (..., C) with C the fused consumer axis
+    offset = 0
+    for space in spec.axes[dim].spaces:
+        m = maps[space]
+        block = noise[..., offset : offset + m.new]  # (..., new) view
+        live_index = m.index[m.live]
+        sums = torch.zeros(*block.shape[:-1], m.old).index_add_(-1, live_index, block[..., m.live])
+        mean = sums / m.count.float()  # (..., old) mean noise over the copies of each source unit
+        block[..., m.live] -= mean[..., live_index]
+        offset += m.new
+    return noise.movedim(-1, dim).contiguous()

@@ -1,0 +1,248 @@
+"""The growth plan: target shape, unit maps, layer map and noise, everything needed to replay a
+growth on other weights of the same source shape. Stored as `growth.json` in the grown folder.
+
+    replay(growth, A)      == the grown weights (noise included)
+    grow_map(growth, D)    == the linear part only, so grow(A + D) == grow(A) + grow_map(D)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_shape, write_shape
+from kinherit.errors import KinheritError
+from kinherit.grow.depth import depth_claims_exact, depth_operator
+from kinherit.grow.maps import UnitMap
+from kinherit.grow.surgery import grow_state
+from kinherit.grow.width import width_operator
+
+PLAN_VERSION = 1
+
+
+@dataclass
+class GrowthPlan:
+    family: str
+    architecture: str
+    source_config: dict[str, Any]
+    target_config: dict[str, Any]
+    source_shape: Shape
+    target_shape: Shape
+    width: str
+    unit_maps: dict[str, list[int]]  # hidden, ffn (channels); heads, kv_heads (whole heads)
+    depth: str
+    layers: list[tuple[int, bool]]  # target layer j <- (source layer, zeroed residual-out)
+    tied: bool
+    exact_claimed: bool
+    noise_db: float | None = None
+    noise_seed: int = 0
+    noise_std: dict[str, float] = field(default_factory=dict)  # fixed by the first application
+
+    def family_spec(self) -> tuple[FamilySpec, HeadSpec]:
+        family = FAMILIES[self.family]
+        return family, family.head(self.architecture)
+
+    def channel_maps(self) -> dict[str, UnitMap]:
+        """Channel-level maps of the four growable spaces (heads expanded by head_dim)."""
+        d = self.source_shape.head_dim
+        return {
+            "hidden": UnitMap(self.source_shape.hidden, self.unit_maps["hidden"]),
+            "ffn": UnitMap(self.source_shape.ffn, self.unit_maps["ffn"]),
+            "q": UnitMap(self.source_shape.heads, self.unit_maps["heads"]).per_channel(d),
+            "kv": UnitMap(self.source_shape.kv_heads, self.unit_maps["kv_heads"]).per_channel(d),
+        }
+
+    def hidden_map(self) -> UnitMap:
+        return UnitMap(self.source_shape.hidden, self.unit_maps["hidden"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_VERSION,
+            "family": self.family,
+            "architecture": self.architecture,
+            "source_shape": self.source_shape.as_dict(),
+            "target_shape": self.target_shape.as_dict(),
+            "width": {"operator": self.width, "unit_maps": self.unit_maps},
+            "depth": {"operator": self.depth, "layers": [[s, z] for s, z in self.layers]},
+            "tied_embeddings": self.tied,
+            "exact_claimed": self.exact_claimed,
+            "noise": None
+            if self.noise_db is None
+            else {"snr_db": self.noise_db, "seed": self.noise_seed, "std": self.noise_std},
+            "source_config": self.source_config,
+            "target_config": self.target_config,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GrowthPlan:
+        if data.get("version") != PLAN_VERSION:
+            raise KinheritError(f"growth plan version {data.get('version')!r} is not {PLAN_VERSION}")
+        if data["family"] not in FAMILIES:
+            raise KinheritError(f"growth plan family {data['family']!r} is not supported here")
+        noise = data["noise"] or {}
+        return cls(
+            family=data["family"],
+            architecture=data["architecture"],
+            source_config=data["source_config"],
+            target_config=data["target_config"],
+            source_shape=Shape(**data["source_shape"]),
+            target_shape=Shape(**data["target_shape"]),
+            width=data["width"]["operator"],
+            unit_maps={k: list(v) for k, v in data["width"]["unit_maps"].items()},
+            depth=data["depth"]["operator"],
+            layers=[(int(s), bool(z)) for s, z in data["depth"]["layers"]],
+            tied=bool(data["tied_embeddings"]),
+            exact_claimed=bool(data["exact_claimed"]),
+            noise_db=noise.get("snr_db"),
+            noise_seed=int(noise.get("seed", 0)),
+            noise_std=dict(noise.get("std", {})),
+        )
+
+
+def target_shape(
+    family: FamilySpec,
+    src: Shape,
+    *,
+    hidden_size: int | None = None,
+    intermediate_size: int | None = None,
+    num_heads: int | None = None,
+    num_kv_heads: int | None = None,
+    num_layers: int | None = None,
+) -> Shape:
+    """Fill in and validate the target shape. Defaults: heads grow with hidden (head_dim fixed),
+    kv-heads keep the GQA group size, the FFN keeps its ratio to hidden, layers stay."""
+    hidden = hidden_size or src.hidden
+    _not_smaller("--hidden-size", hidden, src.hidden)
+    d = src.head_dim
+    derived_head_dim = src.heads * d == src.hidden
+    if num_heads is None:
+        if derived_head_dim and hidden % d:
+            raise KinheritError(f"--hidden-size {hidden} is not a multiple of head_dim {d}; pass --num-heads")
+        num_heads = hidden // d if derived_head_dim else src.heads
+    _not_smaller("--num-heads", num_heads, src.heads)
+    if derived_head_dim:
+        if hidden % num_heads:
+            raise KinheritError(f"--num-heads {num_heads} does not divide --hidden-size {hidden}")
+        if hidden // num_heads != d:
+            raise KinheritError(
+                f"hidden {hidden} / heads {num_heads} = head_dim {hidden // num_heads}, but the source's "
+                f"head_dim is {d}; growth adds heads and keeps head_dim: pass --num-heads {hidden // d}"
+            )
+    group = src.heads // src.kv_heads
+    if num_kv_heads is None:
+        num_kv_heads = num_heads // group if num_heads % group == 0 else src.kv_heads
+    if family.config.kv_heads is None and num_kv_heads != num_heads:
+        raise KinheritError(f"family {family.name} has no grouped-query attention: --num-kv-heads must equal heads")
+    _not_smaller("--num-kv-heads", num_kv_heads, src.kv_heads)
+    if num_heads % num_kv_heads:
+        raise KinheritError(f"--num-kv-heads {num_kv_heads} does not divide the {num_heads} heads")
+    if num_heads // num_kv_heads < group:
+        raise KinheritError(
+            f"{num_heads} heads / {num_kv_heads} kv-heads = {num_heads // num_kv_heads} query heads per "
+            f"kv-head, fewer than the source's {group}: query groups cannot be split"
+        )
+    if intermediate_size is None:
+        if (src.ffn * hidden) % src.hidden:
+            raise KinheritError(f"FFN {src.ffn} x {hidden}/{src.hidden} is not an integer; pass --intermediate-size")
+        intermediate_size = src.ffn * hidden // src.hidden
+    _not_smaller("--intermediate-size", intermediate_size, src.ffn)
+    layers = num_layers or src.layers
+    _not_smaller("--num-layers", layers, src.layers)
+    return Shape(hidden, intermediate_size, num_heads, num_kv_heads, d, layers)
+
+
+def _not_smaller(flag: str, new: int, old: int) -> None:
+    if new < old:
+        raise KinheritError(f"{flag} {new} is smaller than the source's {old}; kinherit grow only grows")
+    if new <= 0:
+        raise KinheritError(f"{flag} must be positive")
+
+
+def make_plan(
+    config,
+    *,
+    width: str = "clone",
+    depth: str = "identity",
+    noise_db: float | None = None,
+    seed: int = 0,
+    **sizes: int | None,
+) -> GrowthPlan:
+    """Plan the growth of a model with `config` to the sizes in `sizes` (see `target_shape`)."""
+    family, head = detect(config)
+    src = read_shape(family, config)
+    tgt = target_shape(family, src, **sizes)
+    op = width_operator(width)
+    rng = random.Random(seed)
+    kv = op.unit_map(src.kv_heads, tgt.kv_heads, rng, "kv-heads")
+    g_old, g_new = src.heads // src.kv_heads, tgt.heads // tgt.kv_heads
+    slots = op.unit_map(g_old, g_new, rng, "query heads per kv-head")
+    # query head j sits in kv group j // g_new and must copy a query head of that group's source
+    heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
+             for j in range(tgt.heads)]
+    unit_maps = {
+        "hidden": op.unit_map(src.hidden, tgt.hidden, rng, "hidden"),
+        "ffn": op.unit_map(src.ffn, tgt.ffn, rng, "intermediate"),
+        "heads": heads,
+        "kv_heads": kv,
+    }
+    layers = depth_operator(depth)(src.layers, tgt.layers)
+    if noise_db is not None and not math.isfinite(noise_db):
+        raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
+    plan = GrowthPlan(
+        family=family.name,
+        architecture=head.architecture,
+        source_config=config.to_dict(),
+        target_config=write_shape(family, config, tgt, [s for s, _ in layers]).to_dict(),
+        source_shape=src,
+        target_shape=tgt,
+        width=width,
+        unit_maps=unit_maps,
+        depth=depth,
+        layers=layers,
+        tied=head.tied is not None and bool(getattr(config, "tie_word_embeddings", False)),
+        exact_claimed=False,
+        noise_db=None if noise_db is None else float(noise_db),
+        noise_seed=seed,
+    )
+    plan.exact_claimed = op.claims_exact(plan.channel_maps()) and depth_claims_exact(
+        depth, family.residual, src.layers, tgt.layers
+    )
+    return plan
+
+
+def load_plan(growth: GrowthPlan | dict | str | os.PathLike) -> GrowthPlan:
+    """A plan from a GrowthPlan, a growth.json dict, a growth.json path, or a grown folder."""
+    if isinstance(growth, GrowthPlan):
+        return growth
+    if isinstance(growth, dict):
+        return GrowthPlan.from_dict(growth["plan"] if "plan" in growth else growth)
+    path = os.fspath(growth)
+    if os.path.isdir(path):
+        path = os.path.join(path, "growth.json")
+    if not os.path.isfile(path):
+        raise KinheritError(f"{path} does not exist (expected a growth.json)")
+    with open(path) as handle:
+        return load_plan(json.load(handle))
+
+
+def _state_of(state_dict_or_model) -> dict[str, torch.Tensor]:
+    if isinstance(state_dict_or_model, torch.nn.Module):
+        return state_dict_or_model.state_dict()
+    return dict(state_dict_or_model)
+
+
+def replay(growth, state_dict_or_model, *, noise: bool = True, strict: bool = True) -> dict[str, torch.Tensor]:
+    """Re-apply a recorded growth to other weights of the source shape (same maps, same noise)."""
+    return dict(grow_state(load_plan(growth), _state_of(state_dict_or_model), noise=noise, strict=strict))
+
+
+def grow_map(growth, delta, *, strict: bool = False) -> dict[str, torch.Tensor]:
+    """The linear growth map G, for deltas: grow(A + delta) = grow(A) + G(delta). No noise;
+    by default a partial delta (a subset of the tensors) is allowed."""
+    return replay(growth, delta, noise=False, strict=strict)

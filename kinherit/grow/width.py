@@ -1,0 +1,119 @@
+"""Width operators: how each grown space maps its units onto the source's (registered by name).
+
+An operator only decides the unit maps (`unit_map`) and whether new units take their out-going
+parameters from the next layer (`donor_next_layer`, AKI). The weight surgery is shared and linear:
+producer axes copy, consumer axes copy and divide by the replication count (see `maps.py`).
+"""
+
+from __future__ import annotations
+
+import random
+from kinherit.errors import KinheritError
+from kinherit.grow.maps import UnitMap
+
+WIDTH_OPERATORS: dict[str, WidthOperator] = {}
+
+
+class WidthOperator:
+    """Base: subclasses set `name` and implement `unit_map` and `claims_exact`."""
+
+    name: str = ""
+    donor_next_layer: bool = False
+
+    def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
+        raise NotImplementedError
+
+    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+        raise NotImplementedError
+
+
+def register_width(cls: type[WidthOperator]) -> type[WidthOperator]:
+    assert cls.name and cls.name not in WIDTH_OPERATORS, f"bad or duplicate width operator {cls.name!r}"
+    WIDTH_OPERATORS[cls.name] = cls()
+    return cls
+
+
+def width_operator(name: str) -> WidthOperator:
+    if name not in WIDTH_OPERATORS:
+        raise KinheritError(f"unknown width operator {name!r}; choose one of {', '.join(WIDTH_OPERATORS)}")
+    return WIDTH_OPERATORS[name]
+
+
+def _balanced(old: int, new: int, rng: random.Random) -> list[int]:
+    """Identity, then whole tiles, then a random sample *without replacement* for the remainder:
+    every unit is copied floor(new/old) or ceil(new/old) times."""
+    return list(range(old)) * (new // old) + rng.sample(range(old), new % old)
+
+
+@register_width
+class Clone(WidthOperator):
+    """HyperCloning-style tiling: new unit j copies j mod old (hidden becomes [x, x, ...]).
+
+    Exact for integer multipliers: LayerNorm/RMSNorm statistics of a tiled vector are unchanged,
+    consumers divide by the multiplier, heads grow by whole heads (head_dim, softmax scale and RoPE
+    unchanged), and GQA groups are tiled consistently.
+    """
+
+    name = "clone"
+
+    def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
+        if new % old:
+            raise KinheritError(
+                f"--width clone needs integer multiples, but {what} {old}->{new} is x{new / old:.3g}; "
+                "use --width net2net for non-integer growth"
+            )
+        return [j % old for j in range(new)]
+
+    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+        return True
+
+
+@register_width
+class Net2Net(WidthOperator):
+    """Net2Net / bert2BERT function-preserving init (FPI) for any size: new units copy a randomly
+    chosen source unit (balanced: each copied floor or ceil(new/old) times), consumers divide by the
+    replication count.
+
+    Exact for FFN units and heads at any size (nothing normalizes over them). For the hidden size
+    exact only when every channel is copied equally often (integer multiples): otherwise
+    LayerNorm/RMSNorm mean and variance are taken over a non-uniformly replicated vector and change.
+    """
+
+    name = "net2net"
+
+    def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
+        return _balanced(old, new, rng)
+
+    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+        return maps["hidden"].uniform
+
+
+@register_width
+class Zero(WidthOperator):
+    """Zero-padding transfer (Zhang et al. 2021): source weights in the top-left block, zeros
+    elsewhere (new units are dead). Exact for FFN units and heads (zero units output zero), not for
+    the hidden size: the zero channels change LayerNorm mean/variance and RMSNorm's RMS."""
+
+    name = "zero"
+
+    def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
+        return list(range(old)) + [-1] * (new - old)
+
+    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+        return maps["hidden"].is_identity
+
+
+@register_width
+class AKI(WidthOperator):
+    """bert2BERT advanced knowledge initialization: FPI unit maps, but in layer l the out-going
+    parameters of the *new* units (rows of producers, norm entries) come from layer l+1's grown
+    tensors (the top layer uses its own). Not function preserving by design."""
+
+    name = "aki"
+    donor_next_layer = True
+
+    def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
+        return _balanced(old, new, rng)
+
+    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+        return all(m.is_identity for m in maps.values())

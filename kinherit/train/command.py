@@ -1,0 +1,30 @@
+"""`kinherit pretrain`: self-learning pre-training from a YAML config plus `--section.key=value` overrides."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from kinherit.config import load_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pre-train a model on a corpus (self-learning)",
+        description="Pre-train a model. Any config key can be overridden: --train.max_steps=100 --model.hidden_size=256",
+    )
+    parser.add_argument("--config", help="YAML run config (see configs/)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints")
+    parser.set_defaults(func=run, accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kinherit.train.pretrain import pretrain
+
+    result = pretrain(load_config(args.config, args.overrides), resume=args.resume)
+    print(
+        f"done: step {result.final_step}, val loss {result.final_val_loss:.4f} "
+        f"(ppl {math.exp(min(result.final_val_loss, 50)):.2f}); model in {result.model_dir}"
+    )
+    return 0

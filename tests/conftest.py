@@ -1,0 +1,41 @@
+"""Shared fixtures: a small real corpus (a few stdlib packages) and tiny run configs built from it."""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DISABLE_TQDM", "1")
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+SMALL_CORPUS = [str(STDLIB / "json"), str(STDLIB / "email"), str(STDLIB / "logging")]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One corpus cache for the whole session, so each tiny corpus is tokenized once."""
+    return tmp_path_factory.mktemp("kinherit-cache")
+
+
+@pytest.fixture()
+def tiny_run(cache_dir: Path):  # noqa: ANN201
+    """Factory of config dicts for seconds-long runs on SMALL_CORPUS."""
+    return lambda out, family="llama", **train: _tiny_run(Path(out), cache_dir, family, **train)
+
+
+def _tiny_run(out: Path, cache: Path, family: str, **train: Any) -> dict[str, Any]:
+    return {
+        "out": str(out),
+        "data": {"sources": SMALL_CORPUS, "tokenizer": {"train_vocab_size": 512}, "seq_len": 32,
+                 "val_fraction": 0.05, "cache_dir": str(cache)},
+        "model": {"family": family, "hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64},
+        "train": {"max_steps": 8, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 32,
+                  "learning_rate": 3e-3, "eval_steps": 4, "logging_steps": 1, "save_steps": 4,
+                  "disable_tqdm": True, "seed": 0, **train},
+    }

@@ -1,0 +1,57 @@
+import numpy as np
+import torch
+
+from kinherit.data.dataset import IGNORE_INDEX, EpochShuffleSampler, MaskingSpec, PackedBlocks
+
+
+def _blocks(tmp_path, masking=None, n=64_000, seq_len=128):
+    path = tmp_path / "tokens.bin"
+    tokens = np.random.default_rng(0).integers(4, 1000, n).astype(np.uint16)
+    tokens[::50] = 0  # separators (special)
+    tokens.tofile(path)
+    return PackedBlocks(path, np.uint16, seq_len, masking), tokens
+
+
+def test_blocks_are_consecutive_and_labels_equal_inputs(tmp_path):
+    blocks, tokens = _blocks(tmp_path)
+    assert len(blocks) == 500
+    item = blocks[3]
+    assert torch.equal(item["input_ids"], torch.from_numpy(tokens[384:512].astype(np.int64)))
+    assert torch.equal(item["labels"], item["input_ids"])
+    assert torch.equal(blocks[503]["input_ids"], item["input_ids"])  # epoch 1 wraps to the same block
+
+
+def test_masking_statistics_match_bert(tmp_path):
+    masking = MaskingSpec(mask_token_id=2, vocab_size=1000, special_ids=[0, 1, 2, 3], seed=0)
+    blocks, _ = _blocks(tmp_path, masking)
+    chosen = masked = randomized = kept = selectable = 0
+    for i in range(len(blocks)):
+        item, original = blocks[i], blocks._block(i)
+        target = item["labels"] != IGNORE_INDEX
+        assert torch.equal(item["labels"][target], original[target])
+        assert not target[original == 0].any()  # specials are never chosen
+        selectable += int((original != 0).sum())
+        chosen += int(target.sum())
+        masked += int((item["input_ids"][target] == 2).sum())
+        kept += int((item["input_ids"][target] == original[target]).sum())
+        randomized += int(((item["input_ids"] != original) & (item["input_ids"] != 2)).sum())
+    assert abs(chosen / selectable - 0.15) < 0.005
+    assert abs(masked / chosen - 0.8) < 0.01
+    assert abs(kept / chosen - 0.1) < 0.01  # includes the 0.1% of random draws that hit the same id
+    assert abs(randomized / chosen - 0.1) < 0.01
+
+
+def test_masking_depends_only_on_seed_and_index(tmp_path):
+    masking = MaskingSpec(2, 1000, [0, 1, 2, 3], seed=5)
+    blocks, _ = _blocks(tmp_path, masking)
+    assert torch.equal(blocks[7]["input_ids"], blocks[7]["input_ids"])
+    assert not torch.equal(blocks[7]["input_ids"], blocks[507]["input_ids"])  # dynamic across epochs
+
+
+def test_sampler_is_a_seeded_permutation_per_epoch():
+    sampler = EpochShuffleSampler(10, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(10)) and first == list(EpochShuffleSampler(10, seed=3))
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert sorted(second) == list(range(10, 20)) and [i - 10 for i in second] != first

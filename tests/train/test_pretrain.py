@@ -1,0 +1,138 @@
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, Trainer, TrainerCallback
+
+from kinherit.config import validate_config
+from kinherit.errors import KinheritError
+from kinherit.train.metrics_log import read_metrics
+from kinherit.train.pretrain import pretrain
+
+
+class _Crash(TrainerCallback):
+    """Simulates a killed run: raises once training reaches `step`."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def _losses(out):
+    return {e["step"]: e["loss"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e}
+
+
+def test_causal_run_writes_a_loadable_model_and_metrics(tmp_path, tiny_run):
+    result = pretrain(validate_config(tiny_run(tmp_path / "run")))
+    out = tmp_path / "run"
+    model = AutoModelForCausalLM.from_pretrained(str(out / "model"))
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "model"))
+    assert model.config.model_type == "llama" and len(tokenizer) <= model.config.vocab_size
+    assert not (out / "model" / "training_args.bin").exists()
+    events = read_metrics(out / "metrics.jsonl")
+    train = [e for e in events if "loss" in e]
+    evals = [e for e in events if "val_loss" in e]
+    assert [e["step"] for e in train] == list(range(1, 9)) and [e["step"] for e in evals] == [4, 8]
+    tokens_per_step = 8 * 32
+    for event in events:
+        assert event["tokens"] == event["step"] * tokens_per_step
+        assert event["flops"] == event["tokens"] * 3 * result_flops(model, 32)
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert result.final_val_loss == evals[-1]["val_loss"] and math.isclose(evals[-1]["val_ppl"], math.exp(evals[-1]["val_loss"]))
+    assert (out / "config.resolved.yaml").read_text().count("max_steps: 8") == 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4", "checkpoint-8"]
+
+
+def result_flops(model, seq_len):
+    from kinherit.metrics.flops import flops_per_token
+
+    return flops_per_token(model, seq_len).forward
+
+
+def test_masked_lm_run_for_bert(tmp_path, tiny_run):
+    pretrain(validate_config(tiny_run(tmp_path / "bert", family="bert", max_steps=4, eval_steps=4)))
+    model = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "bert" / "model"))
+    assert model.config.model_type == "bert"
+    losses = _losses(tmp_path / "bert")
+    assert all(math.isfinite(v) for v in losses.values())
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tiny_run):
+    straight = tiny_run(tmp_path / "straight")
+    straight["model"]["dropout"] = 0.1  # dropout draws from the RNG, which resume must restore
+    pretrain(validate_config(straight))
+
+    crashed = {**straight, "out": str(tmp_path / "crashed")}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(validate_config(crashed), callbacks=[_Crash(6)])
+    assert sorted(p.name for p in (tmp_path / "crashed" / "checkpoints").iterdir()) == ["checkpoint-4"]
+    pretrain(validate_config(crashed), resume=True)
+
+    expected, resumed = _losses(tmp_path / "straight"), _losses(tmp_path / "crashed")
+    assert sorted(resumed) == list(range(1, 9))  # events after the checkpoint were replaced, not duplicated
+    for step in range(5, 9):
+        assert abs(resumed[step] - expected[step]) <= 1e-6, (step, resumed[step], expected[step])
+
+
+def test_checkpoint_killed_mid_write_is_never_visible(tmp_path, tiny_run, monkeypatch):
+    def dies(self, output_dir):
+        raise RuntimeError("killed while writing rng state")
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", dies)
+    config = validate_config(tiny_run(tmp_path / "run", max_steps=4, save_steps=2))
+    with pytest.raises(RuntimeError, match="killed while writing"):
+        pretrain(config)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert not any(p.name.startswith("checkpoint-") for p in checkpoints.iterdir())
+    with pytest.raises(KinheritError, match="no complete checkpoint"):
+        pretrain(config, resume=True)
+
+
+def test_final_model_folder_is_atomic(tmp_path, tiny_run, monkeypatch):
+    from transformers import PreTrainedTokenizerFast
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        pretrain(validate_config(tiny_run(tmp_path / "run", max_steps=2, eval_steps=2, save_steps=2)))
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_nan_loss_stops_with_an_actionable_error(tmp_path, tiny_run):
+    class Poison(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 2:
+                with torch.no_grad():
+                    model.get_input_embeddings().weight.fill_(float("nan"))
+
+    with pytest.raises(KinheritError, match="loss became nan at step 3; lower train.learning_rate"):
+        pretrain(validate_config(tiny_run(tmp_path / "run")), callbacks=[Poison()])
+
+
+def test_rerun_into_a_used_folder_asks_for_resume(tmp_path, tiny_run):
+    config = validate_config(tiny_run(tmp_path / "run", max_steps=2, eval_steps=2, save_steps=2))
+    pretrain(config)
+    with pytest.raises(KinheritError, match="pass --resume"):
+        pretrain(config)
+
+
+def test_model_checks_against_the_data(tmp_path, tiny_run):
+    config = tiny_run(tmp_path / "run")
+    config["model"]["max_position_embeddings"] = 16
+    with pytest.raises(KinheritError, match="data.seq_len 32 exceeds the model's 16 positions"):
+        pretrain(validate_config(config))
+    small = tiny_run(tmp_path / "small", max_steps=1, eval_steps=1, save_steps=1)
+    pretrain(validate_config(small))
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(str(tmp_path / "small" / "model"))
+    cfg.vocab_size = 100  # a model whose embedding is smaller than the tokenizer
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(str(tmp_path / "tiny-vocab"))
+    bad = tiny_run(tmp_path / "bad")
+    bad["model"] = {"from": str(tmp_path / "tiny-vocab")}
+    with pytest.raises(KinheritError, match=r"tokenizer has \d+ tokens but the model's embedding holds 100"):
+        pretrain(validate_config(bad))
+    assert json.loads((tmp_path / "small" / "model" / "config.json").read_text())["vocab_size"] >= 260
