@@ -14,6 +14,11 @@ from kinherit.errors import KinheritError
 
 COMMAND_MODULES = (
     "kinherit.train.command",
+    "kinherit.grow.command",
+    "kinherit.metrics.command",
+    "kinherit.showcase.command",
+    "kinherit.recycle.command",
+    "kinherit.inherit.command",
 )
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,11 +34,13 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Frozen pydantic model whose unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class TokenizerConfig(_Strict):
+class TokenizerConfig(StrictModel):
     """Train a byte-level BPE (`train_vocab_size`) or load an existing HF tokenizer folder (`path`)."""
 
     train_vocab_size: int | None = Field(4096, ge=260, le=1 << 20)
@@ -48,7 +50,7 @@ class TokenizerConfig(_Strict):
     min_frequency: int = Field(2, ge=1)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     sources: list[str] = Field(default_factory=lambda: ["stdlib"], min_length=1)
     """Text files, folders, globs, .jsonl/.parquet (a `text` field), `datasets.save_to_disk` folders, or `stdlib`."""
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
@@ -65,7 +67,7 @@ class DataConfig(_Strict):
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "bert", "roberta")
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: str | None = None
@@ -102,6 +104,38 @@ class ModelConfig(_Strict):
         return self
 
 
+class TeacherConfig(StrictModel):
+    """Knowledge inheritance: L = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ)); see docs/inherit.md."""
+
+    path: str | None = None
+    """The teacher's HF model folder (with its tokenizer); it must share the student's vocabulary."""
+    cache: str | None = None
+    """A `kinherit cache-teacher` folder to read top-K teacher outputs from instead of running `path`."""
+    alpha0: float = Field(1.0, ge=0.0, le=1.0)
+    """α₀, the KD weight at step 0."""
+    schedule: str = "linear"
+    """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0) or constant (α₀ throughout)."""
+    steps: int | float = 0.5
+    """T: an absolute step count (int), or a fraction of train.max_steps (float in (0, 1])."""
+    temperature: float = Field(2.0, gt=0.0)
+    """τ, applied to both teacher and student logits."""
+    top_k: int | None = Field(None, ge=1)
+    """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TeacherConfig:
+        from kinherit.inherit.schedules import get_schedule
+
+        if (self.path is None) == (self.cache is None):
+            raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
+        get_schedule(self.schedule)
+        if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
+            raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
+        if isinstance(self.steps, int) and self.steps < 1:
+            raise ValueError(f"teacher.steps {self.steps} must be ≥ 1")
+        return self
+
+
 TRAIN_DEFAULTS: dict[str, Any] = {
     "max_steps": 400,
     "per_device_train_batch_size": 32,
@@ -113,6 +147,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "logging_steps": 10,
     "eval_steps": 40,
+    "eval_on_start": True,  # a step-0 point makes compute-to-target-loss curves start where training starts
     "save_steps": 200,
     "save_total_limit": 2,
     "seed": 0,
@@ -121,25 +156,42 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-class RunConfig(_Strict):
+def check_training_argument_keys(value: dict[str, Any]) -> dict[str, Any]:
+    """Every key must be a `transformers.TrainingArguments` field; a typo names the closest one."""
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    for key in value:
+        if key not in fields:
+            hint = difflib.get_close_matches(key, fields, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ValueError(f"{key!r} is not a transformers.TrainingArguments field{suggestion}")
+    return value
+
+
+class RunConfig(StrictModel):
     out: str = "runs/run"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: dict[str, Any] = Field(default_factory=dict)
     """Passed to `transformers.TrainingArguments` on top of kinherit's defaults."""
+    teacher: TeacherConfig | None = None
+    """Knowledge inheritance from a smaller trained model (None: self-learning)."""
 
     @field_validator("train")
     @classmethod
     def _train_keys_exist(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from transformers import TrainingArguments
+        return check_training_argument_keys(value)
 
-        fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-        for key in value:
-            if key not in fields:
-                hint = difflib.get_close_matches(key, fields, n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise ValueError(f"{key!r} is not a transformers.TrainingArguments field{suggestion}")
-        return value
+    @model_validator(mode="after")
+    def _teacher_within_run(self) -> RunConfig:
+        steps = self.teacher.steps if self.teacher is not None else None
+        max_steps = self.train_args.get("max_steps", -1)
+        if isinstance(steps, float) and max_steps <= 0:
+            raise ValueError("teacher.steps as a fraction needs train.max_steps; give an absolute step count")
+        if isinstance(steps, int) and 0 < max_steps < steps:
+            raise ValueError(f"teacher.steps {steps} exceeds train.max_steps {max_steps}")
+        return self
 
     @property
     def train_args(self) -> dict[str, Any]:
@@ -175,27 +227,40 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_trees(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update: `extra`'s leaves win, sections merge."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_trees(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def _describe(err: ValidationError) -> str:
+def describe_validation_error(err: ValidationError) -> str:
+    """The first pydantic error as one line naming the key, e.g. `config key model.hiden_size: unknown key`."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key (check the spelling; see README 'Configuration')"
-    return f"config key {where}: {msg}"
+    where = ".".join(str(p) for p in first["loc"])
+    return f"config key {where}: {msg}" if where else f"config: {msg}"
 
 
-def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
-    """Read YAML at `path` (optional), apply overrides, validate; errors name the offending key."""
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def validate_as(cls: type[Config], raw: dict[str, Any]) -> Config:
+    """Validate `raw` as `cls`; a failure is a one-line `KinheritError`."""
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        raise KinheritError(describe_validation_error(err)) from None
+
+
+def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Read YAML at `path` (optional), apply `--section.key=value` overrides, validate as `cls`."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -203,19 +268,20 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
             raise KinheritError(f"config file {path} not found")
         raw = read_yaml(path.read_text()) or {}
         if not isinstance(raw, dict):
-            raise KinheritError(f"config file {path} must hold a mapping of sections (out, data, model, train)")
+            raise KinheritError(f"config file {path} must hold a mapping of sections")
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])
-    return validate_config(_merge(raw, extra))
+    return validate_as(cls, merge_trees(raw, extra))
+
+
+def dump_yaml(config: BaseModel) -> str:
+    """A config as YAML (aliases used, so it loads back)."""
+    return yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
+    """The pre-training config at `path` plus overrides; errors name the offending key."""
+    return load_yaml_config(RunConfig, path, overrides)
 
 
 def validate_config(raw: dict[str, Any]) -> RunConfig:
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as err:
-        raise KinheritError(_describe(err)) from None
-
-
-def dump_config(config: RunConfig) -> str:
-    """The resolved config as YAML (aliases used, so it loads back with `load_config`)."""
-    return yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-
+    return validate_as(RunConfig, raw)

@@ -24,10 +24,6 @@ class Bound:
     spec: TensorSpec
     layer: int | None
 
-    def key_at(self, layer: int | None) -> str:
-        """This tensor's key in (target) layer `layer`."""
-        return self.spec.name.format(layer=layer)
-
 
 def expected_shape(spec: TensorSpec, shape: Shape, actual: tuple[int, ...]) -> tuple[int, ...]:
     """The shape `spec` implies under `shape`; `fixed` axes take the actual size."""

@@ -22,10 +22,11 @@ def supported() -> str:
     return ", ".join(f"{f.name} ({', '.join(h.architecture for h in f.heads)})" for f in FAMILIES.values())
 
 
-def detect(config) -> tuple[FamilySpec, HeadSpec]:
-    """Family and architecture of a transformers config; KinheritError listing the supported ones."""
+def detect(config, architecture: str | None = None) -> tuple[FamilySpec, HeadSpec]:
+    """Family and architecture (the given one, else the config's); KinheritError listing the
+    supported ones."""
     model_type = getattr(config, "model_type", None)
-    architectures = list(getattr(config, "architectures", None) or [])
+    architectures = [architecture] if architecture else list(getattr(config, "architectures", None) or [])
     for family in FAMILIES.values():
         if model_type in family.model_types:
             names = [h.architecture for h in family.heads]

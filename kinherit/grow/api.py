@@ -6,6 +6,8 @@ are then *assigned* (not copied), so memory holds the source and one copy of the
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import shutil
 from collections.abc import Iterable
@@ -78,7 +80,7 @@ def grow(
     Returns the grown model and a report; `report.plan` is the GrowthPlan for `replay`/`grow_map`.
     """
     plan = make_plan(
-        model.config, width=width, depth=depth, noise_db=noise_db, seed=seed,
+        model.config, architecture=type(model).__name__, width=width, depth=depth, noise_db=noise_db, seed=seed,
         hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
         num_kv_heads=num_kv_heads, num_layers=num_layers,
     )
@@ -105,13 +107,24 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
     with atomic_dir(out) as stage:
         grown.save_pretrained(stage)
         del grown  # keep one copy of the target in memory
+        _release_freed_memory()
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
         reloaded = _load_model(plan.architecture, stage)
         report.comparisons += report.verifier.check(reloaded, "reloaded")
-        write_json(stage / "growth.json", {"plan": plan.to_dict(), "report": report.to_dict()})
+        write_json(stage / "growth.json", {"source": str(src.resolve()), "plan": plan.to_dict(), "report": report.to_dict()})
     return report
+
+
+def _release_freed_memory() -> None:
+    """Return freed heap pages to the OS (glibc keeps them otherwise, and the reload would stack a
+    second target-sized allocation on top)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _report(plan: GrowthPlan, source: torch.nn.Module, grown: torch.nn.Module) -> GrowthReport:

@@ -61,11 +61,11 @@ class UnitMap:
     def gather(self, x: torch.Tensor, dim: int, divide: bool) -> torch.Tensor:
         """Grow axis `dim` of `x` (size old -> new); `divide` for consumer axes (fan-in / count)."""
         out = x.index_select(dim, self.gather_index)
-        weight = self.inv_count if divide else self.live.to(x.dtype)
         if divide or not bool(self.live.all()):
+            weight = self.inv_count if divide else self.live.to(x.dtype)
             shape = [1] * x.dim()
             shape[dim] = self.new
-            out = out * weight.to(x.dtype).view(shape)
+            out.mul_(weight.to(x.dtype).view(shape))  # in place: no second copy of a big tensor
         return out
 
     def readback(self, x: torch.Tensor) -> torch.Tensor:

@@ -167,30 +167,29 @@ def _not_smaller(flag: str, new: int, old: int) -> None:
 def make_plan(
     config,
     *,
+    architecture: str | None = None,
     width: str = "clone",
     depth: str = "identity",
     noise_db: float | None = None,
     seed: int = 0,
     **sizes: int | None,
 ) -> GrowthPlan:
-    """Plan the growth of a model with `config` to the sizes in `sizes` (see `target_shape`)."""
-    family, head = detect(config)
+    """Plan the growth of a model with `config` (and class name `architecture`, default the
+    config's) to the sizes in `sizes` (see `target_shape`)."""
+    family, head = detect(config, architecture)
     src = read_shape(family, config)
     tgt = target_shape(family, src, **sizes)
     op = width_operator(width)
     rng = random.Random(seed)
+    hidden = op.unit_map(src.hidden, tgt.hidden, rng, "hidden")
+    ffn = op.unit_map(src.ffn, tgt.ffn, rng, "intermediate")
     kv = op.unit_map(src.kv_heads, tgt.kv_heads, rng, "kv-heads")
     g_old, g_new = src.heads // src.kv_heads, tgt.heads // tgt.kv_heads
     slots = op.unit_map(g_old, g_new, rng, "query heads per kv-head")
     # query head j sits in kv group j // g_new and must copy a query head of that group's source
     heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
              for j in range(tgt.heads)]
-    unit_maps = {
-        "hidden": op.unit_map(src.hidden, tgt.hidden, rng, "hidden"),
-        "ffn": op.unit_map(src.ffn, tgt.ffn, rng, "intermediate"),
-        "heads": heads,
-        "kv_heads": kv,
-    }
+    unit_maps = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv}
     layers = depth_operator(depth)(src.layers, tgt.layers)
     if noise_db is not None and not math.isfinite(noise_db):
         raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")

@@ -83,12 +83,12 @@ def grow_state(
             if mask is not None:
                 x = torch.where(mask, widen(state[src_keys[layer + 1]], spec, maps, scale_norm), x)
         if zeroed and spec.residual_out:
-            return x * 0.0
+            return x.mul_(0.0)  # linear zeroing (x is a fresh tensor)
         dim = consumer_axis(spec, maps) if add_noise else None
         if dim is not None:
             if key not in plan.noise_std:
                 plan.noise_std[key] = noise_std(x, plan.noise_db)
-            x = x + noise_term(key, tuple(x.shape), dim, spec, maps, plan.noise_std[key], plan.noise_seed)
+            x.add_(noise_term(key, tuple(x.shape), dim, spec, maps, plan.noise_std[key], plan.noise_seed))
         return x
 
     for spec, src_keys in by_spec.items():

@@ -108,14 +108,19 @@ def sample_inputs(vocab_size: int, tokenizer=None, seed: int = 0) -> list[tuple[
 
 @torch.no_grad()
 def outputs(model: torch.nn.Module, kind: str, inputs: Inputs) -> Outputs:
-    """(logits, last hidden state) of a causal LM, masked LM or bare encoder/decoder body."""
+    """(logits, last hidden state) of a causal LM, masked LM or bare encoder/decoder body, in eval
+    mode (dropout off); the model's train/eval mode is restored."""
+    training = model.training
     model.eval()
-    if kind == "causal_lm":
-        return model(**inputs).logits, None  # (B, T, V)
-    if kind == "masked_lm":
-        out = model(**inputs, output_hidden_states=True)
-        return out.logits, out.hidden_states[-1]  # (B, T, V), (B, T, C)
-    return None, model(**inputs).last_hidden_state  # (B, T, C)
+    try:
+        if kind == "causal_lm":
+            return model(**inputs).logits, None  # (B, T, V)
+        if kind == "masked_lm":
+            out = model(**inputs, output_hidden_states=True)
+            return out.logits, out.hidden_states[-1]  # (B, T, V), (B, T, C)
+        return None, model(**inputs).last_hidden_state  # (B, T, C)
+    finally:
+        model.train(training)
 
 
 def compare(reference: Outputs, grown: Outputs, hidden_map: UnitMap, inputs: str, model: str) -> Comparison:

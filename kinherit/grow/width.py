@@ -8,6 +8,7 @@ producer axes copy, consumer axes copy and divide by the replication count (see 
 from __future__ import annotations
 
 import random
+
 from kinherit.errors import KinheritError
 from kinherit.grow.maps import UnitMap
 

@@ -18,7 +18,7 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from kinherit.config import RunConfig, dump_config
+from kinherit.config import RunConfig, dump_yaml
 from kinherit.data.dataset import MaskingSpec, PackedBlocks
 from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
@@ -40,9 +40,11 @@ class PretrainResult:
     final_val_loss: float
 
 
-def training_arguments(config: RunConfig) -> TrainingArguments:
+def training_arguments(config: RunConfig, resuming: bool = False) -> TrainingArguments:
     """`TrainingArguments` from the `train:` section; checkpoints go to `<out>/checkpoints`."""
     args = config.train_args
+    if resuming:  # the step-0 evaluation is already in metrics.jsonl
+        args["eval_on_start"] = False
     if "eval_steps" in args and "eval_strategy" not in args:
         args["eval_strategy"] = "steps"
     args.setdefault("save_strategy", "steps")
@@ -105,19 +107,24 @@ def pretrain(
 ) -> PretrainResult:
     """Train `config.model` on `config.data`; `trainer_factory` lets knowledge inheritance swap the trainer."""
     out = Path(config.out)
-    args = training_arguments(config)
     checkpoint = _resume_checkpoint(out, resume)
+    args = training_arguments(config, resuming=checkpoint is not None)
     with args.main_process_first(local=False, desc="tokenize and pack the corpus"):
         corpus = prepare_corpus(config.data, main_process=args.process_index == 0)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     if args.process_index == 0:
         print(corpus.describe(), flush=True)
         with atomic_file(out / "config.resolved.yaml") as handle:
-            handle.write(dump_config(config.model_copy(update={"train": config.train_args})))
+            handle.write(dump_yaml(config.model_copy(update={"train": config.train_args})))
 
     set_seed(args.seed)
     model = build_model(config.model, len(tokenizer), config.data.seq_len)
     train, val = _datasets(corpus, tokenizer, model, config, args.data_seed if args.data_seed is not None else args.seed)
+    if config.teacher is not None:  # knowledge inheritance: the KI trainer, fed cached teacher targets if any
+        from kinherit.inherit.trainer import KITrainer, prepare_inheritance
+
+        train, ki_kwargs = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps)
+        trainer_factory, trainer_kwargs = KITrainer, {**(trainer_kwargs or {}), **ki_kwargs}
     trainer = trainer_factory(
         model=model,
         args=args,

@@ -35,7 +35,7 @@ class KinheritTrainer(Trainer):
         self.student_flops = student_flops
         self.sampler_seed = sampler_seed
         self._term_sums: dict[str, torch.Tensor] = {}
-        self._term_count = 0
+        self._term_counts: dict[str, int] = {}
         self._staging_checkpoints = False
 
     # ---- data order ----
@@ -45,11 +45,11 @@ class KinheritTrainer(Trainer):
 
     # ---- loss and its logging ----
     def record_terms(self, **terms: torch.Tensor) -> None:
-        """Accumulate detached loss terms of one micro-batch (no host sync)."""
+        """Accumulate detached loss terms of one micro-batch (no host sync); a term may skip micro-batches."""
         for name, value in terms.items():
             value = value.detach().float()
             self._term_sums[name] = self._term_sums.get(name, torch.zeros_like(value)) + value
-        self._term_count += 1
+            self._term_counts[name] = self._term_counts.get(name, 0) + 1
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
@@ -58,13 +58,13 @@ class KinheritTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _mean_terms(self) -> dict[str, float]:
-        """Mean of each recorded term since the last log, averaged over processes."""
-        if not self._term_count:
+        """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over processes."""
+        if not self._term_sums:
             return {}
         names = sorted(self._term_sums)
-        stacked = torch.stack([self._term_sums[n] / self._term_count for n in names])
+        stacked = torch.stack([self._term_sums[n] / self._term_counts[n] for n in names])
         stacked = self.accelerator.reduce(stacked.to(self.args.device), reduction="mean")
-        self._term_sums, self._term_count = {}, 0
+        self._term_sums, self._term_counts = {}, {}
         return dict(zip(names, stacked.tolist()))
 
     def accounting(self, step: int) -> dict[str, float]:

@@ -36,7 +36,7 @@ def test_causal_run_writes_a_loadable_model_and_metrics(tmp_path, tiny_run):
     events = read_metrics(out / "metrics.jsonl")
     train = [e for e in events if "loss" in e]
     evals = [e for e in events if "val_loss" in e]
-    assert [e["step"] for e in train] == list(range(1, 9)) and [e["step"] for e in evals] == [4, 8]
+    assert [e["step"] for e in train] == list(range(1, 9)) and [e["step"] for e in evals] == [0, 4, 8]
     tokens_per_step = 8 * 32
     for event in events:
         assert event["tokens"] == event["step"] * tokens_per_step

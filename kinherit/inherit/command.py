@@ -1,0 +1,31 @@
+"""`kinherit cache-teacher`: run a teacher once over a run's training blocks and store its top-K outputs."""
+
+from __future__ import annotations
+
+import argparse
+
+from kinherit.config import load_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cache-teacher",
+        help="precompute a teacher's top-K outputs for knowledge inheritance (teacher.cache)",
+        description="Run the teacher once over the packed training tokens of --config (data section) and store "
+        "its top-K log-probabilities; students then train with `teacher: {cache: DIR}` and no teacher loaded. "
+        "Config keys can be overridden: --data.seq_len=256",
+    )
+    parser.add_argument("--teacher", required=True, help="teacher model folder (HF, with its tokenizer)")
+    parser.add_argument("--config", required=True, help="the student's YAML run config; its data section decides the tokens")
+    parser.add_argument("--top-k", type=int, default=10, help="teacher probabilities kept per token (default 10)")
+    parser.add_argument("--out", help="cache folder (default: next to the teacher, named by data fingerprint and K)")
+    parser.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward pass")
+    parser.set_defaults(func=run, accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kinherit.inherit.cache import build_cache
+
+    cache = build_cache(args.teacher, load_config(args.config, args.overrides), args.top_k, args.out, args.batch_size)
+    print(f"done: top-{cache.top_k} teacher outputs for {cache.rows:,} tokens in {cache.root}")
+    return 0

@@ -1,0 +1,73 @@
+"""α schedules of knowledge inheritance: the weight of the KD term at optimizer step t (0-based).
+
+    L_t = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ))
+
+Each schedule maps (t, α₀, T) → α_t, where T is the inheritance horizon (`teacher.steps`). A schedule that
+`ends` is 0 for every t ≥ T and positive before (when α₀ > 0), so the teacher runs on exactly
+min(step, T) of the first `step` steps and is released afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+AlphaFn = Callable[[int, float, int], float]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    alpha: AlphaFn
+    ends: bool
+    """α_t = 0 for t ≥ T (and > 0 before when α₀ > 0)."""
+
+    def teacher_steps(self, step: int, alpha0: float, horizon: int) -> int:
+        """How many of the first `step` optimizer steps ran the teacher (α_t > 0)."""
+        if alpha0 == 0:
+            return 0
+        return min(step, horizon) if self.ends else step
+
+
+SCHEDULES: dict[str, Schedule] = {}
+
+
+def register_schedule(name: str, ends: bool) -> Callable[[AlphaFn], AlphaFn]:
+    def decorator(fn: AlphaFn) -> AlphaFn:
+        if name in SCHEDULES:
+            raise ValueError(f"schedule {name!r} registered twice")
+        SCHEDULES[name] = Schedule(name, fn, ends)
+        return fn
+
+    return decorator
+
+
+def get_schedule(name: str) -> Schedule:
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    return SCHEDULES[name]
+
+
+@register_schedule("linear", ends=True)
+def linear(t: int, alpha0: float, horizon: int) -> float:
+    """α_t = α₀·max(1 − t/T, 0): the paper's default, from α₀ at step 0 down to 0 at step T."""
+    return alpha0 * max(1.0 - t / horizon, 0.0)
+
+
+@register_schedule("heaviside", ends=True)
+def heaviside(t: int, alpha0: float, horizon: int) -> float:
+    """α_t = α₀ for t < T, else 0: (with α₀ = 1) pure KD until T, then pure LM."""
+    return alpha0 if t < horizon else 0.0
+
+
+@register_schedule("constant", ends=False)
+def constant(t: int, alpha0: float, horizon: int) -> float:
+    """α_t = α₀ for every step (classic distillation); T is not used and the teacher runs throughout."""
+    return alpha0
+
+
+def resolve_horizon(steps: int | float, max_steps: int) -> int:
+    """`teacher.steps` as an absolute step count: an int as is, a fraction f ∈ (0, 1] as round(f·max_steps) ≥ 1."""
+    if isinstance(steps, float):
+        return max(1, round(steps * max_steps))
+    return steps

@@ -1,0 +1,81 @@
+"""The teacher: checked against the student up front (folder, task, vocabulary), its weights loaded on first use.
+
+Student and teacher may differ in depth, width and family, but must tokenize identically: the tokenizers'
+vocabularies, merges and added tokens must be equal. Their embedding matrices may still be padded to
+different sizes; KD then uses the first `shared_vocab = len(tokenizer)` logits of both, the padding rows
+being ids no tokenizer ever emits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from kinherit.errors import KinheritError
+from kinherit.metrics.flops import FlopsPerToken, flops_per_token
+from kinherit.models.build import load_model, load_pretrained_config, task_of
+
+
+def vocabulary_signature(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The part of a fast tokenizer that decides token ids: its model (vocab, merges) and added tokens."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))
+    return json.dumps([spec["model"], added], sort_keys=True)
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A validated teacher folder; `load()` reads the weights, `flops` needs none."""
+
+    path: Path
+    config: PretrainedConfig
+    shared_vocab: int
+    flops: FlopsPerToken
+
+    def load(self) -> PreTrainedModel:
+        """The teacher in eval mode, frozen."""
+        model = load_model(self.path)
+        model.eval().requires_grad_(False)
+        return model
+
+
+def _meta_model(config: PretrainedConfig) -> torch.nn.Module:
+    auto = AutoModelForMaskedLM if task_of(config) == "masked" else AutoModelForCausalLM
+    with torch.device("meta"):
+        return auto.from_config(config)
+
+
+def inspect_teacher(path: str | Path, tokenizer: Any, seq_len: int, task: str) -> TeacherSpec:
+    """Check that the teacher at `path` can teach a `task` student using `tokenizer`; else a one-line `KinheritError`.
+
+    (The student's own embedding holds every token id: `build_model` checks that.)
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise KinheritError(f"teacher.path {path} not found; point it at a trained model folder (e.g. runs/small/model)")
+    config = load_pretrained_config(path)
+    if task_of(config) != task:
+        raise KinheritError(
+            f"teacher {path} is a {task_of(config)} LM ({config.model_type}) but the student a {task} LM; "
+            "KI needs the same pre-training task"
+        )
+    if not (path / "tokenizer.json").is_file():
+        raise KinheritError(f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary")
+    from kinherit.data.tokenizer import load_tokenizer
+
+    teacher_tokenizer = load_tokenizer(path)
+    if vocabulary_signature(teacher_tokenizer) != vocabulary_signature(tokenizer):
+        raise KinheritError(
+            f"teacher tokenizer ({len(teacher_tokenizer)} tokens, {path}) differs from the student's "
+            f"({len(tokenizer)} tokens, {tokenizer.name_or_path}); KI needs a shared vocabulary: "
+            f"train the teacher on the same data.tokenizer or set data.tokenizer.path to {path}"
+        )
+    shared = len(tokenizer)
+    if config.vocab_size < shared:
+        raise KinheritError(f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens")
+    return TeacherSpec(path, config, shared, flops_per_token(_meta_model(config), seq_len))

@@ -1,0 +1,128 @@
+"""The inheritance experiment behind `kinherit demo` and `bench/efficiency.py`.
+
+    tokenizer + corpus → pre-train a small teacher → grow it to the student shape (exact clone + identity)
+    → four students on the same data, steps and seed:
+        scratch     random init, LM loss only (the baseline)
+        ki          random init, knowledge inheritance from the teacher
+        grown       the grown teacher as init, LM loss only
+        grown_ki    the grown teacher as init, plus knowledge inheritance
+    → `kinherit report` against scratch.
+
+Runs that already finished (`<run>/model` exists) are reused and interrupted ones resumed, so the
+experiment can be stopped and restarted.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from kinherit.config import StrictModel, validate_config
+from kinherit.metrics.report import Report, build_report
+
+STUDENTS = ("scratch", "ki", "grown", "grown_ki")
+
+
+class ExperimentSpec(StrictModel):
+    """Sizes and budgets of one experiment; every field is a section of an ordinary run config."""
+
+    data: dict[str, Any] = Field(default_factory=lambda: {
+        "sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.02})
+    teacher_model: dict[str, Any] = Field(default_factory=lambda: {
+        "family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 176})
+    student_model: dict[str, Any] = Field(default_factory=lambda: {
+        "family": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 352})
+    teacher_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 400, "learning_rate": 3e-3})
+    student_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 200, "learning_rate": 2e-3})
+    grown_train: dict[str, Any] = Field(default_factory=lambda: {"learning_rate": 1e-3, "warmup_steps": 0})
+    """Overrides for the students that start from the grown teacher (a trained init wants a gentler LR)."""
+    inherit: dict[str, Any] = Field(default_factory=lambda: {
+        "alpha0": 1.0, "schedule": "linear", "steps": 0.5, "temperature": 2.0})
+    grow: dict[str, Any] = Field(default_factory=lambda: {"width": "clone", "depth": "identity"})
+    seed: int = 0
+
+
+QUICK = ExperimentSpec(
+    data={"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 512}, "seq_len": 64, "val_fraction": 0.05,
+          "max_documents": 60},
+    teacher_model={"family": "llama", "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+    student_model={"family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+    teacher_train={"max_steps": 60, "learning_rate": 3e-3, "per_device_train_batch_size": 16, "eval_steps": 20},
+    student_train={"max_steps": 30, "learning_rate": 3e-3, "per_device_train_batch_size": 16, "eval_steps": 10},
+)
+
+
+def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: dict[str, Any],
+                teacher: dict[str, Any] | None = None, cache_dir: str | None = None) -> dict[str, Any]:
+    data = copy.deepcopy(spec.data)
+    if cache_dir is not None:
+        data.setdefault("cache_dir", cache_dir)
+    config = {"out": str(out), "data": data, "model": model, "train": {"seed": spec.seed, **train}}
+    if teacher is not None:
+        config["teacher"] = teacher
+    return config
+
+
+def _train(config: dict[str, Any]) -> Path:
+    """Pre-train unless already done; resume an interrupted run."""
+    from kinherit.train.pretrain import pretrain
+
+    out = Path(config["out"])
+    if (out / "model" / "config.json").is_file():
+        print(f"  reusing finished run {out}", flush=True)
+        return out / "model"
+    resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
+    return pretrain(validate_config(config), resume=resume).model_dir
+
+
+def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
+    from kinherit.grow import grow_folder
+
+    if (out / "growth.json").is_file():
+        return out
+    student = spec.student_model
+    grow_folder(teacher_dir, out, hidden_size=student["hidden_size"], intermediate_size=student.get("intermediate_size"),
+                num_heads=student["num_heads"], num_kv_heads=student.get("num_kv_heads"),
+                num_layers=student["num_layers"], seed=spec.seed, **spec.grow)
+    return out
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    out: str | Path,
+    cache_dir: str | None = None,
+    students: tuple[str, ...] = STUDENTS,
+    shared: str | Path | None = None,
+) -> Report:
+    """Train the teacher and `students` under `out`, then write `out/report` (baseline: scratch).
+
+    With `shared`, the teacher, the grown init and the scratch baseline live there instead, so a
+    sweep over student-side settings trains them once.
+    """
+    out = Path(out)
+    common = Path(shared) if shared is not None else out
+    students = tuple(name for name in STUDENTS if name in set(students) | {"scratch"})
+    total = 3 + len(students)
+    stage = iter(range(1, total + 1))
+    print(f"[{next(stage)}/{total}] teacher: pre-train the small model", flush=True)
+    teacher_dir = _train(_run_config(spec, common / "teacher", spec.teacher_model, spec.teacher_train, cache_dir=cache_dir))
+    print(f"[{next(stage)}/{total}] grow the teacher to the student shape ({spec.grow})", flush=True)
+    grown_dir = _grown_init(spec, teacher_dir, common / "grown-init")
+    teacher = {"path": str(teacher_dir), **spec.inherit}
+    grown_model, grown_train = {"from": str(grown_dir)}, {**spec.student_train, **spec.grown_train}
+    plans = {
+        "scratch": (spec.student_model, spec.student_train, None),
+        "ki": (spec.student_model, spec.student_train, teacher),
+        "grown": (grown_model, grown_train, None),
+        "grown_ki": (grown_model, grown_train, teacher),
+    }
+    folders = {name: (common if name == "scratch" else out) / name for name in students}
+    for name in students:
+        model, train, ki = plans[name]
+        print(f"[{next(stage)}/{total}] student {name!r}", flush=True)
+        _train(_run_config(spec, folders[name], model, train, ki, cache_dir))
+    print(f"[{next(stage)}/{total}] report", flush=True)
+    return build_report(list(folders.values()), out / "report", baseline=folders["scratch"])

@@ -1,0 +1,48 @@
+"""Every family table binds exactly to the state dict of a real (tiny) transformers model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from kinherit.arch import FAMILIES, bind, detect, read_shape, supported
+from kinherit.errors import KinheritError
+from tiny_models import tiny_model
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta"])
+@pytest.mark.parametrize("base", [False, True], ids=["head", "base"])
+def test_family_binds_every_tensor(family, base):
+    model = tiny_model(family, gqa=family not in ("gpt2", "bert", "roberta"), base=base)
+    fam, head = detect(model.config, type(model).__name__)
+    assert fam.name == family and head.architecture == type(model).__name__
+    state = model.state_dict()
+    bound = bind(fam.tensors(head.architecture), read_shape(fam, model.config), state)
+    assert {b.key for b in bound} == set(state)
+
+
+def test_qwen2_binds_qkv_biases():
+    fam, head = detect(tiny_model("qwen2").config, "Qwen2ForCausalLM")
+    state = tiny_model("qwen2").state_dict()
+    keys = {b.key for b in bind(fam.tensors(head.architecture), read_shape(fam, tiny_model("qwen2").config), state)}
+    assert "model.layers.1.self_attn.k_proj.bias" in keys
+
+
+def test_bind_rejects_unknown_and_misshaped_tensors():
+    model = tiny_model("llama")
+    fam, head = detect(model.config, "LlamaForCausalLM")
+    shape = read_shape(fam, model.config)
+    state = dict(model.state_dict())
+    with pytest.raises(KinheritError, match="does not know"):
+        bind(fam.tensors(head.architecture), shape, {**state, "model.extra.weight": torch.zeros(1)})
+    state["model.layers.0.mlp.up_proj.weight"] = torch.zeros(65, 32)
+    with pytest.raises(KinheritError, match="up_proj.weight has shape"):
+        bind(fam.tensors(head.architecture), shape, state)
+
+
+def test_unknown_family_lists_supported():
+    with pytest.raises(KinheritError, match="supported: gpt2 .*llama .*bert"):
+        detect(transformers.T5Config())
+    assert set(FAMILIES) >= {"gpt2", "llama", "mistral", "qwen2", "bert", "roberta"}
+    assert "BertModel" in supported()

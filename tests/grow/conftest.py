@@ -1,0 +1,41 @@
+"""Fixtures of the grow tests; the tiny models live in `tiny_models.py` (importable by the tests)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import kinherit.cli as cli
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import tiny_model  # noqa: E402
+
+
+@pytest.fixture()
+def save_tiny(tmp_path: Path):
+    """Save a tiny model as an HF folder and return its path."""
+
+    def save(family: str, name: str = "src", **kw) -> Path:
+        path = tmp_path / name
+        tiny_model(family, **kw).save_pretrained(path)
+        return path
+
+    return save
+
+
+@pytest.fixture()
+def kinherit_main():
+    """The `kinherit` CLI entry point."""
+    return cli.main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one intra-op thread (no spin-waiting on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,86 @@
+"""The operator matrix: family x width x depth x tied/untied x GQA/MHA x noise, each grown through
+`grow_folder` (so saving and reloading from disk is part of every case)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tiny_models import tiny_model
+from kinherit.grow import grow_folder
+
+# (family, base model, tied, gqa, width, sizes, depth, layers, noise dB)
+EXACT = [
+    ("gpt2", False, True, False, "clone", {"hidden_size": 64}, "identity", 4, None),
+    ("gpt2", False, False, False, "clone", {"hidden_size": 96}, "identity", 3, 20.0),
+    ("gpt2", False, True, False, "net2net", {"hidden_size": 64, "intermediate_size": 200}, "identity", 3, 20.0),
+    ("gpt2", True, True, False, "zero", {"intermediate_size": 160}, "identity", 3, 20.0),
+    ("llama", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
+    ("llama", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    ("llama", False, True, False, "clone", {"hidden_size": 96}, "identity", 2, None),
+    ("llama", False, False, False, "clone", {"hidden_size": 64}, "identity", 3, 20.0),
+    ("llama", False, False, True, "clone", {"hidden_size": 64, "num_kv_heads": 2}, "identity", 2, 20.0),
+    ("llama", False, False, True, "net2net", {"hidden_size": 96, "num_kv_heads": 4, "intermediate_size": 100},
+     "identity", 3, 20.0),
+    ("llama", False, True, True, "net2net", {"intermediate_size": 80}, "identity", 3, 20.0),
+    ("llama", False, False, True, "zero", {"intermediate_size": 80}, "identity", 3, 20.0),
+    ("llama", True, False, True, "clone", {"hidden_size": 64}, "identity", 3, None),
+    ("mistral", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
+    ("qwen2", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
+    ("qwen2", False, False, True, "net2net", {"hidden_size": 64, "intermediate_size": 72}, "identity", 3, None),
+    ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, None),
+    ("bert", False, False, False, "clone", {"hidden_size": 64}, "identity", 2, 20.0),
+    ("bert", True, True, False, "clone", {"hidden_size": 96}, "identity", 2, 20.0),
+    ("bert", False, True, False, "net2net", {"intermediate_size": 100}, "identity", 2, 20.0),
+    ("roberta", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, 20.0),
+    ("roberta", False, False, False, "zero", {"intermediate_size": 100}, "identity", 2, None),
+]
+INEXACT = [
+    ("llama", False, True, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
+    ("llama", False, False, True, "zero", {"hidden_size": 48}, "identity", 2, 20.0),
+    ("llama", False, True, True, "clone", {}, "stack", 4, None),
+    ("gpt2", False, True, False, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),
+    ("gpt2", False, False, False, "clone", {}, "interpolate", 4, None),
+    ("qwen2", False, False, True, "aki", {"hidden_size": 64}, "identity", 2, None),
+    ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 3, None),
+    ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
+    ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
+]
+
+
+def _case_id(case) -> str:
+    family, base, tied, gqa, width, sizes, depth, layers, noise = case
+    size = ",".join(f"{k.split('_')[0]}{v}" for k, v in sizes.items())
+    return (f"{family}{'-base' if base else ''}-{'tied' if tied else 'untied'}-{'gqa' if gqa else 'mha'}-"
+            f"{width}[{size}]-{depth}{layers}-{'noise' if noise else 'clean'}")
+
+
+def _grow_case(tmp_path, case):
+    family, base, tied, gqa, width, sizes, depth, layers, noise = case
+    tiny_model(family, tied=tied, gqa=gqa, base=base).save_pretrained(tmp_path / "src")
+    report = grow_folder(tmp_path / "src", tmp_path / "out", width=width, depth=depth, num_layers=layers,
+                         noise_db=noise, seed=1, **sizes)
+    saved = json.loads((tmp_path / "out" / "growth.json").read_text())
+    assert saved["report"]["comparisons"] == report.to_dict()["comparisons"]
+    assert {c.model for c in report.comparisons} == {"in-memory", "reloaded"}
+    assert all((tmp_path / "out" / f).is_file() for f in ("config.json", "model.safetensors"))
+    return report
+
+
+@pytest.mark.parametrize("case", EXACT, ids=_case_id)
+def test_exact_operators_preserve_the_function(tmp_path, case):
+    report = _grow_case(tmp_path, case)
+    assert report.exact_claimed and report.passed
+    for c in report.comparisons:
+        assert c.max_deviation <= 1e-5, (c, report.table())
+
+
+@pytest.mark.parametrize("case", INEXACT, ids=_case_id)
+def test_inexact_operators_report_a_bounded_deviation(tmp_path, case):
+    report = _grow_case(tmp_path, case)
+    assert not report.exact_claimed and report.passed  # reported, never a failure
+    for c in report.comparisons:
+        assert 1e-4 < c.max_deviation < 50 and math.isfinite(c.max_deviation), report.table()
+        assert c.mean_kl is None or 0 <= c.mean_kl < 5

@@ -1,0 +1,42 @@
+"""Tiny models of every supported family, with *all* parameters randomized (trained-like norms
+and biases: a freshly initialized LayerNorm is gamma=1, beta=0, which hides post-norm effects)."""
+
+from __future__ import annotations
+
+import torch
+import transformers
+
+VOCAB = 97
+
+
+def tiny_config(family: str, *, tied: bool = True, gqa: bool = False):
+    common = dict(vocab_size=VOCAB, tie_word_embeddings=tied)
+    if family == "gpt2":
+        return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0,
+                                       eos_token_id=0, **common)
+    if family in ("llama", "mistral", "qwen2"):
+        cls = {"llama": transformers.LlamaConfig, "mistral": transformers.MistralConfig,
+               "qwen2": transformers.Qwen2Config}[family]
+        return cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2 if gqa else 4, max_position_embeddings=64, **common)
+    cls = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig}[family]
+    return cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               max_position_embeddings=40, **common)
+
+
+ARCH = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+        "qwen2": "Qwen2ForCausalLM", "bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
+BASE = {"gpt2": "GPT2Model", "llama": "LlamaModel", "mistral": "MistralModel", "qwen2": "Qwen2Model",
+        "bert": "BertModel", "roberta": "RobertaModel"}
+
+
+def tiny_model(family: str, *, tied: bool = True, gqa: bool = False, base: bool = False, seed: int = 0):
+    """A randomized tiny model; `base=True` gives the bare body (e.g. BertModel)."""
+    torch.manual_seed(seed)
+    arch = BASE[family] if base else ARCH[family]
+    model = getattr(transformers, arch)(tiny_config(family, tied=tied, gqa=gqa))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            norm = any(tag in name.lower() for tag in ("norm", "ln_")) and name.endswith("weight")
+            p.copy_((1.0 + 0.3 * torch.randn_like(p)) if norm else 0.1 * torch.randn_like(p))
+    return model.eval()

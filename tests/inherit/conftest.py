@@ -1,0 +1,33 @@
+"""KI fixtures: one small trained teacher per session, and student configs on the shared tiny corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinherit.config import validate_config
+from kinherit.train.pretrain import pretrain
+from tests.conftest import _tiny_run
+
+TEACHER_STEPS = 80
+STUDENT = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128}
+
+
+def student_run(out: Path, cache: Path, teacher: dict[str, Any] | None = None, family: str = "llama", **train: Any) -> dict[str, Any]:
+    """A student twice the teacher's width; `teacher` is the config's teacher section (None: self-learning)."""
+    config = _tiny_run(Path(out), cache, family, **{"max_steps": 20, "eval_steps": 20, "save_steps": 20, "logging_steps": 1, **train})
+    config["model"].update(STUDENT)
+    if teacher is not None:
+        config["teacher"] = teacher
+    return config
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A tiny llama trained long enough to beat a fresh student's first steps."""
+    out = tmp_path_factory.mktemp("ki") / "teacher"
+    config = _tiny_run(out, cache_dir, "llama", max_steps=TEACHER_STEPS, eval_steps=TEACHER_STEPS,
+                       save_steps=TEACHER_STEPS, logging_steps=TEACHER_STEPS)
+    return pretrain(validate_config(config)).model_dir

@@ -1,0 +1,49 @@
+import pytest
+
+from kinherit.config import validate_config
+from kinherit.errors import KinheritError
+from kinherit.inherit.schedules import SCHEDULES, get_schedule, resolve_horizon
+
+T = 40
+
+
+@pytest.mark.parametrize(
+    ("name", "formula"),
+    [
+        ("linear", lambda t, a0: a0 * max(1 - t / T, 0)),
+        ("heaviside", lambda t, a0: a0 if t < T else 0.0),
+        ("constant", lambda t, a0: a0),
+    ],
+)
+def test_alpha_follows_its_formula(name, formula):
+    schedule = get_schedule(name)
+    for alpha0 in (1.0, 0.5):
+        for t in (0, 1, 10, 20, 39, 40, 41, 100):
+            assert schedule.alpha(t, alpha0, T) == pytest.approx(formula(t, alpha0), abs=1e-12), (name, t)
+    assert set(SCHEDULES) == {"linear", "heaviside", "constant"}
+
+
+def test_linear_values_at_given_steps():
+    linear = get_schedule("linear")
+    assert [linear.alpha(t, 1.0, T) for t in (0, 10, 20, 30, 40, 50)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+
+
+def test_teacher_steps_count_the_steps_with_positive_alpha():
+    for name in SCHEDULES:
+        schedule = get_schedule(name)
+        for step in (0, 5, 40, 41, 90):
+            expected = sum(schedule.alpha(t, 1.0, T) > 0 for t in range(step))
+            assert schedule.teacher_steps(step, 1.0, T) == expected, (name, step)
+            assert schedule.teacher_steps(step, 0.0, T) == 0
+
+
+def test_horizon_is_a_step_count_or_a_fraction_of_max_steps():
+    assert resolve_horizon(7, 100) == 7
+    assert resolve_horizon(0.5, 100) == 50
+    assert resolve_horizon(1.0, 30) == 30
+    assert resolve_horizon(0.001, 30) == 1
+
+
+def test_unknown_schedule_is_a_config_error():
+    with pytest.raises(KinheritError, match="unknown schedule 'cosine'; choose one of linear, heaviside, constant"):
+        validate_config({"teacher": {"path": "x", "schedule": "cosine"}})

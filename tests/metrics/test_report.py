@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from kinherit.cli import main
+from kinherit.errors import KinheritError
+from kinherit.metrics.report import build_report
+
+
+def _fake_run(path, points, teacher_flops=0.0, alpha=False):
+    path.mkdir(parents=True)
+    lines = []
+    for step, flops, loss in points:
+        train = {"step": step, "tokens": step * 10, "flops": flops, "loss": loss + 0.1, "tokens_per_s": 1000.0}
+        if teacher_flops:
+            train["teacher_flops"] = teacher_flops
+        if alpha:
+            train["alpha"] = max(0.0, 1 - step / 20)
+        lines += [train, {"step": step, "tokens": step * 10, "flops": flops, "val_loss": loss, "time_s": step * 1.0}]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+
+
+def test_report_on_two_runs_has_exact_savings(tmp_path):
+    _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 6.0), (20, 200.0, 4.0)])
+    _fake_run(tmp_path / "ki", [(0, 0.0, 8.0), (10, 120.0, 4.5), (20, 240.0, 3.5)], teacher_flops=40.0, alpha=True)
+    report = build_report([tmp_path / "scratch", tmp_path / "ki"], tmp_path / "report")
+    by_name = {r.name: r for r in report.results}
+    assert by_name["scratch"].flops_to_baseline_loss == 200.0 and by_name["scratch"].saving_fraction == 0.0
+    ki = by_name["ki"]
+    assert ki.flops_to_baseline_loss == pytest.approx(120.0 + 0.5 / 1.0 * 120.0)  # 4.5 → 3.5 crosses 4.0 halfway
+    assert ki.saving_fraction == pytest.approx(1 - 180.0 / 200.0) and ki.speedup == pytest.approx(200.0 / 180.0)
+    assert ki.teacher_inference_flops == 40.0 and ki.tokens_per_s == 1000.0
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    required = {"name", "final_val_loss", "flops_to_baseline_loss", "saving_fraction", "speedup", "teacher_inference_flops", "tokens_per_s"}
+    assert all(required <= set(r) for r in results["runs"])
+    for png in ("val_loss_vs_flops.png", "val_loss_vs_tokens.png", "val_loss_vs_time.png", "alpha.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 5000
+    assert "| ki | 3.5000 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_unreached_baseline_is_reported_as_such(tmp_path, capsys):
+    _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 4.0)])
+    _fake_run(tmp_path / "worse", [(0, 0.0, 8.0), (10, 100.0, 5.0)])
+    assert main(["report", str(tmp_path / "worse"), "--baseline", str(tmp_path / "scratch"), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "| worse | 5.0000 | 148.41 | not reached | — |" in out
+
+
+def test_folder_without_metrics_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KinheritError, match="no evaluation events"):
+        build_report([tmp_path / "empty"], tmp_path / "r")

@@ -1,0 +1,143 @@
+import csv
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from kinherit.errors import KinheritError
+from kinherit.config import load_yaml_config as load
+from kinherit.config import validate_as as validate
+from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
+from kinherit.recycle.finetune import distill_loss, finetune
+from kinherit.recycle.task import file_task, stdlib_packages_task
+from kinherit.train.metrics_log import read_metrics
+
+from .conftest import LABELS, make_base, sample_inputs
+
+SMALL = {"task": "stdlib-packages", "packages": LABELS, "train_per_class": 8, "val_per_class": 4, "max_length": 16}
+FAST = {"max_steps": 4, "eval_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8}
+
+
+def _softmax(xs):
+    exps = [math.exp(x) for x in xs]
+    return [e / sum(exps) for e in exps]
+
+
+def test_distillation_loss_matches_a_hand_computed_value():
+    student, teacher, label, alpha, tau = [1.0, 0.0, -1.0], [0.0, 1.0, 0.5], 0, 0.7, 2.0
+    ce = -math.log(_softmax(student)[label])
+    p, q = _softmax([s / tau for s in student]), _softmax([t / tau for t in teacher])
+    kd = tau**2 * sum(qi * math.log(qi / pi) for qi, pi in zip(q, p))
+    loss, terms = distill_loss(torch.tensor([student]), torch.tensor([label]), torch.tensor([teacher]), alpha, tau)
+    assert math.isclose(terms["ce"].item(), ce, rel_tol=1e-6) and math.isclose(terms["kd"].item(), kd, rel_tol=1e-6)
+    assert math.isclose(loss.item(), (1 - alpha) * ce + alpha * kd, rel_tol=1e-6)
+
+
+def test_builtin_task_is_balanced_and_deterministic():
+    first = stdlib_packages_task(["json", "email", "xml"], 20, 5, 6, seed=0)
+    again = stdlib_packages_task(["json", "email", "xml"], 20, 5, 6, seed=0)
+    other = stdlib_packages_task(["json", "email", "xml"], 20, 5, 6, seed=1)
+    assert first == again and first.train.texts != other.train.texts
+    assert first.label_names == ["json", "email", "xml"]
+    assert [first.train.labels.count(i) for i in range(3)] == [20, 20, 20]
+    assert [first.validation.labels.count(i) for i in range(3)] == [5, 5, 5]
+    assert not set(first.train.texts) & set(first.validation.texts)
+    assert all(len(t.splitlines()) == 6 for t in first.train.texts)
+    with pytest.raises(KinheritError, match="'nosuchpkg' is not a package"):
+        stdlib_packages_task(["json", "nosuchpkg"], 2, 2, 6, seed=0)
+    with pytest.raises(KinheritError, match="fewer than val_per_class=5 / train_per_class=100000"):
+        stdlib_packages_task(["json", "email"], 100000, 5, 6, seed=0)
+
+
+def test_builtin_task_splits_by_file():
+    from kinherit.recycle.task import package_files, snippets_of
+
+    task = stdlib_packages_task(["json", "email"], 20, 5, 6, seed=0)
+    source = {snippet: path for files in package_files(["json", "email"]).values() for path in files
+              for snippet in snippets_of([path], 6)}
+    train_files = {source[t] for t in task.train.texts}
+    val_files = {source[t] for t in task.validation.texts}
+    assert train_files and val_files and not train_files & val_files
+
+
+def test_task_from_csv_jsonl_and_saved_dataset(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    rows = [{"text": f"sample {i}", "label": "pos" if i % 2 else "neg"} for i in range(20)]
+    with (tmp_path / "d.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    DatasetDict({"train": Dataset.from_list(rows), "validation": Dataset.from_list(rows[:4])}).save_to_disk(str(tmp_path / "hf"))
+    from_csv = file_task(str(tmp_path / "d.csv"), None, "text", "label", 0.2, seed=0)
+    from_jsonl = file_task(str(tmp_path / "d.jsonl"), None, "text", "label", 0.2, seed=0)
+    from_hf = file_task(str(tmp_path / "hf"), str(tmp_path / "hf"), "text", "label", 0.2, seed=0)
+    assert from_csv == from_jsonl and len(from_csv.train) == 16 and len(from_csv.validation) == 4
+    assert from_hf.label_names == ["neg", "pos"] and len(from_hf.train) == 20 and len(from_hf.validation) == 4
+    with pytest.raises(KinheritError, match="has no 'sentence' field"):
+        file_task(str(tmp_path / "d.jsonl"), None, "sentence", "label", 0.2, seed=0)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    base = {"model": {"base": "x"}, "data": SMALL}
+    with pytest.raises(KinheritError, match="config key data.packges: unknown key"):
+        validate(FinetuneConfig, {**base, "data": {**SMALL, "packges": ["json"]}})
+    with pytest.raises(KinheritError, match="did you mean 'max_steps'"):
+        validate(FinetuneConfig, {**base, "train": {"max_stesp": 3}})
+    with pytest.raises(KinheritError, match="config key teacher.alpha"):
+        load(FinetuneConfig, None, {**base, "teacher": {"path": "t", "alpha": 1.5}})
+    with pytest.raises(KinheritError, match="exactly one of data.task"):
+        validate(FinetuneConfig, {**base, "data": {"task": "stdlib-packages", "train": "x.csv"}})
+    experiment = {"old_base": "a", "new_base": "b", "finetune": {"data": {**SMALL, "snippet_line": 3}}}
+    with pytest.raises(KinheritError, match="config key finetune: data.snippet_line: unknown key"):
+        validate(ExperimentConfig, experiment)  # caught before any variant runs
+
+
+def test_lora_adapter_trained_on_a_loads_on_b_and_keeps_training(tmp_path, tokenizer_dir, capsys):
+    from kinherit.cli import main
+    from kinherit.recycle.load import load_adapter_classifier, load_classifier
+
+    a = make_base(tmp_path / "A", tokenizer_dir, seed=0)
+    b = make_base(tmp_path / "B", tokenizer_dir, seed=5)
+    lora = finetune(validate(FinetuneConfig, {
+        "out": str(tmp_path / "lora"), "model": {"base": str(a), "lora": {"r": 4}}, "data": SMALL,
+        "train": {**FAST, "learning_rate": 1e-2},
+    }))
+    assert lora.model_dir.name == "adapter" and json.loads((lora.model_dir / "labels.json").read_text())["labels"] == LABELS
+
+    code = main(["recycle", "--old-base", str(a), "--old-tuned", str(lora.model_dir), "--new-base", str(b),
+                 "--out", str(tmp_path / "on-b"), "--adapter"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "transferred 8 tensors" in printed and "score.weight" in printed
+    inputs = sample_inputs(tokenizer_dir)
+    with_adapter = load_adapter_classifier(tmp_path / "on-b", "B").eval()
+    assert with_adapter.peft_config["default"].base_model_name_or_path == str(b.resolve())
+    plain, _ = load_classifier(b, "B", LABELS, with_adapter.config.pad_token_id)
+    plain.load_state_dict({**plain.state_dict(), "score.weight": with_adapter.base_model.model.score.modules_to_save["default"].weight})
+    with torch.no_grad():
+        changed = (with_adapter(**inputs).logits - plain.eval()(**inputs).logits).abs().max()
+    assert changed > 1e-3  # the LoRA update (not only the head) changes B's outputs
+
+    continued = finetune(validate(FinetuneConfig, {
+        "out": str(tmp_path / "continued"), "model": {"base": str(b), "adapter": str(tmp_path / "on-b")}, "data": SMALL,
+        "teacher": {"path": str(lora.model_dir)}, "train": FAST,
+    }))
+    events = read_metrics(continued.out / "metrics.jsonl")
+    assert events[0]["step"] == 0 and any("kd" in e for e in events)
+    assert (continued.model_dir / "adapter_model.safetensors").is_file()
+
+
+def test_full_finetune_writes_model_metrics_and_config(tmp_path, tokenizer_dir):
+    a = make_base(tmp_path / "A", tokenizer_dir, family="gpt2")
+    result = finetune(validate(FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST}))
+    model = AutoModelForSequenceClassification.from_pretrained(str(result.model_dir))
+    assert model.config.pad_token_id is not None and list(model.config.id2label.values()) == LABELS
+    assert sorted(result.accuracy) == [0, 2, 4]
+    events = read_metrics(tmp_path / "ft" / "metrics.jsonl")
+    assert [e["step"] for e in events if "loss" in e] == [1, 2, 3, 4]
+    assert "max_steps: 4" in (tmp_path / "ft" / "config.resolved.yaml").read_text()
+    with pytest.raises(KinheritError, match="already holds a fine-tuning run"):
+        finetune(validate(FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST}))
