@@ -17,7 +17,17 @@ from typing import Any
 from kinherit.config import read_yaml
 from kinherit.showcase.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment
 
-SHARED_SAFE = ("inherit", "grown_train", "student_train")  # settings that leave teacher/grown-init/scratch alone
+# which trained artifacts a setting leaves unchanged, so the sweep trains them once (in OUT/shared)
+UNCHANGED_BY = {
+    "inherit": {"teacher", "grown-init", "scratch"},
+    "grown_inherit": {"teacher", "grown-init", "scratch"},
+    "grown_train": {"teacher", "grown-init", "scratch"},
+    "grow": {"teacher", "scratch"},
+    "student_train": {"teacher", "grown-init"},
+    "student_model": {"teacher"},
+    "teacher_train": {"scratch"},
+    "teacher_model": {"scratch"},
+}
 
 
 def _with(spec: ExperimentSpec, dotted: str, value: Any) -> ExperimentSpec:
@@ -41,11 +51,12 @@ def main() -> None:
     args = parser.parse_args()
 
     base = QUICK if args.quick else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec else {})
-    shared = Path(args.out) / "shared" if args.param.split(".")[0] in SHARED_SAFE else None
+    share = frozenset(UNCHANGED_BY.get(args.param.split(".")[0], set()))
     rows = []
     for value in read_yaml(args.values):
         folder = Path(args.out) / f"{args.param}={value}"
-        report = run_experiment(_with(base, args.param, value), folder, students=tuple(args.students), shared=shared)
+        report = run_experiment(_with(base, args.param, value), folder, students=tuple(args.students),
+                                shared=Path(args.out) / "shared", share=share)
         for result in report.results:
             if result.name in args.students and result.name != "scratch":
                 rows.append((value, result))

@@ -105,7 +105,7 @@ class ModelConfig(StrictModel):
 
 
 class TeacherConfig(StrictModel):
-    """Knowledge inheritance: L = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ)); see docs/inherit.md."""
+    """Knowledge inheritance: L = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ)); see the README."""
 
     path: str | None = None
     """The teacher's HF model folder (with its tokenizer); it must share the student's vocabulary."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -15,6 +16,15 @@ os.environ.setdefault("DISABLE_TQDM", "1")
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SMALL_CORPUS = [str(STDLIB / "json"), str(STDLIB / "email"), str(STDLIB / "logging")]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one intra-op thread (no spin-waiting on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

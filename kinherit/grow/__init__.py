@@ -1,25 +1,25 @@
-"""Grow a trained model into a bigger shape: width and depth operators, plan, replay, verify."""
+"""Grow a trained model into a bigger shape: width and depth operators, plan, replay, verify.
 
-from kinherit.grow.api import build_model, grow, grow_folder
-from kinherit.grow.depth import DEPTH_OPERATORS, register_depth
-from kinherit.grow.plan import GrowthPlan, grow_map, load_plan, make_plan, replay
-from kinherit.grow.verify import Comparison, GrowthReport
-from kinherit.grow.width import WIDTH_OPERATORS, WidthOperator, register_width
+Exports resolve on first use (PEP 562), so the CLI can read the operator registries without
+importing every model class.
+"""
 
-__all__ = [
-    "DEPTH_OPERATORS",
-    "WIDTH_OPERATORS",
-    "Comparison",
-    "GrowthPlan",
-    "GrowthReport",
-    "WidthOperator",
-    "build_model",
-    "grow",
-    "grow_folder",
-    "grow_map",
-    "load_plan",
-    "make_plan",
-    "register_depth",
-    "register_width",
-    "replay",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_model": "api", "grow": "api", "grow_folder": "api",
+    "DEPTH_OPERATORS": "depth", "register_depth": "depth",
+    "GrowthPlan": "plan", "grow_map": "plan", "load_plan": "plan", "make_plan": "plan", "replay": "plan",
+    "Comparison": "verify", "GrowthReport": "verify",
+    "WIDTH_OPERATORS": "width", "WidthOperator": "width", "register_width": "width",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'kinherit.grow' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"kinherit.grow.{_EXPORTS[name]}"), name)

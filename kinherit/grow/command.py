@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from kinherit.grow.api import grow_folder
 from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.width import WIDTH_OPERATORS
 
@@ -33,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kinherit.grow.api import grow_folder
+
     report = grow_folder(
         args.src,
         args.out,

@@ -7,5 +7,5 @@ when fine-tuning the upgraded base B (A continually pre-trained, or grown).
     experiment.run(ExperimentConfig)                              scratch / init / distill / combined
     task.stdlib_packages_task(...)                                the built-in task (no download)
 
-Modules are imported on use (the CLI stays fast); see docs/recycle.md.
+Modules are imported on use (the CLI stays fast); see the README.
 """

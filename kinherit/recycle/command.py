@@ -1,4 +1,4 @@
-"""`kinherit finetune`, `kinherit recycle` and `kinherit recycle-experiment` (see docs/recycle.md)."""
+"""`kinherit finetune`, `kinherit recycle` and `kinherit recycle-experiment` (see the README)."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ VARIANTS = ("scratch", "init", "distill", "combined")
 
 
 class ExperimentConfig(StrictModel):
-    """Fine-tune NEW_BASE four ways on the same data and budget (see docs/recycle.md)."""
+    """Fine-tune NEW_BASE four ways on the same data and budget (see the README)."""
 
     out: str = "runs/recycle-experiment"
     old_base: str

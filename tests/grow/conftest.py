@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import kinherit.cli as cli
 
@@ -30,12 +29,3 @@ def save_tiny(tmp_path: Path):
 def kinherit_main():
     """The `kinherit` CLI entry point."""
     return cli.main
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one intra-op thread (no spin-waiting on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

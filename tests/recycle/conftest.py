@@ -79,12 +79,3 @@ def sample_inputs(tokenizer_dir: Path) -> dict[str, torch.Tensor]:
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     texts = ["import json\nprint(json.dumps({'a': 1}))", "def decode(s):\n    return s", "x = [1, 2, 3]"]
     return tokenizer(texts, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one intra-op thread (no spin-waiting on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

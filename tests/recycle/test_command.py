@@ -58,16 +58,3 @@ def test_finetune_config_error_is_one_line(tmp_path, capsys):
     assert main(["finetune", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"kinherit finetune: error: model.base {tmp_path / 'missing'} is not a Hugging Face model folder (no config.json)"
-
-
-def test_docs_experiment_yaml_is_a_valid_config():
-    import re
-    from pathlib import Path
-
-    from kinherit.config import validate_as as validate
-    from kinherit.recycle.config import ExperimentConfig
-
-    docs = (Path(__file__).parents[2] / "docs" / "recycle.md").read_text()
-    block = re.search(r"```yaml\n(.*?)```", docs, re.S).group(1)
-    config = validate(ExperimentConfig, yaml.safe_load(block))
-    assert config.variants == ["scratch", "init", "distill", "combined"] and config.finetune["teacher"]["alpha"] == 0.8
