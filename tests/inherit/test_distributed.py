@@ -1,24 +1,12 @@
 """Online KI under torchrun: 2 CPU processes, gloo DDP, the teacher prepared by each process's accelerator."""
 
-import os
-import subprocess
-import sys
-
-import yaml
-
 from kinherit.train.metrics_log import read_metrics
 from tests.inherit.conftest import student_run
 
 
-def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir):
-    config = student_run(tmp_path / "ddp", cache_dir, {"path": str(teacher_dir), "steps": 2, "top_k": 10},
-                         max_steps=4, eval_steps=4, save_steps=4, logging_steps=2)
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-           "-m", "kinherit.cli", "pretrain", "--config", str(tmp_path / "run.yaml")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain):
+    torchrun_pretrain(student_run(tmp_path / "ddp", cache_dir, {"path": str(teacher_dir), "steps": 2, "top_k": 10},
+                                  max_steps=4, eval_steps=4, save_steps=4, logging_steps=2))
     train = [e for e in read_metrics(tmp_path / "ddp" / "metrics.jsonl") if "loss" in e]
     assert [e["step"] for e in train] == [2, 4]
     assert train[0]["alpha"] == 0.75 and "kd_loss" in train[0] and "kd_loss" not in train[1]  # mean α of steps 0, 1
