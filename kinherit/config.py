@@ -187,6 +187,8 @@ class RunConfig(StrictModel):
     def _teacher_within_run(self) -> RunConfig:
         steps = self.teacher.steps if self.teacher is not None else None
         max_steps = self.train_args.get("max_steps", -1)
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int):
+            raise ValueError(f"train.max_steps must be a whole number of optimizer steps, got {max_steps!r}")
         if isinstance(steps, float) and max_steps <= 0:
             raise ValueError("teacher.steps as a fraction needs train.max_steps; give an absolute step count")
         if isinstance(steps, int) and 0 < max_steps < steps:

@@ -86,6 +86,11 @@ def sunk_flops(run: Run) -> float:
 def evaluate_run(run: Run, baseline: Run) -> RunResult:
     target = baseline.evals[-1]["val_loss"]
     baseline_flops = compute_to_reach(baseline.curve("flops"), target)
+    if not math.isfinite(target) or not baseline_flops:
+        raise KinheritError(
+            f"baseline {baseline.name} has no usable target (final val loss {target}, reached after "
+            f"{baseline_flops} FLOPs: it never improved on its first evaluation); choose another --baseline"
+        )
     run_flops = compute_to_reach(run.curve("flops"), target)
     fraction, speedup = saving(run_flops, baseline_flops)
     speeds = [e["tokens_per_s"] for e in run.train if "tokens_per_s" in e]
@@ -95,7 +100,7 @@ def evaluate_run(run: Run, baseline: Run) -> RunResult:
         final_val_loss=final,
         final_val_ppl=math.exp(min(final, 50.0)),
         total_flops=float(run.evals[-1]["flops"]),
-        teacher_inference_flops=float(run.train[-1].get("teacher_flops", 0.0)) if run.train else 0.0,
+        teacher_inference_flops=float(run.evals[-1].get("teacher_flops", 0.0)),
         sunk_flops=sunk_flops(run),
         flops_to_baseline_loss=run_flops,
         saving_fraction=fraction,

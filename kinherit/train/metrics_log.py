@@ -16,21 +16,34 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from kinherit.errors import KinheritError
+from kinherit.io import atomic_file
+
 _SKIP = {"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All events; a last line cut short by a killed process is ignored, any other bad line is an error."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    events = []
+    for number, line in enumerate(lines, 1):
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise KinheritError(f"{path}:{number} is not valid JSON; the metrics file is damaged") from None
+    return events
 
 
 def truncate_after(path: Path, step: int) -> list[dict[str, Any]]:
-    """Keep only events up to `step` (the resumed checkpoint); return what was kept."""
+    """Keep only events up to `step` (the resumed checkpoint), atomically; return what was kept."""
     kept = [event for event in read_metrics(path) if event["step"] <= step]
     if path.exists():
-        path.write_text("".join(json.dumps(e) + "\n" for e in kept))
+        with atomic_file(path) as handle:
+            handle.write("".join(json.dumps(e) + "\n" for e in kept))
     return kept
 
 

@@ -140,6 +140,8 @@ def pretrain(
     if checkpoint is not None and args.process_index == 0:
         kept = truncate_after(metrics_path, int(Path(checkpoint).name.split("-")[-1]))
         time_offset = max((event.get("time_s", 0.0) for event in kept), default=0.0)
+    elif args.process_index == 0:
+        metrics_path.unlink(missing_ok=True)  # a run that died before its first checkpoint starts over
     trainer.add_callback(MetricsJsonl(metrics_path, trainer, time_offset))
     for callback in callbacks:
         trainer.add_callback(callback)

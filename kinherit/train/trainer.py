@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,16 @@ class KinheritTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
-            self.record_terms(loss=loss)
+            # A loss normalised by the whole step's token count is a share of the step's mean: ×GA makes it a mean.
+            scale = self.current_gradient_accumulation_steps if self._scaled_for_ga(num_items_in_batch) else 1
+            self.record_terms(loss=loss * scale)
         return (loss, outputs) if return_outputs else loss
+
+    def _scaled_for_ga(self, num_items_in_batch: Any) -> bool:
+        """Whether the Trainer treats this micro-batch loss as already divided over the accumulated step."""
+        if self.loss_is_scaled_for_ga is not None:
+            return self.loss_is_scaled_for_ga
+        return (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None
 
     def _mean_terms(self) -> dict[str, float]:
         """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over processes."""
@@ -75,7 +84,7 @@ class KinheritTrainer(Trainer):
     @property
     def tokens_per_step(self) -> int:
         args = self.args
-        return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * self.student_flops.seq_len
+        return args.train_batch_size * args.gradient_accumulation_steps * args.world_size * self.student_flops.seq_len
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
@@ -98,15 +107,22 @@ class KinheritTrainer(Trainer):
         """Write the checkpoint under `.staging/`, then rename it into `checkpoint-N` in one step."""
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         root = super()._get_output_dir(trial)
+        staging, final = Path(root, STAGING, name), Path(root, name)
+        if self.args.should_save:
+            shutil.rmtree(Path(root, STAGING), ignore_errors=True)  # leftovers of a save that was killed
+        self.accelerator.wait_for_everyone()
         self._staging_checkpoints = True
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self._staging_checkpoints = False
+        if self.state.best_model_checkpoint == str(staging):
+            self.state.best_model_checkpoint = str(final)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
-            replace_dir(Path(root, STAGING, name), Path(root, name))
-            Path(root, STAGING).rmdir()
-            rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit, use_mtime=True)
+            replace_dir(staging, final)
+            shutil.rmtree(Path(root, STAGING), ignore_errors=True)
+            rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
 

@@ -16,7 +16,10 @@ def _fake_run(path, points, teacher_flops=0.0, alpha=False):
             train["teacher_flops"] = teacher_flops
         if alpha:
             train["alpha"] = max(0.0, 1 - step / 20)
-        lines += [train, {"step": step, "tokens": step * 10, "flops": flops, "val_loss": loss, "time_s": step * 1.0}]
+        evaluation = {"step": step, "tokens": step * 10, "flops": flops, "val_loss": loss, "time_s": step * 1.0}
+        if teacher_flops:
+            evaluation["teacher_flops"] = teacher_flops
+        lines += [train, evaluation]
     (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
 
 
@@ -50,3 +53,19 @@ def test_folder_without_metrics_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(KinheritError, match="no evaluation events"):
         build_report([tmp_path / "empty"], tmp_path / "r")
+
+
+def test_a_baseline_that_never_improves_is_an_error_not_a_traceback(tmp_path):
+    _fake_run(tmp_path / "diverged", [(0, 0.0, 5.0), (10, 100.0, 6.0)])
+    _fake_run(tmp_path / "ok", [(0, 0.0, 5.0), (10, 100.0, 4.0)])
+    with pytest.raises(KinheritError, match="baseline diverged has no usable target"):
+        build_report([tmp_path / "diverged", tmp_path / "ok"], tmp_path / "r")
+
+
+def test_a_last_line_cut_by_a_kill_is_ignored(tmp_path):
+    from kinherit.train.metrics_log import read_metrics
+
+    _fake_run(tmp_path / "run", [(0, 0.0, 8.0), (10, 100.0, 6.0)])
+    with (tmp_path / "run" / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 20, "tok')
+    assert len(read_metrics(tmp_path / "run" / "metrics.jsonl")) == 4

@@ -136,3 +136,24 @@ def test_model_checks_against_the_data(tmp_path, tiny_run):
     with pytest.raises(KinheritError, match=r"tokenizer has \d+ tokens but the model's embedding holds 100"):
         pretrain(validate_config(bad))
     assert json.loads((tmp_path / "small" / "model" / "config.json").read_text())["vocab_size"] >= 260
+
+
+def test_logged_loss_is_the_step_mean_with_gradient_accumulation(tmp_path, tiny_run):
+    """8 blocks as one batch or as 4 micro-batches of 2: the same blocks, so the same logged loss."""
+    frozen = {"learning_rate": 0.0, "max_steps": 1, "eval_steps": 1, "save_steps": 1, "warmup_steps": 0}
+    pretrain(validate_config(tiny_run(tmp_path / "ga1", **frozen)))
+    pretrain(validate_config(tiny_run(tmp_path / "ga4", per_device_train_batch_size=2, gradient_accumulation_steps=4, **frozen)))
+    one, four = _losses(tmp_path / "ga1")[1], _losses(tmp_path / "ga4")[1]
+    assert abs(one - four) < 1e-5, (one, four)
+    tokens = {e["tokens"] for e in read_metrics(tmp_path / "ga4" / "metrics.jsonl") if e["step"] == 1}
+    assert tokens == {8 * 32}
+
+
+def test_fresh_start_replaces_the_metrics_of_a_run_that_died_before_any_checkpoint(tmp_path, tiny_run):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 150, "tokens": 1, "flops": 1, "loss": 9.0}\n')
+    (out / "checkpoints" / ".staging" / "checkpoint-999").mkdir(parents=True)  # a save killed midway
+    pretrain(validate_config(tiny_run(out, max_steps=4, save_steps=2)))
+    assert max(e["step"] for e in read_metrics(out / "metrics.jsonl")) == 4
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
