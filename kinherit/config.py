@@ -124,11 +124,11 @@ class TeacherConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
-        from kinherit.inherit.schedules import get_schedule
+        from kinherit.inherit.schedules import SCHEDULES
 
         if (self.path is None) == (self.cache is None):
             raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
-        get_schedule(self.schedule)
+        SCHEDULES.lookup(self.schedule)
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:

@@ -9,27 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kinherit.errors import KinheritError
+from kinherit.registry import Registry
 
 LayerPlan = list[tuple[int, bool]]
 DepthFn = Callable[[int, int], LayerPlan]
 
-DEPTH_OPERATORS: dict[str, DepthFn] = {}
-
-
-def register_depth(name: str) -> Callable[[DepthFn], DepthFn]:
-    def add(fn: DepthFn) -> DepthFn:
-        assert name not in DEPTH_OPERATORS, f"depth operator {name!r} registered twice"
-        DEPTH_OPERATORS[name] = fn
-        return fn
-
-    return add
-
-
-def depth_operator(name: str) -> DepthFn:
-    if name not in DEPTH_OPERATORS:
-        raise KinheritError(f"unknown depth operator {name!r}; choose one of {', '.join(DEPTH_OPERATORS)}")
-    return DEPTH_OPERATORS[name]
+DEPTH_OPERATORS: Registry[DepthFn] = Registry("depth operator")
+register_depth = DEPTH_OPERATORS.register
 
 
 def _spread(old: int, new: int) -> list[int]:

@@ -18,10 +18,10 @@ import torch
 
 from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_shape, write_shape
 from kinherit.errors import KinheritError
-from kinherit.grow.depth import depth_claims_exact, depth_operator
+from kinherit.grow.depth import DEPTH_OPERATORS, depth_claims_exact
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.surgery import grow_state
-from kinherit.grow.width import width_operator
+from kinherit.grow.width import WIDTH_OPERATORS
 
 PLAN_VERSION = 1
 
@@ -179,7 +179,7 @@ def make_plan(
     family, head = detect(config, architecture)
     src = read_shape(family, config)
     tgt = target_shape(family, src, **sizes)
-    op = width_operator(width)
+    op = WIDTH_OPERATORS.lookup(width)
     rng = random.Random(seed)
     hidden = op.unit_map(src.hidden, tgt.hidden, rng, "hidden")
     ffn = op.unit_map(src.ffn, tgt.ffn, rng, "intermediate")
@@ -190,7 +190,7 @@ def make_plan(
     heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
              for j in range(tgt.heads)]
     unit_maps = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv}
-    layers = depth_operator(depth)(src.layers, tgt.layers)
+    layers = DEPTH_OPERATORS.lookup(depth)(src.layers, tgt.layers)
     if noise_db is not None and not math.isfinite(noise_db):
         raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
     plan = GrowthPlan(

@@ -17,7 +17,7 @@ from kinherit.arch.spec import TensorSpec
 from kinherit.errors import KinheritError
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import consumer_axis, noise_std, noise_term
-from kinherit.grow.width import width_operator
+from kinherit.grow.width import WIDTH_OPERATORS
 
 if TYPE_CHECKING:
     from kinherit.grow.plan import GrowthPlan
@@ -63,7 +63,7 @@ def grow_state(
     (e.g. a partial fine-tuning delta); otherwise the key set must match the family exactly."""
     family, head = plan.family_spec()
     maps = plan.channel_maps()
-    operator = width_operator(plan.width)
+    operator = WIDTH_OPERATORS.lookup(plan.width)
     state = dict(state)
     if plan.tied and head.tied[0] not in state and head.tied[1] in state:
         state[head.tied[0]] = state[head.tied[1]]  # safetensors files store tied weights once

@@ -11,8 +11,9 @@ import random
 
 from kinherit.errors import KinheritError
 from kinherit.grow.maps import UnitMap
+from kinherit.registry import Registry
 
-WIDTH_OPERATORS: dict[str, WidthOperator] = {}
+WIDTH_OPERATORS: Registry[WidthOperator] = Registry("width operator")
 
 
 class WidthOperator:
@@ -29,15 +30,9 @@ class WidthOperator:
 
 
 def register_width(cls: type[WidthOperator]) -> type[WidthOperator]:
-    assert cls.name and cls.name not in WIDTH_OPERATORS, f"bad or duplicate width operator {cls.name!r}"
-    WIDTH_OPERATORS[cls.name] = cls()
+    """Class decorator: register one instance under `cls.name`."""
+    WIDTH_OPERATORS.add(cls.name, cls())
     return cls
-
-
-def width_operator(name: str) -> WidthOperator:
-    if name not in WIDTH_OPERATORS:
-        raise KinheritError(f"unknown width operator {name!r}; choose one of {', '.join(WIDTH_OPERATORS)}")
-    return WIDTH_OPERATORS[name]
 
 
 def _balanced(old: int, new: int, rng: random.Random) -> list[int]:

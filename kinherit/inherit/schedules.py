@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kinherit.registry import Registry
+
 AlphaFn = Callable[[int, float, int], float]
 
 
@@ -29,23 +31,15 @@ class Schedule:
         return min(step, horizon) if self.ends else step
 
 
-SCHEDULES: dict[str, Schedule] = {}
+SCHEDULES: Registry[Schedule] = Registry("schedule")
 
 
 def register_schedule(name: str, ends: bool) -> Callable[[AlphaFn], AlphaFn]:
     def decorator(fn: AlphaFn) -> AlphaFn:
-        if name in SCHEDULES:
-            raise ValueError(f"schedule {name!r} registered twice")
-        SCHEDULES[name] = Schedule(name, fn, ends)
+        SCHEDULES.add(name, Schedule(name, fn, ends))
         return fn
 
     return decorator
-
-
-def get_schedule(name: str) -> Schedule:
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
-    return SCHEDULES[name]
 
 
 @register_schedule("linear", ends=True)

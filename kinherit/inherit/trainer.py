@@ -26,7 +26,7 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.inherit.cache import CACHE_KEYS, CachedTeacherBlocks, open_cache
 from kinherit.inherit.losses import TopK, kd_loss
-from kinherit.inherit.schedules import Schedule, get_schedule, resolve_horizon
+from kinherit.inherit.schedules import SCHEDULES, Schedule, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.models.build import task_of
@@ -149,7 +149,7 @@ def prepare_inheritance(
         teacher = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config))
         top_k, flops = cfg.top_k, teacher.flops
     plan = KIPlan(
-        schedule=get_schedule(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),
+        schedule=SCHEDULES.lookup(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),
         temperature=cfg.temperature, top_k=top_k, shared_vocab=len(tokenizer), masked=masked, teacher_flops=flops,
     )
     return train, {"ki": plan, "teacher": teacher}

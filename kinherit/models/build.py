@@ -27,23 +27,15 @@ from transformers import (
 
 from kinherit.config import ModelConfig
 from kinherit.errors import KinheritError
+from kinherit.registry import Registry
 
 Task = Literal["causal", "masked"]
 MASKED_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta", "deberta-v2", "modernbert"}
 ROBERTA_POSITION_OFFSET = 2  # RoBERTa positions start at padding_idx + 1
 
 FamilyBuilder = Callable[[ModelConfig, int, int], PretrainedConfig]
-FAMILY_BUILDERS: dict[str, FamilyBuilder] = {}
-
-
-def register_family(name: str) -> Callable[[FamilyBuilder], FamilyBuilder]:
-    def decorator(fn: FamilyBuilder) -> FamilyBuilder:
-        if name in FAMILY_BUILDERS:
-            raise ValueError(f"family {name!r} registered twice")
-        FAMILY_BUILDERS[name] = fn
-        return fn
-
-    return decorator
+FAMILY_BUILDERS: Registry[FamilyBuilder] = Registry("family")
+register_family = FAMILY_BUILDERS.register
 
 
 def _ffn(cfg: ModelConfig, gated: bool) -> int:
@@ -132,7 +124,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, seq_len: int) -> PreTrainedMo
     if cfg.from_ is not None:
         model = load_model(cfg.from_)
     else:
-        hf_config = FAMILY_BUILDERS[cfg.family](cfg, vocab_size, cfg.max_position_embeddings or seq_len)
+        hf_config = FAMILY_BUILDERS.lookup(cfg.family)(cfg, vocab_size, cfg.max_position_embeddings or seq_len)
         auto = AutoModelForMaskedLM if task_of(hf_config) == "masked" else AutoModelForCausalLM
         model = auto.from_config(hf_config, dtype="float32")
     check_compatible(model.config, vocab_size, seq_len)

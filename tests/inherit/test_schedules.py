@@ -2,7 +2,7 @@ import pytest
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
-from kinherit.inherit.schedules import SCHEDULES, get_schedule, resolve_horizon
+from kinherit.inherit.schedules import SCHEDULES, resolve_horizon
 
 T = 40
 
@@ -16,7 +16,7 @@ T = 40
     ],
 )
 def test_alpha_follows_its_formula(name, formula):
-    schedule = get_schedule(name)
+    schedule = SCHEDULES.lookup(name)
     for alpha0 in (1.0, 0.5):
         for t in (0, 1, 10, 20, 39, 40, 41, 100):
             assert schedule.alpha(t, alpha0, T) == pytest.approx(formula(t, alpha0), abs=1e-12), (name, t)
@@ -24,13 +24,13 @@ def test_alpha_follows_its_formula(name, formula):
 
 
 def test_linear_values_at_given_steps():
-    linear = get_schedule("linear")
+    linear = SCHEDULES.lookup("linear")
     assert [linear.alpha(t, 1.0, T) for t in (0, 10, 20, 30, 40, 50)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
 
 
 def test_teacher_steps_count_the_steps_with_positive_alpha():
     for name in SCHEDULES:
-        schedule = get_schedule(name)
+        schedule = SCHEDULES.lookup(name)
         for step in (0, 5, 40, 41, 90):
             expected = sum(schedule.alpha(t, 1.0, T) > 0 for t in range(step))
             assert schedule.teacher_steps(step, 1.0, T) == expected, (name, step)

@@ -1,0 +1,40 @@
+"""One registry per extension point (families, growth operators, α schedules), mergekit-style.
+
+A duplicate name is a programming error; an unknown name is a user error that lists the choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from kinherit.errors import KinheritError
+
+T = TypeVar("T")
+
+
+class UnknownName(KinheritError, ValueError):
+    """Raised by `Registry.lookup`; a `ValueError` too, so pydantic validators report it against the key."""
+
+
+class Registry(dict[str, T], Generic[T]):
+    """Named entries of one kind; iterate or test membership like a dict."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def add(self, name: str, entry: T) -> T:
+        if not name or name in self:
+            raise ValueError(f"{self.kind} {name!r} registered twice (or unnamed)")
+        self[name] = entry
+        return entry
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator form of `add`."""
+        return lambda entry: self.add(name, entry)
+
+    def lookup(self, name: str) -> T:
+        if name not in self:
+            raise UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}")
+        return self[name]
