@@ -119,7 +119,8 @@ def pretrain(
 
     set_seed(args.seed)
     model = build_model(config.model, len(tokenizer), config.data.seq_len)
-    train, val = _datasets(corpus, tokenizer, model, config, args.data_seed if args.data_seed is not None else args.seed)
+    data_seed = args.data_seed if args.data_seed is not None else args.seed  # masking and data order share it
+    train, val = _datasets(corpus, tokenizer, model, config, data_seed)
     if config.teacher is not None:  # knowledge inheritance: the KI trainer, fed cached teacher targets if any
         from kinherit.inherit.trainer import KITrainer, prepare_inheritance
 
@@ -132,7 +133,7 @@ def pretrain(
         eval_dataset=val,
         data_collator=default_data_collator,
         student_flops=flops_per_token(model, config.data.seq_len),
-        sampler_seed=args.data_seed if args.data_seed is not None else args.seed,
+        sampler_seed=data_seed,
         **(trainer_kwargs or {}),
     )
     metrics_path = out / "metrics.jsonl"
