@@ -1,11 +1,19 @@
-"""Compute saved by inheritance, over several seeds: the demo's experiment with your sizes and corpus.
+"""Compute saved by inheritance, measured fairly: tuned baseline, unreported tuning seeds, ≥ 3 seeds, horizons.
 
-    python bench/efficiency.py [--spec configs/efficiency.yaml] [--seeds 0 1] [--out runs/efficiency] [--quick]
+    python bench/efficiency.py [--spec configs/efficiency.yaml] [--out runs/efficiency] [--quick]
+        [--lr-grid 5e-4 1e-3 2e-3 4e-3] [--tune-seeds 100] [--seeds 0 1 2] [--horizon 3]
 
-For each seed it trains a teacher, grows it, trains scratch / ki / grown / grown_ki students on the
-same budget (see kinherit/showcase/experiment.py) and reports, per student, the mean and spread of
-the FLOPs saving against scratch to reach scratch's final validation loss (teacher forward passes
-counted; the teacher's own pre-training reported separately as sunk cost).
+Protocol (see README, "How the savings are measured"):
+1. Tuning, on seeds that are never reported: scratch and grown are each trained for the budget B
+   (`student_train.max_steps`) at every peak LR of the same grid, with the same warm-up. The grid is
+   extended by ×2 steps until each one's best LR (lowest mean final val loss) is interior.
+   ki uses scratch's LR, grown_ki the grown one's.
+2. Reporting, on fresh seeds: teacher → exact growth → scratch / ki / grown / grown_ki, each trained
+   for H·B steps (cosine over H·B), at the tuned LRs.
+3. Horizons h = 1..H: saving to reach scratch's loss after h·B steps, the loss at equal total FLOPs
+   with the teacher's own pre-training counted, and whether grown stays at or below scratch at every
+   evaluation. Mean ± standard deviation over the seeds; writes efficiency.json, efficiency.md and
+   horizons.png.
 """
 
 from __future__ import annotations
@@ -14,47 +22,173 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
-from kinherit.config import read_yaml
-from kinherit.showcase.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from kinherit.config import read_yaml  # noqa: E402
+from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment  # noqa: E402
+from kinherit.io import atomic_file, write_json  # noqa: E402
+from kinherit.metrics.horizons import horizon_points  # noqa: E402
+from kinherit.metrics.report import load_run, sunk_flops  # noqa: E402
+
+TUNED = ("scratch", "grown")
+LR_OF = {"scratch": "scratch", "ki": "scratch", "grown": "grown", "grown_ki": "grown"}
 
 
-def _summary(values: list[float | None]) -> str:
+def _with(spec: ExperimentSpec, seed: int, lrs: dict[str, float], steps: int) -> ExperimentSpec:
+    return spec.model_copy(update={
+        "seed": seed,
+        "student_train": {**spec.student_train, "learning_rate": lrs["scratch"], "max_steps": steps},
+        "grown_train": {**spec.grown_train, "learning_rate": lrs["grown"]},
+    })
+
+
+def _final_loss(run_dir: Path) -> float:
+    return float(load_run(run_dir).evals[-1]["val_loss"])
+
+
+def tune(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path, max_extensions: int = 3) -> dict[str, Any]:
+    """Best peak LR of scratch and grown over the same grid (extended until interior)."""
+    budget = int(spec.student_train["max_steps"])
+    final: dict[tuple[str, float, int], float] = {}  # (student, lr, seed) -> final val loss
+    grid = sorted(grid)
+    mean = lambda name, lr: statistics.mean(final[(name, lr, seed)] for seed in seeds)  # noqa: E731
+    for _ in range(max_extensions + 1):
+        for lr in grid:
+            for seed in seeds:
+                if ("scratch", lr, seed) in final:
+                    continue
+                folder = out / f"seed{seed}" / f"lr{lr:g}"
+                run_experiment(_with(spec, seed, {"scratch": lr, "grown": lr}, budget), folder, students=TUNED,
+                               shared=out / f"seed{seed}", share=frozenset({"teacher", "grown-init"}))
+                for name in TUNED:
+                    final[(name, lr, seed)] = _final_loss(folder / name)
+        best = {name: min(grid, key=lambda lr: mean(name, lr)) for name in TUNED}
+        edges = {lr for lr in best.values() if lr in (grid[0], grid[-1])}
+        if not edges:
+            break
+        grid = sorted(set(grid) | {lr / 2 if lr == grid[0] else lr * 2 for lr in edges})
+    grid = sorted({lr for _, lr, _ in final})
+    table = {name: {f"{lr:g}": mean(name, lr) for lr in grid} for name in TUNED}
+    return {"grid": grid, "best": best, "interior": not edges, "mean_final_loss": table}
+
+
+def _mean_std(values: list[float | None]) -> dict[str, Any]:
     reached = [v for v in values if v is not None]
-    if not reached:
+    return {"mean": statistics.mean(reached) if reached else None,
+            "std": statistics.stdev(reached) if len(reached) > 1 else 0.0,
+            "reached": len(reached), "n": len(values)}
+
+
+def _fmt(summary: dict[str, Any], pct: bool = True) -> str:
+    if summary["mean"] is None:
         return "not reached"
-    spread = f" ± {statistics.stdev(reached):.1%}" if len(reached) > 1 else ""
-    missing = f" ({len(values) - len(reached)} of {len(values)} not reached)" if len(reached) < len(values) else ""
-    return f"{statistics.mean(reached):.1%}{spread}{missing}"
+    fmt = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.3f}")
+    text = f"{fmt(summary['mean'])} ± {fmt(summary['std'])}"
+    return text + (f" ({summary['n'] - summary['reached']} of {summary['n']} not reached)"
+                   if summary["reached"] < summary["n"] else "")
+
+
+def report(spec: ExperimentSpec, lrs: dict[str, float], seeds: list[int], horizon: int, out: Path) -> dict[str, Any]:
+    budget = int(spec.student_train["max_steps"])
+    horizons = list(range(1, horizon + 1))
+    per_run: dict[str, dict[str, list]] = {name: {} for name in STUDENTS}
+    grown_ahead = []
+    for seed in seeds:
+        folder = out / f"seed{seed}"
+        run_experiment(_with(spec, seed, lrs, budget * horizon), folder)
+        runs = {name: load_run(folder / name) for name in STUDENTS}
+        scratch = runs["scratch"]
+        for name, run in runs.items():
+            sunk = sunk_flops(run)
+            points = horizon_points(scratch.evals, run.evals, budget, horizons, sunk)
+            values = per_run[name]
+            values.setdefault("sunk_flops", []).append(sunk)
+            for p in points:
+                key = f"{p.horizon}x"
+                values.setdefault(f"saving@{key}", []).append(p.saving)
+                values.setdefault(f"loss@{key}", []).append(p.run_loss)
+                values.setdefault(f"loss_equal_total_flops@{key}", []).append(p.loss_at_equal_total_flops)
+        pairs = list(zip(scratch.evals, runs["grown"].evals))
+        excess = [g["val_loss"] - s["val_loss"] for s, g in pairs if s["step"] > 0]
+        grown_ahead.append({"seed": seed, "evaluations": len(excess), "grown_not_worse": sum(e <= 0 for e in excess),
+                            "max_excess": max(excess)})
+    summary = {name: {key: _mean_std(vals) for key, vals in values.items()} for name, values in per_run.items()}
+    return {"horizons": horizons, "per_seed": per_run, "summary": summary, "grown_vs_scratch_every_eval": grown_ahead}
+
+
+def plot_horizons(summary: dict[str, Any], horizons: list[int], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name in STUDENTS[1:]:
+        stats = [summary[name][f"saving@{h}x"] for h in horizons]
+        xs = [h for h, s in zip(horizons, stats) if s["mean"] is not None]
+        ys = [s["mean"] * 100 for s in stats if s["mean"] is not None]
+        es = [s["std"] * 100 for s in stats if s["mean"] is not None]
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+    ax.axhline(0, color="gray", linewidth=1)
+    ax.set_xlabel("horizon (multiples of the budget)")
+    ax.set_ylabel("FLOPs saved to reach scratch's loss (%)")
+    ax.set_title("does the saving last? (mean ± std over seeds)")
+    ax.set_xticks(horizons)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    tuning, rep = result["tuning"], result["report"]
+    horizons = rep["horizons"]
+    lines = [f"tuning seeds {result['tune_seeds']}: best peak LR scratch {tuning['best']['scratch']:g}, "
+             f"grown {tuning['best']['grown']:g} (grid {', '.join(f'{lr:g}' for lr in tuning['grid'])}; "
+             f"interior: {tuning['interior']})", "",
+             f"reported seeds {result['seeds']} (mean ± std); saving = FLOPs saved to reach scratch's val loss "
+             "after h budgets (teacher forward passes counted)", "",
+             "| run | " + " | ".join(f"saving @{h}×" for h in horizons) + " | " +
+             " | ".join(f"loss @{h}×" for h in horizons) + f" | loss at scratch's {horizons[-1]}× FLOPs, sunk counted |",
+             "|---|" + "---|" * (2 * len(horizons) + 1)]
+    for name, stats in rep["summary"].items():
+        cells = [_fmt(stats[f"saving@{h}x"]) for h in horizons] + [_fmt(stats[f"loss@{h}x"], False) for h in horizons]
+        cells.append(_fmt(stats[f"loss_equal_total_flops@{horizons[-1]}x"], False))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for row in rep["grown_vs_scratch_every_eval"]:
+        lines.append(f"seed {row['seed']}: grown ≤ scratch at {row['grown_not_worse']} of {row['evaluations']} "
+                     f"evaluations (largest excess {row['max_excess']:+.4f})")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", help="YAML ExperimentSpec (sections: data, teacher_model, student_model, ...)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--lr-grid", type=float, nargs="+", default=[5e-4, 1e-3, 2e-3, 4e-3])
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--horizon", type=int, default=3, help="train the reported runs for this many budgets")
     parser.add_argument("--out", default="runs/efficiency")
     parser.add_argument("--quick", action="store_true", help="the demo's --quick sizes")
     args = parser.parse_args()
+    if set(args.tune_seeds) & set(args.seeds):
+        parser.error("tuning seeds must not be reported: --tune-seeds and --seeds overlap")
 
-    base = QUICK if args.quick else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec else {})
-    per_run: dict[str, dict[str, list]] = {name: {"saving": [], "final": [], "teacher_flops": []} for name in STUDENTS}
-    for seed in args.seeds:
-        spec = base.model_copy(update={"seed": seed})
-        report = run_experiment(spec, Path(args.out) / f"seed{seed}")
-        for result in report.results:
-            per_run[result.name]["saving"].append(result.saving_fraction)
-            per_run[result.name]["final"].append(result.final_val_loss)
-            per_run[result.name]["teacher_flops"].append(result.teacher_inference_flops)
-
-    print(f"\nseeds {args.seeds}; saving = FLOPs saved vs scratch to reach scratch's final val loss (mean ± stdev)")
-    print(f"{'run':>10} | {'saving':>28} | final val loss")
-    for name, values in per_run.items():
-        finals = values["final"]
-        spread = f" ± {statistics.stdev(finals):.3f}" if len(finals) > 1 else ""
-        print(f"{name:>10} | {_summary(values['saving']):>28} | {statistics.mean(finals):.4f}{spread}")
-    summary = Path(args.out) / "efficiency.json"
-    summary.write_text(json.dumps({"seeds": args.seeds, "spec": base.model_dump(), "runs": per_run}, indent=2))
-    print(f"written {summary}")
+    spec = QUICK if args.quick else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec else {})
+    out = Path(args.out)
+    tuning = tune(spec, args.lr_grid, args.tune_seeds, out / "tune")
+    print(f"\ntuned peak LRs: {tuning['best']} (interior: {tuning['interior']})", flush=True)
+    rep = report(spec, tuning["best"], args.seeds, args.horizon, out / "report")
+    result = {"spec": spec.model_dump(), "tune_seeds": args.tune_seeds, "seeds": args.seeds, "tuning": tuning, "report": rep}
+    write_json(out / "efficiency.json", result)
+    plot_horizons(rep["summary"], rep["horizons"], out / "horizons.png")
+    text = markdown(result)
+    with atomic_file(out / "efficiency.md") as handle:
+        handle.write(text + "\n![savings over horizons](horizons.png)\n")
+    print("\n" + text)
+    print(f"written {out / 'efficiency.json'}, {out / 'efficiency.md'}, {out / 'horizons.png'}")
 
 
 if __name__ == "__main__":

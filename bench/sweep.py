@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kinherit.config import read_yaml
-from kinherit.showcase.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment
+from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment
 
 # which trained artifacts a setting leaves unchanged, so the sweep trains them once (in OUT/shared)
 UNCHANGED_BY = {

@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "kinherit.train.command",
     "kinherit.grow.command",
     "kinherit.metrics.command",
-    "kinherit.showcase.command",
+    "kinherit.demo.command",
     "kinherit.recycle.command",
     "kinherit.inherit.command",
 )

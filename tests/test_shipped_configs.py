@@ -7,7 +7,7 @@ import pytest
 
 from kinherit.config import RunConfig, read_yaml, validate_as
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
-from kinherit.showcase.experiment import ExperimentSpec
+from kinherit.demo.experiment import ExperimentSpec
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))

@@ -10,9 +10,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "build_model": "api", "grow": "api", "grow_folder": "api",
+    "build_model": "api", "grow": "api", "grow_folder": "api", "Growth": "api", "GrowthNotExact": "api",
+    "DEFAULT_NOISE_DB": "noise", "copy_divergence": "divergence", "DivergenceReport": "divergence",
     "DEPTH_OPERATORS": "depth", "register_depth": "depth",
-    "GrowthPlan": "plan", "grow_map": "plan", "load_plan": "plan", "make_plan": "plan", "replay": "plan",
+    "GrowthPlan": "plan", "load_plan": "plan", "make_plan": "plan", "grow_map": "reapply", "replay": "reapply",
     "Comparison": "verify", "GrowthReport": "verify",
     "WIDTH_OPERATORS": "width", "WidthOperator": "width", "register_width": "width",
 }

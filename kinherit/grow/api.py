@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import transformers
@@ -21,8 +22,9 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch import detect
 from kinherit.errors import KinheritError
+from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.grow.plan import GrowthPlan, make_plan
-from kinherit.grow.surgery import grow_state
+from kinherit.grow.surgery import grow_state, resolve_noise
 from kinherit.grow.verify import GrowthReport, Verifier
 from kinherit.io import atomic_dir, write_json
 
@@ -60,6 +62,25 @@ def build_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -
     return model.eval()
 
 
+class Growth(NamedTuple):
+    """What `grow` returns: the grown model, the plan (for `replay`/`grow_map`) and the report."""
+
+    model: PreTrainedModel
+    plan: GrowthPlan
+    report: GrowthReport
+
+
+class GrowthNotExact(KinheritError):
+    """An operator that claims exactness deviated beyond the tolerance; nothing was written."""
+
+    def __init__(self, report: GrowthReport):
+        super().__init__(
+            f"the grown model deviates by {report.max_deviation:.2e} > {report.tolerance:.0e} from the source, "
+            f"although {report.width} + {report.depth} claim exactness; nothing was written\n{report.table()}"
+        )
+        self.report = report
+
+
 def grow(
     model: PreTrainedModel,
     *,
@@ -70,31 +91,37 @@ def grow(
     num_layers: int | None = None,
     width: str = "clone",
     depth: str = "identity",
-    noise_db: float | None = None,
+    noise_db: float | None = DEFAULT_NOISE_DB,
     seed: int = 0,
     tokenizer=None,
     verify: bool = True,
-) -> tuple[PreTrainedModel, GrowthReport]:
-    """Grow `model` (width first, then depth) and compare it with the source.
+) -> Growth:
+    """Grow `model` (width first, then depth) and, with `verify`, compare it with the source.
 
-    Returns the grown model and a report; `report.plan` is the GrowthPlan for `replay`/`grow_map`.
+    `noise_db` is the SNR of the symmetry-breaking noise (None: off, and duplicated units never
+    diverge). Returns `Growth(model, plan, report)`; it does not raise on a failed verification
+    (`report.passed` says), `grow_folder` does.
     """
     plan = make_plan(
         model.config, architecture=type(model).__name__, width=width, depth=depth, noise_db=noise_db, seed=seed,
         hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
         num_kv_heads=num_kv_heads, num_layers=num_layers,
     )
-    grown = build_model(plan, grow_state(plan, model.state_dict()))
+    state = model.state_dict()
+    plan = resolve_noise(plan, state)
+    grown = build_model(plan, grow_state(plan, state))
     report = _report(plan, model, grown)
     if verify:
-        report.verifier = Verifier(model, plan, tokenizer, seed)
-        report.comparisons += report.verifier.check(grown, "in-memory")
-    return grown, report
+        report.comparisons += Verifier(model, plan, tokenizer, seed).check(grown, "in-memory")
+    return Growth(grown, plan, report)
 
 
 def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> GrowthReport:
     """Grow the HF model folder `src` into `out` (config, safetensors, tokenizer, growth.json),
-    verifying the in-memory model and the reloaded folder. `options` as for `grow`."""
+    verifying the in-memory model and the reloaded folder. `options` as for `grow`.
+
+    Raises `GrowthNotExact` (and leaves `out` untouched) when an operator that claims exactness
+    deviates beyond the tolerance, in memory or after the reload."""
     src, out = Path(src), Path(out)
     config = _load_config(src)
     family, head = detect(config)
@@ -102,8 +129,11 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
         raise KinheritError("OUT_DIR must differ from SRC_DIR")
     source = _load_model(head.architecture, src)
     tokenizer = _load_tokenizer(src)
-    grown, report = grow(source, tokenizer=tokenizer, verify=True, **options)
-    plan = report.plan
+    grown, plan, report = grow(source, tokenizer=tokenizer, verify=False, **options)
+    verifier = Verifier(source, plan, tokenizer, options.get("seed", 0))
+    report.comparisons += verifier.check(grown, "in-memory")
+    if not report.passed:
+        raise GrowthNotExact(report)
     with atomic_dir(out) as stage:
         grown.save_pretrained(stage)
         del grown  # keep one copy of the target in memory
@@ -112,8 +142,11 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
         reloaded = _load_model(plan.architecture, stage)
-        report.comparisons += report.verifier.check(reloaded, "reloaded")
-        write_json(stage / "growth.json", {"source": str(src.resolve()), "plan": plan.to_dict(), "report": report.to_dict()})
+        report.comparisons += verifier.check(reloaded, "reloaded")
+        if not report.passed:
+            raise GrowthNotExact(report)  # the staging folder is removed; `out` stays as it was
+        write_json(stage / "growth.json", {"source": str(src.resolve()), "options": options,
+                                           "plan": plan.to_dict(), "report": report.to_dict()})
     return report
 
 
@@ -139,7 +172,6 @@ def _report(plan: GrowthPlan, source: torch.nn.Module, grown: torch.nn.Module) -
         source_params=sum(p.numel() for p in source.parameters()),
         target_params=sum(p.numel() for p in grown.parameters()),
         exact_claimed=plan.exact_claimed,
-        plan=plan,
     )
 
 

@@ -1,20 +1,34 @@
-"""`kinherit grow SRC_DIR OUT_DIR [...]`: grow an HF model folder, verify it, print the report."""
+"""`kinherit grow SRC_DIR OUT_DIR [...]` and `kinherit divergence MODEL_DIR`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from pathlib import Path
 
 from kinherit.grow.depth import DEPTH_OPERATORS
+from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def noise_db(text: str) -> float | None:
+    """`--noise-db` value: an SNR in dB, or `off`."""
+    if text.strip().lower() in ("off", "none", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of dB or 'off', got {text!r}") from None
+
+
+def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "grow",
         help="grow a trained model into a bigger shape (width and/or depth) and verify it",
         description="Grow SRC_DIR (an HF model folder) into OUT_DIR: config.json, model.safetensors, "
         "tokenizer files and growth.json (the replayable plan and the verification report). "
-        "Exits 1 when an exact operator deviates by more than 1e-4.",
+        "Exits 1, writing nothing, when an exact operator deviates by more than 1e-4.",
     )
     parser.add_argument("src", metavar="SRC_DIR", help="source model folder")
     parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically)")
@@ -25,28 +39,51 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--num-layers", type=int, help="target number of layers (default: the source's)")
     parser.add_argument("--width", choices=sorted(WIDTH_OPERATORS), default="clone", help="width operator")
     parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default="identity", help="depth operator")
-    parser.add_argument("--noise-db", type=float, help="symmetry-breaking noise at this SNR in dB (cancels exactly)")
+    parser.add_argument("--noise-db", type=noise_db, default=DEFAULT_NOISE_DB, metavar="SNR|off",
+                        help=f"symmetry-breaking noise at this SNR in dB; it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
+                        "'off' leaves duplicated units identical forever")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random unit maps and the noise")
     parser.set_defaults(func=run)
-    return parser
+
+    check = subparsers.add_parser(
+        "divergence",
+        help="how far the copies of every duplicated unit of a grown (and trained) model have drifted apart",
+        description="Read MODEL_DIR's weights and the unit maps of its growth.json, and report per space how many "
+        "duplicated units are still exact copies (added width not in use) and the median relative divergence.",
+    )
+    check.add_argument("model", metavar="MODEL_DIR", help="a grown folder, or a trained one (e.g. runs/x/model)")
+    check.add_argument("--growth", help="growth.json (default: MODEL_DIR's, or that of the run's model.from)")
+    check.set_defaults(func=run_divergence)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinherit.grow.api import grow_folder
+    from kinherit.grow.api import GrowthNotExact, grow_folder
+    from kinherit.grow.plan import NO_NOISE_WARNING
 
-    report = grow_folder(
-        args.src,
-        args.out,
-        hidden_size=args.hidden_size,
-        intermediate_size=args.intermediate_size,
-        num_heads=args.num_heads,
-        num_kv_heads=args.num_kv_heads,
-        num_layers=args.num_layers,
-        width=args.width,
-        depth=args.depth,
-        noise_db=args.noise_db,
-        seed=args.seed,
-    )
+    if args.noise_db is None:
+        print(f"kinherit grow: warning: {NO_NOISE_WARNING}", file=sys.stderr)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="symmetry-breaking noise is off")
+            report = grow_folder(
+                args.src, args.out, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
+                num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
+                width=args.width, depth=args.depth, noise_db=args.noise_db, seed=args.seed,
+            )
+    except GrowthNotExact as err:
+        print(f"kinherit grow: error: {err}", file=sys.stderr)
+        return 1
     print(report.table())
     print(f"wrote {args.out}")
-    return 0 if report.passed else 1
+    return 0
+
+
+def run_divergence(args: argparse.Namespace) -> int:
+    from kinherit.grow.divergence import copy_divergence, find_growth, load_weights
+
+    model_dir = Path(args.model)
+    growth = Path(args.growth) if args.growth else find_growth(model_dir)
+    report = copy_divergence(growth, load_weights(model_dir))
+    print(f"copies of duplicated units in {model_dir} (growth: {growth})")
+    print(report.table())
+    return 0

@@ -16,6 +16,9 @@ import torch
 from kinherit.arch.spec import TensorSpec
 from kinherit.grow.maps import UnitMap
 
+DEFAULT_NOISE_DB = 20.0
+"""Default SNR of the symmetry-breaking noise (see README, "Symmetry breaking", for the sweep behind it)."""
+
 
 def noise_std(x: torch.Tensor, snr_db: float) -> float:
     """Noise standard deviation for a signal-to-noise ratio of `snr_db` against x's std."""

@@ -1,8 +1,8 @@
 """The growth plan: target shape, unit maps, layer map and noise, everything needed to replay a
 growth on other weights of the same source shape. Stored as `growth.json` in the grown folder.
 
-    replay(growth, A)      == the grown weights (noise included)
-    grow_map(growth, D)    == the linear part only, so grow(A + D) == grow(A) + grow_map(D)
+The plan is immutable data: `make_plan` fixes everything but the noise scales, which depend on the
+weights and are filled in once by `surgery.resolve_noise`. Replaying it lives in `reapply.py`.
 """
 
 from __future__ import annotations
@@ -11,22 +11,21 @@ import json
 import math
 import os
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
-
-import torch
 
 from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_shape, write_shape
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS, depth_claims_exact
 from kinherit.grow.maps import UnitMap
-from kinherit.grow.surgery import grow_state
+from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.grow.width import WIDTH_OPERATORS
 
 PLAN_VERSION = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class GrowthPlan:
     family: str
     architecture: str
@@ -42,7 +41,7 @@ class GrowthPlan:
     exact_claimed: bool
     noise_db: float | None = None
     noise_seed: int = 0
-    noise_std: dict[str, float] = field(default_factory=dict)  # fixed by the first application
+    noise_std: dict[str, float] = field(default_factory=dict)  # per target tensor, see surgery.resolve_noise
 
     def family_spec(self) -> tuple[FamilySpec, HeadSpec]:
         family = FAMILIES[self.family]
@@ -50,13 +49,22 @@ class GrowthPlan:
 
     def channel_maps(self) -> dict[str, UnitMap]:
         """Channel-level maps of the four growable spaces (heads expanded by head_dim)."""
-        d = self.source_shape.head_dim
+        return self.channel_maps_of(self.source_shape, self.unit_maps)
+
+    @staticmethod
+    def channel_maps_of(src: Shape, unit_maps: dict[str, list[int]]) -> dict[str, UnitMap]:
+        d = src.head_dim
         return {
-            "hidden": UnitMap(self.source_shape.hidden, self.unit_maps["hidden"]),
-            "ffn": UnitMap(self.source_shape.ffn, self.unit_maps["ffn"]),
-            "q": UnitMap(self.source_shape.heads, self.unit_maps["heads"]).per_channel(d),
-            "kv": UnitMap(self.source_shape.kv_heads, self.unit_maps["kv_heads"]).per_channel(d),
+            "hidden": UnitMap(src.hidden, unit_maps["hidden"]),
+            "ffn": UnitMap(src.ffn, unit_maps["ffn"]),
+            "q": UnitMap(src.heads, unit_maps["heads"]).per_channel(d),
+            "kv": UnitMap(src.kv_heads, unit_maps["kv_heads"]).per_channel(d),
         }
+
+    @property
+    def duplicates_units(self) -> bool:
+        """True when some grown unit is a copy of a source unit that another grown unit also copies."""
+        return any(int(m.count.max()) > 1 for m in self.channel_maps().values())
 
     def hidden_map(self) -> UnitMap:
         return UnitMap(self.source_shape.hidden, self.unit_maps["hidden"])
@@ -170,12 +178,13 @@ def make_plan(
     architecture: str | None = None,
     width: str = "clone",
     depth: str = "identity",
-    noise_db: float | None = None,
+    noise_db: float | None = DEFAULT_NOISE_DB,
     seed: int = 0,
     **sizes: int | None,
 ) -> GrowthPlan:
     """Plan the growth of a model with `config` (and class name `architecture`, default the
-    config's) to the sizes in `sizes` (see `target_shape`)."""
+    config's) to the sizes in `sizes` (see `target_shape`). `noise_db=None` turns the
+    symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge)."""
     family, head = detect(config, architecture)
     src = read_shape(family, config)
     tgt = target_shape(family, src, **sizes)
@@ -193,6 +202,8 @@ def make_plan(
     layers = DEPTH_OPERATORS.lookup(depth)(src.layers, tgt.layers)
     if noise_db is not None and not math.isfinite(noise_db):
         raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
+    channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
+    exact = op.claims_exact(channel_maps) and depth_claims_exact(depth, family.residual, src.layers, tgt.layers)
     plan = GrowthPlan(
         family=family.name,
         architecture=head.architecture,
@@ -205,14 +216,19 @@ def make_plan(
         depth=depth,
         layers=layers,
         tied=head.tied is not None and bool(getattr(config, "tie_word_embeddings", False)),
-        exact_claimed=False,
+        exact_claimed=exact,
         noise_db=None if noise_db is None else float(noise_db),
         noise_seed=seed,
     )
-    plan.exact_claimed = op.claims_exact(plan.channel_maps()) and depth_claims_exact(
-        depth, family.residual, src.layers, tgt.layers
-    )
+    if noise_db is None and plan.duplicates_units:
+        warnings.warn(NO_NOISE_WARNING, UserWarning, stacklevel=2)
     return plan
+
+
+NO_NOISE_WARNING = (
+    "symmetry-breaking noise is off: duplicated units get identical gradients and stay identical copies "
+    "for the whole training, so the grown model trains like the small one (pass a noise SNR to avoid this)"
+)
 
 
 def load_plan(growth: GrowthPlan | dict | str | os.PathLike) -> GrowthPlan:
@@ -228,20 +244,3 @@ def load_plan(growth: GrowthPlan | dict | str | os.PathLike) -> GrowthPlan:
         raise KinheritError(f"{path} does not exist (expected a growth.json)")
     with open(path) as handle:
         return load_plan(json.load(handle))
-
-
-def _state_of(state_dict_or_model) -> dict[str, torch.Tensor]:
-    if isinstance(state_dict_or_model, torch.nn.Module):
-        return state_dict_or_model.state_dict()
-    return dict(state_dict_or_model)
-
-
-def replay(growth, state_dict_or_model, *, noise: bool = True, strict: bool = True) -> dict[str, torch.Tensor]:
-    """Re-apply a recorded growth to other weights of the source shape (same maps, same noise)."""
-    return dict(grow_state(load_plan(growth), _state_of(state_dict_or_model), noise=noise, strict=strict))
-
-
-def grow_map(growth, delta, *, strict: bool = False) -> dict[str, torch.Tensor]:
-    """The linear growth map G, for deltas: grow(A + delta) = grow(A) + G(delta). No noise;
-    by default a partial delta (a subset of the tensors) is allowed."""
-    return replay(growth, delta, noise=False, strict=strict)

@@ -2,13 +2,14 @@
 
 Every step is linear in the weights (index copies, divisions by replication counts, zeroing), and
 noise is a separate additive term, so `grow(A + D) = grow(A) + grow_map(D)` with
-`grow_map = grow_state(..., noise=False)`.
+`grow_map = grow_state(..., noise=False)`. Nothing here mutates its inputs: the noise scales are
+resolved once into a new plan (`resolve_noise`), and `grow_state` only reads the plan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,10 +18,8 @@ from kinherit.arch.spec import TensorSpec
 from kinherit.errors import KinheritError
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import consumer_axis, noise_std, noise_term
+from kinherit.grow.plan import GrowthPlan
 from kinherit.grow.width import WIDTH_OPERATORS
-
-if TYPE_CHECKING:
-    from kinherit.grow.plan import GrowthPlan
 
 
 def widen(x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], scale_norm: bool) -> torch.Tensor:
@@ -52,15 +51,11 @@ def fresh_mask(spec: TensorSpec, maps: dict[str, UnitMap]) -> torch.Tensor | Non
     return None
 
 
-def grow_state(
-    plan: GrowthPlan,
-    state: Mapping[str, torch.Tensor],
-    *,
-    noise: bool = True,
-    strict: bool = True,
-) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (target key, grown tensor). `strict=False` maps only the tensors present in `state`
-    (e.g. a partial fine-tuning delta); otherwise the key set must match the family exactly."""
+def _grown_tensors(
+    plan: GrowthPlan, state: Mapping[str, torch.Tensor], strict: bool
+) -> Iterator[tuple[str, TensorSpec, torch.Tensor | None]]:
+    """Yield (target key, spec, grown tensor before noise); the tensor is None for a tied head,
+    which the caller takes from the tensor it is tied to."""
     family, head = plan.family_spec()
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)
@@ -71,10 +66,8 @@ def grow_state(
     by_spec: dict[TensorSpec, dict[int | None, str]] = {}
     for b in bound:
         by_spec.setdefault(b.spec, {})[b.layer] = b.key
-    emitted: dict[str, torch.Tensor] = {}
-    add_noise = noise and plan.noise_db is not None
 
-    def one(spec: TensorSpec, key: str, layer: int | None, zeroed: bool) -> torch.Tensor:
+    def one(spec: TensorSpec, layer: int | None, zeroed: bool) -> torch.Tensor:
         src_keys = by_spec[spec]
         scale_norm = plan.tied and spec.name in head.head_norms
         x = widen(state[src_keys[layer]], spec, maps, scale_norm)
@@ -84,24 +77,72 @@ def grow_state(
                 x = torch.where(mask, widen(state[src_keys[layer + 1]], spec, maps, scale_norm), x)
         if zeroed and spec.residual_out:
             return x.mul_(0.0)  # linear zeroing (x is a fresh tensor)
-        dim = consumer_axis(spec, maps) if add_noise else None
-        if dim is not None:
-            if key not in plan.noise_std:
-                plan.noise_std[key] = noise_std(x, plan.noise_db)
-            x.add_(noise_term(key, tuple(x.shape), dim, spec, maps, plan.noise_std[key], plan.noise_seed))
         return x
 
     for spec, src_keys in by_spec.items():
         if plan.tied and spec.name == head.tied[0]:
+            yield spec.name, spec, None
+        elif not spec.per_layer:
+            yield spec.name, spec, one(spec, None, False)
+        else:
+            for j, (src, zeroed) in enumerate(plan.layers):
+                needs_donor = operator.donor_next_layer and src + 1 < plan.source_shape.layers
+                if src in src_keys and (not needs_donor or src + 1 in src_keys):
+                    yield spec.name.format(layer=j), spec, one(spec, src, zeroed)
+
+
+def _gets_noise(plan: GrowthPlan, spec: TensorSpec, maps: dict[str, UnitMap], zeroed: bool) -> int | None:
+    """The consumer axis that takes noise, or None (no noise, or a zeroed residual output)."""
+    if plan.noise_db is None or (zeroed and spec.residual_out):
+        return None
+    return consumer_axis(spec, maps)
+
+
+def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> GrowthPlan:
+    """A copy of `plan` with the noise scale of every noised tensor: std(grown W)·10^(−SNR/20),
+    measured on the noise-free grown tensor of `state` (the source weights)."""
+    if plan.noise_db is None or plan.noise_std:
+        return plan
+    maps = plan.channel_maps()
+    zeroed_layers = {j for j, (_, zeroed) in enumerate(plan.layers) if zeroed}
+    stds: dict[str, float] = {}
+    for key, spec, x in _grown_tensors(plan, state, strict=True):
+        zeroed = spec.per_layer and _layer_of(spec, key) in zeroed_layers
+        if x is not None and _gets_noise(plan, spec, maps, zeroed) is not None:
+            stds[key] = noise_std(x, plan.noise_db)
+    return dataclasses.replace(plan, noise_std=stds)
+
+
+def _layer_of(spec: TensorSpec, key: str) -> int:
+    prefix = spec.name.split("{layer}")[0]
+    return int(key[len(prefix):].split(".")[0])
+
+
+def grow_state(
+    plan: GrowthPlan,
+    state: Mapping[str, torch.Tensor],
+    *,
+    noise: bool = True,
+    strict: bool = True,
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (target key, grown tensor). `strict=False` maps only the tensors present in `state`
+    (e.g. a partial fine-tuning delta); otherwise the key set must match the family exactly.
+    With noise, the plan's noise scales must be resolved (`resolve_noise`)."""
+    _, head = plan.family_spec()
+    maps = plan.channel_maps()
+    add_noise = noise and plan.noise_db is not None
+    if add_noise and not plan.noise_std:
+        raise KinheritError("the growth plan has noise but no resolved noise scales (call resolve_noise first)")
+    emitted: dict[str, torch.Tensor] = {}
+    for key, spec, x in _grown_tensors(plan, state, strict):
+        if x is None:  # tied head: the embedding it is tied to
             if head.tied[1] not in emitted:
                 raise KinheritError(f"{spec.name} is tied to {head.tied[1]}, which is missing")
-            yield spec.name, emitted[head.tied[1]]
+            yield key, emitted[head.tied[1]]
             continue
+        if add_noise and key in plan.noise_std:
+            dim = consumer_axis(spec, maps)
+            x.add_(noise_term(key, tuple(x.shape), dim, spec, maps, plan.noise_std[key], plan.noise_seed))
         if not spec.per_layer:
-            emitted[spec.name] = one(spec, spec.name, None, False)
-            yield spec.name, emitted[spec.name]
-            continue
-        for j, (src, zeroed) in enumerate(plan.layers):
-            needs_donor = operator.donor_next_layer and src + 1 < plan.source_shape.layers
-            if src in src_keys and (not needs_donor or src + 1 in src_keys):
-                yield spec.name.format(layer=j), one(spec, spec.name.format(layer=j), src, zeroed)
+            emitted[key] = x
+        yield key, x

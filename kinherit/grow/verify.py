@@ -52,8 +52,6 @@ class GrowthReport:
     exact_claimed: bool
     tolerance: float = EXACT_TOLERANCE
     comparisons: list[Comparison] = field(default_factory=list)
-    plan: GrowthPlan | None = field(default=None, repr=False, compare=False)
-    verifier: Verifier | None = field(default=None, repr=False, compare=False)
 
     @property
     def max_deviation(self) -> float:
@@ -65,7 +63,7 @@ class GrowthReport:
         return not self.exact_claimed or self.max_deviation <= self.tolerance
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("plan", "verifier")}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["comparisons"] = [asdict(c) for c in self.comparisons]
         data["max_deviation"] = self.max_deviation
         data["passed"] = self.passed

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 import kinherit.grow.api as api
+from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.verify import Verifier
 
 
 def test_grow_writes_a_folder_and_prints_the_report(save_tiny, tmp_path, kinherit_main, capsys):
@@ -20,7 +23,7 @@ def test_grow_writes_a_folder_and_prints_the_report(save_tiny, tmp_path, kinheri
     assert not list(tmp_path.glob(".tmp-*"))  # written atomically
 
 
-def test_failed_exact_verification_exits_1(save_tiny, tmp_path, kinherit_main, capsys, monkeypatch):
+def test_failed_exact_verification_exits_1_and_writes_nothing(save_tiny, tmp_path, kinherit_main, capsys, monkeypatch):
     make_report = api._report
 
     def strict_report(*args):
@@ -30,7 +33,45 @@ def test_failed_exact_verification_exits_1(save_tiny, tmp_path, kinherit_main, c
 
     monkeypatch.setattr(api, "_report", strict_report)
     code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(tmp_path / "out"), "--hidden-size", "64"])
-    assert code == 1 and "FAIL: deviation" in capsys.readouterr().out
+    assert code == 1 and "FAIL: deviation" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_failure_after_the_reload_keeps_the_previous_output(save_tiny, tmp_path, kinherit_main, capsys, monkeypatch):
+    """A folder that fails verification only once reloaded is never committed; an older OUT_DIR stays."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "marker").write_text("previous")
+    check = Verifier.check
+
+    def failing_reload(self, grown, label):
+        comparisons = check(self, grown, label)
+        if label == "reloaded":
+            comparisons[0] = dataclasses.replace(comparisons[0], max_abs_logits=1.0)
+        return comparisons
+
+    monkeypatch.setattr(Verifier, "check", failing_reload)
+    code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64"])
+    assert code == 1 and "FAIL: deviation 1.00e+00" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["marker"] and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_noise_off_is_explicit_and_warns(save_tiny, tmp_path, kinherit_main, capsys):
+    code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(tmp_path / "out"), "--hidden-size", "64",
+                          "--noise-db", "off"])
+    captured = capsys.readouterr()
+    assert code == 0 and "noise=off" in captured.out
+    assert "warning: symmetry-breaking noise is off" in captured.err and "stay identical copies" in captured.err
+    growth = json.loads((tmp_path / "out" / "growth.json").read_text())
+    assert growth["plan"]["noise"] is None
+
+
+def test_noise_is_on_by_default(save_tiny, tmp_path, kinherit_main, capsys):
+    code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(tmp_path / "out"), "--hidden-size", "64"])
+    captured = capsys.readouterr()
+    assert code == 0 and "warning" not in captured.err and "result: PASS" in captured.out
+    noise = json.loads((tmp_path / "out" / "growth.json").read_text())["plan"]["noise"]
+    assert noise["snr_db"] == DEFAULT_NOISE_DB and noise["std"]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def source():
 
 def test_width_clone_is_exact(source):
     model, tokenizer = source
-    grown, report = grow(model, tokenizer=tokenizer, **TARGET)
+    grown, _, report = grow(model, tokenizer=tokenizer, **TARGET)
     assert report.exact_claimed and report.passed
     assert {c.inputs for c in report.comparisons} == {"random ids", "text"}
     assert max(c.max_abs_hidden for c in report.comparisons) <= 1e-4

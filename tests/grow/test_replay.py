@@ -47,24 +47,24 @@ def test_delta_identity(family, options, exact):
     with torch.no_grad():
         for p in tuned.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=generator))
-    grown_base, report = grow(base, verify=False, **options)
+    grown_base, plan, _ = grow(base, verify=False, **options)
     delta = {k: tuned.state_dict()[k] - v for k, v in base.state_dict().items()}
-    mapped = grow_map(report.plan, delta)
-    grown_tuned = replay(report.plan, tuned)
+    mapped = grow_map(plan, delta)
+    grown_tuned = replay(plan, tuned)
     for key, value in grown_base.state_dict().items():
         assert torch.allclose(grown_tuned[key], value + mapped[key], atol=1e-5, rtol=0), key
     if exact:  # the replayed growth of *other* weights is exact too
-        comparisons = Verifier(tuned, report.plan).check(build_model(report.plan, grown_tuned.items()), "replayed")
+        comparisons = Verifier(tuned, plan).check(build_model(plan, grown_tuned.items()), "replayed")
         assert max(c.max_deviation for c in comparisons) <= 1e-5
 
 
 def test_grow_map_accepts_a_partial_delta():
     model = tiny_model("llama", gqa=True)
-    _, report = grow(model, hidden_size=64, num_layers=4, verify=False)
+    _, plan, _ = grow(model, hidden_size=64, num_layers=4, verify=False)
     delta = {k: torch.ones_like(v) for k, v in model.state_dict().items() if "q_proj" in k}
-    mapped = grow_map(report.plan, delta)
+    mapped = grow_map(plan, delta)
     assert set(mapped) == {f"model.layers.{j}.self_attn.q_proj.weight" for j in range(4)}
     assert mapped["model.layers.1.self_attn.q_proj.weight"].shape == (64, 64)
     assert torch.all(mapped["model.layers.1.self_attn.q_proj.weight"] == 0.5)  # fan-in split over 2 copies
     with pytest.raises(Exception, match="missing"):
-        replay(report.plan, delta)  # strict replay needs every tensor
+        replay(plan, delta)  # strict replay needs every tensor

@@ -22,10 +22,10 @@ def test_grow_of_tuned_equals_grow_of_base_plus_mapped_delta(tmp_path, tokenizer
     gen = torch.Generator().manual_seed(3)
     delta = {k: 0.05 * torch.randn(v.shape, generator=gen) for k, v in a.state_dict().items() if k != "lm_head.weight"}
     tuned = {k: v + delta[k] for k, v in a.state_dict().items() if k in delta}
-    grown_a, report = grow(a, hidden_size=hidden, num_heads=hidden // 8, num_layers=4, width=width, depth=depth,
+    grown_a, plan, _ = grow(a, hidden_size=hidden, num_heads=hidden // 8, num_layers=4, width=width, depth=depth,
                            noise_db=noise_db, verify=False)
-    grown_tuned = replay(report.plan, tuned)  # the same growth (same maps and noise) applied to A_tuned
-    mapped = grow_map(report.plan, delta)
+    grown_tuned = replay(plan, tuned)  # the same growth (same maps and noise) applied to A_tuned
+    mapped = grow_map(plan, delta)
     base = grown_a.state_dict()
     assert set(mapped) >= set(grown_tuned) - {"lm_head.weight"}
     for key, value in grown_tuned.items():

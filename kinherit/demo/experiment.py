@@ -8,19 +8,23 @@
         grown_ki    the grown teacher as init, plus knowledge inheritance
     → `kinherit report` against scratch.
 
-Runs that already finished (`<run>/model` exists) are reused and interrupted ones resumed, so the
-experiment can be stopped and restarted.
+Runs that already finished (`<run>/model` exists) are reused, but only when their resolved config is
+the one asked for (otherwise the run stops with the differing keys); interrupted ones are resumed, so
+the experiment can be stopped and restarted. The students' architecture is derived once
+(`ExperimentSpec.student_shape`), so scratch and the grown init are the same model by construction.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field
 
-from kinherit.config import StrictModel, validate_config
+from kinherit.config import RunConfig, StrictModel, dump_yaml, validate_config
 from kinherit.errors import KinheritError
 from kinherit.metrics.report import Report, build_report
 
@@ -35,18 +39,31 @@ class ExperimentSpec(StrictModel):
     teacher_model: dict[str, Any] = Field(default_factory=lambda: {
         "family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 176})
     student_model: dict[str, Any] = Field(default_factory=lambda: {
-        "family": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 352})
+        "family": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4})
+    """Without `intermediate_size`, the student keeps the teacher's FFN-to-hidden ratio (see `student_shape`)."""
     teacher_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 500, "learning_rate": 3e-3, "eval_steps": 50})
     student_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 500, "learning_rate": 2e-3, "eval_steps": 50})
-    grown_train: dict[str, Any] = Field(default_factory=lambda: {"learning_rate": 2e-3, "warmup_steps": 0})
-    """Overrides for the students that start from the grown teacher (peak LR 2e-3 measured best of 5e-4, 1e-3, 2e-3)."""
+    grown_train: dict[str, Any] = Field(default_factory=lambda: {"learning_rate": 2e-3})
+    """Overrides for the students that start from the grown teacher (the LR; warm-up is the same as scratch's)."""
     inherit: dict[str, Any] = Field(default_factory=lambda: {
         "alpha0": 1.0, "schedule": "linear", "steps": 0.4, "temperature": 1.0})
     """τ = 1 here, not the paper's 2: with a teacher this small, τ = 2 slowed the student (see README, Tuning)."""
     grown_inherit: dict[str, Any] = Field(default_factory=lambda: {"steps": 0.2, "temperature": 2.0})
     """Overrides of `inherit` for grown_ki: a student that starts at the teacher's loss wants a short, soft nudge."""
     grow: dict[str, Any] = Field(default_factory=lambda: {"width": "clone", "depth": "identity"})
+    """`kinherit grow` options (noise_db defaults to the library's symmetry-breaking default)."""
     seed: int = 0
+
+    def student_shape(self) -> dict[str, Any]:
+        """The student model section, with the FFN size derived once from the teacher's ratio when not given."""
+        student = dict(self.student_model)
+        if student.get("intermediate_size") is None:
+            teacher = self.teacher_model
+            ffn, hidden = teacher.get("intermediate_size"), teacher["hidden_size"]
+            if ffn is None or (ffn * student["hidden_size"]) % hidden:
+                raise KinheritError("student_model needs an intermediate_size (the teacher's FFN ratio does not give an integer)")
+            student["intermediate_size"] = ffn * student["hidden_size"] // hidden
+        return student
 
 
 QUICK = ExperimentSpec(
@@ -70,29 +87,59 @@ def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: d
     return config
 
 
-def _train(config: dict[str, Any]) -> Path:
-    """Pre-train unless already done; resume an interrupted run."""
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested config trees differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def _refuse_changed(what: str, folder: Path, old: Any, new: Any) -> None:
+    changed = differences(old, new)
+    if changed:
+        raise KinheritError(f"{folder} holds a {what} made with other settings ({'; '.join(changed[:3])}); "
+                            "delete it or pass another --out")
+
+
+def _resolved(config: RunConfig) -> dict[str, Any]:
+    """The config as the run records it in config.resolved.yaml."""
+    return yaml.safe_load(dump_yaml(config.model_copy(update={"train": config.train_args})))
+
+
+def _train(raw: dict[str, Any]) -> Path:
+    """Pre-train unless already done with this very config; resume an interrupted run."""
     from kinherit.train.pretrain import pretrain
 
-    out = Path(config["out"])
+    config = validate_config(raw)
+    out = Path(config.out)
+    recorded = out / "config.resolved.yaml"
+    if (out / "model" / "config.json").is_file() or recorded.is_file():
+        old = yaml.safe_load(recorded.read_text()) if recorded.is_file() else None
+        _refuse_changed("run", out, old, _resolved(config))
     if (out / "model" / "config.json").is_file():
         print(f"  reusing finished run {out}", flush=True)
         return out / "model"
     resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
-    return pretrain(validate_config(config), resume=resume).model_dir
+    return pretrain(config, resume=resume).model_dir
 
 
 def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
-    from kinherit.grow import grow_folder
+    """Grow the teacher into the student shape (an exact growth; `grow_folder` refuses anything else)."""
+    from kinherit.grow import DEFAULT_NOISE_DB, grow_folder
 
+    student = spec.student_shape()
+    options = dict(hidden_size=student["hidden_size"], intermediate_size=student["intermediate_size"],
+                   num_heads=student["num_heads"], num_kv_heads=student.get("num_kv_heads"),
+                   num_layers=student["num_layers"], seed=spec.seed, noise_db=DEFAULT_NOISE_DB, **spec.grow)
     if (out / "growth.json").is_file():
+        recorded = json.loads((out / "growth.json").read_text())
+        _refuse_changed("grown model", out, {"source": recorded.get("source"), **recorded.get("options", {})},
+                        {"source": str(teacher_dir.resolve()), **options})
         return out
-    student = spec.student_model
-    report = grow_folder(teacher_dir, out, hidden_size=student["hidden_size"], intermediate_size=student.get("intermediate_size"),
-                         num_heads=student["num_heads"], num_kv_heads=student.get("num_kv_heads"),
-                         num_layers=student["num_layers"], seed=spec.seed, **spec.grow)
-    if not report.passed:
-        raise KinheritError(f"growing the teacher into the student shape was not exact:\n{report.table()}")
+    report = grow_folder(teacher_dir, out, **options)
+    if not report.exact_claimed:
+        raise KinheritError(f"the experiment needs an exact growth, but {spec.grow} is not one")
     return out
 
 
@@ -124,8 +171,8 @@ def run_experiment(
     teacher = {"path": str(teacher_dir), **spec.inherit}
     grown_model, grown_train = {"from": str(grown_dir)}, {**spec.student_train, **spec.grown_train}
     plans = {
-        "scratch": (spec.student_model, spec.student_train, None),
-        "ki": (spec.student_model, spec.student_train, teacher),
+        "scratch": (spec.student_shape(), spec.student_train, None),
+        "ki": (spec.student_shape(), spec.student_train, teacher),
         "grown": (grown_model, grown_train, None),
         "grown_ki": (grown_model, grown_train, {**teacher, **spec.grown_inherit}),
     }

@@ -3,7 +3,7 @@
 import json
 
 from kinherit.cli import main
-from kinherit.showcase.experiment import STUDENTS
+from kinherit.demo.experiment import STUDENTS
 
 
 def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):

@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinherit.showcase.experiment import QUICK, ExperimentSpec, run_experiment
+    from kinherit.demo.experiment import QUICK, ExperimentSpec, run_experiment
 
     report = run_experiment(QUICK if args.quick else ExperimentSpec(), args.out, args.cache_dir)
     print()
