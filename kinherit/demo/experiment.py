@@ -129,9 +129,9 @@ def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
     from kinherit.grow import DEFAULT_NOISE_DB, grow_folder
 
     student = spec.student_shape()
-    options = dict(hidden_size=student["hidden_size"], intermediate_size=student["intermediate_size"],
-                   num_heads=student["num_heads"], num_kv_heads=student.get("num_kv_heads"),
-                   num_layers=student["num_layers"], seed=spec.seed, noise_db=DEFAULT_NOISE_DB, **spec.grow)
+    options = {"hidden_size": student["hidden_size"], "intermediate_size": student["intermediate_size"],
+               "num_heads": student["num_heads"], "num_kv_heads": student.get("num_kv_heads"),
+               "num_layers": student["num_layers"], "seed": spec.seed, "noise_db": DEFAULT_NOISE_DB, **spec.grow}
     if (out / "growth.json").is_file():
         recorded = json.loads((out / "growth.json").read_text())
         _refuse_changed("grown model", out, {"source": recorded.get("source"), **recorded.get("options", {})},
