@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 
 TOLERANCE = 1e-5
 CURVE_KEYS = ("loss", "lm_loss", "kd_loss", "alpha", "ce", "kd", "val_loss", "val_accuracy")

@@ -10,7 +10,7 @@ from kinherit.config import validate_config
 from kinherit.inherit.teacher import TeacherSpec
 from kinherit.metrics.flops import flops_per_token
 from kinherit.models.build import load_model
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
 

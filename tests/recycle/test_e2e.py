@@ -10,7 +10,7 @@ from kinherit.config import validate_as as validate
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
 from kinherit.recycle.experiment import run
 from kinherit.recycle.finetune import finetune
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
 DATA = {"task": "stdlib-packages", "train_per_class": 100, "val_per_class": 25, "max_length": 32}

@@ -1,4 +1,4 @@
-"""`KITrainer`: `KinheritTrainer` whose loss inherits knowledge from a teacher (Qin et al., NAACL 2022).
+"""The knowledge-inheritance objective: the student's loss inherits knowledge from a teacher (Qin et al., NAACL 2022).
 
     L_t = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ))
 
@@ -6,7 +6,8 @@ L_LM is the model's own causal- or masked-LM loss; for masked LM the KD term cov
 only (labels ≠ −100), as in the paper. The teacher is either a model (loaded on the first step that needs it,
 prepared by the accelerator in eval mode, frozen, and released as soon as α stays 0) or an offline top-K
 cache whose rows arrive in the batch (`cache.CACHE_KEYS`). Both terms are per-micro-batch means, so the
-Trainer divides them by the gradient-accumulation steps.
+Trainer divides them by the gradient-accumulation steps. `KinheritTrainer` (kinherit.train) is given this
+objective; this module does not import the trainer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from accelerate.utils import DistributedType
 from torch.utils.data import Dataset
-from transformers import PreTrainedModel, Trainer
+from transformers import PreTrainedModel
 
 from kinherit.config import RunConfig
 from kinherit.data.dataset import IGNORE_INDEX, PackedBlocks
@@ -30,7 +31,6 @@ from kinherit.inherit.schedules import SCHEDULES, Schedule, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.models.build import task_of
-from kinherit.train.trainer import KinheritTrainer
 
 
 @dataclass(frozen=True)
@@ -63,82 +63,90 @@ class KIPlan:
 _SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
 
-class KITrainer(KinheritTrainer):
-    """See the module docstring. `teacher=None` means the train dataset carries cached top-K targets."""
+class KnowledgeInheritance:
+    """The KI objective (see the module docstring); `teacher=None` means the batches carry cached top-K targets.
 
-    def __init__(self, *args: Any, ki: KIPlan, teacher: TeacherSpec | None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    Implements `kinherit.train.objective.Objective`; `trainer` is the `KinheritTrainer` running it.
+    """
+
+    loss_is_scaled_for_ga = False  # both terms are micro-batch means
+    extra_columns = CACHE_KEYS
+
+    def __init__(self, ki: KIPlan, teacher: TeacherSpec | None):
         self.ki, self.teacher_spec = ki, teacher
         self.teacher: torch.nn.Module | None = None
-        self.loss_is_scaled_for_ga = False  # both terms are micro-batch means
-
-    def _set_signature_columns_if_needed(self) -> None:
-        super()._set_signature_columns_if_needed()
-        self._signature_columns += [key for key in CACHE_KEYS if key not in self._signature_columns]
+        self._accelerator: Any = None
 
     # ---- teacher lifetime ----
-    def _online_teacher(self) -> torch.nn.Module:
+    def _online_teacher(self, accelerator: Any) -> torch.nn.Module:
         if self.teacher is None:
-            if self.accelerator.distributed_type in _SHARDED:
+            if accelerator.distributed_type in _SHARDED:
                 raise KinheritError(
-                    f"an online teacher is not supported under {self.accelerator.distributed_type.value}: it would be "
+                    f"an online teacher is not supported under {accelerator.distributed_type.value}: it would be "
                     "replicated unsharded on every device; build an offline cache (kinherit cache-teacher) and set teacher.cache"
                 )
-            self.teacher = self.accelerator.prepare_model(self.teacher_spec.load(), evaluation_mode=True)
+            self.teacher = accelerator.prepare_model(self.teacher_spec.load(), evaluation_mode=True)
+            self._accelerator = accelerator
         return self.teacher
 
     def release_teacher(self) -> None:
         """Drop every reference to the teacher and free its memory."""
         if self.teacher is None:
             return
-        self.accelerator._models = [m for m in self.accelerator._models if m is not self.teacher]
-        self.teacher = None
+        self._accelerator._models = [m for m in self._accelerator._models if m is not self.teacher]
+        self.teacher = self._accelerator = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _teacher_targets(self, inputs: dict[str, torch.Tensor], cached: TopK | None) -> torch.Tensor | TopK:
+    def _teacher_targets(self, accelerator: Any, inputs: dict[str, torch.Tensor], cached: TopK | None) -> torch.Tensor | TopK:
         """Teacher logits (B, T, V) or top-K (B, T, k) for this batch, vocabulary cut to the shared size."""
         if cached is not None:
             return cached
-        teacher = self._online_teacher()
+        teacher = self._online_teacher(accelerator)
         with torch.no_grad():
             logits = teacher(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask")).logits
         logits = logits[..., : self.ki.shared_vocab]  # (B, T, V)
         return TopK.from_logits(logits, self.ki.top_k) if self.ki.top_k else logits
 
     # ---- loss and accounting ----
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+    def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                      num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
         cached = TopK(inputs.pop(CACHE_KEYS[0]), inputs.pop(CACHE_KEYS[1])) if CACHE_KEYS[0] in inputs else None
-        if not model.training:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        step = self.state.global_step
+        step = trainer.state.global_step
         alpha = self.ki.alpha(step)
-        lm_loss, outputs = Trainer.compute_loss(self, model, inputs, return_outputs=True)  # micro-batch mean
+        lm_loss, outputs = trainer.model_loss(model, inputs)  # micro-batch mean
         terms = {"lm_loss": lm_loss, "alpha": torch.tensor(alpha, device=lm_loss.device)}
         if alpha > 0:
             mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
             student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
-            terms["kd_loss"] = kd_loss(student, self._teacher_targets(inputs, cached), self.ki.temperature, mask)
+            targets = self._teacher_targets(trainer.accelerator, inputs, cached)
+            terms["kd_loss"] = kd_loss(student, targets, self.ki.temperature, mask)
             loss = (1 - alpha) * lm_loss + alpha * terms["kd_loss"]
         else:
             loss = lm_loss
         if self.ki.teacher_done(step):
             self.release_teacher()
-        self.record_terms(loss=loss, **terms)
-        return (loss, outputs) if return_outputs else loss
+        return loss, outputs, terms
 
-    def accounting(self, step: int) -> dict[str, float]:
-        """Student training FLOPs plus teacher forward FLOPs on the steps where it ran (also as `teacher_flops`)."""
-        counts = super().accounting(step)
-        teacher = self.ki.teacher_steps(step) * self.tokens_per_step * self.ki.teacher_flops.forward
-        return {**counts, "flops": counts["flops"] + teacher, "teacher_flops": teacher}
+    def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
+        """Teacher forward FLOPs on the steps where it ran, as `teacher_flops`."""
+        return {"teacher_flops": self.ki.teacher_steps(step) * tokens_per_step * self.ki.teacher_flops.forward}
+
+    def on_log(self, trainer: Any, terms: dict[str, float]) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
 
 
 def prepare_inheritance(
     config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: PreTrainedModel, train: PackedBlocks, max_steps: int
-) -> tuple[Dataset, dict[str, Any]]:
-    """The training dataset (with cached teacher targets when `teacher.cache` is set) and `KITrainer` kwargs."""
+) -> tuple[Dataset, KnowledgeInheritance]:
+    """The training dataset (with cached teacher targets when `teacher.cache` is set) and the KI objective."""
     cfg = config.teacher
     masked = task_of(student.config) == "masked"
     if cfg.cache is not None:
@@ -152,4 +160,4 @@ def prepare_inheritance(
         schedule=SCHEDULES.lookup(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),
         temperature=cfg.temperature, top_k=top_k, shared_vocab=len(tokenizer), masked=masked, teacher_flops=flops,
     )
-    return train, {"ki": plan, "teacher": teacher}
+    return train, KnowledgeInheritance(plan, teacher)
