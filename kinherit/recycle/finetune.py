@@ -44,6 +44,7 @@ from kinherit.recycle.load import (
 )
 from kinherit.recycle.task import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
 from kinherit.train.objective import ModelLoss
+from kinherit.train.progress import library_bars_off
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
 from kinherit.train.trainer import KinheritTrainer
 
@@ -161,10 +162,12 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
         objective=objective,
         student_flops=flops_per_token(model, max_length),
     )
-    evaluated = fit(trainer, out, checkpoint, callbacks, perplexity=False)
+    adapter = config.model.lora is not None or config.model.adapter is not None
+    with library_bars_off():
+        evaluated = fit(trainer, out, checkpoint, callbacks, perplexity=False)
+        model_dir = _save(trainer.model, tokenizer, task.label_names, out, adapter=adapter)
     accuracies = {int(e["step"]): e["eval_accuracy"] for e in evaluated}
     flops = {step: float(trainer.accounting(step)["flops"]) for step in accuracies}
-    model_dir = _save(trainer.model, tokenizer, task.label_names, out, adapter=config.model.lora is not None or config.model.adapter is not None)
     return FinetuneResult(out, model_dir, trainer.state.global_step, dict(sorted(accuracies.items())), dict(sorted(flops.items())))
 
 

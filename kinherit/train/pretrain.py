@@ -27,6 +27,7 @@ from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
 from kinherit.models.build import build_model, task_of
 from kinherit.train.objective import ModelLoss
+from kinherit.train.progress import library_bars_off
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
 from kinherit.train.trainer import KinheritTrainer
 
@@ -100,6 +101,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
         student_flops=flops_per_token(model, config.data.seq_len),
         sampler_seed=data_seed,
     )
-    evaluated = fit(trainer, out, checkpoint, callbacks)
-    model_dir = _save_final(trainer, tokenizer, out)
+    with library_bars_off():
+        evaluated = fit(trainer, out, checkpoint, callbacks)
+        model_dir = _save_final(trainer, tokenizer, out)
     return PretrainResult(out, model_dir, trainer.state.global_step, float(evaluated[-1]["eval_loss"]))

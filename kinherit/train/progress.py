@@ -1,15 +1,19 @@
 """The console during training: one tqdm bar per run, nothing else (the raw log dicts go to metrics.jsonl).
 
 The bar counts optimizer steps (with tqdm's ETA) and shows the latest loss, val loss, α (knowledge
-inheritance) and tokens/s in its postfix. `train.disable_tqdm: true` turns it off.
+inheritance) and tokens/s in its postfix. `train.disable_tqdm: true` turns it off. transformers' own bars
+(e.g. "Writing model shards" at every checkpoint) are silenced for the run (`library_bars_off`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
+from transformers.utils import logging as hf_logging
 
 POSTFIX = (("loss", "loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"), ("val_accuracy", "val acc", "{:.3f}"),
            ("alpha", "α", "{:.3f}"), ("tokens_per_s", "tok/s", "{:,.0f}"))
@@ -41,6 +45,18 @@ class ProgressBar(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         if self.bar is not None:
-            self.bar.set_postfix(postfix(self.latest))
+            self.bar.set_postfix(postfix(self.latest), refresh=False)
             self.bar.close()
             self.bar = None
+
+
+@contextmanager
+def library_bars_off() -> Iterator[None]:
+    """Silence transformers' progress bars inside the block; restore the previous setting after it."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
