@@ -6,7 +6,9 @@ L_LM is the model's own causal- or masked-LM loss; for masked LM the KD term cov
 only (labels ≠ −100), as in the paper. The teacher is either a model (loaded on the first step that needs it,
 prepared by the accelerator in eval mode, frozen, and released as soon as α stays 0) or an offline top-K
 cache whose rows arrive in the batch (`cache.CACHE_KEYS`). Both terms are per-micro-batch means, so the
-Trainer divides them by the gradient-accumulation steps. `KinheritTrainer` (kinherit.train) is given this
+Trainer divides them by the gradient-accumulation steps. With `teacher.steps: auto`, the teacher's own LM
+loss on the same batch (`teacher_lm_loss`, from the logits it computes anyway) is logged too, and
+`schedules.AutoStop` sets α to 0 for good once the student's LM loss has caught up with it. `KinheritTrainer` (kinherit.train) is given this
 objective; this module does not import the trainer.
 """
 
@@ -27,7 +29,7 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.inherit.cache import CACHE_KEYS, CachedTeacherBlocks, open_cache
 from kinherit.inherit.losses import TopK, kd_loss
-from kinherit.inherit.schedules import SCHEDULES, Schedule, resolve_horizon
+from kinherit.inherit.schedules import AUTO, SCHEDULES, AutoStop, Schedule, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.models.build import task_of
@@ -47,6 +49,8 @@ class KIPlan:
     masked: bool
     """Masked-LM student: KD on masked positions only."""
     teacher_flops: FlopsPerToken
+    auto: bool = False
+    """`teacher.steps: auto`: T = max_steps, and `AutoStop` may end inheritance earlier."""
 
     def alpha(self, step: int) -> float:
         return self.schedule.alpha(step, self.alpha0, self.horizon)
@@ -63,6 +67,14 @@ class KIPlan:
 _SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
 
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor, masked: bool) -> torch.Tensor:
+    """Mean cross-entropy over the positions with a label (≠ −100): masked LM predicts labels in place,
+    causal LM predicts the label of the next position. logits (B, T, V), labels (B, T)."""
+    if not masked:
+        logits, labels = logits[:, :-1], labels[:, 1:]  # (B, T−1, V), (B, T−1)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
 class KnowledgeInheritance:
     """The KI objective (see the module docstring); `teacher=None` means the batches carry cached top-K targets.
 
@@ -76,6 +88,22 @@ class KnowledgeInheritance:
         self.ki, self.teacher_spec = ki, teacher
         self.teacher: torch.nn.Module | None = None
         self._accelerator: Any = None
+        self.auto = AutoStop() if ki.auto else None
+
+    # ---- α and the teacher's steps, with the auto stop ----
+    def alpha(self, step: int) -> float:
+        """α_t: the schedule's, or 0 once inheritance stopped itself."""
+        return 0.0 if self.auto is not None and self.auto.stopped(step) else self.ki.alpha(step)
+
+    def teacher_steps(self, step: int) -> int:
+        """Optimizer steps among the first `step` on which the teacher ran (α > 0)."""
+        ran = self.ki.teacher_steps(step)
+        switch = self.auto.switch_step if self.auto is not None else None
+        return ran if switch is None else min(ran, switch)
+
+    def teacher_done(self, step: int) -> bool:
+        """α is 0 at `step` and every later step."""
+        return self.ki.teacher_done(step) or (self.auto is not None and self.auto.stopped(step))
 
     # ---- teacher lifetime ----
     def _online_teacher(self, accelerator: Any) -> torch.nn.Module:
@@ -99,48 +127,56 @@ class KnowledgeInheritance:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _teacher_targets(self, accelerator: Any, inputs: dict[str, torch.Tensor], cached: TopK | None) -> torch.Tensor | TopK:
-        """Teacher logits (B, T, V) or top-K (B, T, k) for this batch, vocabulary cut to the shared size."""
+    def _teacher_targets(self, accelerator: Any, inputs: dict[str, torch.Tensor], cached: TopK | None
+                         ) -> tuple[torch.Tensor | TopK, torch.Tensor | None]:
+        """Teacher logits (B, T, V) or top-K (B, T, k) for this batch, vocabulary cut to the shared size; and,
+        with the auto stop, the teacher's LM loss on the batch."""
         if cached is not None:
-            return cached
+            return cached, None
         teacher = self._online_teacher(accelerator)
         with torch.no_grad():
             logits = teacher(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask")).logits
+            teacher_lm = lm_loss(logits, inputs["labels"], self.ki.masked) if self.auto is not None else None
         logits = logits[..., : self.ki.shared_vocab]  # (B, T, V)
-        return TopK.from_logits(logits, self.ki.top_k) if self.ki.top_k else logits
+        return (TopK.from_logits(logits, self.ki.top_k) if self.ki.top_k else logits), teacher_lm
 
     # ---- loss and accounting ----
     def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
                       num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
         cached = TopK(inputs.pop(CACHE_KEYS[0]), inputs.pop(CACHE_KEYS[1])) if CACHE_KEYS[0] in inputs else None
         step = trainer.state.global_step
-        alpha = self.ki.alpha(step)
+        alpha = self.alpha(step)
         lm_loss, outputs = trainer.model_loss(model, inputs)  # micro-batch mean
         terms = {"lm_loss": lm_loss, "alpha": torch.tensor(alpha, device=lm_loss.device)}
         if alpha > 0:
             mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
             student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
-            targets = self._teacher_targets(trainer.accelerator, inputs, cached)
+            targets, teacher_lm = self._teacher_targets(trainer.accelerator, inputs, cached)
             terms["kd_loss"] = kd_loss(student, targets, self.ki.temperature, mask)
+            if teacher_lm is not None:
+                terms["teacher_lm_loss"] = teacher_lm
             loss = (1 - alpha) * lm_loss + alpha * terms["kd_loss"]
         else:
             loss = lm_loss
-        if self.ki.teacher_done(step):
+        if self.teacher_done(step):
             self.release_teacher()
         return loss, outputs, terms
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """Teacher forward FLOPs on the steps where it ran, as `teacher_flops`."""
-        return {"teacher_flops": self.ki.teacher_steps(step) * tokens_per_step * self.ki.teacher_flops.forward}
+        return {"teacher_flops": self.teacher_steps(step) * tokens_per_step * self.ki.teacher_flops.forward}
 
     def on_log(self, trainer: Any, terms: dict[str, float]) -> None:
-        return None
+        """The auto stop's decision, from the logged means (equal on every process)."""
+        if self.auto is not None and "teacher_lm_loss" in terms:
+            self.auto.observe(trainer.state.global_step, terms["lm_loss"], terms["teacher_lm_loss"])
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {"switch_step": self.auto.switch_step} if self.auto is not None else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
+        if self.auto is not None:
+            self.auto.switch_step = state.get("switch_step")
 
 
 def prepare_inheritance(
@@ -159,5 +195,6 @@ def prepare_inheritance(
     plan = KIPlan(
         schedule=SCHEDULES.lookup(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),
         temperature=cfg.temperature, top_k=top_k, shared_vocab=len(tokenizer), masked=masked, teacher_flops=flops,
+        auto=cfg.steps == AUTO,
     )
     return train, KnowledgeInheritance(plan, teacher)
