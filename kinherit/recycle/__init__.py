@@ -3,7 +3,8 @@ when fine-tuning the upgraded base B (A continually pre-trained, or grown).
 
     delta.recycle_full(A, A_tuned, B, out, scale, growth)        B + λ·(A_tuned − A) [through growth]
     adapters.recycle_adapter(A, adapter, B, out, scale, growth)  A's LoRA adapter on B [through growth]
-    finetune.finetune(FinetuneConfig)                             classifier fine-tuning, optional KD teacher
+    finetune.finetune(FinetuneConfig, resume)                     classifier fine-tuning, optional KD teacher
+    distillation.ClassificationDistillation                       the (1 − α)·CE + α·τ²·KL objective
     comparison.run(ExperimentConfig)                              scratch / init / distill / combined
     task.stdlib_packages_task(...)                                the built-in task (no download)
 

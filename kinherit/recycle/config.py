@@ -30,7 +30,6 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "report_to": "none",
     "dataloader_num_workers": 0,
-    "disable_tqdm": True,
 }
 
 
