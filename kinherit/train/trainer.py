@@ -132,8 +132,8 @@ class KinheritTrainer(Trainer):
 
     # ---- resume and atomic checkpoints ----
     def train(self, resume_from_checkpoint: str | None = None, **kwargs: Any) -> Any:
-        """As Trainer.train; a resumed run first restores the objective's state from the checkpoint."""
-        if resume_from_checkpoint is not None:
+        """As Trainer.train (given the checkpoint's path); a resumed run first restores the objective's state."""
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)):
             saved = Path(resume_from_checkpoint, OBJECTIVE_STATE)
             if saved.is_file():
                 self.objective.load_state_dict(json.loads(saved.read_text()))
