@@ -126,6 +126,7 @@ def _teacher(config: FinetuneConfig, labels: list[str], vocab_size: int) -> torc
     return teacher
 
 
+@library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
 def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> FinetuneResult:
     """Fine-tune `config.model` on `config.data` (or continue it from its last checkpoint with `resume`);
     see the module docstring for the outputs."""
@@ -163,9 +164,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
         student_flops=flops_per_token(model, max_length),
     )
     adapter = config.model.lora is not None or config.model.adapter is not None
-    with library_bars_off():
-        evaluated = fit(trainer, out, checkpoint, callbacks, perplexity=False)
-        model_dir = _save(trainer.model, tokenizer, task.label_names, out, adapter=adapter)
+    evaluated = fit(trainer, out, checkpoint, callbacks, perplexity=False)
+    model_dir = _save(trainer.model, tokenizer, task.label_names, out, adapter=adapter)
     accuracies = {int(e["step"]): e["eval_accuracy"] for e in evaluated}
     flops = {step: float(trainer.accounting(step)["flops"]) for step in accuracies}
     return FinetuneResult(out, model_dir, trainer.state.global_step, dict(sorted(accuracies.items())), dict(sorted(flops.items())))

@@ -71,6 +71,7 @@ def _save_final(trainer: KinheritTrainer, tokenizer: Any, out: Path) -> Path:
     return target
 
 
+@library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
 def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> PretrainResult:
     """Train `config.model` on `config.data` (self-learning, or knowledge inheritance with `config.teacher`)."""
     out = Path(config.out)
@@ -101,7 +102,6 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
         student_flops=flops_per_token(model, config.data.seq_len),
         sampler_seed=data_seed,
     )
-    with library_bars_off():
-        evaluated = fit(trainer, out, checkpoint, callbacks)
-        model_dir = _save_final(trainer, tokenizer, out)
+    evaluated = fit(trainer, out, checkpoint, callbacks)
+    model_dir = _save_final(trainer, tokenizer, out)
     return PretrainResult(out, model_dir, trainer.state.global_step, float(evaluated[-1]["eval_loss"]))

@@ -52,7 +52,7 @@ class ProgressBar(TrainerCallback):
 
 @contextmanager
 def library_bars_off() -> Iterator[None]:
-    """Silence transformers' progress bars inside the block; restore the previous setting after it."""
+    """Silence transformers' progress bars inside the block (or the decorated function); restore the setting after."""
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
