@@ -19,7 +19,7 @@ from typing import Any
 
 from kinherit.config import validate_config
 from kinherit.inherit.cache import build_cache
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])

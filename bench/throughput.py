@@ -22,6 +22,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, PrinterCallback, Tra
 
 from kinherit.data.dataset import PackedBlocks
 from kinherit.metrics.flops import flops_per_token
+from kinherit.train.objective import ModelLoss
 from kinherit.train.trainer import KinheritTrainer
 
 
@@ -93,7 +94,7 @@ def main() -> None:
                             data_collator=default_data_collator)
             results["transformers.Trainer"].append(tokens_per_s(plain, ns))
             ours = KinheritTrainer(model=copy.deepcopy(base), args=_args(Path(tmp) / "ours", ns), train_dataset=blocks,
-                                   data_collator=default_data_collator, student_flops=fpt, sampler_seed=0)
+                                   data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt, sampler_seed=0)
             results["kinherit"].append(tokens_per_s(ours, ns))
 
     print(f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, {fpt.matmul_params / 1e6:.2f}M matmul params; "

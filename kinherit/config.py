@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -115,8 +115,10 @@ class TeacherConfig(StrictModel):
     """α₀, the KD weight at step 0."""
     schedule: str = "linear"
     """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0) or constant (α₀ throughout)."""
-    steps: int | float = 0.5
-    """T: an absolute step count (int), or a fraction of train.max_steps (float in (0, 1])."""
+    steps: int | float | Literal["auto"] = 0.5
+    """T: an absolute step count (int), a fraction of train.max_steps (float in (0, 1]), or `auto`: T = train.max_steps
+    and inheritance stops itself (α = 0 for good, teacher released) at the first training log where the student's
+    LM loss is at or below the teacher's on the same batches (online teacher only; see `inherit.schedules.AutoStop`)."""
     temperature: float = Field(2.0, gt=0.0)
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
@@ -129,6 +131,8 @@ class TeacherConfig(StrictModel):
         if (self.path is None) == (self.cache is None):
             raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
         SCHEDULES.lookup(self.schedule)
+        if self.steps == "auto" and self.cache is not None:
+            raise ValueError("teacher.steps: auto compares the teacher's LM loss, which needs its full logits: set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:

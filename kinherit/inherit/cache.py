@@ -38,7 +38,7 @@ from kinherit.models.build import load_pretrained_config, task_of
 FORMAT = 1
 LOG_PROBS, INDICES, META = "log_probs.bin", "indices.bin", "meta.json"
 CACHE_KEYS = ("teacher_log_probs", "teacher_indices")
-"""Extra batch fields of a cached-teacher dataset, consumed (popped) by `KITrainer.compute_loss`."""
+"""Extra batch fields of a cached-teacher dataset, consumed (popped) by the KI objective (`objective.KnowledgeInheritance`)."""
 
 
 @dataclass(frozen=True)

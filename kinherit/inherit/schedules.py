@@ -4,7 +4,8 @@
 
 Each schedule maps (t, α₀, T) → α_t, where T is the inheritance horizon (`teacher.steps`). A schedule that
 `ends` is 0 for every t ≥ T and positive before (when α₀ > 0), so the teacher runs on exactly
-min(step, T) of the first `step` steps and is released afterwards.
+min(step, T) of the first `step` steps and is released afterwards. `teacher.steps: auto` sets T to the
+run's length and lets `AutoStop` end inheritance as soon as the student no longer learns from the teacher.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kinherit.errors import KinheritError
 from kinherit.registry import Registry
+
+AUTO = "auto"
 
 AlphaFn = Callable[[int, float, int], float]
 
@@ -60,8 +64,39 @@ def constant(t: int, alpha0: float, horizon: int) -> float:
     return alpha0
 
 
-def resolve_horizon(steps: int | float, max_steps: int) -> int:
-    """`teacher.steps` as an absolute step count: an int as is, a fraction f ∈ (0, 1] as round(f·max_steps) ≥ 1."""
+def resolve_horizon(steps: int | float | str, max_steps: int) -> int:
+    """`teacher.steps` as an absolute step count: an int as is, a fraction f ∈ (0, 1] as round(f·max_steps) ≥ 1,
+    `auto` as max_steps (`AutoStop` ends inheritance earlier)."""
+    if steps == AUTO:
+        if max_steps <= 0:
+            raise KinheritError("teacher.steps: auto needs train.max_steps (T = the run's length); set train.max_steps")
+        return max_steps
     if isinstance(steps, float):
         return max(1, round(steps * max_steps))
     return steps
+
+
+@dataclass
+class AutoStop:
+    """`teacher.steps: auto`, inheritance that never outstays its use: it stops once the student has caught up.
+
+    At every training log (each `logging_steps` optimizer steps), with L̄ the mean over the micro-batches since
+    the previous log (the same batches for both models, averaged over processes):
+
+        s = the first logged step with  L̄_LM(student) ≤ L̄_LM(teacher)
+        α_t = 0 for every t ≥ s, and the teacher is released;  before s, α_t follows the schedule with T = max_steps
+
+    The teacher's LM loss comes from the logits it computes for the KD term anyway. `switch_step` (s, or None
+    while the teacher still leads) is all the state there is; a checkpoint stores it so resume is exact.
+    """
+
+    switch_step: int | None = None
+
+    def observe(self, step: int, student_lm: float, teacher_lm: float) -> None:
+        """Record the means logged after `step` optimizer steps; switch at `step` when the student caught up."""
+        if self.switch_step is None and student_lm <= teacher_lm:
+            self.switch_step = step
+
+    def stopped(self, t: int) -> bool:
+        """Whether α is 0 at step t because inheritance stopped itself."""
+        return self.switch_step is not None and t >= self.switch_step

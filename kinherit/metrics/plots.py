@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -11,9 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kinherit.io import atomic_file  # noqa: E402
-
-if TYPE_CHECKING:
-    from kinherit.metrics.report import Run
+from kinherit.metrics.runs import Run  # noqa: E402
 
 AXES = (("flops", "training FLOPs (teacher forward passes included)", False),
         ("tokens", "training tokens", False),

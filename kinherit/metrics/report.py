@@ -12,26 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from kinherit.config import read_yaml
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file, write_json
+from kinherit.metrics.log import METRICS_FILE, read_metrics
+from kinherit.metrics.plots import plot_alpha, plot_curves
+from kinherit.metrics.runs import Run, load_run
 from kinherit.metrics.savings import compute_to_reach, saving
-from kinherit.train.metrics_log import read_metrics
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run folder's events, split into training and evaluation curves."""
-
-    name: str
-    path: Path
-    train: list[dict[str, Any]]
-    evals: list[dict[str, Any]]
-
-    def curve(self, x: str) -> list[tuple[float, float]]:
-        return [(float(e[x]), float(e["val_loss"])) for e in self.evals]
 
 
 @dataclass(frozen=True)
@@ -49,18 +37,9 @@ class RunResult:
     tokens_per_s: float | None
 
 
-def load_run(path: str | Path, name: str | None = None) -> Run:
-    path = Path(path)
-    events = read_metrics(path / "metrics.jsonl")
-    evals = [e for e in events if "val_loss" in e]
-    if not evals:
-        raise KinheritError(f"{path} has no evaluation events in metrics.jsonl; is it a kinherit run folder?")
-    return Run(name or path.name, path, [e for e in events if "loss" in e], evals)
-
-
 def _run_flops_of(model_dir: Path) -> float:
     """Total training FLOPs recorded by the run that wrote `model_dir` (`<run>/model`), else 0."""
-    events = read_metrics(model_dir.parent / "metrics.jsonl")
+    events = read_metrics(model_dir.parent / METRICS_FILE)
     return float(events[-1]["flops"]) if events else 0.0
 
 
@@ -145,8 +124,6 @@ class Report:
 
 def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None) -> Report:
     """Write report.md, results.json and plots to `out`; the baseline defaults to the first run."""
-    from kinherit.metrics.plots import plot_alpha, plot_curves
-
     runs = [load_run(p) for p in run_dirs]
     base = load_run(baseline) if baseline is not None else runs[0]
     if baseline is not None and all(r.path.resolve() != base.path.resolve() for r in runs):

@@ -3,8 +3,9 @@ when fine-tuning the upgraded base B (A continually pre-trained, or grown).
 
     delta.recycle_full(A, A_tuned, B, out, scale, growth)        B + λ·(A_tuned − A) [through growth]
     adapters.recycle_adapter(A, adapter, B, out, scale, growth)  A's LoRA adapter on B [through growth]
-    finetune.finetune(FinetuneConfig)                             classifier fine-tuning, optional KD teacher
-    experiment.run(ExperimentConfig)                              scratch / init / distill / combined
+    finetune.finetune(FinetuneConfig, resume)                     classifier fine-tuning, optional KD teacher
+    distillation.ClassificationDistillation                       the (1 − α)·CE + α·τ²·KL objective
+    comparison.run(ExperimentConfig)                              scratch / init / distill / combined
     task.stdlib_packages_task(...)                                the built-in task (no download)
 
 Modules are imported on use (the CLI stays fast); see the README.

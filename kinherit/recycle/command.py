@@ -12,6 +12,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Fine-tune a classifier. Any config key can be overridden: --train.max_steps=100 --teacher.alpha=0.9",
     )
     finetune.add_argument("--config", help="YAML finetune config")
+    finetune.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints")
     finetune.set_defaults(func=run_finetune, accepts_overrides=True)
 
     recycle = subparsers.add_parser(
@@ -44,7 +45,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from kinherit.recycle.config import FinetuneConfig
     from kinherit.recycle.finetune import finetune
 
-    result = finetune(load_yaml_config(FinetuneConfig, args.config, args.overrides))
+    result = finetune(load_yaml_config(FinetuneConfig, args.config, args.overrides), resume=args.resume)
     steps = ", ".join(f"{step}: {acc:.3f}" for step, acc in result.accuracy.items())
     print(f"done: step {result.final_step}, val accuracy by step {{{steps}}}; saved {result.model_dir}")
     return 0
@@ -64,7 +65,7 @@ def run_recycle(args: argparse.Namespace) -> int:
 def run_experiment(args: argparse.Namespace) -> int:
     from kinherit.config import load_yaml_config
     from kinherit.recycle.config import ExperimentConfig
-    from kinherit.recycle.experiment import run
+    from kinherit.recycle.comparison import run
 
     report = run(load_yaml_config(ExperimentConfig, args.config, args.overrides))
     print(report.markdown())

@@ -25,11 +25,11 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "logging_steps": 10,
     "eval_steps": 20,
-    "save_strategy": "no",
+    "save_steps": 100,
+    "save_total_limit": 1,
     "seed": 0,
     "report_to": "none",
     "dataloader_num_workers": 0,
-    "disable_tqdm": True,
 }
 
 

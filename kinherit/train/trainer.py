@@ -1,15 +1,24 @@
-"""`KinheritTrainer`: `transformers.Trainer` plus honest accounting, exact loss logging and atomic checkpoints.
+"""`KinheritTrainer`: `transformers.Trainer` given an objective, plus honest accounting, exact loss logging,
+a quiet console and atomic checkpoints. Pre-training, knowledge inheritance and fine-tuning all use it.
 
 What it changes, and nothing else:
-- the training sampler is `EpochShuffleSampler` (order is a function of seed and epoch → exact resume);
+- the training loss comes from the `objective` (`kinherit.train.objective`); evaluation uses the model's own loss;
+- gradient accumulation is handled the same way for every objective: a micro-batch mean is divided by the
+  accumulation steps (`loss_is_scaled_for_ga = False`), a loss normalised by the step's item count is not;
 - every loss term is accumulated unrounded and logged as its mean since the last log, all-reduced over
-  processes; a non-finite loss stops the run with an actionable error;
-- each training log carries `tokens` and `flops` (cumulative, from the step count, so resume-exact);
-- checkpoints are written to `<out>/.staging/checkpoint-N` and renamed into place when complete.
+  processes; the logged `loss` is the optimizer step's mean whatever the accumulation; a non-finite loss
+  stops the run with an actionable error;
+- each training log carries `tokens` and `flops` (cumulative, from the step count, so resume-exact), plus
+  the objective's extra FLOPs (`teacher_flops`);
+- with `sampler_seed`, the training sampler is `EpochShuffleSampler` (order is a function of seed and epoch);
+- the Trainer's own console output (log dicts, tqdm bars) is removed; `kinherit.train.progress` replaces it;
+- checkpoints are written to `<out>/.staging/checkpoint-N` and renamed into place when complete, with the
+  objective's state in `objective.json`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -18,33 +27,49 @@ from typing import Any
 
 import torch
 from transformers import Trainer
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from kinherit.data.dataset import EpochShuffleSampler
 from kinherit.errors import KinheritError
-from kinherit.io import replace_dir
+from kinherit.io import replace_dir, write_json
 from kinherit.metrics.flops import FlopsPerToken
+from kinherit.train.objective import Objective
 
 STAGING = ".staging"
+OBJECTIVE_STATE = "objective.json"
 
 
 class KinheritTrainer(Trainer):
-    """Trainer for packed-token pre-training; see the module docstring for what differs."""
+    """Trainer for every kinherit run; see the module docstring for what differs."""
 
-    def __init__(self, *args: Any, student_flops: FlopsPerToken, sampler_seed: int, **kwargs: Any):
+    def __init__(self, *args: Any, objective: Objective, student_flops: FlopsPerToken, sampler_seed: int | None = None,
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.student_flops = student_flops
-        self.sampler_seed = sampler_seed
+        self.objective, self.student_flops, self.sampler_seed = objective, student_flops, sampler_seed
+        self.loss_is_scaled_for_ga = objective.loss_is_scaled_for_ga
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: dict[str, int] = {}
         self._staging_checkpoints = False
+        self.remove_callback(PrinterCallback)
+        self.remove_callback(ProgressCallback)
 
     # ---- data order ----
-    def _get_train_sampler(self, train_dataset: Any = None) -> EpochShuffleSampler:
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.sampler_seed is None:
+            return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         return EpochShuffleSampler(len(dataset), self.sampler_seed)
 
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        self._signature_columns += [key for key in self.objective.extra_columns if key not in self._signature_columns]
+
     # ---- loss and its logging ----
+    def model_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None) -> tuple[torch.Tensor, Any]:
+        """The model's own loss and outputs (Trainer's: normalised by `num_items_in_batch` when given and accepted)."""
+        return super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+
     def record_terms(self, **terms: torch.Tensor) -> None:
         """Accumulate detached loss terms of one micro-batch (no host sync); a term may skip micro-batches."""
         for name, value in terms.items():
@@ -53,11 +78,14 @@ class KinheritTrainer(Trainer):
             self._term_counts[name] = self._term_counts.get(name, 0) + 1
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        if model.training:
-            # A loss normalised by the whole step's token count is a share of the step's mean: ×GA makes it a mean.
+        if not model.training:
+            inputs = {k: v for k, v in inputs.items() if k not in self.objective.extra_columns}
+            loss, outputs = self.model_loss(model, inputs, num_items_in_batch)
+        else:
+            loss, outputs, terms = self.objective.training_loss(self, model, inputs, num_items_in_batch)
+            # A loss normalised by the whole step's item count is a share of the step's mean: ×GA makes it a mean.
             scale = self.current_gradient_accumulation_steps if self._scaled_for_ga(num_items_in_batch) else 1
-            self.record_terms(loss=loss * scale)
+            self.record_terms(loss=loss * scale, **terms)
         return (loss, outputs) if return_outputs else loss
 
     def _scaled_for_ga(self, num_items_in_batch: Any) -> bool:
@@ -76,13 +104,16 @@ class KinheritTrainer(Trainer):
         self._term_sums, self._term_counts = {}, {}
         return dict(zip(names, stacked.tolist()))
 
+    # ---- compute accounting ----
     def accounting(self, step: int) -> dict[str, float]:
-        """Cumulative tokens and training FLOPs after `step` optimizer steps."""
+        """Cumulative tokens and FLOPs after `step` optimizer steps: student training plus the objective's extras."""
         tokens = step * self.tokens_per_step
-        return {"tokens": tokens, "flops": tokens * self.student_flops.train}
+        extra = self.objective.extra_flops(step, self.tokens_per_step)
+        return {"tokens": tokens, "flops": tokens * self.student_flops.train + sum(extra.values()), **extra}
 
     @property
     def tokens_per_step(self) -> int:
+        """Sequences per optimizer step × sequence length (padding included: the compute is dense)."""
         args = self.args
         return args.train_batch_size * args.gradient_accumulation_steps * args.world_size * self.student_flops.seq_len
 
@@ -95,10 +126,19 @@ class KinheritTrainer(Trainer):
                     f"the training loss became {terms.get('loss')} at step {self.state.global_step}; "
                     "lower train.learning_rate, raise train.warmup_steps or set train.max_grad_norm"
                 )
+            self.objective.on_log(self, terms)
             logs.update(self.accounting(self.state.global_step))
         super().log(logs, start_time)
 
-    # ---- atomic checkpoints ----
+    # ---- resume and atomic checkpoints ----
+    def train(self, resume_from_checkpoint: str | None = None, **kwargs: Any) -> Any:
+        """As Trainer.train (given the checkpoint's path); a resumed run first restores the objective's state."""
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)):
+            saved = Path(resume_from_checkpoint, OBJECTIVE_STATE)
+            if saved.is_file():
+                self.objective.load_state_dict(json.loads(saved.read_text()))
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
     def _get_output_dir(self, trial: Any) -> str:
         root = super()._get_output_dir(trial)
         return os.path.join(root, STAGING) if self._staging_checkpoints else root
@@ -120,9 +160,9 @@ class KinheritTrainer(Trainer):
             self.state.best_model_checkpoint = str(final)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
+            write_json(staging / OBJECTIVE_STATE, self.objective.state_dict())
             replace_dir(staging, final)
             shutil.rmtree(Path(root, STAGING), ignore_errors=True)
             rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
-

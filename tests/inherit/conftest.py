@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kinherit.config import validate_config
+from kinherit.inherit.teacher import TeacherSpec
 from kinherit.train.pretrain import pretrain
 from tests.conftest import _tiny_run
 
@@ -31,3 +33,19 @@ def teacher_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Pa
     config = _tiny_run(out, cache_dir, "llama", max_steps=TEACHER_STEPS, eval_steps=TEACHER_STEPS,
                        save_steps=TEACHER_STEPS, logging_steps=TEACHER_STEPS)
     return pretrain(validate_config(config)).model_dir
+
+
+@pytest.fixture()
+def teacher_calls(monkeypatch):
+    """Counts teacher forward passes and keeps weak references to every loaded teacher."""
+    calls, refs = [], []
+    original = TeacherSpec.load
+
+    def load(self):
+        model = original(self)
+        model.register_forward_hook(lambda *args: calls.append(1))
+        refs.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(TeacherSpec, "load", load)
+    return calls, refs

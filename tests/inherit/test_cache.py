@@ -15,7 +15,7 @@ from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.losses import TopK, kd_loss
 from kinherit.inherit.teacher import TeacherSpec
 from kinherit.models.build import load_model
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
 

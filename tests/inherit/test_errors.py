@@ -9,7 +9,7 @@ from kinherit.cli import main
 from kinherit.config import validate_config
 from kinherit.data.tokenizer import train_bpe
 from kinherit.models.build import load_model
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
 

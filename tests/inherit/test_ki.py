@@ -1,37 +1,18 @@
 """End to end on the tiny real corpus: a KI student beats its from-scratch twin; the teacher is accounted for,
 stops running at T and is freed; a KI student teaches the next, larger one; masked-LM KI runs."""
 
-import weakref
-
 import pytest
 import torch
 
 from kinherit.config import validate_config
-from kinherit.inherit.teacher import TeacherSpec
 from kinherit.metrics.flops import flops_per_token
 from kinherit.models.build import load_model
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
 
 STEPS, HORIZON = 20, 10
 TOKENS_PER_STEP = 8 * 32
-
-
-@pytest.fixture()
-def teacher_calls(monkeypatch):
-    """Counts teacher forward passes and keeps weak references to every loaded teacher."""
-    calls, refs = [], []
-    original = TeacherSpec.load
-
-    def load(self):
-        model = original(self)
-        model.register_forward_hook(lambda *args: calls.append(1))
-        refs.append(weakref.ref(model))
-        return model
-
-    monkeypatch.setattr(TeacherSpec, "load", load)
-    return calls, refs
 
 
 def _train_events(out):

@@ -63,7 +63,7 @@ def test_a_baseline_that_never_improves_is_an_error_not_a_traceback(tmp_path):
 
 
 def test_a_last_line_cut_by_a_kill_is_ignored(tmp_path):
-    from kinherit.train.metrics_log import read_metrics
+    from kinherit.metrics.log import read_metrics
 
     _fake_run(tmp_path / "run", [(0, 0.0, 8.0), (10, 100.0, 6.0)])
     with (tmp_path / "run" / "metrics.jsonl").open("a") as handle:

@@ -8,9 +8,9 @@ from PIL import Image
 from kinherit.config import validate_config
 from kinherit.config import validate_as as validate
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
-from kinherit.recycle.experiment import run
+from kinherit.recycle.comparison import run
 from kinherit.recycle.finetune import finetune
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
 DATA = {"task": "stdlib-packages", "train_per_class": 100, "val_per_class": 25, "max_length": 32}
@@ -54,7 +54,12 @@ def test_recycling_beats_fine_tuning_b_from_scratch(tmp_path, tiny_run):
     assert "| combined |" in (out / "report.md").read_text()
     assert Image.open(out / "accuracy.png").size[0] > 300
     events = read_metrics(out / "distill" / "metrics.jsonl")
-    assert events[0] == {"step": 0, **{k: events[0][k] for k in ("val_loss", "val_accuracy")}}
+    assert events[0]["step"] == 0 and events[0]["flops"] == 0 and "val_accuracy" in events[0]
+    scratch_last, distill_last = read_metrics(out / "scratch" / "metrics.jsonl")[-1], events[-1]
+    assert distill_last["teacher_flops"] > 0  # distillation pays for the teacher's forward passes
+    assert distill_last["flops"] == scratch_last["flops"] + distill_last["teacher_flops"]
+    combined = result["combined"]
+    assert saved["variants"]["combined"]["flops_to_target"] == combined.flops[combined.steps_to_target]
     assert all({"ce", "kd", "loss"} <= set(e) for e in events if "loss" in e)
     assert [e["step"] for e in events if "val_accuracy" in e] == list(range(0, 61, 10))
     assert (out / "combined" / "model" / "config.json").is_file() and (out / "recycled" / "recycle.json").is_file()

@@ -4,15 +4,16 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 from kinherit.errors import KinheritError
 from kinherit.config import load_yaml_config as load
 from kinherit.config import validate_as as validate
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
-from kinherit.recycle.finetune import distill_loss, finetune
+from kinherit.recycle.distillation import distill_loss
+from kinherit.recycle.finetune import finetune
 from kinherit.recycle.task import file_task, stdlib_packages_task
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 
 from .conftest import LABELS, make_base, sample_inputs
 
@@ -139,5 +140,64 @@ def test_full_finetune_writes_model_metrics_and_config(tmp_path, tokenizer_dir):
     events = read_metrics(tmp_path / "ft" / "metrics.jsonl")
     assert [e["step"] for e in events if "loss" in e] == [1, 2, 3, 4]
     assert "max_steps: 4" in (tmp_path / "ft" / "config.resolved.yaml").read_text()
-    with pytest.raises(KinheritError, match="already holds a fine-tuning run"):
+    with pytest.raises(KinheritError, match="already holds a run"):
         finetune(validate(FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST}))
+
+
+@pytest.mark.parametrize("with_teacher", [False, True])
+def test_gradient_accumulation_gives_the_step_mean_loss_and_gradient(tmp_path, tokenizer_dir, with_teacher):
+    """8 examples as one batch or as 4 micro-batches of 2: the same examples, so the same logged loss and the same
+    gradient norm (transformers 5 once treated each classification micro-batch mean as pre-scaled: both were 4×)."""
+    from .conftest import make_tuned
+
+    a = make_base(tmp_path / "A", tokenizer_dir)
+    teacher = {"teacher": {"path": str(make_tuned(a, tmp_path / "A-tuned"))}} if with_teacher else {}
+    frozen = {"learning_rate": 0.0, "max_steps": 1, "eval_steps": 1, "logging_steps": 1}
+    logged = {}
+    for name, batch in (("ga1", {"per_device_train_batch_size": 8}),
+                        ("ga4", {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4})):
+        finetune(validate(FinetuneConfig, {"out": str(tmp_path / name), "model": {"base": str(a)}, "data": SMALL,
+                                           "train": {**frozen, **batch}, **teacher}))
+        logged[name] = next(e for e in read_metrics(tmp_path / name / "metrics.jsonl") if "loss" in e)
+    one, four = logged["ga1"], logged["ga4"]
+    assert one["tokens"] == four["tokens"] == 8 * 16
+    for key in ("loss", "ce", "grad_norm") + (("kd",) if with_teacher else ()):
+        assert four[key] == pytest.approx(one[key], rel=1e-4), (key, one[key], four[key])
+
+
+class _Crash(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tokenizer_dir):
+    from kinherit.cli import main
+
+    from .conftest import make_tuned
+
+    a = make_base(tmp_path / "A", tokenizer_dir)
+    teacher = make_tuned(a, tmp_path / "A-tuned")
+
+    def config(name):
+        return validate(FinetuneConfig, {"out": str(tmp_path / name), "model": {"base": str(a), "lora": {"r": 4}}, "data": SMALL,
+                                         "teacher": {"path": str(teacher)},
+                                         "train": {**FAST, "max_steps": 6, "eval_steps": 3, "save_steps": 2}})
+
+    straight = finetune(config("straight"))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        finetune(config("crashed"), callbacks=[_Crash(3)])
+    assert main(["finetune", "--out", str(tmp_path / "crashed"), "--model.base", str(a), "--model.lora.r", "4",
+                 "--teacher.path", str(teacher), "--data.task", "stdlib-packages", "--data.packages", json.dumps(LABELS),
+                 "--data.train_per_class", "8", "--data.val_per_class", "4", "--data.max_length", "16",
+                 "--train.max_steps", "6", "--train.eval_steps", "3", "--train.save_steps", "2", "--train.logging_steps", "1",
+                 "--train.per_device_train_batch_size", "8", "--resume"]) == 0
+    expected, resumed = read_metrics(tmp_path / "straight" / "metrics.jsonl"), read_metrics(tmp_path / "crashed" / "metrics.jsonl")
+    assert [e["step"] for e in resumed] == [e["step"] for e in expected] == [0, 1, 2, 3, 3, 4, 5, 6, 6]
+    for old, new in zip(expected, resumed):
+        for key in ("loss", "ce", "kd", "val_loss", "val_accuracy", "flops", "teacher_flops"):
+            assert abs(old.get(key, 0.0) - new.get(key, 0.0)) <= 1e-6, (old["step"], key, old.get(key), new.get(key))
+    assert straight.final_step == 6 and straight.flops[6] == resumed[-1]["flops"]

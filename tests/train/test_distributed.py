@@ -1,6 +1,6 @@
 """The unchanged `kinherit pretrain` command under torchrun: 2 CPU processes, gloo DDP."""
 
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 
 
 def test_two_process_ddp_run(tmp_path, tiny_run, torchrun_pretrain):

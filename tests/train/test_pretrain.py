@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
-from kinherit.train.metrics_log import read_metrics
+from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
 

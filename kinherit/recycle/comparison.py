@@ -6,8 +6,9 @@
     combined   both
 
 Reported per variant: validation accuracy at step 0, the first evaluated step whose accuracy reaches
-the scratch run's final accuracy (the target), and the final accuracy; as report.json, report.md and
-accuracy.png (accuracy vs step) in `out`.
+the scratch run's final accuracy (the target), the training FLOPs spent by then (the teacher's forward
+passes included, so distillation's extra cost shows), the total FLOPs and the final accuracy; as
+report.json, report.md and accuracy.png (accuracy vs step) in `out`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kinherit.config import merge_trees, validate_as
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file, write_json
 from kinherit.recycle.adapters import recycle_adapter
-from kinherit.config import merge_trees, validate_as
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
 from kinherit.recycle.delta import recycle_full
 from kinherit.recycle.finetune import finetune
@@ -29,7 +30,13 @@ from kinherit.recycle.finetune import finetune
 class VariantResult:
     name: str
     accuracy: dict[int, float]  # eval step -> validation accuracy
+    flops: dict[int, float]  # eval step -> cumulative training FLOPs (teacher forward passes included)
     steps_to_target: int | None  # None: never reached within the budget
+
+    @property
+    def flops_to_target(self) -> float | None:
+        """FLOPs spent up to the evaluation that first reached the target."""
+        return None if self.steps_to_target is None else self.flops[self.steps_to_target]
 
     @property
     def step0(self) -> float:
@@ -38,6 +45,10 @@ class VariantResult:
     @property
     def final(self) -> float:
         return self.accuracy[max(self.accuracy)]
+
+    @property
+    def total_flops(self) -> float:
+        return self.flops[max(self.flops)]
 
 
 @dataclass(frozen=True)
@@ -49,22 +60,26 @@ class ExperimentReport:
         return {
             "target_accuracy": self.target,
             "variants": {
-                v.name: {"step0_accuracy": v.step0, "steps_to_target": v.steps_to_target, "final_accuracy": v.final,
-                         "accuracy": {str(k): a for k, a in v.accuracy.items()}}
+                v.name: {"step0_accuracy": v.step0, "steps_to_target": v.steps_to_target,
+                         "flops_to_target": v.flops_to_target, "total_flops": v.total_flops, "final_accuracy": v.final,
+                         "accuracy": {str(k): a for k, a in v.accuracy.items()},
+                         "flops": {str(k): f for k, f in v.flops.items()}}
                 for v in self.variants
             },
         }
 
     def markdown(self) -> str:
         rows = [
-            f"| {v.name} | {v.step0:.3f} | {'not reached' if v.steps_to_target is None else v.steps_to_target} | {v.final:.3f} |"
+            f"| {v.name} | {v.step0:.3f} | {'not reached' if v.steps_to_target is None else v.steps_to_target} | "
+            f"{'not reached' if v.flops_to_target is None else f'{v.flops_to_target:.3g}'} | {v.total_flops:.3g} | {v.final:.3f} |"
             for v in self.variants
         ]
         return "\n".join([
-            f"Target: the from-scratch run's final validation accuracy, {self.target:.3f}.",
+            f"Target: the from-scratch run's final validation accuracy, {self.target:.3f}. "
+            "FLOPs include the teacher's forward passes (distill, combined).",
             "",
-            "| variant | step-0 accuracy | steps to target | final accuracy |",
-            "|---|---|---|---|",
+            "| variant | step-0 accuracy | steps to target | FLOPs to target | total FLOPs | final accuracy |",
+            "|---|---|---|---|---|---|",
             *rows,
         ])
 
@@ -111,9 +126,10 @@ def run(config: ExperimentConfig) -> ExperimentReport:
         report = recycle(config.old_base, old_tuned, config.new_base, init, scale=config.scale, growth=config.growth)
         print("\n".join(report.lines()), flush=True)
     names = ["scratch", *[v for v in config.variants if v != "scratch"]]
-    curves = {name: finetune(_variant_config(config, name, old_tuned, init)).accuracy for name in names}
-    target = curves["scratch"][max(curves["scratch"])]
-    result = ExperimentReport(target, [VariantResult(n, curves[n], steps_to_reach(curves[n], target)) for n in names])
+    runs = {name: finetune(_variant_config(config, name, old_tuned, init)) for name in names}
+    scratch = runs["scratch"].accuracy
+    target = scratch[max(scratch)]
+    result = ExperimentReport(target, [VariantResult(n, r.accuracy, r.flops, steps_to_reach(r.accuracy, target)) for n, r in runs.items()])
     write_json(out / "report.json", result.to_dict())
     with atomic_file(out / "report.md") as handle:
         handle.write(result.markdown() + "\n")

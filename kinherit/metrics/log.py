@@ -1,9 +1,11 @@
-"""`metrics.jsonl`: one JSON object per training log or evaluation, appended by the main process.
+"""`metrics.jsonl`, the record of a run: one JSON object per training log or evaluation, appended by the
+main process. This module owns the format: writing, reading, and truncating on resume.
 
-Training events: step, tokens, flops, loss (+ any loss terms), learning_rate, grad_norm, tokens_per_s,
-time_s. Evaluation events: step, tokens, flops, val_loss, val_ppl, time_s. `time_s` is cumulative
-training wall time across resumes. On resume, events after the checkpoint's step are dropped first,
-so the file never holds two histories.
+Training events: step, tokens, flops [, teacher_flops], loss (+ the objective's loss terms, e.g. lm_loss,
+kd_loss, alpha, ce, kd), learning_rate, grad_norm, tokens_per_s, time_s. Evaluation events: step, tokens,
+flops [, teacher_flops], val_loss [, val_ppl for language models] (+ every other `eval_<name>` metric as
+`val_<name>`, e.g. val_accuracy), time_s. `time_s` is cumulative training wall time across resumes. On
+resume, events after the checkpoint's step are dropped first, so the file never holds two histories.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from transformers import TrainerCallback
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file
 
+METRICS_FILE = "metrics.jsonl"
 _SKIP = {"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
+_EVAL_SKIP = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -47,13 +51,28 @@ def truncate_after(path: Path, step: int) -> list[dict[str, Any]]:
     return kept
 
 
-class MetricsJsonl(TrainerCallback):
-    """Append every log/eval event to `path`, with throughput and cumulative wall time."""
+def start_log(path: Path, resumed_step: int | None) -> float:
+    """Prepare `path` for a run: a fresh start drops any old file (a run that died before its first
+    checkpoint starts over), a resume keeps the events up to its checkpoint. Returns the wall time already spent."""
+    if resumed_step is None:
+        path.unlink(missing_ok=True)
+        return 0.0
+    kept = truncate_after(path, resumed_step)
+    return max((event.get("time_s", 0.0) for event in kept), default=0.0)
 
-    def __init__(self, path: Path, trainer: Any, time_offset: float = 0.0):
-        self.path, self.trainer, self.time_offset = Path(path), trainer, time_offset
+
+class MetricsJsonl(TrainerCallback):
+    """Append every log/eval event to `path`, with throughput and cumulative wall time.
+
+    `trainer.accounting(step)` supplies tokens and FLOPs; `perplexity` adds val_ppl = exp(val_loss).
+    `latest` holds the last value of every logged key (for the progress bar).
+    """
+
+    def __init__(self, path: Path, trainer: Any, time_offset: float = 0.0, perplexity: bool = True):
+        self.path, self.trainer, self.time_offset, self.perplexity = Path(path), trainer, time_offset, perplexity
         self._t0 = time.perf_counter()
         self._last: tuple[float, int] | None = None
+        self.latest: dict[str, Any] = {}
 
     def _elapsed(self) -> float:
         return self.time_offset + time.perf_counter() - self._t0
@@ -69,7 +88,10 @@ class MetricsJsonl(TrainerCallback):
         event: dict[str, Any] = {"step": step, **self.trainer.accounting(step)}
         if "eval_loss" in logs:
             event["val_loss"] = logs["eval_loss"]
-            event["val_ppl"] = math.exp(min(logs["eval_loss"], 50.0))
+            if self.perplexity:
+                event["val_ppl"] = math.exp(min(logs["eval_loss"], 50.0))
+            event.update({"val_" + k.removeprefix("eval_"): v for k, v in logs.items()
+                          if k.startswith("eval_") and k != "eval_loss" and k not in _EVAL_SKIP})
             self._last = (now, step)  # throughput intervals exclude evaluation time
         elif "loss" in logs:
             event.update({k: v for k, v in logs.items() if k not in _SKIP and k not in event})
@@ -80,5 +102,6 @@ class MetricsJsonl(TrainerCallback):
         else:
             return
         event["time_s"] = now
+        self.latest.update(event)
         with self.path.open("a") as handle:
             handle.write(json.dumps(event) + "\n")

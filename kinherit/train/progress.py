@@ -1,0 +1,62 @@
+"""The console during training: one tqdm bar per run, nothing else (the raw log dicts go to metrics.jsonl).
+
+The bar counts optimizer steps (with tqdm's ETA) and shows the latest loss, val loss, α (knowledge
+inheritance) and tokens/s in its postfix. `train.disable_tqdm: true` turns it off. transformers' own bars
+(e.g. "Writing model shards" at every checkpoint) are silenced for the run (`library_bars_off`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tqdm.auto import tqdm
+from transformers import TrainerCallback
+from transformers.utils import logging as hf_logging
+
+POSTFIX = (("loss", "loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"), ("val_accuracy", "val acc", "{:.3f}"),
+           ("alpha", "α", "{:.3f}"), ("tokens_per_s", "tok/s", "{:,.0f}"))
+
+
+def postfix(latest: dict[str, Any]) -> dict[str, str]:
+    """The bar's postfix from the latest logged values (keys absent from `latest` are left out)."""
+    return {label: fmt.format(latest[key]) for key, label, fmt in POSTFIX if key in latest}
+
+
+class ProgressBar(TrainerCallback):
+    """A tqdm bar over optimizer steps, fed by the run's `MetricsJsonl` (`latest`), on the main process only."""
+
+    def __init__(self, latest: dict[str, Any], description: str):
+        self.latest, self.description = latest, description
+        self.bar: tqdm | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if state.is_world_process_zero and not args.disable_tqdm:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description, dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
+        if self.bar is not None:
+            self.bar.set_postfix(postfix(self.latest), refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.bar is not None:
+            self.bar.set_postfix(postfix(self.latest), refresh=False)
+            self.bar.close()
+            self.bar = None
+
+
+@contextmanager
+def library_bars_off() -> Iterator[None]:
+    """Silence transformers' progress bars inside the block (or the decorated function); restore the setting after."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()

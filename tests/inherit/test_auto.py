@@ -1,0 +1,106 @@
+"""`teacher.steps: auto`: inheritance stops itself once the student's LM loss reaches the teacher's."""
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from kinherit.config import validate_config
+from kinherit.errors import KinheritError
+from kinherit.inherit.objective import lm_loss
+from kinherit.inherit.schedules import AutoStop
+from kinherit.metrics.flops import flops_per_token
+from kinherit.metrics.log import read_metrics
+from kinherit.models.build import load_model
+from kinherit.train.pretrain import pretrain
+from tests.conftest import _tiny_run
+from tests.inherit.conftest import student_run
+
+TOKENS_PER_STEP = 8 * 32
+
+
+class _Crash(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.fixture(scope="module")
+def weak_teacher(tmp_path_factory, cache_dir):
+    """A teacher trained 3 steps: a fresh, twice-as-wide student catches up with it within a few steps."""
+    out = tmp_path_factory.mktemp("auto") / "teacher"
+    return pretrain(validate_config(_tiny_run(out, cache_dir, "llama", max_steps=3, eval_steps=3, save_steps=3,
+                                              logging_steps=3))).model_dir
+
+
+def _events(out):
+    return [e for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
+
+
+def _config(out, cache_dir, teacher, **train):
+    return validate_config(student_run(out, cache_dir, {"path": str(teacher), "steps": "auto"},
+                                       **{"max_steps": 12, "eval_steps": 12, "save_steps": 2, **train}))
+
+
+def test_auto_stop_rule():
+    rule = AutoStop()
+    rule.observe(3, student_lm=5.0, teacher_lm=4.0)
+    assert rule.switch_step is None and not rule.stopped(100)
+    rule.observe(5, student_lm=4.0, teacher_lm=4.0)
+    rule.observe(7, student_lm=3.0, teacher_lm=4.0)  # the first crossing decides
+    assert rule.switch_step == 5 and not rule.stopped(4) and rule.stopped(5) and rule.stopped(6)
+
+
+def test_teacher_lm_loss_matches_the_models_own_loss(weak_teacher):
+    model = load_model(weak_teacher).eval()
+    ids = torch.randint(0, 500, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids)
+    assert lm_loss(out.logits, ids, masked=False).item() == pytest.approx(out.loss.item(), rel=1e-6)
+
+
+def test_alpha_is_zero_and_the_teacher_idle_from_the_switch_on(tmp_path, cache_dir, weak_teacher, teacher_calls):
+    pretrain(_config(tmp_path / "auto", cache_dir, weak_teacher))
+    events = _events(tmp_path / "auto")
+    switch = next(e["step"] for e in events if e["lm_loss"] <= e.get("teacher_lm_loss", float("inf")))
+    assert 1 < switch < 12
+    calls, refs = teacher_calls
+    assert len(calls) == switch and refs[0]() is None  # no teacher forward after the switch, and it is released
+    teacher_fwd = flops_per_token(load_model(weak_teacher), 32).forward
+    for event in events:
+        step = event["step"]  # the event of step k logs the step just taken, t = k − 1
+        if step <= switch:
+            assert event["alpha"] == pytest.approx(1 - (step - 1) / 12) and "kd_loss" in event
+            assert (event["lm_loss"] > event["teacher_lm_loss"]) == (step < switch)
+        else:
+            assert event["alpha"] == 0.0 and "kd_loss" not in event and "teacher_lm_loss" not in event
+        assert event["teacher_flops"] == min(step, switch) * TOKENS_PER_STEP * teacher_fwd
+
+
+def test_resume_restores_the_switch(tmp_path, cache_dir, weak_teacher, teacher_calls):
+    pretrain(_config(tmp_path / "straight", cache_dir, weak_teacher))
+    expected = _events(tmp_path / "straight")
+    switch = next(e["step"] for e in expected if e["lm_loss"] <= e.get("teacher_lm_loss", float("inf")))
+    crash = switch + 2 + switch % 2  # the checkpoint before the crash (every 2 steps) is after the switch
+    crashed = _config(tmp_path / "crashed", cache_dir, weak_teacher)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(crashed, callbacks=[_Crash(crash)])
+    calls, _ = teacher_calls
+    before = len(calls)
+    pretrain(crashed, resume=True)
+    assert len(calls) == before  # the resumed run knows inheritance has stopped: the teacher never runs again
+    resumed = _events(tmp_path / "crashed")
+    assert [e["step"] for e in resumed] == [e["step"] for e in expected]
+    for old, new in zip(expected, resumed):
+        for key in ("loss", "lm_loss", "alpha", "teacher_flops", "flops"):
+            assert abs(old[key] - new[key]) <= 1e-6, (old["step"], key, old[key], new[key])
+
+
+def test_auto_needs_an_online_teacher_and_max_steps(tmp_path, cache_dir, weak_teacher):
+    with pytest.raises(KinheritError, match="teacher.steps: auto .* set teacher.path, not teacher.cache"):
+        validate_config(student_run(tmp_path / "c", cache_dir, {"cache": str(tmp_path), "steps": "auto"}))
+    with pytest.raises(KinheritError, match="needs train.max_steps"):
+        pretrain(validate_config(student_run(tmp_path / "e", cache_dir, {"path": str(weak_teacher), "steps": "auto"},
+                                             max_steps=-1, num_train_epochs=1)))
