@@ -33,7 +33,8 @@ from kinherit.config import read_yaml  # noqa: E402
 from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment  # noqa: E402
 from kinherit.io import atomic_file, write_json  # noqa: E402
 from kinherit.metrics.horizons import horizon_points  # noqa: E402
-from kinherit.metrics.report import load_run, sunk_flops  # noqa: E402
+from kinherit.metrics.report import sunk_flops  # noqa: E402
+from kinherit.metrics.runs import load_run  # noqa: E402
 
 TUNED = ("scratch", "grown")
 LR_OF = {"scratch": "scratch", "ki": "scratch", "grown": "grown", "grown_ki": "grown"}
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=3, help="train the reported runs for this many budgets")
     parser.add_argument("--out", default="runs/efficiency")
     parser.add_argument("--quick", action="store_true", help="the demo's --quick sizes")
+    parser.add_argument("--tune-only", action="store_true", help="stop after tuning (a later call reuses its runs)")
     args = parser.parse_args()
     if set(args.tune_seeds) & set(args.seeds):
         parser.error("tuning seeds must not be reported: --tune-seeds and --seeds overlap")
@@ -180,6 +182,9 @@ def main() -> None:
     out = Path(args.out)
     tuning = tune(spec, args.lr_grid, args.tune_seeds, out / "tune")
     print(f"\ntuned peak LRs: {tuning['best']} (interior: {tuning['interior']})", flush=True)
+    if args.tune_only:
+        write_json(out / "tuning.json", tuning)
+        return
     rep = report(spec, tuning["best"], args.seeds, args.horizon, out / "report")
     result = {"spec": spec.model_dump(), "tune_seeds": args.tune_seeds, "seeds": args.seeds, "tuning": tuning, "report": rep}
     write_json(out / "efficiency.json", result)

@@ -16,7 +16,7 @@ import torch
 from kinherit.arch.spec import TensorSpec
 from kinherit.grow.maps import UnitMap
 
-DEFAULT_NOISE_DB = 20.0
+DEFAULT_NOISE_DB = 0.0
 """Default SNR of the symmetry-breaking noise (see README, "Symmetry breaking", for the sweep behind it)."""
 
 

@@ -29,7 +29,7 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.inherit.cache import CACHE_KEYS, CachedTeacherBlocks, open_cache
 from kinherit.inherit.losses import TopK, kd_loss
-from kinherit.inherit.schedules import AUTO, SCHEDULES, AutoStop, Schedule, resolve_horizon
+from kinherit.inherit.schedules import AUTO, SCHEDULES, AutoStop, Schedule, gap_weight, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.models.build import task_of
@@ -147,17 +147,20 @@ class KnowledgeInheritance:
         step = trainer.state.global_step
         alpha = self.alpha(step)
         lm_loss, outputs = trainer.model_loss(model, inputs)  # micro-batch mean
-        terms = {"lm_loss": lm_loss, "alpha": torch.tensor(alpha, device=lm_loss.device)}
+        weight = torch.tensor(alpha, device=lm_loss.device)
+        terms = {"lm_loss": lm_loss}
         if alpha > 0:
             mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
             student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
             targets, teacher_lm = self._teacher_targets(trainer.accelerator, inputs, cached)
             terms["kd_loss"] = kd_loss(student, targets, self.ki.temperature, mask)
-            if teacher_lm is not None:
+            if teacher_lm is not None:  # auto: the KD weight follows the teacher/student gap (no host sync)
                 terms["teacher_lm_loss"] = teacher_lm
-            loss = (1 - alpha) * lm_loss + alpha * terms["kd_loss"]
+                weight = weight * gap_weight(lm_loss, teacher_lm)
+            loss = (1 - weight) * lm_loss + weight * terms["kd_loss"]
         else:
             loss = lm_loss
+        terms["alpha"] = weight
         if self.teacher_done(step):
             self.release_teacher()
         return loss, outputs, terms

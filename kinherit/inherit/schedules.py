@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from kinherit.errors import KinheritError
 from kinherit.registry import Registry
 
@@ -76,15 +78,27 @@ def resolve_horizon(steps: int | float | str, max_steps: int) -> int:
     return steps
 
 
+GAP_MARGIN = 0.5
+"""m, in nats: the teacher/student LM-loss gap at and above which the KD term gets its full scheduled weight."""
+
+
+def gap_weight(student_lm: torch.Tensor, teacher_lm: torch.Tensor, margin: float = GAP_MARGIN) -> torch.Tensor:
+    """g = clip((L_LM(student) − L_LM(teacher)) / m, 0, 1) on one batch, detached: how much the teacher still has to teach."""
+    return ((student_lm.detach() - teacher_lm.detach()) / margin).clamp(0.0, 1.0)
+
+
 @dataclass
 class AutoStop:
-    """`teacher.steps: auto`, inheritance that never outstays its use: it stops once the student has caught up.
+    """`teacher.steps: auto`, inheritance that never outstays its use: the KD weight follows the teacher/student
+    gap, and inheritance stops once the student has caught up.
 
-    At every training log (each `logging_steps` optimizer steps), with L̄ the mean over the micro-batches since
-    the previous log (the same batches for both models, averaged over processes):
+    On every step, with the two models' LM losses on the same batch (the teacher's from the logits it computes
+    for the KD term anyway), α_t = α_schedule(t; T = max_steps) · g_t with g_t = `gap_weight` (0 when the
+    student is already as good as the teacher, e.g. right after an exact growth). At every training log, with
+    L̄ the means since the previous log (averaged over processes):
 
         s = the first logged step with  L̄_LM(student) ≤ L̄_LM(teacher)
-        α_t = 0 for every t ≥ s, and the teacher is released;  before s, α_t follows the schedule with T = max_steps
+        α_t = 0 for every t ≥ s, and the teacher is released
 
     The teacher's LM loss comes from the logits it computes for the KD term anyway. `switch_step` (s, or None
     while the teacher still leads) is all the state there is; a checkpoint stores it so resume is exact.

@@ -7,7 +7,7 @@ from transformers import TrainerCallback
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.inherit.objective import lm_loss
-from kinherit.inherit.schedules import AutoStop
+from kinherit.inherit.schedules import GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.models.build import load_model
@@ -53,6 +53,24 @@ def test_auto_stop_rule():
     assert rule.switch_step == 5 and not rule.stopped(4) and rule.stopped(5) and rule.stopped(6)
 
 
+def test_gap_weight():
+    weight = gap_weight(torch.tensor([5.0, 4.2, 4.0, 3.5]), torch.tensor(4.0))
+    assert weight.tolist() == pytest.approx([1.0, 0.2 / GAP_MARGIN, 0.0, 0.0])
+
+
+def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, cache_dir, weak_teacher):
+    """Right after an exact growth the student *is* the teacher: the gap is 0, so α is 0 from the first step and
+    inheritance stops at the first log; grown + KI then costs a few teacher forwards and changes nothing else."""
+    raw = student_run(tmp_path / "same", cache_dir, {"path": str(weak_teacher), "steps": "auto"},
+                      max_steps=6, eval_steps=6, save_steps=6, logging_steps=2)
+    raw["model"] = {"from": str(weak_teacher)}
+    raw["data"]["tokenizer"] = {"path": str(weak_teacher)}
+    pretrain(validate_config(raw))
+    events = _events(tmp_path / "same")
+    assert all(e["alpha"] <= 1e-5 for e in events)  # 0 up to the round-off between the two loss computations
+    assert events[-1]["teacher_flops"] == 2 * TOKENS_PER_STEP * flops_per_token(load_model(weak_teacher), 32).forward
+
+
 def test_teacher_lm_loss_matches_the_models_own_loss(weak_teacher):
     model = load_model(weak_teacher).eval()
     ids = torch.randint(0, 500, (2, 16), generator=torch.Generator().manual_seed(0))
@@ -71,8 +89,9 @@ def test_alpha_is_zero_and_the_teacher_idle_from_the_switch_on(tmp_path, cache_d
     teacher_fwd = flops_per_token(load_model(weak_teacher), 32).forward
     for event in events:
         step = event["step"]  # the event of step k logs the step just taken, t = k − 1
-        if step <= switch:
-            assert event["alpha"] == pytest.approx(1 - (step - 1) / 12) and "kd_loss" in event
+        if step <= switch:  # the schedule's α, weighted by the teacher/student gap of that step's batch
+            gap = min(max((event["lm_loss"] - event["teacher_lm_loss"]) / GAP_MARGIN, 0.0), 1.0)
+            assert event["alpha"] == pytest.approx((1 - (step - 1) / 12) * gap, abs=1e-6) and "kd_loss" in event
             assert (event["lm_loss"] > event["teacher_lm_loss"]) == (step < switch)
         else:
             assert event["alpha"] == 0.0 and "kd_loss" not in event and "teacher_lm_loss" not in event
