@@ -78,6 +78,21 @@ def tune(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path, m
     return {"grid": grid, "best": best, "interior": not edges, "mean_final_loss": table}
 
 
+def _tuning(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path) -> dict[str, Any]:
+    """The tuning result, from OUT/tuning.json when an earlier call made it with the same settings. Inheritance
+    settings are not part of tuning (only scratch and grown are tuned), so they may change in between."""
+    key = {"spec": spec.model_dump(exclude={"inherit", "grown_inherit", "seed"}), "grid": sorted(grid), "tune_seeds": seeds}
+    saved = out / "tuning.json"
+    if saved.is_file():
+        recorded = json.loads(saved.read_text())
+        if {k: recorded.get(k) for k in key} == key:
+            print(f"using the tuning in {saved}", flush=True)
+            return recorded["result"]
+    result = tune(spec, grid, seeds, out / "tune")
+    write_json(saved, {**key, "result": result})
+    return result
+
+
 def _mean_std(values: list[float | None]) -> dict[str, Any]:
     reached = [v for v in values if v is not None]
     return {"mean": statistics.mean(reached) if reached else None,
@@ -180,10 +195,9 @@ def main() -> None:
 
     spec = QUICK if args.quick else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec else {})
     out = Path(args.out)
-    tuning = tune(spec, args.lr_grid, args.tune_seeds, out / "tune")
+    tuning = _tuning(spec, args.lr_grid, args.tune_seeds, out)
     print(f"\ntuned peak LRs: {tuning['best']} (interior: {tuning['interior']})", flush=True)
     if args.tune_only:
-        write_json(out / "tuning.json", tuning)
         return
     rep = report(spec, tuning["best"], args.seeds, args.horizon, out / "report")
     result = {"spec": spec.model_dump(), "tune_seeds": args.tune_seeds, "seeds": args.seeds, "tuning": tuning, "report": rep}
