@@ -134,9 +134,10 @@ def _load_entry(root: Path) -> PackedCorpus:
 
 def tokenizer_sample(files: list[SourceFile], config: DataConfig, mode: str) -> Iterator[str]:
     """The BPE's training text: training-side chunks only, each kept with probability
-    p = min(1, train_sample_mb / corpus MB) by a seeded hash of its index, until train_sample_mb is reached."""
+    p = min(1, train_sample_mb / ((1 − val_fraction) · corpus MB)) by a seeded hash of its index, and
+    never more than train_sample_mb (the stream stops there)."""
     budget = config.tokenizer.train_sample_mb * MB
-    keep = min(1.0, budget / max(1, sum(item.nbytes for item in files)))
+    keep = min(1.0, budget / max(1.0, (1.0 - config.val_fraction) * sum(item.nbytes for item in files)))
     taken = 0
     for index, chunk in enumerate(iter_chunks(files, config, mode)):
         if chunk.val or not chunk.text or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep):

@@ -20,6 +20,7 @@ import sysconfig
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 from kinherit.errors import KinheritError
@@ -104,7 +105,8 @@ def resolve_sources(sources: list[str]) -> list[SourceFile]:
             found = [SourceFile(p, "text", str(p.relative_to(root))) for p in stdlib_files()]
         elif any(ch in spec for ch in "*?["):
             paths = [Path(p) for p in sorted(glob.glob(spec, recursive=True)) if Path(p).is_file()]
-            found = _text_or_records(paths, [str(p) for p in paths], spec)
+            base = Path(*takewhile(lambda part: not glob.has_magic(part), Path(spec).parts))
+            found = _text_or_records(paths, [str(p.relative_to(base)) for p in paths], spec)
         else:
             path = Path(spec).expanduser()
             if not path.exists():
@@ -142,12 +144,13 @@ def _utf8_tail(data: bytes) -> int:
     return 0
 
 
-def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+def iter_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
     """(offset, bytes) blocks of a file, each ending after a newline when one comes within another block.
 
-    Memory is O(block_bytes) whatever the file size; a line longer than a block is cut at a UTF-8
-    character boundary instead.
+    Memory is O(block_bytes) (default BLOCK_BYTES) whatever the file size; a line longer than a block
+    is cut at a UTF-8 character boundary instead.
     """
+    block_bytes = block_bytes or BLOCK_BYTES
     with path.open("rb") as handle:
         offset, carry = 0, b""
         while True:
