@@ -1,7 +1,7 @@
 """Corpus sources → files, and readers that stream each file's text in bounded pieces.
 
 A source is one of: `stdlib` (this Python's own standard library `.py` files, test suites
-excluded), a text file, a folder (every non-hidden file below it), a glob, a `.jsonl`/`.json`-lines,
+excluded), a text file, a folder (every file below it except hidden ones and `__pycache__/`), a glob, a `.jsonl`/`.json`-lines,
 `.parquet` or `.arrow` file with a text field (read by `datasets.load_dataset(..., streaming=True)`),
 or a folder written by `datasets.Dataset.save_to_disk` (read batch by batch from its memory map).
 Order is sorted and therefore reproducible across machines with the same files.
@@ -71,6 +71,11 @@ def _is_saved_dataset(folder: Path) -> bool:
     return (folder / "dataset_info.json").is_file() or (folder / "dataset_dict.json").is_file()
 
 
+def _hidden(relative: Path) -> bool:
+    """Hidden files and folders (`.git/`, `.cache`) and `__pycache__/` are not part of a folder source."""
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+
+
 def is_binary(path: Path) -> bool:
     """A file is binary when its first SNIFF_BYTES contain a NUL byte (as git and grep decide)."""
     with path.open("rb") as handle:
@@ -87,7 +92,7 @@ def _text_or_records(paths: list[Path], keys: list[str], spec: str) -> list[Sour
     for path, key in zip(paths, keys):
         item = _classify(path, key)
         if item.kind == "text" and is_binary(path):
-            binary.append(str(path))
+            binary.append(key)
         else:
             found.append(item)
     if binary:
@@ -114,7 +119,7 @@ def resolve_sources(sources: list[str]) -> list[SourceFile]:
             if path.is_dir() and _is_saved_dataset(path):
                 found = [SourceFile(path, "saved", path.name)]
             elif path.is_dir():
-                paths = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+                paths = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
                 found = _text_or_records(paths, [str(p.relative_to(path)) for p in paths], spec)
             else:
                 found = [_classify(path, path.name)]
