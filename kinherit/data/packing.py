@@ -137,15 +137,18 @@ def tokenizer_sample(files: list[SourceFile], config: DataConfig, mode: str) -> 
     p = min(1, train_sample_mb / ((1 − val_fraction) · corpus MB)) by a seeded hash of its index, and
     never more than train_sample_mb (the stream stops there)."""
     budget = config.tokenizer.train_sample_mb * MB
-    keep = min(1.0, budget / max(1.0, (1.0 - config.val_fraction) * sum(item.nbytes for item in files)))
+    total = sum(item.nbytes for item in files)
+    keep = min(1.0, budget / max(1.0, (1.0 - config.val_fraction) * total))
     taken = 0
-    for index, chunk in enumerate(iter_chunks(files, config, mode)):
-        if chunk.val or not chunk.text or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep):
-            continue
-        yield chunk.text
-        taken += chunk.nbytes
-        if taken >= budget:
-            return
+    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="sample for the tokenizer") as bar:
+        for index, chunk in enumerate(iter_chunks(files, config, mode)):
+            bar.update(chunk.nbytes)
+            if chunk.val or not chunk.text or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep):
+                continue
+            yield chunk.text
+            taken += chunk.nbytes
+            if taken >= budget:
+                return
 
 
 class _SideWriter:
@@ -187,18 +190,18 @@ def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
         yield batch
 
 
-def _encoder(tokenizer_dir: Path) -> Tokenizer:
-    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them)."""
-    backend = Tokenizer.from_str(load_tokenizer(tokenizer_dir).backend_tokenizer.to_str())
+def _encoder(tokenizer_dir: Path) -> tuple[Tokenizer, int]:
+    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them), and the separator id."""
+    tokenizer = load_tokenizer(tokenizer_dir)
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.no_truncation()
     backend.no_padding()
-    return backend
+    return backend, separator_id(tokenizer)
 
 
 def pack(files: list[SourceFile], config: DataConfig, mode: str, tokenizer_dir: Path, out: Path) -> dict[str, int]:
     """Stream the corpus into `out/train.bin` and `out/val.bin`; return token and piece counts."""
-    encoder = _encoder(tokenizer_dir)
-    separator = separator_id(load_tokenizer(tokenizer_dir))
+    encoder, separator = _encoder(tokenizer_dir)
     vocab = encoder.get_vocab_size(with_added_tokens=True)
     dtype = np.dtype(np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32)
     total = sum(item.nbytes for item in files) if not any(item.is_records for item in files) else None

@@ -57,6 +57,7 @@ def check_document_split(config: DataConfig, files: list[SourceFile]) -> None:
     """Refuse up front a `documents` split of text files that sends every file to one side."""
     if any(item.is_records for item in files):
         return  # decided per record while streaming; checked on the packed sizes
+    files = files[: config.max_documents]
     val = sum(unit_hash(config.split_seed, item.key.encode()) < config.val_fraction for item in files)
     if val == 0 or val == len(files):
         side = "validation" if val == 0 else "training"
