@@ -1,6 +1,6 @@
 """The train/validation split, decided while streaming (no global permutation, O(1) memory).
 
-Two rules, both seeded by `data.split_seed` through u(key) = blake2b(seed ‖ key) / 2⁶⁴ ∈ [0, 1):
+Two rules, both seeded by `data.split_seed` through u(key) = blake2b(key, salt=seed) / 2⁶⁴ ∈ [0, 1):
 
 - `documents`: a document goes to validation iff u(key) < val_fraction. A text file's key is its
   name relative to its source (all of the file goes one way); a record's key is its text, so exact
