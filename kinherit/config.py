@@ -48,20 +48,35 @@ class TokenizerConfig(StrictModel):
     path: str | None = None
     """An existing tokenizer folder (`AutoTokenizer.from_pretrained`); overrides training."""
     min_frequency: int = Field(2, ge=1)
+    """A pair must occur at least this often in the training sample to become a BPE merge."""
+    train_sample_mb: float = Field(64.0, gt=0.0)
+    """The BPE trains on at most this many MB of the training side (a seeded, evenly spread sample of
+    its ~1 MB blocks and records); validation text is never part of it."""
 
 
 class DataConfig(StrictModel):
+    """The corpus: where the text is, how it is tokenized, split and packed into token memmaps."""
+
     sources: list[str] = Field(default_factory=lambda: ["stdlib"], min_length=1)
-    """Text files, folders, globs, .jsonl/.parquet (a `text` field), `datasets.save_to_disk` folders, or `stdlib`."""
+    """Text files, folders, globs, .jsonl/.parquet/.arrow (a `text` field), `datasets.save_to_disk` folders, or `stdlib`."""
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    """How the tokenizer is trained or which one is loaded."""
     seq_len: int = Field(128, ge=8)
+    """Tokens per training block."""
     val_fraction: float = Field(0.02, gt=0.0, lt=0.5)
-    split_seed: int = 0
+    """Share of the corpus held out for validation (of documents, or of each file's bytes; see `split`)."""
+    split: Literal["auto", "documents", "contiguous"] = "auto"
+    """`documents`: a seeded hash sends each document to one side; `contiguous`: a seeded window of
+    val_fraction of each text file's bytes is held out (nanoGPT style); `auto`: `documents` for
+    record sources or enough files for ≥10 expected validation documents, else `contiguous`."""
+    split_seed: int = Field(0, ge=-(1 << 63), lt=1 << 63)
+    """Seed of the split hash (and of the tokenizer's training sample)."""
     text_field: str = "text"
+    """Field of JSONL / Parquet / Arrow records and saved datasets that holds the text."""
     cache_dir: str | None = None
     """Where packed tokens are cached; default `$KINHERIT_CACHE` or `~/.cache/kinherit`."""
     max_documents: int | None = Field(None, ge=1)
-    """Use only the first N documents (in the sources' deterministic order)."""
+    """Use only the first N documents (text files or records, in the sources' deterministic order)."""
 
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "bert", "roberta")

@@ -1,12 +1,18 @@
-"""Tokenize a corpus once and pack it into flat token memmaps with a deterministic split.
+"""Tokenize a corpus once and pack it into flat token memmaps, streaming, in bounded memory.
 
 Layout of a cache entry (`<cache_dir>/<fingerprint>/`):
-    tokenizer/   HF tokenizer folder (trained here, or a copy of the one given)
-    train.bin    all training documents' tokens, each followed by the separator token
-    val.bin      same for validation documents
-    meta.json    dtype, token and document counts, fingerprint
+    tokenizer/   HF tokenizer folder (trained here on the training side only, or a copy of the one given)
+    train.bin    the training pieces' tokens, each piece followed by the separator token
+    val.bin      same for validation
+    meta.json    dtype, token and piece counts, split rule, fingerprint
 The fingerprint covers the source files (path, size, mtime), the tokenizer and the split settings,
 so a second run with the same inputs reuses the entry and a changed input builds a new one.
+
+Packing streams chunks (kinherit.data.split) into batches of about BATCH_BYTES of text, encodes each
+batch with the Rust batch encoder on every core (in a helper thread, so reading the next batch
+overlaps it) and appends the ids to the two files. Memory is O(BATCH_BYTES), whatever the corpus
+size. Everything is written under `.tmp-<fingerprint>-<pid>-*` and renamed at the end, so a killed job
+leaves nothing that looks complete; leftovers of dead jobs are removed by the next build.
 """
 
 from __future__ import annotations
@@ -14,26 +20,37 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+from tokenizers import Tokenizer
 from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerBase
 
 from kinherit.config import DataConfig
-from kinherit.data.sources import iter_documents, resolve_sources, sources_fingerprint
+from kinherit.data.sources import SourceFile, resolve_sources, sources_fingerprint
+from kinherit.data.split import Chunk, check_document_split, iter_chunks, split_mode, unit_hash
 from kinherit.data.tokenizer import load_tokenizer, separator_id, train_bpe
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_dir, write_json
 
-_ENCODE_BATCH = 256
+FORMAT = "stream-v2"
+BATCH_BYTES = 8 << 20
+MB = 1_000_000
 
 
 @dataclass(frozen=True)
 class PackedCorpus:
-    """A finished cache entry: where the token files are and what they hold."""
+    """A finished cache entry: where the token files are and what they hold.
+
+    A piece is a document, or (with `split == "contiguous"`) the part of a file on one side of its window.
+    """
 
     root: Path
     dtype: np.dtype
@@ -42,6 +59,7 @@ class PackedCorpus:
     train_documents: int
     val_documents: int
     fingerprint: str
+    split: str
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -62,8 +80,8 @@ class PackedCorpus:
 
     def describe(self) -> str:
         return (
-            f"corpus {self.fingerprint}: {self.train_tokens:,} train tokens ({self.train_documents:,} documents), "
-            f"{self.val_tokens:,} val tokens ({self.val_documents:,} documents)"
+            f"corpus {self.fingerprint} ({self.split} split): {self.train_tokens:,} train tokens "
+            f"({self.train_documents:,} pieces), {self.val_tokens:,} val tokens ({self.val_documents:,} pieces)"
         )
 
 
@@ -74,7 +92,7 @@ def default_cache_dir() -> Path:
 def _tokenizer_key(config: DataConfig) -> str:
     tok = config.tokenizer
     if tok.path is None:
-        return f"bpe{tok.train_vocab_size}-mf{tok.min_frequency}"
+        return f"bpe{tok.train_vocab_size}-mf{tok.min_frequency}-sample{tok.train_sample_mb}MB"
     folder = Path(tok.path)
     if not folder.is_dir():
         raise KinheritError(f"data.tokenizer.path {folder} not found")
@@ -85,11 +103,13 @@ def _tokenizer_key(config: DataConfig) -> str:
     return "tok" + digest.hexdigest()[:12]
 
 
-def corpus_fingerprint(config: DataConfig) -> str:
-    files = resolve_sources(config.sources)
+def corpus_fingerprint(config: DataConfig, files: list[SourceFile] | None = None) -> str:
+    files = resolve_sources(config.sources) if files is None else files
     parts = [
+        FORMAT,
         sources_fingerprint(files),
         _tokenizer_key(config),
+        f"split-{split_mode(config, files)}",
         f"val{config.val_fraction}",
         f"seed{config.split_seed}",
         f"docs{config.max_documents}",
@@ -108,57 +128,143 @@ def _load_entry(root: Path) -> PackedCorpus:
         train_documents=meta["train_documents"],
         val_documents=meta["val_documents"],
         fingerprint=meta["fingerprint"],
+        split=meta["split"],
     )
 
 
-def _documents(config: DataConfig) -> list[str]:
-    docs = []
-    for doc in iter_documents(resolve_sources(config.sources), config.text_field):
-        docs.append(doc)
-        if config.max_documents is not None and len(docs) >= config.max_documents:
-            break
-    if not docs:
-        raise KinheritError(f"the corpus {config.sources} is empty (every document is blank); add text")
-    return docs
-
-
-def _encode(tokenizer: PreTrainedTokenizerBase, docs: list[str]) -> list[np.ndarray]:
-    """Token ids of each document, without special tokens (fast Rust batch encoding)."""
-    backend = tokenizer.backend_tokenizer
-    encoded: list[np.ndarray] = []
-    for start in tqdm(range(0, len(docs), _ENCODE_BATCH), desc="tokenize", unit="batch", leave=False):
-        batch = backend.encode_batch(docs[start : start + _ENCODE_BATCH], add_special_tokens=False)
-        encoded.extend(np.asarray(item.ids, dtype=np.int64) for item in batch)
-    return encoded
-
-
-def _split(lengths: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of validation documents: a seeded permutation, filled to `val_fraction` of tokens."""
-    if len(lengths) < 2:
-        raise KinheritError("the corpus has a single document; a train/validation split needs at least two")
-    order = np.random.default_rng(seed).permutation(len(lengths))
-    target = val_fraction * lengths.sum()
-    is_val = np.zeros(len(lengths), dtype=bool)
+def tokenizer_sample(files: list[SourceFile], config: DataConfig, mode: str) -> Iterator[str]:
+    """The BPE's training text: training-side chunks only, each kept with probability
+    p = min(1, train_sample_mb / ((1 − val_fraction) · corpus MB)) by a seeded hash of its index, and
+    never more than train_sample_mb (the stream stops there)."""
+    budget = config.tokenizer.train_sample_mb * MB
+    total = sum(item.nbytes for item in files)
+    keep = min(1.0, budget / max(1.0, (1.0 - config.val_fraction) * total))
     taken = 0
-    for index in order[:-1]:  # the last one in the permutation always stays in train
-        if taken >= target:
-            break
-        is_val[index] = True
-        taken += lengths[index]
-    return is_val
+    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="sample for the tokenizer") as bar:
+        for index, chunk in enumerate(iter_chunks(files, config, mode)):
+            bar.update(chunk.nbytes)
+            if chunk.val or not chunk.text or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep):
+                continue
+            yield chunk.text
+            taken += chunk.nbytes
+            if taken >= budget:
+                return
 
 
-def _write_stream(path: Path, encoded: list[np.ndarray], separator: int, dtype: np.dtype) -> int:
-    total = sum(len(ids) + 1 for ids in encoded)
-    out = np.memmap(path, dtype=dtype, mode="w+", shape=(max(total, 1),))
-    pos = 0
-    for ids in encoded:
-        out[pos : pos + len(ids)] = ids
-        out[pos + len(ids)] = separator
-        pos += len(ids) + 1
-    out.flush()
-    del out
-    return total
+class _SideWriter:
+    """Appends one side's token ids to its file; a piece's separator follows its last chunk."""
+
+    def __init__(self, handle: BinaryIO, dtype: np.dtype, separator: int):
+        self.handle, self.dtype, self.separator = handle, dtype, separator
+        self.tokens = self.pieces = 0
+        self.open_piece = False
+        self.buffer: list[int] = []
+
+    def add(self, ids: list[int], end: bool) -> None:
+        if ids:
+            self.buffer.extend(ids)
+            self.open_piece = True
+        if end and self.open_piece:
+            self.buffer.append(self.separator)
+            self.pieces += 1
+            self.open_piece = False
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.handle.write(np.array(self.buffer, dtype=self.dtype).tobytes())
+            self.tokens += len(self.buffer)
+            self.buffer.clear()
+
+
+def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
+    """Groups of chunks holding about BATCH_BYTES of text; blank chunks only carry their `end` mark."""
+    batch: list[Chunk] = []
+    size = 0
+    for chunk in chunks:
+        batch.append(chunk)
+        size += chunk.nbytes
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _encoder(tokenizer_dir: Path) -> tuple[Tokenizer, int]:
+    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them), and the separator id."""
+    tokenizer = load_tokenizer(tokenizer_dir)
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    return backend, separator_id(tokenizer)
+
+
+def pack(files: list[SourceFile], config: DataConfig, mode: str, tokenizer_dir: Path, out: Path) -> dict[str, int]:
+    """Stream the corpus into `out/train.bin` and `out/val.bin`; return token and piece counts."""
+    encoder, separator = _encoder(tokenizer_dir)
+    vocab = encoder.get_vocab_size(with_added_tokens=True)
+    dtype = np.dtype(np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32)
+    total = sum(item.nbytes for item in files) if not any(item.is_records for item in files) else None
+
+    def encode(batch: list[Chunk]) -> list[list[int]]:
+        texts = [chunk.text for chunk in batch if chunk.text and not chunk.text.isspace()]
+        encoded = iter(encoder.encode_batch_fast(texts, add_special_tokens=False))
+        return [next(encoded).ids if chunk.text and not chunk.text.isspace() else [] for chunk in batch]
+
+    with (out / "train.bin").open("wb") as train_file, (out / "val.bin").open("wb") as val_file, \
+            ThreadPoolExecutor(max_workers=1) as pool, \
+            tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenize and pack") as bar:
+        sides = {False: _SideWriter(train_file, dtype, separator), True: _SideWriter(val_file, dtype, separator)}
+        start = time.perf_counter()
+
+        def write(batch: list[Chunk], future: Future) -> None:
+            for chunk, ids in zip(batch, future.result()):
+                sides[chunk.val].add(ids, chunk.end)
+            for side in sides.values():
+                side.flush()
+            tokens = sides[False].tokens + sides[True].tokens
+            bar.set_postfix_str(f"{tokens / (time.perf_counter() - start):,.0f} tokens/s", refresh=False)
+            bar.update(sum(chunk.nbytes for chunk in batch))
+
+        pending: tuple[list[Chunk], Future] | None = None
+        for batch in _batches(iter_chunks(files, config, mode)):
+            future = pool.submit(encode, batch)  # the encoder releases the GIL: the next read overlaps it
+            if pending is not None:
+                write(*pending)
+            pending = (batch, future)
+        if pending is not None:
+            write(*pending)
+    train, val = sides[False], sides[True]
+    return {"dtype": dtype.name, "vocab_size": vocab, "train_tokens": train.tokens, "val_tokens": val.tokens,
+            "train_documents": train.pieces, "val_documents": val.pieces}
+
+
+def _check_sizes(stats: dict[str, int], config: DataConfig, mode: str) -> None:
+    if stats["train_tokens"] == 0 and stats["val_tokens"] == 0:
+        raise KinheritError(f"the corpus {config.sources} is empty (every document is blank); add text")
+    for side, other in (("val", "train"), ("train", "val")):
+        if stats[f"{side}_tokens"] == 0:
+            name = "validation" if side == "val" else "training"
+            raise KinheritError(
+                f"the {name} split is empty: {stats[f'{other}_tokens']:,} tokens ({stats[f'{other}_documents']:,} pieces) "
+                f"went to {other} and 0 to {side} (data.split={mode}, val_fraction={config.val_fraction}); "
+                "raise data.val_fraction, change data.split_seed or set data.split"
+            )
+
+
+def _remove_dead_staging(root: Path, fingerprint: str) -> None:
+    """Delete `.tmp-<fingerprint>-<pid>-*` folders whose process (on this machine) is gone."""
+    pattern = re.compile(rf"\.tmp-{fingerprint}-(\d+)-[0-9a-f]+")
+    for leftover in root.glob(f".tmp-{fingerprint}-*"):
+        match = pattern.fullmatch(leftover.name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except PermissionError:  # alive, owned by another user
+            pass
 
 
 def prepare_corpus(config: DataConfig, main_process: bool = True) -> PackedCorpus:
@@ -166,39 +272,29 @@ def prepare_corpus(config: DataConfig, main_process: bool = True) -> PackedCorpu
 
     Only the main process builds; others must call after it (see `TrainingArguments.main_process_first`).
     """
-    fingerprint = corpus_fingerprint(config)
+    files = resolve_sources(config.sources)
+    mode = split_mode(config, files)
+    fingerprint = corpus_fingerprint(config, files)
     root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     entry = root / fingerprint
     if (entry / "meta.json").is_file():
         return _load_entry(entry)
     if not main_process:
         raise KinheritError(f"corpus cache {entry} missing on a non-main process; run the main process first")
+    if mode == "documents":
+        check_document_split(config, files)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_dead_staging(root, fingerprint)
 
-    docs = _documents(config)
     with atomic_dir(entry) as staging:
+        tokenizer_dir = staging / "tokenizer"
         if config.tokenizer.path is None:
-            tokenizer = train_bpe(iter(docs), config.tokenizer.train_vocab_size, staging / "tokenizer", config.tokenizer.min_frequency)
+            sample = tokenizer_sample(files, config, mode)
+            train_bpe(sample, config.tokenizer.train_vocab_size, tokenizer_dir, config.tokenizer.min_frequency)
         else:
-            tokenizer = load_tokenizer(config.tokenizer.path)
-            shutil.copytree(config.tokenizer.path, staging / "tokenizer")
-        vocab = len(tokenizer)
-        dtype = np.dtype(np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32)
-        encoded = _encode(tokenizer, docs)
-        is_val = _split(np.array([len(ids) + 1 for ids in encoded]), config.val_fraction, config.split_seed)
-        separator = separator_id(tokenizer)
-        train_tokens = _write_stream(staging / "train.bin", [e for e, v in zip(encoded, is_val) if not v], separator, dtype)
-        val_tokens = _write_stream(staging / "val.bin", [e for e, v in zip(encoded, is_val) if v], separator, dtype)
-        write_json(
-            staging / "meta.json",
-            {
-                "fingerprint": fingerprint,
-                "dtype": dtype.name,
-                "vocab_size": vocab,
-                "train_tokens": train_tokens,
-                "val_tokens": val_tokens,
-                "train_documents": int((~is_val).sum()),
-                "val_documents": int(is_val.sum()),
-                "sources": config.sources,
-            },
-        )
+            load_tokenizer(config.tokenizer.path)
+            shutil.copytree(config.tokenizer.path, tokenizer_dir)
+        stats = pack(files, config, mode, tokenizer_dir, staging)
+        _check_sizes(stats, config, mode)
+        write_json(staging / "meta.json", {"fingerprint": fingerprint, "split": mode, **stats, "sources": config.sources})
     return _load_entry(entry)

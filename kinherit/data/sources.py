@@ -1,38 +1,62 @@
-"""Corpus sources → a deterministic stream of documents (one string each).
+"""Corpus sources → files, and readers that stream each file's text in bounded pieces.
 
 A source is one of: `stdlib` (this Python's own standard library `.py` files, test suites
-excluded), a text file, a folder (all text files below it), a glob, a `.jsonl`/`.parquet` file with
-a text field, or a folder written by `datasets.Dataset.save_to_disk`. Order is sorted and therefore
-reproducible across machines with the same files.
+excluded), a text file, a folder (every file below it except hidden ones and `__pycache__/`), a glob, a `.jsonl`/`.json`-lines,
+`.parquet` or `.arrow` file with a text field (read by `datasets.load_dataset(..., streaming=True)`),
+or a folder written by `datasets.Dataset.save_to_disk` (read batch by batch from its memory map).
+Order is sorted and therefore reproducible across machines with the same files.
+
+Nothing is ever read whole: text files are read in blocks of about `BLOCK_BYTES`, cut after a
+newline; record files in batches of `RECORD_BATCH` rows. Files found in a folder or glob whose first
+`SNIFF_BYTES` contain a NUL byte are binary: they are skipped with a warning naming them. Text that
+is not valid UTF-8 is decoded with U+FFFD replacing the undecodable bytes, with a warning naming the file.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import sysconfig
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 from kinherit.errors import KinheritError
 
 STDLIB = "stdlib"
-TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".text", ".json", ".csv", ".tex", ".html", ".c", ".h", ""}
+BLOCK_BYTES = 1 << 20
+SNIFF_BYTES = 8192
+RECORD_BATCH = 1024
+RECORD_BUILDERS = {".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
 _STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "__pycache__", "dist-packages"}
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One resolved input file and how to read it."""
+    """One resolved input: `kind` is "text", a `datasets` builder name ("json", "parquet", "arrow") or "saved".
+
+    `key` names the file relative to its source spec (stable when the corpus moves); the split hashes it.
+    """
 
     path: Path
-    kind: str  # "text" | "jsonl" | "parquet" | "hf_dataset"
+    kind: str
+    key: str
+
+    @property
+    def nbytes(self) -> int:
+        if self.path.is_dir():
+            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return self.path.stat().st_size
+
+    @property
+    def is_records(self) -> bool:
+        return self.kind != "text"
 
     def fingerprint(self) -> str:
         stat = self.path.stat()
-        return f"{self.path}:{self.kind}:{stat.st_size}:{stat.st_mtime_ns}"
+        return f"{self.path}:{self.kind}:{self.key}:{self.nbytes}:{stat.st_mtime_ns}"
 
 
 def stdlib_files() -> list[Path]:
@@ -43,24 +67,38 @@ def stdlib_files() -> list[Path]:
     )
 
 
-def _is_hf_dataset(folder: Path) -> bool:
+def _is_saved_dataset(folder: Path) -> bool:
     return (folder / "dataset_info.json").is_file() or (folder / "dataset_dict.json").is_file()
 
 
-def _classify(path: Path) -> SourceFile:
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return SourceFile(path, "jsonl")
-    if suffix == ".parquet":
-        return SourceFile(path, "parquet")
-    return SourceFile(path, "text")
+def _hidden(relative: Path) -> bool:
+    """Hidden files and folders (`.git/`, `.cache`) and `__pycache__/` are not part of a folder source."""
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
 
 
-def _files_in(folder: Path) -> list[SourceFile]:
-    if _is_hf_dataset(folder):
-        return [SourceFile(folder, "hf_dataset")]
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return [_classify(p) for p in files if p.suffix.lower() in TEXT_SUFFIXES | {".jsonl", ".parquet"}]
+def is_binary(path: Path) -> bool:
+    """A file is binary when its first SNIFF_BYTES contain a NUL byte (as git and grep decide)."""
+    with path.open("rb") as handle:
+        return b"\x00" in handle.read(SNIFF_BYTES)
+
+
+def _classify(path: Path, key: str) -> SourceFile:
+    return SourceFile(path, RECORD_BUILDERS.get(path.suffix.lower(), "text"), key)
+
+
+def _text_or_records(paths: list[Path], keys: list[str], spec: str) -> list[SourceFile]:
+    """Classify found files; binary text files are skipped with one warning naming them."""
+    found, binary = [], []
+    for path, key in zip(paths, keys):
+        item = _classify(path, key)
+        if item.kind == "text" and is_binary(path):
+            binary.append(key)
+        else:
+            found.append(item)
+    if binary:
+        names = ", ".join(binary[:5]) + (f" and {len(binary) - 5} more" if len(binary) > 5 else "")
+        warnings.warn(f"data source {spec!r}: skipped {len(binary)} binary file(s): {names}", stacklevel=3)
+    return found
 
 
 def resolve_sources(sources: list[str]) -> list[SourceFile]:
@@ -68,14 +106,25 @@ def resolve_sources(sources: list[str]) -> list[SourceFile]:
     resolved: list[SourceFile] = []
     for spec in sources:
         if spec == STDLIB:
-            found = [SourceFile(p, "text") for p in stdlib_files()]
+            root = Path(sysconfig.get_paths()["stdlib"])
+            found = [SourceFile(p, "text", str(p.relative_to(root))) for p in stdlib_files()]
         elif any(ch in spec for ch in "*?["):
-            found = [_classify(Path(p)) for p in sorted(glob.glob(spec, recursive=True)) if Path(p).is_file()]
+            paths = [Path(p) for p in sorted(glob.glob(spec, recursive=True)) if Path(p).is_file()]
+            base = Path(*takewhile(lambda part: not glob.has_magic(part), Path(spec).parts))
+            found = _text_or_records(paths, [str(p.relative_to(base)) for p in paths], spec)
         else:
             path = Path(spec).expanduser()
             if not path.exists():
                 raise KinheritError(f"data source {spec!r} does not exist; give a file, folder, glob or 'stdlib'")
-            found = _files_in(path) if path.is_dir() else [_classify(path)]
+            if path.is_dir() and _is_saved_dataset(path):
+                found = [SourceFile(path, "saved", path.name)]
+            elif path.is_dir():
+                paths = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+                found = _text_or_records(paths, [str(p.relative_to(path)) for p in paths], spec)
+            else:
+                found = [_classify(path, path.name)]
+                if found[0].kind == "text" and is_binary(path):
+                    raise KinheritError(f"data source {spec!r} is a binary file (it contains NUL bytes); give a text file")
         if not found:
             raise KinheritError(f"data source {spec!r} matched no text files")
         resolved.extend(found)
@@ -90,53 +139,68 @@ def sources_fingerprint(files: list[SourceFile]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
+def _utf8_tail(data: bytes) -> int:
+    """Length of an incomplete UTF-8 sequence at the end of `data` (0 to 3 bytes)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): is its sequence complete?
+            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return back if need > back else 0
+    return 0
 
 
-def _jsonl_texts(path: Path, field: str) -> Iterator[str]:
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise KinheritError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if field not in record:
-                raise KinheritError(f"{path}:{lineno}: no {field!r} field; set data.text_field")
-            yield str(record[field])
+def iter_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) blocks of a file, each ending after a newline when one comes within another block.
+
+    Memory is O(block_bytes) (default BLOCK_BYTES) whatever the file size; a line longer than a block
+    is cut at a UTF-8 character boundary instead.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    with path.open("rb") as handle:
+        offset, carry = 0, b""
+        while True:
+            chunk = handle.read(block_bytes)
+            data = carry + chunk
+            if not data:
+                return
+            if chunk and not data.endswith(b"\n"):
+                data += handle.readline(block_bytes)
+            tail = _utf8_tail(data) if chunk and not data.endswith(b"\n") else 0
+            data, carry = (data[: len(data) - tail], data[len(data) - tail :]) if tail else (data, b"")
+            yield offset, data
+            offset += len(data)
 
 
-def _parquet_texts(path: Path, field: str) -> Iterator[str]:
-    import pyarrow.parquet as pq
+class TextDecoder:
+    """Strict UTF-8 decoding with a documented fallback: undecodable bytes become U+FFFD, and the file is named once."""
 
-    table = pq.read_table(path)
-    if field not in table.column_names:
-        raise KinheritError(f"{path}: no {field!r} column (has {table.column_names}); set data.text_field")
-    yield from (str(t) for t in table.column(field).to_pylist() if t is not None)
+    def __init__(self, path: Path):
+        self.path, self.warned = path, False
 
-
-def _hf_dataset_texts(path: Path, field: str) -> Iterator[str]:
-    from datasets import DatasetDict, load_from_disk
-
-    data = load_from_disk(str(path))
-    splits = [data[name] for name in sorted(data)] if isinstance(data, DatasetDict) else [data]
-    for split in splits:
-        if field not in split.column_names:
-            raise KinheritError(f"{path}: no {field!r} column (has {split.column_names}); set data.text_field")
-        yield from (str(t) for t in split[field] if t is not None)
+    def __call__(self, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            if not self.warned:
+                warnings.warn(f"{self.path} is not valid UTF-8; undecodable bytes are read as U+FFFD", stacklevel=2)
+                self.warned = True
+            return data.decode("utf-8", errors="replace")
 
 
-def iter_documents(files: list[SourceFile], text_field: str = "text") -> Iterator[str]:
-    """Every non-empty document of every file, in order."""
-    for item in files:
-        if item.kind == "text":
-            docs: Iterator[str] = iter([_read_text(item.path)])
-        elif item.kind == "jsonl":
-            docs = _jsonl_texts(item.path, text_field)
-        elif item.kind == "parquet":
-            docs = _parquet_texts(item.path, text_field)
-        else:
-            docs = _hf_dataset_texts(item.path, text_field)
-        yield from (doc for doc in docs if doc.strip())
+def iter_records(item: SourceFile, field: str) -> Iterator[list[str | None]]:
+    """Batches of the `field` column of a record file or saved dataset, streamed (never loaded whole)."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    if item.kind == "saved":
+        data = load_from_disk(str(item.path))  # memory-mapped Arrow
+        splits = [data[name] for name in sorted(data)] if isinstance(data, DatasetDict) else [data]
+    else:
+        splits = [load_dataset(item.kind, data_files=str(item.path), split="train", streaming=True)]
+    try:
+        for split in splits:
+            for batch in split.iter(batch_size=RECORD_BATCH):
+                if field not in batch:
+                    raise KinheritError(f"{item.path}: no {field!r} field (has {sorted(batch)}); set data.text_field")
+                yield batch[field]
+    except (ValueError, OSError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise KinheritError(f"{item.path}: not readable as {item.kind} records ({str(err).splitlines()[0]})") from None

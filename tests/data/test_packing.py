@@ -1,12 +1,16 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from transformers import AutoTokenizer
 
 from kinherit.config import DataConfig
-from kinherit.data import packing
+from kinherit.data import packing, sources
 from kinherit.data.packing import prepare_corpus
-from kinherit.data.sources import resolve_sources, stdlib_files
+from kinherit.data.split import contiguous_window, unit_hash
 from kinherit.errors import KinheritError
 
 
@@ -19,34 +23,136 @@ def _docs_folder(tmp_path, n=20):
 
 
 def _config(sources, cache, **kw):
-    return DataConfig(sources=[str(s) for s in sources], tokenizer={"train_vocab_size": 300}, seq_len=16,
-                      val_fraction=0.1, cache_dir=str(cache), **kw)
+    kw = {"tokenizer": {"train_vocab_size": 300}, "val_fraction": 0.1, **kw}
+    return DataConfig(sources=[str(s) for s in sources], seq_len=16, cache_dir=str(cache), **kw)
+
+
+def _book(tmp_path, lines=4000):
+    path = tmp_path / "book.txt"
+    path.write_text("".join(f"Line {i}: the quick brown fox jumps over {i % 13} lazy dogs.\n" for i in range(lines)))
+    return path
 
 
 def test_packing_is_deterministic_and_separated(tmp_path):
     folder = _docs_folder(tmp_path)
     a = prepare_corpus(_config([folder], tmp_path / "c1"))
     b = prepare_corpus(_config([folder], tmp_path / "c2"))
-    assert a.fingerprint == b.fingerprint
+    assert a.fingerprint == b.fingerprint and a.split == "contiguous"  # 20 files · 0.1 < 10 expected val documents
     for split in ("train", "val"):
         assert np.array_equal(a.tokens(split), b.tokens(split))
-    assert a.train_documents + a.val_documents == 20 and a.val_documents >= 1
-    separator = json.loads((a.tokenizer_dir / "tokenizer_config.json").read_text())
-    from transformers import AutoTokenizer
-
+    assert a.train_documents >= 20 and a.val_documents >= 1
     eos = AutoTokenizer.from_pretrained(str(a.tokenizer_dir)).eos_token_id
-    assert int((a.tokens("train") == eos).sum()) == a.train_documents  # one separator after each document
-    assert a.tokens("train").dtype == np.uint16 and separator
+    assert int((a.tokens("train") == eos).sum()) == a.train_documents  # one separator after each piece
+    assert int((a.tokens("val") == eos).sum()) == a.val_documents
+    assert a.tokens("train").dtype == np.uint16
+
+
+def test_a_single_text_file_splits_into_a_contiguous_validation_window(tmp_path):
+    path = _book(tmp_path)
+    corpus = prepare_corpus(_config([path], tmp_path / "c", val_fraction=0.05, split_seed=1))
+    text = path.read_text()
+    a, b = contiguous_window(len(text), 0.05, 1, "book.txt")
+    start, end = text.index("\n", a - 1) + 1, text.index("\n", b - 1) + 1
+    tokenizer = AutoTokenizer.from_pretrained(str(corpus.tokenizer_dir))
+    val = corpus.tokens("val")
+    assert corpus.split == "contiguous" and corpus.val_documents == 1 and val[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(val[:-1].tolist()) == text[start:end]
+    assert 0.04 < corpus.val_tokens / (corpus.train_tokens + corpus.val_tokens) < 0.06
+    train = corpus.tokens("train")
+    assert corpus.train_documents == 2 and tokenizer.decode(train.tolist()) == (
+        text[:start] + tokenizer.eos_token + text[end:] + tokenizer.eos_token
+    )
+
+
+def test_streaming_in_tiny_blocks_and_batches_gives_the_same_tokens(tmp_path, monkeypatch):
+    path = _book(tmp_path, 1500)
+    reference = prepare_corpus(_config([path], tmp_path / "c1"))
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(packing, "BATCH_BYTES", 700)
+    streamed = prepare_corpus(_config([path], tmp_path / "c2", tokenizer={"path": str(reference.tokenizer_dir)}))
+    for split in ("train", "val"):
+        assert np.array_equal(reference.tokens(split), streamed.tokens(split))
+
+
+def test_tokenizer_never_learns_from_validation_text(tmp_path):
+    """A word that occurs only in validation documents never becomes a merge; in training text it does."""
+    names = [f"d{i:03d}.txt" for i in range(150)]
+    val_names = {n for n in names if unit_hash(0, n.encode()) < 0.1}
+    assert 5 <= len(val_names) <= 30
+    rare = "zqxjvb " * 30
+    for rare_side, expect_merges in ((True, False), (False, True)):
+        folder = tmp_path / f"docs-{rare_side}"
+        folder.mkdir()
+        for n in names:
+            (folder / n).write_text(f"the cat sat on the mat {n}\n" + (rare if (n in val_names) == rare_side else ""))
+        corpus = prepare_corpus(_config([folder], tmp_path / "c", split="documents"))
+        assert corpus.val_documents == len(val_names)
+        vocab = AutoTokenizer.from_pretrained(str(corpus.tokenizer_dir)).get_vocab()
+        merged = [t for t in vocab if any(pair in t for pair in ("zq", "qx", "xj", "jv", "vb"))]
+        assert bool(merged) == expect_merges, merged
+
+
+def test_tokenizer_trains_on_a_bounded_sample(tmp_path, monkeypatch):
+    seen = []
+    real = packing.train_bpe
+    monkeypatch.setattr(packing, "train_bpe", lambda docs, *a: real(seen.extend(docs) or iter(seen), *a))
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 1000)
+    path = _book(tmp_path, 4000)  # ≈ 240 kB in ≈ 240 blocks
+    prepare_corpus(_config([path], tmp_path / "c", tokenizer={"train_vocab_size": 300, "train_sample_mb": 0.05}))
+    sampled = sum(len(t.encode()) for t in seen)
+    assert 35_000 <= sampled < 51_000  # ≈ the budget, and never a block more
+    first_lines = [int(t.split(":")[0].split()[-1]) for t in seen if t.startswith("Line")]
+    assert max(first_lines) > 2000  # spread over the file, not its first 50 kB
 
 
 def test_second_run_reuses_cache(tmp_path, monkeypatch):
     folder = _docs_folder(tmp_path)
     first = prepare_corpus(_config([folder], tmp_path / "c"))
-    monkeypatch.setattr(packing, "_encode", lambda *a: pytest.fail("re-tokenized a cached corpus"))
+    monkeypatch.setattr(packing, "pack", lambda *a: pytest.fail("re-tokenized a cached corpus"))
     assert prepare_corpus(_config([folder], tmp_path / "c")).root == first.root
     (folder / "doc00.txt").write_text("changed " * 40)  # a changed input builds a new entry
     monkeypatch.undo()
     assert prepare_corpus(_config([folder], tmp_path / "c")).fingerprint != first.fingerprint
+
+
+_KILL_AFTER_FIRST_WRITE = """
+import os, signal, sys
+from kinherit.config import DataConfig
+from kinherit.data import packing
+flush = packing._SideWriter.flush
+def flush_then_die(self):
+    flush(self)
+    if self.tokens:
+        os.kill(os.getpid(), signal.SIGKILL)
+packing._SideWriter.flush = flush_then_die
+packing.BATCH_BYTES = 2000
+packing.prepare_corpus(DataConfig.model_validate_json(sys.argv[1]))
+"""
+
+
+def test_a_killed_packing_job_leaves_no_entry_that_looks_complete(tmp_path):
+    path = _book(tmp_path, 2000)
+    config = _config([path], tmp_path / "c")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_FIRST_WRITE, config.model_dump_json()], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    (leftover,) = (tmp_path / "c").iterdir()
+    assert leftover.name.startswith(".tmp-") and (leftover / "train.bin").stat().st_size > 0
+    assert not (leftover / "meta.json").exists()
+    corpus = prepare_corpus(config)  # rebuilds from scratch and removes the dead job's leftover
+    assert [p.name for p in (tmp_path / "c").iterdir()] == [corpus.fingerprint]
+    clean = prepare_corpus(_config([path], tmp_path / "clean"))
+    assert np.array_equal(corpus.tokens("train"), clean.tokens("train")) and corpus.train_tokens > 30_000
+
+
+def test_an_empty_split_is_refused_with_the_sizes(tmp_path):
+    path = tmp_path / "one-line.txt"
+    path.write_text("a single line without any newline, so the window has no line start to begin at " * 20)
+    with pytest.raises(KinheritError, match=r"validation split is empty: [\d,]+ tokens \(1 pieces\) went to train "
+                                            r"and 0 to val \(data.split=contiguous"):
+        prepare_corpus(_config([path], tmp_path / "c"))
+    assert not any((tmp_path / "c").iterdir())  # nothing cached
 
 
 def test_jsonl_parquet_and_saved_dataset_sources(tmp_path):
@@ -59,14 +165,9 @@ def test_jsonl_parquet_and_saved_dataset_sources(tmp_path):
     pq.write_table(pa.table({"text": texts}), tmp_path / "b.parquet")
     Dataset.from_dict({"text": texts}).save_to_disk(str(tmp_path / "saved"))
     corpus = prepare_corpus(_config([tmp_path / "a.jsonl", tmp_path / "b.parquet", tmp_path / "saved"], tmp_path / "c"))
-    assert corpus.train_documents + corpus.val_documents == 90
-
-
-def test_stdlib_source_excludes_tests():
-    files = stdlib_files()
-    assert len(files) > 300
-    assert not any("test" in p.parts[:-1] for p in files) and not any("site-packages" in p.parts for p in files)
-    assert len(resolve_sources(["stdlib"])) == len(files)
+    assert corpus.split == "documents" and corpus.train_documents + corpus.val_documents == 90
+    val_texts = {t for t in texts if unit_hash(0, t.encode()) < 0.1}
+    assert corpus.val_documents == 3 * len(val_texts)  # the same text lands on the same side in every source
 
 
 def test_bad_sources_are_clear_errors(tmp_path):
@@ -78,5 +179,5 @@ def test_bad_sources_are_clear_errors(tmp_path):
     with pytest.raises(KinheritError, match="corpus .* is empty"):
         prepare_corpus(_config([tmp_path / "empty"], tmp_path / "c"))
     (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
-    with pytest.raises(KinheritError, match="no 'text' field; set data.text_field"):
+    with pytest.raises(KinheritError, match="no 'text' field .*set data.text_field"):
         prepare_corpus(_config([tmp_path / "bad.jsonl"], tmp_path / "c"))
