@@ -37,5 +37,5 @@ def test_a_grown_init_is_reused_only_with_the_same_growth(tmp_path):
     assert spec.student_shape()["intermediate_size"] == 128  # the teacher's FFN ratio, derived once
     out = _grown_init(spec, teacher, tmp_path / "grown")
     assert _grown_init(spec, teacher, out) == out
-    with pytest.raises(KinheritError, match="noise_db: 20.0 -> 0"):
-        _grown_init(spec.model_copy(update={"grow": {**spec.grow, "noise_db": 0}}), teacher, out)
+    with pytest.raises(KinheritError, match="noise_db: 0.0 -> 20"):
+        _grown_init(spec.model_copy(update={"grow": {**spec.grow, "noise_db": 20}}), teacher, out)
