@@ -24,9 +24,12 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from kinherit.config import RunConfig, StrictModel, dump_yaml, validate_config
+from kinherit.config import StrictModel, validate_config
 from kinherit.errors import KinheritError
+from kinherit.grow.api import grow_folder
+from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.metrics.report import Report, build_report
+from kinherit.train.pretrain import pretrain, resolved_yaml
 
 STUDENTS = ("scratch", "ki", "grown", "grown_ki")
 
@@ -105,21 +108,14 @@ def _refuse_changed(what: str, folder: Path, old: Any, new: Any) -> None:
                             "delete it or pass another --out")
 
 
-def _resolved(config: RunConfig) -> dict[str, Any]:
-    """The config as the run records it in config.resolved.yaml."""
-    return yaml.safe_load(dump_yaml(config.model_copy(update={"train": config.train_args})))
-
-
 def _train(raw: dict[str, Any]) -> Path:
     """Pre-train unless already done with this very config; resume an interrupted run."""
-    from kinherit.train.pretrain import pretrain
-
     config = validate_config(raw)
     out = Path(config.out)
     recorded = out / "config.resolved.yaml"
     if (out / "model" / "config.json").is_file() or recorded.is_file():
         old = yaml.safe_load(recorded.read_text()) if recorded.is_file() else None
-        _refuse_changed("run", out, old, _resolved(config))
+        _refuse_changed("run", out, old, yaml.safe_load(resolved_yaml(config)))
     if (out / "model" / "config.json").is_file():
         print(f"  reusing finished run {out}", flush=True)
         return out / "model"
@@ -129,8 +125,6 @@ def _train(raw: dict[str, Any]) -> Path:
 
 def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
     """Grow the teacher into the student shape (an exact growth; `grow_folder` refuses anything else)."""
-    from kinherit.grow import DEFAULT_NOISE_DB, grow_folder
-
     student = spec.student_shape()
     options = {"hidden_size": student["hidden_size"], "intermediate_size": student["intermediate_size"],
                "num_heads": student["num_heads"], "num_kv_heads": student.get("num_kv_heads"),

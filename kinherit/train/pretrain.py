@@ -72,6 +72,11 @@ def _save_final(trainer: KinheritTrainer, tokenizer: Any, out: Path) -> Path:
 
 
 @library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
+def resolved_yaml(config: RunConfig) -> str:
+    """The config as a run records it in `config.resolved.yaml`: every default filled in, loadable with `--config`."""
+    return dump_yaml(config.model_copy(update={"train": config.train_args}))
+
+
 def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> PretrainResult:
     """Train `config.model` on `config.data` (self-learning, or knowledge inheritance with `config.teacher`)."""
     out = Path(config.out)
@@ -83,7 +88,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     if args.process_index == 0:
         print(corpus.describe(), flush=True)
         with atomic_file(out / "config.resolved.yaml") as handle:
-            handle.write(dump_yaml(config.model_copy(update={"train": config.train_args})))
+            handle.write(resolved_yaml(config))
 
     set_seed(args.seed)
     model = build_model(config.model, len(tokenizer), config.data.seq_len)
