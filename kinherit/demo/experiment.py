@@ -73,7 +73,7 @@ class ExperimentSpec(StrictModel):
 
 
 QUICK = ExperimentSpec(
-    data={"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 512}, "seq_len": 64, "val_fraction": 0.05,
+    data={"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 512}, "seq_len": 64, "val_fraction": 0.1,
           "max_documents": 60},
     teacher_model={"family": "llama", "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
     student_model={"family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
