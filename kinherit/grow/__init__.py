@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "build_model": "api", "grow": "api", "grow_folder": "api",
+    "assemble_grown_model": "api", "grow": "api", "grow_folder": "api",
     "DEPTH_OPERATORS": "depth", "register_depth": "depth",
     "GrowthPlan": "plan", "grow_map": "plan", "load_plan": "plan", "make_plan": "plan", "replay": "plan",
     "Comparison": "verify", "GrowthReport": "verify",

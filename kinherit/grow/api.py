@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import transformers
 from accelerate import init_empty_weights
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch import detect
@@ -24,26 +24,10 @@ from kinherit.errors import KinheritError
 from kinherit.grow.plan import GrowthPlan, make_plan
 from kinherit.grow.surgery import grow_state
 from kinherit.grow.verify import GrowthReport, Verifier
+from kinherit.hf_folder import TOKENIZER_FILES, find_tokenizer, load_architecture, read_config, require_weights
 from kinherit.io import atomic_dir, write_json
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "spiece.model",
-    "chat_template.jinja",
-    "chat_template.json",
-    "generation_config.json",
-)
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-def build_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
+def assemble_grown_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
     """Instantiate the target architecture on the meta device and assign the grown tensors."""
     config = CONFIG_MAPPING[plan.target_config["model_type"]].from_dict(plan.target_config)
     with init_empty_weights(include_buffers=False):
@@ -84,7 +68,7 @@ def grow(
         hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
         num_kv_heads=num_kv_heads, num_layers=num_layers,
     )
-    grown = build_model(plan, grow_state(plan, model.state_dict()))
+    grown = assemble_grown_model(plan, grow_state(plan, model.state_dict()))
     report = _report(plan, model, grown)
     if verify:
         report.verifier = Verifier(model, plan, tokenizer, seed)
@@ -96,12 +80,13 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
     """Grow the HF model folder `src` into `out` (config, safetensors, tokenizer, growth.json),
     verifying the in-memory model and the reloaded folder. `options` as for `grow`."""
     src, out = Path(src), Path(out)
-    config = _load_config(src)
+    config = read_config(src, "SRC_DIR")
+    require_weights(src, "SRC_DIR")
     family, head = detect(config)
     if out.resolve() == src.resolve():
         raise KinheritError("OUT_DIR must differ from SRC_DIR")
-    source = _load_model(head.architecture, src)
-    tokenizer = _load_tokenizer(src)
+    source = load_architecture(src, head.architecture, "SRC_DIR")
+    tokenizer = find_tokenizer(src)
     grown, report = grow(source, tokenizer=tokenizer, verify=True, **options)
     plan = report.plan
     with atomic_dir(out) as stage:
@@ -111,7 +96,7 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
-        reloaded = _load_model(plan.architecture, stage)
+        reloaded = load_architecture(stage, plan.architecture)
         report.comparisons += report.verifier.check(reloaded, "reloaded")
         write_json(stage / "growth.json", {"source": str(src.resolve()), "plan": plan.to_dict(), "report": report.to_dict()})
     return report
@@ -141,35 +126,3 @@ def _report(plan: GrowthPlan, source: torch.nn.Module, grown: torch.nn.Module) -
         exact_claimed=plan.exact_claimed,
         plan=plan,
     )
-
-
-def _load_config(src: Path):
-    if not (src / "config.json").is_file():
-        raise KinheritError(f"{src} is not a Hugging Face model folder (no config.json)")
-    if not any((src / name).is_file() for name in WEIGHT_FILES):
-        raise KinheritError(f"{src} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})")
-    try:
-        return AutoConfig.from_pretrained(src, trust_remote_code=False)
-    except (ValueError, KeyError, OSError) as err:
-        raise KinheritError(f"cannot read {src / 'config.json'}: {str(err).splitlines()[0]}") from err
-
-
-def _load_model(architecture: str, folder: Path) -> PreTrainedModel:
-    """Load fp32 weights; any missing, unexpected or mismatched key is an error."""
-    model, info = getattr(transformers, architecture).from_pretrained(
-        folder, dtype=torch.float32, output_loading_info=True, trust_remote_code=False
-    )
-    bad = {k: sorted(v)[:5] for k, v in info.items() if k != "error_msgs" and v}
-    if bad or info.get("error_msgs"):
-        raise KinheritError(f"loading {folder} as {architecture} did not match its weights: {bad or info['error_msgs']}")
-    return model.eval()
-
-
-def _load_tokenizer(src: Path):
-    """The source's tokenizer if it has one (used for the sample sentences), else None."""
-    if not any((src / name).is_file() for name in TOKENIZER_FILES[:9]):
-        return None
-    try:
-        return AutoTokenizer.from_pretrained(src)
-    except (ValueError, OSError):
-        return None

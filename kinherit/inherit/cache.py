@@ -33,7 +33,7 @@ from kinherit.inherit.losses import TopK
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import atomic_dir, write_json
 from kinherit.metrics.flops import FlopsPerToken
-from kinherit.models.build import load_pretrained_config, task_of
+from kinherit.hf_folder import read_config, task_of
 
 FORMAT = 1
 LOG_PROBS, INDICES, META = "log_probs.bin", "indices.bin", "meta.json"
@@ -136,7 +136,7 @@ def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str
 def _check_causal(path: Path) -> None:
     if not path.is_dir():
         raise KinheritError(f"--teacher {path} not found; point it at a trained model folder")
-    if task_of(load_pretrained_config(path)) != "causal":
+    if task_of(read_config(path, "--teacher")) != "causal":
         raise KinheritError(
             f"teacher {path} is a masked LM; the cache serves causal LMs only, because a masked-LM student corrupts each "
             "block differently every epoch and the teacher must see that same input: use an online teacher (teacher.path)"

@@ -29,7 +29,7 @@ from kinherit.inherit.losses import TopK, kd_loss
 from kinherit.inherit.schedules import SCHEDULES, Schedule, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
-from kinherit.models.build import task_of
+from kinherit.hf_folder import task_of
 from kinherit.train.trainer import KinheritTrainer
 
 

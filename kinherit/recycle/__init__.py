@@ -5,7 +5,7 @@ when fine-tuning the upgraded base B (A continually pre-trained, or grown).
     adapters.recycle_adapter(A, adapter, B, out, scale, growth)  A's LoRA adapter on B [through growth]
     finetune.finetune(FinetuneConfig)                             classifier fine-tuning, optional KD teacher
     experiment.run(ExperimentConfig)                              scratch / init / distill / combined
-    task.stdlib_packages_task(...)                                the built-in task (no download)
 
+The task data lives in `kinherit.data.classification`, model folders are read by `kinherit.hf_folder`.
 Modules are imported on use (the CLI stays fast); see the README.
 """

@@ -22,13 +22,13 @@ from kinherit.grow.surgery import widen
 from kinherit.io import atomic_dir, write_json
 from kinherit.recycle.delta import REPORT_FILE, RecycleReport, describe_growth
 from kinherit.recycle.growth import map_head, resolve_growth
-from kinherit.recycle.load import (
+from kinherit.hf_folder import (
     LABELS_FILE,
     adapter_base,
     adapter_labels,
     is_adapter,
     load_classifier,
-    load_tokenizer_of,
+    load_model_tokenizer,
     read_config,
 )
 
@@ -97,7 +97,7 @@ def recycle_adapter(
     if settings.peft_type != "LORA":
         raise KinheritError(f"adapter {adapter} is {settings.peft_type}; only LoRA adapters can be recycled")
     tensors = load_file(str(Path(adapter) / "adapter_model.safetensors"))
-    tokenizer = load_tokenizer_of(new_base, "NEW_BASE")
+    tokenizer = load_model_tokenizer(new_base, "NEW_BASE")
     target, _ = load_classifier(Path(new_base).resolve(), "NEW_BASE", adapter_labels(adapter), tokenizer.pad_token_id)
     prefix = target.base_model_prefix + "."
     report = RecycleReport("adapter", scale)

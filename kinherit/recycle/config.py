@@ -11,8 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kinherit.config import StrictModel, check_training_argument_keys, describe_validation_error
-from kinherit.errors import KinheritError
-from kinherit.recycle.task import DEFAULT_PACKAGES, STDLIB_TASK
+from kinherit.data.classification import DEFAULT_PACKAGES, STDLIB_TASK
 
 FINETUNE_DEFAULTS: dict[str, Any] = {
     "max_steps": 200,

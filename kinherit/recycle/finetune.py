@@ -26,19 +26,19 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, default_da
 from kinherit.errors import KinheritError
 from kinherit.inherit.losses import kd_loss
 from kinherit.io import atomic_dir, atomic_file, write_json
-from kinherit.models.build import max_sequence_length
 from kinherit.config import dump_yaml
 from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
-from kinherit.recycle.load import (
+from kinherit.data.classification import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
+from kinherit.hf_folder import (
     LABELS_FILE,
     head_modules,
     load_adapter_classifier,
     load_any_classifier,
     load_classifier,
-    load_tokenizer_of,
+    load_model_tokenizer,
+    max_sequence_length,
     read_config,
 )
-from kinherit.recycle.task import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -203,7 +203,7 @@ def finetune(config: FinetuneConfig, callbacks: tuple[TrainerCallback, ...] = ()
     args = training_arguments(config)
     read_config(config.model.base, "model.base")
     task = load_task(config.data)
-    tokenizer = load_tokenizer_of(config.model.base, "model.base")
+    tokenizer = load_model_tokenizer(config.model.base, "model.base")
     set_seed(args.seed)
     model = _student(config, task.label_names, tokenizer.pad_token_id)
     limit = max_sequence_length(model.config) or DEFAULT_MAX_LENGTH

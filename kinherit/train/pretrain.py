@@ -25,7 +25,8 @@ from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
-from kinherit.models.build import build_model, task_of
+from kinherit.arch.build import build_model
+from kinherit.hf_folder import task_of
 from kinherit.train.metrics_log import MetricsJsonl, truncate_after
 from kinherit.train.trainer import KinheritTrainer
 

@@ -11,7 +11,7 @@ from kinherit.config import load_yaml_config as load
 from kinherit.config import validate_as as validate
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
 from kinherit.recycle.finetune import distill_loss, finetune
-from kinherit.recycle.task import file_task, stdlib_packages_task
+from kinherit.data.classification import file_task, stdlib_packages_task
 from kinherit.train.metrics_log import read_metrics
 
 from .conftest import LABELS, make_base, sample_inputs
@@ -52,7 +52,7 @@ def test_builtin_task_is_balanced_and_deterministic():
 
 
 def test_builtin_task_splits_by_file():
-    from kinherit.recycle.task import package_files, snippets_of
+    from kinherit.data.classification import package_files, snippets_of
 
     task = stdlib_packages_task(["json", "email"], 20, 5, 6, seed=0)
     source = {snippet: path for files in package_files(["json", "email"]).values() for path in files
@@ -98,7 +98,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_lora_adapter_trained_on_a_loads_on_b_and_keeps_training(tmp_path, tokenizer_dir, capsys):
     from kinherit.cli import main
-    from kinherit.recycle.load import load_adapter_classifier, load_classifier
+    from kinherit.hf_folder import load_adapter_classifier, load_classifier
 
     a = make_base(tmp_path / "A", tokenizer_dir, seed=0)
     b = make_base(tmp_path / "B", tokenizer_dir, seed=5)

@@ -1,18 +1,16 @@
-"""Build a Hugging Face model from a family name and sizes, or load one from a folder.
+"""A fresh Hugging Face model of a family at given sizes (or the model folder `model.from`).
 
 Decoder families (gpt2, llama, mistral, qwen2) train as causal LMs; encoder families (bert,
-roberta) as masked LMs. The registry maps a family to a function `(ModelConfig, vocab, positions)
--> transformers.PretrainedConfig`; the task decides the Auto class.
+roberta) as masked LMs. `CONFIG_BUILDERS` maps a family name to a function
+`(ModelConfig, vocab, positions) -> transformers.PretrainedConfig`; the task decides the Auto class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from transformers import (
-    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     BertConfig,
@@ -25,17 +23,16 @@ from transformers import (
     RobertaConfig,
 )
 
-from kinherit.config import ModelConfig
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import ROBERTA_POSITION_OFFSET, load_lm, max_sequence_length, task_of
 from kinherit.registry import Registry
 
-Task = Literal["causal", "masked"]
-MASKED_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta", "deberta-v2", "modernbert"}
-ROBERTA_POSITION_OFFSET = 2  # RoBERTa positions start at padding_idx + 1
+if TYPE_CHECKING:
+    from kinherit.config import ModelConfig
 
-FamilyBuilder = Callable[[ModelConfig, int, int], PretrainedConfig]
-FAMILY_BUILDERS: Registry[FamilyBuilder] = Registry("family")
-register_family = FAMILY_BUILDERS.register
+ConfigBuilder = Callable[["ModelConfig", int, int], PretrainedConfig]
+CONFIG_BUILDERS: Registry[ConfigBuilder] = Registry("family")
+register_config_builder = CONFIG_BUILDERS.register
 
 
 def _ffn(cfg: ModelConfig, gated: bool) -> int:
@@ -46,7 +43,7 @@ def _ffn(cfg: ModelConfig, gated: bool) -> int:
     return 4 * cfg.hidden_size
 
 
-@register_family("gpt2")
+@register_config_builder("gpt2")
 def _gpt2(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
     return GPT2Config(
         vocab_size=vocab, n_positions=positions, n_embd=cfg.hidden_size, n_layer=cfg.num_layers,
@@ -55,7 +52,7 @@ def _gpt2(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
     )
 
 
-def _llama_like(config_cls: type[PretrainedConfig]) -> FamilyBuilder:
+def _llama_like(config_cls: type[PretrainedConfig]) -> ConfigBuilder:
     def build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
         return config_cls(
             vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
@@ -67,12 +64,12 @@ def _llama_like(config_cls: type[PretrainedConfig]) -> FamilyBuilder:
     return build
 
 
-register_family("llama")(_llama_like(LlamaConfig))
-register_family("mistral")(_llama_like(MistralConfig))
-register_family("qwen2")(_llama_like(Qwen2Config))
+register_config_builder("llama")(_llama_like(LlamaConfig))
+register_config_builder("mistral")(_llama_like(MistralConfig))
+register_config_builder("qwen2")(_llama_like(Qwen2Config))
 
 
-def _encoder(config_cls: type[PretrainedConfig], position_offset: int) -> FamilyBuilder:
+def _encoder(config_cls: type[PretrainedConfig], position_offset: int) -> ConfigBuilder:
     def build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
         return config_cls(
             vocab_size=vocab, max_position_embeddings=positions + position_offset, hidden_size=cfg.hidden_size,
@@ -85,46 +82,16 @@ def _encoder(config_cls: type[PretrainedConfig], position_offset: int) -> Family
     return build
 
 
-register_family("bert")(_encoder(BertConfig, 0))
-register_family("roberta")(_encoder(RobertaConfig, ROBERTA_POSITION_OFFSET))
-
-
-def task_of(config: PretrainedConfig) -> Task:
-    """Masked LM for encoder model types, causal LM for everything else."""
-    return "masked" if config.model_type in MASKED_MODEL_TYPES else "causal"
-
-
-def max_sequence_length(config: PretrainedConfig) -> int | None:
-    """How many tokens one sequence may hold (RoBERTa reserves the first two positions)."""
-    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if positions is None:
-        return None
-    return positions - (ROBERTA_POSITION_OFFSET if config.model_type in {"roberta", "xlm-roberta"} else 0)
-
-
-def load_pretrained_config(path: str | Path) -> PretrainedConfig:
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise KinheritError(f"{path} is not a Hugging Face model folder (no config.json)")
-    return AutoConfig.from_pretrained(str(path))
-
-
-def load_model(path: str | Path) -> PreTrainedModel:
-    """Load an HF model folder for its pre-training task (safetensors; no remote code)."""
-    config = load_pretrained_config(path)
-    auto = AutoModelForMaskedLM if task_of(config) == "masked" else AutoModelForCausalLM
-    try:
-        return auto.from_pretrained(str(path), dtype="float32")
-    except (OSError, ValueError) as err:
-        raise KinheritError(f"cannot load the model in {path}: {str(err).splitlines()[0]}") from None
+register_config_builder("bert")(_encoder(BertConfig, 0))
+register_config_builder("roberta")(_encoder(RobertaConfig, ROBERTA_POSITION_OFFSET))
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, seq_len: int) -> PreTrainedModel:
     """A freshly initialised model of `cfg.family` (or the model at `cfg.from`), checked against the data."""
     if cfg.from_ is not None:
-        model = load_model(cfg.from_)
+        model = load_lm(cfg.from_, "model.from")
     else:
-        hf_config = FAMILY_BUILDERS.lookup(cfg.family)(cfg, vocab_size, cfg.max_position_embeddings or seq_len)
+        hf_config = CONFIG_BUILDERS.lookup(cfg.family)(cfg, vocab_size, cfg.max_position_embeddings or seq_len)
         auto = AutoModelForMaskedLM if task_of(hf_config) == "masked" else AutoModelForCausalLM
         model = auto.from_config(hf_config, dtype="float32")
     check_compatible(model.config, vocab_size, seq_len)
