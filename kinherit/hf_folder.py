@@ -275,6 +275,8 @@ def find_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase | None:
 def vocabulary_signature(tokenizer: Any) -> str:
     """The part of a fast tokenizer that decides token ids: its model (vocab, merges) and added
     tokens. Two tokenizers with equal signatures map every text to the same ids."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise KinheritError(f"tokenizer {tokenizer.name_or_path} is not a fast (tokenizer.json) tokenizer; its vocabulary cannot be compared")
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))
     return json.dumps([spec["model"], added], sort_keys=True)

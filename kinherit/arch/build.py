@@ -8,6 +8,7 @@ roberta) as masked LMs. `CONFIG_BUILDERS` maps a family name to a function
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transformers import (
@@ -19,12 +20,21 @@ from transformers import (
     MistralConfig,
     PretrainedConfig,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     Qwen2Config,
     RobertaConfig,
 )
 
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import ROBERTA_POSITION_OFFSET, load_lm, max_sequence_length, task_of
+from kinherit.hf_folder import (
+    ROBERTA_POSITION_OFFSET,
+    find_tokenizer,
+    load_lm,
+    max_sequence_length,
+    read_config,
+    task_of,
+    vocabulary_signature,
+)
 from kinherit.registry import Registry
 
 if TYPE_CHECKING:
@@ -86,16 +96,37 @@ register_config_builder("bert")(_encoder(BertConfig, 0))
 register_config_builder("roberta")(_encoder(RobertaConfig, ROBERTA_POSITION_OFFSET))
 
 
-def build_model(cfg: ModelConfig, vocab_size: int, seq_len: int) -> PreTrainedModel:
-    """A freshly initialised model of `cfg.family` (or the model at `cfg.from`), checked against the data."""
-    if cfg.from_ is not None:
-        model = load_lm(cfg.from_, "model.from")
-    else:
-        hf_config = CONFIG_BUILDERS.lookup(cfg.family)(cfg, vocab_size, cfg.max_position_embeddings or seq_len)
+def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seq_len: int) -> PreTrainedModel:
+    """A freshly initialised model of `cfg.family` (or the model at `cfg.from`), checked against the
+    data: it embeds every id of `tokenizer`, holds `seq_len` positions and, when loaded, was trained
+    with this very tokenizer (same vocabulary signature)."""
+    if cfg.from_ is None:
+        hf_config = CONFIG_BUILDERS.lookup(cfg.family)(cfg, len(tokenizer), cfg.max_position_embeddings or seq_len)
         auto = AutoModelForMaskedLM if task_of(hf_config) == "masked" else AutoModelForCausalLM
         model = auto.from_config(hf_config, dtype="float32")
-    check_compatible(model.config, vocab_size, seq_len)
-    return model
+        check_compatible(model.config, len(tokenizer), seq_len)
+        return model
+    check_compatible(read_config(cfg.from_, "model.from"), len(tokenizer), seq_len)
+    check_own_tokenizer(cfg.from_, tokenizer)
+    return load_lm(cfg.from_, "model.from")
+
+
+def check_own_tokenizer(folder: str | Path, tokenizer: PreTrainedTokenizerBase) -> None:
+    """A loaded model must be fed ids of the tokenizer it was trained with: same vocabulary, merges
+    and added tokens (`vocabulary_signature`), not merely the same size, or every embedding row
+    would stand for another token."""
+    own = find_tokenizer(folder)
+    if own is None:
+        raise KinheritError(
+            f"model.from {folder} has no tokenizer, so kinherit cannot check that the data is tokenized the way "
+            "the model was trained; copy the model's tokenizer files into it"
+        )
+    if vocabulary_signature(own) != vocabulary_signature(tokenizer):
+        raise KinheritError(
+            f"model.from {folder} was trained with another tokenizer ({len(own)} tokens) than the data's "
+            f"({len(tokenizer)} tokens, {tokenizer.name_or_path}); its embeddings would be misaligned: "
+            f"set data.tokenizer.path to {folder}"
+        )
 
 
 def check_compatible(config: PretrainedConfig, vocab_size: int, seq_len: int) -> None:

@@ -119,7 +119,7 @@ def pretrain(
             handle.write(dump_yaml(config.model_copy(update={"train": config.train_args})))
 
     set_seed(args.seed)
-    model = build_model(config.model, len(tokenizer), config.data.seq_len)
+    model = build_model(config.model, tokenizer, config.data.seq_len)
     data_seed = args.data_seed if args.data_seed is not None else args.seed  # masking and data order share it
     train, val = _datasets(corpus, tokenizer, model, config, data_seed)
     if config.teacher is not None:  # knowledge inheritance: the KI trainer, fed cached teacher targets if any
