@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kinherit.errors import KinheritError
+from kinherit.inherit.schedules import SCHEDULES  # a leaf module (imports only kinherit.registry)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -37,7 +38,7 @@ def read_yaml(text: str) -> Any:
 class StrictModel(BaseModel):
     """Frozen pydantic model whose unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
 
 
 class TokenizerConfig(StrictModel):
@@ -71,18 +72,25 @@ class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: str | None = None
-    """One of FAMILIES (default llama)."""
+    """gpt2, llama, mistral, qwen2 (causal LM) or bert, roberta (masked LM); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
+    """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer."""
     hidden_size: int = Field(128, ge=8)
+    """Width of the residual stream (d)."""
     num_layers: int = Field(2, ge=1)
+    """Number of transformer layers."""
     num_heads: int = Field(4, ge=1)
+    """Attention heads; head_dim = hidden_size / num_heads."""
     num_kv_heads: int | None = Field(None, ge=1)
+    """Key/value heads for grouped-query attention (llama-style families); default: num_heads."""
     intermediate_size: int | None = Field(None, ge=8)
     """FFN width; default 4·hidden (gpt2/bert) or ≈8/3·hidden rounded to 8 (llama-style)."""
     tie_word_embeddings: bool = True
+    """Share the input embedding with the LM head."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    max_position_embeddings: int | None = None
-    """Default: data.seq_len."""
+    """Dropout probability of attention and residual branches."""
+    max_position_embeddings: int | None = Field(None, ge=1)
+    """Positions the model can hold; default data.seq_len."""
 
     @model_validator(mode="before")
     @classmethod
@@ -122,13 +130,16 @@ class TeacherConfig(StrictModel):
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
 
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        SCHEDULES.lookup(name)  # UnknownName is a ValueError: reported against teacher.schedule
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
-        from kinherit.inherit.schedules import SCHEDULES
-
         if (self.path is None) == (self.cache is None):
             raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
-        SCHEDULES.lookup(self.schedule)
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:
@@ -170,9 +181,14 @@ def check_training_argument_keys(value: dict[str, Any]) -> dict[str, Any]:
 
 
 class RunConfig(StrictModel):
+    """`kinherit pretrain`: data → model → training, optionally with a teacher (knowledge inheritance)."""
+
     out: str = "runs/run"
+    """Output folder: config.resolved.yaml, metrics.jsonl, checkpoints/, model/."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """The corpus, its tokenizer and packing."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The model to train: a family at given sizes, or an HF folder (`from`)."""
     train: dict[str, Any] = Field(default_factory=dict)
     """Passed to `transformers.TrainingArguments` on top of kinherit's defaults."""
     teacher: TeacherConfig | None = None

@@ -45,6 +45,17 @@ CONFIG_BUILDERS: Registry[ConfigBuilder] = Registry("family")
 register_config_builder = CONFIG_BUILDERS.register
 
 
+PAPERS = {
+    "gpt2": "Radford et al. 2019, Language Models are Unsupervised Multitask Learners (GPT-2), https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf",
+    "llama": "Touvron et al. 2023, LLaMA: Open and Efficient Foundation Language Models, https://arxiv.org/abs/2302.13971",
+    "mistral": "Jiang et al. 2023, Mistral 7B, https://arxiv.org/abs/2310.06825",
+    "qwen2": "Yang et al. 2024, Qwen2 Technical Report, https://arxiv.org/abs/2407.10671",
+    "bert": "Devlin et al. 2019, BERT, https://arxiv.org/abs/1810.04805",
+    "roberta": "Liu et al. 2019, RoBERTa, https://arxiv.org/abs/1907.11692",
+}
+"""Where each family comes from (its registry reference)."""
+
+
 def _ffn(cfg: ModelConfig, gated: bool) -> int:
     if cfg.intermediate_size is not None:
         return cfg.intermediate_size
@@ -53,7 +64,7 @@ def _ffn(cfg: ModelConfig, gated: bool) -> int:
     return 4 * cfg.hidden_size
 
 
-@register_config_builder("gpt2")
+@register_config_builder("gpt2", PAPERS["gpt2"])
 def _gpt2(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
     return GPT2Config(
         vocab_size=vocab, n_positions=positions, n_embd=cfg.hidden_size, n_layer=cfg.num_layers,
@@ -74,9 +85,9 @@ def _llama_like(config_cls: type[PretrainedConfig]) -> ConfigBuilder:
     return build
 
 
-register_config_builder("llama")(_llama_like(LlamaConfig))
-register_config_builder("mistral")(_llama_like(MistralConfig))
-register_config_builder("qwen2")(_llama_like(Qwen2Config))
+register_config_builder("llama", PAPERS["llama"])(_llama_like(LlamaConfig))
+register_config_builder("mistral", PAPERS["mistral"])(_llama_like(MistralConfig))
+register_config_builder("qwen2", PAPERS["qwen2"])(_llama_like(Qwen2Config))
 
 
 def _encoder(config_cls: type[PretrainedConfig], position_offset: int) -> ConfigBuilder:
@@ -92,8 +103,8 @@ def _encoder(config_cls: type[PretrainedConfig], position_offset: int) -> Config
     return build
 
 
-register_config_builder("bert")(_encoder(BertConfig, 0))
-register_config_builder("roberta")(_encoder(RobertaConfig, ROBERTA_POSITION_OFFSET))
+register_config_builder("bert", PAPERS["bert"])(_encoder(BertConfig, 0))
+register_config_builder("roberta", PAPERS["roberta"])(_encoder(RobertaConfig, ROBERTA_POSITION_OFFSET))
 
 
 def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seq_len: int) -> PreTrainedModel:
