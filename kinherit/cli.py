@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Callable
 
 from kinherit.describe import config_help, references_epilog
@@ -66,8 +67,15 @@ class _PrintConfigHelp(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `kinherit grow: error: ... (see kinherit grow --help)`, exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kinherit",
         description="Train bigger language models by inheriting from smaller ones.",
     )

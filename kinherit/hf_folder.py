@@ -203,8 +203,15 @@ def load_classifier(
     return model, fresh
 
 
+def require_adapter(folder: str | Path, role: str = "adapter") -> None:
+    if not is_adapter(folder):
+        what = "not found" if not Path(folder).exists() else f"is not a PEFT adapter folder (no {ADAPTER_CONFIG})"
+        raise KinheritError(f"{_named(folder, role)} {what}")
+
+
 def adapter_base(folder: str | Path) -> Path:
     """The base folder a PEFT adapter was trained on (its `base_model_name_or_path`)."""
+    require_adapter(folder)
     config = json.loads((Path(folder) / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
     if not base or not Path(base).is_dir():
@@ -213,6 +220,7 @@ def adapter_base(folder: str | Path) -> Path:
 
 
 def adapter_labels(folder: str | Path) -> list[str]:
+    require_adapter(folder)
     path = Path(folder) / LABELS_FILE
     if not path.is_file():
         raise KinheritError(f"adapter {folder} has no {LABELS_FILE} (write it with kinherit finetune)")
@@ -223,6 +231,7 @@ def load_adapter_classifier(folder: str | Path, role: str, base: str | Path | No
     """A PEFT classifier: `base` (default: the adapter's own base) with the adapter in `folder`."""
     from peft import PeftModel
 
+    require_adapter(folder, role)
     base = Path(base) if base is not None else adapter_base(folder)
     pad = load_model_tokenizer(base, role).pad_token_id
     model, _ = load_classifier(base, role, adapter_labels(folder), pad_token_id=pad)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
@@ -112,7 +113,11 @@ def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seq_len: i
     data: it embeds every id of `tokenizer`, holds `seq_len` positions and, when loaded, was trained
     with this very tokenizer (same vocabulary signature)."""
     if cfg.from_ is None:
-        hf_config = CONFIG_BUILDERS.lookup(cfg.family)(cfg, len(tokenizer), cfg.max_position_embeddings or seq_len)
+        try:
+            hf_config = CONFIG_BUILDERS.lookup(cfg.family)(cfg, len(tokenizer), cfg.max_position_embeddings or seq_len)
+        except (ValueError, TypeError, StrictDataclassError) as err:  # transformers' own checks (e.g. RoPE needs an even head_dim)
+            cause = err.__cause__ or err
+            raise KinheritError(f"transformers rejects this {cfg.family} model: {str(cause).strip().splitlines()[0]}") from None
         auto = AutoModelForMaskedLM if task_of(hf_config) == "masked" else AutoModelForCausalLM
         model = auto.from_config(hf_config, dtype="float32")
         check_compatible(model.config, len(tokenizer), seq_len)

@@ -91,13 +91,13 @@ def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str
     """Run the teacher once over every training block of `config.data` and store its top-K outputs."""
     if top_k < 1:
         raise KinheritError(f"--top-k must be ≥ 1, got {top_k}")
+    if batch_size < 1:
+        raise KinheritError(f"--batch-size must be ≥ 1, got {batch_size}")
     corpus = prepare_corpus(config.data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     seq_len = config.data.seq_len
     _check_causal(Path(teacher_dir))
-    spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal")
-    if top_k > spec.shared_vocab:
-        raise KinheritError(f"--top-k {top_k} exceeds the vocabulary of {spec.shared_vocab} tokens")
+    spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal", top_k=top_k, top_k_key="--top-k")
     blocks = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)
     if len(blocks) == 0:
         raise KinheritError(f"the training split holds fewer than data.seq_len={seq_len} tokens; nothing to cache")

@@ -42,8 +42,11 @@ def _meta_model(config: PretrainedConfig) -> torch.nn.Module:
         return auto.from_config(config)
 
 
-def inspect_teacher(path: str | Path, tokenizer: Any, seq_len: int, task: str) -> TeacherSpec:
-    """Check that the teacher at `path` can teach a `task` student using `tokenizer`; else a one-line `KinheritError`.
+def inspect_teacher(
+    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k"
+) -> TeacherSpec:
+    """Check that the teacher at `path` can teach a `task` student using `tokenizer`, keeping its
+    `top_k` most likely tokens (≤ the shared vocabulary); else a one-line `KinheritError` (naming `top_k_key`).
 
     (The student's own embedding holds every token id: `kinherit.arch.build.build_model` checks that.)
     """
@@ -70,4 +73,6 @@ def inspect_teacher(path: str | Path, tokenizer: Any, seq_len: int, task: str) -
     shared = len(tokenizer)
     if config.vocab_size < shared:
         raise KinheritError(f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens")
+    if top_k is not None and top_k > shared:
+        raise KinheritError(f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per the KI paper)")
     return TeacherSpec(path, config, shared, flops_per_token(_meta_model(config), seq_len))

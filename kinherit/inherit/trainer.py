@@ -146,7 +146,7 @@ def prepare_inheritance(
         top_k, teacher, flops = cfg.top_k or cache.top_k, None, cache.teacher_flops
         train = CachedTeacherBlocks(train, cache, top_k)
     else:
-        teacher = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config))
+        teacher = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         top_k, flops = cfg.top_k, teacher.flops
     plan = KIPlan(
         schedule=SCHEDULES.lookup(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),

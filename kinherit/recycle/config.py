@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from kinherit.config import StrictModel, check_training_argument_keys, describe_validation_error
+from kinherit.config import StrictModel, check_training_arguments, describe_validation_error
 from kinherit.data.classification import DEFAULT_PACKAGES, STDLIB_TASK
 
 FINETUNE_DEFAULTS: dict[str, Any] = {
@@ -123,7 +123,7 @@ class FinetuneConfig(StrictModel):
     @field_validator("train")
     @classmethod
     def _train_keys_exist(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_training_argument_keys(value)
+        return check_training_arguments(value)
 
     @property
     def train_args(self) -> dict[str, Any]:
@@ -168,7 +168,9 @@ class ExperimentConfig(StrictModel):
         try:
             FinetuneConfig.model_validate(shared)
         except ValidationError as err:
-            raise ValueError(describe_validation_error(err).removeprefix("config key ")) from None
+            problem = describe_validation_error(err)
+            inner = "finetune." + problem.removeprefix("config key ") if problem.startswith("config key ") else problem.removeprefix("config: ")
+            raise ValueError(inner) from None
         return value
 
     @model_validator(mode="after")
