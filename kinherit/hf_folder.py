@@ -227,6 +227,22 @@ def adapter_labels(folder: str | Path) -> list[str]:
     return list(json.loads(path.read_text())["labels"])
 
 
+def read_adapter(folder: str | Path, role: str = "adapter"):  # noqa: ANN201
+    """(peft settings, LoRA tensors) of an adapter folder: `adapter_config.json` and
+    `adapter_model.safetensors` (safetensors only)."""
+    from peft import PeftConfig
+    from safetensors.torch import load_file
+
+    require_adapter(folder, role)
+    weights = Path(folder) / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise KinheritError(f"{_named(folder, role)} has no adapter_model.safetensors")
+    try:
+        return PeftConfig.from_pretrained(str(folder)), load_file(str(weights))
+    except (OSError, ValueError, KeyError) as err:
+        raise KinheritError(f"{_named(folder, role)}: cannot read the adapter ({_first_line(err)})") from None
+
+
 def load_adapter_classifier(folder: str | Path, role: str, base: str | Path | None = None, trainable: bool = False):  # noqa: ANN201
     """A PEFT classifier: `base` (default: the adapter's own base) with the adapter in `folder`."""
     from peft import PeftModel
