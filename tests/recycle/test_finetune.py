@@ -92,7 +92,7 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(KinheritError, match="exactly one of data.task"):
         validate(FinetuneConfig, {**base, "data": {"task": "stdlib-packages", "train": "x.csv"}})
     experiment = {"old_base": "a", "new_base": "b", "finetune": {"data": {**SMALL, "snippet_line": 3}}}
-    with pytest.raises(KinheritError, match="config key finetune: data.snippet_line: unknown key"):
+    with pytest.raises(KinheritError, match="config key finetune.data.snippet_line: unknown key"):
         validate(ExperimentConfig, experiment)  # caught before any variant runs
 
 
