@@ -2,6 +2,8 @@
 
 Every command module exposes `add_parser(subparsers)`, which registers its subparser and sets
 `func(args) -> int`. User errors (`KinheritError`, pydantic validation) print one line and exit 2.
+Config-driven commands get `--help-config` (the schema, generated from the pydantic models); `grow
+--help` lists the growth operators with their references.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
+from collections.abc import Callable
 
+from kinherit.describe import config_help, references_epilog
 from kinherit.errors import KinheritError
 
 COMMAND_MODULES = (
@@ -22,15 +27,75 @@ COMMAND_MODULES = (
 )
 
 
+def _run_config_help() -> str:
+    from kinherit.arch.build import CONFIG_BUILDERS
+    from kinherit.config import TRAIN_DEFAULTS, RunConfig
+    from kinherit.inherit.schedules import SCHEDULES
+
+    return config_help(RunConfig, TRAIN_DEFAULTS, (CONFIG_BUILDERS, SCHEDULES))
+
+
+def _finetune_config_help() -> str:
+    from kinherit.recycle.config import FINETUNE_DEFAULTS, FinetuneConfig
+
+    return config_help(FinetuneConfig, FINETUNE_DEFAULTS)
+
+
+def _experiment_config_help() -> str:
+    from kinherit.recycle.config import ExperimentConfig
+
+    return config_help(ExperimentConfig) + "\n\nfinetune: the sections of `kinherit finetune --help-config` (model.base and teacher.path are set per variant)"
+
+
+CONFIG_HELP: dict[str, Callable[[], str]] = {
+    "pretrain": _run_config_help,
+    "cache-teacher": _run_config_help,
+    "finetune": _finetune_config_help,
+    "recycle-experiment": _experiment_config_help,
+}
+
+
+class _PrintConfigHelp(argparse.Action):
+    """`--help-config`: print the command's config schema and exit (like `--help`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, text: Callable[[], str], **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.text = text
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        print(self.text())
+        parser.exit()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `kinherit grow: error: ... (see kinherit grow --help)`, exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kinherit",
         description="Train bigger language models by inheriting from smaller ones.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
+    for command, text in CONFIG_HELP.items():
+        subparsers.choices[command].add_argument(
+            "--help-config", action=_PrintConfigHelp, text=text, help="print every config key with its default and meaning, and exit"
+        )
+    _add_references(subparsers.choices["grow"])
     return parser
+
+
+def _add_references(grow: argparse.ArgumentParser) -> None:
+    from kinherit.grow.depth import DEPTH_OPERATORS
+    from kinherit.grow.width import WIDTH_OPERATORS
+
+    grow.formatter_class = argparse.RawDescriptionHelpFormatter
+    grow.epilog = references_epilog(WIDTH_OPERATORS, DEPTH_OPERATORS)
 
 
 def main(argv: list[str] | None = None) -> int:

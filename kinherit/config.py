@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kinherit.errors import KinheritError
+from kinherit.inherit.schedules import SCHEDULES  # a leaf module (imports only kinherit.registry)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -30,14 +32,21 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
-def read_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+def read_yaml(text: str, where: str = "config") -> Any:
+    """Parse YAML; a syntax error is a one-line `KinheritError` naming `where`, line and column."""
+    try:
+        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise KinheritError(f"{where} is not valid YAML: {problem}{at}") from None
 
 
 class StrictModel(BaseModel):
     """Frozen pydantic model whose unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
 
 
 class TokenizerConfig(StrictModel):
@@ -86,18 +95,25 @@ class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: str | None = None
-    """One of FAMILIES (default llama)."""
+    """gpt2, llama, mistral, qwen2 (causal LM) or bert, roberta (masked LM); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
+    """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer."""
     hidden_size: int = Field(128, ge=8)
+    """Width of the residual stream (d)."""
     num_layers: int = Field(2, ge=1)
+    """Number of transformer layers."""
     num_heads: int = Field(4, ge=1)
+    """Attention heads; head_dim = hidden_size / num_heads."""
     num_kv_heads: int | None = Field(None, ge=1)
+    """Key/value heads for grouped-query attention (llama-style families); default: num_heads."""
     intermediate_size: int | None = Field(None, ge=8)
     """FFN width; default 4·hidden (gpt2/bert) or ≈8/3·hidden rounded to 8 (llama-style)."""
     tie_word_embeddings: bool = True
+    """Share the input embedding with the LM head."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    max_position_embeddings: int | None = None
-    """Default: data.seq_len."""
+    """Dropout probability of attention and residual branches."""
+    max_position_embeddings: int | None = Field(None, ge=1)
+    """Positions the model can hold; default data.seq_len."""
 
     @model_validator(mode="before")
     @classmethod
@@ -139,13 +155,16 @@ class TeacherConfig(StrictModel):
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
 
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, name: str) -> str:
+        SCHEDULES.lookup(name)  # UnknownName is a ValueError: reported against teacher.schedule
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
-        from kinherit.inherit.schedules import SCHEDULES
-
         if (self.path is None) == (self.cache is None):
             raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
-        SCHEDULES.lookup(self.schedule)
         if self.steps == "auto" and self.cache is not None:
             raise ValueError("teacher.steps: auto compares the teacher's LM loss, which needs its full logits: set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
@@ -175,23 +194,55 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def check_training_argument_keys(value: dict[str, Any]) -> dict[str, Any]:
-    """Every key must be a `transformers.TrainingArguments` field; a typo names the closest one."""
+AT_LEAST_ONE = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
+NON_NEGATIVE = ("learning_rate", "weight_decay", "max_grad_norm", "warmup_steps")
+POSITIVE = ("logging_steps", "eval_steps", "save_steps")
+
+
+def check_training_arguments(value: dict[str, Any]) -> dict[str, Any]:
+    """Every key must be a `transformers.TrainingArguments` field (a typo names the closest one),
+    every value must have the field's type, and sizes, rates and intervals must be in range, so a bad
+    `train:` value stops the run before any data is read instead of failing inside the Trainer."""
+    from pydantic import TypeAdapter
     from transformers import TrainingArguments
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-    for key in value:
+    types = typing.get_type_hints(TrainingArguments)
+    for key, item in value.items():
         if key not in fields:
             hint = difflib.get_close_matches(key, fields, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             raise ValueError(f"{key!r} is not a transformers.TrainingArguments field{suggestion}")
+        try:
+            TypeAdapter(types[key]).validate_python(item)
+        except ValidationError:
+            raise ValueError(f"train.{key}: must be {_readable(types[key])}, got {item!r}") from None
+        number = isinstance(item, int | float) and not isinstance(item, bool)
+        if number and key in AT_LEAST_ONE and item < 1:
+            raise ValueError(f"train.{key}: must be ≥ 1, got {item!r}")
+        if number and key in NON_NEGATIVE and item < 0:
+            raise ValueError(f"train.{key}: must be ≥ 0, got {item!r}")
+        if number and key in POSITIVE and item <= 0:
+            raise ValueError(f"train.{key}: must be > 0, got {item!r}")
     return value
 
 
+def _readable(tp: Any) -> str:
+    """`float`, `int`, `str or None`: a type as the error message names it."""
+    args = typing.get_args(tp)
+    parts = [getattr(a, "__name__", str(a)) for a in args] if args else [getattr(tp, "__name__", str(tp))]
+    return " or ".join("null" if p == "NoneType" else p for p in parts)
+
+
 class RunConfig(StrictModel):
+    """`kinherit pretrain`: data → model → training, optionally with a teacher (knowledge inheritance)."""
+
     out: str = "runs/run"
+    """Output folder: config.resolved.yaml, metrics.jsonl, checkpoints/, model/."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """The corpus, its tokenizer and packing."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The model to train: a family at given sizes, or an HF folder (`from`)."""
     train: dict[str, Any] = Field(default_factory=dict)
     """Passed to `transformers.TrainingArguments` on top of kinherit's defaults."""
     teacher: TeacherConfig | None = None
@@ -200,7 +251,7 @@ class RunConfig(StrictModel):
     @field_validator("train")
     @classmethod
     def _train_keys_exist(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_training_argument_keys(value)
+        return check_training_arguments(value)
 
     @model_validator(mode="after")
     def _teacher_within_run(self) -> RunConfig:
@@ -244,7 +295,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
             if not items or items[0].startswith("--"):
                 raise KinheritError(f"override --{key} needs a value: --{key}=VALUE")
             raw = items.pop(0)
-        _set_dotted(tree, key, read_yaml(raw))
+        _set_dotted(tree, key, read_yaml(raw, f"override --{key}"))
     return tree
 
 
@@ -266,6 +317,8 @@ def describe_validation_error(err: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         msg = "unknown key (check the spelling; see README 'Configuration')"
     where = ".".join(str(p) for p in first["loc"])
+    if where and msg.startswith(where + ".") and ": " in msg:  # the validator named a deeper key
+        where, _, msg = msg.partition(": ")
     return f"config key {where}: {msg}" if where else f"config: {msg}"
 
 
@@ -287,7 +340,7 @@ def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list
         path = Path(path)
         if not path.is_file():
             raise KinheritError(f"config file {path} not found")
-        raw = read_yaml(path.read_text()) or {}
+        raw = read_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(raw, dict):
             raise KinheritError(f"config file {path} must hold a mapping of sections")
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])

@@ -14,3 +14,23 @@ def test_registry_rejects_duplicates_and_names_the_choices():
     with pytest.raises(KinheritError, match="unknown operator 'cube'; choose one of double, square") as err:
         ops.lookup("cube")
     assert isinstance(err.value, ValueError)  # so pydantic validators report it against the config key
+
+
+def test_entries_carry_their_reference():
+    ops = Registry("operator")
+    ops.register("double", reference="Doubling et al. 2020, https://example.org/double")(lambda x: 2 * x)
+    ops.add("plain", abs)
+    assert ops.references == {"double": "Doubling et al. 2020, https://example.org/double"}
+    assert ops.describe() == ["double — Doubling et al. 2020, https://example.org/double", "plain — no reference"]
+
+
+def test_every_operator_schedule_and_family_has_a_reference():
+    from kinherit.arch.build import CONFIG_BUILDERS
+    from kinherit.grow.depth import DEPTH_OPERATORS
+    from kinherit.grow.width import WIDTH_OPERATORS
+    from kinherit.inherit.schedules import SCHEDULES
+
+    for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, CONFIG_BUILDERS):
+        assert set(registry.references) == set(registry), registry.kind
+        for reference in registry.references.values():
+            assert "https://" in reference and any(str(year) in reference for year in range(2015, 2026)), reference

@@ -1,7 +1,7 @@
 """Per-family descriptions of which tensors live in which dimension space (data, not code)."""
 
 from kinherit.arch.bind import Bound, bind
-from kinherit.arch.registry import FAMILIES, detect, register_family, supported
+from kinherit.arch.catalog import FAMILIES, detect, register_family, supported
 from kinherit.arch.shape import Shape, read_shape, write_shape
 from kinherit.arch.spec import Axis, ConfigKeys, FamilySpec, HeadSpec, TensorSpec
 

@@ -5,7 +5,7 @@ Axis notation: see `spec.py`. nn.Linear weights are (out, in); GPT-2's Conv1D we
 
 from __future__ import annotations
 
-from kinherit.arch.registry import register_family
+from kinherit.arch.catalog import register_family
 from kinherit.arch.spec import ConfigKeys, FamilySpec, HeadSpec, t
 
 # --- GPT-2: pre-norm, fused qkv Conv1D, learned positions, tied LM head -------------------------

@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "build_model": "api", "grow": "api", "grow_folder": "api", "Growth": "api", "GrowthNotExact": "api",
+    "assemble_grown_model": "api", "grow": "api", "grow_folder": "api", "Growth": "api", "GrowthNotExact": "api",
     "DEFAULT_NOISE_DB": "noise", "copy_divergence": "divergence", "DivergenceReport": "divergence",
     "DEPTH_OPERATORS": "depth", "register_depth": "depth",
     "GrowthPlan": "plan", "load_plan": "plan", "make_plan": "plan", "grow_map": "reapply", "replay": "reapply",

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 import transformers
 from accelerate import init_empty_weights
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch import detect
@@ -26,26 +26,10 @@ from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.grow.plan import GrowthPlan, make_plan
 from kinherit.grow.surgery import grow_state, resolve_noise
 from kinherit.grow.verify import GrowthReport, Verifier
+from kinherit.hf_folder import TOKENIZER_FILES, find_tokenizer, load_architecture, read_config, require_weights
 from kinherit.io import atomic_dir, write_json
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "spiece.model",
-    "chat_template.jinja",
-    "chat_template.json",
-    "generation_config.json",
-)
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-def build_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
+def assemble_grown_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
     """Instantiate the target architecture on the meta device and assign the grown tensors."""
     config = CONFIG_MAPPING[plan.target_config["model_type"]].from_dict(plan.target_config)
     with init_empty_weights(include_buffers=False):
@@ -109,7 +93,7 @@ def grow(
     )
     state = model.state_dict()
     plan = resolve_noise(plan, state)
-    grown = build_model(plan, grow_state(plan, state))
+    grown = assemble_grown_model(plan, grow_state(plan, state))
     report = _report(plan, model, grown)
     if verify:
         report.comparisons += Verifier(model, plan, tokenizer, seed).check(grown, "in-memory")
@@ -123,12 +107,13 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
     Raises `GrowthNotExact` (and leaves `out` untouched) when an operator that claims exactness
     deviates beyond the tolerance, in memory or after the reload."""
     src, out = Path(src), Path(out)
-    config = _load_config(src)
+    config = read_config(src, "SRC_DIR")
+    require_weights(src, "SRC_DIR")
     family, head = detect(config)
     if out.resolve() == src.resolve():
         raise KinheritError("OUT_DIR must differ from SRC_DIR")
-    source = _load_model(head.architecture, src)
-    tokenizer = _load_tokenizer(src)
+    source = load_architecture(src, head.architecture, "SRC_DIR")
+    tokenizer = find_tokenizer(src)
     grown, plan, report = grow(source, tokenizer=tokenizer, verify=False, **options)
     verifier = Verifier(source, plan, tokenizer, options.get("seed", 0))
     report.comparisons += verifier.check(grown, "in-memory")
@@ -141,7 +126,7 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
-        reloaded = _load_model(plan.architecture, stage)
+        reloaded = load_architecture(stage, plan.architecture)
         report.comparisons += verifier.check(reloaded, "reloaded")
         if not report.passed:
             raise GrowthNotExact(report)  # the staging folder is removed; `out` stays as it was
@@ -173,35 +158,3 @@ def _report(plan: GrowthPlan, source: torch.nn.Module, grown: torch.nn.Module) -
         target_params=sum(p.numel() for p in grown.parameters()),
         exact_claimed=plan.exact_claimed,
     )
-
-
-def _load_config(src: Path):
-    if not (src / "config.json").is_file():
-        raise KinheritError(f"{src} is not a Hugging Face model folder (no config.json)")
-    if not any((src / name).is_file() for name in WEIGHT_FILES):
-        raise KinheritError(f"{src} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})")
-    try:
-        return AutoConfig.from_pretrained(src, trust_remote_code=False)
-    except (ValueError, KeyError, OSError) as err:
-        raise KinheritError(f"cannot read {src / 'config.json'}: {str(err).splitlines()[0]}") from err
-
-
-def _load_model(architecture: str, folder: Path) -> PreTrainedModel:
-    """Load fp32 weights; any missing, unexpected or mismatched key is an error."""
-    model, info = getattr(transformers, architecture).from_pretrained(
-        folder, dtype=torch.float32, output_loading_info=True, trust_remote_code=False
-    )
-    bad = {k: sorted(v)[:5] for k, v in info.items() if k != "error_msgs" and v}
-    if bad or info.get("error_msgs"):
-        raise KinheritError(f"loading {folder} as {architecture} did not match its weights: {bad or info['error_msgs']}")
-    return model.eval()
-
-
-def _load_tokenizer(src: Path):
-    """The source's tokenizer if it has one (used for the sample sentences), else None."""
-    if not any((src / name).is_file() for name in TOKENIZER_FILES[:9]):
-        return None
-    try:
-        return AutoTokenizer.from_pretrained(src)
-    except (ValueError, OSError):
-        return None

@@ -23,7 +23,10 @@ def _spread(old: int, new: int) -> list[int]:
     return [j * old // new for j in range(new)]
 
 
-@register_depth("identity")
+@register_depth(
+    "identity",
+    reference="Shen et al. 2022, Staged Training for Transformer Language Models (zero-initialised new layers), https://arxiv.org/abs/2203.06211",
+)
 def identity(old: int, new: int) -> LayerPlan:
     """New layers right after the layer they copy, with zero residual-out projections.
 
@@ -37,13 +40,19 @@ def identity(old: int, new: int) -> LayerPlan:
     return [(src, j > 0 and layers[j - 1] == src) for j, src in enumerate(layers)]
 
 
-@register_depth("stack")
+@register_depth(
+    "stack",
+    reference="Du et al. 2024, Stacking Your Transformers (G_stack), https://arxiv.org/abs/2405.15319",
+)
 def stack(old: int, new: int) -> LayerPlan:
     """G_stack: the whole trained stack repeated (target layer j copies j mod old). Not exact."""
     return [(j % old, False) for j in range(new)]
 
 
-@register_depth("interpolate")
+@register_depth(
+    "interpolate",
+    reference="Chang et al. 2018, Multi-level Residual Networks from Dynamical Systems View (interpolation), https://arxiv.org/abs/1710.10348",
+)
 def interpolate(old: int, new: int) -> LayerPlan:
     """StackBERT / bert2BERT: every trained layer duplicated next to itself. Not exact."""
     return [(src, False) for src in _spread(old, new)]

@@ -125,7 +125,7 @@ def target_shape(
 ) -> Shape:
     """Fill in and validate the target shape. Defaults: heads grow with hidden (head_dim fixed),
     kv-heads keep the GQA group size, the FFN keeps its ratio to hidden, layers stay."""
-    hidden = hidden_size or src.hidden
+    hidden = hidden_size if hidden_size is not None else src.hidden
     _not_smaller("--hidden-size", hidden, src.hidden)
     d = src.head_dim
     derived_head_dim = src.heads * d == src.hidden
@@ -134,9 +134,10 @@ def target_shape(
             raise KinheritError(f"--hidden-size {hidden} is not a multiple of head_dim {d}; pass --num-heads")
         num_heads = hidden // d if derived_head_dim else src.heads
     _not_smaller("--num-heads", num_heads, src.heads)
+    if hidden % num_heads:  # transformers validates this even when head_dim is explicit
+        explicit = "" if derived_head_dim else f" (transformers requires it even with the explicit head_dim {d})"
+        raise KinheritError(f"--num-heads {num_heads} does not divide --hidden-size {hidden}{explicit}")
     if derived_head_dim:
-        if hidden % num_heads:
-            raise KinheritError(f"--num-heads {num_heads} does not divide --hidden-size {hidden}")
         if hidden // num_heads != d:
             raise KinheritError(
                 f"hidden {hidden} / heads {num_heads} = head_dim {hidden // num_heads}, but the source's "
@@ -160,7 +161,7 @@ def target_shape(
             raise KinheritError(f"FFN {src.ffn} x {hidden}/{src.hidden} is not an integer; pass --intermediate-size")
         intermediate_size = src.ffn * hidden // src.hidden
     _not_smaller("--intermediate-size", intermediate_size, src.ffn)
-    layers = num_layers or src.layers
+    layers = num_layers if num_layers is not None else src.layers
     _not_smaller("--num-layers", layers, src.layers)
     return Shape(hidden, intermediate_size, num_heads, num_kv_heads, d, layers)
 

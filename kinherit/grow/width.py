@@ -20,6 +20,8 @@ class WidthOperator:
     """Base: subclasses set `name` and implement `unit_map` and `claims_exact`."""
 
     name: str = ""
+    reference: str = ""
+    """The paper the operator implements: "Author et al. year, title, URL"."""
     donor_next_layer: bool = False
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
@@ -30,8 +32,8 @@ class WidthOperator:
 
 
 def register_width(cls: type[WidthOperator]) -> type[WidthOperator]:
-    """Class decorator: register one instance under `cls.name`."""
-    WIDTH_OPERATORS.add(cls.name, cls())
+    """Class decorator: register one instance under `cls.name`, with `cls.reference`."""
+    WIDTH_OPERATORS.add(cls.name, cls(), cls.reference)
     return cls
 
 
@@ -51,6 +53,7 @@ class Clone(WidthOperator):
     """
 
     name = "clone"
+    reference = "Samragh et al. 2024, HyperCloning: Scaling Smart: Accelerating Large Language Model Pre-training with Small Model Initialization, https://arxiv.org/abs/2409.12903"
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         if new % old:
@@ -76,6 +79,7 @@ class Net2Net(WidthOperator):
     """
 
     name = "net2net"
+    reference = "Chen, Goodfellow & Shlens 2016, Net2Net, https://arxiv.org/abs/1511.05641; Chen et al. 2022, bert2BERT (FPI), https://arxiv.org/abs/2110.07143"
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return _balanced(old, new, rng)
@@ -91,6 +95,7 @@ class Zero(WidthOperator):
     the hidden size: the zero channels change LayerNorm mean/variance and RMSNorm's RMS."""
 
     name = "zero"
+    reference = "Gesmundo & Maile 2023, Composable Function-preserving Expansions for Transformer Architectures (zero-initialised expansion), https://arxiv.org/abs/2308.06103"
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return list(range(old)) + [-1] * (new - old)
@@ -106,6 +111,7 @@ class AKI(WidthOperator):
     tensors (the top layer uses its own). Not function preserving by design."""
 
     name = "aki"
+    reference = "Chen et al. 2022, bert2BERT: Towards Reusable Pretrained Language Models (AKI), https://arxiv.org/abs/2110.07143"
     donor_next_layer = True
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:

@@ -33,7 +33,7 @@ from kinherit.inherit.losses import TopK
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import atomic_dir, write_json
 from kinherit.metrics.flops import FlopsPerToken
-from kinherit.models.build import load_pretrained_config, task_of
+from kinherit.hf_folder import read_config, task_of
 
 FORMAT = 1
 LOG_PROBS, INDICES, META = "log_probs.bin", "indices.bin", "meta.json"
@@ -91,13 +91,13 @@ def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str
     """Run the teacher once over every training block of `config.data` and store its top-K outputs."""
     if top_k < 1:
         raise KinheritError(f"--top-k must be ≥ 1, got {top_k}")
+    if batch_size < 1:
+        raise KinheritError(f"--batch-size must be ≥ 1, got {batch_size}")
     corpus = prepare_corpus(config.data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     seq_len = config.data.seq_len
     _check_causal(Path(teacher_dir))
-    spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal")
-    if top_k > spec.shared_vocab:
-        raise KinheritError(f"--top-k {top_k} exceeds the vocabulary of {spec.shared_vocab} tokens")
+    spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal", top_k=top_k, top_k_key="--top-k")
     blocks = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)
     if len(blocks) == 0:
         raise KinheritError(f"the training split holds fewer than data.seq_len={seq_len} tokens; nothing to cache")
@@ -136,7 +136,7 @@ def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str
 def _check_causal(path: Path) -> None:
     if not path.is_dir():
         raise KinheritError(f"--teacher {path} not found; point it at a trained model folder")
-    if task_of(load_pretrained_config(path)) != "causal":
+    if task_of(read_config(path, "--teacher")) != "causal":
         raise KinheritError(
             f"teacher {path} is a masked LM; the cache serves causal LMs only, because a masked-LM student corrupts each "
             "block differently every epoch and the teacher must see that same input: use an online teacher (teacher.path)"

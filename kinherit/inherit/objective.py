@@ -32,7 +32,7 @@ from kinherit.inherit.losses import TopK, kd_loss
 from kinherit.inherit.schedules import AUTO, SCHEDULES, AutoStop, Schedule, gap_weight, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
-from kinherit.models.build import task_of
+from kinherit.hf_folder import task_of
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def prepare_inheritance(
         top_k, teacher, flops = cfg.top_k or cache.top_k, None, cache.teacher_flops
         train = CachedTeacherBlocks(train, cache, top_k)
     else:
-        teacher = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config))
+        teacher = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         top_k, flops = cfg.top_k, teacher.flops
     plan = KIPlan(
         schedule=SCHEDULES.lookup(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),

@@ -40,27 +40,41 @@ class Schedule:
 SCHEDULES: Registry[Schedule] = Registry("schedule")
 
 
-def register_schedule(name: str, ends: bool) -> Callable[[AlphaFn], AlphaFn]:
+def register_schedule(name: str, ends: bool, reference: str) -> Callable[[AlphaFn], AlphaFn]:
+    """Register `fn` as schedule `name`; `reference` is the paper it comes from (printed by --help-config)."""
+
     def decorator(fn: AlphaFn) -> AlphaFn:
-        SCHEDULES.add(name, Schedule(name, fn, ends))
+        SCHEDULES.add(name, Schedule(name, fn, ends), reference)
         return fn
 
     return decorator
 
 
-@register_schedule("linear", ends=True)
+@register_schedule(
+    "linear",
+    ends=True,
+    reference="Qin et al. 2022, Knowledge Inheritance for Pre-trained Language Models, https://arxiv.org/abs/2105.13880",
+)
 def linear(t: int, alpha0: float, horizon: int) -> float:
     """α_t = α₀·max(1 − t/T, 0): the paper's default, from α₀ at step 0 down to 0 at step T."""
     return alpha0 * max(1.0 - t / horizon, 0.0)
 
 
-@register_schedule("heaviside", ends=True)
+@register_schedule(
+    "heaviside",
+    ends=True,
+    reference="Rawat et al. 2024, A Little Help Goes a Long Way: Efficient LLM Training by Leveraging Small LMs (SALT), https://arxiv.org/abs/2410.18779",
+)
 def heaviside(t: int, alpha0: float, horizon: int) -> float:
     """α_t = α₀ for t < T, else 0: (with α₀ = 1) pure KD until T, then pure LM."""
     return alpha0 if t < horizon else 0.0
 
 
-@register_schedule("constant", ends=False)
+@register_schedule(
+    "constant",
+    ends=False,
+    reference="Hinton, Vinyals & Dean 2015, Distilling the Knowledge in a Neural Network, https://arxiv.org/abs/1503.02531",
+)
 def constant(t: int, alpha0: float, horizon: int) -> float:
     """α_t = α₀ for every step (classic distillation); T is not used and the teacher runs throughout."""
     return alpha0

@@ -8,24 +8,16 @@ being ids no tokenizer ever emits.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from kinherit.errors import KinheritError
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
-from kinherit.models.build import load_model, load_pretrained_config, task_of
-
-
-def vocabulary_signature(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The part of a fast tokenizer that decides token ids: its model (vocab, merges) and added tokens."""
-    spec = json.loads(tokenizer.backend_tokenizer.to_str())
-    added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))
-    return json.dumps([spec["model"], added], sort_keys=True)
+from kinherit.hf_folder import load_lm, read_config, task_of, vocabulary_signature
 
 
 @dataclass(frozen=True)
@@ -39,7 +31,7 @@ class TeacherSpec:
 
     def load(self) -> PreTrainedModel:
         """The teacher in eval mode, frozen."""
-        model = load_model(self.path)
+        model = load_lm(self.path, "teacher.path")
         model.eval().requires_grad_(False)
         return model
 
@@ -50,15 +42,18 @@ def _meta_model(config: PretrainedConfig) -> torch.nn.Module:
         return auto.from_config(config)
 
 
-def inspect_teacher(path: str | Path, tokenizer: Any, seq_len: int, task: str) -> TeacherSpec:
-    """Check that the teacher at `path` can teach a `task` student using `tokenizer`; else a one-line `KinheritError`.
+def inspect_teacher(
+    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k"
+) -> TeacherSpec:
+    """Check that the teacher at `path` can teach a `task` student using `tokenizer`, keeping its
+    `top_k` most likely tokens (≤ the shared vocabulary); else a one-line `KinheritError` (naming `top_k_key`).
 
-    (The student's own embedding holds every token id: `build_model` checks that.)
+    (The student's own embedding holds every token id: `kinherit.arch.build.build_model` checks that.)
     """
     path = Path(path)
     if not path.is_dir():
         raise KinheritError(f"teacher.path {path} not found; point it at a trained model folder (e.g. runs/small/model)")
-    config = load_pretrained_config(path)
+    config = read_config(path, "teacher.path")
     if task_of(config) != task:
         raise KinheritError(
             f"teacher {path} is a {task_of(config)} LM ({config.model_type}) but the student a {task} LM; "
@@ -78,4 +73,6 @@ def inspect_teacher(path: str | Path, tokenizer: Any, seq_len: int, task: str) -
     shared = len(tokenizer)
     if config.vocab_size < shared:
         raise KinheritError(f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens")
+    if top_k is not None and top_k > shared:
+        raise KinheritError(f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per the KI paper)")
     return TeacherSpec(path, config, shared, flops_per_token(_meta_model(config), seq_len))

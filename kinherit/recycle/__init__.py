@@ -6,7 +6,7 @@ when fine-tuning the upgraded base B (A continually pre-trained, or grown).
     finetune.finetune(FinetuneConfig, resume)                     classifier fine-tuning, optional KD teacher
     distillation.ClassificationDistillation                       the (1 − α)·CE + α·τ²·KL objective
     comparison.run(ExperimentConfig)                              scratch / init / distill / combined
-    task.stdlib_packages_task(...)                                the built-in task (no download)
 
+The task data lives in `kinherit.data.classification`, model folders are read by `kinherit.hf_folder`.
 Modules are imported on use (the CLI stays fast); see the README.
 """

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from kinherit.arch import Axis, TensorSpec
 from kinherit.errors import KinheritError
@@ -22,13 +21,14 @@ from kinherit.grow.surgery import widen
 from kinherit.io import atomic_dir, write_json
 from kinherit.recycle.delta import REPORT_FILE, RecycleReport, describe_growth
 from kinherit.recycle.growth import map_head, resolve_growth
-from kinherit.recycle.load import (
+from kinherit.hf_folder import (
     LABELS_FILE,
     adapter_base,
     adapter_labels,
     is_adapter,
     load_classifier,
-    load_tokenizer_of,
+    load_model_tokenizer,
+    read_adapter,
     read_config,
 )
 
@@ -83,7 +83,7 @@ def recycle_adapter(
     scale: float = 1.0, growth: str | Path | None = None,
 ) -> RecycleReport:
     """Write A's LoRA adapter, re-based on (and if needed grown to) NEW_BASE, as an adapter folder."""
-    from peft import PeftConfig, get_peft_model
+    from peft import get_peft_model
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     if not is_adapter(adapter):
@@ -93,11 +93,10 @@ def recycle_adapter(
     if trained_on.model_type != old_config.model_type:
         raise KinheritError(f"adapter {adapter} was trained on a {trained_on.model_type} base, but OLD_BASE is {old_config.model_type}")
     plan = resolve_growth(old_config, new_config, new_base, growth)
-    settings = PeftConfig.from_pretrained(str(adapter))
+    settings, tensors = read_adapter(adapter, "A_TUNED")
     if settings.peft_type != "LORA":
         raise KinheritError(f"adapter {adapter} is {settings.peft_type}; only LoRA adapters can be recycled")
-    tensors = load_file(str(Path(adapter) / "adapter_model.safetensors"))
-    tokenizer = load_tokenizer_of(new_base, "NEW_BASE")
+    tokenizer = load_model_tokenizer(new_base, "NEW_BASE")
     target, _ = load_classifier(Path(new_base).resolve(), "NEW_BASE", adapter_labels(adapter), tokenizer.pad_token_id)
     prefix = target.base_model_prefix + "."
     report = RecycleReport("adapter", scale)

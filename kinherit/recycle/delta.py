@@ -19,9 +19,8 @@ import torch
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan
 from kinherit.io import atomic_dir, write_json
-from kinherit.models.build import load_model
 from kinherit.recycle.growth import map_backbone, map_head, resolve_growth
-from kinherit.recycle.load import is_adapter, is_classifier, load_classifier, load_tokenizer_of, read_config
+from kinherit.hf_folder import is_adapter, is_classifier, load_classifier, load_lm, load_model_tokenizer, read_config
 
 REPORT_FILE = "recycle.json"
 
@@ -119,7 +118,7 @@ def recycle_full(
         raise KinheritError(f"A_TUNED is a {tuned_config.model_type} model but OLD_BASE is {old_config.model_type}")
     plan = resolve_growth(old_config, new_config, new_base, growth)
 
-    base_state = load_model(old_base).state_dict()
+    base_state = load_lm(old_base, "OLD_BASE").state_dict()
     tuned, _ = load_classifier(old_tuned, "A_TUNED")
     labels = [tuned.config.id2label[i] for i in range(tuned.config.num_labels)]
     target, _ = load_classifier(Path(new_base).resolve(), "NEW_BASE", labels, tuned.config.pad_token_id)
@@ -135,7 +134,7 @@ def recycle_full(
     state = apply_delta(target.state_dict(), delta, head, scale)
     report.kept = sorted(set(state) - set(delta) - set(head))
     target.load_state_dict(state, strict=True)
-    tokenizer = load_tokenizer_of(new_base, "NEW_BASE")
+    tokenizer = load_model_tokenizer(new_base, "NEW_BASE")
     with atomic_dir(out) as staging:
         target.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))

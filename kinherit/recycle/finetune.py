@@ -30,19 +30,20 @@ from kinherit.config import dump_yaml
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_dir, atomic_file, write_json
 from kinherit.metrics.flops import flops_per_token
-from kinherit.models.build import max_sequence_length
+from kinherit.hf_folder import max_sequence_length
 from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
-from kinherit.recycle.distillation import ClassificationDistillation
-from kinherit.recycle.load import (
+from kinherit.data.classification import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
+from kinherit.hf_folder import (
     LABELS_FILE,
     head_modules,
     load_adapter_classifier,
     load_any_classifier,
     load_classifier,
-    load_tokenizer_of,
+    load_model_tokenizer,
+    max_sequence_length,
     read_config,
 )
-from kinherit.recycle.task import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
+from kinherit.recycle.distillation import ClassificationDistillation
 from kinherit.train.objective import ModelLoss
 from kinherit.train.progress import library_bars_off
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
@@ -136,7 +137,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     args = training_arguments({**defaults, **config.train_args}, out, resuming=checkpoint is not None)
     read_config(config.model.base, "model.base")
     task = load_task(config.data)
-    tokenizer = load_tokenizer_of(config.model.base, "model.base")
+    tokenizer = load_model_tokenizer(config.model.base, "model.base")
     set_seed(args.seed)
     model = _student(config, task.label_names, tokenizer.pad_token_id)
     limit = max_sequence_length(model.config) or DEFAULT_MAX_LENGTH

@@ -25,7 +25,8 @@ from kinherit.errors import KinheritError
 from kinherit.inherit.objective import prepare_inheritance
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
-from kinherit.models.build import build_model, task_of
+from kinherit.arch.build import build_model
+from kinherit.hf_folder import task_of
 from kinherit.train.objective import ModelLoss
 from kinherit.train.progress import library_bars_off
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
@@ -91,7 +92,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
             handle.write(resolved_yaml(config))
 
     set_seed(args.seed)
-    model = build_model(config.model, len(tokenizer), config.data.seq_len)
+    model = build_model(config.model, tokenizer, config.data.seq_len)
     data_seed = args.data_seed if args.data_seed is not None else args.seed  # masking and data order share it
     train, val = _datasets(corpus, tokenizer, model, config, data_seed)
     objective = ModelLoss()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kinherit.grow import build_model, grow, grow_folder, grow_map, load_plan, replay
+from kinherit.grow import assemble_grown_model, grow, grow_folder, grow_map, load_plan, replay
 from kinherit.grow.verify import Verifier
 from tiny_models import tiny_model
 
@@ -54,7 +54,7 @@ def test_delta_identity(family, options, exact):
     for key, value in grown_base.state_dict().items():
         assert torch.allclose(grown_tuned[key], value + mapped[key], atol=1e-5, rtol=0), key
     if exact:  # the replayed growth of *other* weights is exact too
-        comparisons = Verifier(tuned, plan).check(build_model(plan, grown_tuned.items()), "replayed")
+        comparisons = Verifier(tuned, plan).check(assemble_grown_model(plan, grown_tuned.items()), "replayed")
         assert max(c.max_deviation for c in comparisons) <= 1e-5
 
 

@@ -10,7 +10,7 @@ from kinherit.inherit.objective import lm_loss
 from kinherit.inherit.schedules import GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
-from kinherit.models.build import load_model
+from kinherit.hf_folder import load_lm
 from kinherit.train.pretrain import pretrain
 from tests.conftest import _tiny_run
 from tests.inherit.conftest import student_run
@@ -68,11 +68,11 @@ def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, c
     pretrain(validate_config(raw))
     events = _events(tmp_path / "same")
     assert all(e["alpha"] <= 1e-5 for e in events)  # 0 up to the round-off between the two loss computations
-    assert events[-1]["teacher_flops"] == 2 * TOKENS_PER_STEP * flops_per_token(load_model(weak_teacher), 32).forward
+    assert events[-1]["teacher_flops"] == 2 * TOKENS_PER_STEP * flops_per_token(load_lm(weak_teacher), 32).forward
 
 
 def test_teacher_lm_loss_matches_the_models_own_loss(weak_teacher):
-    model = load_model(weak_teacher).eval()
+    model = load_lm(weak_teacher).eval()
     ids = torch.randint(0, 500, (2, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(input_ids=ids, labels=ids)
@@ -86,7 +86,7 @@ def test_alpha_is_zero_and_the_teacher_idle_from_the_switch_on(tmp_path, cache_d
     assert 1 < switch < 12
     calls, refs = teacher_calls
     assert len(calls) == switch and refs[0]() is None  # no teacher forward after the switch, and it is released
-    teacher_fwd = flops_per_token(load_model(weak_teacher), 32).forward
+    teacher_fwd = flops_per_token(load_lm(weak_teacher), 32).forward
     for event in events:
         step = event["step"]  # the event of step k logs the step just taken, t = k − 1
         if step <= switch:  # the schedule's α, weighted by the teacher/student gap of that step's batch

@@ -14,7 +14,7 @@ from kinherit.data.packing import prepare_corpus
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.losses import TopK, kd_loss
 from kinherit.inherit.teacher import TeacherSpec
-from kinherit.models.build import load_model
+from kinherit.hf_folder import load_lm
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
@@ -44,7 +44,7 @@ def test_cache_layout_and_rows_match_the_online_teacher(cache, cache_dir, teache
     cached = CachedTeacherBlocks(blocks, open_cache(cache, corpus, 32), K)
     assert len(cached) == len(blocks) == meta["num_blocks"]
 
-    teacher = load_model(teacher_dir).eval()
+    teacher = load_lm(teacher_dir).eval()
     index = 3 * len(blocks) + 17  # an epoch-3 sample index: the same block, the same cached rows
     item = cached[index]
     with torch.no_grad():

@@ -8,7 +8,7 @@ import yaml
 from kinherit.cli import main
 from kinherit.config import validate_config
 from kinherit.data.tokenizer import train_bpe
-from kinherit.models.build import load_model
+from kinherit.hf_folder import load_lm
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
@@ -69,7 +69,7 @@ def test_cache_errors(tmp_path, cache_dir, teacher_dir, capsys):
 
 
 def test_a_teacher_padded_to_a_larger_vocabulary_is_cut_to_the_shared_one(tmp_path, cache_dir, teacher_dir):
-    padded = load_model(teacher_dir)
+    padded = load_lm(teacher_dir)
     padded.resize_token_embeddings(padded.config.vocab_size + 64)
     padded.save_pretrained(tmp_path / "padded")
     for file in teacher_dir.glob("*token*"):

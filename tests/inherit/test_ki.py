@@ -6,7 +6,7 @@ import torch
 
 from kinherit.config import validate_config
 from kinherit.metrics.flops import flops_per_token
-from kinherit.models.build import load_model
+from kinherit.hf_folder import load_lm
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
@@ -30,8 +30,8 @@ def test_ki_student_beats_scratch_and_counts_the_teacher(tmp_path, cache_dir, te
     assert len(calls) == HORIZON  # one forward per step while α > 0, none after T (and none in evaluation)
     assert len(refs) == 1 and refs[0]() is None  # released: no reference left anywhere
 
-    teacher_fwd = flops_per_token(load_model(teacher_dir), 32).forward
-    student_train = 3 * flops_per_token(load_model(ki.model_dir), 32).forward
+    teacher_fwd = flops_per_token(load_lm(teacher_dir), 32).forward
+    student_train = 3 * flops_per_token(load_lm(ki.model_dir), 32).forward
     for event in _train_events(tmp_path / "ki"):
         step = event["step"]
         assert event["alpha"] == pytest.approx(max(1 - (step - 1) / HORIZON, 0.0))  # α of the step just taken
@@ -50,11 +50,11 @@ def test_lifelong_chain_a_to_b_to_c(tmp_path, cache_dir, teacher_dir):
     c_config = student_run(tmp_path / "c", cache_dir, {"path": str(b.model_dir), "steps": 3, "top_k": 10}, max_steps=4, eval_steps=4)
     c_config["model"].update(hidden_size=96, num_layers=3, intermediate_size=192)
     pretrain(validate_config(c_config))
-    b_fwd = flops_per_token(load_model(b.model_dir), 32).forward
+    b_fwd = flops_per_token(load_lm(b.model_dir), 32).forward
     events = _train_events(tmp_path / "c")
     assert [e["step"] for e in events if "kd_loss" in e] == [1, 2, 3]
     assert events[-1]["teacher_flops"] == 3 * TOKENS_PER_STEP * b_fwd
-    assert load_model(tmp_path / "c" / "model").config.hidden_size == 96
+    assert load_lm(tmp_path / "c" / "model").config.hidden_size == 96
 
 
 def test_masked_lm_ki_distils_on_masked_positions(tmp_path, cache_dir):

@@ -11,8 +11,9 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 from kinherit.config import ModelConfig
 from kinherit.data.sources import stdlib_files
 from kinherit.data.tokenizer import train_bpe
-from kinherit.models.build import FAMILY_BUILDERS, task_of
-from kinherit.recycle.load import LABELS_FILE, head_modules, load_classifier
+from kinherit.arch.build import CONFIG_BUILDERS
+from kinherit.hf_folder import task_of
+from kinherit.hf_folder import LABELS_FILE, head_modules, load_classifier
 from kinherit.io import write_json
 
 LABELS = ["email", "json", "xml"]
@@ -32,7 +33,7 @@ def make_base(out: Path, tokenizer_dir: Path, family: str = "llama", seed: int =
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     cfg = ModelConfig(family=family, **{"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, **sizes})
-    hf = FAMILY_BUILDERS[family](cfg, len(tokenizer), 64)
+    hf = CONFIG_BUILDERS[family](cfg, len(tokenizer), 64)
     torch.manual_seed(seed)
     auto = AutoModelForMaskedLM if task_of(hf) == "masked" else AutoModelForCausalLM
     model = auto.from_config(hf)

@@ -12,7 +12,7 @@ from kinherit.config import validate_as as validate
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
 from kinherit.recycle.distillation import distill_loss
 from kinherit.recycle.finetune import finetune
-from kinherit.recycle.task import file_task, stdlib_packages_task
+from kinherit.data.classification import file_task, stdlib_packages_task
 from kinherit.metrics.log import read_metrics
 
 from .conftest import LABELS, make_base, sample_inputs
@@ -53,7 +53,7 @@ def test_builtin_task_is_balanced_and_deterministic():
 
 
 def test_builtin_task_splits_by_file():
-    from kinherit.recycle.task import package_files, snippets_of
+    from kinherit.data.classification import package_files, snippets_of
 
     task = stdlib_packages_task(["json", "email"], 20, 5, 6, seed=0)
     source = {snippet: path for files in package_files(["json", "email"]).values() for path in files
@@ -93,13 +93,13 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(KinheritError, match="exactly one of data.task"):
         validate(FinetuneConfig, {**base, "data": {"task": "stdlib-packages", "train": "x.csv"}})
     experiment = {"old_base": "a", "new_base": "b", "finetune": {"data": {**SMALL, "snippet_line": 3}}}
-    with pytest.raises(KinheritError, match="config key finetune: data.snippet_line: unknown key"):
+    with pytest.raises(KinheritError, match="config key finetune.data.snippet_line: unknown key"):
         validate(ExperimentConfig, experiment)  # caught before any variant runs
 
 
 def test_lora_adapter_trained_on_a_loads_on_b_and_keeps_training(tmp_path, tokenizer_dir, capsys):
     from kinherit.cli import main
-    from kinherit.recycle.load import load_adapter_classifier, load_classifier
+    from kinherit.hf_folder import load_adapter_classifier, load_classifier
 
     a = make_base(tmp_path / "A", tokenizer_dir, seed=0)
     b = make_base(tmp_path / "B", tokenizer_dir, seed=5)

@@ -1,4 +1,5 @@
-"""Family registry: `register_family` (used by `families.py`) and `detect(config)`."""
+"""The catalog of supported families: `register_family` (used by `families.py`), `supported()` and
+`detect(config)`, which finds the family and architecture of a config."""
 
 from __future__ import annotations
 
