@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).parent.parent / "kinherit"
 
 LAYERS = [
     {"errors", "io", "registry"},
-    {"config", "arch", "hf_folder", "data"},
+    {"config", "describe", "arch", "hf_folder", "data"},
     {"metrics", "grow"},
     {"inherit"},
     {"train"},
@@ -52,12 +52,20 @@ def _graph() -> dict[str, set[str]]:
     return {name: {m for m in _imports(path, name) if m in files and m != name} for name, path in files.items()}
 
 
+MODULE_LAYERS = {
+    # the α-schedule registry is a leaf (pure functions and a Registry) that config validates names against
+    "kinherit.inherit.schedules": 1,
+}
+
+
 def _top(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _layer(module: str) -> int:
+    if module in MODULE_LAYERS:
+        return MODULE_LAYERS[module]
     top = _top(module)
     for index, layer in enumerate(LAYERS):
         if top in layer:
