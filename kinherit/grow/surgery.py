@@ -53,9 +53,9 @@ def fresh_mask(spec: TensorSpec, maps: dict[str, UnitMap]) -> torch.Tensor | Non
 
 def _grown_tensors(
     plan: GrowthPlan, state: Mapping[str, torch.Tensor], strict: bool
-) -> Iterator[tuple[str, TensorSpec, torch.Tensor | None]]:
-    """Yield (target key, spec, grown tensor before noise); the tensor is None for a tied head,
-    which the caller takes from the tensor it is tied to."""
+) -> Iterator[tuple[str, TensorSpec, bool, torch.Tensor | None]]:
+    """Yield (target key, spec, zeroed residual output?, grown tensor before noise); the tensor is None
+    for a tied head, which the caller takes from the tensor it is tied to."""
     family, head = plan.family_spec()
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)
@@ -81,21 +81,14 @@ def _grown_tensors(
 
     for spec, src_keys in by_spec.items():
         if plan.tied and spec.name == head.tied[0]:
-            yield spec.name, spec, None
+            yield spec.name, spec, False, None
         elif not spec.per_layer:
-            yield spec.name, spec, one(spec, None, False)
+            yield spec.name, spec, False, one(spec, None, False)
         else:
             for j, (src, zeroed) in enumerate(plan.layers):
                 needs_donor = operator.donor_next_layer and src + 1 < plan.source_shape.layers
                 if src in src_keys and (not needs_donor or src + 1 in src_keys):
-                    yield spec.name.format(layer=j), spec, one(spec, src, zeroed)
-
-
-def _gets_noise(plan: GrowthPlan, spec: TensorSpec, maps: dict[str, UnitMap], zeroed: bool) -> int | None:
-    """The consumer axis that takes noise, or None (no noise, or a zeroed residual output)."""
-    if plan.noise_db is None or (zeroed and spec.residual_out):
-        return None
-    return consumer_axis(spec, maps)
+                    yield spec.name.format(layer=j), spec, zeroed and spec.residual_out, one(spec, src, zeroed)
 
 
 def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> GrowthPlan:
@@ -104,18 +97,9 @@ def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> Growth
     if plan.noise_db is None or plan.noise_std:
         return plan
     maps = plan.channel_maps()
-    zeroed_layers = {j for j, (_, zeroed) in enumerate(plan.layers) if zeroed}
-    stds: dict[str, float] = {}
-    for key, spec, x in _grown_tensors(plan, state, strict=True):
-        zeroed = spec.per_layer and _layer_of(spec, key) in zeroed_layers
-        if x is not None and _gets_noise(plan, spec, maps, zeroed) is not None:
-            stds[key] = noise_std(x, plan.noise_db)
+    stds = {key: noise_std(x, plan.noise_db) for key, spec, zeroed, x in _grown_tensors(plan, state, strict=True)
+            if x is not None and not zeroed and consumer_axis(spec, maps) is not None}
     return dataclasses.replace(plan, noise_std=stds)
-
-
-def _layer_of(spec: TensorSpec, key: str) -> int:
-    prefix = spec.name.split("{layer}")[0]
-    return int(key[len(prefix):].split(".")[0])
 
 
 def grow_state(
@@ -134,7 +118,7 @@ def grow_state(
     if add_noise and not plan.noise_std:
         raise KinheritError("the growth plan has noise but no resolved noise scales (call resolve_noise first)")
     emitted: dict[str, torch.Tensor] = {}
-    for key, spec, x in _grown_tensors(plan, state, strict):
+    for key, spec, _, x in _grown_tensors(plan, state, strict):
         if x is None:  # tied head: the embedding it is tied to
             if head.tied[1] not in emitted:
                 raise KinheritError(f"{spec.name} is tied to {head.tied[1]}, which is missing")
