@@ -11,8 +11,8 @@ Two rules, both seeded by `data.split_seed` through u(key) = blake2b(key, salt=s
   two pieces, so no piece spans the hole. Records are always split by document.
 
 `auto` picks `documents` when a source holds records (JSONL/Parquet/Arrow/saved datasets) or when
-there are at least MIN_EXPECTED_VAL_DOCUMENTS / val_fraction text files (so at least that many
-validation documents are expected), else `contiguous`.
+at least MIN_EXPECTED_VAL_DOCUMENTS / val_fraction text files are used (`max_documents` counts), so
+at least that many validation documents are expected; else `contiguous`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def split_mode(config: DataConfig, files: list[SourceFile]) -> str:
         return config.split
     if any(item.is_records for item in files):
         return "documents"
-    return "documents" if len(files) * config.val_fraction >= MIN_EXPECTED_VAL_DOCUMENTS else "contiguous"
+    used = len(files[: config.max_documents])
+    return "documents" if used * config.val_fraction >= MIN_EXPECTED_VAL_DOCUMENTS else "contiguous"
 
 
 def check_document_split(config: DataConfig, files: list[SourceFile]) -> None:

@@ -52,6 +52,7 @@ def test_document_split_is_a_seeded_hash_per_file(tmp_path):
     assert set(val.splitlines(keepends=True)) == expected and 25 <= len(expected) <= 55
     assert pieces == {False: 400 - len(expected), True: len(expected)}
     assert split_mode(config.model_copy(update={"val_fraction": 0.01}), files) == "contiguous"  # 4 expected: too few
+    assert split_mode(config.model_copy(update={"max_documents": 60}), files) == "contiguous"  # only 60 files used
 
 
 def test_records_split_by_content_hash(tmp_path):
