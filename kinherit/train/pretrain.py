@@ -72,12 +72,12 @@ def _save_final(trainer: KinheritTrainer, tokenizer: Any, out: Path) -> Path:
     return target
 
 
-@library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
 def resolved_yaml(config: RunConfig) -> str:
     """The config as a run records it in `config.resolved.yaml`: every default filled in, loadable with `--config`."""
     return dump_yaml(config.model_copy(update={"train": config.train_args}))
 
 
+@library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
 def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> PretrainResult:
     """Train `config.model` on `config.data` (self-learning, or knowledge inheritance with `config.teacher`)."""
     out = Path(config.out)

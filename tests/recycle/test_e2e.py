@@ -30,7 +30,7 @@ def test_recycling_beats_fine_tuning_b_from_scratch(tmp_path, tiny_run):
     a = _pretrain(tiny_run, tmp_path / "A", 30)
     tuned = finetune(validate(FinetuneConfig, {
         "out": str(tmp_path / "A_tuned"), "model": {"base": str(a)}, "data": DATA,
-        "train": {**TRAIN, "max_steps": 100, "eval_steps": 50},
+        "train": {**TRAIN, "max_steps": 150, "eval_steps": 50},
     }))
     assert tuned.final_accuracy > 0.45  # 4 balanced classes: chance is 0.25
     b = _pretrain(tiny_run, tmp_path / "B", 10, **{"from": str(a)})  # A continually pre-trained
