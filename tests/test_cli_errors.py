@@ -108,6 +108,11 @@ CASES = [
     ("grow {model} {model}", "OUT_DIR must differ from SRC_DIR"),
     ("grow {model} {root}/g --hidden-size 24", "--width clone needs integer multiples, but hidden 16->24"),
     ("grow {head_dim} {root}/g --num-heads 6 --width net2net", "--num-heads 6 does not divide --hidden-size 64 (transformers requires it even with the explicit head_dim 32)"),
+    ("grow {model} {root}/g --noise-db abc", "argument --noise-db: expected a number of dB or 'off', got 'abc'"),
+    # divergence
+    ("divergence {root}/nope", "MODEL_DIR {root}/nope not found"),
+    ("divergence {model}", "no growth.json found for {model}: pass --growth PATH"),
+    ("divergence {model} --growth {root}/nope.json", "{root}/nope.json does not exist (expected a growth.json)"),
     # finetune
     ("finetune --config {ft} --data.task=foo", "config key data.task: Input should be 'stdlib-packages'"),
     ("finetune --config {ft} --model.lora.r=0", "config key model.lora.r: Input should be greater than or equal to 1"),

@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.grow.width import WIDTH_OPERATORS
@@ -82,6 +83,8 @@ def run_divergence(args: argparse.Namespace) -> int:
     from kinherit.grow.divergence import copy_divergence, find_growth, load_weights
 
     model_dir = Path(args.model)
+    if not model_dir.is_dir():
+        raise KinheritError(f"MODEL_DIR {model_dir} not found")
     growth = Path(args.growth) if args.growth else find_growth(model_dir)
     report = copy_divergence(growth, load_weights(model_dir))
     print(f"copies of duplicated units in {model_dir} (growth: {growth})")
