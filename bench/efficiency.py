@@ -104,7 +104,7 @@ def _fmt(summary: dict[str, Any], pct: bool = True) -> str:
     if summary["mean"] is None:
         return "not reached"
     fmt = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.3f}")
-    text = f"{fmt(summary['mean'])} ± {fmt(summary['std'])}"
+    text = fmt(summary["mean"]) + (f" ± {fmt(summary['std'])}" if summary["reached"] > 1 else "")
     return text + (f" ({summary['n'] - summary['reached']} of {summary['n']} not reached)"
                    if summary["reached"] < summary["n"] else "")
 
@@ -129,8 +129,8 @@ def report(spec: ExperimentSpec, lrs: dict[str, float], seeds: list[int], horizo
                 values.setdefault(f"saving@{key}", []).append(p.saving)
                 values.setdefault(f"loss@{key}", []).append(p.run_loss)
                 values.setdefault(f"loss_equal_total_flops@{key}", []).append(p.loss_at_equal_total_flops)
-        pairs = list(zip(scratch.evals, runs["grown"].evals))
-        excess = [g["val_loss"] - s["val_loss"] for s, g in pairs if s["step"] > 0]
+        grown_at = {e["step"]: e["val_loss"] for e in runs["grown"].evals}
+        excess = [grown_at[e["step"]] - e["val_loss"] for e in scratch.evals if e["step"] > 0 and e["step"] in grown_at]
         grown_ahead.append({"seed": seed, "evaluations": len(excess), "grown_not_worse": sum(e <= 0 for e in excess),
                             "max_excess": max(excess)})
     summary = {name: {key: _mean_std(vals) for key, vals in values.items()} for name, values in per_run.items()}
@@ -163,14 +163,17 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"tuning seeds {result['tune_seeds']}: best peak LR scratch {tuning['best']['scratch']:g}, "
              f"grown {tuning['best']['grown']:g} (grid {', '.join(f'{lr:g}' for lr in tuning['grid'])}; "
              f"interior: {tuning['interior']})", "",
-             f"reported seeds {result['seeds']} (mean ± std); saving = FLOPs saved to reach scratch's val loss "
-             "after h budgets (teacher forward passes counted)", "",
+             f"reported seeds {result['seeds']} (mean ± std over the seeds that reached the target); saving = FLOPs "
+             "saved to reach scratch's best val loss within h budgets (teacher forward passes counted; the teacher's "
+             "own pre-training is not, see the last column, where it is)", "",
              "| run | " + " | ".join(f"saving @{h}×" for h in horizons) + " | " +
              " | ".join(f"loss @{h}×" for h in horizons) + f" | loss at scratch's {horizons[-1]}× FLOPs, sunk counted |",
              "|---|" + "---|" * (2 * len(horizons) + 1)]
     for name, stats in rep["summary"].items():
         cells = [_fmt(stats[f"saving@{h}x"]) for h in horizons] + [_fmt(stats[f"loss@{h}x"], False) for h in horizons]
-        cells.append(_fmt(stats[f"loss_equal_total_flops@{horizons[-1]}x"], False))
+        equal = stats[f"loss_equal_total_flops@{horizons[-1]}x"]
+        cells.append(_fmt(equal, False) if equal["reached"] == equal["n"] else
+                     f"{_fmt(equal, False)} ({equal['n'] - equal['reached']} of {equal['n']}: sunk > budget)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for row in rep["grown_vs_scratch_every_eval"]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from transformers import TrainerCallback
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -71,3 +72,14 @@ def _tiny_run(out: Path, cache: Path, family: str, **train: Any) -> dict[str, An
                   "learning_rate": 3e-3, "eval_steps": 4, "logging_steps": 1, "save_steps": 4,
                   "disable_tqdm": True, "seed": 0, **train},
     }
+
+
+class CrashAt(TrainerCallback):
+    """Simulates a killed run: raises once training reaches `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")

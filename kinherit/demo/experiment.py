@@ -11,7 +11,7 @@
 Runs that already finished (`<run>/model` exists) are reused, but only when their resolved config is
 the one asked for (otherwise the run stops with the differing keys); interrupted ones are resumed, so
 the experiment can be stopped and restarted. The students' architecture is derived once
-(`ExperimentSpec.student_shape`), so scratch and the grown init are the same model by construction.
+(`ExperimentSpec.student_shape`), so scratch and the grown init have the same sizes by construction.
 """
 
 from __future__ import annotations
@@ -61,8 +61,12 @@ class ExperimentSpec(StrictModel):
     seed: int = 0
 
     def student_shape(self) -> dict[str, Any]:
-        """The student model section, with the FFN size derived once from the teacher's ratio when not given."""
+        """The student model section, with the FFN size (the teacher's FFN-to-hidden ratio) and the kv-heads (the
+        teacher's query heads per kv-head, as `kinherit grow` keeps them) derived once when not given."""
         student = dict(self.student_model)
+        teacher_kv = self.teacher_model.get("num_kv_heads")
+        if student.get("num_kv_heads") is None and teacher_kv is not None:
+            student["num_kv_heads"] = student["num_heads"] * teacher_kv // self.teacher_model["num_heads"]
         if student.get("intermediate_size") is None:
             teacher = self.teacher_model
             ffn, hidden = teacher.get("intermediate_size"), teacher["hidden_size"]
@@ -133,6 +137,8 @@ def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
         recorded = json.loads((out / "growth.json").read_text())
         _refuse_changed("grown model", out, {"source": recorded.get("source"), **recorded.get("options", {})},
                         {"source": str(teacher_dir.resolve()), **options})
+        if not recorded["plan"]["exact_claimed"]:
+            raise KinheritError(f"{out} holds a growth that is not exact; the experiment needs an exact one")
         return out
     report = grow_folder(teacher_dir, out, **options)
     if not report.exact_claimed:

@@ -61,11 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from kinherit.grow.api import GrowthNotExact, grow_folder
     from kinherit.grow.plan import NO_NOISE_WARNING
 
-    if args.noise_db is None:
-        print(f"kinherit grow: warning: {NO_NOISE_WARNING}", file=sys.stderr)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="symmetry-breaking noise is off")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             report = grow_folder(
                 args.src, args.out, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
                 num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
@@ -74,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     except GrowthNotExact as err:
         print(f"kinherit grow: error: {err}", file=sys.stderr)
         return 1
+    if any(str(w.message) == NO_NOISE_WARNING for w in caught):  # only when units are duplicated
+        print(f"kinherit grow: warning: {NO_NOISE_WARNING}", file=sys.stderr)
     print(report.table())
     print(f"wrote {args.out}")
     return 0

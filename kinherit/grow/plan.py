@@ -12,7 +12,7 @@ import math
 import os
 import random
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_shape, write_shape
@@ -41,7 +41,7 @@ class GrowthPlan:
     exact_claimed: bool
     noise_db: float | None = None
     noise_seed: int = 0
-    noise_std: dict[str, float] = field(default_factory=dict)  # per target tensor, see surgery.resolve_noise
+    noise_std: dict[str, float] | None = None  # per noised target tensor; None until surgery.resolve_noise
 
     def family_spec(self) -> tuple[FamilySpec, HeadSpec]:
         family = FAMILIES[self.family]
@@ -82,7 +82,7 @@ class GrowthPlan:
             "exact_claimed": self.exact_claimed,
             "noise": None
             if self.noise_db is None
-            else {"snr_db": self.noise_db, "seed": self.noise_seed, "std": self.noise_std},
+            else {"snr_db": self.noise_db, "seed": self.noise_seed, "std": self.noise_std or {}},
             "source_config": self.source_config,
             "target_config": self.target_config,
         }
@@ -109,7 +109,7 @@ class GrowthPlan:
             exact_claimed=bool(data["exact_claimed"]),
             noise_db=noise.get("snr_db"),
             noise_seed=int(noise.get("seed", 0)),
-            noise_std=dict(noise.get("std", {})),
+            noise_std=dict(noise["std"]) if "std" in noise else None,
         )
 
 

@@ -52,10 +52,11 @@ def fresh_mask(spec: TensorSpec, maps: dict[str, UnitMap]) -> torch.Tensor | Non
 
 
 def _grown_tensors(
-    plan: GrowthPlan, state: Mapping[str, torch.Tensor], strict: bool
-) -> Iterator[tuple[str, TensorSpec, bool, torch.Tensor | None]]:
-    """Yield (target key, spec, zeroed residual output?, grown tensor before noise); the tensor is None
-    for a tied head, which the caller takes from the tensor it is tied to."""
+    plan: GrowthPlan, state: Mapping[str, torch.Tensor], strict: bool, zero: bool = True
+) -> Iterator[tuple[str, TensorSpec, torch.Tensor | None]]:
+    """Yield (target key, spec, grown tensor before noise); the tensor is None for a tied head, which
+    the caller takes from the tensor it is tied to. `zero=False` skips the zeroing of the residual
+    outputs of new identity layers (to measure their scale)."""
     family, head = plan.family_spec()
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)
@@ -75,30 +76,32 @@ def _grown_tensors(
             mask = fresh_mask(spec, maps)
             if mask is not None:
                 x = torch.where(mask, widen(state[src_keys[layer + 1]], spec, maps, scale_norm), x)
-        if zeroed and spec.residual_out:
+        if zero and zeroed and spec.residual_out:
             return x.mul_(0.0)  # linear zeroing (x is a fresh tensor)
         return x
 
     for spec, src_keys in by_spec.items():
         if plan.tied and spec.name == head.tied[0]:
-            yield spec.name, spec, False, None
+            yield spec.name, spec, None
         elif not spec.per_layer:
-            yield spec.name, spec, False, one(spec, None, False)
+            yield spec.name, spec, one(spec, None, False)
         else:
             for j, (src, zeroed) in enumerate(plan.layers):
                 needs_donor = operator.donor_next_layer and src + 1 < plan.source_shape.layers
                 if src in src_keys and (not needs_donor or src + 1 in src_keys):
-                    yield spec.name.format(layer=j), spec, zeroed and spec.residual_out, one(spec, src, zeroed)
+                    yield spec.name.format(layer=j), spec, one(spec, src, zeroed)
 
 
 def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> GrowthPlan:
-    """A copy of `plan` with the noise scale of every noised tensor: std(grown W)·10^(−SNR/20),
-    measured on the noise-free grown tensor of `state` (the source weights)."""
-    if plan.noise_db is None or plan.noise_std:
+    """A copy of `plan` with the noise scale of every tensor whose input axis grows: std(grown W)·10^(−SNR/20),
+    measured on the grown tensor of `state` (the source weights) before noise and before zeroing. The
+    zeroed residual outputs of new identity layers get noise too: it sums to zero over the copies of each
+    input unit, so their output stays exactly 0 while the copies feeding them get different gradients."""
+    if plan.noise_db is None or plan.noise_std is not None:
         return plan
     maps = plan.channel_maps()
-    stds = {key: noise_std(x, plan.noise_db) for key, spec, zeroed, x in _grown_tensors(plan, state, strict=True)
-            if x is not None and not zeroed and consumer_axis(spec, maps) is not None}
+    stds = {key: noise_std(x, plan.noise_db) for key, spec, x in _grown_tensors(plan, state, strict=True, zero=False)
+            if x is not None and consumer_axis(spec, maps) is not None}
     return dataclasses.replace(plan, noise_std=stds)
 
 
@@ -115,10 +118,10 @@ def grow_state(
     _, head = plan.family_spec()
     maps = plan.channel_maps()
     add_noise = noise and plan.noise_db is not None
-    if add_noise and not plan.noise_std:
+    if add_noise and plan.noise_std is None:
         raise KinheritError("the growth plan has noise but no resolved noise scales (call resolve_noise first)")
     emitted: dict[str, torch.Tensor] = {}
-    for key, spec, _, x in _grown_tensors(plan, state, strict):
+    for key, spec, x in _grown_tensors(plan, state, strict):
         if x is None:  # tied head: the embedding it is tied to
             if head.tied[1] not in emitted:
                 raise KinheritError(f"{spec.name} is tied to {head.tied[1]}, which is missing")

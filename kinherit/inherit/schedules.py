@@ -114,7 +114,7 @@ class AutoStop:
         s = the first logged step with  L̄_LM(student) ≤ L̄_LM(teacher)
         α_t = 0 for every t ≥ s, and the teacher is released
 
-    The teacher's LM loss comes from the logits it computes for the KD term anyway. `switch_step` (s, or None
+    `switch_step` (s, or None
     while the teacher still leads) is all the state there is; a checkpoint stores it so resume is exact.
     """
 

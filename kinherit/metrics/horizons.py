@@ -7,8 +7,8 @@ training FLOPs (so the baseline's own saving is 0 even where its curve is not mo
     saving(h)            = 1 − F_run(target) / F_b(h)       (F: first crossing, interpolated)
     loss at equal FLOPs  = L_run(C_b(h) − sunk)               (C_b(h): the baseline's FLOPs after h·B
                                                               steps; sunk: the teacher's / source's
-                                                              own pre-training, counted here)
-    ahead(h)             = L_run(step h·B) ≤ L_b(step h·B)
+                                                              own pre-training, counted here; None
+                                                              when sunk alone exceeds C_b(h))
 
 L_run(x) interpolates the run's validation curve linearly; it is None past the run's last evaluation.
 """
@@ -65,7 +65,7 @@ def horizon_points(baseline_evals: list[dict], run_evals: list[dict], budget_ste
         points.append(HorizonPoint(
             horizon=h, baseline_loss=target, baseline_flops=base_flops,
             run_loss=float(_eval_at_step(run_evals, step, "the run")["val_loss"]),
-            flops_to_baseline_loss=needed, saving=saving(needed, base_flops)[0],
+            flops_to_baseline_loss=needed, saving=saving(needed, base_flops)[0] if base_flops > 0 else None,
             loss_at_equal_total_flops=value_at(run_curve, spent - sunk_flops),
         ))
     return points

@@ -55,6 +55,16 @@ def test_default_noise_makes_copies_diverge_under_training():
     assert "not in use" not in divergence.table()
 
 
+def test_ffn_copies_in_new_layers_diverge_too():
+    """Hidden fixed, FFN and depth grown: the copies inside the new identity layers feed a zeroed
+    down-projection, which carries cancelling noise, so they get different gradients as well."""
+    growth = grow(tiny_model("llama", gqa=True), intermediate_size=128, num_layers=4, verify=True)
+    assert growth.report.max_deviation <= 1e-5
+    divergence = copy_divergence(growth.plan, _train(growth.model))
+    ffn = next(s for s in divergence.spaces if s.space == "ffn")
+    assert ffn.identical == 0 and ffn.minimum > 1e-4, ffn
+
+
 def test_noise_off_copies_stay_identical_and_the_diagnostic_says_so():
     model, plan, _ = _grown(None)
     divergence = copy_divergence(plan, _train(model))

@@ -40,6 +40,9 @@ EXACT = [
     ("llama", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
     ("gpt2", False, False, False, "net2net", {"hidden_size": 64, "intermediate_size": 200}, "identity", 3, 0.0),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, 0.0),
+    # depth only, and FFN + depth, with the default noise (new layers' zeroed projections get cancelling noise)
+    ("llama", False, True, True, "clone", {}, "identity", 4, 0.0),
+    ("gpt2", False, True, False, "clone", {"intermediate_size": 256}, "identity", 4, 0.0),
 ]
 INEXACT = [
     ("llama", False, True, True, "net2net", {"hidden_size": 48}, "identity", 2, None),

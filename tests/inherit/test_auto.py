@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
@@ -12,19 +11,11 @@ from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.hf_folder import load_lm
 from kinherit.train.pretrain import pretrain
-from tests.conftest import _tiny_run
+from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run
 
 TOKENS_PER_STEP = 8 * 32
 
-
-class _Crash(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +96,7 @@ def test_resume_restores_the_switch(tmp_path, cache_dir, weak_teacher, teacher_c
     crash = switch + 2 + switch % 2  # the checkpoint before the crash (every 2 steps) is after the switch
     crashed = _config(tmp_path / "crashed", cache_dir, weak_teacher)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(crashed, callbacks=[_Crash(crash)])
+        pretrain(crashed, callbacks=[CrashAt(crash)])
     calls, _ = teacher_calls
     before = len(calls)
     pretrain(crashed, resume=True)

@@ -16,6 +16,7 @@ from kinherit.data.classification import file_task, stdlib_packages_task
 from kinherit.metrics.log import read_metrics
 
 from .conftest import LABELS, make_base, sample_inputs
+from tests.conftest import CrashAt
 
 SMALL = {"task": "stdlib-packages", "packages": LABELS, "train_per_class": 8, "val_per_class": 4, "max_length": 16}
 FAST = {"max_steps": 4, "eval_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8}
@@ -165,14 +166,6 @@ def test_gradient_accumulation_gives_the_step_mean_loss_and_gradient(tmp_path, t
         assert four[key] == pytest.approx(one[key], rel=1e-4), (key, one[key], four[key])
 
 
-class _Crash(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
-
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tokenizer_dir):
     from kinherit.cli import main
@@ -189,7 +182,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tokenizer_d
 
     straight = finetune(config("straight"))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        finetune(config("crashed"), callbacks=[_Crash(3)])
+        finetune(config("crashed"), callbacks=[CrashAt(3)])
     assert main(["finetune", "--out", str(tmp_path / "crashed"), "--model.base", str(a), "--model.lora.r", "4",
                  "--teacher.path", str(teacher), "--data.task", "stdlib-packages", "--data.packages", json.dumps(LABELS),
                  "--data.train_per_class", "8", "--data.val_per_class", "4", "--data.max_length", "16",

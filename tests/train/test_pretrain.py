@@ -9,17 +9,8 @@ from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
+from tests.conftest import CrashAt
 
-
-class _Crash(TrainerCallback):
-    """Simulates a killed run: raises once training reaches `step`."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def _losses(out):
@@ -68,7 +59,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tiny_run):
 
     crashed = {**straight, "out": str(tmp_path / "crashed")}
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(validate_config(crashed), callbacks=[_Crash(6)])
+        pretrain(validate_config(crashed), callbacks=[CrashAt(6)])
     assert sorted(p.name for p in (tmp_path / "crashed" / "checkpoints").iterdir()) == ["checkpoint-4"]
     pretrain(validate_config(crashed), resume=True)
 
