@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 import transformers
+from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -82,6 +83,19 @@ def require_weights(folder: str | Path, role: str = "") -> None:
     """The folder must hold weights next to its config."""
     if not any((Path(folder) / name).is_file() for name in WEIGHT_FILES):
         raise KinheritError(f"{_named(folder, role)} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})")
+
+
+def read_state_dict(folder: str | Path, role: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of the folder's safetensors weights (one file, or the shards of an index), without
+    building a model; tied weights appear once, as `save_pretrained` stores them."""
+    folder = Path(folder)
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        return load_file(str(single))
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return {k: v for shard in shards for k, v in load_file(str(folder / shard)).items()}
+    raise KinheritError(f"{_named(folder, role)} has no safetensors weights ({' or '.join(WEIGHT_FILES[:2])})")
 
 
 def task_of(config: PretrainedConfig) -> Task:

@@ -30,6 +30,7 @@ from kinherit.grow.api import grow_folder
 from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.metrics.report import Report, build_report
 from kinherit.train.pretrain import pretrain, resolved_yaml
+from kinherit.train.run import last_checkpoint
 
 STUDENTS = ("scratch", "ki", "grown", "grown_ki")
 
@@ -123,8 +124,7 @@ def _train(raw: dict[str, Any]) -> Path:
     if (out / "model" / "config.json").is_file():
         print(f"  reusing finished run {out}", flush=True)
         return out / "model"
-    resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
-    return pretrain(config, resume=resume).model_dir
+    return pretrain(config, resume=last_checkpoint(out) is not None).model_dir
 
 
 def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:

@@ -18,14 +18,12 @@ noise has steered the copies' gradients apart.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from safetensors.torch import load_file
 
 from kinherit.arch import bind
 from kinherit.arch.spec import TensorSpec
@@ -144,18 +142,6 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
             t = torch.tensor(values)
             spaces.append(SpaceDivergence(space, len(values), int((t <= IDENTICAL).sum()), float(t.median()), float(t.min())))
     return DivergenceReport(tuple(spaces))
-
-
-def load_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of an HF folder's safetensors file(s)."""
-    model_dir = Path(model_dir)
-    single, index = model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"
-    if single.is_file():
-        return load_file(single)
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_file(model_dir / shard).items()}
-    raise KinheritError(f"{model_dir} has no model.safetensors; divergence reads safetensors weights")
 
 
 def find_growth(model_dir: Path) -> Path:

@@ -39,10 +39,16 @@ def training_arguments(train: dict[str, Any], out: str | Path, resuming: bool = 
         raise KinheritError(f"invalid train settings: {str(err).splitlines()[0]}") from None
 
 
+def last_checkpoint(out: Path) -> str | None:
+    """The latest complete `checkpoint-N` of the run folder `out`, or None."""
+    checkpoints = out / "checkpoints"
+    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+
 def resume_checkpoint(out: Path, resume: bool) -> str | None:
     """The checkpoint to resume from (`resume`), or None for a fresh run; an error when that is impossible."""
     checkpoints = out / "checkpoints"
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    last = last_checkpoint(out)
     if resume and last is None:
         raise KinheritError(f"--resume: no complete checkpoint in {checkpoints}; start without --resume")
     if not resume and last is not None:
