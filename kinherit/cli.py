@@ -28,11 +28,11 @@ COMMAND_MODULES = (
 
 
 def _run_config_help() -> str:
-    from kinherit.arch.build import CONFIG_BUILDERS
+    from kinherit.arch import FAMILIES
     from kinherit.config import TRAIN_DEFAULTS, RunConfig
     from kinherit.inherit.schedules import SCHEDULES
 
-    return config_help(RunConfig, TRAIN_DEFAULTS, (CONFIG_BUILDERS, SCHEDULES))
+    return config_help(RunConfig, TRAIN_DEFAULTS, (FAMILIES, SCHEDULES))
 
 
 def _finetune_config_help() -> str:

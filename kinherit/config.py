@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.arch` package registers them all)
 from kinherit.errors import KinheritError
 from kinherit.inherit.schedules import SCHEDULES  # a leaf module (imports only kinherit.registry)
 
@@ -88,14 +89,11 @@ class DataConfig(StrictModel):
     """Use only the first N documents (text files or records, in the sources' deterministic order)."""
 
 
-FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "bert", "roberta")
-
-
 class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: str | None = None
-    """gpt2, llama, mistral, qwen2 (causal LM) or bert, roberta (masked LM); default llama unless `from` is set."""
+    """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
     """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer."""
     hidden_size: int = Field(128, ge=8)
@@ -126,8 +124,8 @@ class ModelConfig(StrictModel):
     def _family_or_from(self) -> ModelConfig:
         if self.family is not None and self.from_ is not None:
             raise ValueError("set either model.family or model.from, not both")
-        if self.family is not None and self.family not in FAMILIES:
-            raise ValueError(f"unknown family {self.family!r}; supported: {', '.join(FAMILIES)}")
+        if self.family is not None:
+            FAMILIES.lookup(self.family)  # UnknownName is a ValueError: reported against model.family
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:

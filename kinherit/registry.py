@@ -6,6 +6,7 @@ An entry may carry a `reference` (the paper it implements, with its URL), printe
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -41,7 +42,9 @@ class Registry(dict[str, T], Generic[T]):
 
     def lookup(self, name: str) -> T:
         if name not in self:
-            raise UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}")
+            close = difflib.get_close_matches(str(name), list(self), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}{hint}")
         return self[name]
 
     def describe(self) -> list[str]:

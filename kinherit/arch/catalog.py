@@ -1,21 +1,20 @@
-"""The catalog of supported families: `register_family` (used by `families.py`), `supported()` and
-`detect(config)`, which finds the family and architecture of a config."""
+"""The catalog of supported families: `register_family` (called by each module of `families/`),
+`supported()` and `detect(config)`, which finds the family and architecture of a config."""
 
 from __future__ import annotations
 
 from kinherit.arch.spec import FamilySpec, HeadSpec
 from kinherit.errors import KinheritError
+from kinherit.registry import Registry
 
-FAMILIES: dict[str, FamilySpec] = {}
+FAMILIES: Registry[FamilySpec] = Registry("family")
 
 
 def register_family(family: FamilySpec) -> FamilySpec:
-    """Add a family; names, model types and architectures must be unique."""
-    assert family.name not in FAMILIES, f"family {family.name!r} registered twice"
+    """Add a family under its name, with its reference; names and model types must be unique."""
     known_types = {mt for f in FAMILIES.values() for mt in f.model_types}
     assert not known_types & set(family.model_types), f"model type of {family.name!r} registered twice"
-    FAMILIES[family.name] = family
-    return family
+    return FAMILIES.add(family.name, family, family.reference)
 
 
 def supported() -> str:
@@ -33,7 +32,7 @@ def detect(config, architecture: str | None = None) -> tuple[FamilySpec, HeadSpe
             names = [h.architecture for h in family.heads]
             arch = next((a for a in architectures if a in names), None)
             if arch is None and not architectures:
-                arch = names[-1]  # a config built in code: the family's LM architecture
+                arch = family.lm_head.architecture  # a config built in code: the family's LM architecture
             if arch is not None:
                 return family, family.head(arch)
     raise KinheritError(

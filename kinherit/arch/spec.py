@@ -1,6 +1,6 @@
 """Declarative description of a model family: which tensor reads and writes which dimension "space".
 
-A family is data (see `families.py`), in the spirit of mergekit's architecture JSONs. Every tensor
+A family is data (one record per file in `families/`), in the spirit of mergekit's architecture JSONs. Every tensor
 axis is written as `"<kind>:<space>[+<space>...]"`:
 
 * kind `out`   -- the axis *produces* units of the space (Linear rows, embedding columns, biases):
@@ -17,8 +17,11 @@ Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query head
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from transformers import PretrainedConfig
 
 AxisKind = Literal["in", "out", "norm", "fixed"]
 GROWABLE = ("hidden", "ffn", "q", "kv")
@@ -91,14 +94,35 @@ class HeadSpec:
     head_norms: tuple[str, ...] = ()
 
 
+ConfigBuilder = Callable[[Any, int, int], PretrainedConfig]
+"""`(model: section (a `config.ModelConfig`), vocabulary size, positions) -> transformers config` of a fresh model."""
+
+
 @dataclass(frozen=True)
 class FamilySpec:
+    """Everything kinherit knows about one family, registered once (`catalog.register_family`):
+    its tensor table (`base_tensors` + `heads`), how its config is built from `model:` sizes
+    (`build_config`), its sequence-classification head (`classifier`, tensors at the top level of
+    `AutoModelForSequenceClassification`, backbone under the LM head's prefix) and its paper."""
+
     name: str
     model_types: tuple[str, ...]
     config: ConfigKeys
     residual: Literal["pre_norm", "post_norm"]
     base_tensors: tuple[TensorSpec, ...]
+    build_config: ConfigBuilder
+    classifier: tuple[TensorSpec, ...]
+    reference: str
     heads: tuple[HeadSpec, ...] = field(default=())
+
+    @property
+    def lm_head(self) -> HeadSpec:
+        """The language-model architecture (the one `--model.family` pre-trains)."""
+        return next(h for h in self.heads if h.output != "hidden")
+
+    @property
+    def task(self) -> Literal["causal", "masked"]:
+        return "masked" if self.lm_head.output == "masked_lm" else "causal"
 
     def head(self, architecture: str) -> HeadSpec:
         for head in self.heads:

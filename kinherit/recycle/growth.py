@@ -1,9 +1,9 @@
 """Carry fine-tuned tensors across a growth A → B = grow(A) recorded in a `growth.json` plan.
 
 Backbone deltas go through the grow module's linear map G (`kinherit.grow.grow_map`), so for exact
-operators `grow(A_tuned) = grow(A) + G(A_tuned − A)`. Classification heads are not part of the LM
-family tables; they are described here (same axis notation, `kinherit.arch.spec`) and widened with
-the same surgery: a head reading the hidden state copies and divides its input columns by the
+operators `grow(A_tuned) = grow(A) + G(A_tuned − A)`. Classification heads are described by each
+family record's `classifier` (same axis notation, `kinherit.arch.spec`) and widened with the same
+surgery: a head reading the hidden state copies and divides its input columns by the
 replication count, `S'[:, j] = S[:, idx(j)] / count(idx(j))`, so `S' h' = S h` on `h' = h[idx]`.
 
 One exception: with tied LM embeddings the grow module divides the final norm by the replication
@@ -19,25 +19,9 @@ import torch
 from transformers import PretrainedConfig
 
 from kinherit.arch import FAMILIES, Axis, TensorSpec, read_shape
-from kinherit.arch.spec import t
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan, grow_map, load_plan
 from kinherit.grow.surgery import widen
-
-_SCORE = (t("score.weight", "fixed:labels", "in:hidden"),)
-CLASSIFIER_HEADS: dict[str, tuple[TensorSpec, ...]] = {
-    "gpt2": _SCORE,
-    "llama": _SCORE,
-    "mistral": _SCORE,
-    "qwen2": _SCORE,
-    "bert": (t("classifier.weight", "fixed:labels", "in:hidden"), t("classifier.bias", "fixed:labels")),
-    "roberta": (
-        t("classifier.dense.weight", "out:hidden", "in:hidden"),
-        t("classifier.dense.bias", "out:hidden"),
-        t("classifier.out_proj.weight", "fixed:labels", "in:hidden"),
-        t("classifier.out_proj.bias", "fixed:labels"),
-    ),
-}
 
 
 def family_of(config: PretrainedConfig, role: str) -> str:
@@ -99,8 +83,8 @@ def _reads_scaled_hidden(plan: GrowthPlan) -> bool:
 
 def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Grow the task head of A_tuned: backbone-level tensors (BERT's pooler) through G, the
-    classifier through CLASSIFIER_HEADS (see the module docstring)."""
-    specs = {s.name: s for s in CLASSIFIER_HEADS[plan.family]}
+    classifier through the family's `classifier` specs (see the module docstring)."""
+    specs = {s.name: s for s in FAMILIES[plan.family].classifier}
     inside = {k: v for k, v in tensors.items() if k.startswith(prefix)}
     out = map_backbone(plan, inside, prefix) if inside else {}
     maps = plan.channel_maps()

@@ -103,7 +103,7 @@ def test_unsupported_family_lists_the_supported_ones(tmp_path, kinherit_main, ca
     (tmp_path / "t5" / "model.safetensors").write_bytes(b"")
     code = kinherit_main(["grow", str(tmp_path / "t5"), str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and "unsupported model family 't5'" in err and "supported: gpt2 (" in err and "bert (" in err
+    assert code == 2 and "unsupported model family 't5'" in err and "gpt2 (GPT2Model, GPT2LMHeadModel)" in err and "bert (" in err
 
 
 @pytest.mark.parametrize("make", ["empty", "missing", "no-weights"])

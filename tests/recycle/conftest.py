@@ -11,8 +11,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 from kinherit.config import ModelConfig
 from kinherit.data.sources import stdlib_files
 from kinherit.data.tokenizer import train_bpe
-from kinherit.arch.build import CONFIG_BUILDERS
-from kinherit.hf_folder import task_of
+from kinherit.arch import FAMILIES
 from kinherit.hf_folder import LABELS_FILE, head_modules, load_classifier
 from kinherit.io import write_json
 
@@ -33,9 +32,9 @@ def make_base(out: Path, tokenizer_dir: Path, family: str = "llama", seed: int =
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     cfg = ModelConfig(family=family, **{"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, **sizes})
-    hf = CONFIG_BUILDERS[family](cfg, len(tokenizer), 64)
+    hf = FAMILIES[family].build_config(cfg, len(tokenizer), 64)
     torch.manual_seed(seed)
-    auto = AutoModelForMaskedLM if task_of(hf) == "masked" else AutoModelForCausalLM
+    auto = AutoModelForMaskedLM if FAMILIES[family].task == "masked" else AutoModelForCausalLM
     model = auto.from_config(hf)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))

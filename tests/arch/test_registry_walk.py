@@ -1,0 +1,160 @@
+"""Walk the family registry: every registered family must support every capability, so a new family
+cannot be half-supported. For each one: build from `model:` sizes, pre-train 2 steps and grow the saved
+folder through the CLI, exact clone growth (+ identity depth where the family claims it; the deviation
+is reported otherwise), a classification head that maps through growth, and FLOPs against a hand count.
+
+Adding a family means adding its hand count to `HAND_MATMUL_PARAMS` (and, when its tiny config needs
+more than the common sizes, an entry in `TINY_SIZES`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+from kinherit.arch import FAMILIES, read_shape
+from kinherit.arch.shape import Shape
+from kinherit.cli import main
+from kinherit.config import ModelConfig
+from kinherit.grow import grow_folder
+from kinherit.hf_folder import load_classifier
+from kinherit.metrics.flops import flops_per_token
+from kinherit.recycle.delta import recycle_full
+
+VOCAB = 300
+SEQ = 32
+TINY_SIZES: dict[str, dict] = {}
+"""Per-family overrides of the common tiny sizes (hidden 32, 2 layers, 4 heads, FFN 64, GQA where the family has it)."""
+
+
+def _llama_like(s: Shape, v: int) -> int:
+    q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    return s.layers * (s.hidden * (q + 2 * kv) + q * s.hidden + 3 * s.hidden * s.ffn) + v * s.hidden
+
+
+def _encoder(s: Shape, v: int) -> int:  # + the MLM head's transform (d·d) and decoder (V·d)
+    return s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + s.hidden * s.hidden + v * s.hidden
+
+
+HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
+    "gpt2": lambda s, v: s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden,
+    "llama": _llama_like,
+    "mistral": _llama_like,
+    "qwen2": _llama_like,
+    "bert": _encoder,
+    "roberta": _encoder,
+}
+"""Weights of every matmul one token passes through, counted by hand from the shape: attention
+(q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied)."""
+
+
+def _model_config(name: str, **overrides) -> ModelConfig:
+    family = FAMILIES[name]
+    sizes = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64,
+             "num_kv_heads": 2 if family.config.kv_heads else None, **TINY_SIZES.get(name, {}), **overrides}
+    return ModelConfig(family=name, **sizes)
+
+
+def _randomized_lm(name: str, tied: bool = True, seed: int = 0):
+    """A tiny LM of family `name` with every parameter random (norm gains around 1, biases non-zero)."""
+    family = FAMILIES[name]
+    config = family.build_config(_model_config(name, tie_word_embeddings=tied), VOCAB, 64)
+    torch.manual_seed(seed)
+    auto = AutoModelForMaskedLM if family.task == "masked" else AutoModelForCausalLM
+    model = auto.from_config(config, dtype="float32")
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            norm = "norm" in key.lower() or "ln_" in key
+            p.copy_((1.0 + 0.3 * torch.randn_like(p)) if norm and key.endswith("weight") else 0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kinherit.data.sources import stdlib_files
+    from kinherit.data.tokenizer import train_bpe
+
+    path = tmp_path_factory.mktemp("walk-tok") / "tokenizer"
+    train_bpe(iter(p.read_text() for p in stdlib_files() if p.parent.name == "json"), VOCAB, path)
+    return path
+
+
+def _save(model, folder: Path, tokenizer_dir: Path) -> Path:
+    model.save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(folder))
+    return folder
+
+
+FAMILY_NAMES = sorted(FAMILIES)
+
+
+def test_every_family_has_a_hand_count():
+    assert set(HAND_MATMUL_PARAMS) == set(FAMILIES), "add the new family's hand count to HAND_MATMUL_PARAMS"
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_run, name):
+    config = tiny_run(tmp_path / "run", family=name, max_steps=2, eval_steps=2, save_steps=2)
+    config["model"] = {**config["model"], **_model_config(name).model_dump(exclude_none=True, exclude={"from_"})}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    assert main(["pretrain", "--config", str(tmp_path / "run.yaml")]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in logged if "loss" in r]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+    assert main(["grow", str(tmp_path / "run" / "model"), str(tmp_path / "grown"), "--hidden-size", "64"]) == 0
+    grown = json.loads((tmp_path / "grown" / "growth.json").read_text())["report"]
+    assert grown["target_shape"]["hidden"] == 64 and grown["exact_claimed"]
+    assert max(c["max_abs_logits"] or c["max_abs_hidden"] for c in grown["comparisons"]) <= 1e-5
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_clone_and_identity_growth_is_exact_or_reported(tmp_path, tokenizer_dir, name):
+    """Width (clone ×2) is exact for every family; 2× depth (identity) is exact where the family claims it,
+    and otherwise reported with a measured deviation (never silently wrong)."""
+    family = FAMILIES[name]
+    src = _save(_randomized_lm(name, tied=False), tmp_path / "src", tokenizer_dir)
+    width = grow_folder(src, tmp_path / "wide", hidden_size=64, seed=1)
+    assert width.exact_claimed and width.max_deviation <= 1e-5, width.table()
+
+    deep = grow_folder(src, tmp_path / "deep", hidden_size=64, num_layers=4, seed=1)
+    if family.residual == "pre_norm":
+        assert deep.exact_claimed and deep.max_deviation <= 1e-5, deep.table()
+    else:
+        assert not deep.exact_claimed and 1e-4 < deep.max_deviation < 50, deep.table()
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_classifier_head_maps_through_growth(tmp_path, tokenizer_dir, name):
+    """B = grow(A) (clone, width only): B + G(A_tuned − A) with the widened head reproduces A_tuned's logits."""
+    a = _save(_randomized_lm(name), tmp_path / "A", tokenizer_dir)
+    tuned, _ = load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    tuned.save_pretrained(str(tmp_path / "A_tuned"))
+    grow_folder(a, tmp_path / "B", hidden_size=64)
+    report = recycle_full(a, tmp_path / "A_tuned", tmp_path / "B", tmp_path / "init")
+    assert report.mapped and not report.transferred
+
+    ids = torch.randint(3, VOCAB, (2, 12), generator=gen)
+    mask = torch.ones_like(ids)
+    expected = tuned.eval()(input_ids=ids, attention_mask=mask).logits
+    recycled = load_classifier(tmp_path / "init", "init")[0].eval()
+    torch.testing.assert_close(recycled(input_ids=ids, attention_mask=mask).logits, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_flops_match_a_hand_count(name):
+    model = _randomized_lm(name)
+    shape = read_shape(FAMILIES[name], model.config)
+    counted = flops_per_token(model, SEQ)
+    assert counted.matmul_params == HAND_MATMUL_PARAMS[name](shape, VOCAB)
+    attention = 4 * shape.layers * SEQ * shape.heads * shape.head_dim
+    assert counted.forward == 2 * counted.matmul_params + attention
