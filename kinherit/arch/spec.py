@@ -114,6 +114,9 @@ class FamilySpec:
     classifier: tuple[TensorSpec, ...]
     reference: str
     heads: tuple[HeadSpec, ...] = field(default=())
+    normalized_spaces: tuple[str, ...] = ("hidden",)
+    """Spaces some norm takes its statistics over (OLMo 2's q/k norms cover the whole q and kv width):
+    growing them is exact only when every unit is copied equally often."""
 
     @property
     def lm_head(self) -> HeadSpec:

@@ -204,7 +204,7 @@ def make_plan(
     if noise_db is not None and not math.isfinite(noise_db):
         raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
     channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
-    exact = op.claims_exact(channel_maps) and depth_claims_exact(depth, family.residual, src.layers, tgt.layers)
+    exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth_claims_exact(depth, family.residual, src.layers, tgt.layers)
     plan = GrowthPlan(
         family=family.name,
         architecture=head.architecture,

@@ -27,7 +27,9 @@ class WidthOperator:
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         raise NotImplementedError
 
-    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+    def claims_exact(self, maps: dict[str, UnitMap], normalized: tuple[str, ...]) -> bool:
+        """Whether the maps preserve the function, given the spaces a norm takes statistics over
+        (`FamilySpec.normalized_spaces`)."""
         raise NotImplementedError
 
 
@@ -63,7 +65,7 @@ class Clone(WidthOperator):
             )
         return [j % old for j in range(new)]
 
-    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+    def claims_exact(self, maps: dict[str, UnitMap], normalized: tuple[str, ...]) -> bool:
         return True
 
 
@@ -73,9 +75,10 @@ class Net2Net(WidthOperator):
     chosen source unit (balanced: each copied floor or ceil(new/old) times), consumers divide by the
     replication count.
 
-    Exact for FFN units and heads at any size (nothing normalizes over them). For the hidden size
-    exact only when every channel is copied equally often (integer multiples): otherwise
-    LayerNorm/RMSNorm mean and variance are taken over a non-uniformly replicated vector and change.
+    Exact for FFN units and heads at any size when nothing normalizes over them. For the hidden size
+    (and q/kv in families with whole-width q/k norms) exact only when every channel is copied equally
+    often (integer multiples): otherwise LayerNorm/RMSNorm mean and variance are taken over a
+    non-uniformly replicated vector and change.
     """
 
     name = "net2net"
@@ -84,8 +87,8 @@ class Net2Net(WidthOperator):
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return _balanced(old, new, rng)
 
-    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
-        return maps["hidden"].uniform
+    def claims_exact(self, maps: dict[str, UnitMap], normalized: tuple[str, ...]) -> bool:
+        return all(maps[s].uniform for s in normalized)
 
 
 @register_width
@@ -100,8 +103,8 @@ class Zero(WidthOperator):
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return list(range(old)) + [-1] * (new - old)
 
-    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
-        return maps["hidden"].is_identity
+    def claims_exact(self, maps: dict[str, UnitMap], normalized: tuple[str, ...]) -> bool:
+        return all(maps[s].is_identity for s in normalized)
 
 
 @register_width
@@ -117,5 +120,5 @@ class AKI(WidthOperator):
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return _balanced(old, new, rng)
 
-    def claims_exact(self, maps: dict[str, UnitMap]) -> bool:
+    def claims_exact(self, maps: dict[str, UnitMap], normalized: tuple[str, ...]) -> bool:
         return all(m.is_identity for m in maps.values())

@@ -4,7 +4,7 @@ folder through the CLI, exact clone growth (+ identity depth where the family cl
 is reported otherwise), a classification head that maps through growth, and FLOPs against a hand count.
 
 Adding a family means adding its hand count to `HAND_MATMUL_PARAMS` (and, when its tiny config needs
-more than the common sizes, an entry in `TINY_SIZES`)."""
+more than the common sizes, an entry in `tiny_models.TINY_SIZES`)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,14 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
 from kinherit.cli import main
-from kinherit.config import ModelConfig
 from kinherit.grow import grow_folder
 from kinherit.hf_folder import load_classifier
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
+from tiny_models import TINY_SIZES, randomize, registry_config
 
 VOCAB = 300
 SEQ = 32
-TINY_SIZES: dict[str, dict] = {}
-"""Per-family overrides of the common tiny sizes (hidden 32, 2 layers, 4 heads, FFN 64, GQA where the family has it)."""
 
 
 def _llama_like(s: Shape, v: int) -> int:
@@ -53,25 +51,12 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
 (q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied)."""
 
 
-def _model_config(name: str, **overrides) -> ModelConfig:
-    family = FAMILIES[name]
-    sizes = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64,
-             "num_kv_heads": 2 if family.config.kv_heads else None, **TINY_SIZES.get(name, {}), **overrides}
-    return ModelConfig(family=name, **sizes)
-
-
 def _randomized_lm(name: str, tied: bool = True, seed: int = 0):
     """A tiny LM of family `name` with every parameter random (norm gains around 1, biases non-zero)."""
-    family = FAMILIES[name]
-    config = family.build_config(_model_config(name, tie_word_embeddings=tied), VOCAB, 64)
+    config = registry_config(name, tied=tied, gqa=FAMILIES[name].config.kv_heads is not None, vocab=VOCAB)
     torch.manual_seed(seed)
-    auto = AutoModelForMaskedLM if family.task == "masked" else AutoModelForCausalLM
-    model = auto.from_config(config, dtype="float32")
-    with torch.no_grad():
-        for key, p in model.named_parameters():
-            norm = "norm" in key.lower() or "ln_" in key
-            p.copy_((1.0 + 0.3 * torch.randn_like(p)) if norm and key.endswith("weight") else 0.1 * torch.randn_like(p))
-    return model.eval()
+    auto = AutoModelForMaskedLM if FAMILIES[name].task == "masked" else AutoModelForCausalLM
+    return randomize(auto.from_config(config, dtype="float32"))
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +85,7 @@ def test_every_family_has_a_hand_count():
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_run, name):
     config = tiny_run(tmp_path / "run", family=name, max_steps=2, eval_steps=2, save_steps=2)
-    config["model"] = {**config["model"], **_model_config(name).model_dump(exclude_none=True, exclude={"from_"})}
+    config["model"].update(TINY_SIZES.get(name, {}))
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["pretrain", "--config", str(tmp_path / "run.yaml")]) == 0
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -9,7 +9,26 @@ import transformers
 VOCAB = 97
 
 
+TINY_SIZES: dict[str, dict] = {}
+"""Per-family overrides of the common tiny `model:` sizes of `registry_config` (e.g. a family whose
+transformers config needs more fields)."""
+
+
+def registry_config(family: str, *, tied: bool = True, gqa: bool = False, vocab: int = VOCAB, **overrides):
+    """The tiny config a family record builds from `model:` sizes: hidden 32, 2 layers, 4 heads (2 kv-heads
+    with `gqa`), FFN 64."""
+    from kinherit.arch import FAMILIES
+    from kinherit.config import ModelConfig
+
+    sizes = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64,
+             "num_kv_heads": 2 if gqa else None, "tie_word_embeddings": tied, **TINY_SIZES.get(family, {}), **overrides}
+    return FAMILIES[family].build_config(ModelConfig(family=family, **sizes), vocab, 64)
+
+
 def tiny_config(family: str, *, tied: bool = True, gqa: bool = False):
+    """The hand-written tiny configs of the first families; any other family's comes from its record."""
+    if family not in ARCH:
+        return registry_config(family, tied=tied, gqa=gqa)
     common = dict(vocab_size=VOCAB, tie_word_embeddings=tied)
     if family == "gpt2":
         return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0,
@@ -30,11 +49,19 @@ BASE = {"gpt2": "GPT2Model", "llama": "LlamaModel", "mistral": "MistralModel", "
         "bert": "BertModel", "roberta": "RobertaModel"}
 
 
-def tiny_model(family: str, *, tied: bool = True, gqa: bool = False, base: bool = False, seed: int = 0):
-    """A randomized tiny model; `base=True` gives the bare body (e.g. BertModel)."""
+def tiny_model(family: str, *, tied: bool = True, gqa: bool = False, base: bool = False, seed: int = 0, config=None):
+    """A randomized tiny model (of `config`, default `tiny_config`); `base=True` gives the bare body (e.g. BertModel)."""
+    from kinherit.arch import FAMILIES
+
     torch.manual_seed(seed)
-    arch = BASE[family] if base else ARCH[family]
-    model = getattr(transformers, arch)(tiny_config(family, tied=tied, gqa=gqa))
+    record = FAMILIES[family]
+    arch = (BASE.get(family) or record.heads[0].architecture) if base else (ARCH.get(family) or record.lm_head.architecture)
+    model = getattr(transformers, arch)(config or tiny_config(family, tied=tied, gqa=gqa))
+    return randomize(model)
+
+
+def randomize(model):
+    """Every parameter random: norm gains around 1 (0.3 spread), everything else N(0, 0.1²)."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             norm = any(tag in name.lower() for tag in ("norm", "ln_")) and name.endswith("weight")
