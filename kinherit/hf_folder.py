@@ -22,6 +22,7 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PreTrainedTokenizerFast,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -284,6 +285,24 @@ def load_any_classifier(folder: str | Path, role: str):  # noqa: ANN201
 # --- tokenizers -----------------------------------------------------------------------------------
 
 
+GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def open_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in `folder`, exactly as saved (OSError/ValueError when there is none).
+
+    `AutoTokenizer` maps some model types (qwen2, phi3, ...) to their own tokenizer class even when
+    `tokenizer_config.json` names the generic fast class; that class rebuilds the normaliser and
+    pre-tokenizer from vocab and merges, so a kinherit-trained BPE saved next to such a model would
+    tokenize differently. A folder whose config names the generic class is therefore read through that
+    class from its `tokenizer.json`; every other folder through `AutoTokenizer`."""
+    config = Path(folder) / "tokenizer_config.json"
+    if (Path(folder) / "tokenizer.json").is_file() and config.is_file():
+        if json.loads(config.read_text()).get("tokenizer_class") in GENERIC_TOKENIZER_CLASSES:
+            return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
 def has_tokenizer(folder: str | Path) -> bool:
     return any((Path(folder) / name).is_file() for name in TOKENIZER_FILES[:9])
 
@@ -291,7 +310,7 @@ def has_tokenizer(folder: str | Path) -> bool:
 def load_model_tokenizer(folder: str | Path, role: str = "") -> PreTrainedTokenizerBase:
     """The folder's tokenizer with a padding token (eos when it has none)."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        tokenizer = open_tokenizer(folder)
     except (OSError, ValueError) as err:
         raise KinheritError(f"{_named(folder, role)} has no usable tokenizer ({_first_line(err)})") from None
     if tokenizer.pad_token is None:
@@ -306,7 +325,7 @@ def find_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase | None:
     if not has_tokenizer(folder):
         return None
     try:
-        return AutoTokenizer.from_pretrained(str(folder))
+        return open_tokenizer(folder)
     except (ValueError, OSError):
         return None
 

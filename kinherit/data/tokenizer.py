@@ -1,7 +1,7 @@
 """Tokenizers: train a byte-level BPE on the corpus, or load an existing HF tokenizer folder.
 
-The trained tokenizer is saved as a normal `PreTrainedTokenizerFast` folder, so
-`AutoTokenizer.from_pretrained(folder)` loads it. Special tokens: `<|endoftext|>` (bos/eos and the
+The trained tokenizer is saved as a normal `PreTrainedTokenizerFast` folder; `hf_folder.open_tokenizer`
+loads it as saved (see there why not always through `AutoTokenizer`). Special tokens: `<|endoftext|>` (bos/eos and the
 document separator when packing), `<pad>`, `<mask>` (masked LM), `<unk>`.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import open_tokenizer
 from kinherit.io import atomic_dir
 
 EOS = "<|endoftext|>"
@@ -56,7 +57,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     if not path.is_dir():
         raise KinheritError(f"tokenizer folder {path} not found")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+        tokenizer = open_tokenizer(path)
     except (OSError, ValueError) as err:
         raise KinheritError(f"{path} is not a Hugging Face tokenizer folder ({str(err).splitlines()[0]})") from None
     if separator_id(tokenizer) is None:

@@ -9,6 +9,7 @@ more than the common sizes, an entry in `tiny_models.TINY_SIZES`)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
 from kinherit.cli import main
 from kinherit.grow import grow_folder
-from kinherit.hf_folder import load_classifier
+from kinherit.hf_folder import load_classifier, open_tokenizer, vocabulary_signature
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
 from tiny_models import TINY_SIZES, randomize, registry_config
@@ -83,7 +84,9 @@ def test_every_family_has_a_hand_count():
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_run, name):
+def test_pretrains_grows_and_inherits(tmp_path, tiny_run, name):
+    """Pre-train 2 steps from `model:` sizes, grow the saved folder through the CLI, then pre-train the grown
+    folder (`model.from`) 2 steps with the small model as its KI teacher."""
     config = tiny_run(tmp_path / "run", family=name, max_steps=2, eval_steps=2, save_steps=2)
     config["model"].update(TINY_SIZES.get(name, {}))
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
@@ -96,6 +99,16 @@ def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_ru
     grown = json.loads((tmp_path / "grown" / "growth.json").read_text())["report"]
     assert grown["target_shape"]["hidden"] == 64 and grown["exact_claimed"]
     assert max(c["max_abs_logits"] or c["max_abs_hidden"] for c in grown["comparisons"]) <= 1e-5
+
+    # knowledge inheritance: the grown student continues with the small model as its teacher
+    student = tiny_run(tmp_path / "ki", max_steps=2, eval_steps=2, save_steps=2)
+    student["model"] = {"from": str(tmp_path / "grown")}
+    student["teacher"] = {"path": str(tmp_path / "run" / "model"), "steps": 2}
+    (tmp_path / "ki.yaml").write_text(yaml.safe_dump(student))
+    assert main(["pretrain", "--config", str(tmp_path / "ki.yaml")]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "ki" / "metrics.jsonl").read_text().splitlines()]
+    first = next(r for r in logged if "kd_loss" in r)
+    assert first["alpha"] > 0 and first["teacher_flops"] > 0 and math.isfinite(first["kd_loss"])
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
@@ -143,3 +156,14 @@ def test_flops_match_a_hand_count(name):
     assert counted.matmul_params == HAND_MATMUL_PARAMS[name](shape, VOCAB)
     attention = 4 * shape.layers * SEQ * shape.heads * shape.head_dim
     assert counted.forward == 2 * counted.matmul_params + attention
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_a_kinherit_tokenizer_next_to_the_model_reads_back_as_trained(tmp_path, tokenizer_dir, name):
+    """transformers maps some model types (qwen2, phi3, ...) to their own tokenizer class, which would re-tokenize
+    a kinherit BPE differently; `open_tokenizer` reads the folder's tokenizer.json as saved."""
+    folder = _save(_randomized_lm(name), tmp_path / "model", tokenizer_dir)
+    text = "def f(x):\n    return  x**2  # ünïcode\t\u00e9\u0301 end"
+    trained = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    assert open_tokenizer(folder)(text).input_ids == trained(text).input_ids
+    assert vocabulary_signature(open_tokenizer(folder)) == vocabulary_signature(trained)
