@@ -54,6 +54,9 @@ INEXACT = [
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 3, None),
     ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
     ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
+    # post-norm identity layers: LN2(LN1(x)) != x (see depth.identity)
+    ("bert", False, True, False, "clone", {}, "identity", 4, 0.0),
+    ("roberta", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
 ]
 
 
