@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.arch` package registers them all)
 from kinherit.errors import KinheritError
-from kinherit.inherit.schedules import SCHEDULES  # a leaf module (imports only kinherit.registry)
+from kinherit.inherit.schedules import AUTO, SCHEDULES  # a leaf module (imports only kinherit.registry)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -261,6 +261,12 @@ class RunConfig(StrictModel):
             raise ValueError("teacher.steps as a fraction needs train.max_steps; give an absolute step count")
         if isinstance(steps, int) and 0 < max_steps < steps:
             raise ValueError(f"teacher.steps {steps} exceeds train.max_steps {max_steps}")
+        save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
+        if steps == AUTO and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
+            raise ValueError(
+                f"teacher.steps: auto decides at every log, so a checkpoint must fall on one for --resume to be exact: "
+                f"make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
+            )
         return self
 
     @property

@@ -35,7 +35,9 @@ from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
 from kinherit.data.classification import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
 from kinherit.hf_folder import (
     LABELS_FILE,
+    check_labels,
     head_modules,
+    labels_of,
     load_adapter_classifier,
     load_any_classifier,
     load_classifier,
@@ -116,9 +118,7 @@ def _teacher(config: FinetuneConfig, labels: list[str], vocab_size: int) -> torc
     if config.teacher is None:
         return None
     teacher = load_any_classifier(config.teacher.path, "teacher.path")
-    names = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
-    if names != labels:
-        raise KinheritError(f"teacher.path {config.teacher.path} was tuned for labels {names}, but the task has {labels}")
+    check_labels(labels_of(teacher.config), labels, f"teacher.path {config.teacher.path}")
     if teacher.config.vocab_size != vocab_size:
         raise KinheritError(
             f"teacher.path has a vocabulary of {teacher.config.vocab_size} tokens, the student {vocab_size}; "

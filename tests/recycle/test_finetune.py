@@ -194,3 +194,19 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tokenizer_d
         for key in ("loss", "ce", "kd", "val_loss", "val_accuracy", "flops", "teacher_flops"):
             assert abs(old.get(key, 0.0) - new.get(key, 0.0)) <= 1e-6, (old["step"], key, old.get(key), new.get(key))
     assert straight.final_step == 6 and straight.flops[6] == resumed[-1]["flops"]
+
+
+def test_a_plain_transformers_classifier_teaches_but_wrong_label_count_is_refused(tmp_path, tokenizer_dir):
+    """A teacher saved by plain transformers keeps the default `LABEL_i` names: distillation uses it by position."""
+    a = make_base(tmp_path / "A", tokenizer_dir)
+    plain = AutoModelForSequenceClassification.from_pretrained(str(a), num_labels=len(LABELS))
+    plain.config.pad_token_id = plain.config.eos_token_id
+    plain.save_pretrained(str(tmp_path / "plain"))
+    config = {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST,
+              "teacher": {"path": str(tmp_path / "plain")}}
+    result = finetune(validate(FinetuneConfig, config))
+    assert any(e.get("kd", 0) > 0 for e in read_metrics(result.out / "metrics.jsonl"))
+
+    AutoModelForSequenceClassification.from_pretrained(str(a), num_labels=2).save_pretrained(str(tmp_path / "two"))
+    with pytest.raises(KinheritError, match=r"teacher.path .*two has 2 labels"):
+        finetune(validate(FinetuneConfig, {**config, "out": str(tmp_path / "ft2"), "teacher": {"path": str(tmp_path / "two")}}))
