@@ -22,7 +22,7 @@ from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
 from kinherit.cli import main
 from kinherit.grow import grow_folder
-from kinherit.hf_folder import load_classifier, open_tokenizer, vocabulary_signature
+from kinherit.hf_folder import load_classifier, open_tokenizer, task_of, vocabulary_signature
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
 from tiny_models import TINY_SIZES, randomize, registry_config
@@ -151,6 +151,7 @@ def test_classifier_head_maps_through_growth(tmp_path, tokenizer_dir, name):
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_flops_match_a_hand_count(name):
     model = _randomized_lm(name)
+    assert task_of(model.config) == FAMILIES[name].task  # a saved folder is trained with the record's task
     shape = read_shape(FAMILIES[name], model.config)
     counted = flops_per_token(model, SEQ)
     assert counted.matmul_params == HAND_MATMUL_PARAMS[name](shape, VOCAB)
