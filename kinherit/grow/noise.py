@@ -33,19 +33,34 @@ def consumer_axis(spec: TensorSpec, maps: dict[str, UnitMap]) -> int | None:
     return None
 
 
+CHUNK_ROWS = 4096
+"""Rows projected at a time: the projection's temporaries stay a few MiB whatever the tensor's size."""
+
+
 def noise_term(key: str, shape: tuple[int, ...], dim: int, spec: TensorSpec, maps: dict[str, UnitMap],
                std: float, seed: int) -> torch.Tensor:
     """The projected noise for target tensor `key` (grown shape `shape`, consumer axis `dim`)."""
     gen = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
-    noise = torch.randn(shape, generator=gen) * std
-    noise = noise.movedim(dim, -1)  # (..., C) with C the fused consumer axis
+    noise = torch.randn(shape, generator=gen).mul_(std)
+    moved = noise.movedim(dim, -1)  # (..., C) view with C the fused consumer axis
     offset = 0
     for space in spec.axes[dim].spaces:
         m = maps[space]
-        block = noise[..., offset : offset + m.new]  # (..., new) view
-        live_index = m.index[m.live]
-        sums = torch.zeros(*block.shape[:-1], m.old).index_add_(-1, live_index, block[..., m.live])
-        mean = sums / m.count.float()  # (..., old) mean noise over the copies of each source unit
-        block[..., m.live] -= mean[..., live_index]
+        _cancel_over_copies(moved[..., offset : offset + m.new], m)
         offset += m.new
-    return noise.movedim(-1, dim).contiguous()
+    return noise
+
+
+def _cancel_over_copies(block: torch.Tensor, m: UnitMap) -> None:
+    """In place on the view `block` (..., new): subtract from the noise of every live copy the mean over the
+    copies of its source unit, so that the copies' noise sums to zero."""
+    if block.dim() > 2:
+        for sub in block:  # views, whatever the strides
+            _cancel_over_copies(sub, m)
+        return
+    rows = block if block.dim() == 2 else block.unsqueeze(0)
+    live_index = m.index[m.live]
+    for start in range(0, rows.shape[0], CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        sums = torch.zeros(chunk.shape[0], m.old).index_add_(-1, live_index, chunk[:, m.live])
+        chunk[:, m.live] -= (sums / m.count.float())[:, live_index]
