@@ -44,6 +44,7 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "llama": _llama_like,
     "mistral": _llama_like,
     "qwen2": _llama_like,
+    "qwen3": _llama_like,
     "bert": _encoder,
     "roberta": _encoder,
 }

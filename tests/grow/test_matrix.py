@@ -30,6 +30,13 @@ EXACT = [
     ("mistral", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
     ("qwen2", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
     ("qwen2", False, False, True, "net2net", {"hidden_size": 64, "intermediate_size": 72}, "identity", 3, None),
+    # qwen3: per-head q/k norms (head_dim weights shared by all heads, never grown)
+    ("qwen3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("qwen3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+     "identity", 3, 0.0),
+    ("qwen3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, None),
     ("bert", False, False, False, "clone", {"hidden_size": 64}, "identity", 2, 20.0),
     ("bert", True, True, False, "clone", {"hidden_size": 96}, "identity", 2, 20.0),
