@@ -43,8 +43,9 @@ class Axis:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One weight. `residual_out` marks the projections that write into the residual stream
-    (attention out, MLP down, and their biases): zeroing them makes a pre-norm layer the identity."""
+    """One weight. `residual_out` marks the last tensors of each residual branch (attention out, MLP down
+    and their biases; for a `branch_norm` family the norm gains on the branch output): zeroing them makes
+    a new layer the identity."""
 
     name: str
     axes: tuple[Axis, ...]
@@ -108,7 +109,10 @@ class FamilySpec:
     name: str
     model_types: tuple[str, ...]
     config: ConfigKeys
-    residual: Literal["pre_norm", "post_norm"]
+    residual: Literal["pre_norm", "post_norm", "branch_norm"]
+    """Where the norms sit: `pre_norm` x + f(LN(x)) (GPT-2, Llama), `post_norm` LN(x + f(x)) (BERT),
+    `branch_norm` x + LN(f(x)), a norm on the sublayer output inside the residual branch (OLMo 2). Zeroing
+    the `residual_out` tensors makes a new layer the identity for `pre_norm` and `branch_norm`."""
     base_tensors: tuple[TensorSpec, ...]
     build_config: ConfigBuilder
     classifier: tuple[TensorSpec, ...]

@@ -21,6 +21,7 @@ from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
 from kinherit.cli import main
 from kinherit.grow import grow_folder
+from kinherit.grow.depth import depth_claims_exact
 from kinherit.hf_folder import load_classifier
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
@@ -45,7 +46,8 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "mistral": _llama_like,
     "qwen2": _llama_like,
     "qwen3": _llama_like,
-    "phi3": _llama_like,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
+    "phi3": _llama_like,
+    "olmo2": _llama_like,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "bert": _encoder,
     "roberta": _encoder,
 }
@@ -110,7 +112,7 @@ def test_clone_and_identity_growth_is_exact_or_reported(tmp_path, tokenizer_dir,
     assert width.exact_claimed and width.max_deviation <= 1e-5, width.table()
 
     deep = grow_folder(src, tmp_path / "deep", hidden_size=64, num_layers=4, seed=1)
-    if family.residual == "pre_norm":
+    if depth_claims_exact("identity", family.residual, 2, 4):
         assert deep.exact_claimed and deep.max_deviation <= 1e-5, deep.table()
     else:
         assert not deep.exact_claimed and 1e-4 < deep.max_deviation < 50, deep.table()
