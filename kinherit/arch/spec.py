@@ -13,6 +13,12 @@ axis is written as `"<kind>:<space>[+<space>...]"`:
 Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query heads x head_dim),
 `kv` (key/value heads x head_dim). `+` fuses segments along one axis (GPT-2's `c_attn` is
 `out:q+kv+kv`). Layer tensors use `{layer}` in their names; layers are the sixth space.
+
+A `/head` suffix interleaves the fused segments per attention head instead of concatenating them:
+GPT-NeoX's `query_key_value` is `out:q+kv+kv/head`, its output axis laid out as (heads, 3, head_dim),
+i.e. head h holds [q_h | k_h | v_h]. Each segment contributes size/heads channels to every head group;
+growth regroups the axis into concatenated segments, grows them, and interleaves them again over the
+grown heads (`grow.interleave`). Only producer and norm axes may be interleaved.
 """
 
 from __future__ import annotations
@@ -31,14 +37,17 @@ GROWABLE = ("hidden", "ffn", "q", "kv")
 class Axis:
     kind: AxisKind
     spaces: tuple[str, ...]
+    interleaved: bool = False  # `/head`: segments interleaved per attention head (see the module docstring)
 
     @classmethod
     def parse(cls, text: str) -> Axis:
         kind, _, spaces = text.partition(":")
         assert kind in ("in", "out", "norm", "fixed"), f"bad axis kind in {text!r}"
+        spaces, interleaved = spaces.removesuffix("/head"), spaces.endswith("/head")
+        assert not interleaved or kind in ("out", "norm"), f"only producer/norm axes interleave: {text!r}"
         parts = tuple(spaces.split("+"))
         assert kind == "fixed" or all(p in GROWABLE for p in parts), f"bad space in {text!r}"
-        return cls(kind, parts)  # type: ignore[arg-type]
+        return cls(kind, parts, interleaved)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

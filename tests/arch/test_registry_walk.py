@@ -47,7 +47,8 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "qwen2": _llama_like,
     "qwen3": _llama_like,
     "phi3": _llama_like,
-    "olmo2": _llama_like,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
+    "olmo2": _llama_like,
+    "gpt_neox": lambda s, v: s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "bert": _encoder,
     "roberta": _encoder,
 }

@@ -53,6 +53,12 @@ EXACT = [
     ("olmo2", False, False, True, "net2net", {"hidden_size": 64, "intermediate_size": 100}, "identity", 3, 0.0),
     ("olmo2", False, True, True, "clone", {}, "identity", 4, 0.0),
     ("olmo2", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    # gpt_neox: query_key_value interleaved per head, parallel residual, partial rotary, LayerNorm/linear biases
+    ("gpt_neox", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("gpt_neox", False, True, False, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("gpt_neox", False, False, False, "net2net", {"hidden_size": 64, "intermediate_size": 200}, "identity", 3, 0.0),
+    ("gpt_neox", False, False, False, "zero", {"intermediate_size": 100}, "identity", 3, 0.0),
+    ("gpt_neox", True, False, False, "clone", {"hidden_size": 64}, "identity", 4, None),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, None),
     ("bert", False, False, False, "clone", {"hidden_size": 64}, "identity", 2, 20.0),
     ("bert", True, True, False, "clone", {"hidden_size": 96}, "identity", 2, 20.0),
@@ -76,6 +82,7 @@ INEXACT = [
     ("qwen2", False, False, True, "aki", {"hidden_size": 64}, "identity", 2, None),
     ("phi3", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
     ("olmo2", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, 0.0),
+    ("gpt_neox", False, False, False, "aki", {"hidden_size": 64}, "identity", 2, 0.0),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 3, None),
     ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
     ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
@@ -123,6 +130,9 @@ def test_inexact_operators_report_a_bounded_deviation(tmp_path, case):
 QUIRKS = [
     ("phi3", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}},
      {"hidden_size": 64}, 4),
+    ("gpt_neox", {"use_parallel_residual": False}, {"hidden_size": 64}, 4),
+    ("gpt_neox", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}},
+     {"hidden_size": 96}, 3),
 ]
 
 
