@@ -1,6 +1,6 @@
 """Walk the family registry: every registered family must support every capability, so a new family
 cannot be half-supported. For each one: build from `model:` sizes, pre-train 2 steps and grow the saved
-folder through the CLI, exact clone growth (+ identity depth where the family claims it; the deviation
+folder through the CLI, knowledge inheritance from the small model into the grown one, exact clone growth (+ identity depth where the family claims it; the deviation
 is reported otherwise), a classification head that maps through growth, and FLOPs against a hand count.
 
 Adding a family means adding its hand count to `HAND_MATMUL_PARAMS` (and, when its tiny config needs
@@ -101,6 +101,16 @@ def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_ru
     grown = json.loads((tmp_path / "grown" / "growth.json").read_text())["report"]
     assert grown["target_shape"]["hidden"] == 64 and grown["exact_claimed"]
     assert max(c["max_abs_logits"] or c["max_abs_hidden"] for c in grown["comparisons"]) <= 1e-5
+
+    # knowledge inheritance: the grown model trains 2 steps with the small one as its teacher; being an exact
+    # copy of it, its first KD loss (before any update) is zero up to round-off
+    config["out"], config["model"] = str(tmp_path / "ki"), {"from": str(tmp_path / "grown")}
+    config["teacher"] = {"path": str(tmp_path / "run" / "model"), "steps": 2}
+    (tmp_path / "ki.yaml").write_text(yaml.safe_dump(config))
+    assert main(["pretrain", "--config", str(tmp_path / "ki.yaml")]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "ki" / "metrics.jsonl").read_text().splitlines()]
+    kd = [r["kd_loss"] for r in logged if "kd_loss" in r]
+    assert len(kd) == 2 and all(torch.isfinite(torch.tensor(kd))) and abs(kd[0]) < 1e-5
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
