@@ -1,6 +1,7 @@
 """Walk the family registry: every registered family must support every capability, so a new family
 cannot be half-supported. For each one: build from `model:` sizes, pre-train 2 steps and grow the saved
-folder through the CLI, knowledge inheritance from the small model into the grown one, exact clone growth (+ identity depth where the family claims it; the deviation
+folder through the CLI, knowledge inheritance from the small model into the grown one (whose copies the
+divergence diagnostic then reads), exact clone growth (+ identity depth where the family claims it; the deviation
 is reported otherwise), a classification head that maps through growth, and FLOPs against a hand count.
 
 Adding a family means adding its hand count to `HAND_MATMUL_PARAMS` (and, when its tiny config needs
@@ -88,7 +89,7 @@ def test_every_family_has_a_hand_count():
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_run, name):
+def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_run, capsys, name):
     config = tiny_run(tmp_path / "run", family=name, max_steps=2, eval_steps=2, save_steps=2)
     config["model"].update(TINY_SIZES.get(name, {}))
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
@@ -106,11 +107,18 @@ def test_pretrains_from_config_and_grows_from_the_saved_folder(tmp_path, tiny_ru
     # copy of it, its first KD loss (before any update) is zero up to round-off
     config["out"], config["model"] = str(tmp_path / "ki"), {"from": str(tmp_path / "grown")}
     config["teacher"] = {"path": str(tmp_path / "run" / "model"), "steps": 2}
+    config["data"]["tokenizer"] = {"path": str(tmp_path / "grown")}
     (tmp_path / "ki.yaml").write_text(yaml.safe_dump(config))
     assert main(["pretrain", "--config", str(tmp_path / "ki.yaml")]) == 0
     logged = [json.loads(line) for line in (tmp_path / "ki" / "metrics.jsonl").read_text().splitlines()]
     kd = [r["kd_loss"] for r in logged if "kd_loss" in r]
     assert len(kd) == 2 and all(torch.isfinite(torch.tensor(kd))) and abs(kd[0]) < 1e-5
+
+    # the divergence diagnostic reads the trained folder (its growth.json found through model.from)
+    capsys.readouterr()
+    assert main(["divergence", str(tmp_path / "ki" / "model")]) == 0
+    table = capsys.readouterr().out
+    assert "hidden" in table and "not in use" not in table, table
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

@@ -147,3 +147,22 @@ def test_family_quirks_grow_exactly(tmp_path, case):
     report = grow_folder(tmp_path / "src", tmp_path / "out", num_layers=layers, seed=1, **sizes)
     assert report.exact_claimed and {c.model for c in report.comparisons} == {"in-memory", "reloaded"}
     assert report.max_deviation <= 1e-5, report.table()
+
+
+def test_gpt_neox_grows_a_pythia_layout_checkpoint(tmp_path):
+    """A Hub Pythia folder stores the LM head as `embed_out` and its rotary fraction as `rotary_pct`:
+    transformers renames them on load, and growth stays exact."""
+    from safetensors.torch import load_file, save_file
+
+    tiny_model("gpt_neox", tied=False).save_pretrained(tmp_path / "src")
+    weights = load_file(tmp_path / "src" / "model.safetensors")
+    weights["embed_out.weight"] = weights.pop("lm_head.weight")
+    save_file(weights, tmp_path / "src" / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((tmp_path / "src" / "config.json").read_text())
+    config.pop("rope_parameters")
+    config.update(rotary_pct=0.25, rotary_emb_base=10000)
+    (tmp_path / "src" / "config.json").write_text(json.dumps(config))
+    report = grow_folder(tmp_path / "src", tmp_path / "out", hidden_size=64, num_layers=4, seed=1)
+    assert report.exact_claimed and report.max_deviation <= 1e-5, report.table()
+    grown = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert grown["rope_parameters"]["partial_rotary_factor"] == 0.25 and grown["hidden_size"] == 64

@@ -66,7 +66,12 @@ register_family(
                 "GPTNeoXForCausalLM",
                 "gpt_neox.",
                 "causal_lm",
-                tensors=(t("lm_head.weight", "fixed:vocab", "in:hidden"),),
+                # in memory `lm_head`; transformers writes it back to disk under Pythia's name `embed_out`,
+                # which raw folder reads (`kinherit divergence`) see
+                tensors=(
+                    t("lm_head.weight", "fixed:vocab", "in:hidden", optional=True),
+                    t("embed_out.weight", "fixed:vocab", "in:hidden", optional=True),
+                ),
                 tied=("lm_head.weight", "gpt_neox.embed_in.weight"),
                 head_norms=("gpt_neox.final_layer_norm.weight", "gpt_neox.final_layer_norm.bias"),
             ),
