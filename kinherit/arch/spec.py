@@ -13,6 +13,12 @@ axis is written as `"<kind>:<space>[+<space>...]"`:
 Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query heads x head_dim),
 `kv` (key/value heads x head_dim). `+` fuses segments along one axis (GPT-2's `c_attn` is
 `out:q+kv+kv`). Layer tensors use `{layer}` in their names; layers are the sixth space.
+
+A `/head` suffix interleaves the fused segments per attention head instead of concatenating them:
+GPT-NeoX's `query_key_value` is `out:q+kv+kv/head`, its output axis laid out as (heads, 3, head_dim),
+i.e. head h holds [q_h | k_h | v_h]. Each segment contributes size/heads channels to every head group;
+growth regroups the axis into concatenated segments, grows them, and interleaves them again over the
+grown heads (`grow.interleave`). Only producer and norm axes may be interleaved.
 """
 
 from __future__ import annotations
@@ -31,20 +37,24 @@ GROWABLE = ("hidden", "ffn", "q", "kv")
 class Axis:
     kind: AxisKind
     spaces: tuple[str, ...]
+    interleaved: bool = False  # `/head`: segments interleaved per attention head (see the module docstring)
 
     @classmethod
     def parse(cls, text: str) -> Axis:
         kind, _, spaces = text.partition(":")
         assert kind in ("in", "out", "norm", "fixed"), f"bad axis kind in {text!r}"
+        spaces, interleaved = spaces.removesuffix("/head"), spaces.endswith("/head")
+        assert not interleaved or kind in ("out", "norm"), f"only producer/norm axes interleave: {text!r}"
         parts = tuple(spaces.split("+"))
         assert kind == "fixed" or all(p in GROWABLE for p in parts), f"bad space in {text!r}"
-        return cls(kind, parts)  # type: ignore[arg-type]
+        return cls(kind, parts, interleaved)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One weight. `residual_out` marks the projections that write into the residual stream
-    (attention out, MLP down, and their biases): zeroing them makes a pre-norm layer the identity."""
+    """One weight. `residual_out` marks the last tensors of each residual branch (attention out, MLP down
+    and their biases; for a `branch_norm` family the norm gains on the branch output): zeroing them makes
+    a new layer the identity."""
 
     name: str
     axes: tuple[Axis, ...]
@@ -108,7 +118,10 @@ class FamilySpec:
     name: str
     model_types: tuple[str, ...]
     config: ConfigKeys
-    residual: Literal["pre_norm", "post_norm"]
+    residual: Literal["pre_norm", "post_norm", "branch_norm"]
+    """Where the norms sit: `pre_norm` x + f(LN(x)) (GPT-2, Llama), `post_norm` LN(x + f(x)) (BERT),
+    `branch_norm` x + LN(f(x)), a norm on the sublayer output inside the residual branch (OLMo 2). Zeroing
+    the `residual_out` tensors makes a new layer the identity for `pre_norm` and `branch_norm`."""
     base_tensors: tuple[TensorSpec, ...]
     build_config: ConfigBuilder
     classifier: tuple[TensorSpec, ...]

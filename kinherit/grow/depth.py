@@ -31,6 +31,9 @@ def identity(old: int, new: int) -> LayerPlan:
     """New layers right after the layer they copy, with zero residual-out projections.
 
     Pre-norm (GPT-2, Llama): x + Attn(LN(x)) with zero out-projection is x -- exact.
+    Branch norm (OLMo 2): x + RMSNorm(Attn(x)) with a zero norm gain is x -- exact. Zeroing the
+    out-projection instead would not be: the cancelling noise leaves ~1e-8 of round-off that the
+    RMSNorm rescales to the size of its gain, so these families mark the norm gains as `residual_out`.
     Post-norm (BERT): the layer computes LN2(h + FFN(h)), h = LN1(x + Attn(x)); with zero
     projections it is LN2(LN1(x)) which re-normalizes x with new affine parameters. x is already
     gamma * n + beta of the previous LayerNorm, and LN(gamma * n + beta) == x only when gamma is
@@ -59,5 +62,6 @@ def interpolate(old: int, new: int) -> LayerPlan:
 
 
 def depth_claims_exact(name: str, residual: str, old: int, new: int) -> bool:
-    """Only zeroed layers in a pre-norm residual stream are exactly the identity."""
-    return new == old or (name == "identity" and residual == "pre_norm")
+    """Only zeroed layers whose branches end in the zeroed tensors (pre-norm, or a norm on the branch output
+    whose gain is zeroed) are exactly the identity."""
+    return new == old or (name == "identity" and residual in ("pre_norm", "branch_norm"))

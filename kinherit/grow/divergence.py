@@ -28,6 +28,7 @@ import yaml
 from kinherit.arch import bind
 from kinherit.arch.spec import TensorSpec
 from kinherit.errors import KinheritError
+from kinherit.grow.interleave import segments_layout
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.plan import GrowthPlan, load_plan
 
@@ -125,9 +126,9 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
         # vectors[(layer, group)] = list of (n_copies, k) blocks, concatenated below
         vectors: dict[tuple[int | None, int], list[torch.Tensor]] = {}
         for b in bound:
-            x = state[b.key].double()
-            for dim, offset in _producer_slices(b.spec, space, sizes):
-                seg = fold_inputs(x.narrow(dim, offset, m.new), b.spec, maps, keep=dim)
+            x, spec = segments_layout(state[b.key].double(), b.spec, maps, grown=True)
+            for dim, offset in _producer_slices(spec, space, sizes):
+                seg = fold_inputs(x.narrow(dim, offset, m.new), spec, maps, keep=dim)
                 seg = seg.movedim(dim, 0).reshape(m.new, -1)  # (new, rest)
                 layer = b.layer if space != "hidden" else None  # the residual stream is shared by all layers
                 for g, idx in enumerate(copies):

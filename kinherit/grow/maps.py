@@ -17,9 +17,10 @@ from kinherit.errors import KinheritError
 class UnitMap:
     """A new-unit -> old-unit index map with the derived per-unit tensors used by the operators."""
 
-    def __init__(self, old: int, index: list[int]):
+    def __init__(self, old: int, index: list[int], block: int = 1):
         assert all(-1 <= i < old for i in index), "unit map index out of range"
         self.old = old
+        self.block = block  # channels per unit of the unit-level map this one expands (head_dim for heads)
         self.index_list = list(index)
         self.index = torch.tensor(index, dtype=torch.long)  # (new,)
         self.live = self.index >= 0  # (new,)
@@ -56,6 +57,7 @@ class UnitMap:
         return UnitMap(
             self.old * block,
             [(-1 if i < 0 else i * block + d) for i in self.index_list for d in range(block)],
+            block,
         )
 
     def gather(self, x: torch.Tensor, dim: int, divide: bool) -> torch.Tensor:

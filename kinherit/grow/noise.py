@@ -4,7 +4,8 @@ For a consumer axis with unit map `index`, noise E is projected so that, for eve
 the noise on its copies sums to zero: sum_{j: index[j]=i} E[:, j] = 0. Copies see the same input
 x_i, so (W'+E) x' = W' x'. Units copied once get no noise; dead (zero-padded) units keep their
 noise, which multiplies their zero input. The term depends only on (seed, key, shape, std), never on
-the weights, so growth stays `grow(W) = G(W) + E` with G linear.
+the weights, so growth stays `grow(W) = G(W) + E` with G linear. Per-head interleaved axes (`/head`) are
+producer axes only, so the consumer axis noise goes on is always a plain concatenation of segments.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import torch
 from kinherit.arch import bind
 from kinherit.arch.spec import TensorSpec
 from kinherit.errors import KinheritError
+from kinherit.grow.interleave import heads_layout, segments_layout
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import consumer_axis, noise_std, noise_term
 from kinherit.grow.plan import GrowthPlan
@@ -24,7 +25,11 @@ from kinherit.grow.width import WIDTH_OPERATORS
 
 def widen(x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], scale_norm: bool) -> torch.Tensor:
     """Grow every non-fixed axis of x: producers/norms copy, consumers copy and divide.
-    `scale_norm` divides a norm too (norms feeding a tied head, see HeadSpec)."""
+    `scale_norm` divides a norm too (norms feeding a tied head, see HeadSpec). Axes interleaved per head
+    are grown as concatenated segments and interleaved again over the grown heads."""
+    if any(axis.interleaved for axis in spec.axes):
+        x, flat = segments_layout(x, spec, maps, grown=False)
+        return heads_layout(widen(x, flat, maps, scale_norm), spec, maps, grown=True)
     out = x
     for dim, axis in enumerate(spec.axes):
         if axis.kind == "fixed":
@@ -47,7 +52,7 @@ def fresh_mask(spec: TensorSpec, maps: dict[str, UnitMap]) -> torch.Tensor | Non
             mask = torch.cat([maps[s].fresh for s in axis.spaces])
             shape = [1] * len(spec.axes)
             shape[dim] = mask.numel()
-            return mask.view(shape)
+            return heads_layout(mask.view(shape), spec, maps, grown=True)
     return None
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import warnings
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
+from kinherit.arch import FAMILIES
 from kinherit.grow import DEFAULT_NOISE_DB, copy_divergence, grow
 from tiny_models import VOCAB, tiny_model
 
@@ -91,3 +93,23 @@ def test_divergence_command_reads_a_trained_folder(tmp_path, kinherit_main, caps
     assert code == 0 and "the added width is not in use" in out  # untrained: still exact copies
     code = kinherit_main(["divergence", str(trained)])
     assert code == 2 and "pass --growth" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["gpt_neox", "phi3", "olmo2"])
+def test_fused_and_interleaved_layouts(family):
+    """Fused (phi3: q|k|v, gate|up), per-head interleaved (gpt_neox: (heads, 3, head_dim)) and branch-norm
+    (olmo2) layouts: every copy is identical right after growth (read in the right layout), the default
+    noise makes every space drift apart under training, and without noise nothing drifts."""
+    gqa = FAMILIES[family].config.kv_heads is not None
+    grown = {}
+    for noise in (DEFAULT_NOISE_DB, None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grown[noise] = grow(tiny_model(family, gqa=gqa, tied=False), hidden_size=64, num_layers=4, noise_db=noise)
+        assert grown[noise].report.max_deviation <= 1e-5
+        assert copy_divergence(grown[noise].plan, grown[noise].model.state_dict()).all_identical
+    trained = copy_divergence(grown[DEFAULT_NOISE_DB].plan, _train(grown[DEFAULT_NOISE_DB].model))
+    assert {s.space for s in trained.spaces} == {"hidden", "ffn", "q", "kv"}
+    for space in trained.spaces:
+        assert space.identical == 0 and space.minimum > 1e-4, space
+    assert copy_divergence(grown[None].plan, _train(grown[None].model)).all_identical

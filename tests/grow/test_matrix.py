@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from tiny_models import tiny_model
+from tiny_models import tiny_config, tiny_model
+from kinherit.arch import FAMILIES
 from kinherit.grow import grow_folder
 
 # (family, base model, tied, gqa, width, sizes, depth, layers, noise dB)
@@ -30,6 +31,34 @@ EXACT = [
     ("mistral", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
     ("qwen2", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
     ("qwen2", False, False, True, "net2net", {"hidden_size": 64, "intermediate_size": 72}, "identity", 3, None),
+    # qwen3: per-head q/k norms (head_dim weights shared by all heads, never grown)
+    ("qwen3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("qwen3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+     "identity", 3, 0.0),
+    ("qwen3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    # phi3: fused qkv_proj (q|k|v) and gate_up_proj (gate|up), each segment grown by its own map
+    ("phi3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("phi3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("phi3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("phi3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+     "identity", 3, 0.0),
+    ("phi3", False, True, True, "zero", {"intermediate_size": 80}, "identity", 3, 0.0),
+    ("phi3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    # olmo2: norms on the branch outputs (new layers zero their gains), q/k norms over the whole q/kv width
+    ("olmo2", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("olmo2", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("olmo2", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("olmo2", False, False, True, "net2net", {"hidden_size": 64, "intermediate_size": 100}, "identity", 3, 0.0),
+    ("olmo2", False, True, True, "clone", {}, "identity", 4, 0.0),
+    ("olmo2", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    # gpt_neox: query_key_value interleaved per head, parallel residual, partial rotary, LayerNorm/linear biases
+    ("gpt_neox", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("gpt_neox", False, True, False, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("gpt_neox", False, False, False, "net2net", {"hidden_size": 64, "intermediate_size": 200}, "identity", 3, 0.0),
+    ("gpt_neox", False, False, False, "zero", {"intermediate_size": 100}, "identity", 3, 0.0),
+    ("gpt_neox", True, False, False, "clone", {"hidden_size": 64}, "identity", 4, None),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, None),
     ("bert", False, False, False, "clone", {"hidden_size": 64}, "identity", 2, 20.0),
     ("bert", True, True, False, "clone", {"hidden_size": 96}, "identity", 2, 20.0),
@@ -51,6 +80,9 @@ INEXACT = [
     ("gpt2", False, True, False, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),
     ("gpt2", False, False, False, "clone", {}, "interpolate", 4, None),
     ("qwen2", False, False, True, "aki", {"hidden_size": 64}, "identity", 2, None),
+    ("phi3", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
+    ("olmo2", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, 0.0),
+    ("gpt_neox", False, False, False, "aki", {"hidden_size": 64}, "identity", 2, 0.0),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 3, None),
     ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
     ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
@@ -95,3 +127,46 @@ def test_inexact_operators_report_a_bounded_deviation(tmp_path, case):
     for c in report.comparisons:
         assert 1e-4 < c.max_deviation < 50 and math.isfinite(c.max_deviation), report.table()
         assert c.mean_kl is None or 0 <= c.mean_kl < 5
+
+
+# (family, transformers config fields, width sizes, layers): forward-pass quirks that growth must keep
+QUIRKS = [
+    ("phi3", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}},
+     {"hidden_size": 64}, 4),
+    ("gpt_neox", {"use_parallel_residual": False}, {"hidden_size": 64}, 4),
+    ("gpt_neox", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}},
+     {"hidden_size": 96}, 3),
+]
+
+
+@pytest.mark.parametrize("case", QUIRKS, ids=lambda c: f"{c[0]}-{'-'.join(c[1])}" if isinstance(c, tuple) else None)
+def test_family_quirks_grow_exactly(tmp_path, case):
+    """Clone width + identity depth with default noise on a config that exercises the quirk."""
+    family, fields, sizes, layers = case
+    config = tiny_config(family, tied=False, gqa=FAMILIES[family].config.kv_heads is not None)
+    for key, value in fields.items():
+        setattr(config, key, value)
+    tiny_model(family, config=config).save_pretrained(tmp_path / "src")
+    report = grow_folder(tmp_path / "src", tmp_path / "out", num_layers=layers, seed=1, **sizes)
+    assert report.exact_claimed and {c.model for c in report.comparisons} == {"in-memory", "reloaded"}
+    assert report.max_deviation <= 1e-5, report.table()
+
+
+def test_gpt_neox_grows_a_pythia_layout_checkpoint(tmp_path, kinherit_main):
+    """A Hub Pythia folder stores the LM head as `embed_out` (transformers 5 writes it back under that name
+    too) and its rotary fraction as `rotary_pct`: both are read on load, growth stays exact, and the raw
+    weights of the grown folder bind to the family record (as `kinherit divergence` reads them)."""
+    from safetensors.torch import load_file
+
+    tiny_model("gpt_neox", tied=False).save_pretrained(tmp_path / "src")
+    assert "embed_out.weight" in load_file(tmp_path / "src" / "model.safetensors")
+    config = json.loads((tmp_path / "src" / "config.json").read_text())
+    config.pop("rope_parameters")
+    config.update(rotary_pct=0.25, rotary_emb_base=10000)
+    (tmp_path / "src" / "config.json").write_text(json.dumps(config))
+    report = grow_folder(tmp_path / "src", tmp_path / "out", hidden_size=64, num_layers=4, seed=1)
+    assert report.exact_claimed and report.max_deviation <= 1e-5, report.table()
+    grown = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert grown["rope_parameters"]["partial_rotary_factor"] == 0.25 and grown["hidden_size"] == 64
+    assert "embed_out.weight" in load_file(tmp_path / "out" / "model.safetensors")
+    assert kinherit_main(["divergence", str(tmp_path / "out")]) == 0

@@ -60,9 +60,10 @@ def test_recycled_start_on_a_grown_base_is_the_grown_tuned_model(tmp_path, token
         torch.testing.assert_close(out[key], grown[key], rtol=0, atol=1e-5)
 
 
-def test_adapter_maps_through_growth(tmp_path, tokenizer_dir):
+@pytest.mark.parametrize("family", ["llama", "gpt_neox"])  # LoRA on q_proj/v_proj; on the per-head interleaved query_key_value
+def test_adapter_maps_through_growth(tmp_path, tokenizer_dir, family):
     """G(B_r A_r) = G_out(B_r)·G_in(A_r): the widened adapter on grow(A) reproduces the adapter on A."""
-    a = make_base(tmp_path / "A", tokenizer_dir)
+    a = make_base(tmp_path / "A", tokenizer_dir, family=family)
     adapter = make_adapter(a, tmp_path / "adapter")
     grow_folder(a, tmp_path / "B", hidden_size=64, num_layers=3, depth="identity")
     report = recycle_adapter(a, adapter, tmp_path / "B", tmp_path / "recycled")
