@@ -11,7 +11,7 @@ from kinherit.errors import KinheritError
 from tiny_models import tiny_model
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta", "mixtral"])
 @pytest.mark.parametrize("base", [False, True], ids=["head", "base"])
 def test_family_binds_every_tensor(family, base):
     model = tiny_model(family, gqa=family not in ("gpt2", "bert", "roberta"), base=base)
