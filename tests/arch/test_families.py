@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import transformers
@@ -11,7 +13,7 @@ from kinherit.errors import KinheritError
 from tiny_models import tiny_model
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta", "mixtral"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe"])
 @pytest.mark.parametrize("base", [False, True], ids=["head", "base"])
 def test_family_binds_every_tensor(family, base):
     model = tiny_model(family, gqa=family not in ("gpt2", "bert", "roberta"), base=base)
@@ -46,3 +48,14 @@ def test_unknown_family_lists_supported():
         detect(transformers.T5Config())
     assert set(FAMILIES) >= {"gpt2", "llama", "mistral", "qwen2", "bert", "roberta"}
     assert "BertModel" in supported()
+
+
+@pytest.mark.parametrize("key, value", [("mlp_only_layers", [1]), ("decoder_sparse_step", 2)])
+def test_qwen_moe_with_dense_layers_is_refused_naming_the_key(key, value):
+    """Dense MLP layers mixed into a Qwen MoE stack are not in the tensor table: a one-line error names the key."""
+    from kinherit.grow import make_plan
+
+    config = tiny_model("qwen2_moe").config
+    setattr(config, key, value)
+    with pytest.raises(KinheritError, match=re.escape(f"qwen2_moe with {key}={value!r} is not supported")):
+        make_plan(config, hidden_size=64)

@@ -58,6 +58,9 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "bert": _encoder,
     "roberta": _encoder,
     "mixtral": _moe,
+    "qwen3_moe": _moe,
+    "olmoe": _moe,
+    "qwen2_moe": lambda s, v: _moe(s, v, shared=s.ffn),  # the builder makes the shared expert as wide as one expert
 }
 """Weights of every matmul one token passes through, counted by hand from the shape: attention
 (q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied); mixture of experts: the
