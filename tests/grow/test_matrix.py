@@ -73,6 +73,7 @@ INEXACT = [
     # OLMoE's q/k norms span the whole width: 4 -> 6 heads copies some heads twice, which changes their RMS
     ("olmoe", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
     ("qwen2_moe", False, False, True, "clone", {}, "stack", 4, None),
+    ("mixtral", False, True, True, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),  # AKI's donor rows on 3-D experts
 ]
 
 
