@@ -104,3 +104,16 @@ def test_fused_expert_copies_start_identical_and_diverge_under_training():
     assert {s.space for s in trained.spaces} == {"hidden", "ffn", "q", "kv"}
     for space in trained.spaces:
         assert space.identical == 0 and space.minimum > 1e-4, space
+
+
+def test_divergence_command_reads_a_grown_moe_folder(tmp_path, capsys):
+    """The saved folder holds transformers' per-expert on-disk layout; the command reads the fused tensors."""
+    from kinherit.cli import main
+
+    tiny_model("qwen3_moe", gqa=True).save_pretrained(tmp_path / "src")
+    assert main(["grow", str(tmp_path / "src"), str(tmp_path / "grown"), "--hidden-size", "64"]) == 0
+    capsys.readouterr()
+    assert main(["divergence", str(tmp_path / "grown")]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:3] for line in table.splitlines() if line.split()[:1] in (["ffn"], ["hidden"])}
+    assert rows == {"hidden": ["32", "32"], "ffn": ["128", "128"]}  # (groups, identical): copies right after growth

@@ -179,3 +179,17 @@ def test_dense_family_refuses_expert_sizes(tiny_run, tmp_path):
     config["model"]["num_experts"] = 4
     with pytest.raises(KinheritError, match="mixture-of-experts families; llama is dense"):
         validate_config(config)
+
+
+def test_mixture_of_experts_resume_restores_the_experts(tmp_path, tiny_run):
+    """transformers writes the fused experts to disk per expert; resuming a mixtral run must still restore them
+    (a silent re-initialisation would change the losses after the checkpoint)."""
+    straight = tiny_run(tmp_path / "straight", family="mixtral", max_steps=4, eval_steps=4, save_steps=2)
+    pretrain(validate_config(straight))
+    crashed = {**straight, "out": str(tmp_path / "crashed")}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(validate_config(crashed), callbacks=[CrashAt(3)])
+    pretrain(validate_config(crashed), resume=True)
+    expected, resumed = _losses(tmp_path / "straight"), _losses(tmp_path / "crashed")
+    for step in (3, 4):
+        assert abs(resumed[step] - expected[step]) <= 1e-6, (step, resumed[step], expected[step])
