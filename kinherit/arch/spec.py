@@ -9,14 +9,14 @@ axis is written as `"<kind>:<space>[+<space>...]"`:
                   and divides by the unit's replication count, so `W' x' = W x` on duplicated `x'`.
 * kind `norm`  -- a LayerNorm/RMSNorm gamma or beta over the space: copied (element-wise).
 * kind `fixed` -- never grows (vocab, positions, token types); the space name is documentation.
+                  Mixture-of-experts blocks store all experts in one 3-D tensor with a leading
+                  `fixed:experts` axis (Mixtral's `experts.gate_up_proj` is `("fixed:experts",
+                  "out:ffn+ffn", "in:hidden")`): every operator acts on each expert alike, so an
+                  expert's copies, divisions and noise are those of a dense MLP.
 
 Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query heads x head_dim),
 `kv` (key/value heads x head_dim). `+` fuses segments along one axis (GPT-2's `c_attn` is
 `out:q+kv+kv`). Layer tensors use `{layer}` in their names; layers are the sixth space.
-
-Mixture-of-experts blocks store all experts in one 3-D tensor with a leading `fixed:experts` axis
-(Mixtral's `experts.gate_up_proj` is `("fixed:experts", "out:ffn+ffn", "in:hidden")`): every operator acts
-on each expert alike, so an expert's copies and divisions, and its noise, are those of a dense MLP.
 """
 
 from __future__ import annotations
