@@ -117,4 +117,3 @@ def test_divergence_command_reads_a_trained_folder(tmp_path, kinherit_main, caps
     assert code == 0 and "the added width is not in use" in out  # untrained: still exact copies
     code = kinherit_main(["divergence", str(trained)])
     assert code == 2 and "pass --growth" in capsys.readouterr().err
-
