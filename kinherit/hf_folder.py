@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 from kinherit.errors import KinheritError
 
@@ -97,6 +98,15 @@ def read_state_dict(folder: str | Path, role: str = "") -> dict[str, torch.Tenso
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         return {k: v for shard in shards for k, v in load_file(str(folder / shard)).items()}
     raise KinheritError(f"{_named(folder, role)} has no safetensors weights ({' or '.join(WEIGHT_FILES[:2])})")
+
+
+def read_model_state(folder: str | Path, role: str = "") -> dict[str, torch.Tensor]:
+    """The weights as the model holds them: `read_state_dict`, except for mixture-of-experts models, whose
+    fused 3-D expert tensors transformers writes to disk as per-expert matrices (e.g. Mixtral's
+    `block_sparse_moe.experts.{e}.w1`); those are loaded through `from_pretrained`, which converts them back."""
+    if not (Path(folder) / "config.json").is_file() or getattr(read_config(folder, role), "num_experts_per_tok", None) is None:
+        return read_state_dict(folder, role)
+    return load_lm(folder, role).state_dict()
 
 
 def task_of(config: PretrainedConfig) -> Task:
@@ -190,6 +200,9 @@ def load_classifier(
     the head keys that were freshly initialised. `labels` names the task's classes: a base gets a
     fresh head of that size, a classifier must agree (`check_labels`) and is renamed to them."""
     config = read_config(folder, role)
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        raise KinheritError(f"{_named(folder, role)} is a {config.model_type} model, for which transformers has no "
+                            "sequence classifier: it cannot be fine-tuned or recycled as one")
     names = labels
     if is_classifier(config):
         existing = labels_of(config)

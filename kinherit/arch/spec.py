@@ -9,6 +9,10 @@ axis is written as `"<kind>:<space>[+<space>...]"`:
                   and divides by the unit's replication count, so `W' x' = W x` on duplicated `x'`.
 * kind `norm`  -- a LayerNorm/RMSNorm gamma or beta over the space: copied (element-wise).
 * kind `fixed` -- never grows (vocab, positions, token types); the space name is documentation.
+                  Mixture-of-experts blocks store all experts in one 3-D tensor with a leading
+                  `fixed:experts` axis (Mixtral's `experts.gate_up_proj` is `("fixed:experts",
+                  "out:ffn+ffn", "in:hidden")`): every operator acts on each expert alike, so an
+                  expert's copies, divisions and noise are those of a dense MLP.
 
 Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query heads x head_dim),
 `kv` (key/value heads x head_dim). `+` fuses segments along one axis (GPT-2's `c_attn` is
@@ -74,6 +78,11 @@ def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False)
     return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out)
 
 
+DEFAULT_NUM_EXPERTS = 4
+DEFAULT_EXPERTS_PER_TOKEN = 2
+"""Mixture-of-experts sizes of a model built from `model:` sizes that leave them unset."""
+
+
 @dataclass(frozen=True)
 class ConfigKeys:
     """Names of the shape fields in the family's `config.json`."""
@@ -85,6 +94,8 @@ class ConfigKeys:
     kv_heads: str | None = None  # None: multi-head attention only (kv-heads == heads)
     head_dim: str | None = None  # None: head_dim = hidden / heads
     ffn_default_factor: int | None = None  # GPT-2: n_inner=None means 4 * n_embd
+    experts: str | None = None  # mixture of experts: the expert count (`num_local_experts`); None for dense MLPs
+    experts_per_token: str | None = None  # mixture of experts: k, the experts each token is routed to
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,9 @@ class FamilySpec:
     normalized_spaces: tuple[str, ...] = ("hidden",)
     """Spaces some norm takes its statistics over (OLMo 2's q/k norms cover the whole q and kv width):
     growing them is exact only when every unit is copied equally often."""
+    required_config: tuple[tuple[str, Any], ...] = ()
+    """(config key, value) pairs the tensor table assumes (e.g. qwen2_moe's `mlp_only_layers: []`: every layer
+    sparse); a config with another value is refused with a one-line error naming the key."""
 
     @property
     def lm_head(self) -> HeadSpec:

@@ -17,10 +17,13 @@ import pytest
 import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
+from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.cli import main
+from kinherit.errors import KinheritError
 from kinherit.grow import grow_folder
 from kinherit.grow.depth import depth_claims_exact
 from kinherit.hf_folder import load_classifier, open_tokenizer, task_of, vocabulary_signature
@@ -35,6 +38,15 @@ SEQ = 32
 def _llama_like(s: Shape, v: int) -> int:
     q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
     return s.layers * (s.hidden * (q + 2 * kv) + q * s.hidden + 3 * s.hidden * s.ffn) + v * s.hidden
+
+
+def _moe(s: Shape, v: int, shared: int = 0) -> int:
+    """Active weights: attention, the router (E·d), k of the E gated experts (3·d·ffn each), a shared gated expert
+    of width `shared` and its 1-unit gate, the head; E, k are the defaults a `model:` section without them builds."""
+    q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    experts = DEFAULT_NUM_EXPERTS * s.hidden + DEFAULT_EXPERTS_PER_TOKEN * 3 * s.hidden * s.ffn
+    shared_expert = 3 * s.hidden * shared + s.hidden if shared else 0
+    return s.layers * (s.hidden * (q + 2 * kv) + q * s.hidden + experts + shared_expert) + v * s.hidden
 
 
 def _encoder(s: Shape, v: int) -> int:  # + the MLM head's transform (d·d) and decoder (V·d)
@@ -52,9 +64,14 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "gpt_neox": lambda s, v: s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "bert": _encoder,
     "roberta": _encoder,
+    "mixtral": _moe,
+    "qwen3_moe": _moe,
+    "olmoe": _moe,
+    "qwen2_moe": lambda s, v: _moe(s, v, shared=s.ffn),  # the builder makes the shared expert as wide as one expert
 }
 """Weights of every matmul one token passes through, counted by hand from the shape: attention
-(q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied)."""
+(q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied); mixture of experts: the
+active weights only (`_moe`)."""
 
 
 def _randomized_lm(name: str, tied: bool = True, seed: int = 0):
@@ -141,8 +158,16 @@ def test_clone_and_identity_growth_is_exact_or_reported(tmp_path, tokenizer_dir,
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_classifier_head_maps_through_growth(tmp_path, tokenizer_dir, name):
-    """B = grow(A) (clone, width only): B + G(A_tuned − A) with the widened head reproduces A_tuned's logits."""
+    """B = grow(A) (clone, width only): B + G(A_tuned − A) with the widened head reproduces A_tuned's logits.
+    A family whose record has no classifier head (transformers has no *ForSequenceClassification) is refused
+    with a one-line error."""
     a = _save(_randomized_lm(name), tmp_path / "A", tokenizer_dir)
+    model_type = FAMILIES[name].model_types[0]
+    assert bool(FAMILIES[name].classifier) == (model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+    if not FAMILIES[name].classifier:
+        with pytest.raises(KinheritError, match="olmoe model, for which transformers has no sequence classifier"):
+            load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)
+        return
     tuned, _ = load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():

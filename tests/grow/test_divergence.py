@@ -67,6 +67,32 @@ def test_ffn_copies_in_new_layers_diverge_too():
     assert ffn.identical == 0 and ffn.minimum > 1e-4, ffn
 
 
+def test_fused_expert_copies_start_identical_and_diverge_under_training():
+    """Mixtral's experts are 3-D (E, 2·ffn, d) / (E, d, ffn): the noise on them cancels (divergence 0 at growth)
+    and still steers every expert unit's copies apart once trained."""
+    growth = grow(tiny_model("mixtral", gqa=True), hidden_size=64, num_layers=4, noise_db=DEFAULT_NOISE_DB, verify=True)
+    model, plan, report = growth
+    assert report.passed and report.max_deviation <= 1e-5
+    assert copy_divergence(plan, model.state_dict()).all_identical
+    trained = copy_divergence(plan, _train(model))
+    assert {s.space for s in trained.spaces} == {"hidden", "ffn", "q", "kv"}
+    for space in trained.spaces:
+        assert space.identical == 0 and space.minimum > 1e-4, space
+
+
+def test_divergence_command_reads_a_grown_moe_folder(tmp_path, capsys):
+    """The saved folder holds transformers' per-expert on-disk layout; the command reads the fused tensors."""
+    from kinherit.cli import main
+
+    tiny_model("qwen3_moe", gqa=True).save_pretrained(tmp_path / "src")
+    assert main(["grow", str(tmp_path / "src"), str(tmp_path / "grown"), "--hidden-size", "64"]) == 0
+    capsys.readouterr()
+    assert main(["divergence", str(tmp_path / "grown")]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:3] for line in table.splitlines() if line.split()[:1] in (["ffn"], ["hidden"])}
+    assert rows == {"hidden": ["32", "32"], "ffn": ["128", "128"]}  # (groups, identical): copies right after growth
+
+
 def test_noise_off_copies_stay_identical_and_the_diagnostic_says_so():
     model, plan, _ = _grown(None)
     divergence = copy_divergence(plan, _train(model))
