@@ -11,7 +11,7 @@ from kinherit.errors import KinheritError
 from tiny_models import tiny_model
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta", "gemma2", "gemma3_text"])
 @pytest.mark.parametrize("base", [False, True], ids=["head", "base"])
 def test_family_binds_every_tensor(family, base):
     model = tiny_model(family, gqa=family not in ("gpt2", "bert", "roberta"), base=base)
@@ -46,3 +46,15 @@ def test_unknown_family_lists_supported():
         detect(transformers.T5Config())
     assert set(FAMILIES) >= {"gpt2", "llama", "mistral", "qwen2", "bert", "roberta"}
     assert "BertModel" in supported()
+
+
+def test_gemma_records_mark_the_norm_offset_and_the_embedding_scale():
+    """Gemma's RMSNorms scale by 1 + w (every norm, incl. Gemma 3's per-head q/k norms), its embedding is
+    multiplied by √hidden, and new layers are zeroed through the post-sublayer norms, not the projections."""
+    for name, qk in (("gemma2", False), ("gemma3_text", True)):
+        specs = {s.name: s for s in FAMILIES[name].base_tensors}
+        norms = [n for n in specs if "norm" in n]
+        assert len(norms) == 5 + 2 * qk and all(specs[n].offset == 1.0 for n in norms)
+        assert specs["embed_tokens.weight"].scaled_by_sqrt == "hidden"
+        assert {n for n, s in specs.items() if s.residual_out} == {
+            "layers.{layer}.post_attention_layernorm.weight", "layers.{layer}.post_feedforward_layernorm.weight"}

@@ -44,6 +44,8 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "llama": _llama_like,
     "mistral": _llama_like,
     "qwen2": _llama_like,
+    "gemma2": _llama_like,  # same matmuls; norms, q/k norms and soft-caps are not matmuls
+    "gemma3_text": _llama_like,
     "bert": _encoder,
     "roberta": _encoder,
 }
