@@ -58,3 +58,16 @@ def test_gemma_records_mark_the_norm_offset_and_the_embedding_scale():
         assert specs["embed_tokens.weight"].scaled_by_sqrt == "hidden"
         assert {n for n, s in specs.items() if s.residual_out} == {
             "layers.{layer}.post_attention_layernorm.weight", "layers.{layer}.post_feedforward_layernorm.weight"}
+
+
+def test_gemma_configs_from_model_sizes():
+    """head_dim = hidden/heads, 1/√head_dim softmax scale, tied embeddings, a window of half the positions;
+    Gemma 3 gets its 5 local : 1 global pattern (local then global below 6 layers)."""
+    from kinherit.config import ModelConfig
+
+    for name in ("gemma2", "gemma3_text"):
+        config = FAMILIES[name].build_config(ModelConfig(family=name, hidden_size=64, num_heads=4, num_layers=2), 300, 32)
+        assert (config.head_dim, config.query_pre_attn_scalar, config.sliding_window) == (16, 16, 16)
+        assert config.tie_word_embeddings and config.layer_types == ["sliding_attention", "full_attention"]
+    deep = FAMILIES["gemma3_text"].build_config(ModelConfig(family="gemma3_text", num_layers=12), 300, 32)
+    assert [i for i, kind in enumerate(deep.layer_types) if kind == "full_attention"] == [5, 11]

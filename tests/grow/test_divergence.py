@@ -91,3 +91,17 @@ def test_divergence_command_reads_a_trained_folder(tmp_path, kinherit_main, caps
     assert code == 0 and "the added width is not in use" in out  # untrained: still exact copies
     code = kinherit_main(["divergence", str(trained)])
     assert code == 2 and "pass --growth" in capsys.readouterr().err
+
+
+def test_gemma_copies_diverge_behind_zeroed_post_norm_gains():
+    """Gemma's new layers are zeroed through their post-sublayer norm gains (1 + w = 0), not their
+    projections: the first step only moves those gains, after which the noisy consumer columns steer
+    the copies apart in every space, the new layers included."""
+    growth = grow(tiny_model("gemma2", gqa=True), hidden_size=64, intermediate_size=128, num_layers=4, verify=True)
+    assert growth.report.max_deviation <= 1e-5
+    state = growth.model.state_dict()
+    assert torch.equal(state["model.layers.1.post_feedforward_layernorm.weight"], -torch.ones(64))
+    assert copy_divergence(growth.plan, state).all_identical
+    divergence = copy_divergence(growth.plan, _train(growth.model))
+    for space in divergence.spaces:
+        assert space.identical == 0 and space.minimum > 1e-4, space
