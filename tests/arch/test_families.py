@@ -69,5 +69,6 @@ def test_gemma_configs_from_model_sizes():
         config = FAMILIES[name].build_config(ModelConfig(family=name, hidden_size=64, num_heads=4, num_layers=2), 300, 32)
         assert (config.head_dim, config.query_pre_attn_scalar, config.sliding_window) == (16, 16, 16)
         assert config.tie_word_embeddings and config.layer_types == ["sliding_attention", "full_attention"]
+        assert config.pad_token_id is None  # id 0 would be a padding_idx row that never trains
     deep = FAMILIES["gemma3_text"].build_config(ModelConfig(family="gemma3_text", num_layers=12), 300, 32)
     assert [i for i, kind in enumerate(deep.layer_types) if kind == "full_attention"] == [5, 11]
