@@ -18,7 +18,7 @@ def _run(tmp_path, tiny_run, capsys, *overrides, config=None):
     ("overrides", "message"),
     [
         (["--data.sources=[/nonexistent/corpus]"], "data source '/nonexistent/corpus' does not exist"),
-        (["--model.family=gpt5"], "unknown family 'gpt5'; choose one of bert, gpt2, llama"),
+        (["--model.family=gpt5"], "unknown family 'gpt5'; choose one of bert, "),
         (["--model.family=gpt5"], "(did you mean 'gpt2'?)"),
         (["--train.max_stesp=3"], "did you mean 'max_steps'"),
         (["--model.max_position_embeddings=8"], "data.seq_len 32 exceeds the model's 8 positions"),

@@ -3,8 +3,8 @@
 Every step is linear in the weights (index copies, divisions by replication counts, constant factors,
 zeroing) up to the constant offsets of (offset + w) parameters (`TensorSpec.offset`), and noise is a
 separate additive term, so `grow(A + D) = grow(A) + grow_map(D)` with
-`grow_map = grow_state(..., noise=False, linear=True)`. Nothing here mutates its inputs: the noise scales are
-resolved once into a new plan (`resolve_noise`), and `grow_state` only reads the plan.
+`grow_map = grow_state(..., noise=False, linear=True)`. Nothing here mutates its inputs: the noise
+scales are resolved once into a new plan (`resolve_noise`), and `grow_state` only reads the plan.
 """
 
 from __future__ import annotations
