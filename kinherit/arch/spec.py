@@ -28,7 +28,7 @@ grown heads (`grow.interleave`). Only producer and norm axes may be interleaved.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from transformers import PretrainedConfig
@@ -56,26 +56,41 @@ class Axis:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One weight. `residual_out` marks the last tensors of each residual branch (attention out, MLP down
-    and their biases; for a `branch_norm` family the norm gains on the branch output): zeroing them makes
-    a new layer the identity."""
+    """One weight. `residual_out` marks the tensors whose zeroing makes a new layer the identity: the
+    projections that write into the residual stream (attention out, MLP down, their biases), or, in a
+    family with norms on the sublayer output (OLMo 2's `branch_norm`, Gemma's post-attention and
+    post-feedforward norms), those norms' gains -- RMSNorm(0) is 0 only in exact arithmetic (the round-off of a zeroed projection is
+    divided by √eps), while a zero gain gives an exact 0.
+
+    `offset`: the module uses `offset + w` as its effective value (Gemma's RMSNorm scales by 1 + w).
+    Every scaling acts on the effective value, w' = (offset + w)·c − offset, and "zero" means
+    w' = −offset. That map is affine; its linear part w' = w·c (`grow_state(linear=True)`) is what
+    maps a fine-tuning delta, so grow(A + D) = grow(A) + grow_map(D) still holds.
+
+    `scaled_by_sqrt`: the model multiplies this tensor's output by √(size of that space) (Gemma's
+    embedding normalizer √hidden_size). Growing the space d → d' multiplies the tensor by √(d/d'), so
+    √d'·E' equals √d·E on every copied unit."""
 
     name: str
     axes: tuple[Axis, ...]
     optional: bool = False
     residual_out: bool = False
+    offset: float = 0.0
+    scaled_by_sqrt: str | None = None
 
     @property
     def per_layer(self) -> bool:
         return "{layer}" in self.name
 
     def with_prefix(self, prefix: str) -> TensorSpec:
-        return TensorSpec(prefix + self.name, self.axes, self.optional, self.residual_out)
+        return replace(self, name=prefix + self.name)
 
 
-def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False) -> TensorSpec:
+def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False, offset: float = 0.0,
+      scaled_by_sqrt: str | None = None) -> TensorSpec:
     """Shorthand used by the family tables: `t("mlp.c_fc.weight", "in:hidden", "out:ffn")`."""
-    return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out)
+    assert scaled_by_sqrt is None or scaled_by_sqrt in GROWABLE, f"bad space {scaled_by_sqrt!r}"
+    return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out, offset, scaled_by_sqrt)
 
 
 DEFAULT_NUM_EXPERTS = 4
@@ -104,7 +119,10 @@ class HeadSpec:
 
     `tied` = (head tensor, embedding tensor) when `config.tie_word_embeddings`; the tied head reads
     the hidden space through the *embedding's* copied (not divided) columns, so the norms in
-    `head_norms` (the last op before the head) are divided by the replication count instead.
+    `head_norms` (the last op before the head) are divided by the replication count instead. When the
+    embedding is also multiplied by c = √(d/d') (`TensorSpec.scaled_by_sqrt`), the head's logits are
+    Σ_i c·count_i·f_i·E_i·n_i for a norm gain factor f_i, so the norm's effective gain is multiplied by
+    f_i = 1/(c·count_i) (Gemma clone ×k: (1 + w') = (1 + w)/√k).
     """
 
     architecture: str

@@ -27,6 +27,7 @@ def replay(growth, state_dict_or_model, *, noise: bool = True, strict: bool = Tr
 
 
 def grow_map(growth, delta, *, strict: bool = False) -> dict[str, torch.Tensor]:
-    """The linear growth map G, for deltas: grow(A + delta) = grow(A) + G(delta). No noise;
+    """The linear growth map G, for deltas: grow(A + delta) = grow(A) + G(delta). No noise and no
+    offsets of (offset + w) parameters (Gemma's norms: G(D) = D·c where grow(w) = (1 + w)·c − 1);
     by default a partial delta (a subset of the tensors) is allowed."""
-    return replay(growth, delta, noise=False, strict=strict)
+    return dict(grow_state(load_plan(growth), _state_of(delta), noise=False, strict=strict, linear=True))

@@ -1,14 +1,16 @@
 """Weight surgery: apply a `GrowthPlan` to a state dict, one target tensor at a time.
 
-Every step is linear in the weights (index copies, divisions by replication counts, zeroing), and
-noise is a separate additive term, so `grow(A + D) = grow(A) + grow_map(D)` with
-`grow_map = grow_state(..., noise=False)`. Nothing here mutates its inputs: the noise scales are
-resolved once into a new plan (`resolve_noise`), and `grow_state` only reads the plan.
+Every step is linear in the weights (index copies, divisions by replication counts, constant factors,
+zeroing) up to the constant offsets of (offset + w) parameters (`TensorSpec.offset`), and noise is a
+separate additive term, so `grow(A + D) = grow(A) + grow_map(D)` with
+`grow_map = grow_state(..., noise=False, linear=True)`. Nothing here mutates its inputs: the noise
+scales are resolved once into a new plan (`resolve_noise`), and `grow_state` only reads the plan.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -56,13 +58,34 @@ def fresh_mask(spec: TensorSpec, maps: dict[str, UnitMap]) -> torch.Tensor | Non
     return None
 
 
+def sqrt_scale(spec: TensorSpec, plan: GrowthPlan) -> float:
+    """c = √(d/d') for a tensor the model multiplies by √d of a space that grows d → d' (1 otherwise)."""
+    if spec.scaled_by_sqrt is None:
+        return 1.0
+    space = spec.scaled_by_sqrt
+    return math.sqrt(plan.source_shape.space_sizes()[space] / plan.target_shape.space_sizes()[space])
+
+
+def tied_embedding_scale(plan: GrowthPlan) -> float:
+    """The factor c the tied embedding (= the LM head) is multiplied by; the head norms are multiplied
+    by 1/c on top of the division by the replication count (see HeadSpec), and a classifier reading
+    the compensated hidden state copies its columns times c."""
+    family, head = plan.family_spec()
+    if not plan.tied:
+        return 1.0
+    embedding = next(s for s in family.tensors(head.architecture) if s.name == head.tied[1])
+    return sqrt_scale(embedding, plan)
+
+
 def _grown_tensors(
-    plan: GrowthPlan, state: Mapping[str, torch.Tensor], strict: bool, zero: bool = True
+    plan: GrowthPlan, state: Mapping[str, torch.Tensor], strict: bool, zero: bool = True, linear: bool = False
 ) -> Iterator[tuple[str, TensorSpec, torch.Tensor | None]]:
     """Yield (target key, spec, grown tensor before noise); the tensor is None for a tied head, which
     the caller takes from the tensor it is tied to. `zero=False` skips the zeroing of the residual
-    outputs of new identity layers (to measure their scale)."""
+    outputs of new identity layers (to measure their scale). `linear` drops the offsets of (offset + w)
+    parameters: the map of a delta."""
     family, head = plan.family_spec()
+    head_gain = 1.0 / tied_embedding_scale(plan)
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)
     state = dict(state)
@@ -76,14 +99,22 @@ def _grown_tensors(
     def one(spec: TensorSpec, layer: int | None, zeroed: bool) -> torch.Tensor:
         src_keys = by_spec[spec]
         scale_norm = plan.tied and spec.name in head.head_norms
-        x = widen(state[src_keys[layer]], spec, maps, scale_norm)
+        offset = 0.0 if linear else spec.offset
+
+        def effective(key: str) -> torch.Tensor:  # the grown offset + w
+            return widen(state[key] + offset if offset else state[key], spec, maps, scale_norm)
+
+        x = effective(src_keys[layer])
         if operator.donor_next_layer and layer is not None and layer + 1 in src_keys:
             mask = fresh_mask(spec, maps)
             if mask is not None:
-                x = torch.where(mask, widen(state[src_keys[layer + 1]], spec, maps, scale_norm), x)
+                x = torch.where(mask, effective(src_keys[layer + 1]), x)
+        factor = sqrt_scale(spec, plan) * (head_gain if scale_norm else 1.0)
+        if factor != 1.0:
+            x.mul_(factor)  # x is a fresh tensor
         if zero and zeroed and spec.residual_out:
-            return x.mul_(0.0)  # linear zeroing (x is a fresh tensor)
-        return x
+            x.mul_(0.0)  # linear zeroing
+        return x.sub_(offset) if offset else x
 
     for spec, src_keys in by_spec.items():
         if plan.tied and spec.name == head.tied[0]:
@@ -116,9 +147,11 @@ def grow_state(
     *,
     noise: bool = True,
     strict: bool = True,
+    linear: bool = False,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (target key, grown tensor). `strict=False` maps only the tensors present in `state`
     (e.g. a partial fine-tuning delta); otherwise the key set must match the family exactly.
+    `linear` applies only the linear part (no offsets of (offset + w) parameters): the map of a delta.
     With noise, the plan's noise scales must be resolved (`resolve_noise`)."""
     _, head = plan.family_spec()
     maps = plan.channel_maps()
@@ -126,7 +159,7 @@ def grow_state(
     if add_noise and plan.noise_std is None:
         raise KinheritError("the growth plan has noise but no resolved noise scales (call resolve_noise first)")
     emitted: dict[str, torch.Tensor] = {}
-    for key, spec, x in _grown_tensors(plan, state, strict):
+    for key, spec, x in _grown_tensors(plan, state, strict, linear=linear):
         if x is None:  # tied head: the embedding it is tied to
             if head.tied[1] not in emitted:
                 raise KinheritError(f"{spec.name} is tied to {head.tied[1]}, which is missing")

@@ -8,7 +8,8 @@ replication count, `S'[:, j] = S[:, idx(j)] / count(idx(j))`, so `S' h' = S h` o
 
 One exception: with tied LM embeddings the grow module divides the final norm by the replication
 count instead of the (tied) head, so the backbone of B = grow(A) emits `h[idx] / count`; a head
-reading that copies its columns without dividing.
+reading that copies its columns without dividing. When the tied embedding is also scaled by c
+(Gemma's √(d/d'), see `HeadSpec`), B emits `h[idx] / (c·count)` and the head's columns are copied times c.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from transformers import PretrainedConfig
 from kinherit.arch import FAMILIES, Axis, TensorSpec, read_shape
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan, grow_map, load_plan
-from kinherit.grow.surgery import widen
+from kinherit.grow.surgery import tied_embedding_scale, widen
 
 
 def family_of(config: PretrainedConfig, role: str) -> str:
@@ -95,7 +96,8 @@ def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) ->
         if key not in specs:
             raise KinheritError(f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it through growth")
         spec = specs[key]
-        if scaled:  # copy, not divide: the copies of h already carry 1/count
+        if scaled:  # copy, not divide: the copies of h already carry 1/(c·count)
             spec = TensorSpec(spec.name, tuple(Axis("out", a.spaces) if a.kind == "in" else a for a in spec.axes))
+            value = value * tied_embedding_scale(plan)
         out[key] = widen(value, spec, maps, scale_norm=False)
     return out

@@ -139,3 +139,15 @@ def test_fused_and_interleaved_layouts(family):
     for space in trained.spaces:
         assert space.identical == 0 and space.minimum > 1e-4, space
     assert copy_divergence(grown[None].plan, _train(grown[None].model)).all_identical
+def test_gemma_copies_diverge_behind_zeroed_post_norm_gains():
+    """Gemma's new layers are zeroed through their post-sublayer norm gains (1 + w = 0), not their
+    projections: the first step only moves those gains, after which the noisy consumer columns steer
+    the copies apart in every space, the new layers included."""
+    growth = grow(tiny_model("gemma2", gqa=True), hidden_size=64, intermediate_size=128, num_layers=4, verify=True)
+    assert growth.report.max_deviation <= 1e-5
+    state = growth.model.state_dict()
+    assert torch.equal(state["model.layers.1.post_feedforward_layernorm.weight"], -torch.ones(64))
+    assert copy_divergence(growth.plan, state).all_identical
+    divergence = copy_divergence(growth.plan, _train(growth.model))
+    for space in divergence.spaces:
+        assert space.identical == 0 and space.minimum > 1e-4, space

@@ -87,6 +87,20 @@ EXACT = [
     # depth only, and FFN + depth, with the default noise (new layers' zeroed projections get cancelling noise)
     ("llama", False, True, True, "clone", {}, "identity", 4, 0.0),
     ("gpt2", False, True, False, "clone", {"intermediate_size": 256}, "identity", 4, 0.0),
+    # Gemma: √d embedding scale (tied: compensated in the (1 + w) final norm), sandwich norms zeroed
+    # through the post-norm gains, soft-capping, sliding windows shorter than the 12 verified tokens
+    ("gemma2", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("gemma2", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    ("gemma2", False, True, False, "clone", {"hidden_size": 96}, "identity", 3, None),
+    ("gemma2", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("gemma2", False, True, True, "net2net", {"intermediate_size": 100}, "identity", 3, 0.0),
+    ("gemma2", False, True, True, "clone", {}, "identity", 4, 0.0),
+    ("gemma3_text", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("gemma3_text", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    ("gemma3_text", False, True, False, "clone", {"hidden_size": 96}, "identity", 3, 20.0),
+    ("gemma3_text", True, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("gemma3_text", False, False, True, "clone", {"hidden_size": 64, "num_kv_heads": 2}, "identity", 2, 0.0),
+    ("gemma3_text", False, True, True, "zero", {"intermediate_size": 80}, "identity", 3, 0.0),
 ]
 INEXACT = [
     ("llama", False, True, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
@@ -109,6 +123,10 @@ INEXACT = [
     ("olmoe", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
     ("qwen2_moe", False, False, True, "clone", {}, "stack", 4, None),
     ("mixtral", False, True, True, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),  # AKI's donor rows on 3-D experts
+    ("gemma2", False, True, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
+    ("gemma2", False, False, True, "zero", {"hidden_size": 48}, "identity", 2, 0.0),
+    ("gemma3_text", False, True, True, "clone", {}, "stack", 4, None),
+    ("gemma3_text", False, True, True, "net2net", {"hidden_size": 48}, "identity", 3, 0.0),
 ]
 
 

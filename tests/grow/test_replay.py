@@ -39,14 +39,19 @@ CASES = [
     ("gpt2", dict(width="net2net", hidden_size=48, noise_db=20.0), False),
     ("llama", dict(width="zero", hidden_size=48, depth="stack", num_layers=4, noise_db=20.0), False),
     ("roberta", dict(width="aki", hidden_size=64, depth="interpolate", num_layers=3), False),
+    # (1 + w) norms: the tied final norm is scaled and new layers' post-norms set to w = −1 (affine);
+    # the delta map keeps only the linear part
+    ("gemma2", dict(width="clone", hidden_size=64, num_layers=4, noise_db=0.0), True),
+    ("gemma3_text", dict(width="net2net", hidden_size=48, num_layers=3, noise_db=20.0), False),
 ]
 
 
 @pytest.mark.parametrize(("family", "options", "exact"), CASES, ids=[f"{c[0]}-{c[1]['width']}" for c in CASES])
 def test_delta_identity(family, options, exact):
     """Every operator is linear up to its additive noise, so tuned deltas map through grow_map."""
-    base = tiny_model(family, gqa=family in ("llama", "qwen2"))
-    tuned = tiny_model(family, gqa=family in ("llama", "qwen2"))
+    gqa = family in ("llama", "qwen2", "gemma2", "gemma3_text")
+    base = tiny_model(family, gqa=gqa)
+    tuned = tiny_model(family, gqa=gqa)
     generator = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in tuned.parameters():

@@ -13,6 +13,14 @@ TINY_SIZES: dict[str, dict] = {}
 """Per-family overrides of the common tiny `model:` sizes of `registry_config` (e.g. a family whose
 transformers config needs more fields)."""
 
+TINY_FIELDS: dict[str, dict] = {
+    # windows shorter than the verification's 12 random tokens; soft-caps small enough to be non-linear
+    "gemma2": {"sliding_window": 4, "attn_logit_softcapping": 2.0, "final_logit_softcapping": 5.0},
+    "gemma3_text": {"sliding_window": 4},
+}
+"""Transformers config fields set on top of what the family record builds, so that the tiny models
+exercise the family's quirks (sliding windows, soft-capping)."""
+
 
 def registry_config(family: str, *, tied: bool = True, gqa: bool = False, vocab: int = VOCAB, **overrides):
     """The tiny config a family record builds from `model:` sizes: hidden 32, 2 layers, 4 heads (2 kv-heads
@@ -22,7 +30,10 @@ def registry_config(family: str, *, tied: bool = True, gqa: bool = False, vocab:
 
     sizes = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64,
              "num_kv_heads": 2 if gqa else None, "tie_word_embeddings": tied, **TINY_SIZES.get(family, {}), **overrides}
-    return FAMILIES[family].build_config(ModelConfig(family=family, **sizes), vocab, 64)
+    config = FAMILIES[family].build_config(ModelConfig(family=family, **sizes), vocab, 64)
+    for key, value in TINY_FIELDS.get(family, {}).items():
+        setattr(config, key, value)
+    return config
 
 
 def tiny_config(family: str, *, tied: bool = True, gqa: bool = False):
@@ -61,9 +72,24 @@ def tiny_model(family: str, *, tied: bool = True, gqa: bool = False, base: bool 
 
 
 def randomize(model):
-    """Every parameter random: norm gains around 1 (0.3 spread), everything else N(0, 0.1²)."""
+    """Every parameter random: norm gains around 1 (0.3 spread), everything else N(0, 0.1²). A norm the
+    family parametrises as offset + w (Gemma's 1 + w) gets w = gain − offset, non-zero around 0."""
+    offsets = _offsets(model)
     with torch.no_grad():
         for name, p in model.named_parameters():
             norm = any(tag in name.lower() for tag in ("norm", "ln_")) and name.endswith("weight")
-            p.copy_((1.0 + 0.3 * torch.randn_like(p)) if norm else 0.1 * torch.randn_like(p))
+            p.copy_((1.0 + 0.3 * torch.randn_like(p) - offsets.get(name, 0.0)) if norm else 0.1 * torch.randn_like(p))
     return model.eval()
+
+
+def _offsets(model) -> dict[str, float]:
+    """Parameter name -> the offset of its (offset + w) parametrisation, from the family record."""
+    from kinherit.arch import bind, detect, read_shape
+    from kinherit.errors import KinheritError
+
+    try:
+        family, head = detect(model.config, type(model).__name__)
+    except KinheritError:
+        return {}
+    bound = bind(family.tensors(head.architecture), read_shape(family, model.config), model.state_dict())
+    return {b.key: b.spec.offset for b in bound if b.spec.offset}

@@ -32,7 +32,7 @@ def test_grow_of_tuned_equals_grow_of_base_plus_mapped_delta(tmp_path, tokenizer
         torch.testing.assert_close(value, base[key] + mapped[key], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "bert"])
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bert", "gemma2"])
 def test_recycled_start_on_a_grown_base_is_the_grown_tuned_model(tmp_path, tokenizer_dir, family):
     """With B = grow(A) exactly (clone), B + G(A_tuned − A) and the widened head reproduce A_tuned's logits."""
     a = make_base(tmp_path / "A", tokenizer_dir, family=family)
