@@ -19,6 +19,7 @@ from kinherit.errors import KinheritError
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import consumer_axis, noise_std, noise_term
 from kinherit.grow.plan import GrowthPlan
+from kinherit.grow.upcycle import resolve_expert_noise, upcycle_tensors
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -97,6 +98,9 @@ def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> Growth
     measured on the grown tensor of `state` (the source weights) before noise and before zeroing. The
     zeroed residual outputs of new identity layers get noise too: it sums to zero over the copies of each
     input unit, so their output stays exactly 0 while the copies feeding them get different gradients."""
+    if plan.upcycle is not None and plan.upcycle.expert_noise_db is not None and plan.upcycle.expert_noise_std is None:
+        dense = ((key, x) for key, _, x in _grown_tensors(plan, state, strict=True) if x is not None)
+        plan = dataclasses.replace(plan, upcycle=resolve_expert_noise(plan.upcycle, dense))
     if plan.noise_db is None or plan.noise_std is not None:
         return plan
     maps = plan.channel_maps()
@@ -114,7 +118,16 @@ def grow_state(
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (target key, grown tensor). `strict=False` maps only the tensors present in `state`
     (e.g. a partial fine-tuning delta); otherwise the key set must match the family exactly.
-    With noise, the plan's noise scales must be resolved (`resolve_noise`)."""
+    With noise, the plan's noise scales must be resolved (`resolve_noise`). An upcycling plan turns
+    the grown dense MLPs into experts (`upcycle.upcycle_tensors`; its router init counts as noise)."""
+    dense = _grow_dense(plan, state, noise=noise, strict=strict)
+    if plan.upcycle is None:
+        return dense
+    return upcycle_tensors(plan.upcycle, dense, noise=noise, strict=strict)
+
+
+def _grow_dense(plan: GrowthPlan, state: Mapping[str, torch.Tensor], *, noise: bool, strict: bool) -> Iterator[tuple[str, torch.Tensor]]:
+    """`grow_state` of the width and depth operators (the dense model before any upcycling)."""
     _, head = plan.family_spec()
     maps = plan.channel_maps()
     add_noise = noise and plan.noise_db is not None
