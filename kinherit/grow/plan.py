@@ -206,8 +206,10 @@ def make_plan(
     config's) to the sizes in `sizes` (see `target_shape`). `noise_db=None` turns the
     symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge).
     `num_experts` upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`)."""
-    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None):
-        raise KinheritError("--experts-per-token and --expert-noise-db need --num-experts (upcycling to experts)")
+    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None
+                                or router != DEFAULT_ROUTER or router_std is not None):
+        raise KinheritError("--experts-per-token, --router, --router-std and --expert-noise-db need --num-experts "
+                            "(they set up the upcycling into experts)")
     family, head = detect(config, architecture)
     src = read_shape(family, config)
     tgt = target_shape(family, src, **sizes)
