@@ -11,10 +11,10 @@ from kinherit.errors import KinheritError
 from tiny_models import tiny_model
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "qwen2", "bert", "roberta"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("base", [False, True], ids=["head", "base"])
 def test_family_binds_every_tensor(family, base):
-    model = tiny_model(family, gqa=family not in ("gpt2", "bert", "roberta"), base=base)
+    model = tiny_model(family, gqa=FAMILIES[family].config.kv_heads is not None, base=base)
     fam, head = detect(model.config, type(model).__name__)
     assert fam.name == family and head.architecture == type(model).__name__
     state = model.state_dict()

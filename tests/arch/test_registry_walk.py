@@ -44,6 +44,8 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "llama": _llama_like,
     "mistral": _llama_like,
     "qwen2": _llama_like,
+    "qwen3": _llama_like,
+    "phi3": _llama_like,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "bert": _encoder,
     "roberta": _encoder,
 }

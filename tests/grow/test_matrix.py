@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from tiny_models import tiny_model
+from tiny_models import tiny_config, tiny_model
+from kinherit.arch import FAMILIES
 from kinherit.grow import grow_folder
 
 # (family, base model, tied, gqa, width, sizes, depth, layers, noise dB)
@@ -30,6 +31,21 @@ EXACT = [
     ("mistral", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
     ("qwen2", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 20.0),
     ("qwen2", False, False, True, "net2net", {"hidden_size": 64, "intermediate_size": 72}, "identity", 3, None),
+    # qwen3: per-head q/k norms (head_dim weights shared by all heads, never grown)
+    ("qwen3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("qwen3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+     "identity", 3, 0.0),
+    ("qwen3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    # phi3: fused qkv_proj (q|k|v) and gate_up_proj (gate|up), each segment grown by its own map
+    ("phi3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("phi3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
+    ("phi3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("phi3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+     "identity", 3, 0.0),
+    ("phi3", False, True, True, "zero", {"intermediate_size": 80}, "identity", 3, 0.0),
+    ("phi3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, None),
     ("bert", False, False, False, "clone", {"hidden_size": 64}, "identity", 2, 20.0),
     ("bert", True, True, False, "clone", {"hidden_size": 96}, "identity", 2, 20.0),
@@ -51,6 +67,7 @@ INEXACT = [
     ("gpt2", False, True, False, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),
     ("gpt2", False, False, False, "clone", {}, "interpolate", 4, None),
     ("qwen2", False, False, True, "aki", {"hidden_size": 64}, "identity", 2, None),
+    ("phi3", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 3, None),
     ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
     ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
@@ -92,3 +109,23 @@ def test_inexact_operators_report_a_bounded_deviation(tmp_path, case):
     for c in report.comparisons:
         assert 1e-4 < c.max_deviation < 50 and math.isfinite(c.max_deviation), report.table()
         assert c.mean_kl is None or 0 <= c.mean_kl < 5
+
+
+# (family, transformers config fields, width sizes, layers): forward-pass quirks that growth must keep
+QUIRKS = [
+    ("phi3", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}},
+     {"hidden_size": 64}, 4),
+]
+
+
+@pytest.mark.parametrize("case", QUIRKS, ids=lambda c: f"{c[0]}-{'-'.join(c[1])}" if isinstance(c, tuple) else None)
+def test_family_quirks_grow_exactly(tmp_path, case):
+    """Clone width + identity depth with default noise on a config that exercises the quirk."""
+    family, fields, sizes, layers = case
+    config = tiny_config(family, tied=False, gqa=FAMILIES[family].config.kv_heads is not None)
+    for key, value in fields.items():
+        setattr(config, key, value)
+    tiny_model(family, config=config).save_pretrained(tmp_path / "src")
+    report = grow_folder(tmp_path / "src", tmp_path / "out", num_layers=layers, seed=1, **sizes)
+    assert report.exact_claimed and {c.model for c in report.comparisons} == {"in-memory", "reloaded"}
+    assert report.max_deviation <= 1e-5, report.table()
