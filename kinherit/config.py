@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.arch` package registers them all)
+from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
 from kinherit.inherit.schedules import SCHEDULES  # a leaf module (imports only kinherit.registry)
 
@@ -112,6 +113,10 @@ class ModelConfig(StrictModel):
     """Dropout probability of attention and residual branches."""
     max_position_embeddings: int | None = Field(None, ge=1)
     """Positions the model can hold; default data.seq_len."""
+    num_experts: int | None = Field(None, ge=1)
+    """Experts per layer of a mixture-of-experts family (mixtral, qwen2_moe, qwen3_moe, olmoe); default 4."""
+    num_experts_per_tok: int | None = Field(None, ge=1)
+    """k, the experts each token is routed to (mixture-of-experts families); default 2."""
 
     @model_validator(mode="before")
     @classmethod
@@ -125,7 +130,13 @@ class ModelConfig(StrictModel):
         if self.family is not None and self.from_ is not None:
             raise ValueError("set either model.family or model.from, not both")
         if self.family is not None:
-            FAMILIES.lookup(self.family)  # UnknownName is a ValueError: reported against model.family
+            family = FAMILIES.lookup(self.family)  # UnknownName is a ValueError: reported against model.family
+            moe = (self.num_experts, self.num_experts_per_tok)
+            if family.config.experts is None and moe != (None, None):
+                raise ValueError(f"num_experts / num_experts_per_tok are for mixture-of-experts families; {self.family} is dense")
+            k, experts = self.num_experts_per_tok or DEFAULT_EXPERTS_PER_TOKEN, self.num_experts or DEFAULT_NUM_EXPERTS
+            if k > experts:
+                raise ValueError(f"num_experts_per_tok {k} exceeds num_experts {experts}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:

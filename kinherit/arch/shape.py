@@ -7,6 +7,7 @@ import copy
 from dataclasses import asdict, dataclass
 
 from kinherit.arch.spec import FamilySpec
+from kinherit.errors import KinheritError
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ class Shape:
 
 
 def read_shape(family: FamilySpec, config) -> Shape:
+    """The growable shape of `config`; KinheritError when it sets a `family.required_config` key otherwise."""
+    for key, value in family.required_config:
+        if getattr(config, key, value) != value:
+            raise KinheritError(
+                f"{family.name} with {key}={getattr(config, key)!r} is not supported (kinherit describes "
+                f"only models with {key}={value!r})"
+            )
     keys = family.config
     hidden = int(getattr(config, keys.hidden))
     heads = int(getattr(config, keys.heads))

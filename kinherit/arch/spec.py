@@ -13,6 +13,10 @@ axis is written as `"<kind>:<space>[+<space>...]"`:
 Spaces: `hidden` (residual stream, channels), `ffn` (MLP units), `q` (query heads x head_dim),
 `kv` (key/value heads x head_dim). `+` fuses segments along one axis (GPT-2's `c_attn` is
 `out:q+kv+kv`). Layer tensors use `{layer}` in their names; layers are the sixth space.
+
+Mixture-of-experts blocks store all experts in one 3-D tensor with a leading `fixed:experts` axis
+(Mixtral's `experts.gate_up_proj` is `("fixed:experts", "out:ffn+ffn", "in:hidden")`): every operator acts
+on each expert alike, so an expert's copies and divisions, and its noise, are those of a dense MLP.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False)
     return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out)
 
 
+DEFAULT_NUM_EXPERTS = 4
+DEFAULT_EXPERTS_PER_TOKEN = 2
+"""Mixture-of-experts sizes of a model built from `model:` sizes that leave them unset."""
+
+
 @dataclass(frozen=True)
 class ConfigKeys:
     """Names of the shape fields in the family's `config.json`."""
@@ -75,6 +84,8 @@ class ConfigKeys:
     kv_heads: str | None = None  # None: multi-head attention only (kv-heads == heads)
     head_dim: str | None = None  # None: head_dim = hidden / heads
     ffn_default_factor: int | None = None  # GPT-2: n_inner=None means 4 * n_embd
+    experts: str | None = None  # mixture of experts: the expert count (`num_local_experts`); None for dense MLPs
+    experts_per_token: str | None = None  # mixture of experts: k, the experts each token is routed to
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,9 @@ class FamilySpec:
     normalized_spaces: tuple[str, ...] = ("hidden",)
     """Spaces some norm takes its statistics over (OLMo 2's q/k norms cover the whole q and kv width):
     growing them is exact only when every unit is copied equally often."""
+    required_config: tuple[tuple[str, Any], ...] = ()
+    """(config key, value) pairs the tensor table assumes (e.g. qwen2_moe's `mlp_only_layers: []`: every layer
+    sparse); a config with another value is refused with a one-line error naming the key."""
 
     @property
     def lm_head(self) -> HeadSpec:

@@ -9,6 +9,13 @@ embedding, because the head is a real matmul while the embedding is a lookup). N
 the softmax are lower-order and left out. The attention term is QKᵀ and A·V (2·T·d_attn multiply-adds
 each per token and layer, d_attn = heads·head_dim), counted over the full T×T score matrix as dense
 kernels compute it. T is the training sequence length.
+
+Mixture of experts counts the *active* parameters, those one token actually multiplies: a router reads
+the token with all E of its rows (2-D weights of a router module, e.g. `MixtralTopKRouter`), and the token
+passes through k = `num_experts_per_tok` of the E experts, so a fused expert tensor (3-D, (E, out, in))
+counts k/E of its weights. Shared experts and their gates are ordinary Linears, counted in full:
+
+    N_matmul(MoE) = attention + Σ_layers (E·d router + k·3·d·ffn experts + shared expert) + V·d head
 """
 
 from __future__ import annotations
@@ -21,8 +28,21 @@ from transformers.pytorch_utils import Conv1D
 
 
 def matmul_params(model: nn.Module) -> int:
-    """Number of weights that take part in a matrix multiply (each shared tensor counted per use)."""
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
+    """Number of weights one token multiplies (each shared tensor counted per use): Linear / Conv1D weights,
+    router weights in full, and k/E of every fused expert tensor (see the module docstring)."""
+    k = getattr(model.config, "num_experts_per_tok", None)
+    total = 0
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, Conv1D)):
+            total += module.weight.numel()
+        elif not isinstance(module, nn.Embedding):
+            for p in module.parameters(recurse=False):
+                if p.dim() == 2:  # a router: (E, d)
+                    total += p.numel()
+                elif p.dim() == 3:  # fused experts: (E, out, in), k of the E active per token
+                    assert k is not None, f"{type(module).__name__} holds experts but the config has no num_experts_per_tok"
+                    total += p.numel() // p.shape[0] * k
+    return total
 
 
 def _attention_shape(config: PretrainedConfig) -> tuple[int, int]:

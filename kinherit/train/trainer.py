@@ -8,6 +8,9 @@ What it changes, and nothing else:
 - every loss term is accumulated unrounded and logged as its mean since the last log, all-reduced over
   processes; the logged `loss` is the optimizer step's mean whatever the accumulation; a non-finite loss
   stops the run with an actionable error;
+- a mixture-of-experts model's router auxiliary loss (`outputs.aux_loss`, already inside its training loss as
+  `router_aux_loss_coef`·aux_loss when `output_router_logits` is on) is logged as the term `aux_loss`; evaluation
+  asks the model for its LM loss alone (`output_router_logits=False`), so `val_loss` stays comparable to dense runs;
 - each training log carries `tokens` and `flops` (cumulative, from the step count, so resume-exact), plus
   the objective's extra FLOPs (`teacher_flops`);
 - with `sampler_seed`, the training sampler is `EpochShuffleSampler` (order is a function of seed and epoch);
@@ -18,6 +21,7 @@ What it changes, and nothing else:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -80,9 +84,14 @@ class KinheritTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         if not model.training:
             inputs = {k: v for k, v in inputs.items() if k not in self.objective.extra_columns}
+            if _adds_router_loss(model):
+                inputs["output_router_logits"] = False
             loss, outputs = self.model_loss(model, inputs, num_items_in_batch)
         else:
             loss, outputs, terms = self.objective.training_loss(self, model, inputs, num_items_in_batch)
+            aux = getattr(outputs, "aux_loss", None) if not isinstance(outputs, dict) else outputs.get("aux_loss")
+            if aux is not None:
+                terms = {**terms, "aux_loss": aux}
             # A loss normalised by the whole step's item count is a share of the step's mean: ×GA makes it a mean.
             scale = self.current_gradient_accumulation_steps if self._scaled_for_ga(num_items_in_batch) else 1
             self.record_terms(loss=loss * scale, **terms)
@@ -166,3 +175,11 @@ class KinheritTrainer(Trainer):
             rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
+
+
+def _adds_router_loss(model: torch.nn.Module) -> bool:
+    """Whether `model` (possibly wrapped) adds a router auxiliary loss to its loss: a mixture-of-experts
+    model whose config has `output_router_logits` on and whose forward takes it as an argument."""
+    inner = getattr(model, "module", model)
+    return bool(getattr(getattr(inner, "config", None), "output_router_logits", False)) and \
+        "output_router_logits" in inspect.signature(inner.forward).parameters

@@ -19,7 +19,9 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 
 from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
+from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.cli import main
+from kinherit.errors import KinheritError
 from kinherit.grow import grow_folder
 from kinherit.hf_folder import load_classifier
 from kinherit.metrics.flops import flops_per_token
@@ -35,6 +37,15 @@ def _llama_like(s: Shape, v: int) -> int:
     return s.layers * (s.hidden * (q + 2 * kv) + q * s.hidden + 3 * s.hidden * s.ffn) + v * s.hidden
 
 
+def _moe(s: Shape, v: int, shared: int = 0) -> int:
+    """Active weights: attention, the router (E·d), k of the E gated experts (3·d·ffn each), a shared gated expert
+    of width `shared` and its 1-unit gate, the head; E, k are the defaults a `model:` section without them builds."""
+    q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    experts = DEFAULT_NUM_EXPERTS * s.hidden + DEFAULT_EXPERTS_PER_TOKEN * 3 * s.hidden * s.ffn
+    shared_expert = 3 * s.hidden * shared + s.hidden if shared else 0
+    return s.layers * (s.hidden * (q + 2 * kv) + q * s.hidden + experts + shared_expert) + v * s.hidden
+
+
 def _encoder(s: Shape, v: int) -> int:  # + the MLM head's transform (d·d) and decoder (V·d)
     return s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + s.hidden * s.hidden + v * s.hidden
 
@@ -48,9 +59,11 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "phi3": _llama_like,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "bert": _encoder,
     "roberta": _encoder,
+    "mixtral": _moe,
 }
 """Weights of every matmul one token passes through, counted by hand from the shape: attention
-(q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied)."""
+(q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied); mixture of experts: the
+active weights only (`_moe`)."""
 
 
 def _randomized_lm(name: str, tied: bool = True, seed: int = 0):
@@ -118,8 +131,14 @@ def test_clone_and_identity_growth_is_exact_or_reported(tmp_path, tokenizer_dir,
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_classifier_head_maps_through_growth(tmp_path, tokenizer_dir, name):
-    """B = grow(A) (clone, width only): B + G(A_tuned − A) with the widened head reproduces A_tuned's logits."""
+    """B = grow(A) (clone, width only): B + G(A_tuned − A) with the widened head reproduces A_tuned's logits.
+    A family whose record has no classifier head (transformers has no *ForSequenceClassification) is refused
+    with a one-line error."""
     a = _save(_randomized_lm(name), tmp_path / "A", tokenizer_dir)
+    if not FAMILIES[name].classifier:
+        with pytest.raises(KinheritError, match="cannot load A as a classifier"):
+            load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)
+        return
     tuned, _ = load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():

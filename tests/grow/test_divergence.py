@@ -91,3 +91,16 @@ def test_divergence_command_reads_a_trained_folder(tmp_path, kinherit_main, caps
     assert code == 0 and "the added width is not in use" in out  # untrained: still exact copies
     code = kinherit_main(["divergence", str(trained)])
     assert code == 2 and "pass --growth" in capsys.readouterr().err
+
+
+def test_fused_expert_copies_start_identical_and_diverge_under_training():
+    """Mixtral's experts are 3-D (E, 2·ffn, d) / (E, d, ffn): the noise on them cancels (divergence 0 at growth)
+    and still steers every expert unit's copies apart once trained."""
+    growth = grow(tiny_model("mixtral", gqa=True), hidden_size=64, num_layers=4, noise_db=DEFAULT_NOISE_DB, verify=True)
+    model, plan, report = growth
+    assert report.passed and report.max_deviation <= 1e-5
+    assert copy_divergence(plan, model.state_dict()).all_identical
+    trained = copy_divergence(plan, _train(model))
+    assert {s.space for s in trained.spaces} == {"hidden", "ffn", "q", "kv"}
+    for space in trained.spaces:
+        assert space.identical == 0 and space.minimum > 1e-4, space

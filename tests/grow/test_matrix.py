@@ -56,6 +56,12 @@ EXACT = [
     ("llama", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
     ("gpt2", False, False, False, "net2net", {"hidden_size": 64, "intermediate_size": 200}, "identity", 3, 0.0),
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 2, 0.0),
+    # mixture of experts: every expert widened alike, the router reads the hidden space (routing unchanged)
+    ("mixtral", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("mixtral", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, None),
+    ("mixtral", False, True, False, "clone", {"hidden_size": 96}, "identity", 3, 0.0),
+    ("mixtral", False, False, True, "net2net", {"intermediate_size": 80}, "identity", 2, 0.0),
+    ("mixtral", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
     # depth only, and FFN + depth, with the default noise (new layers' zeroed projections get cancelling noise)
     ("llama", False, True, True, "clone", {}, "identity", 4, 0.0),
     ("gpt2", False, True, False, "clone", {"intermediate_size": 256}, "identity", 4, 0.0),
@@ -71,6 +77,7 @@ INEXACT = [
     ("bert", False, True, False, "clone", {"hidden_size": 64}, "identity", 3, None),
     ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
     ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
+    ("mixtral", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, 0.0),
 ]
 
 

@@ -9,6 +9,7 @@ from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
+from kinherit.train.trainer import _adds_router_loss
 from tests.conftest import CrashAt
 
 
@@ -148,3 +149,33 @@ def test_fresh_start_replaces_the_metrics_of_a_run_that_died_before_any_checkpoi
     pretrain(validate_config(tiny_run(out, max_steps=4, save_steps=2)))
     assert max(e["step"] for e in read_metrics(out / "metrics.jsonl")) == 4
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+
+
+def test_mixture_of_experts_logs_its_router_loss_and_evaluates_the_lm_loss_alone(tmp_path, tiny_run):
+    """A mixtral run trains on LM + coef·aux (the model's own loss) and logs aux_loss; val_loss is the LM loss."""
+    config = tiny_run(tmp_path / "moe", family="mixtral", max_steps=3, eval_steps=3, save_steps=3)
+    config["model"].update(num_experts=4, num_experts_per_tok=2)
+    pretrain(validate_config(config))
+    events = read_metrics(tmp_path / "moe" / "metrics.jsonl")
+    aux = [e["aux_loss"] for e in events if "loss" in e]
+    # load balancing E·Σ_e f_e·P_e is k = 2 for a uniform router; a fresh router is close to uniform
+    assert len(aux) == 3 and all(1.9 < a < 2.5 for a in aux), aux
+
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "moe" / "model")).eval()
+    assert model.config.output_router_logits and model.config.num_local_experts == 4
+    ids = torch.randint(0, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model(input_ids=ids, labels=ids)
+        lm_only = model(input_ids=ids, labels=ids, output_router_logits=False)
+    assert lm_only.aux_loss is None
+    torch.testing.assert_close(full.loss, lm_only.loss + model.config.router_aux_loss_coef * full.aux_loss)
+    assert _adds_router_loss(model)
+    model.config.output_router_logits = False
+    assert not _adds_router_loss(model)
+
+
+def test_dense_family_refuses_expert_sizes(tiny_run, tmp_path):
+    config = tiny_run(tmp_path / "x")
+    config["model"]["num_experts"] = 4
+    with pytest.raises(KinheritError, match="mixture-of-experts families; llama is dense"):
+        validate_config(config)
