@@ -1,7 +1,7 @@
 """Dense → mixture of experts: does an upcycled MoE beat one trained from scratch, and the dense model trained on?
 
-    python bench/upcycle.py [--spec configs/upcycle-proxy.yaml] [--out /work/runs/upcycle]
-        [--lr-grid 1e-3 2e-3 4e-3] [--tune-seeds 100] [--seeds 0 1 2] [--router-seeds 0 1]
+    OMP_NUM_THREADS=1 python bench/upcycle.py [--spec SPEC.yaml] [--out /work/runs/upcycle]
+        [--lr-grid 1e-3 2e-3 4e-3 --tune-seeds 100] [--seeds 0 1 2] [--router-seeds 0 1]
 
 Protocol (README, "Dense → mixture of experts"):
 1. A dense llama teacher is pre-trained once (`teacher_train`); its FLOPs are the sunk cost, stated.
@@ -58,7 +58,7 @@ class UpcycleSpec(StrictModel):
     teacher_train: dict[str, Any] = Field(default_factory=lambda: {
         "max_steps": 400, "learning_rate": 3e-3, "eval_steps": 50, "per_device_train_batch_size": 16})
     student_train: dict[str, Any] = Field(default_factory=lambda: {
-        "max_steps": 200, "learning_rate": 2e-3, "eval_steps": 25, "per_device_train_batch_size": 16})
+        "max_steps": 200, "learning_rate": 2e-3, "eval_steps": 50, "per_device_train_batch_size": 16})
     upcycle: dict[str, Any] = Field(default_factory=lambda: {"num_experts": 4, "experts_per_token": 2})
     """`kinherit grow` upcycling options (the router init defaults to the library's)."""
 
@@ -130,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", help="YAML UpcycleSpec")
     parser.add_argument("--out", default="/work/runs/upcycle")
-    parser.add_argument("--lr-grid", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3])
+    parser.add_argument("--lr-grid", type=float, nargs="+",
+                        help="tune each run's peak LR over this grid on --tune-seeds (default: student_train's LR for all)")
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--router-seeds", type=int, nargs="+", default=[0, 1])
@@ -163,14 +164,18 @@ def main() -> None:
 
     # tuning
     tuning: dict[str, dict[str, float]] = {name: {} for name in RUNS}
-    for lr in args.lr_grid:
+    for lr in args.lr_grid or []:
         for name in RUNS:
             losses = []
             for seed in args.tune_seeds:
                 losses.append(final_loss(run(name, seed, lr, out / f"tune/seed{seed}/lr{lr:g}/{name}", starts(seed)[name])))
             tuning[name][f"{lr:g}"] = statistics.mean(losses)
-    best = {name: float(min(table, key=table.get)) for name, table in tuning.items()}
-    interior = {name: best[name] not in (min(args.lr_grid), max(args.lr_grid)) for name in RUNS}
+    if args.lr_grid:
+        best = {name: float(min(table, key=table.get)) for name, table in tuning.items()}
+        interior = {name: best[name] not in (min(args.lr_grid), max(args.lr_grid)) for name in RUNS}
+    else:
+        best = {name: float(spec.student_train["learning_rate"]) for name in RUNS}
+        interior = {name: False for name in RUNS}
     print(f"tuned LRs {best} (interior {interior})", flush=True)
 
     # reporting
@@ -188,7 +193,21 @@ def main() -> None:
             per_seed[name]["sunk"].append(sunk_flops(r))
             curves[name].append(r.curve("flops"))
 
-    # router init ablation (upcycled, tuned upcycled LR)
+    def write(routers: dict[str, Any]) -> str:
+        summary = {name: {key: mean_std(vals) for key, vals in values.items()} for name, values in per_seed.items()}
+        result = {"spec": spec.model_dump(), "teacher_flops": teacher_flops, "tune_seeds": args.tune_seeds,
+                  "seeds": args.seeds, "lr_grid": args.lr_grid, "tuning": tuning, "best_lr": best, "interior": interior,
+                  "dense_steps": steps_of["dense"], "summary": summary, "routers": routers,
+                  "router_seeds": args.router_seeds}
+        write_json(out / "upcycle.json", result)
+        plot(curves, out / "curves.png")
+        text = markdown(result)
+        with atomic_file(out / "upcycle.md") as handle:
+            handle.write(text + "\n![validation loss against training FLOPs](curves.png)\n")
+        return text
+
+    write({})
+    # router init ablation (upcycled, the upcycled run's LR)
     routers: dict[str, dict[str, Any]] = {}
     for router in ROUTER_INITS:
         losses = []
@@ -199,16 +218,7 @@ def main() -> None:
             start = starts(seed, router)["upcycled"]
             losses.append(final_loss(train_from(spec, start, out / f"seed{seed}" / f"router-{router}", seed, best["upcycled"], budget)))
         routers[router] = mean_std(losses)
-
-    summary = {name: {key: mean_std(vals) for key, vals in values.items()} for name, values in per_seed.items()}
-    result = {"spec": spec.model_dump(), "teacher_flops": teacher_flops, "tune_seeds": args.tune_seeds, "seeds": args.seeds,
-              "lr_grid": args.lr_grid, "tuning": tuning, "best_lr": best, "interior": interior,
-              "dense_steps": steps_of["dense"], "summary": summary, "routers": routers, "router_seeds": args.router_seeds}
-    write_json(out / "upcycle.json", result)
-    plot(curves, out / "curves.png")
-    text = markdown(result)
-    with atomic_file(out / "upcycle.md") as handle:
-        handle.write(text + "\n![validation loss against training FLOPs](curves.png)\n")
+    text = write(routers)
     print("\n" + text)
     print(f"written {out / 'upcycle.json'}, {out / 'upcycle.md'}, {out / 'curves.png'}")
 
@@ -244,16 +254,18 @@ def markdown(r: dict[str, Any]) -> str:
         f"dense teacher {r['spec']['teacher_model']} pre-trained {r['spec']['teacher_train']['max_steps']} steps "
         f"({r['teacher_flops']:.3g} FLOPs, sunk); MoE: {up}; budget {r['spec']['student_train']['max_steps']} MoE steps "
         f"(dense trained on: {r['dense_steps']} steps, the same FLOPs)",
-        f"LR tuned on seeds {r['tune_seeds']} over {r['lr_grid']}: " + ", ".join(
-            f"{n} {lr:g}" + ("" if r["interior"][n] else " (edge)") for n, lr in r["best_lr"].items()),
+        (f"LR tuned on seeds {r['tune_seeds']} over {r['lr_grid']}: " + ", ".join(
+            f"{n} {lr:g}" + ("" if r["interior"][n] else " (edge)") for n, lr in r["best_lr"].items()))
+        if r["lr_grid"] else f"peak LR {r['best_lr']['upcycled']:g} for every run (not tuned)",
         f"reported seeds {r['seeds']}, mean ± std", "",
         "| run | FLOPs saved to scratch-MoE's best loss | val loss at scratch's final FLOPs | final val loss |",
         "|---|---|---|---|",
     ]
     for name, s in r["summary"].items():
         lines.append(f"| {name} | {fmt(s['saving'], True)} | {fmt(s['at_scratch_flops'])} | {fmt(s['final'])} |")
-    lines += ["", f"router init (upcycled, seeds {r['router_seeds']}): final val loss " + ", ".join(
-        f"{name} {fmt(s)}" for name, s in r["routers"].items())]
+    if r["routers"]:
+        lines += ["", f"router init (upcycled, seeds {r['router_seeds']}): final val loss " + ", ".join(
+            f"{name} {fmt(s)}" for name, s in r["routers"].items())]
     return "\n".join(lines) + "\n"
 
 
