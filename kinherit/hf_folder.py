@@ -98,6 +98,15 @@ def read_state_dict(folder: str | Path, role: str = "") -> dict[str, torch.Tenso
     raise KinheritError(f"{_named(folder, role)} has no safetensors weights ({' or '.join(WEIGHT_FILES[:2])})")
 
 
+def read_model_state(folder: str | Path, role: str = "") -> dict[str, torch.Tensor]:
+    """The weights as the model holds them: `read_state_dict`, except for mixture-of-experts models, whose
+    fused 3-D expert tensors transformers writes to disk as per-expert matrices (e.g. Mixtral's
+    `block_sparse_moe.experts.{e}.w1`); those are loaded through `from_pretrained`, which converts them back."""
+    if not (Path(folder) / "config.json").is_file() or getattr(read_config(folder, role), "num_experts_per_tok", None) is None:
+        return read_state_dict(folder, role)
+    return load_lm(folder, role).state_dict()
+
+
 def task_of(config: PretrainedConfig) -> Task:
     """Masked LM for encoder model types, causal LM for everything else."""
     return "masked" if config.model_type in MASKED_MODEL_TYPES else "causal"

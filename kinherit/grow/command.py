@@ -106,13 +106,13 @@ def _upcycle_options(args: argparse.Namespace) -> dict:
 
 def run_divergence(args: argparse.Namespace) -> int:
     from kinherit.grow.divergence import copy_divergence, find_growth
-    from kinherit.hf_folder import read_state_dict
+    from kinherit.hf_folder import read_model_state
 
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise KinheritError(f"MODEL_DIR {model_dir} not found")
     growth = Path(args.growth) if args.growth else find_growth(model_dir)
-    report = copy_divergence(growth, read_state_dict(model_dir, "MODEL_DIR"))
+    report = copy_divergence(growth, read_model_state(model_dir, "MODEL_DIR"))
     print(f"copies of duplicated units in {model_dir} (growth: {growth})")
     print(report.table())
     return 0

@@ -183,29 +183,9 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
     return DivergenceReport(tuple(spaces), experts)
 
 
-def fuse_experts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`state` with per-expert MLPs (`mlp.experts.{e}.gate_proj.weight`, ..., the layout transformers writes
-    to disk) stacked into the fused tensors the models hold (`experts.gate_up_proj` (E, 2F, H) = [gate; up],
-    `experts.down_proj` (E, H, F))."""
-    parts: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
-    rest = {}
-    for key, value in state.items():
-        head, sep, tail = key.rpartition(".experts.")
-        pieces = tail.split(".")
-        if sep and len(pieces) == 3 and pieces[0].isdigit() and pieces[2] == "weight":
-            parts.setdefault(head + sep, {}).setdefault(int(pieces[0]), {})[pieces[1]] = value
-        else:
-            rest[key] = value
-    for prefix, experts in parts.items():
-        order = [experts[e] for e in sorted(experts)]
-        rest[prefix + "gate_up_proj"] = torch.stack([torch.cat([x["gate_proj"], x["up_proj"]], 0) for x in order])
-        rest[prefix + "down_proj"] = torch.stack([x["down_proj"] for x in order])
-    return rest
-
-
 def expert_divergence(state: dict[str, torch.Tensor]) -> tuple[ExpertDivergence, ...]:
-    """`d(i, j)` (module docstring) over the expert pairs of every layer (fused or per-expert tensors)."""
-    state = fuse_experts(state)
+    """`d(i, j)` (module docstring) over the expert pairs of every layer with fused expert tensors (the layout
+    the models hold; read a saved folder through `from_pretrained`, see `hf_folder.read_model_state`)."""
     layers = []
     for key in sorted(k for k in state if k.endswith(".experts.gate_up_proj")):
         prefix = key.removesuffix("experts.gate_up_proj")

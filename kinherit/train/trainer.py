@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer
+from safetensors import safe_open
+from transformers import PreTrainedModel, Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from kinherit.data.dataset import EpochShuffleSampler
 from kinherit.errors import KinheritError
@@ -175,6 +177,24 @@ class KinheritTrainer(Trainer):
             rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
+        """Trainer reads a checkpoint's `model.safetensors` as raw keys, but `save_pretrained` writes some models in
+        transformers' on-disk layout (mixture-of-experts blocks as per-expert `block_sparse_moe.experts.{e}.w1`
+        matrices, not the fused 3-D tensors the model holds), which only `from_pretrained` converts back. Such a
+        checkpoint is loaded through `from_pretrained`, so resume restores every weight (otherwise the experts would
+        silently restart from the initial weights)."""
+        inner = getattr(model if model is not None else self.model, "module", model if model is not None else self.model)
+        weights = os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)
+        if not self.is_fsdp_enabled and isinstance(inner, PreTrainedModel) and os.path.isfile(weights):
+            with safe_open(weights, "pt") as handle:
+                stored = set(handle.keys())
+            if not stored <= set(inner.state_dict()):
+                dtype = next(inner.parameters()).dtype
+                loaded = type(inner).from_pretrained(resume_from_checkpoint, dtype=dtype)
+                inner.load_state_dict(loaded.state_dict(), strict=True)
+                return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
 
 
 def _adds_router_loss(model: torch.nn.Module) -> bool:
