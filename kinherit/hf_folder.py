@@ -26,6 +26,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 from kinherit.errors import KinheritError
 
@@ -198,6 +199,9 @@ def load_classifier(
     the head keys that were freshly initialised. `labels` names the task's classes: a base gets a
     fresh head of that size, a classifier must agree (`check_labels`) and is renamed to them."""
     config = read_config(folder, role)
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        raise KinheritError(f"{_named(folder, role)} is a {config.model_type} model, for which transformers has no "
+                            "sequence classifier: it cannot be fine-tuned or recycled as one")
     names = labels
     if is_classifier(config):
         existing = labels_of(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import transformers
@@ -46,3 +48,14 @@ def test_unknown_family_lists_supported():
         detect(transformers.T5Config())
     assert set(FAMILIES) >= {"gpt2", "llama", "mistral", "qwen2", "bert", "roberta"}
     assert "BertModel" in supported()
+
+
+@pytest.mark.parametrize("key, value", [("mlp_only_layers", [1]), ("decoder_sparse_step", 2)])
+def test_qwen_moe_with_dense_layers_is_refused_naming_the_key(key, value):
+    """Dense MLP layers mixed into a Qwen MoE stack are not in the tensor table: a one-line error names the key."""
+    from kinherit.grow import make_plan
+
+    config = tiny_model("qwen2_moe").config
+    setattr(config, key, value)
+    with pytest.raises(KinheritError, match=re.escape(f"qwen2_moe with {key}={value!r} is not supported")):
+        make_plan(config, hidden_size=64)

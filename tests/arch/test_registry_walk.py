@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 from kinherit.arch import FAMILIES, read_shape
 from kinherit.arch.shape import Shape
@@ -60,6 +61,9 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "bert": _encoder,
     "roberta": _encoder,
     "mixtral": _moe,
+    "qwen3_moe": _moe,
+    "olmoe": _moe,
+    "qwen2_moe": lambda s, v: _moe(s, v, shared=s.ffn),  # the builder makes the shared expert as wide as one expert
 }
 """Weights of every matmul one token passes through, counted by hand from the shape: attention
 (q, k, v, out), MLP (gated: 3 matrices), the LM head (V·d, counted even when tied); mixture of experts: the
@@ -135,8 +139,10 @@ def test_classifier_head_maps_through_growth(tmp_path, tokenizer_dir, name):
     A family whose record has no classifier head (transformers has no *ForSequenceClassification) is refused
     with a one-line error."""
     a = _save(_randomized_lm(name), tmp_path / "A", tokenizer_dir)
+    model_type = FAMILIES[name].model_types[0]
+    assert bool(FAMILIES[name].classifier) == (model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
     if not FAMILIES[name].classifier:
-        with pytest.raises(KinheritError, match="cannot load A as a classifier"):
+        with pytest.raises(KinheritError, match="olmoe model, for which transformers has no sequence classifier"):
             load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)
         return
     tuned, _ = load_classifier(a, "A", ["x", "y", "z"], AutoTokenizer.from_pretrained(str(a)).pad_token_id)

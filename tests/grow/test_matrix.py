@@ -62,6 +62,15 @@ EXACT = [
     ("mixtral", False, True, False, "clone", {"hidden_size": 96}, "identity", 3, 0.0),
     ("mixtral", False, False, True, "net2net", {"intermediate_size": 80}, "identity", 2, 0.0),
     ("mixtral", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
+    ("qwen3_moe", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),  # per-head q/k norms
+    ("qwen3_moe", False, True, False, "clone", {"hidden_size": 96}, "identity", 3, None),
+    ("qwen3_moe", False, True, True, "net2net", {"intermediate_size": 72}, "identity", 4, 0.0),
+    ("qwen2_moe", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),  # shared expert + gate
+    ("qwen2_moe", False, True, False, "clone", {"hidden_size": 96}, "identity", 2, None),
+    ("qwen2_moe", True, False, True, "zero", {"intermediate_size": 80}, "identity", 3, 0.0),
+    ("olmoe", False, False, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),  # whole-width q/k norms
+    ("olmoe", False, True, False, "clone", {"hidden_size": 96}, "identity", 3, None),
+    ("olmoe", False, True, True, "net2net", {"intermediate_size": 80}, "identity", 2, 0.0),
     # depth only, and FFN + depth, with the default noise (new layers' zeroed projections get cancelling noise)
     ("llama", False, True, True, "clone", {}, "identity", 4, 0.0),
     ("gpt2", False, True, False, "clone", {"intermediate_size": 256}, "identity", 4, 0.0),
@@ -78,6 +87,10 @@ INEXACT = [
     ("bert", True, True, False, "zero", {"hidden_size": 48}, "identity", 2, None),
     ("roberta", False, True, False, "aki", {"hidden_size": 64}, "stack", 4, None),
     ("mixtral", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, 0.0),
+    # OLMoE's q/k norms span the whole width: 4 -> 6 heads copies some heads twice, which changes their RMS
+    ("olmoe", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
+    ("qwen2_moe", False, False, True, "clone", {}, "stack", 4, None),
+    ("mixtral", False, True, True, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),  # AKI's donor rows on 3-D experts
 ]
 
 

@@ -65,3 +65,24 @@ def test_masked_lm_ki_distils_on_masked_positions(tmp_path, cache_dir):
     assert [e["alpha"] for e in events] == [1.0, 1.0, 0.0]
     assert all(torch.isfinite(torch.tensor(e["kd_loss"])) for e in events[:2]) and "kd_loss" not in events[2]
     assert events[0]["loss"] == pytest.approx(events[0]["kd_loss"])  # heaviside: pure KD until T
+
+
+def test_mixture_of_experts_student_and_teacher(tmp_path, cache_dir, teacher_dir):
+    """A mixtral student inherits from the dense teacher (its router loss logged alongside); then it teaches a dense
+    student, whose teacher FLOPs count the MoE teacher's active weights (router + k of E experts), not all experts."""
+    moe = pretrain(validate_config(student_run(tmp_path / "moe", cache_dir, {"path": str(teacher_dir), "steps": 2},
+                                               family="mixtral", max_steps=3, eval_steps=3, save_steps=3)))
+    events = _train_events(tmp_path / "moe")
+    assert [e["step"] for e in events if "kd_loss" in e] == [1, 2] and all("aux_loss" in e for e in events)
+    for event in events[:2]:
+        assert event["loss"] == pytest.approx((1 - event["alpha"]) * event["lm_loss"] + event["alpha"] * event["kd_loss"], rel=1e-5)
+
+    pretrain(validate_config(student_run(tmp_path / "dense", cache_dir, {"path": str(moe.model_dir), "steps": 2},
+                                         max_steps=2, eval_steps=2, save_steps=2)))
+    teacher = load_lm(moe.model_dir)
+    active = flops_per_token(teacher, 32)
+    every_expert = sum(p.numel() for n, p in teacher.named_parameters() if "experts" in n)
+    matrices = sum(p.numel() for n, p in teacher.named_parameters() if p.dim() > 1 and "embed" not in n)
+    head = teacher.config.vocab_size * teacher.config.hidden_size  # tied: a matmul all the same
+    assert active.matmul_params == matrices + head - every_expert // 2  # k = 2 of E = 4 experts run per token
+    assert _train_events(tmp_path / "dense")[-1]["teacher_flops"] == 2 * TOKENS_PER_STEP * active.forward
