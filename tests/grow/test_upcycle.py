@@ -187,3 +187,11 @@ def test_divergence_command_reports_experts(save_tiny, tmp_path, kinherit_main, 
     code = kinherit_main(["divergence", str(tmp_path / "moe")])
     out = capsys.readouterr().out
     assert code == 0 and "model.layers.1.mlp." in out and "every expert is still an identical copy" in out
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
+def test_an_upcycled_folder_is_an_ordinary_moe_family_member_and_grows_on_exactly(save_tiny, tmp_path, family):
+    grow_folder(save_tiny(family, gqa=True), tmp_path / "moe", num_experts=4, experts_per_token=2)
+    report = grow_folder(tmp_path / "moe", tmp_path / "wider", hidden_size=64, num_layers=4)
+    assert report.family == {"llama": "mixtral", "qwen2": "qwen2_moe", "qwen3": "qwen3_moe"}[family]
+    assert report.exact_claimed and report.max_deviation <= 1e-5
