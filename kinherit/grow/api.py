@@ -83,13 +83,14 @@ def grow(
     router: str = DEFAULT_ROUTER,
     router_std: float | None = None,
     expert_noise_db: float | None = None,
+    drop_upcycling: float = 0.0,
     tokenizer=None,
     verify: bool = True,
 ) -> Growth:
     """Grow `model` (width first, then depth) and, with `verify`, compare it with the source.
 
     `noise_db` is the SNR of the symmetry-breaking noise (None: off, and duplicated units never
-    diverge). `num_experts` (with `experts_per_token`, the `router` init and optional `expert_noise_db`)
+    diverge). `num_experts` (with `experts_per_token`, the `router` init, optional `expert_noise_db` / `drop_upcycling`)
     then upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`). Returns `Growth(model, plan, report)`; it does not raise on a failed verification
     (`report.passed` says), `grow_folder` does.
     """
@@ -98,6 +99,7 @@ def grow(
         hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
         num_kv_heads=num_kv_heads, num_layers=num_layers, num_experts=num_experts,
         experts_per_token=experts_per_token, router=router, router_std=router_std, expert_noise_db=expert_noise_db,
+        drop_upcycling=drop_upcycling,
     )
     state = model.state_dict()
     plan = resolve_noise(plan, state)

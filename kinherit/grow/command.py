@@ -59,6 +59,9 @@ def add_parser(subparsers) -> None:
     moe.add_argument("--expert-noise-db", type=noise_db, default=None, metavar="SNR|off",
                      help="independent noise on every expert copy at this SNR in dB (default off); NOT exact: no "
                      "noise on the copies cancels for every top-k subset, the deviation is reported")
+    moe.add_argument("--drop-upcycling", type=float, default=0.0, metavar="R",
+                     help="Drop-Upcycling (Nakamura et al. 2025, https://arxiv.org/abs/2502.19261): re-initialise a "
+                     "random share R of every expert's FFN units with the dense weights' mean/std (default 0); NOT exact")
     parser.set_defaults(func=run)
 
     check = subparsers.add_parser(
@@ -98,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
 def _upcycle_options(args: argparse.Namespace) -> dict:
     """The upcycling keyword arguments of `grow_folder`, only when asked for (growth.json records the options)."""
     if (args.num_experts is None and args.experts_per_token is None and args.expert_noise_db is None
-            and args.router == DEFAULT_ROUTER and args.router_std is None):
+            and args.router == DEFAULT_ROUTER and args.router_std is None and not args.drop_upcycling):
         return {}
     return {"num_experts": args.num_experts, "experts_per_token": args.experts_per_token, "router": args.router,
-            "router_std": args.router_std, "expert_noise_db": args.expert_noise_db}
+            "router_std": args.router_std, "expert_noise_db": args.expert_noise_db, "drop_upcycling": args.drop_upcycling}
 
 
 def run_divergence(args: argparse.Namespace) -> int:

@@ -200,15 +200,16 @@ def make_plan(
     router: str = DEFAULT_ROUTER,
     router_std: float | None = None,
     expert_noise_db: float | None = None,
+    drop_upcycling: float = 0.0,
     **sizes: int | None,
 ) -> GrowthPlan:
     """Plan the growth of a model with `config` (and class name `architecture`, default the
     config's) to the sizes in `sizes` (see `target_shape`). `noise_db=None` turns the
     symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge).
     `num_experts` upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`)."""
-    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None
+    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None or drop_upcycling
                                 or router != DEFAULT_ROUTER or router_std is not None):
-        raise KinheritError("--experts-per-token, --router, --router-std and --expert-noise-db need --num-experts "
+        raise KinheritError("--experts-per-token, --router, --router-std, --expert-noise-db and --drop-upcycling need --num-experts "
                             "(they set up the upcycling into experts)")
     family, head = detect(config, architecture)
     src = read_shape(family, config)
@@ -235,7 +236,7 @@ def make_plan(
         upcycle = plan_upcycle(
             family.name, head.architecture, target_config, num_experts=num_experts,
             experts_per_token=experts_per_token if experts_per_token is not None else min(2, num_experts),
-            router=router, router_std=router_std, expert_noise_db=expert_noise_db, seed=seed,
+            router=router, router_std=router_std, expert_noise_db=expert_noise_db, drop_ratio=drop_upcycling, seed=seed,
         )
         exact = exact and upcycle.exact
     plan = GrowthPlan(

@@ -19,7 +19,7 @@ from kinherit.errors import KinheritError
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import consumer_axis, noise_std, noise_term
 from kinherit.grow.plan import GrowthPlan
-from kinherit.grow.upcycle import resolve_expert_noise, upcycle_tensors
+from kinherit.grow.upcycle import needs_resolving, resolve_expert_noise, upcycle_tensors
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -98,7 +98,7 @@ def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> Growth
     measured on the grown tensor of `state` (the source weights) before noise and before zeroing. The
     zeroed residual outputs of new identity layers get noise too: it sums to zero over the copies of each
     input unit, so their output stays exactly 0 while the copies feeding them get different gradients."""
-    if plan.upcycle is not None and plan.upcycle.expert_noise_db is not None and plan.upcycle.expert_noise_std is None:
+    if plan.upcycle is not None and needs_resolving(plan.upcycle):
         dense = ((key, x) for key, _, x in _grown_tensors(plan, state, strict=True) if x is not None)
         plan = dataclasses.replace(plan, upcycle=resolve_expert_noise(plan.upcycle, dense))
     if plan.noise_db is None or plan.noise_std is not None:

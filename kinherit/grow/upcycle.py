@@ -102,22 +102,26 @@ class UpcyclePlan:
     shared_expert: bool
     expert_noise_db: float | None = None
     expert_noise_std: dict[str, float] | None = None  # per dense MLP tensor; None until resolved
+    drop_ratio: float = 0.0  # Drop-Upcycling: share of each expert's FFN units re-initialised
+    drop_stats: dict[str, tuple[float, float]] | None = None  # (mean, std) per dense MLP tensor; None until resolved
 
     @property
     def exact(self) -> bool:
-        return self.expert_noise_db is None
+        return self.expert_noise_db is None and self.drop_ratio == 0.0
 
     def describe(self) -> str:
         noise = "off" if self.expert_noise_db is None else f"{self.expert_noise_db:g} dB"
         return (f"{self.architecture}: {self.num_experts} experts, top-{self.experts_per_token}, router={self.router}, "
-                f"expert noise={noise}" + (", shared expert" if self.shared_expert else ""))
+                f"expert noise={noise}" + (f", drop-upcycling {self.drop_ratio:g}" if self.drop_ratio else "")
+                + (", shared expert" if self.shared_expert else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UpcyclePlan:
-        return cls(**data)
+        stats = data.get("drop_stats")
+        return cls(**{**data, "drop_stats": {k: tuple(v) for k, v in stats.items()} if stats else None})
 
 
 def plan_upcycle(
@@ -130,6 +134,7 @@ def plan_upcycle(
     router: str = DEFAULT_ROUTER,
     router_std: float | None = None,
     expert_noise_db: float | None = None,
+    drop_ratio: float = 0.0,
     seed: int = 0,
 ) -> UpcyclePlan:
     """Validate the options and build the target config from the (grown) dense config `dense`."""
@@ -140,6 +145,8 @@ def plan_upcycle(
         raise KinheritError(f"--experts-per-token must be between 1 and --num-experts {num_experts}, got {experts_per_token}")
     if router not in ROUTER_INITS:
         raise KinheritError(f"unknown router init {router!r}; choose one of {', '.join(ROUTER_INITS)}")
+    if not 0.0 <= drop_ratio < 1.0:
+        raise KinheritError(f"--drop-upcycling must be in [0, 1), got {drop_ratio}")
     if expert_noise_db is not None and not math.isfinite(expert_noise_db):
         raise KinheritError(f"--expert-noise-db must be a number, got {expert_noise_db!r}")
     std = float(router_std if router_std is not None else getattr(dense, "initializer_range", 0.02))
@@ -150,6 +157,7 @@ def plan_upcycle(
         num_experts=num_experts, experts_per_token=experts_per_token, router=router, router_std=std, seed=seed,
         architecture=arch, config=moe_config(target, dense, arch, num_experts, experts_per_token).to_dict(),
         down_scale=target.down_scale, shared_expert=target.shared_expert, expert_noise_db=expert_noise_db,
+        drop_ratio=float(drop_ratio),
     )
 
 
@@ -209,13 +217,44 @@ def expert_noise(plan: UpcyclePlan, key: str, dense_key: str, shape: tuple[int, 
     return torch.randn(shape, generator=_generator(plan.seed, key)) * plan.expert_noise_std[dense_key]
 
 
+def needs_resolving(plan: UpcyclePlan) -> bool:
+    return (plan.expert_noise_db is not None and plan.expert_noise_std is None) or (plan.drop_ratio > 0 and plan.drop_stats is None)
+
+
 def resolve_expert_noise(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]]) -> UpcyclePlan:
-    """A copy of `plan` with the noise std of every dense MLP tensor (from the grown dense weights)."""
-    if plan.expert_noise_db is None or plan.expert_noise_std is not None:
+    """A copy of `plan` with the weight-dependent scales of its additive terms, measured once on the grown dense
+    MLP tensors: the expert noise std, and the (mean, std) that drop-upcycling re-initialises with."""
+    if not needs_resolving(plan):
         return plan
-    factor = 10.0 ** (-plan.expert_noise_db / 20.0)
-    stds = {key: float(x.float().std()) * factor for key, x in dense if _mlp_key(key) is not None}
-    return replace(plan, expert_noise_std=stds)
+    mlp = {key: x.float() for key, x in dense if _mlp_key(key) is not None}
+    if plan.expert_noise_db is not None and plan.expert_noise_std is None:
+        factor = 10.0 ** (-plan.expert_noise_db / 20.0)
+        plan = replace(plan, expert_noise_std={key: float(x.std()) * factor for key, x in mlp.items()})
+    if plan.drop_ratio > 0 and plan.drop_stats is None:
+        plan = replace(plan, drop_stats={key: (float(x.mean()), float(x.std())) for key, x in mlp.items()})
+    return plan
+
+
+def dropped_units(plan: UpcyclePlan, prefix: str, ffn: int) -> list[torch.Tensor]:
+    """Drop-Upcycling (Nakamura et al. 2025): per expert, the round(r·F) FFN units it re-initialises (seeded)."""
+    count = round(plan.drop_ratio * ffn)
+    return [torch.randperm(ffn, generator=_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
+            for e in range(plan.num_experts)]
+
+
+def _drop(plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Tensor, keys: tuple[str, str, str] | None) -> None:
+    """In place: every expert's dropped units, rows of gate/up and columns of down, become zero (`keys` None: the
+    linear part M⊙W) or fresh N(mean, std²) draws with the dense tensor's statistics (the additive part)."""
+    ffn = gate_up.shape[1] // 2
+    for e, idx in enumerate(dropped_units(plan, prefix, ffn)):
+        for rows, sl, key in ((idx, gate_up[e], keys and keys[0]), (idx + ffn, gate_up[e], keys and keys[1])):
+            sl[rows] = 0.0 if key is None else _fresh(plan, key, prefix, e, (len(rows), sl.shape[1]))
+        down[e][:, idx] = 0.0 if keys is None else _fresh(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
+
+
+def _fresh(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
+    mean, std = plan.drop_stats[key]
+    return mean + std * torch.randn(shape, generator=_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
 
 
 def upcycle_tensors(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]], *, noise: bool = True,
@@ -245,6 +284,8 @@ def _layer(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Ten
     E = plan.num_experts
     gate_up = torch.cat([gate, up], 0).unsqueeze(0).repeat(E, 1, 1)  # (E, 2F, H)
     experts_down = (down * plan.down_scale).unsqueeze(0).repeat(E, 1, 1)  # (E, H, F)
+    if plan.drop_ratio > 0:
+        _drop(plan, prefix, gate_up, experts_down, (gate_key, up_key, down_key) if noise else None)
     if noise and plan.expert_noise_db is not None:
         F = gate.shape[0]
         gate_up[:, :F] += expert_noise(plan, prefix + "experts.gate", gate_key, (E, *gate.shape))
@@ -263,15 +304,23 @@ def _layer(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Ten
 
 def _partial(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
     """The linear map of an incomplete MLP (a delta touching some of gate/up/down): the fused gate/up
-    tensor needs both halves, so a missing half is a zero delta."""
+    tensor needs both halves, so a missing half is a zero delta; drop-upcycled units get none."""
     E = plan.num_experts
-    if "gate_proj" in parts or "up_proj" in parts:
-        ref = (parts.get("gate_proj") or parts.get("up_proj"))[1]
-        gate = parts["gate_proj"][1] if "gate_proj" in parts else torch.zeros_like(ref)
-        up = parts["up_proj"][1] if "up_proj" in parts else torch.zeros_like(ref)
-        yield prefix + "experts.gate_up_proj", torch.cat([gate, up], 0).unsqueeze(0).repeat(E, 1, 1)
+    gate, up = (parts[p][1] if p in parts else None for p in ("gate_proj", "up_proj"))
+    gate_up = down = None
+    if gate is not None or up is not None:
+        half = gate if gate is not None else up
+        gate_up = torch.cat([gate if gate is not None else torch.zeros_like(half),
+                             up if up is not None else torch.zeros_like(half)], 0).unsqueeze(0).repeat(E, 1, 1)
     if "down_proj" in parts:
-        yield prefix + "experts.down_proj", (parts["down_proj"][1] * plan.down_scale).unsqueeze(0).repeat(E, 1, 1)
+        down = (parts["down_proj"][1] * plan.down_scale).unsqueeze(0).repeat(E, 1, 1)
+    if plan.drop_ratio > 0:
+        _drop(plan, prefix, gate_up if gate_up is not None else torch.zeros(E, 2 * down.shape[2], 0),
+              down if down is not None else torch.zeros(E, 0, gate_up.shape[1] // 2), None)
+    if gate_up is not None:
+        yield prefix + "experts.gate_up_proj", gate_up
+    if down is not None:
+        yield prefix + "experts.down_proj", down
     if plan.shared_expert:
         for part, (_, x) in parts.items():
             yield prefix + f"shared_expert.{part}.weight", x.clone()

@@ -94,14 +94,16 @@ def test_expert_noise_is_reported_not_claimed_exact(save_tiny, tmp_path):
     assert (experts[0] - experts[1]).abs().max() > 0  # the copies differ from the start
 
 
-@pytest.mark.parametrize(("family", "sizes"), [("llama", {"hidden_size": 64, "num_layers": 4}), ("qwen2", {})])
-def test_grow_map_is_linear_through_upcycling(family, sizes):
-    """grow(A + D) = grow(A) + grow_map(D): the router init and the noise are additive terms outside G."""
+@pytest.mark.parametrize(("family", "sizes", "drop"), [("llama", {"hidden_size": 64, "num_layers": 4}, 0.0),
+                                                       ("qwen2", {}, 0.25)])
+def test_grow_map_is_linear_through_upcycling(family, sizes, drop):
+    """grow(A + D) = grow(A) + grow_map(D): the router init, the noise and drop-upcycling's fresh units are additive
+    terms outside G (G zeroes the dropped units: W' = M⊙W + (1−M)⊙R)."""
     a = tiny_model(family, tied=False, gqa=True)
     gen = torch.Generator().manual_seed(3)
     delta = {k: 0.05 * torch.randn(v.shape, generator=gen) for k, v in a.state_dict().items()}
     tuned = {k: v + delta[k] for k, v in a.state_dict().items()}
-    grown_a, plan, _ = grow(a, num_experts=4, experts_per_token=2, verify=False, **sizes)
+    grown_a, plan, _ = grow(a, num_experts=4, experts_per_token=2, verify=False, drop_upcycling=drop, **sizes)
     grown_tuned = replay(plan, tuned)
     mapped = grow_map(plan, delta)
     base = grown_a.state_dict()
@@ -114,6 +116,8 @@ def test_grow_map_is_linear_through_upcycling(family, sizes):
     fused = partial["model.layers.0.mlp.experts.gate_up_proj"]
     ffn = fused.shape[1] // 2
     assert fused[:, :ffn].abs().max() == 0 and fused[:, ffn:].abs().max() > 0
+    dead_rows = (fused[:, ffn:].abs().amax(-1) == 0).sum(-1)  # per expert: the dropped units get no delta
+    assert dead_rows.tolist() == [round(drop * ffn)] * 4
 
 
 def test_plan_round_trips_through_growth_json(save_tiny, tmp_path):
@@ -134,6 +138,7 @@ def test_plan_round_trips_through_growth_json(save_tiny, tmp_path):
     (["--num-experts", "1"], "--num-experts must be at least 2"),
     (["--experts-per-token", "2"], "need --num-experts"),
     (["--router", "zero"], "need --num-experts"),
+    (["--num-experts", "4", "--drop-upcycling", "1.5"], "--drop-upcycling must be in [0, 1)"),
 ])
 def test_bad_upcycling_options_are_one_line_errors(save_tiny, tmp_path, kinherit_main, capsys, args, message):
     code = kinherit_main(["grow", str(save_tiny("llama")), str(tmp_path / "out"), *args])
@@ -195,3 +200,20 @@ def test_an_upcycled_folder_is_an_ordinary_moe_family_member_and_grows_on_exactl
     report = grow_folder(tmp_path / "moe", tmp_path / "wider", hidden_size=64, num_layers=4)
     assert report.family == {"llama": "mixtral", "qwen2": "qwen2_moe", "qwen3": "qwen3_moe"}[family]
     assert report.exact_claimed and report.max_deviation <= 1e-5
+
+
+def test_drop_upcycling_reinitialises_a_share_of_every_expert_and_reports_the_deviation(save_tiny, tmp_path):
+    """Drop-Upcycling (Nakamura et al. 2025): each expert re-draws round(r·F) FFN units with the dense weights'
+    statistics, so the experts differ from the start; not exact, the deviation is reported."""
+    src = save_tiny("qwen3", gqa=True)
+    report = grow_folder(src, tmp_path / "drop", num_experts=4, experts_per_token=2, drop_upcycling=0.25)
+    assert not report.exact_claimed and report.passed and 0.05 < report.max_deviation < 5.0
+    plan = load_plan(tmp_path / "drop")
+    assert plan.upcycle.drop_ratio == 0.25 and len(plan.upcycle.drop_stats) == 6  # gate/up/down of 2 layers
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "drop"))
+    divergence = copy_divergence(plan, model.state_dict())
+    assert all(e.copies == 0 and e.minimum > 0.1 for e in divergence.experts), divergence.table()
+    dense = AutoModelForCausalLM.from_pretrained(str(src)).model.layers[0].mlp
+    experts = model.model.layers[0].mlp.experts.down_proj  # (E, H, F)
+    same = (experts == dense.down_proj.weight).all(0)  # (F,) columns every expert kept
+    assert int(same.sum()) >= experts.shape[2] - 4 * round(0.25 * experts.shape[2])
