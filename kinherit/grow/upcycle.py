@@ -166,6 +166,8 @@ def moe_config(target: MoeTarget, dense: PretrainedConfig, architecture: str, ex
     (sizes, RoPE, norms, vocabulary, tying, biases), each expert has the dense FFN size."""
     cls = CONFIG_MAPPING[target.model_type]
     known = cls().to_dict()
+    if getattr(dense, "attention_bias", False) and not {"attention_bias", "qkv_bias"} & set(known):
+        raise KinheritError(f"cannot upcycle a model with attention biases into {target.model_type}, which has none")
     skip = {"model_type", "architectures", "transformers_version"}
     data = {k: v for k, v in dense.to_dict().items() if k in known and k not in skip}
     ffn = int(dense.intermediate_size)

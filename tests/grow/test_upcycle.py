@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, LlamaConfig
 
 from kinherit.errors import KinheritError
 from kinherit.grow import copy_divergence, grow, grow_folder, grow_map, load_plan, replay
@@ -150,9 +150,13 @@ def test_bad_upcycling_options_are_one_line_errors(save_tiny, tmp_path, kinherit
 def test_families_without_a_moe_target_or_with_mlp_biases_are_refused(save_tiny, tmp_path, kinherit_main, capsys):
     code = kinherit_main(["grow", str(save_tiny("gpt2")), str(tmp_path / "out"), "--num-experts", "4"])
     assert code == 2 and "unknown upcycling source family 'gpt2'" in capsys.readouterr().err
-    biased = tiny_model("llama", config=__import__("transformers").LlamaConfig(
+    biased = tiny_model("llama", config=LlamaConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=VOCAB, mlp_bias=True))
     with pytest.raises(KinheritError, match="experts of the target have no MLP biases"):
+        grow(biased, num_experts=4)
+    biased = tiny_model("llama", config=LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=VOCAB, attention_bias=True))
+    with pytest.raises(KinheritError, match="attention biases into mixtral"):
         grow(biased, num_experts=4)
 
 
