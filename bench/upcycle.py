@@ -179,7 +179,7 @@ def main() -> None:
     print(f"tuned LRs {best} (interior {interior})", flush=True)
 
     # reporting
-    per_seed: dict[str, dict[str, list]] = {name: {"final": [], "at_scratch_flops": [], "saving": [], "sunk": []} for name in RUNS}
+    per_seed: dict[str, dict[str, list]] = {name: {"final": [], "at_scratch_flops": [], "saving": [], "sunk": [], "flops_vs_scratch": []} for name in RUNS}
     curves: dict[str, list] = {name: [] for name in RUNS}
     for seed in args.seeds:
         folders = {name: run(name, seed, best[name], out / f"seed{seed}" / name, starts(seed)[name]) for name in RUNS}
@@ -188,7 +188,10 @@ def main() -> None:
         for name, r in runs.items():
             point = horizon_points(runs["scratch"].evals, r.evals, budget, [1])[0] if name != "dense" else None
             per_seed[name]["final"].append(float(r.evals[-1]["val_loss"]))
-            per_seed[name]["at_scratch_flops"].append(value_at(r.curve("flops"), scratch_flops))
+            last = float(r.evals[-1]["flops"])  # the dense run's steps are rounded to whole evaluations:
+            at = min(scratch_flops, last) if last >= 0.98 * scratch_flops else scratch_flops  # within 2% counts as equal
+            per_seed[name]["at_scratch_flops"].append(value_at(r.curve("flops"), at))
+            per_seed[name]["flops_vs_scratch"].append(last / scratch_flops)
             per_seed[name]["saving"].append(point.saving if point else _dense_saving(runs["scratch"], r))
             per_seed[name]["sunk"].append(sunk_flops(r))
             curves[name].append(r.curve("flops"))
@@ -258,11 +261,12 @@ def markdown(r: dict[str, Any]) -> str:
             f"{n} {lr:g}" + ("" if r["interior"][n] else " (edge)") for n, lr in r["best_lr"].items()))
         if r["lr_grid"] else f"peak LR {r['best_lr']['upcycled']:g} for every run (not tuned)",
         f"reported seeds {r['seeds']}, mean ± std", "",
-        "| run | FLOPs saved to scratch-MoE's best loss | val loss at scratch's final FLOPs | final val loss |",
-        "|---|---|---|---|",
+        "| run | FLOPs saved to scratch-MoE's best loss | val loss at scratch's final FLOPs | final val loss | its FLOPs / scratch's |",
+        "|---|---|---|---|---|",
     ]
     for name, s in r["summary"].items():
-        lines.append(f"| {name} | {fmt(s['saving'], True)} | {fmt(s['at_scratch_flops'])} | {fmt(s['final'])} |")
+        lines.append(f"| {name} | {fmt(s['saving'], True)} | {fmt(s['at_scratch_flops'])} | {fmt(s['final'])} | "
+                     f"{s['flops_vs_scratch']['mean']:.3f} |")
     if r["routers"]:
         lines += ["", f"router init (upcycled, seeds {r['router_seeds']}): final val loss " + ", ".join(
             f"{name} {fmt(s)}" for name, s in r["routers"].items())]
