@@ -92,10 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_references(grow: argparse.ArgumentParser) -> None:
     from kinherit.grow.depth import DEPTH_OPERATORS
+    from kinherit.grow.upcycle import MOE_TARGETS
     from kinherit.grow.width import WIDTH_OPERATORS
 
     grow.formatter_class = argparse.RawDescriptionHelpFormatter
-    grow.epilog = references_epilog(WIDTH_OPERATORS, DEPTH_OPERATORS)
+    grow.epilog = references_epilog(WIDTH_OPERATORS, DEPTH_OPERATORS, MOE_TARGETS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,10 +27,11 @@ def test_entries_carry_their_reference():
 def test_every_operator_schedule_and_family_has_a_reference():
     from kinherit.arch import FAMILIES
     from kinherit.grow.depth import DEPTH_OPERATORS
+    from kinherit.grow.upcycle import MOE_TARGETS
     from kinherit.grow.width import WIDTH_OPERATORS
     from kinherit.inherit.schedules import SCHEDULES
 
-    for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, FAMILIES):
+    for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, FAMILIES, MOE_TARGETS):
         assert set(registry.references) == set(registry), registry.kind
         for reference in registry.references.values():
             assert "https://" in reference and any(str(year) in reference for year in range(2015, 2026)), reference

@@ -25,20 +25,21 @@ from kinherit.errors import KinheritError
 from kinherit.grow.noise import DEFAULT_NOISE_DB
 from kinherit.grow.plan import GrowthPlan, make_plan
 from kinherit.grow.surgery import grow_state, resolve_noise
+from kinherit.grow.upcycle import DEFAULT_ROUTER
 from kinherit.grow.verify import GrowthReport, Verifier
 from kinherit.hf_folder import TOKENIZER_FILES, find_tokenizer, load_architecture, read_config, require_weights
 from kinherit.io import atomic_dir, write_json
 
 def assemble_grown_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
     """Instantiate the target architecture on the meta device and assign the grown tensors."""
-    config = CONFIG_MAPPING[plan.target_config["model_type"]].from_dict(plan.target_config)
+    config = CONFIG_MAPPING[plan.output_config["model_type"]].from_dict(plan.output_config)
     with init_empty_weights(include_buffers=False):
-        model = getattr(transformers, plan.architecture)(config)
+        model = getattr(transformers, plan.output_architecture)(config)
     state = dict(tensors)
     expected = model.state_dict()
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        raise KinheritError(f"grown weights do not match {plan.architecture}: missing {missing[:5]}, extra {extra[:5]}")
+        raise KinheritError(f"grown weights do not match {plan.output_architecture}: missing {missing[:5]}, extra {extra[:5]}")
     for key, value in state.items():
         assert value.shape == expected[key].shape, f"{key}: grown {tuple(value.shape)} != model {tuple(expected[key].shape)}"
     model.load_state_dict(state, strict=True, assign=True)
@@ -77,19 +78,28 @@ def grow(
     depth: str = "identity",
     noise_db: float | None = DEFAULT_NOISE_DB,
     seed: int = 0,
+    num_experts: int | None = None,
+    experts_per_token: int | None = None,
+    router: str = DEFAULT_ROUTER,
+    router_std: float | None = None,
+    expert_noise_db: float | None = None,
+    drop_upcycling: float = 0.0,
     tokenizer=None,
     verify: bool = True,
 ) -> Growth:
     """Grow `model` (width first, then depth) and, with `verify`, compare it with the source.
 
     `noise_db` is the SNR of the symmetry-breaking noise (None: off, and duplicated units never
-    diverge). Returns `Growth(model, plan, report)`; it does not raise on a failed verification
+    diverge). `num_experts` (with `experts_per_token`, the `router` init, optional `expert_noise_db` / `drop_upcycling`)
+    then upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`). Returns `Growth(model, plan, report)`; it does not raise on a failed verification
     (`report.passed` says), `grow_folder` does.
     """
     plan = make_plan(
         model.config, architecture=type(model).__name__, width=width, depth=depth, noise_db=noise_db, seed=seed,
         hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
-        num_kv_heads=num_kv_heads, num_layers=num_layers,
+        num_kv_heads=num_kv_heads, num_layers=num_layers, num_experts=num_experts,
+        experts_per_token=experts_per_token, router=router, router_std=router_std, expert_noise_db=expert_noise_db,
+        drop_upcycling=drop_upcycling,
     )
     state = model.state_dict()
     plan = resolve_noise(plan, state)
@@ -126,7 +136,7 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, **options) -> Gr
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
-        reloaded = load_architecture(stage, plan.architecture)
+        reloaded = load_architecture(stage, plan.output_architecture)
         report.comparisons += verifier.check(reloaded, "reloaded")
         if not report.passed:
             raise GrowthNotExact(report)  # the staging folder is removed; `out` stays as it was
@@ -157,4 +167,5 @@ def _report(plan: GrowthPlan, source: torch.nn.Module, grown: torch.nn.Module) -
         source_params=sum(p.numel() for p in source.parameters()),
         target_params=sum(p.numel() for p in grown.parameters()),
         exact_claimed=plan.exact_claimed,
+        upcycle=plan.upcycle.describe() if plan.upcycle else None,
     )

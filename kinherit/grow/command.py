@@ -10,6 +10,7 @@ from pathlib import Path
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.upcycle import DEFAULT_ROUTER, MOE_TARGETS, ROUTER_INITS
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -44,6 +45,23 @@ def add_parser(subparsers) -> None:
                         help=f"symmetry-breaking noise at this SNR in dB; it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
                         "'off' leaves duplicated units identical forever")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random unit maps and the noise")
+    moe = parser.add_argument_group(
+        "dense → mixture of experts (sparse upcycling, Komatsuzaki et al. 2022, https://arxiv.org/abs/2212.05055)",
+        "after width/depth growth, every expert starts as a copy of the grown MLP: "
+        + ", ".join(f"{src} → {t.model_type}" for src, t in MOE_TARGETS.items()),
+    )
+    moe.add_argument("--num-experts", type=int, metavar="E", help="upcycle into E experts per layer")
+    moe.add_argument("--experts-per-token", type=int, metavar="K", help="experts each token is routed to (default 2)")
+    moe.add_argument("--router", choices=ROUTER_INITS, default=DEFAULT_ROUTER,
+                     help=f"router init (default {DEFAULT_ROUTER}; any init is exact: the selected weights are renormalised)")
+    moe.add_argument("--router-std", type=float, metavar="STD",
+                     help="std of a random router's entries, orthogonal: same row norm (default: the config's initializer_range)")
+    moe.add_argument("--expert-noise-db", type=noise_db, default=None, metavar="SNR|off",
+                     help="independent noise on every expert copy at this SNR in dB (default off); NOT exact: no "
+                     "noise on the copies cancels for every top-k subset, the deviation is reported")
+    moe.add_argument("--drop-upcycling", type=float, default=0.0, metavar="R",
+                     help="Drop-Upcycling (Nakamura et al. 2025, https://arxiv.org/abs/2502.19261): re-initialise a "
+                     "random share R of every expert's FFN units with the dense weights' mean/std (default 0); NOT exact")
     parser.set_defaults(func=run)
 
     check = subparsers.add_parser(
@@ -68,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 args.src, args.out, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
                 num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
                 width=args.width, depth=args.depth, noise_db=args.noise_db, seed=args.seed,
+                **_upcycle_options(args),
             )
     except GrowthNotExact as err:
         print(f"kinherit grow: error: {err}", file=sys.stderr)
@@ -77,6 +96,15 @@ def run(args: argparse.Namespace) -> int:
     print(report.table())
     print(f"wrote {args.out}")
     return 0
+
+
+def _upcycle_options(args: argparse.Namespace) -> dict:
+    """The upcycling keyword arguments of `grow_folder`, only when asked for (growth.json records the options)."""
+    if (args.num_experts is None and args.experts_per_token is None and args.expert_noise_db is None
+            and args.router == DEFAULT_ROUTER and args.router_std is None and not args.drop_upcycling):
+        return {}
+    return {"num_experts": args.num_experts, "experts_per_token": args.experts_per_token, "router": args.router,
+            "router_std": args.router_std, "expert_noise_db": args.expert_noise_db, "drop_upcycling": args.drop_upcycling}
 
 
 def run_divergence(args: argparse.Namespace) -> int:

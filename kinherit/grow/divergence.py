@@ -14,6 +14,14 @@ It is 0 right after growth, with or without noise (the noise on the copies of an
 zero, so it folds away), and stays exactly 0 without symmetry breaking: identical copies get
 identical gradients, and AdamW, weight decay and clipping keep them identical. It grows once the
 noise has steered the copies' gradients apart.
+
+Upcycled experts (`kinherit.grow.upcycle`) are copies too: per layer, with θ_e the concatenated
+weights of expert e (fused gate/up and down), the pairwise divergence is
+
+    d(i, j) = ||θ_i − θ_j|| / ½(||θ_i|| + ||θ_j||)
+
+0 for every pair right after upcycling; a pair stays at 0 while both experts receive the same
+tokens with the same routing weights (a zero router that no balancing loss moves, or k = E).
 """
 
 from __future__ import annotations
@@ -52,12 +60,26 @@ class SpaceDivergence:
 
 
 @dataclass(frozen=True)
+class ExpertDivergence:
+    """Pairwise divergence of the experts of one upcycled layer."""
+
+    layer: str  # the MoE block's key prefix, e.g. model.layers.0.mlp.
+    experts: int
+    pairs: int
+    identical_pairs: int
+    copies: int  # experts that are still an identical copy of a lower-numbered expert
+    median: float
+    minimum: float
+
+
+@dataclass(frozen=True)
 class DivergenceReport:
     spaces: tuple[SpaceDivergence, ...]
+    experts: tuple[ExpertDivergence, ...] = ()
 
     @property
     def all_identical(self) -> bool:
-        return all(s.identical == s.groups for s in self.spaces)
+        return all(s.identical == s.groups for s in self.spaces) and all(e.copies == e.experts - 1 for e in self.experts)
 
     @property
     def median(self) -> float:
@@ -65,13 +87,26 @@ class DivergenceReport:
         return min((s.median for s in self.spaces), default=float("nan"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spaces": [{**asdict(s), "in_use": s.in_use} for s in self.spaces]}
+        return {"spaces": [{**asdict(s), "in_use": s.in_use} for s in self.spaces],
+                "experts": [asdict(e) for e in self.experts]}
 
     def table(self) -> str:
-        lines = [f"{'space':8}{'groups':>8}{'identical':>11}{'in use':>9}{'median':>11}{'min':>11}"]
+        lines = []
+        if self.spaces or not self.experts:
+            lines.append(f"{'space':8}{'groups':>8}{'identical':>11}{'in use':>9}{'median':>11}{'min':>11}")
         for s in self.spaces:
             lines.append(f"{s.space:8}{s.groups:>8}{s.identical:>11}{s.in_use:>9.1%}{s.median:>11.2e}{s.minimum:>11.2e}")
-        if self.all_identical:
+        if self.experts:
+            lines.append(f"{'experts of':28}{'experts':>8}{'pairs':>7}{'identical':>11}{'copies':>8}{'median':>11}{'min':>11}")
+        for e in self.experts:
+            lines.append(f"{e.layer:28}{e.experts:>8}{e.pairs:>7}{e.identical_pairs:>11}{e.copies:>8}{e.median:>11.2e}{e.minimum:>11.2e}")
+        if self.experts and all(e.copies == e.experts - 1 for e in self.experts):
+            lines.append("every expert is still an identical copy: the experts are not specialising (they get the same "
+                         "tokens with the same weights; upcycle with --router random)")
+        elif any(e.copies for e in self.experts):
+            lines.append("some experts are still identical copies: they get the same tokens with the same weights "
+                         "(a zero router that no balancing loss moves, or every expert selected)")
+        if self.spaces and all(s.identical == s.groups for s in self.spaces):
             lines.append("every duplicated unit is still an exact copy: the added width is not in use "
                          "(grow with symmetry-breaking noise, e.g. the default --noise-db)")
         return "\n".join(lines)
@@ -113,6 +148,10 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
     """Divergence of the copies of every duplicated unit in `state` (a grown model's weights, possibly
     trained), using the unit maps of `plan` (a GrowthPlan, growth.json or grown folder)."""
     plan = load_plan(plan)
+    experts: tuple[ExpertDivergence, ...] = ()
+    if plan.upcycle is not None:
+        experts = expert_divergence(state)
+        state = {k: v for k, v in state.items() if not is_moe_key(k)}  # the rest is the dense growth's
     family, head = plan.family_spec()
     maps: dict[str, UnitMap] = plan.channel_maps()
     sizes = plan.target_shape.space_sizes()
@@ -142,7 +181,33 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
         if values:
             t = torch.tensor(values)
             spaces.append(SpaceDivergence(space, len(values), int((t <= IDENTICAL).sum()), float(t.median()), float(t.min())))
-    return DivergenceReport(tuple(spaces))
+    return DivergenceReport(tuple(spaces), experts)
+
+
+def expert_divergence(state: dict[str, torch.Tensor]) -> tuple[ExpertDivergence, ...]:
+    """`d(i, j)` (module docstring) over the expert pairs of every layer with fused expert tensors (the layout
+    the models hold; read a saved folder through `from_pretrained`, see `hf_folder.read_model_state`)."""
+    layers = []
+    for key in sorted(k for k in state if k.endswith(".experts.gate_up_proj")):
+        prefix = key.removesuffix("experts.gate_up_proj")
+        gate_up = state[key].double()  # (E, 2F, H)
+        theta = torch.cat([gate_up.flatten(1), state[prefix + "experts.down_proj"].double().flatten(1)], 1)  # (E, P)
+        n = theta.shape[0]
+        norms = theta.norm(dim=1)
+        diff = (theta[:, None, :] - theta[None, :, :]).norm(dim=-1)  # (E, E), exact 0 for identical experts
+        d = diff / ((norms[:, None] + norms[None, :]) / 2).clamp_min(1e-30)
+        i, j = torch.triu_indices(n, n, 1)
+        pairs = d[i, j]
+        same = d <= IDENTICAL
+        copies = sum(bool(same[e, :e].any()) for e in range(n))
+        layers.append(ExpertDivergence(prefix, n, len(pairs), int((pairs <= IDENTICAL).sum()), copies,
+                                       float(pairs.median()), float(pairs.min())))
+    return tuple(layers)
+
+
+def is_moe_key(key: str) -> bool:
+    """Tensors that exist only in the mixture of experts: experts, router, shared expert and its gate."""
+    return any(tag in key for tag in (".experts.", ".mlp.gate.weight", ".shared_expert.", ".shared_expert_gate."))
 
 
 def find_growth(model_dir: Path) -> Path:

@@ -20,6 +20,7 @@ from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS, depth_claims_exact
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.upcycle import DEFAULT_ROUTER, UpcyclePlan, plan_upcycle
 from kinherit.grow.width import WIDTH_OPERATORS
 
 PLAN_VERSION = 1
@@ -42,6 +43,17 @@ class GrowthPlan:
     noise_db: float | None = None
     noise_seed: int = 0
     noise_std: dict[str, float] | None = None  # per noised target tensor; None until surgery.resolve_noise
+    upcycle: UpcyclePlan | None = None  # dense -> mixture of experts after width/depth (kinherit.grow.upcycle)
+
+    @property
+    def output_architecture(self) -> str:
+        """The class of the grown model: the source's, or the upcycled mixture of experts'."""
+        return self.upcycle.architecture if self.upcycle else self.architecture
+
+    @property
+    def output_config(self) -> dict[str, Any]:
+        """The grown model's config.json (`target_config` is the dense shape before upcycling)."""
+        return self.upcycle.config if self.upcycle else self.target_config
 
     def family_spec(self) -> tuple[FamilySpec, HeadSpec]:
         family = FAMILIES[self.family]
@@ -85,6 +97,7 @@ class GrowthPlan:
             else {"snr_db": self.noise_db, "seed": self.noise_seed, "std": self.noise_std or {}},
             "source_config": self.source_config,
             "target_config": self.target_config,
+            "upcycle": self.upcycle.to_dict() if self.upcycle else None,
         }
 
     @classmethod
@@ -110,6 +123,7 @@ class GrowthPlan:
             noise_db=noise.get("snr_db"),
             noise_seed=int(noise.get("seed", 0)),
             noise_std=dict(noise["std"]) if "std" in noise else None,
+            upcycle=UpcyclePlan.from_dict(data["upcycle"]) if data.get("upcycle") else None,
         )
 
 
@@ -181,11 +195,22 @@ def make_plan(
     depth: str = "identity",
     noise_db: float | None = DEFAULT_NOISE_DB,
     seed: int = 0,
+    num_experts: int | None = None,
+    experts_per_token: int | None = None,
+    router: str = DEFAULT_ROUTER,
+    router_std: float | None = None,
+    expert_noise_db: float | None = None,
+    drop_upcycling: float = 0.0,
     **sizes: int | None,
 ) -> GrowthPlan:
     """Plan the growth of a model with `config` (and class name `architecture`, default the
     config's) to the sizes in `sizes` (see `target_shape`). `noise_db=None` turns the
-    symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge)."""
+    symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge).
+    `num_experts` upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`)."""
+    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None or drop_upcycling
+                                or router != DEFAULT_ROUTER or router_std is not None):
+        raise KinheritError("--experts-per-token, --router, --router-std, --expert-noise-db and --drop-upcycling need --num-experts "
+                            "(they set up the upcycling into experts)")
     family, head = detect(config, architecture)
     src = read_shape(family, config)
     tgt = target_shape(family, src, **sizes)
@@ -205,11 +230,20 @@ def make_plan(
         raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
     channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
     exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth_claims_exact(depth, family.residual, src.layers, tgt.layers)
+    target_config = write_shape(family, config, tgt, [s for s, _ in layers])
+    upcycle = None
+    if num_experts is not None:
+        upcycle = plan_upcycle(
+            family.name, head.architecture, target_config, num_experts=num_experts,
+            experts_per_token=experts_per_token if experts_per_token is not None else min(2, num_experts),
+            router=router, router_std=router_std, expert_noise_db=expert_noise_db, drop_ratio=drop_upcycling, seed=seed,
+        )
+        exact = exact and upcycle.exact
     plan = GrowthPlan(
         family=family.name,
         architecture=head.architecture,
         source_config=config.to_dict(),
-        target_config=write_shape(family, config, tgt, [s for s, _ in layers]).to_dict(),
+        target_config=target_config.to_dict(),
         source_shape=src,
         target_shape=tgt,
         width=width,
@@ -220,6 +254,7 @@ def make_plan(
         exact_claimed=exact,
         noise_db=None if noise_db is None else float(noise_db),
         noise_seed=seed,
+        upcycle=upcycle,
     )
     if noise_db is None and plan.duplicates_units:
         warnings.warn(NO_NOISE_WARNING, UserWarning, stacklevel=2)

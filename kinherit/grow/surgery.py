@@ -22,6 +22,7 @@ from kinherit.grow.interleave import heads_layout, segments_layout
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.noise import consumer_axis, noise_std, noise_term
 from kinherit.grow.plan import GrowthPlan
+from kinherit.grow.upcycle import needs_resolving, resolve_expert_noise, upcycle_tensors
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -133,6 +134,9 @@ def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> Growth
     measured on the grown tensor of `state` (the source weights) before noise and before zeroing. The
     zeroed residual outputs of new identity layers get noise too: it sums to zero over the copies of each
     input unit, so their output stays exactly 0 while the copies feeding them get different gradients."""
+    if plan.upcycle is not None and needs_resolving(plan.upcycle):
+        dense = ((key, x) for key, _, x in _grown_tensors(plan, state, strict=True) if x is not None)
+        plan = dataclasses.replace(plan, upcycle=resolve_expert_noise(plan.upcycle, dense))
     if plan.noise_db is None or plan.noise_std is not None:
         return plan
     maps = plan.channel_maps()
@@ -152,7 +156,18 @@ def grow_state(
     """Yield (target key, grown tensor). `strict=False` maps only the tensors present in `state`
     (e.g. a partial fine-tuning delta); otherwise the key set must match the family exactly.
     `linear` applies only the linear part (no offsets of (offset + w) parameters): the map of a delta.
-    With noise, the plan's noise scales must be resolved (`resolve_noise`)."""
+    With noise, the plan's noise scales must be resolved (`resolve_noise`). An upcycling plan turns
+    the grown dense MLPs into experts (`upcycle.upcycle_tensors`; its router init counts as noise)."""
+    dense = _grow_dense(plan, state, noise=noise, strict=strict, linear=linear)
+    if plan.upcycle is None:
+        return dense
+    return upcycle_tensors(plan.upcycle, dense, noise=noise, strict=strict)
+
+
+def _grow_dense(
+    plan: GrowthPlan, state: Mapping[str, torch.Tensor], *, noise: bool, strict: bool, linear: bool
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """`grow_state` of the width and depth operators (the dense model before any upcycling)."""
     _, head = plan.family_spec()
     maps = plan.channel_maps()
     add_noise = noise and plan.noise_db is not None

@@ -51,6 +51,7 @@ class GrowthReport:
     target_params: int
     exact_claimed: bool
     tolerance: float = EXACT_TOLERANCE
+    upcycle: str | None = None  # "4 experts, top-2, ..." when upcycled into a mixture of experts
     comparisons: list[Comparison] = field(default_factory=list)
 
     @property
@@ -80,6 +81,8 @@ class GrowthReport:
         noise = "off" if self.noise_db is None else f"{self.noise_db:g} dB"
         claim = f"yes (tolerance {self.tolerance:.0e})" if self.exact_claimed else "no (deviation reported)"
         lines.append(f"  width={self.width}  depth={self.depth}  noise={noise}  exact: {claim}")
+        if self.upcycle:
+            lines.append(f"  upcycled to {self.upcycle}")
         lines.append(f"  {'inputs':12}{'model':11}{'max|dlogits|':>14}{'mean KL':>12}{'max|dhidden|':>14}")
         for c in self.comparisons:
             cells = [_fmt(c.max_abs_logits), _fmt(c.mean_kl), _fmt(c.max_abs_hidden)]

@@ -36,9 +36,15 @@ def resolve_growth(
     old: PretrainedConfig, new: PretrainedConfig, new_dir: str | Path, growth: str | Path | None
 ) -> GrowthPlan | None:
     """The plan that grew OLD_BASE's shape into NEW_BASE's (from `growth`, else NEW_BASE/growth.json),
-    or None when both have the same shape and no plan is given."""
+    or None when both have the same shape and no plan is given. A plan that upcycled OLD_BASE into a
+    mixture of experts lets NEW_BASE be of that MoE family (its shape is read with OLD_BASE's keys)."""
     family = family_of(old, "OLD_BASE")
-    if family_of(new, "NEW_BASE") != family:
+    recorded = Path(new_dir) / "growth.json"
+    if growth is None and recorded.is_file():
+        growth = recorded
+    plan = load_plan(growth) if growth is not None else None
+    upcycled = plan is not None and plan.upcycle is not None and plan.upcycle.config.get("model_type") == new.model_type
+    if not upcycled and family_of(new, "NEW_BASE") != family:
         raise KinheritError(
             f"NEW_BASE is a {new.model_type} model but OLD_BASE is {old.model_type}; recycling maps weights "
             "tensor by tensor within one family (use distillation instead: kinherit finetune with teacher:)"
@@ -47,10 +53,7 @@ def resolve_growth(
         raise KinheritError(f"NEW_BASE has {new.vocab_size} tokens, OLD_BASE {old.vocab_size}; recycling needs the same tokenizer")
     spec = FAMILIES[family]
     old_shape, new_shape = read_shape(spec, old), read_shape(spec, new)
-    recorded = Path(new_dir) / "growth.json"
-    if growth is None and recorded.is_file():
-        growth = recorded
-    if growth is None:
+    if plan is None:
         if old_shape != new_shape:
             raise KinheritError(
                 f"NEW_BASE's shape {new_shape.as_dict()} differs from OLD_BASE's {old_shape.as_dict()} and NEW_BASE has "
@@ -58,7 +61,6 @@ def resolve_growth(
                 "--growth GROWN_DIR/growth.json of the grow run it was continued from"
             )
         return None
-    plan = load_plan(growth)
     if plan.family != family or plan.source_shape != old_shape or plan.target_shape != new_shape:
         raise KinheritError(
             f"growth plan {growth} grows a {plan.family} {plan.source_shape.as_dict()} into {plan.target_shape.as_dict()}, "
