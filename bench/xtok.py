@@ -41,7 +41,7 @@ from kinherit.train.pretrain import pretrain
 
 SEQ_LEN, BATCH = 128, 16
 TEACHER = {"family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 4}
-STUDENT = {"family": "llama", "hidden_size": 96, "num_layers": 4, "num_heads": 4}
+STUDENT = {"family": "llama", "hidden_size": 64, "num_layers": 4, "num_heads": 4}
 INHERIT = {"alpha0": 1.0, "schedule": "linear", "steps": 1.0, "temperature": 1.0}
 
 
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--teacher-vocab", type=int, default=1024)
     parser.add_argument("--teacher-steps", type=int, default=600)
     parser.add_argument("--student-steps", type=int, default=300)
-    parser.add_argument("--eval-steps", type=int, default=25)
+    parser.add_argument("--eval-steps", type=int, default=50)
     args = parser.parse_args()
     out = Path(args.out)
 
@@ -152,7 +152,7 @@ def main() -> None:
     cov = results["coverage"]
     lines = [f"teachers llama 64×2, {args.teacher_steps} steps: val loss {results['teachers']['same']:.3f} ({args.student_vocab} BPE, "
              f"{SEQ_LEN} tokens/block), {results['teachers']['cross']:.3f} ({args.teacher_vocab} BPE, {teacher_len} tokens/block); "
-             f"students llama 96×4, {args.student_steps} steps × {BATCH}×{SEQ_LEN} tokens, seeds {args.seeds}",
+             f"students llama 64×4, {args.student_steps} steps × {BATCH}×{SEQ_LEN} tokens, seeds {args.seeds}",
              f"alignment on 200 training blocks: {cov['in_chunk']:.1%} of student tokens in an aligned chunk, "
              f"{cov['at_boundary']:.1%} at a common boundary; shared vocabulary {cov['shared_vocab']} tokens",
              "", "| run | final val loss | saving vs scratch | share of the same-tokenizer saving | share of its loss gain |",
