@@ -79,7 +79,7 @@ def inspect_teacher(
             f"teacher tokenizer ({len(teacher_tokenizer)} tokens, {path}) differs from the student's "
             f"({len(tokenizer)} tokens, {tokenizer.name_or_path}); KI needs a shared vocabulary: "
             f"train the teacher on the same data.tokenizer or set data.tokenizer.path to {path}, "
-            "or set teacher.cross_tokenizer (alm or shared_vocab) to align the two tokenizations"
+            "or set teacher.cross_tokenizer (alm, shared_vocab or shared_prefix) to align the two tokenizations"
         )
     shared = len(tokenizer)
     if config.vocab_size < shared:
