@@ -16,7 +16,6 @@ Layout (rows in the student's packed training stream, as in `kinherit.inherit.ca
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
