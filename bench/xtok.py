@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--teacher-steps", type=int, default=600)
     parser.add_argument("--student-steps", type=int, default=300)
     parser.add_argument("--eval-steps", type=int, default=50)
+    parser.add_argument("--train-only", action="store_true",
+                        help="only train the --methods runs of --seeds (another process trains the references), then stop")
     args = parser.parse_args()
     out = Path(args.out)
 
@@ -121,20 +123,25 @@ def main() -> None:
     names = ["scratch", "same", *args.methods]
     for seed in args.seeds:
         student = {"data": _data(args.student_vocab), "model": STUDENT, "train": _train(args.student_steps, 2e-3, seed, args.eval_steps)}
-        runs = {"scratch": _run(out / f"s{seed}_scratch", student),
-                "same": _run(out / f"s{seed}_same", {**student, "teacher": {"path": str(same_teacher / "model"), **INHERIT}})}
+        runs = {} if args.train_only else {
+            "scratch": _run(out / f"s{seed}_scratch", student),
+            "same": _run(out / f"s{seed}_same", {**student, "teacher": {"path": str(same_teacher / "model"), **INHERIT}})}
         for name in args.methods:  # `method` or `method@τ`
             method, _, tau = name.partition("@")
             teacher = {"path": str(cross_teacher / "model"), **INHERIT, "cross_tokenizer": method}
             if tau:
                 teacher["temperature"] = float(tau)
             runs[name] = _run(out / f"s{seed}_{name}", {**student, "teacher": teacher})
+        if args.train_only:
+            continue
         scratch = load_run(runs["scratch"])
         target, budget = float(scratch.evals[-1]["val_loss"]), float(scratch.evals[-1]["flops"])
         results["seeds"][seed] = {name: {"final_val_loss": float(load_run(path).evals[-1]["val_loss"]),
                                          "saving": _saving(path, target, budget)} for name, path in runs.items()}
         print(json.dumps({seed: results["seeds"][seed]}), flush=True)
 
+    if args.train_only:
+        return
     summary: dict[str, Any] = {}
     for name in names:
         per_seed = [results["seeds"][s][name] for s in args.seeds]

@@ -5,12 +5,12 @@ bytes it stands for (`token_bytes`: byte-level BPE through the GPT-2 byte alphab
 tokens through `▁` → space and `<0xHH>` byte fallback), so the block's text is the concatenation of its
 tokens' bytes, cut only where a character is split at the block's two edges. Re-tokenizing that text per
 block, rather than carrying character offsets through packing, keeps the packed corpus format (and the
-same-tokenizer path) untouched, costs one Rust `encode_batch` per block, and gives the teacher exactly
+same-tokenizer path) untouched, costs one Rust `encode` per text run of a block, and gives the teacher exactly
 the text the student sees, no more (each block is a fresh context for both models).
 
 Special tokens (the packing separator `<|endoftext|>`) carry no text: each is a one-unit span of its own
 on both sides, and the teacher gets its own separator there, so "end of document" is an aligned chunk.
-The teacher's tokenization comes from its fast tokenizer (`encode_batch` with offsets); its token ends
+The teacher's tokenization comes from its fast tokenizer (the Rust `encode`, with offsets); its token ends
 are taken from the tokens' own bytes, which are exact where character offsets are not (a byte-level or
 byte-fallback token can hold part of a character; whitespace trimming shifts offsets). The teacher's
 tokens must spell the text back byte for byte: a tokenizer that normalises (lowercases, NFKC...) cannot be
@@ -164,7 +164,8 @@ class Aligner:
         """The teacher's (ids, byte ends) of each text; a `KinheritError` when its tokens do not spell the text
         (a normalising tokenizer). One leading space the tokenizer adds itself (Metaspace's prefix) is allowed."""
         out = []
-        for text, encoding in zip(texts, self.teacher.encode_batch(texts, add_special_tokens=False)):
+        for text in texts:  # one by one: a block's few texts are cheaper than a thread pool's start-up
+            encoding = self.teacher.encode(text, add_special_tokens=False)
             ids = list(encoding.ids)
             pieces = [self.teacher_bytes[i] or b"" for i in ids]
             spelled, data = b"".join(pieces), text.encode()
@@ -231,8 +232,8 @@ class Aligner:
         chunk_start = np.full(T, -1, dtype=np.int64)
         chunk_teacher = np.full((T, 2), -1, dtype=np.int64)
         boundary = np.full(T, -1, dtype=np.int64)
-        last_s = {int(e): i for i, e in enumerate(s_ends)}  # end → the last student token ending there
-        last_t = {int(e): j for j, e in enumerate(t_ends)}
+        last_s = {e: i for i, e in enumerate(s_ends.tolist())}  # end → the last student token ending there
+        last_t = {e: j for j, e in enumerate(t_ends.tolist())}
         previous: tuple[int, int] | None = None
         for end in sorted(last_s.keys() & last_t.keys()):
             i, j = last_s[end], last_t[end]
