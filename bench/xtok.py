@@ -54,8 +54,12 @@ def _train(steps: int, lr: float, seed: int, eval_steps: int) -> dict[str, Any]:
             "save_steps": steps, "logging_steps": 10, "seed": seed, "disable_tqdm": True}
 
 
+READ_ONLY = False
+"""--summarize: never train, read whatever the run folders hold."""
+
+
 def _run(out: Path, config: dict[str, Any]) -> Path:
-    if not (out / "model" / "config.json").is_file():
+    if not READ_ONLY and not (out / "model" / "config.json").is_file():
         print(f"== {out.name}", flush=True)
         pretrain(validate_config({"out": str(out), **config}), resume=(out / "checkpoints").is_dir())
     return out
@@ -91,8 +95,52 @@ def _saving(run: Path, target: float, budget: float) -> float | None:
     return None if reached is None else 1.0 - reached / budget
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _measure(runs: dict[str, Path]) -> dict[str, Any]:
+    """Per run of one seed: steps done, finished or not, val loss at the last evaluation step every run has
+    reached, and the saving (None: not reached; a run still training that has not reached it yet is `pending`)."""
+    loaded = {name: load_run(path) for name, path in runs.items()}
+    common = min(run.evals[-1]["step"] for run in loaded.values())
+    scratch = loaded["scratch"]
+    target, budget = float(scratch.evals[-1]["val_loss"]), float(scratch.evals[-1]["flops"])
+    out = {}
+    for name, run in loaded.items():
+        finished = (runs[name] / "model" / "config.json").is_file()
+        reached = compute_to_reach(run.curve("flops"), target)
+        out[name] = {"steps": run.evals[-1]["step"], "finished": finished, "common_step": common,
+                     "loss_at_common_step": next(float(e["val_loss"]) for e in run.evals if e["step"] == common),
+                     "final_val_loss": float(run.evals[-1]["val_loss"]),
+                     "saving": None if reached is None else 1.0 - reached / budget,
+                     "pending": reached is None and not finished}
+    return out
+
+
+def _summarize(seeds: dict[int, dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Mean ± std over the seeds that have the run (shares against that seed's `same`)."""
+    summary = {}
+    for name in names:
+        rows = {s: r[name] for s, r in seeds.items() if name in r and "same" in r and r["scratch"]["finished"]}
+        if not rows:
+            continue
+        decided = {s: r for s, r in rows.items() if not r["pending"]}
+        savings = [r["saving"] or 0.0 for r in decided.values()]
+        shares = [(r["saving"] or 0.0) / seeds[s]["same"]["saving"] for s, r in decided.items() if seeds[s]["same"]["saving"]]
+        gains = [(seeds[s]["scratch"]["loss_at_common_step"] - r["loss_at_common_step"])
+                 / (seeds[s]["scratch"]["loss_at_common_step"] - seeds[s]["same"]["loss_at_common_step"]) for s, r in rows.items()]
+        missed = sum(r["saving"] is None for r in decided.values())
+        pending = len(rows) - len(decided)
+        note = (f" ({missed} not reached)" if missed else "") + (f" ({pending} pending)" if pending else "")
+        summary[name] = {"seeds": ", ".join(f"{s} ({r['steps']})" for s, r in rows.items()),
+                         "loss_at_common_step": _mean_std([r["loss_at_common_step"] for r in rows.values()]),
+                         "final_val_loss": _mean_std([r["final_val_loss"] for r in rows.values() if r["finished"]]),
+                         "saving": _mean_std(savings), "saving_note": note, "share_of_saving": _mean_std(shares),
+                         "share_of_loss_gain": _mean_std(gains)}
+    return summary
 
 
 def main() -> None:
@@ -108,8 +156,12 @@ def main() -> None:
     parser.add_argument("--eval-steps", type=int, default=50)
     parser.add_argument("--train-only", action="store_true",
                         help="only train the --methods runs of --seeds (another process trains the references), then stop")
+    parser.add_argument("--summarize", action="store_true",
+                        help="train nothing: summarise the runs as they are (unfinished ones up to their last evaluation)")
     args = parser.parse_args()
     out = Path(args.out)
+    global READ_ONLY
+    READ_ONLY = args.summarize
 
     teacher_len = _teacher_seq_len(args)
     teacher_train = _train(args.teacher_steps, 3e-3, 0, 100)
@@ -134,27 +186,12 @@ def main() -> None:
             runs[name] = _run(out / f"s{seed}_{name}", {**student, "teacher": teacher})
         if args.train_only:
             continue
-        scratch = load_run(runs["scratch"])
-        target, budget = float(scratch.evals[-1]["val_loss"]), float(scratch.evals[-1]["flops"])
-        results["seeds"][seed] = {name: {"final_val_loss": float(load_run(path).evals[-1]["val_loss"]),
-                                         "saving": _saving(path, target, budget)} for name, path in runs.items()}
+        results["seeds"][seed] = _measure({name: path for name, path in runs.items() if (path / "metrics.jsonl").is_file()})
         print(json.dumps({seed: results["seeds"][seed]}), flush=True)
 
     if args.train_only:
         return
-    summary: dict[str, Any] = {}
-    for name in names:
-        per_seed = [results["seeds"][s][name] for s in args.seeds]
-        savings = [r["saving"] if r["saving"] is not None else 0.0 for r in per_seed]
-        shares = [(r["saving"] or 0.0) / results["seeds"][s]["same"]["saving"] for s, r in zip(args.seeds, per_seed)
-                  if results["seeds"][s]["same"]["saving"]]
-        gains = [(results["seeds"][s]["scratch"]["final_val_loss"] - r["final_val_loss"])
-                 / (results["seeds"][s]["scratch"]["final_val_loss"] - results["seeds"][s]["same"]["final_val_loss"])
-                 for s, r in zip(args.seeds, per_seed)]
-        summary[name] = {"final_val_loss": _mean_std([r["final_val_loss"] for r in per_seed]), "saving": _mean_std(savings),
-                         "not_reached": sum(r["saving"] is None for r in per_seed),
-                         "share_of_saving": _mean_std(shares) if shares else None, "share_of_loss_gain": _mean_std(gains)}
-    results["summary"] = summary
+    results["summary"] = summary = _summarize(results["seeds"], names)
     write_json(out / "xtok.json", results)
     cov = results["coverage"]
     lines = [f"teachers llama 64×2, {args.teacher_steps} steps: val loss {results['teachers']['same']:.3f} ({args.student_vocab} BPE, "
@@ -162,17 +199,17 @@ def main() -> None:
              f"students llama 64×4, {args.student_steps} steps × {BATCH}×{SEQ_LEN} tokens, seeds {args.seeds}",
              f"alignment on 200 training blocks: {cov['in_chunk']:.1%} of student tokens in an aligned chunk, "
              f"{cov['at_boundary']:.1%} at a common boundary; shared vocabulary {cov['shared_vocab']} tokens",
-             "", "| run | final val loss | saving vs scratch | share of the same-tokenizer saving | share of its loss gain |",
-             "|---|---|---|---|---|"]
+             "", "| run | seeds (steps done) | val loss at the last common step | saving vs scratch | share of the same-tokenizer saving "
+             "| share of its loss gain at the common step |", "|---|---|---|---|---|---|"]
     for name in names:
+        if name not in summary:
+            continue
         row = summary[name]
-        share, gain = row["share_of_saving"], row["share_of_loss_gain"]
-        missed = f" ({row['not_reached']} of {len(args.seeds)} not reached)" if row["not_reached"] else ""
+        fmt = lambda v, f: "—" if v is None else f"{v[0]:{f}} ± {v[1]:{f}}"  # noqa: E731
         reference = name in ("scratch", "same")
-        share_text = "—" if reference or share is None else f"{share[0]:.0%} ± {share[1]:.0%}"
-        gain_text = "—" if reference else f"{gain[0]:.0%} ± {gain[1]:.0%}"
-        lines.append(f"| {name} | {row['final_val_loss'][0]:.3f} ± {row['final_val_loss'][1]:.3f} | "
-                     f"{row['saving'][0]:.1%} ± {row['saving'][1]:.1%}{missed} | {share_text} | {gain_text} |")
+        lines.append(f"| {name} | {row['seeds']} | {fmt(row['loss_at_common_step'], '.3f')} | {fmt(row['saving'], '.1%')}"
+                     f"{row['saving_note']} | {'—' if reference else fmt(row['share_of_saving'], '.0%')} | "
+                     f"{'—' if reference else fmt(row['share_of_loss_gain'], '.0%')} |")
     with atomic_file(out / "xtok.md") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))
