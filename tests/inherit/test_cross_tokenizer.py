@@ -59,6 +59,23 @@ def test_cli_online_and_cached_agree_and_count_the_teacher_on_its_tokens(tmp_pat
     assert online[0]["kd_loss"] > 0
 
 
+def test_caches_of_the_other_kind_are_refused(tmp_path, cache_dir, other_teacher, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(student_run(tmp_path / "s", cache_dir, {"path": str(other_teacher), "cross_tokenizer": "alm"},
+                                                 max_steps=2, eval_steps=2)))
+    cache = tmp_path / "cache"
+    assert main(["cache-teacher", "--teacher", str(other_teacher), "--config", str(config), "--cross-tokenizer", "shared_vocab",
+                 "--top-k", "4", "--out", str(cache)]) == 0
+    for overrides, message in (
+        (["--teacher.cross_tokenizer=null"], "was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer"),
+        (["--teacher.cross_tokenizer=shared_prefix"], "holds restricted boundary targets, not those of teacher.cross_tokenizer: shared_prefix"),
+    ):
+        capsys.readouterr()
+        assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", *overrides]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}"]) == 0  # alm reads any
+
+
 @pytest.mark.parametrize("method", ["alm", "shared_vocab"])
 def test_python_run_resumes_exactly(tmp_path, cache_dir, other_teacher, method):
     teacher = {"path": str(other_teacher), "cross_tokenizer": method, "steps": 6, "temperature": 1.0}
