@@ -163,6 +163,11 @@ class TeacherConfig(StrictModel):
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
+    cross_tokenizer: Literal["alm", "shared_vocab", "shared_prefix"] | None = None
+    """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
+    chunk whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
+    vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
+    prefix. None: the vocabularies must be identical. See the README."""
 
     @field_validator("schedule")
     @classmethod

@@ -3,12 +3,14 @@ names the problem, never a traceback, and before any training starts."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from transformers import LlamaConfig, LlamaForCausalLM
+from tokenizers import normalizers
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from kinherit.cli import main
 from kinherit.data.sources import stdlib_files
@@ -56,8 +58,17 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     email.mkdir()
     for path in _package("email")[:6]:
         (email / path.name).write_text(path.read_text())
+    # teachers with another tokenizer: another BPE, a lowercasing one, and one without tokenizer.json
+    shutil.copytree(model, root / "other", ignore=shutil.ignore_patterns("*token*"))
+    train_bpe(iter(p.read_text() for p in _package("email")[:6]), 300, root / "other-tok").save_pretrained(str(root / "other"))
+    shutil.copytree(model, root / "lower")
+    lower = AutoTokenizer.from_pretrained(str(model))
+    lower.backend_tokenizer.normalizer = normalizers.Lowercase()
+    lower.save_pretrained(str(root / "lower"))
+    shutil.copytree(model, root / "notok", ignore=shutil.ignore_patterns("*token*"))
     return {"root": str(root), "model": str(model), "head_dim": str(root / "head_dim"), "run": str(root / "run.yaml"),
-            "ft": str(root / "ft.yaml"), "exp": str(root / "exp.yaml"), "bad": str(root / "bad.yaml"), "email": str(email)}
+            "ft": str(root / "ft.yaml"), "exp": str(root / "exp.yaml"), "bad": str(root / "bad.yaml"), "email": str(email),
+            "other": str(root / "other"), "lower": str(root / "lower"), "notok": str(root / "notok")}
 
 
 CASES = [
@@ -93,6 +104,15 @@ CASES = [
     # a continued model paired with a retrained BPE of the same size (300 tokens, other corpus)
     ("pretrain --config {run} --model.from={model} --model.family=null --data.sources=[{email}] --data.tokenizer.path=null "
      "--data.tokenizer.train_vocab_size=300", "model.from {model} was trained with another tokenizer (300 tokens) than the data's (300 tokens"),
+    # a teacher with another tokenizer
+    ("pretrain --config {run} --teacher.path={other}", "or set teacher.cross_tokenizer (alm, shared_vocab or shared_prefix) to align the two tokenizations"),
+    ("pretrain --config {run} --teacher.path={lower} --teacher.cross_tokenizer=alm", "teacher tokenizer {lower} does not keep the text as is"),
+    ("pretrain --config {run} --teacher.path={notok} --teacher.cross_tokenizer=alm", "teacher {notok} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character offsets"),
+    ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=uld", "config key teacher.cross_tokenizer: Input should be 'alm', 'shared_vocab' or 'shared_prefix'"),
+    ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=alm --model.family=bert", "teacher.cross_tokenizer supports causal-LM students only"),
+    ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=shared_vocab --teacher.top_k=100000", "teacher.top_k 100000 exceeds the"),
+    ("cache-teacher --teacher {lower} --config {run} --cross-tokenizer alm", "teacher tokenizer {lower} does not keep the text as is"),
+    ("cache-teacher --teacher {model} --config {run} --cross-tokenizer uld", "argument --cross-tokenizer: invalid choice: 'uld'"),
     # cache-teacher
     ("cache-teacher --teacher {model} --config {run} --batch-size 0", "--batch-size must be ≥ 1, got 0"),
     ("cache-teacher --teacher {model} --config {run} --top-k 0", "--top-k must be ≥ 1, got 0"),

@@ -6,4 +6,6 @@
     objective.py  KnowledgeInheritance, the KI training objective (KD term, α, teacher release, FLOPs), and its setup
     cache.py      offline top-K teacher cache and the dataset that serves it
     command.py    `kinherit cache-teacher`
+    alignment.py  a student block against the teacher's tokenization of the same text (teacher.cross_tokenizer)
+    cross_tokenizer/  KI from a teacher with another tokenizer: alm, shared_vocab, shared_prefix; online and cached
 """

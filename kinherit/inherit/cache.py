@@ -153,12 +153,19 @@ def _teacher_identity(spec: TeacherSpec) -> dict[str, Any]:
     }
 
 
-def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int | None = None) -> TeacherCache:
-    """The cache at `path`, checked against the run's data (corpus fingerprint, seq_len) and `top_k`."""
+def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int | None = None, cross_tokenizer: bool = False) -> TeacherCache:
+    """The cache at `path`, checked against the run's data (corpus fingerprint, seq_len), `top_k` and its kind
+    (same-tokenizer, or `cross_tokenizer` built by `cache-teacher --cross-tokenizer`)."""
     path = Path(path)
     if not (path / META).is_file():
         raise KinheritError(f"teacher.cache {path} is not a teacher cache (no {META}); build one with kinherit cache-teacher")
     cache = TeacherCache(path, json.loads((path / META).read_text()))
+    if bool(cache.meta.get("cross_tokenizer")) != cross_tokenizer:
+        raise KinheritError(
+            f"teacher.cache {path} was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer"
+            if not cross_tokenizer else
+            f"teacher.cache {path} is a same-tokenizer cache; with teacher.cross_tokenizer build one with kinherit cache-teacher --cross-tokenizer"
+        )
     built_for = (cache.meta.get("corpus_fingerprint"), cache.meta.get("seq_len"))
     if built_for != (corpus.fingerprint, seq_len) or cache.meta.get("format") != FORMAT:
         raise KinheritError(

@@ -8,7 +8,9 @@ prepared by the accelerator in eval mode, frozen, and released as soon as α sta
 cache whose rows arrive in the batch (`cache.CACHE_KEYS`). Both terms are per-micro-batch means, so the
 Trainer divides them by the gradient-accumulation steps. With `teacher.steps: auto`, the teacher's own LM
 loss on the same batch (`teacher_lm_loss`, from the logits it computes anyway) is logged too, and
-`schedules.AutoStop` sets α to 0 for good once the student's LM loss has caught up with it. `KinheritTrainer` (kinherit.train) is given this
+`schedules.AutoStop` sets α to 0 for good once the student's LM loss has caught up with it. With
+`teacher.cross_tokenizer`, the KD term is `cross_tokenizer.term.CrossTokenizerTerm`'s (the teacher reads its
+own tokens of the same text) and everything else here is unchanged. `KinheritTrainer` (kinherit.train) is given this
 objective; this module does not import the trainer.
 """
 
@@ -28,6 +30,7 @@ from kinherit.data.dataset import IGNORE_INDEX, PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.inherit.cache import CACHE_KEYS, CachedTeacherBlocks, open_cache
+from kinherit.inherit.cross_tokenizer.term import CrossTokenizerTerm, prepare_cross_tokenizer
 from kinherit.inherit.losses import TopK, kd_loss
 from kinherit.inherit.schedules import AUTO, SCHEDULES, AutoStop, Schedule, gap_weight, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
@@ -84,11 +87,13 @@ class KnowledgeInheritance:
     loss_is_scaled_for_ga = False  # both terms are micro-batch means
     extra_columns = CACHE_KEYS
 
-    def __init__(self, ki: KIPlan, teacher: TeacherSpec | None):
-        self.ki, self.teacher_spec = ki, teacher
+    def __init__(self, ki: KIPlan, teacher: TeacherSpec | None, cross: CrossTokenizerTerm | None = None):
+        self.ki, self.teacher_spec, self.cross = ki, teacher, cross
         self.teacher: torch.nn.Module | None = None
         self._accelerator: Any = None
         self.auto = AutoStop() if ki.auto else None
+        if cross is not None:
+            self.extra_columns = cross.extra_columns
 
     # ---- α and the teacher's steps, with the auto stop ----
     def alpha(self, step: int) -> float:
@@ -143,6 +148,8 @@ class KnowledgeInheritance:
     # ---- loss and accounting ----
     def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
                       num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
+        if self.cross is not None:
+            return self._cross_tokenizer_loss(trainer, model, inputs)
         cached = TopK(inputs.pop(CACHE_KEYS[0]), inputs.pop(CACHE_KEYS[1])) if CACHE_KEYS[0] in inputs else None
         step = trainer.state.global_step
         alpha = self.alpha(step)
@@ -165,14 +172,42 @@ class KnowledgeInheritance:
             self.release_teacher()
         return loss, outputs, terms
 
+    def _cross_tokenizer_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor]
+                              ) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
+        """As `training_loss`, with the cross-tokenizer KD term; the auto gap compares per-chunk NLLs."""
+        batch = self.cross.pop(inputs)
+        step = trainer.state.global_step
+        alpha = self.alpha(step)
+        lm_loss, outputs = trainer.model_loss(model, inputs)  # micro-batch mean
+        weight = torch.tensor(alpha, device=lm_loss.device)
+        terms = {"lm_loss": lm_loss}
+        if alpha > 0:
+            kd, gap = self.cross(lambda: self._online_teacher(trainer.accelerator), outputs.logits, inputs["input_ids"], batch,
+                                 self.ki.temperature, self.ki.top_k, gap=self.auto is not None)
+            terms["kd_loss"] = kd
+            if gap:
+                terms.update(gap)
+                weight = weight * gap_weight(gap["student_chunk_nll"], gap["teacher_chunk_nll"])
+            loss = (1 - weight) * lm_loss + weight * kd
+        else:
+            loss = lm_loss
+        terms["alpha"] = weight
+        if self.teacher_done(step):
+            self.release_teacher()
+        return loss, outputs, terms
+
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """Teacher forward FLOPs on the steps where it ran, as `teacher_flops`."""
+        if self.cross is not None:
+            return {"teacher_flops": self.cross.teacher_flops(self.teacher_steps(step), tokens_per_step, self.ki.teacher_flops)}
         return {"teacher_flops": self.teacher_steps(step) * tokens_per_step * self.ki.teacher_flops.forward}
 
     def on_log(self, trainer: Any, terms: dict[str, float]) -> None:
         """The auto stop's decision, from the logged means (equal on every process)."""
         if self.auto is not None and "teacher_lm_loss" in terms:
             self.auto.observe(trainer.state.global_step, terms["lm_loss"], terms["teacher_lm_loss"])
+        if self.auto is not None and "teacher_chunk_nll" in terms:
+            self.auto.observe(trainer.state.global_step, terms["student_chunk_nll"], terms["teacher_chunk_nll"])
 
     def state_dict(self) -> dict[str, Any]:
         return {"switch_step": self.auto.switch_step} if self.auto is not None else {}
@@ -188,7 +223,10 @@ def prepare_inheritance(
     """The training dataset (with cached teacher targets when `teacher.cache` is set) and the KI objective."""
     cfg = config.teacher
     masked = task_of(student.config) == "masked"
-    if cfg.cache is not None:
+    cross = None
+    if cfg.cross_tokenizer is not None:
+        train, cross, teacher, flops, top_k = prepare_cross_tokenizer(config, corpus, tokenizer, student, train)
+    elif cfg.cache is not None:
         cache = open_cache(cfg.cache, corpus, config.data.seq_len, cfg.top_k)
         top_k, teacher, flops = cfg.top_k or cache.top_k, None, cache.teacher_flops
         train = CachedTeacherBlocks(train, cache, top_k)
@@ -200,4 +238,4 @@ def prepare_inheritance(
         temperature=cfg.temperature, top_k=top_k, shared_vocab=len(tokenizer), masked=masked, teacher_flops=flops,
         auto=cfg.steps == AUTO,
     )
-    return train, KnowledgeInheritance(plan, teacher)
+    return train, KnowledgeInheritance(plan, teacher, cross)

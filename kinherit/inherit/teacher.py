@@ -3,7 +3,8 @@
 Student and teacher may differ in depth, width and family, but must tokenize identically: the tokenizers'
 vocabularies, merges and added tokens must be equal. Their embedding matrices may still be padded to
 different sizes; KD then uses the first `shared_vocab = len(tokenizer)` logits of both, the padding rows
-being ids no tokenizer ever emits.
+being ids no tokenizer ever emits. With `teacher.cross_tokenizer` set, the vocabularies may differ
+(`kinherit.inherit.cross_tokenizer`); the teacher then needs a fast tokenizer, and `shared_vocab` is its own size.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def _meta_model(config: PretrainedConfig) -> torch.nn.Module:
 
 
 def inspect_teacher(
-    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k"
+    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k",
+    cross_tokenizer: bool = False,
 ) -> TeacherSpec:
     """Check that the teacher at `path` can teach a `task` student using `tokenizer`, keeping its
     `top_k` most likely tokens (≤ the shared vocabulary); else a one-line `KinheritError` (naming `top_k_key`).
+    `cross_tokenizer`: the vocabularies may differ (the alignment and `top_k` are checked by the caller).
 
     (The student's own embedding holds every token id: `kinherit.arch.build.build_model` checks that.)
     """
@@ -60,15 +63,23 @@ def inspect_teacher(
             "KI needs the same pre-training task"
         )
     if not (path / "tokenizer.json").is_file():
+        if cross_tokenizer:
+            raise KinheritError(
+                f"teacher {path} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character "
+                "offsets, which only a fast tokenizer (tokenizer.json) gives; save the teacher's fast tokenizer there"
+            )
         raise KinheritError(f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary")
     from kinherit.data.tokenizer import load_tokenizer
 
     teacher_tokenizer = load_tokenizer(path)
+    if cross_tokenizer:
+        return TeacherSpec(path, config, len(teacher_tokenizer), flops_per_token(_meta_model(config), seq_len))
     if vocabulary_signature(teacher_tokenizer) != vocabulary_signature(tokenizer):
         raise KinheritError(
             f"teacher tokenizer ({len(teacher_tokenizer)} tokens, {path}) differs from the student's "
             f"({len(tokenizer)} tokens, {tokenizer.name_or_path}); KI needs a shared vocabulary: "
-            f"train the teacher on the same data.tokenizer or set data.tokenizer.path to {path}"
+            f"train the teacher on the same data.tokenizer or set data.tokenizer.path to {path}, "
+            "or set teacher.cross_tokenizer (alm, shared_vocab or shared_prefix) to align the two tokenizations"
         )
     shared = len(tokenizer)
     if config.vocab_size < shared:

@@ -1,0 +1,195 @@
+"""Teacher targets for cross-tokenizer KI, per student row, from an online teacher or a cache.
+
+On a block of T student tokens (alignment: `kinherit.inherit.alignment`), the teacher contributes:
+
+    chunk_start[i], teacher_ll[i]   on a row i ending an aligned chunk: its first student row a, and the
+                                    teacher's log-likelihood of the chunk's text,
+                                    ℓ_t = Σ_{j ∈ chunk} log p_t(y_j | y_<j)  (its tokens j in the block);
+                                    chunk_start = −1 elsewhere
+    top-K at boundaries             on a row i where student token i and teacher token j end at the same
+                                    place: the teacher's next-token distribution at j over the shared
+                                    vocabulary S (renormalised over S, τ = 1), its K most likely, as
+                                    student ids; `at_boundary` marks those rows
+
+The shared vocabulary pairs every student token with the teacher token that spells the same bytes, and
+the two separators (`SharedVocab`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from kinherit.data.dataset import PackedBlocks
+from kinherit.data.tokenizer import load_tokenizer, separator_id
+from kinherit.errors import KinheritError
+from kinherit.hf_folder import max_sequence_length, task_of
+from kinherit.inherit.alignment import Aligner
+from kinherit.inherit.losses import TopK
+from kinherit.inherit.teacher import TeacherSpec
+
+ONLINE_KEYS = ("xt_teacher_ids", "xt_teacher_mask", "xt_chunk_start", "xt_chunk_teacher", "xt_boundary")
+"""Batch fields of the online dataset (the alignment), consumed by the objective."""
+CACHED_KEYS = ("xt_chunk_start", "xt_teacher_ll", "xt_at_boundary", "xt_log_probs", "xt_indices")
+"""Batch fields of the cached dataset (the targets themselves)."""
+
+
+def longest_shared_prefix(table: list[bytes | None], shared: dict[bytes, int], separator: tuple[int, int]) -> Tensor:
+    """For every token of `table`, the student id of the longest shared token that is a prefix of its bytes
+    (its bucket); −1 when none is (a special token); the separator (id, student id) maps to the student's."""
+    longest = max(map(len, shared), default=0)
+    out = torch.full((len(table),), -1, dtype=torch.long)
+    for index, data in enumerate(table):
+        if data is not None:
+            for size in range(min(len(data), longest), 0, -1):
+                if (hit := shared.get(data[:size])) is not None:
+                    out[index] = hit
+                    break
+    out[separator[0]] = separator[1]
+    return out
+
+
+@dataclass(frozen=True)
+class SharedVocab:
+    """Token pairs that spell the same bytes in both vocabularies (plus the two separators), and each
+    token's bucket: the longest shared token its bytes start with (`longest_shared_prefix`)."""
+
+    student_ids: Tensor
+    """(S,) int64."""
+    teacher_ids: Tensor
+    """(S,) int64."""
+    student_bucket: Tensor
+    """(V_s,) int64: student id of the bucket of every student token (−1: none)."""
+    teacher_bucket: Tensor | None = None
+    """(V_t,) int64: student id of the bucket of every teacher token (online targets only)."""
+
+    @classmethod
+    def of(cls, aligner: Aligner, student: Any, teacher: Any) -> SharedVocab:
+        by_bytes = {data: i for i, data in enumerate(aligner.teacher_bytes) if data is not None}
+        pairs = [(i, by_bytes[data]) for i, data in enumerate(aligner.student_bytes) if data is not None and data in by_bytes]
+        if not pairs:
+            raise KinheritError("the student's and the teacher's vocabularies share no token; use teacher.cross_tokenizer: alm")
+        pairs.append((separator_id(student), separator_id(teacher)))
+        student_ids, teacher_ids = zip(*sorted(pairs))
+        shared = {aligner.student_bytes[i]: i for i in student_ids if aligner.student_bytes[i] is not None}
+        return cls(torch.tensor(student_ids), torch.tensor(teacher_ids),
+                   longest_shared_prefix(aligner.student_bytes, shared, (separator_id(student), separator_id(student))),
+                   longest_shared_prefix(aligner.teacher_bytes, shared, (separator_id(teacher), separator_id(student))))
+
+    @classmethod
+    def stored(cls, pairs: list[list[int]], student_bytes: list[bytes | None], separator: int) -> SharedVocab:
+        """The shared vocabulary of a cache (its id pairs), with the student's buckets recomputed."""
+        shared = {student_bytes[i]: i for i in pairs[0] if student_bytes[i] is not None}
+        return cls(torch.tensor(pairs[0]), torch.tensor(pairs[1]), longest_shared_prefix(student_bytes, shared, (separator, separator)))
+
+    def __len__(self) -> int:
+        return len(self.student_ids)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The teacher's contribution to one batch, per student row (B, T) (see the module docstring)."""
+
+    chunk_start: Tensor
+    teacher_ll: Tensor
+    at_boundary: Tensor
+    top: TopK
+    """(B, T, K), indices in student ids."""
+    shared: SharedVocab
+
+
+class CrossTokenizerBlocks(Dataset):
+    """`PackedBlocks` items plus their alignment with the teacher's tokenization (online teacher).
+
+    Every item has fixed shapes: the teacher's input is right-padded to `aligner.max_len`.
+    """
+
+    def __init__(self, blocks: PackedBlocks, aligner: Aligner):
+        if blocks.masking is not None:
+            raise KinheritError("teacher.cross_tokenizer supports causal-LM students only (the student's masked input has no text)")
+        self.blocks, self.aligner = blocks, aligner
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        item = self.blocks[index]
+        aligned = self.aligner.align(item["input_ids"].numpy())
+        length = self.aligner.max_len
+        teacher_ids = np.zeros(length, dtype=np.int64)
+        teacher_ids[: len(aligned.teacher_ids)] = aligned.teacher_ids
+        mask = np.zeros(length, dtype=np.int64)
+        mask[: len(aligned.teacher_ids)] = 1
+        return {
+            **item,
+            "xt_teacher_ids": torch.from_numpy(teacher_ids),  # (L,)
+            "xt_teacher_mask": torch.from_numpy(mask),  # (L,)
+            "xt_chunk_start": torch.from_numpy(aligned.chunk_start),  # (T,)
+            "xt_chunk_teacher": torch.from_numpy(aligned.chunk_teacher),  # (T, 2)
+            "xt_boundary": torch.from_numpy(aligned.boundary),  # (T,)
+        }
+
+
+def token_log_likelihoods(logits: Tensor, ids: Tensor) -> Tensor:
+    """log p(x_i | x_<i) for every position i ≥ 1 of (B, L) ids from causal logits (B, L, V); 0 at i = 0."""
+    picked = -torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="none")
+    return torch.cat([picked.new_zeros(ids.shape[0], 1), picked.view(ids.shape[0], -1)], dim=1)  # (B, L)
+
+
+def span_sums(values: Tensor, first: Tensor, last: Tensor) -> Tensor:
+    """Σ values[b, first..last] per row (B, L) for index tensors first, last (B, T) (clamped where unused)."""
+    cumulative = torch.cat([values.new_zeros(values.shape[0], 1), values.double().cumsum(1)], dim=1)  # (B, L+1)
+    first, last = first.clamp(min=0), last.clamp(min=0)
+    return (cumulative.gather(1, last + 1) - cumulative.gather(1, first)).to(values.dtype)  # (B, T)
+
+
+def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: SharedVocab, top_k: int | None,
+                   buckets: bool = False) -> Targets:
+    """Targets from the teacher's logits (B, L, V_t) on the batch's `xt_teacher_ids`. The next-token
+    distribution at boundaries is over S: restricted to S and renormalised, or (`buckets`) the teacher's
+    whole distribution summed into the buckets of `longest_shared_prefix`."""
+    ids = batch["xt_teacher_ids"]
+    chunk_teacher = batch["xt_chunk_teacher"]  # (B, T, 2)
+    teacher_ll = span_sums(token_log_likelihoods(teacher_logits, ids), chunk_teacher[..., 0], chunk_teacher[..., 1])  # (B, T)
+    boundary = batch["xt_boundary"]  # (B, T)
+    at = boundary.clamp(min=0).unsqueeze(-1).expand(-1, -1, teacher_logits.shape[-1])
+    logits = teacher_logits.gather(1, at).float()  # (B, T, V_t): the teacher's prediction at each common boundary
+    device = logits.device
+    if buckets:
+        bucket = shared.teacher_bucket.to(device)
+        probs = logits.softmax(-1)[..., bucket >= 0]  # (B, T, V') tokens with a bucket
+        summed = probs.new_zeros(*probs.shape[:-1], len(shared.student_bucket)).index_add_(-1, bucket[bucket >= 0], probs)  # (B, T, V_s)
+        logits = summed[..., shared.student_ids.to(device)].clamp(min=1e-30).log()  # (B, T, S): log Q over the buckets
+    else:
+        logits = logits[..., shared.teacher_ids.to(device)]  # (B, T, S)
+    top = TopK.from_logits(logits, top_k or len(shared))
+    top = TopK(top.log_probs, shared.student_ids.to(device)[top.indices])
+    return Targets(batch["xt_chunk_start"], teacher_ll, boundary >= 0, top, shared)
+
+
+def cached_targets(batch: dict[str, Tensor], shared: SharedVocab) -> Targets:
+    """Targets served by a cache (`cache.CachedCrossTokenizerBlocks`)."""
+    return Targets(batch["xt_chunk_start"], batch["xt_teacher_ll"], batch["xt_at_boundary"].bool(),
+                   TopK(batch["xt_log_probs"], batch["xt_indices"]), shared)
+
+
+def teacher_length(teacher_config: Any, seq_len: int) -> int:
+    """Teacher tokens per student block: its position limit, at most 2·seq_len (a byte-level tokenizer of a
+    similar size needs about as many tokens as the student for the same text)."""
+    limit = max_sequence_length(teacher_config)
+    return min(limit, 2 * seq_len) if limit else 2 * seq_len
+
+
+def build_aligner(spec: TeacherSpec, tokenizer: Any, seq_len: int) -> tuple[Aligner, SharedVocab, int]:
+    """The aligner of student blocks with `spec`'s tokenizer, the shared vocabulary and the teacher length."""
+    if task_of(spec.config) != "causal":
+        raise KinheritError(f"teacher {spec.path} is a masked LM; teacher.cross_tokenizer needs a causal-LM teacher")
+    teacher_tokenizer = load_tokenizer(spec.path)
+    length = teacher_length(spec.config, seq_len)
+    aligner = Aligner(tokenizer, teacher_tokenizer, length)
+    return aligner, SharedVocab.of(aligner, tokenizer, teacher_tokenizer), length

@@ -1,0 +1,104 @@
+"""End to end: a student inherits from a teacher with another BPE, online and from `kinherit cache-teacher
+--cross-tokenizer`, from the CLI and from Python; the teacher is accounted on its own tokens; resume is exact;
+`teacher.steps: auto` compares per-chunk NLLs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kinherit.cli import main
+from kinherit.config import validate_config
+from kinherit.hf_folder import load_lm
+from kinherit.metrics.flops import flops_per_token
+from kinherit.metrics.log import read_metrics
+from kinherit.train.pretrain import pretrain
+from tests.conftest import CrashAt, _tiny_run
+from tests.inherit.conftest import student_run
+
+SEQUENCES_PER_STEP, TEACHER_LEN = 8, 32  # the teacher's positions (its data.seq_len) cap its tokens per block
+
+
+@pytest.fixture(scope="module")
+def other_teacher(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A tiny llama trained with a 400-token BPE (the students use 512)."""
+    config = _tiny_run(tmp_path_factory.mktemp("xtok") / "teacher", cache_dir, "llama", max_steps=40, eval_steps=40,
+                       save_steps=40, logging_steps=40)
+    config["data"]["tokenizer"]["train_vocab_size"] = 400
+    return pretrain(validate_config(config)).model_dir
+
+
+def _train_events(out: Path) -> list[dict]:
+    return [e for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
+
+
+def test_cli_online_and_cached_agree_and_count_the_teacher_on_its_tokens(tmp_path, cache_dir, other_teacher):
+    teacher = {"path": str(other_teacher), "cross_tokenizer": "shared_prefix", "steps": 4, "top_k": 8}
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(student_run(tmp_path / "online", cache_dir, teacher, max_steps=6, eval_steps=6)))
+    assert main(["pretrain", "--config", str(config)]) == 0
+    cache = tmp_path / "cache"
+    assert main(["cache-teacher", "--teacher", str(other_teacher), "--config", str(config), "--cross-tokenizer", "shared_prefix",
+                 "--top-k", "8", "--out", str(cache)]) == 0
+    meta = json.loads((cache / "meta.json").read_text())
+    assert meta["cross_tokenizer"] and meta["targets"] == "bucketed" and meta["teacher_len"] == TEACHER_LEN
+    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", f"--out={tmp_path / 'cached'}"]) == 0
+
+    online, cached = _train_events(tmp_path / "online"), _train_events(tmp_path / "cached")
+    teacher_fwd = flops_per_token(load_lm(other_teacher), TEACHER_LEN).forward
+    assert [e["step"] for e in online] == [e["step"] for e in cached] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(online, cached):
+        assert ("kd_loss" in a) == ("kd_loss" in b) == (a["step"] <= 4)
+        for key in ("loss", "lm_loss", "kd_loss"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], abs=1e-3), (a["step"], key)  # fp16 storage of the top-K
+        assert a["teacher_flops"] == b["teacher_flops"] == min(a["step"], 4) * SEQUENCES_PER_STEP * TEACHER_LEN * teacher_fwd
+    assert online[0]["kd_loss"] > 0
+
+
+def test_caches_of_the_other_kind_are_refused(tmp_path, cache_dir, other_teacher, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(student_run(tmp_path / "s", cache_dir, {"path": str(other_teacher), "cross_tokenizer": "alm"},
+                                                 max_steps=2, eval_steps=2)))
+    cache = tmp_path / "cache"
+    assert main(["cache-teacher", "--teacher", str(other_teacher), "--config", str(config), "--cross-tokenizer", "shared_vocab",
+                 "--top-k", "4", "--out", str(cache)]) == 0
+    for overrides, message in (
+        (["--teacher.cross_tokenizer=null"], "was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer"),
+        (["--teacher.cross_tokenizer=shared_prefix"], "holds restricted boundary targets, not those of teacher.cross_tokenizer: shared_prefix"),
+    ):
+        capsys.readouterr()
+        assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", *overrides]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}"]) == 0  # alm reads any
+
+
+@pytest.mark.parametrize("method", ["alm", "shared_vocab"])
+def test_python_run_resumes_exactly(tmp_path, cache_dir, other_teacher, method):
+    teacher = {"path": str(other_teacher), "cross_tokenizer": method, "steps": 6, "temperature": 1.0}
+    straight = pretrain(validate_config(student_run(tmp_path / "straight", cache_dir, teacher, max_steps=8, eval_steps=8, save_steps=2)))
+    crashed = validate_config(student_run(tmp_path / "crashed", cache_dir, teacher, max_steps=8, eval_steps=8, save_steps=2))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(crashed, callbacks=[CrashAt(5)])
+    resumed = pretrain(crashed, resume=True)
+    expected, got = _train_events(tmp_path / "straight"), _train_events(tmp_path / "crashed")
+    assert [e["step"] for e in got] == [e["step"] for e in expected]
+    for old, new in zip(expected, got):
+        for key in ("loss", "lm_loss", "kd_loss", "alpha", "teacher_flops"):
+            assert (key in old) == (key in new) and abs(old.get(key, 0) - new.get(key, 0)) <= 1e-6, (old["step"], key)
+        if "kd_loss" in old:
+            assert old["loss"] == pytest.approx((1 - old["alpha"]) * old["lm_loss"] + old["alpha"] * old["kd_loss"], rel=1e-5)
+    assert resumed.final_val_loss == pytest.approx(straight.final_val_loss, abs=1e-6)
+
+
+def test_auto_compares_the_nll_of_the_same_text(tmp_path, cache_dir, other_teacher):
+    teacher = {"path": str(other_teacher), "cross_tokenizer": "alm", "steps": "auto"}
+    pretrain(validate_config(student_run(tmp_path / "auto", cache_dir, teacher, max_steps=6, eval_steps=6)))
+    events = _train_events(tmp_path / "auto")
+    first = events[0]
+    assert first["student_chunk_nll"] > first["teacher_chunk_nll"] > 0  # a fresh student is behind the trained teacher
+    assert 0 < first["alpha"] <= 1.0
+    assert first["alpha"] == pytest.approx(min(1.0, (first["student_chunk_nll"] - first["teacher_chunk_nll"]) / 0.5), rel=1e-4)

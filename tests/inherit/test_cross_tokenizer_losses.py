@@ -1,0 +1,92 @@
+"""The cross-tokenizer losses against hand computations on a 3-token block and a 4-token vocabulary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kinherit.inherit.cross_tokenizer.alm import alm_loss, binarised_kl
+from kinherit.inherit.cross_tokenizer.shared_prefix import shared_prefix_kd
+from kinherit.inherit.cross_tokenizer.shared_vocab import shared_vocab_kd
+from kinherit.inherit.cross_tokenizer.targets import SharedVocab, Targets, longest_shared_prefix, span_sums, token_log_likelihoods
+from kinherit.inherit.losses import TopK
+
+LOGITS = torch.tensor([[[1.0, 2.0, 0.0, -1.0], [0.5, 0.0, 1.5, 0.0], [2.0, -1.0, 0.0, 1.0]]])  # (1, 3, 4)
+IDS = torch.tensor([[3, 2, 0]])
+
+
+def _log_softmax(row: list[float]) -> list[float]:
+    norm = math.log(sum(math.exp(v) for v in row))
+    return [v - norm for v in row]
+
+
+def _targets(**fields) -> Targets:  # noqa: ANN003
+    shared = SharedVocab(torch.tensor([0, 2]), torch.tensor([5, 7]), torch.tensor([0, 0, 2, 2]))
+    base = {"chunk_start": torch.tensor([[-1, -1, 1]]), "teacher_ll": torch.tensor([[0.0, 0.0, -1.5]]),
+            "at_boundary": torch.tensor([[True, False, True]]),
+            "top": TopK(torch.tensor([[[math.log(0.7), math.log(0.3)]] * 3]), torch.tensor([[[2, 0]] * 3])), "shared": shared}
+    return Targets(**{**base, **fields})
+
+
+def test_binarised_kl_is_the_bernoulli_kl_of_the_tempered_likelihoods():
+    for tau in (1.0, 3.0):
+        p, q = math.exp(-1.0 / tau), math.exp(-2.5 / tau)
+        expected = p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+        assert binarised_kl(torch.tensor([-1.0]), torch.tensor([-2.5]), tau).item() == pytest.approx(expected, rel=1e-6)
+    assert binarised_kl(torch.tensor([-0.7]), torch.tensor([-0.7]), 1.0).item() == pytest.approx(0.0, abs=1e-12)
+    assert torch.isfinite(binarised_kl(torch.tensor([0.0]), torch.tensor([-30.0]), 1.0)).all()  # a sure chunk stays finite
+
+
+def test_chunk_log_likelihoods_sum_the_tokens():
+    lp = token_log_likelihoods(LOGITS, IDS)  # log p(x_i | x_<i): row 0 has no prediction
+    assert lp[0, 0] == 0
+    assert lp[0, 1].item() == pytest.approx(_log_softmax([1.0, 2.0, 0.0, -1.0])[2])
+    assert lp[0, 2].item() == pytest.approx(_log_softmax([0.5, 0.0, 1.5, 0.0])[0])
+    sums = span_sums(lp, torch.tensor([[1]]), torch.tensor([[2]]))
+    assert sums.item() == pytest.approx(lp[0, 1].item() + lp[0, 2].item(), rel=1e-6)
+
+
+def test_alm_loss_by_hand():
+    tau = 2.0
+    student_ll = _log_softmax([1.0, 2.0, 0.0, -1.0])[2] + _log_softmax([0.5, 0.0, 1.5, 0.0])[0]  # the chunk = rows 1–2
+    p, q = math.exp(-1.5 / tau), math.exp(student_ll / tau)
+    expected = tau * (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q)))
+    logits = LOGITS.clone().requires_grad_()
+    loss = alm_loss(logits, IDS, _targets(), tau)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert logits.grad[0, 2].abs().sum() == 0  # the last position predicts nothing inside the block
+    # the student is less sure of the chunk than the teacher (ℓ_s < ℓ_t): descending raises its realised tokens
+    assert logits.grad[0, 0, 2] < 0 and logits.grad[0, 1, 0] < 0
+
+
+def test_alm_loss_without_chunks_is_zero():
+    assert alm_loss(LOGITS, IDS, _targets(chunk_start=torch.full((1, 3), -1)), 1.0).item() == 0.0
+
+
+def test_shared_vocab_kd_by_hand():
+    tau = 1.0
+    expected = 0.0
+    for row in (0, 2):  # the boundaries
+        s = _log_softmax([LOGITS[0, row, 0].item(), LOGITS[0, row, 2].item()])  # renormalised over S = {0, 2}
+        q = {2: 0.7, 0: 0.3}
+        expected += q[2] * (math.log(0.7) - s[1]) + q[0] * (math.log(0.3) - s[0])
+    assert shared_vocab_kd(LOGITS, IDS, _targets(), tau).item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_shared_prefix_kd_by_hand():
+    tau = 1.0
+    expected = 0.0
+    for row in (0, 2):
+        p = [math.exp(v) for v in _log_softmax(LOGITS[0, row].tolist())]
+        buckets = {0: p[0] + p[1], 2: p[2] + p[3]}  # student_bucket: tokens 0, 1 → 0; tokens 2, 3 → 2
+        expected += 0.7 * (math.log(0.7) - math.log(buckets[2])) + 0.3 * (math.log(0.3) - math.log(buckets[0]))
+    assert shared_prefix_kd(LOGITS, IDS, _targets(), tau).item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_longest_shared_prefix_buckets():
+    shared = {b"t": 10, b"th": 11, b"the": 12, b" ": 13}
+    table = [b"there", b"th", b"tha", b"x", None, b"t"]
+    assert longest_shared_prefix(table, shared, (4, 99)).tolist() == [12, 11, 11, -1, 99, 10]
