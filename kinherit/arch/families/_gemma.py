@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from transformers import PretrainedConfig
 
-from kinherit.arch.families._shared import ffn_size
+from kinherit.arch.families._shared import QKV_PROJECTIONS, ffn_size, out_projection
 from kinherit.arch.spec import ConfigBuilder, HeadSpec, TensorSpec, t
 
 if TYPE_CHECKING:
@@ -32,16 +32,10 @@ def _norm(name: str, residual_out: bool = False) -> TensorSpec:
 
 GEMMA_EMBEDDING = (t("embed_tokens.weight", "fixed:vocab", "out:hidden", scaled_by_sqrt="hidden"),)
 GEMMA_ATTENTION = (
-    _norm("layers.{layer}.input_layernorm.weight"),
-    t("layers.{layer}.self_attn.q_proj.weight", "out:q", "in:hidden"),
-    t("layers.{layer}.self_attn.q_proj.bias", "out:q", optional=True),
-    t("layers.{layer}.self_attn.k_proj.weight", "out:kv", "in:hidden"),
-    t("layers.{layer}.self_attn.k_proj.bias", "out:kv", optional=True),
-    t("layers.{layer}.self_attn.v_proj.weight", "out:kv", "in:hidden"),
-    t("layers.{layer}.self_attn.v_proj.bias", "out:kv", optional=True),
-    t("layers.{layer}.self_attn.o_proj.weight", "out:hidden", "in:q"),
-    t("layers.{layer}.self_attn.o_proj.bias", "out:hidden", optional=True),
-    _norm("layers.{layer}.post_attention_layernorm.weight", residual_out=True),
+    (_norm("layers.{layer}.input_layernorm.weight"),)
+    + QKV_PROJECTIONS
+    + out_projection(False)
+    + (_norm("layers.{layer}.post_attention_layernorm.weight", residual_out=True),)
 )
 GEMMA_QK_NORMS = (
     t("layers.{layer}.self_attn.q_norm.weight", "fixed:head_dim", offset=1.0),

@@ -25,17 +25,27 @@ def ffn_size(cfg: ModelConfig, gated: bool) -> int:
 SCORE = (t("score.weight", "fixed:labels", "in:hidden"),)
 """The decoder families' sequence-classification head: one bias-free linear layer on the last token."""
 
-LLAMA_ATTENTION = (
-    t("layers.{layer}.input_layernorm.weight", "norm:hidden"),
+QKV_PROJECTIONS = (
     t("layers.{layer}.self_attn.q_proj.weight", "out:q", "in:hidden"),
     t("layers.{layer}.self_attn.q_proj.bias", "out:q", optional=True),
     t("layers.{layer}.self_attn.k_proj.weight", "out:kv", "in:hidden"),
     t("layers.{layer}.self_attn.k_proj.bias", "out:kv", optional=True),
     t("layers.{layer}.self_attn.v_proj.weight", "out:kv", "in:hidden"),
     t("layers.{layer}.self_attn.v_proj.bias", "out:kv", optional=True),
-    t("layers.{layer}.self_attn.o_proj.weight", "out:hidden", "in:q", residual_out=True),
-    t("layers.{layer}.self_attn.o_proj.bias", "out:hidden", optional=True, residual_out=True),
 )
+"""Separate q/k/v projections with optional biases, as every Llama-style decoder has them."""
+
+
+def out_projection(residual_out: bool) -> tuple[TensorSpec, ...]:
+    """`o_proj` and its optional bias; `residual_out` where zeroing it makes a new layer the identity (pre-norm
+    families; families with a norm on the branch output zero that norm's gain instead)."""
+    return (
+        t("layers.{layer}.self_attn.o_proj.weight", "out:hidden", "in:q", residual_out=residual_out),
+        t("layers.{layer}.self_attn.o_proj.bias", "out:hidden", optional=True, residual_out=residual_out),
+    )
+
+
+LLAMA_ATTENTION = (t("layers.{layer}.input_layernorm.weight", "norm:hidden"),) + QKV_PROJECTIONS + out_projection(True)
 LLAMA_MLP = (
     t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden"),
     t("layers.{layer}.mlp.gate_proj.weight", "out:ffn", "in:hidden"),

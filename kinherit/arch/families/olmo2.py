@@ -15,23 +15,25 @@ from typing import TYPE_CHECKING
 from transformers import Olmo2Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
-from kinherit.arch.families._shared import LLAMA_EMBEDDING, LLAMA_FINAL_NORM, LLAMA_KEYS, SCORE, causal_lm_heads, ffn_size
+from kinherit.arch.families._shared import (
+    LLAMA_EMBEDDING,
+    LLAMA_FINAL_NORM,
+    LLAMA_KEYS,
+    QKV_PROJECTIONS,
+    SCORE,
+    causal_lm_heads,
+    ffn_size,
+    out_projection,
+)
 from kinherit.arch.spec import FamilySpec, t
 
 if TYPE_CHECKING:
     from kinherit.config import ModelConfig
 
-OLMO2_LAYER = (
-    t("layers.{layer}.self_attn.q_proj.weight", "out:q", "in:hidden"),
-    t("layers.{layer}.self_attn.q_proj.bias", "out:q", optional=True),
-    t("layers.{layer}.self_attn.k_proj.weight", "out:kv", "in:hidden"),
-    t("layers.{layer}.self_attn.k_proj.bias", "out:kv", optional=True),
-    t("layers.{layer}.self_attn.v_proj.weight", "out:kv", "in:hidden"),
-    t("layers.{layer}.self_attn.v_proj.bias", "out:kv", optional=True),
+OLMO2_LAYER = QKV_PROJECTIONS + (
     t("layers.{layer}.self_attn.q_norm.weight", "norm:q"),
     t("layers.{layer}.self_attn.k_norm.weight", "norm:kv"),
-    t("layers.{layer}.self_attn.o_proj.weight", "out:hidden", "in:q"),
-    t("layers.{layer}.self_attn.o_proj.bias", "out:hidden", optional=True),
+) + out_projection(False) + (
     t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden", residual_out=True),
     t("layers.{layer}.mlp.gate_proj.weight", "out:ffn", "in:hidden"),
     t("layers.{layer}.mlp.up_proj.weight", "out:ffn", "in:hidden"),
