@@ -149,45 +149,20 @@ class KnowledgeInheritance:
     def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
                       num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
         if self.cross is not None:
-            return self._cross_tokenizer_loss(trainer, model, inputs)
-        cached = TopK(inputs.pop(CACHE_KEYS[0]), inputs.pop(CACHE_KEYS[1])) if CACHE_KEYS[0] in inputs else None
-        step = trainer.state.global_step
-        alpha = self.alpha(step)
-        lm_loss, outputs = trainer.model_loss(model, inputs)  # micro-batch mean
-        weight = torch.tensor(alpha, device=lm_loss.device)
-        terms = {"lm_loss": lm_loss}
-        if alpha > 0:
-            mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
-            student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
-            targets, teacher_lm = self._teacher_targets(trainer.accelerator, inputs, cached)
-            terms["kd_loss"] = kd_loss(student, targets, self.ki.temperature, mask)
-            if teacher_lm is not None:  # auto: the KD weight follows the teacher/student gap (no host sync)
-                terms["teacher_lm_loss"] = teacher_lm
-                weight = weight * gap_weight(lm_loss, teacher_lm)
-            loss = (1 - weight) * lm_loss + weight * terms["kd_loss"]
+            extra = self.cross.pop(inputs)  # alignment or cached cross-tokenizer targets
         else:
-            loss = lm_loss
-        terms["alpha"] = weight
-        if self.teacher_done(step):
-            self.release_teacher()
-        return loss, outputs, terms
-
-    def _cross_tokenizer_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor]
-                              ) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
-        """As `training_loss`, with the cross-tokenizer KD term; the auto gap compares per-chunk NLLs."""
-        batch = self.cross.pop(inputs)
+            extra = TopK(inputs.pop(CACHE_KEYS[0]), inputs.pop(CACHE_KEYS[1])) if CACHE_KEYS[0] in inputs else None
         step = trainer.state.global_step
         alpha = self.alpha(step)
         lm_loss, outputs = trainer.model_loss(model, inputs)  # micro-batch mean
         weight = torch.tensor(alpha, device=lm_loss.device)
         terms = {"lm_loss": lm_loss}
         if alpha > 0:
-            kd, gap = self.cross(lambda: self._online_teacher(trainer.accelerator), outputs.logits, inputs["input_ids"], batch,
-                                 self.ki.temperature, self.ki.top_k, gap=self.auto is not None)
+            kd, gap_terms, gap = self._kd_term(trainer, inputs, outputs, lm_loss, extra)
             terms["kd_loss"] = kd
-            if gap:
-                terms.update(gap)
-                weight = weight * gap_weight(gap["student_chunk_nll"], gap["teacher_chunk_nll"])
+            terms.update(gap_terms)
+            if gap is not None:  # auto: the KD weight follows the teacher/student gap (no host sync)
+                weight = weight * gap_weight(*gap)
             loss = (1 - weight) * lm_loss + weight * kd
         else:
             loss = lm_loss
@@ -195,6 +170,23 @@ class KnowledgeInheritance:
         if self.teacher_done(step):
             self.release_teacher()
         return loss, outputs, terms
+
+    def _kd_term(self, trainer: Any, inputs: dict[str, torch.Tensor], outputs: Any, lm_loss: torch.Tensor, extra: Any
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
+        """The KD term, the gap terms to log, and with `steps: auto` the (student, teacher) losses the gap compares:
+        LM losses on the same tokens, or per-chunk NLLs of the same text for a teacher with another tokenizer."""
+        if self.cross is not None:
+            kd, gap_terms = self.cross(lambda: self._online_teacher(trainer.accelerator), outputs.logits, inputs["input_ids"],
+                                       extra, self.ki.temperature, self.ki.top_k, gap=self.auto is not None)
+            gap = (gap_terms["student_chunk_nll"], gap_terms["teacher_chunk_nll"]) if gap_terms else None
+            return kd, gap_terms, gap
+        mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
+        student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
+        targets, teacher_lm = self._teacher_targets(trainer.accelerator, inputs, extra)
+        kd = kd_loss(student, targets, self.ki.temperature, mask)
+        if teacher_lm is None:
+            return kd, {}, None
+        return kd, {"teacher_lm_loss": teacher_lm}, (lm_loss, teacher_lm)
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """Teacher forward FLOPs on the steps where it ran, as `teacher_flops`."""
