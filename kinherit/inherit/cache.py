@@ -87,20 +87,31 @@ def default_cache_path(teacher: Path, corpus: PackedCorpus, seq_len: int, top_k:
     return teacher.resolve().parent / f"teacher-cache-{corpus.fingerprint}-s{seq_len}-k{top_k}"
 
 
-def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str | Path | None = None, batch_size: int = 32) -> TeacherCache:
-    """Run the teacher once over every training block of `config.data` and store its top-K outputs."""
+def check_cache_sizes(top_k: int, batch_size: int) -> None:
+    """`cache-teacher`'s --top-k and --batch-size must be positive."""
     if top_k < 1:
         raise KinheritError(f"--top-k must be ≥ 1, got {top_k}")
     if batch_size < 1:
         raise KinheritError(f"--batch-size must be ≥ 1, got {batch_size}")
+
+
+def training_blocks(corpus: PackedCorpus, seq_len: int) -> PackedBlocks:
+    """The corpus's training blocks, refused when there is not one full block to cache."""
+    blocks = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)
+    if len(blocks) == 0:
+        raise KinheritError(f"the training split holds fewer than data.seq_len={seq_len} tokens; nothing to cache")
+    return blocks
+
+
+def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str | Path | None = None, batch_size: int = 32) -> TeacherCache:
+    """Run the teacher once over every training block of `config.data` and store its top-K outputs."""
+    check_cache_sizes(top_k, batch_size)
     corpus = prepare_corpus(config.data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     seq_len = config.data.seq_len
     _check_causal(Path(teacher_dir))
     spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal", top_k=top_k, top_k_key="--top-k")
-    blocks = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)
-    if len(blocks) == 0:
-        raise KinheritError(f"the training split holds fewer than data.seq_len={seq_len} tokens; nothing to cache")
+    blocks = training_blocks(corpus, seq_len)
     out = Path(out) if out is not None else default_cache_path(spec.path, corpus, seq_len, top_k)
     index_dtype = np.dtype(np.uint16 if spec.shared_vocab <= 1 << 16 else np.int32)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -31,7 +31,16 @@ from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer, separator_id
 from kinherit.errors import KinheritError
 from kinherit.inherit.alignment import token_bytes
-from kinherit.inherit.cache import META, TeacherCache, _check_causal, _teacher_identity, default_cache_path, open_cache
+from kinherit.inherit.cache import (
+    META,
+    TeacherCache,
+    _check_causal,
+    _teacher_identity,
+    check_cache_sizes,
+    default_cache_path,
+    open_cache,
+    training_blocks,
+)
 from kinherit.inherit.cross_tokenizer.targets import CrossTokenizerBlocks, SharedVocab, build_aligner, online_targets
 from kinherit.inherit.teacher import _meta_model, inspect_teacher
 from kinherit.io import atomic_dir, write_json
@@ -82,10 +91,7 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
                       batch_size: int = 32) -> CrossTokenizerCache:
     """Run a teacher with another tokenizer once over every training block of `config.data`; store the targets of
     `method` (teacher.cross_tokenizer; the chunk log-likelihoods of alm are always stored)."""
-    if top_k < 1:
-        raise KinheritError(f"--top-k must be ≥ 1, got {top_k}")
-    if batch_size < 1:
-        raise KinheritError(f"--batch-size must be ≥ 1, got {batch_size}")
+    check_cache_sizes(top_k, batch_size)
     corpus = prepare_corpus(config.data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     seq_len = config.data.seq_len
@@ -94,11 +100,9 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
     aligner, shared, length = build_aligner(spec, tokenizer, seq_len)
     if top_k > len(shared):
         raise KinheritError(f"--top-k {top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
-    blocks = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)
-    if len(blocks) == 0:
-        raise KinheritError(f"the training split holds fewer than data.seq_len={seq_len} tokens; nothing to cache")
-    out = Path(out) if out is not None else default_cache_path(spec.path, corpus, seq_len, top_k).with_name(
-        default_cache_path(spec.path, corpus, seq_len, top_k).name + f"-{method}")
+    blocks = training_blocks(corpus, seq_len)
+    default = default_cache_path(spec.path, corpus, seq_len, top_k)
+    out = Path(out) if out is not None else default.with_name(f"{default.name}-{method}")
     index_dtype = np.dtype(np.uint16 if len(tokenizer) <= 1 << 16 else np.int32)
     aligned = CrossTokenizerBlocks(blocks, aligner)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
