@@ -33,6 +33,7 @@ from kinherit.config import read_yaml  # noqa: E402
 from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment  # noqa: E402
 from kinherit.io import atomic_file, write_json  # noqa: E402
 from kinherit.metrics.horizons import horizon_points  # noqa: E402
+from kinherit.metrics.plots import save_png  # noqa: E402
 from kinherit.metrics.report import sunk_flops  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 
@@ -152,9 +153,7 @@ def plot_horizons(summary: dict[str, Any], horizons: list[int], path: Path) -> N
     ax.set_xticks(horizons)
     ax.grid(alpha=0.3)
     ax.legend()
-    with atomic_file(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def markdown(result: dict[str, Any]) -> str:

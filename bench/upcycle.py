@@ -42,6 +42,7 @@ from kinherit.hf_folder import TOKENIZER_FILES  # noqa: E402
 from kinherit.io import atomic_dir, atomic_file, write_json  # noqa: E402
 from kinherit.metrics.flops import flops_per_token  # noqa: E402
 from kinherit.metrics.horizons import horizon_points, value_at  # noqa: E402
+from kinherit.metrics.plots import save_png  # noqa: E402
 from kinherit.metrics.report import sunk_flops  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 
@@ -246,9 +247,7 @@ def plot(curves: dict[str, list], path: Path) -> None:
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
-    with atomic_file(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def markdown(r: dict[str, Any]) -> str:

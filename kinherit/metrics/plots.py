@@ -17,7 +17,8 @@ AXES = (("flops", "training FLOPs (teacher forward passes included)", False),
         ("time_s", "wall time (s)", False))
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_png(fig: plt.Figure, path: Path) -> Path:
+    """Write `fig` atomically as a 120-dpi PNG and close it."""
     with atomic_file(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -41,7 +42,7 @@ def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
         ax.set_title(f"validation loss vs {label.split(' (')[0]}")
         ax.grid(alpha=0.3)
         ax.legend()
-        paths.append(_save(fig, out / f"val_loss_vs_{key.removesuffix('_s')}.png"))
+        paths.append(save_png(fig, out / f"val_loss_vs_{key.removesuffix('_s')}.png"))
     return paths
 
 
@@ -56,4 +57,4 @@ def plot_alpha(runs: list[Run], out: Path) -> Path:
     ax.set_title("knowledge-inheritance weight over training")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, out / "alpha.png")
+    return save_png(fig, out / "alpha.png")
