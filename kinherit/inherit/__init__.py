@@ -1,9 +1,10 @@
 """Knowledge inheritance (Qin et al., NAACL 2022): a trained smaller model teaches a larger student.
 
-    losses.py     kd_loss (full / top-K, chunked) and TopK
-    schedules.py  α_t registry: linear, heaviside, constant
+    losses.py     kd_loss (full / top-K, chunked), TopK, the LM loss and the (1 − α)·LM + α·KD mix
+    schedules.py  α_t registry (linear, heaviside, constant) and `Alpha`, the run's α with the auto stop
     teacher.py    teacher folder checks (task, shared vocabulary) and lazy loading
-    objective.py  KnowledgeInheritance, the KI training objective (KD term, α, teacher release, FLOPs), and its setup
+    sources.py    teacher sources: online, cached, another tokenizer (columns, lifetime, FLOPs)
+    objective.py  inheritance_loss (pure) and KnowledgeInheritance, the objective joining α, source and loss
     cache.py      offline top-K teacher cache and the dataset that serves it
     command.py    `kinherit cache-teacher`
     alignment.py  a student block against the teacher's tokenization of the same text (teacher.cross_tokenizer)

@@ -20,6 +20,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from kinherit.data.dataset import IGNORE_INDEX
+
+
+def lm_loss(logits: Tensor, labels: Tensor, masked: bool) -> Tensor:
+    """Mean cross-entropy over the positions with a label (≠ −100): masked LM predicts labels in place,
+    causal LM predicts the label of the next position. logits (B, T, V), labels (B, T)."""
+    if not masked:
+        logits, labels = logits[:, :-1], labels[:, 1:]  # (B, T−1, V), (B, T−1)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def mix(lm: Tensor, kd: Tensor, alpha: Tensor | float) -> Tensor:
+    """The inheritance mix (1 − α)·L_LM + α·KD."""
+    return (1 - alpha) * lm + alpha * kd
+
 
 @dataclass(frozen=True)
 class TopK:

@@ -4,8 +4,12 @@
 
 Each schedule maps (t, α₀, T) → α_t, where T is the inheritance horizon (`teacher.steps`). A schedule that
 `ends` is 0 for every t ≥ T and positive before (when α₀ > 0), so the teacher runs on exactly
-min(step, T) of the first `step` steps and is released afterwards. `teacher.steps: auto` sets T to the
-run's length and lets `AutoStop` end inheritance as soon as the student no longer learns from the teacher.
+min(step, T) of the first `step` steps and is released afterwards; registration checks that invariant.
+`teacher.steps: auto` sets T to the run's length and lets `AutoStop` end inheritance as soon as the student
+no longer learns from the teacher.
+
+`Alpha` is the one place α lives during a run: the registered schedule at (α₀, T), the auto stop's state,
+the teacher's step count and its checkpointed state.
 """
 
 from __future__ import annotations
@@ -40,11 +44,22 @@ class Schedule:
 SCHEDULES: Registry[Schedule] = Registry("schedule")
 
 
+def _check_ends(schedule: Schedule, horizon: int = 16) -> None:
+    """A schedule is non-negative and ≤ α₀; one that `ends` is > 0 for t < T and 0 from T on (α₀ = 1)."""
+    values = [schedule.alpha(t, 1.0, horizon) for t in range(3 * horizon)]
+    if any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"schedule {schedule.name!r}: α_t must lie in [0, α₀]")
+    if schedule.ends and (min(values[:horizon]) <= 0.0 or max(values[horizon:]) != 0.0):
+        raise ValueError(f"schedule {schedule.name!r} claims `ends` but is not > 0 before T and 0 from T on")
+
+
 def register_schedule(name: str, ends: bool, reference: str) -> Callable[[AlphaFn], AlphaFn]:
     """Register `fn` as schedule `name`; `reference` is the paper it comes from (printed by --help-config)."""
 
     def decorator(fn: AlphaFn) -> AlphaFn:
-        SCHEDULES.add(name, Schedule(name, fn, ends), reference)
+        schedule = Schedule(name, fn, ends)
+        _check_ends(schedule)
+        SCHEDULES.add(name, schedule, reference)
         return fn
 
     return decorator
@@ -128,3 +143,51 @@ class AutoStop:
     def stopped(self, t: int) -> bool:
         """Whether α is 0 at step t because inheritance stopped itself."""
         return self.switch_step is not None and t >= self.switch_step
+
+
+class Alpha:
+    """α_t of one run, the only place it is computed: the schedule at (α₀, T), and with `auto` the stop.
+
+        α_t = 0                         once inheritance stopped itself (auto: t ≥ switch step)
+        α_t = schedule(t; α₀, T)        otherwise
+
+    With `auto`, the weight applied to a micro-batch is further multiplied by `gap_weight` (`weight`). The
+    state a checkpoint must carry is the auto stop's switch step (`state_dict`).
+    """
+
+    def __init__(self, schedule: Schedule, alpha0: float, horizon: int, auto: bool = False):
+        self.schedule, self.alpha0, self.horizon = schedule, alpha0, horizon
+        self.auto = AutoStop() if auto else None
+
+    def __call__(self, t: int) -> float:
+        if self.auto is not None and self.auto.stopped(t):
+            return 0.0
+        return self.schedule.alpha(t, self.alpha0, self.horizon)
+
+    def weight(self, t: int, gap: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | float:
+        """The KD weight of a micro-batch at step t: α_t, times the teacher/student gap weight under `auto`."""
+        return self(t) if gap is None or self.auto is None else self(t) * gap_weight(*gap)
+
+    def teacher_steps(self, step: int) -> int:
+        """How many of the first `step` optimizer steps ran the teacher (α > 0)."""
+        ran = self.schedule.teacher_steps(step, self.alpha0, self.horizon)
+        switch = self.auto.switch_step if self.auto is not None else None
+        return ran if switch is None else min(ran, switch)
+
+    def done(self, t: int) -> bool:
+        """α is 0 at step t and at every later step: the teacher is no longer needed."""
+        if self.alpha0 == 0 or (self.schedule.ends and t >= self.horizon):
+            return True
+        return self.auto is not None and self.auto.stopped(t)
+
+    def observe(self, step: int, student: float, teacher: float) -> None:
+        """The logged (student, teacher) losses after `step` steps: the auto stop's evidence."""
+        if self.auto is not None:
+            self.auto.observe(step, student, teacher)
+
+    def state_dict(self) -> dict[str, int | None]:
+        return {"switch_step": self.auto.switch_step} if self.auto is not None else {}
+
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
+        if self.auto is not None:
+            self.auto.switch_step = state.get("switch_step")

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from kinherit.inherit.losses import kd_loss
+from kinherit.inherit.losses import kd_loss, mix
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.train.objective import ModelLoss
 
@@ -26,7 +26,7 @@ def distill_loss(
     student_logits, teacher_logits (B, C); labels (B,)."""
     ce = torch.nn.functional.cross_entropy(student_logits, labels)
     kd = kd_loss(student_logits, teacher_logits, temperature)
-    return (1.0 - alpha) * ce + alpha * kd, {"ce": ce, "kd": kd}
+    return mix(ce, kd, alpha), {"ce": ce, "kd": kd}
 
 
 class ClassificationDistillation(ModelLoss):
@@ -36,13 +36,11 @@ class ClassificationDistillation(ModelLoss):
         super().__init__(normalised_by_step=False)
         self.teacher, self.alpha, self.temperature, self.teacher_flops = teacher, alpha, temperature, teacher_flops
 
-    def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
-                      num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
-        _, outputs = trainer.model_loss(model, inputs)
+    def loss(self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor],
+             extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
-            teacher_logits = self.teacher(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits  # (B, C)
-        loss, terms = distill_loss(outputs.logits, inputs["labels"], teacher_logits, self.alpha, self.temperature)
-        return loss, outputs, terms
+            teacher_logits = self.teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, C)
+        return distill_loss(outputs.logits, batch["labels"], teacher_logits, self.alpha, self.temperature)
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         return {"teacher_flops": step * tokens_per_step * self.teacher_flops.forward}

@@ -1,16 +1,21 @@
 """Training objectives: the loss is a component the trainer is given (torchtitan style).
 
-An objective turns one training micro-batch into `(loss, outputs, terms)`: the loss to back-propagate, the
-model outputs, and the named terms to log (each averaged over the micro-batches since the last log).
-`loss_is_scaled_for_ga` says how the loss relates to the optimizer step, for every objective alike:
+The trainer runs the model and computes its own loss L (router auxiliary loss excluded, see `KinheritTrainer`);
+an objective turns it into the loss to back-propagate and the named terms to log:
 
-    None   the model normalised it by the step's item count (`num_items_in_batch`): a share of the step mean;
-    False  it is the micro-batch mean, and the trainer divides it by the gradient-accumulation steps.
+    loss, terms = objective.loss(step, L, outputs, batch, extras)
 
-Objectives that run a teacher add its forward FLOPs (`extra_flops`) and may keep state that a checkpoint
-must carry (`state_dict` / `load_state_dict`, written as `objective.json`). Evaluation always uses the
-model's own loss. The knowledge-inheritance objective (`kinherit.inherit.objective`) implements this
-protocol without importing from here.
+`extras` are the batch fields the objective consumes besides the model's inputs (`extra_columns`, e.g. cached
+teacher targets); the trainer takes them out of the batch before the forward pass. `normalised_by_step` says
+how L is computed, for every objective alike:
+
+    True   normalised by the step's item count (`num_items_in_batch`): a share of the step's mean;
+    False  the micro-batch mean, which the trainer divides by the gradient-accumulation steps.
+
+Objectives that run a teacher add its forward FLOPs (`extra_flops`), learn where to run it (`start`), and may
+keep state that a checkpoint must carry (`state_dict` / `load_state_dict`, written as `objective.json`).
+Evaluation always uses the model's own loss. The knowledge-inheritance objective
+(`kinherit.inherit.objective`) implements this protocol without importing from here.
 """
 
 from __future__ import annotations
@@ -21,18 +26,21 @@ import torch
 
 
 class Objective(Protocol):
-    loss_is_scaled_for_ga: bool | None
+    normalised_by_step: bool
     extra_columns: tuple[str, ...]
     """Dataset fields the objective consumes besides the model's inputs (kept by the Trainer's column filter)."""
 
-    def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
-                      num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
-        """(loss, outputs, terms) of one training micro-batch; `trainer` gives `model_loss`, `state`, `accelerator`."""
+    def start(self, accelerator: Any) -> None:
+        """Called once before training with the run's accelerator (device and precision for a teacher)."""
+
+    def loss(self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor],
+             extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, terms) of one training micro-batch at optimizer step `step` from the model's loss `lm`."""
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """FLOPs beyond the student's training (e.g. `teacher_flops`) in the first `step` optimizer steps."""
 
-    def on_log(self, trainer: Any, terms: dict[str, float]) -> None:
+    def on_log(self, step: int, terms: dict[str, float]) -> None:
         """Called with the logged term means (equal on every process) after each training log."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -53,17 +61,18 @@ class ModelLoss:
 
     def __init__(self, normalised_by_step: bool = True, term: str | None = None):
         self.normalised_by_step, self.term = normalised_by_step, term
-        self.loss_is_scaled_for_ga: bool | None = None if normalised_by_step else False
 
-    def training_loss(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
-                      num_items_in_batch: Any) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
-        loss, outputs = trainer.model_loss(model, inputs, num_items_in_batch if self.normalised_by_step else None)
-        return loss, outputs, ({self.term: loss} if self.term else {})
+    def start(self, accelerator: Any) -> None:
+        return None
+
+    def loss(self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor],
+             extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return lm, ({self.term: lm} if self.term else {})
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         return {}
 
-    def on_log(self, trainer: Any, terms: dict[str, float]) -> None:
+    def on_log(self, step: int, terms: dict[str, float]) -> None:
         return None
 
     def state_dict(self) -> dict[str, Any]:

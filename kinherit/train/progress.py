@@ -1,7 +1,8 @@
 """The console during training: one tqdm bar per run, nothing else (the raw log dicts go to metrics.jsonl).
 
-The bar counts optimizer steps (with tqdm's ETA) and shows the latest loss, val loss, α (knowledge
-inheritance) and tokens/s in its postfix. `train.disable_tqdm: true` turns it off. transformers' own bars
+The bar counts optimizer steps (with tqdm's ETA) and shows the latest LM loss, val loss, α (knowledge
+inheritance) and tokens/s in its postfix. A KI run shows its LM loss (`lm_loss`), not the mixed loss: the
+mix is dominated by the KD term early, so it would look nothing like the validation loss beside it. `train.disable_tqdm: true` turns it off. transformers' own bars
 (e.g. "Writing model shards" at every checkpoint) are silenced for the run (`library_bars_off`).
 """
 
@@ -20,8 +21,10 @@ POSTFIX = (("loss", "loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"), ("val
 
 
 def postfix(latest: dict[str, Any]) -> dict[str, str]:
-    """The bar's postfix from the latest logged values (keys absent from `latest` are left out)."""
-    return {label: fmt.format(latest[key]) for key, label, fmt in POSTFIX if key in latest}
+    """The bar's postfix from the latest logged values (keys absent from `latest` are left out); `loss` is the
+    LM loss where the run logs one apart from its training loss."""
+    shown = {**latest, "loss": latest["lm_loss"]} if "lm_loss" in latest else latest
+    return {label: fmt.format(shown[key]) for key, label, fmt in POSTFIX if key in shown}
 
 
 class ProgressBar(TrainerCallback):

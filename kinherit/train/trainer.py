@@ -2,15 +2,20 @@
 a quiet console and atomic checkpoints. Pre-training, knowledge inheritance and fine-tuning all use it.
 
 What it changes, and nothing else:
-- the training loss comes from the `objective` (`kinherit.train.objective`); evaluation uses the model's own loss;
+- the training loss comes from the `objective` (`kinherit.train.objective`), given the model's own loss and
+  outputs; the objective's extra batch fields are taken out of the batch before the forward pass;
+  evaluation uses the model's own loss;
 - gradient accumulation is handled the same way for every objective: a micro-batch mean is divided by the
-  accumulation steps (`loss_is_scaled_for_ga = False`), a loss normalised by the step's item count is not;
+  accumulation steps, a loss normalised by the step's item count (`objective.normalised_by_step`) is not;
+- a mixture-of-experts model's router auxiliary loss (`outputs.aux_loss`, which transformers adds to its loss as
+  `router_aux_loss_coef`·aux_loss) is taken out of the model's loss before the objective sees it and added back
+  once per optimizer step at its configured coefficient, whatever the accumulation steps and the number of
+  processes: each micro-batch adds c·aux/GA (c·aux when the trainer divides by GA itself), so the step's
+  gradient is that of c·mean(aux). It is logged as `aux_loss`, outside `loss`; evaluation asks the model
+  for its LM loss alone (`output_router_logits=False`), so `val_loss` stays comparable to dense runs;
 - every loss term is accumulated unrounded and logged as its mean since the last log, all-reduced over
   processes; the logged `loss` is the optimizer step's mean whatever the accumulation; a non-finite loss
   stops the run with an actionable error;
-- a mixture-of-experts model's router auxiliary loss (`outputs.aux_loss`, already inside its training loss as
-  `router_aux_loss_coef`·aux_loss when `output_router_logits` is on) is logged as the term `aux_loss`; evaluation
-  asks the model for its LM loss alone (`output_router_logits=False`), so `val_loss` stays comparable to dense runs;
 - each training log carries `tokens` and `flops` (cumulative, from the step count, so resume-exact), plus
   the objective's extra FLOPs (`teacher_flops`);
 - with `sampler_seed`, the training sampler is `EpochShuffleSampler` (order is a function of seed and epoch);
@@ -53,7 +58,7 @@ class KinheritTrainer(Trainer):
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.objective, self.student_flops, self.sampler_seed = objective, student_flops, sampler_seed
-        self.loss_is_scaled_for_ga = objective.loss_is_scaled_for_ga
+        self.loss_is_scaled_for_ga = None if objective.normalised_by_step else False  # None: Trainer's rule
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: dict[str, int] = {}
         self._staging_checkpoints = False
@@ -72,11 +77,7 @@ class KinheritTrainer(Trainer):
         self._signature_columns += [key for key in self.objective.extra_columns if key not in self._signature_columns]
 
     # ---- loss and its logging ----
-    def model_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None) -> tuple[torch.Tensor, Any]:
-        """The model's own loss and outputs (Trainer's: normalised by `num_items_in_batch` when given and accepted)."""
-        return super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-
-    def record_terms(self, **terms: torch.Tensor) -> None:
+    def _record_terms(self, terms: dict[str, torch.Tensor]) -> None:
         """Accumulate detached loss terms of one micro-batch (no host sync); a term may skip micro-batches."""
         for name, value in terms.items():
             value = value.detach().float()
@@ -84,26 +85,28 @@ class KinheritTrainer(Trainer):
             self._term_counts[name] = self._term_counts.get(name, 0) + 1
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        extras = {key: inputs.pop(key) for key in self.objective.extra_columns if key in inputs}
         if not model.training:
-            inputs = {k: v for k, v in inputs.items() if k not in self.objective.extra_columns}
             if _adds_router_loss(model):
                 inputs["output_router_logits"] = False
-            loss, outputs = self.model_loss(model, inputs, num_items_in_batch)
-        else:
-            loss, outputs, terms = self.objective.training_loss(self, model, inputs, num_items_in_batch)
-            aux = getattr(outputs, "aux_loss", None) if not isinstance(outputs, dict) else outputs.get("aux_loss")
-            if aux is not None:
-                terms = {**terms, "aux_loss": aux}
-            # A loss normalised by the whole step's item count is a share of the step's mean: ×GA makes it a mean.
-            scale = self.current_gradient_accumulation_steps if self._scaled_for_ga(num_items_in_batch) else 1
-            self.record_terms(loss=loss * scale, **terms)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        by_step = self.objective.normalised_by_step
+        lm, outputs = super().compute_loss(model, inputs, True, num_items_in_batch if by_step else None)
+        share = by_step and self.model_accepts_loss_kwargs and num_items_in_batch is not None  # a share of the step's mean
+        aux = outputs.get("aux_loss") if isinstance(outputs, dict) else None
+        if aux is not None:  # transformers added c·aux to its loss (×processes for a share): take it out
+            lm = lm - self._aux_factor(model, share) * aux
+        loss, terms = self.objective.loss(self.state.global_step, lm, outputs, inputs, extras)
+        ga = self.current_gradient_accumulation_steps
+        self._record_terms({"loss": loss * (ga if share else 1), **terms, **({"aux_loss": aux} if aux is not None else {})})
+        if aux is not None:  # once per step at its coefficient: Trainer divides a micro-batch mean by GA, not a share
+            loss = loss + _router_coefficient(model) * aux / (ga if share else 1)
         return (loss, outputs) if return_outputs else loss
 
-    def _scaled_for_ga(self, num_items_in_batch: Any) -> bool:
-        """Whether the Trainer treats this micro-batch loss as already divided over the accumulated step."""
-        if self.loss_is_scaled_for_ga is not None:
-            return self.loss_is_scaled_for_ga
-        return (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None
+    def _aux_factor(self, model: torch.nn.Module, share: bool) -> float:
+        """The factor of aux_loss inside the loss `Trainer.compute_loss` returned: c, times the processes when
+        Trainer scaled a step-normalised loss by them (`average_tokens_across_devices`)."""
+        return _router_coefficient(model) * (self.accelerator.num_processes if share and self.args.average_tokens_across_devices else 1)
 
     def _mean_terms(self) -> dict[str, float]:
         """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over processes."""
@@ -137,7 +140,7 @@ class KinheritTrainer(Trainer):
                     f"the training loss became {terms.get('loss')} at step {self.state.global_step}; "
                     "lower train.learning_rate, raise train.warmup_steps or set train.max_grad_norm"
                 )
-            self.objective.on_log(self, terms)
+            self.objective.on_log(self.state.global_step, terms)
             logs.update(self.accounting(self.state.global_step))
         super().log(logs, start_time)
 
@@ -148,6 +151,7 @@ class KinheritTrainer(Trainer):
             saved = Path(resume_from_checkpoint, OBJECTIVE_STATE)
             if saved.is_file():
                 self.objective.load_state_dict(json.loads(saved.read_text()))
+        self.objective.start(self.accelerator)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _get_output_dir(self, trial: Any) -> str:
@@ -195,6 +199,11 @@ class KinheritTrainer(Trainer):
                 inner.load_state_dict(loaded.state_dict(), strict=True)
                 return
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+
+def _router_coefficient(model: torch.nn.Module) -> float:
+    """c, the weight transformers gives a mixture-of-experts model's router auxiliary loss."""
+    return float(getattr(getattr(model, "module", model).config, "router_aux_loss_coef", 0.0))
 
 
 def _adds_router_loss(model: torch.nn.Module) -> bool:

@@ -25,3 +25,8 @@ def test_one_bar_per_run_and_no_log_dicts(tmp_path, tiny_run, capfd, disable_tqd
     else:
         assert console.count("run:   0%") == 1 and "Writing model shards" not in console, console  # one bar
         assert "4/4" in final and "loss=" in final and "val loss=" in final and "tok/s=" in final
+
+
+def test_a_knowledge_inheritance_run_shows_its_lm_loss_not_the_mix():
+    latest = {"loss": 0.58, "lm_loss": 5.4321, "kd_loss": 0.1, "alpha": 0.9, "val_loss": 5.6}
+    assert postfix(latest) == {"loss": "5.4321", "val loss": "5.6000", "α": "0.900"}

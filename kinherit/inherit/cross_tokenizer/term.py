@@ -1,8 +1,8 @@
 """The KD term of knowledge inheritance against a teacher with another tokenizer, and its setup.
 
-`CrossTokenizerTerm` is what `kinherit.inherit.objective.KnowledgeInheritance` calls in place of the
-token-level KD when `teacher.cross_tokenizer` is set; α schedules, the auto stop, teacher release and
-resume are the objective's, unchanged. Accounting: the teacher reads its own tokens, `teacher_len` per
+`CrossTokenizerTerm` holds what the cross-tokenizer teacher source (`kinherit.inherit.sources`) needs: the
+batch columns, the targets from the teacher's logits, and the teacher's FLOPs; the loss itself is the method's
+(`kinherit.inherit.objective.kd_term`); α, the auto stop, teacher release and resume are unchanged. Accounting: the teacher reads its own tokens, `teacher_len` per
 block (the block's text re-tokenized, right-padded or cut to that length: the compute is dense), so a
 step where the teacher runs costs sequences × teacher_len × its forward FLOPs per token at that length.
 
@@ -26,8 +26,6 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
-from kinherit.inherit.cross_tokenizer import METHODS
-from kinherit.inherit.cross_tokenizer.alm import chunk_log_likelihoods
 from kinherit.inherit.cross_tokenizer.cache import BUCKETED, CachedCrossTokenizerBlocks, open_cross_cache
 from kinherit.inherit.cross_tokenizer.targets import (CACHED_KEYS, ONLINE_KEYS, CrossTokenizerBlocks, SharedVocab, Targets,
                                                       build_aligner, cached_targets, online_targets)
@@ -51,26 +49,12 @@ class CrossTokenizerTerm:
         """Take the alignment (or cached targets) out of a batch, leaving the model's inputs."""
         return {key: inputs.pop(key) for key in self.extra_columns if key in inputs}
 
-    def targets(self, teacher: Callable[[], torch.nn.Module], batch: dict[str, Tensor], top_k: int | None) -> Targets:
+    def targets(self, teacher: Callable[..., Tensor] | None, batch: dict[str, Tensor], top_k: int | None) -> Targets:
+        """This batch's targets: cached, or from `teacher` (its logits (B, L, V_t), without gradient) on its own tokens."""
         if self.cached:
             return cached_targets(batch, self.shared)
-        with torch.no_grad():
-            logits = teacher()(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]).logits  # (B, L, V_t)
-            return online_targets(logits, batch, self.shared, top_k, buckets=self.method == BUCKETED)
-
-    def __call__(self, teacher: Callable[[], torch.nn.Module], student_logits: Tensor, input_ids: Tensor,
-                 batch: dict[str, Tensor], temperature: float, top_k: int | None, gap: bool
-                 ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The method's loss on this batch and, with `gap`, the per-chunk NLLs of student and teacher."""
-        targets = self.targets(teacher, batch, top_k)
-        loss = METHODS[self.method](student_logits, input_ids, targets, temperature)
-        if not gap:
-            return loss, {}
-        chunks = targets.chunk_start >= 0
-        n = max(int(chunks.sum()), 1)
-        with torch.no_grad():
-            student = chunk_log_likelihoods(student_logits, input_ids, targets.chunk_start)
-        return loss, {"student_chunk_nll": -student[chunks].sum() / n, "teacher_chunk_nll": -targets.teacher_ll[chunks].float().sum() / n}
+        logits = teacher(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"])  # (B, L, V_t)
+        return online_targets(logits, batch, self.shared, top_k, buckets=self.method == BUCKETED)
 
     def teacher_flops(self, teacher_steps: int, tokens_per_step: int, flops: FlopsPerToken) -> int:
         """Forward FLOPs of the teacher on its own tokens over `teacher_steps` steps."""
