@@ -188,6 +188,50 @@ class TeacherConfig(StrictModel):
         return self
 
 
+class GrowthStage(StrictModel):
+    """One growth inside a `pretrain` run (staged training): at `at_step` the model grows exactly to the given
+    sizes with the same operators as `kinherit grow`, and training continues on the same data stream."""
+
+    at_step: int | float
+    """When to grow: an optimizer step (int ≥ 1) or a fraction of train.max_steps (float in (0, 1))."""
+    hidden_size: int | None = Field(None, ge=8)
+    """Target width of the residual stream (None: unchanged)."""
+    intermediate_size: int | None = Field(None, ge=8)
+    """Target FFN width (None: unchanged, or scaled with hidden_size as `kinherit grow` does)."""
+    num_heads: int | None = Field(None, ge=1)
+    """Target attention heads (head_dim stays)."""
+    num_kv_heads: int | None = Field(None, ge=1)
+    """Target key/value heads."""
+    num_layers: int | None = Field(None, ge=1)
+    """Target depth."""
+    width: str = "clone"
+    """Width operator (see `kinherit grow --help`)."""
+    depth: str = "identity"
+    """Depth operator (see `kinherit grow --help`)."""
+    noise_db: float | None = 0.0
+    """SNR of the symmetry-breaking noise in dB (None: off; duplicated units then never diverge)."""
+    seed: int = 0
+    """Seed of the unit maps and the noise."""
+    num_experts: int | None = Field(None, ge=2)
+    """Upcycle the dense MLPs into this many experts (dense → mixture of experts)."""
+    experts_per_token: int | None = Field(None, ge=1)
+    """k of the upcycled mixture of experts."""
+    optimizer_state: Literal["map", "reset"] = "map"
+    """AdamW's moments through the growth: `map` carries them through the growth's unit maps (the gradient's
+    image: a copy of a unit gets 1/k of its first moment, 1/k² of its second; new layers start fresh), `reset`
+    starts every moment at 0 (the step count and bias correction restart too)."""
+    lr_policy: Literal["continue", "rewarm"] = "continue"
+    """The LR schedule after the growth: `continue` on the run's schedule, or `rewarm` linearly from 0 back to it
+    over `rewarm_steps`."""
+    rewarm_steps: int | float = 0.02
+    """Re-warm length: steps (int) or a fraction of train.max_steps (float)."""
+    lr_scaling: Literal["none", "growth"] = "none"
+    """`growth`: each grown tensor's learning rate is multiplied (and its weight decay divided) by the growth
+    map's coefficient a (1/k on an axis that reads k copies of a unit), so Adam's first update after a `map`ped,
+    noise-free growth is the grown image of the small model's update (muP's rule for Adam); `none`: the run's LR
+    for every tensor (a unit read by k copies then moves k times as far)."""
+
+
 TRAIN_DEFAULTS: dict[str, Any] = {
     "max_steps": 400,
     "per_device_train_batch_size": 32,
@@ -261,6 +305,8 @@ class RunConfig(StrictModel):
     """Passed to `transformers.TrainingArguments` on top of kinherit's defaults."""
     teacher: TeacherConfig | None = None
     """Knowledge inheritance from a smaller trained model (None: self-learning)."""
+    growth: list[GrowthStage] = Field(default_factory=list)
+    """Staged training: grow the model at these steps within the run (empty: one shape throughout)."""
 
     @field_validator("train")
     @classmethod
@@ -277,6 +323,10 @@ class RunConfig(StrictModel):
             raise ValueError("teacher.steps as a fraction needs train.max_steps; give an absolute step count")
         if isinstance(steps, int) and 0 < max_steps < steps:
             raise ValueError(f"teacher.steps {steps} exceeds train.max_steps {max_steps}")
+        at = [stage_step(stage.at_step, max_steps, f"growth[{i}].at_step") for i, stage in enumerate(self.growth)]
+        if at and (max_steps <= 0 or any(b <= a for a, b in zip(at, at[1:])) or at[-1] >= max_steps):
+            raise ValueError(f"growth stages must grow at increasing steps inside the run (1 … train.max_steps − 1 = "
+                             f"{max_steps - 1}); they resolve to {at}")
         save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
         if steps == AUTO and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
             raise ValueError(
@@ -289,6 +339,13 @@ class RunConfig(StrictModel):
     def train_args(self) -> dict[str, Any]:
         """kinherit's defaults overlaid with the user's `train:` section."""
         return {**TRAIN_DEFAULTS, **self.train}
+
+
+def stage_step(at: int | float, max_steps: int, key: str = "at_step") -> int:
+    """A growth time as an optimizer step: an int as is (≥ 1), a fraction f ∈ (0, 1) as round(f·max_steps)."""
+    if isinstance(at, bool) or (isinstance(at, int) and at < 1) or (isinstance(at, float) and not 0.0 < at < 1.0):
+        raise ValueError(f"{key} {at!r} must be a step (int ≥ 1) or a fraction of train.max_steps in (0, 1)")
+    return at if isinstance(at, int) else max(1, round(at * max_steps))
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -68,3 +68,8 @@ def write_json(target: str | os.PathLike, obj: Any) -> None:
     with atomic_file(target) as handle:
         json.dump(obj, handle, indent=2, sort_keys=False)
         handle.write("\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file kinherit wrote (`write_json`)."""
+    return json.loads(Path(path).read_text())

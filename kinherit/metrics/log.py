@@ -42,6 +42,12 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return events
 
 
+def append_event(path: Path, event: dict[str, Any]) -> None:
+    """Append one event (e.g. a growth inside a staged run: step, growth, flops, held_loss_change)."""
+    with Path(path).open("a") as handle:
+        handle.write(json.dumps(event) + "\n")
+
+
 def truncate_after(path: Path, step: int) -> list[dict[str, Any]]:
     """Keep only events up to `step` (the resumed checkpoint), atomically; return what was kept."""
     kept = [event for event in read_metrics(path) if event["step"] <= step]

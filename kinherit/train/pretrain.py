@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel, TrainerCallback, default_data_collator, set_seed
 
 from kinherit.config import RunConfig, dump_yaml
@@ -29,8 +30,11 @@ from kinherit.arch.build import build_model
 from kinherit.hf_folder import task_of
 from kinherit.train.objective import ModelLoss
 from kinherit.train.progress import library_bars_off
-from kinherit.train.run import fit, resume_checkpoint, training_arguments
-from kinherit.train.trainer import KinheritTrainer
+from kinherit.metrics.log import METRICS_FILE, append_event
+from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
+from kinherit.train.staged import (StopAt, Stages, check_stages, final_growth_record, grow_checkpoint, held_batch,
+                                   load_stage_model, segment_of, stage_of)
+from kinherit.train.trainer import KinheritTrainer, Segment
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,11 @@ def resolved_yaml(config: RunConfig) -> str:
 
 @library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
 def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> PretrainResult:
-    """Train `config.model` on `config.data` (self-learning, or knowledge inheritance with `config.teacher`)."""
+    """Train `config.model` on `config.data`: self-learning, or knowledge inheritance with `config.teacher`;
+    with `config.growth`, the model grows at each stage's step within the run (`kinherit.train.staged`)."""
     out = Path(config.out)
     checkpoint = resume_checkpoint(out, resume)
+    check_stages(config)
     args = training_arguments({"prediction_loss_only": True, **config.train_args}, out, resuming=checkpoint is not None)
     with args.main_process_first(local=False, desc="tokenize and pack the corpus"):
         corpus = prepare_corpus(config.data, main_process=args.process_index == 0)
@@ -98,16 +104,44 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     objective = ModelLoss()
     if config.teacher is not None:  # knowledge inheritance, fed cached teacher targets if any
         train, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps)
-    trainer = KinheritTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=val,
-        data_collator=default_data_collator,
-        objective=objective,
-        student_flops=flops_per_token(model, config.data.seq_len),
-        sampler_seed=data_seed,
-    )
-    evaluated = fit(trainer, out, checkpoint, callbacks)
+
+    def make_trainer(student: PreTrainedModel, segment: Segment) -> KinheritTrainer:
+        return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=val,
+                               data_collator=default_data_collator, objective=objective,
+                               student_flops=flops_per_token(student, config.data.seq_len), sampler_seed=data_seed,
+                               segment=segment)
+
+    stages = Stages.of(config)
+    stage = stage_of(checkpoint)
+    if stage > 0:
+        model = load_stage_model(checkpoint)
+    while True:
+        end = stages.next_step(stage)
+        if checkpoint is not None and end is not None and checkpoint_step(checkpoint) == end:  # a small model at its growth step
+            _grow(checkpoint, out, stages, stage, make_trainer, val, tokenizer, args)
+            stage += 1
+            model = load_stage_model(checkpoint)
+            continue
+        trainer = make_trainer(model, segment_of(out, stages, stage))
+        evaluated = fit(trainer, out, checkpoint, [*callbacks, *([StopAt(end)] if end is not None else [])],
+                        final=end is None)
+        if end is None:
+            break
+        checkpoint = last_checkpoint(out)
+        args.eval_on_start = False  # the next stage resumes at the growth: its step was evaluated before it
     model_dir = _save_final(trainer, tokenizer, out)
+    if args.process_index == 0:
+        final_growth_record(out, stage, model_dir)
     return PretrainResult(out, model_dir, trainer.state.global_step, float(evaluated[-1]["eval_loss"]))
+
+
+def _grow(checkpoint: str, out: Path, stages: Stages, stage: int, make_trainer: Any, val: PackedBlocks, tokenizer: Any,
+          args: Any) -> None:
+    """Grow the checkpoint (main process) while the others wait; log the growth in metrics.jsonl."""
+    if args.process_index == 0:
+        deviation = grow_checkpoint(Path(checkpoint), out, stages, stage, make_trainer, held_batch(val), tokenizer)
+        record = segment_of(out, stages, stage + 1)
+        append_event(out / METRICS_FILE, {"step": record.start_step, "growth": stage + 1, "flops": record.start_flops,
+                                          "held_loss_change": deviation})
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()

@@ -61,9 +61,10 @@ def checkpoint_step(checkpoint: str | None) -> int | None:
 
 
 def fit(trainer: KinheritTrainer, out: Path, checkpoint: str | None, callbacks: Sequence[TrainerCallback] = (),
-        perplexity: bool = True) -> list[dict[str, Any]]:
+        perplexity: bool = True, final: bool = True) -> list[dict[str, Any]]:
     """Train (resuming from `checkpoint`) with the metrics log and the progress bar; make sure the last step
-    is evaluated. Returns every evaluation in the trainer's log history (`eval_loss`, ...)."""
+    is evaluated when it ends the run (`final`; a stage of a staged run ends at a growth instead). Returns every
+    evaluation in the trainer's log history (`eval_loss`, ...)."""
     metrics = out / METRICS_FILE
     time_offset = start_log(metrics, checkpoint_step(checkpoint)) if trainer.args.process_index == 0 else 0.0
     writer = MetricsJsonl(metrics, trainer, time_offset, perplexity)
@@ -73,7 +74,7 @@ def fit(trainer: KinheritTrainer, out: Path, checkpoint: str | None, callbacks: 
         trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=checkpoint)
     evaluated = [e for e in trainer.state.log_history if "eval_loss" in e]
-    if not evaluated or evaluated[-1]["step"] != trainer.state.global_step:
+    if final and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
         trainer.evaluate()
         evaluated = [e for e in trainer.state.log_history if "eval_loss" in e]
     return evaluated

@@ -31,6 +31,9 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +52,30 @@ from kinherit.train.objective import Objective
 
 STAGING = ".staging"
 OBJECTIVE_STATE = "objective.json"
+STAGE_STATE = "stage.json"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The part of a run one trainer trains. A plain run is one segment; a staged run (growth inside the run,
+    `kinherit.train.staged`) has one per model shape. FLOPs before the segment are `start_flops`, counted at the
+    sizes of the earlier stages; `lr_scales` multiply a parameter's LR (and divide its weight decay), and
+    `lr_multiplier(t)` multiplies the schedule's LR at step t (a re-warm after growth)."""
+
+    stage: int = 0
+    start_step: int = 0
+    start_flops: float = 0.0
+    lr_scales: Mapping[str, float] = field(default_factory=dict)
+    lr_multiplier: Callable[[int], float] | None = None
 
 
 class KinheritTrainer(Trainer):
     """Trainer for every kinherit run; see the module docstring for what differs."""
 
     def __init__(self, *args: Any, objective: Objective, student_flops: FlopsPerToken, sampler_seed: int | None = None,
-                 **kwargs: Any):
+                 segment: Segment = Segment(), **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.objective, self.student_flops, self.sampler_seed = objective, student_flops, sampler_seed
+        self.objective, self.student_flops, self.sampler_seed, self.segment = objective, student_flops, sampler_seed, segment
         self.loss_is_scaled_for_ga = None if objective.normalised_by_step else False  # None: Trainer's rule
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: dict[str, int] = {}
@@ -120,10 +138,13 @@ class KinheritTrainer(Trainer):
 
     # ---- compute accounting ----
     def accounting(self, step: int) -> dict[str, float]:
-        """Cumulative tokens and FLOPs after `step` optimizer steps: student training plus the objective's extras."""
+        """Cumulative tokens and FLOPs after `step` optimizer steps: student training (earlier stages at their own
+        sizes) plus the objective's extras; a staged run also says its stage."""
         tokens = step * self.tokens_per_step
         extra = self.objective.extra_flops(step, self.tokens_per_step)
-        return {"tokens": tokens, "flops": tokens * self.student_flops.train + sum(extra.values()), **extra}
+        student = self.segment.start_flops + (step - self.segment.start_step) * self.tokens_per_step * self.student_flops.train
+        stage = {"stage": self.segment.stage} if self.segment.stage or self.segment.start_step else {}
+        return {"tokens": tokens, "flops": student + sum(extra.values()), **extra, **stage}
 
     @property
     def tokens_per_step(self) -> int:
@@ -143,6 +164,36 @@ class KinheritTrainer(Trainer):
             self.objective.on_log(self.state.global_step, terms)
             logs.update(self.accounting(self.state.global_step))
         super().log(logs, start_time)
+
+    # ---- optimizer and schedule of a segment ----
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with one parameter group per (weight decay, LR scale) when the segment scales LRs:
+        lr·s and weight_decay/s, so lr·weight_decay is kept (decoupled decay shrinks W by lr·wd per step)."""
+        if not self.segment.lr_scales or self.optimizer is not None:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        model = model if model is not None else self.model
+        decay = set(self.get_decay_parameter_names(model))
+        groups: dict[tuple[bool, float], list[torch.nn.Parameter]] = {}
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                groups.setdefault((name in decay, self.segment.lr_scales.get(name, 1.0)), []).append(param)
+        optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        args = self.args
+        self.optimizer = optimizer_cls([
+            {"params": params, "lr": args.learning_rate * scale, "weight_decay": args.weight_decay / scale if decays else 0.0}
+            for (decays, scale), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))
+        ], **{k: v for k, v in kwargs.items() if k != "lr"})
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None) -> Any:
+        """Trainer's schedule, multiplied by the segment's `lr_multiplier(t)` (a function of the step alone, so resume is exact)."""
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        multiplier = self.segment.lr_multiplier
+        if multiplier is not None and hasattr(scheduler, "lr_lambdas"):
+            scheduler.lr_lambdas = [partial(_scaled, fn, multiplier) for fn in scheduler.lr_lambdas]  # saved as {} like transformers' own
+            for group, fn in zip(scheduler.optimizer.param_groups, scheduler.lr_lambdas):
+                group["lr"] = group["initial_lr"] * fn(scheduler.last_epoch)
+        return scheduler
 
     # ---- resume and atomic checkpoints ----
     def train(self, resume_from_checkpoint: str | None = None, **kwargs: Any) -> Any:
@@ -176,6 +227,7 @@ class KinheritTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             write_json(staging / OBJECTIVE_STATE, self.objective.state_dict())
+            write_json(staging / STAGE_STATE, {"stage": self.segment.stage})
             replace_dir(staging, final)
             shutil.rmtree(Path(root, STAGING), ignore_errors=True)
             rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
@@ -199,6 +251,11 @@ class KinheritTrainer(Trainer):
                 inner.load_state_dict(loaded.state_dict(), strict=True)
                 return
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+
+def _scaled(schedule: Callable[[int], float], multiplier: Callable[[int], float], step: int) -> float:
+    """λ(t)·m(t): a schedule's multiplier times a segment's."""
+    return schedule(step) * multiplier(step)
 
 
 def _router_coefficient(model: torch.nn.Module) -> float:
