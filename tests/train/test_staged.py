@@ -1,0 +1,208 @@
+"""Staged training: growth inside one `pretrain` run — exact at each boundary, FLOPs counted per stage,
+AdamW's state mapped through the growth, exact resume on both sides of a boundary, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from kinherit.config import validate_config
+from kinherit.errors import KinheritError
+from kinherit.grow.api import grow
+from kinherit.metrics.flops import flops_per_token
+from kinherit.metrics.log import read_metrics
+from kinherit.hf_folder import load_lm
+from kinherit.train.optimizer_growth import lr_scales, map_adam_state
+from kinherit.train.pretrain import pretrain
+from tests.conftest import CrashAt
+
+STAGES = [{"at_step": 3, "num_layers": 2}, {"at_step": 6, "hidden_size": 64, "num_heads": 8, "intermediate_size": 128}]
+TOKENS_PER_STEP = 8 * 32
+
+
+def _staged(tiny_run, out, growth=STAGES, **train):  # noqa: ANN001, ANN202
+    config = tiny_run(out, **{"max_steps": 9, "save_steps": 3, "eval_steps": 3, **train})
+    config["model"].update(num_layers=1)
+    config["growth"] = growth
+    return config
+
+
+@pytest.fixture(scope="module")
+def staged_run(tmp_path_factory, cache_dir):  # noqa: ANN001, ANN201
+    from tests.conftest import _tiny_run
+
+    out = tmp_path_factory.mktemp("staged") / "run"
+    config = _staged(lambda o, **t: _tiny_run(o, cache_dir, "llama", **t), out)
+    return validate_config(config), pretrain(validate_config(config))
+
+
+def test_each_growth_keeps_the_loss_and_the_run_ends_at_the_last_shape(staged_run):
+    config, result = staged_run
+    events = read_metrics(result.out / "metrics.jsonl")
+    growths = [e for e in events if "growth" in e]
+    assert [(e["step"], e["growth"]) for e in growths] == [(3, 1), (6, 2)]
+    assert all(abs(e["held_loss_change"]) <= 1e-4 for e in growths)
+    model = load_lm(result.model_dir)
+    assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.num_attention_heads) == (64, 2, 8)
+    assert json.loads((result.model_dir / "growth.json").read_text())["plan"]["target_shape"]["hidden"] == 64
+    for stage in (1, 2):
+        record = json.loads((result.out / "growth" / f"stage-{stage}.json").read_text())
+        assert record["report"]["passed"] and abs(record["loss_after"] - record["loss_before"]) <= 1e-4
+    train = [e for e in events if "loss" in e]
+    assert [e.get("stage", 0) for e in train] == [0] * 3 + [1] * 3 + [2] * 3  # a continuous log, one step each
+
+
+def test_flops_are_counted_at_the_size_of_each_step(staged_run):
+    """flops(t) = Σ_stages steps × tokens/step × training FLOPs per token at that stage's size."""
+    config, result = staged_run
+    per_token = []
+    for layers, hidden, heads, ffn in ((1, 32, 4, 64), (2, 32, 4, 64), (2, 64, 8, 128)):
+        cfg = LlamaConfig(vocab_size=512, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                          num_key_value_heads=heads, intermediate_size=ffn, tie_word_embeddings=True)
+        with torch.device("meta"):
+            per_token.append(flops_per_token(LlamaForCausalLM(cfg), 32).train)
+    events = {e["step"]: e for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
+    expected = 3 * TOKENS_PER_STEP * (per_token[0] + per_token[1] + per_token[2])
+    assert events[9]["flops"] == pytest.approx(expected, rel=1e-12)
+    assert events[4]["flops"] == pytest.approx(TOKENS_PER_STEP * (3 * per_token[0] + per_token[1]), rel=1e-12)
+
+
+def test_divergence_reads_the_final_model_and_its_copies_have_diverged(staged_run):
+    from kinherit.grow import copy_divergence
+
+    _, result = staged_run
+    report = copy_divergence(result.model_dir / "growth.json", load_file(result.model_dir / "model.safetensors"))
+    assert {s.space for s in report.spaces} >= {"hidden", "ffn"} and not report.all_identical
+
+
+@pytest.mark.parametrize("crash", ["before", "during", "after"])
+def test_resume_on_either_side_of_a_growth_is_exact(tmp_path, tiny_run, staged_run, crash, monkeypatch):
+    """Killed before the growth at step 3 (at step 3, resumed from checkpoint-2), during it (checkpoint-3 still
+    small) or after it (at step 5), then --resume: the same weights and logged losses as the uninterrupted run."""
+    import kinherit.train.pretrain as module
+
+    _, reference = staged_run
+    raw = _staged(tiny_run, tmp_path / "run", save_steps=1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        if crash == "during":
+            monkeypatch.setattr(module, "grow_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("simulated crash")))
+            pretrain(validate_config(raw))
+        else:
+            pretrain(validate_config(raw), callbacks=[CrashAt(3 if crash == "before" else 5)])
+    monkeypatch.undo()
+    pretrain(validate_config(raw), resume=True)
+    expected, resumed = load_file(reference.model_dir / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")
+    assert expected.keys() == resumed.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=0, atol=0)
+    losses = lambda out: [(e["step"], e["loss"]) for e in read_metrics(out / "metrics.jsonl") if "loss" in e]  # noqa: E731
+    assert losses(tmp_path / "run") == losses(reference.out)
+
+
+def test_a_stage_that_cannot_grow_is_refused_before_any_data_is_read(tmp_path, tiny_run, monkeypatch):
+    import kinherit.train.pretrain as module
+
+    monkeypatch.setattr(module, "prepare_corpus", lambda *a, **k: pytest.fail("data was read"))
+    bad = _staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "hidden_size": 16}])
+    with pytest.raises(KinheritError, match=r"growth\[0\] cannot grow the model"):
+        pretrain(validate_config(bad))
+
+
+@pytest.mark.parametrize("growth, message", [
+    ([{"at_step": 5}, {"at_step": 4}], "increasing steps"),
+    ([{"at_step": 9}], "increasing steps"),
+    ([{"at_step": 1.5}], "fraction"),
+    ([{"at_step": 3, "optimizer_state": "keep"}], "optimizer_state"),
+])
+def test_stage_timing_and_options_are_checked(tmp_path, tiny_run, growth, message):
+    with pytest.raises(KinheritError, match=message):
+        validate_config(_staged(tiny_run, tmp_path / "run", growth=growth))
+
+
+def _small_and_grown(layers: int = 2):  # noqa: ANN202
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=32, tie_word_embeddings=True)
+    small = LlamaForCausalLM(cfg)
+    for p in small.parameters():
+        p.data.normal_(0, 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        growth = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, num_layers=layers,
+                      noise_db=None, verify=False)
+    return small, growth
+
+
+def _grads(model, ids):  # noqa: ANN001, ANN202
+    model.zero_grad()
+    model(input_ids=ids, labels=ids).loss.backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_mapped_moments_are_the_grown_models_gradient():
+    """With m = g and v = g² of the small model, the mapped state is the grown model's gradient (and its square)
+    at the grown point, for every parameter but those of new layers (which start fresh)."""
+    small, growth = _small_and_grown(layers=3)
+    ids = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(1))
+    small_g, grown_g = _grads(small, ids), _grads(growth.model, ids)
+    state = {n: {"step": torch.tensor(7.0), "exp_avg": g, "exp_avg_sq": g**2} for n, g in small_g.items()}
+    names = {n for n, _ in growth.model.named_parameters()}
+    mapped = map_adam_state(growth.plan, state, {n: p.detach() for n, p in small.named_parameters()}, names)
+    assert set(grown_g) - set(mapped) == {n for n in names if ".layers.1." in n}  # the new (zeroed) layer
+    for name, moments in mapped.items():
+        torch.testing.assert_close(moments["exp_avg"], grown_g[name], rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(moments["exp_avg_sq"], grown_g[name] ** 2, rtol=1e-4, atol=1e-10)
+        assert float(moments["step"]) == 7.0
+
+
+def _adam_step(model, ids, scales=None, state=None):  # noqa: ANN001, ANN202
+    """One AdamW step (lr 1e-2, wd 0.1, no clipping), per-parameter LR scales, optional initial state."""
+    params = dict(model.named_parameters())
+    groups = [{"params": [p], "lr": 1e-2 * (scales or {}).get(n, 1.0), "weight_decay": 0.1 / (scales or {}).get(n, 1.0)}
+              for n, p in params.items()]
+    optimizer = torch.optim.AdamW(groups, eps=1e-12)
+    for name, moments in (state or {}).items():
+        optimizer.state[params[name]] = {k: v.clone() for k, v in moments.items()}
+    model.zero_grad()
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    return optimizer
+
+
+def test_with_growth_lr_scaling_the_first_update_is_the_grown_image_of_the_small_models():
+    """Invariant: noise off, state mapped, LR·a and weight decay/a per tensor — one AdamW step of the grown model
+    lands on the grown image of one step of the small model (width growth ×2). Without the scaling, tensors that
+    read a duplicated space move 2× as far as the image."""
+    small, growth = _small_and_grown()
+    ids = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(1))
+    names = {n for n, _ in growth.model.named_parameters()}
+    source = {n: p.detach().clone() for n, p in small.named_parameters()}
+    optimizer = _adam_step(small, ids)  # builds the small model's state (step 1)
+    small_state = {n: optimizer.state[p] for n, p in small.named_parameters()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grown_before = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None,
+                            verify=False)
+    mapped = map_adam_state(grown_before.plan, small_state, {n: p.detach() for n, p in small.named_parameters()}, names)
+    scales = lr_scales(grown_before.plan, source, names, {})
+    assert scales["model.layers.0.mlp.down_proj.weight"] == pytest.approx(0.5)
+    assert scales["model.embed_tokens.weight"] == pytest.approx(1.0)
+    grown_scaled = grown_before.model
+    grown_plain = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None,
+                       verify=False).model
+    _adam_step(small, ids, state=small_state)  # the small model's second step
+    _adam_step(grown_scaled, ids, scales, mapped)
+    _adam_step(grown_plain, ids, None, mapped)
+    image = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None, verify=False).model
+    target = dict(image.named_parameters())
+    with torch.no_grad():
+        worst_scaled = max(float((p - target[n]).abs().max()) for n, p in grown_scaled.named_parameters())
+        down = "model.layers.0.mlp.down_proj.weight"
+        plain_err = float((dict(grown_plain.named_parameters())[down] - target[down]).abs().max())
+    assert worst_scaled < 1e-6
+    assert plain_err > 1e-4  # without the scaling, a consumer of duplicated units overshoots the image
