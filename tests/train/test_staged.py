@@ -206,3 +206,15 @@ def test_with_growth_lr_scaling_the_first_update_is_the_grown_image_of_the_small
         plain_err = float((dict(grown_plain.named_parameters())[down] - target[down]).abs().max())
     assert worst_scaled < 1e-6
     assert plain_err > 1e-4  # without the scaling, a consumer of duplicated units overshoots the image
+
+
+@pytest.mark.slow  # 45 s; the single-process cases above cover the growth itself
+def test_two_processes_grow_in_step(tmp_path, tiny_run, torchrun_pretrain):
+    """DDP (2 processes, gloo) across a growth: one growth record, the final shape, the loss kept at the boundary."""
+    raw = _staged(tiny_run, tmp_path / "ddp", growth=STAGES[:1], max_steps=4, per_device_train_batch_size=4)
+    torchrun_pretrain(raw)
+    events = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
+    assert [e["growth"] for e in events if "growth" in e] == [1]
+    assert abs(next(e for e in events if "growth" in e)["held_loss_change"]) <= 1e-4
+    assert load_lm(tmp_path / "ddp" / "model").config.num_hidden_layers == 2
+    assert max(e["step"] for e in events) == 4 and {e.get("stage") for e in events if "loss" in e and e["step"] > 3} == {1}
