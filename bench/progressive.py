@@ -1,0 +1,203 @@
+"""Staged training against scratch at the final size, all compute counted (nothing is sunk).
+
+    python bench/progressive.py [--sizes 64x4 128x4] [--schedules depth width both] [--budget 200]
+        [--lr-grid 1e-3 2e-3 4e-3 8e-3] [--tune-seeds 100] [--seeds 0 1 2] [--horizon 3] [--out runs/progressive]
+
+Protocol (the fair protocol of bench/efficiency.py):
+1. Tuning, on seeds that are never reported: scratch and each staged schedule are trained for the budget B at every
+   peak LR of the same grid (extended by ×2 until each best LR is interior); the best is the lowest final val loss.
+2. Reporting, on fresh seeds: scratch and each schedule trained for H·B steps (cosine over H·B) at their tuned LRs.
+   A schedule's growth steps are fractions of B, so its stages are the same at every horizon.
+3. Horizons h = 1..H: FLOPs saved to reach scratch's loss after h·B steps (a seed that never reaches it counts at
+   its bound and is marked), and whether the staged run is at or below scratch at equal total FLOPs at every
+   evaluation. Mean ± std over the seeds; writes progressive.json, progressive.md and progressive.png.
+
+Schedules, for a target of hidden d and L layers (heads d/16 ... as the size says):
+    depth  1 layer, at 0.25·B L/2 layers, at 0.5·B L layers (full width throughout)
+    width  d/2 wide (half the heads), at 0.5·B d wide (full depth throughout)
+    both   d/2 wide and 1 layer, at 0.25·B L/2 layers, at 0.5·B d wide and L layers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from kinherit.config import validate_config  # noqa: E402
+from kinherit.io import atomic_file, write_json  # noqa: E402
+from kinherit.metrics.horizons import horizon_points, value_at  # noqa: E402
+from kinherit.metrics.plots import save_png  # noqa: E402
+from kinherit.metrics.runs import load_run  # noqa: E402
+from kinherit.train.pretrain import pretrain  # noqa: E402
+
+HEAD_DIM = 16
+DATA = {"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.005}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    hidden, layers = text.lower().split("x")
+    return int(hidden), int(layers)
+
+
+def model_at(hidden: int, layers: int) -> dict[str, Any]:
+    return {"family": "llama", "hidden_size": hidden, "num_layers": layers, "num_heads": hidden // HEAD_DIM,
+            "intermediate_size": 4 * hidden}
+
+
+def schedule(name: str, hidden: int, layers: int, budget: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(start model, growth stages) of a schedule; `scratch` has none."""
+    full = {"hidden_size": hidden, "num_heads": hidden // HEAD_DIM, "intermediate_size": 4 * hidden, "num_layers": layers}
+    quarter, half = round(0.25 * budget), round(0.5 * budget)
+    if name == "scratch":
+        return model_at(hidden, layers), []
+    if name == "depth":
+        return model_at(hidden, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)}, {"at_step": half, **full}]
+    if name == "width":
+        return model_at(hidden // 2, layers), [{"at_step": half, **full}]
+    if name == "both":
+        return model_at(hidden // 2, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)}, {"at_step": half, **full}]
+    raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both")
+
+
+def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int) -> Path:
+    """Train one run (reusing a finished one in `out`)."""
+    if (out / "model").is_dir():
+        return out
+    model, growth = schedule(name, *size, budget)
+    config = {"out": str(out), "data": DATA, "model": model, "growth": growth,
+              "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
+                        "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
+                        "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True}}
+    pretrain(validate_config(config))
+    return out
+
+
+def final_loss(folder: Path) -> float:
+    return float(load_run(folder).evals[-1]["val_loss"])
+
+
+def tune(names: list[str], size: tuple[int, int], grid: list[float], seeds: list[int], budget: int, out: Path,
+         batch: int, max_extensions: int = 3) -> dict[str, Any]:
+    """Each run's best peak LR over the same grid, extended until interior."""
+    losses: dict[str, dict[float, float]] = {name: {} for name in names}
+    grid = sorted(grid)
+    for _ in range(max_extensions + 1):
+        for name in names:
+            for lr in grid:
+                if lr not in losses[name]:
+                    losses[name][lr] = statistics.mean(
+                        final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch))
+                        for s in seeds)
+        best = {name: min(losses[name], key=losses[name].get) for name in names}
+        edges = {lr for lr in best.values() if lr in (min(grid), max(grid))}
+        if not edges:
+            break
+        grid = sorted(set(grid) | {lr / 2 if lr == min(grid) else lr * 2 for lr in edges})
+    return {"best": best, "interior": not edges, "configs_tried": {n: len(v) for n, v in losses.items()},
+            "mean_final_loss": {n: {f"{lr:g}": v for lr, v in sorted(losses[n].items())} for n in names}}
+
+
+def compare(scratch: Path, staged: Path, budget: int, horizons: list[int]) -> dict[str, Any]:
+    base, other = load_run(scratch), load_run(staged)
+    points = horizon_points(base.evals, other.evals, budget, horizons, 0.0)
+    curve = [(e["flops"], e["val_loss"]) for e in other.evals]
+    excess = [value_at(curve, e["flops"]) - e["val_loss"] for e in base.evals
+              if e["step"] > 0 and value_at(curve, e["flops"]) is not None]
+    last = float(other.evals[-1]["flops"])
+    # a run that never reaches the target needed more than all its FLOPs: its saving is at most 1 − F_last/F_b
+    bound = {f"{p.horizon}x": 1 - last / p.baseline_flops for p in points if p.saving is None}
+    return {"saving": {f"{p.horizon}x": p.saving if p.saving is not None else bound[f"{p.horizon}x"] for p in points},
+            "reached": {f"{p.horizon}x": p.saving is not None for p in points},
+            "loss": {f"{p.horizon}x": p.run_loss for p in points},
+            "evaluations": len(excess), "not_worse_at_equal_flops": sum(e <= 0 for e in excess),
+            "max_excess": max(excess) if excess else None}
+
+
+def _mean_std(values: list[float], reached: list[bool]) -> str:
+    """Mean ± std over every seed; an unreached seed enters at its bound, so the mean is then an upper bound (≤)."""
+    text = f"{statistics.mean(values):.1%}" + (f" ± {statistics.stdev(values):.1%}" if len(values) > 1 else "")
+    missed = reached.count(False)
+    return ("≤ " + text + f" ({missed} of {len(values)} not reached)") if missed else text
+
+
+def markdown(result: dict[str, Any]) -> str:
+    horizons = result["horizons"]
+    lines = ["| size | run | peak LR (configs tried) | " + " | ".join(f"saving @{h}×" for h in horizons)
+             + " | ≤ scratch at equal FLOPs |", "|---|---|---|" + "---|" * (len(horizons) + 1)]
+    for size, entry in result["sizes"].items():
+        tuning = entry["tuning"]
+        lines.append(f"| {size} | scratch | {tuning['best']['scratch']:g} ({tuning['configs_tried']['scratch']}) | "
+                     + " | ".join("—" for _ in horizons) + " | — |")
+        for name, per_seed in entry["report"].items():
+            cells = [_mean_std([s["saving"][f"{h}x"] for s in per_seed], [s["reached"][f"{h}x"] for s in per_seed])
+                     for h in horizons]
+            ahead = f"{sum(s['not_worse_at_equal_flops'] for s in per_seed)} of {sum(s['evaluations'] for s in per_seed)}"
+            lines.append(f"| {size} | {name} | {tuning['best'][name]:g} ({tuning['configs_tried'][name]}) | "
+                         + " | ".join(cells) + f" | {ahead} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for size, entry in result["sizes"].items():
+        for name, per_seed in entry["report"].items():
+            means = [statistics.mean([s["saving"][f"{h}x"] for s in per_seed]) * 100 for h in result["horizons"]]
+            ax.plot(result["horizons"], means, marker="o", label=f"{size} {name}")
+    ax.axhline(0, color="gray", linewidth=1)
+    ax.set_xlabel("horizon (multiples of the budget)")
+    ax.set_ylabel("total FLOPs saved vs tuned scratch (%)")
+    ax.set_title("staged training, all compute counted")
+    ax.set_xticks(result["horizons"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_png(fig, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["64x4", "128x4"])
+    parser.add_argument("--schedules", nargs="+", default=["depth", "width", "both"])
+    parser.add_argument("--budget", type=int, default=200, help="B, optimizer steps")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr-grid", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3, 8e-3])
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--horizon", type=int, default=3)
+    parser.add_argument("--out", default="runs/progressive")
+    args = parser.parse_args(argv)
+    if set(args.tune_seeds) & set(args.seeds):
+        parser.error("tuning seeds must not be reported: --tune-seeds and --seeds overlap")
+    out, horizons = Path(args.out), list(range(1, args.horizon + 1))
+    result: dict[str, Any] = {"args": vars(args), "horizons": horizons, "sizes": {}}
+    for text in args.sizes:
+        size = parse_size(text)
+        names = ["scratch", *args.schedules]
+        tuning = tune(names, size, args.lr_grid, args.tune_seeds, args.budget, out / text / "tune", args.batch)
+        print(f"{text}: tuned {tuning['best']} (interior: {tuning['interior']})", flush=True)
+        report: dict[str, list[dict[str, Any]]] = {name: [] for name in args.schedules}
+        for seed in args.seeds:
+            steps = args.budget * args.horizon
+            folders = {name: run(name, size, tuning["best"][name], seed, steps, args.budget,
+                                 out / text / "report" / f"seed{seed}" / name, args.batch) for name in names}
+            for name in args.schedules:
+                report[name].append({"seed": seed, **compare(folders["scratch"], folders[name], args.budget, horizons)})
+        result["sizes"][text] = {"tuning": tuning, "report": report}
+        write_json(out / "progressive.json", result)
+    text = markdown(result)
+    with atomic_file(out / "progressive.md") as handle:
+        handle.write(text + "\n![savings](progressive.png)\n")
+    plot(result, out / "progressive.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
