@@ -69,7 +69,21 @@ class OnlineModel:
             torch.cuda.empty_cache()
 
 
-class SameTokenizerTeacher:
+class _OwnsModel:
+    """A source's online model, if it has one: placed on the training device, released when no longer needed."""
+
+    model: OnlineModel | None
+
+    def place(self, device: torch.device, autocast: Callable[[], AbstractContextManager]) -> None:
+        if self.model is not None:
+            self.model.place(device, autocast)
+
+    def release(self) -> None:
+        if self.model is not None:
+            self.model.release()
+
+
+class SameTokenizerTeacher(_OwnsModel):
     """A teacher with the student's tokenizer: an online model, or a top-K cache whose rows arrive in the batch.
 
     Online: logits (B, T, V) cut to the shared vocabulary (top-K when `top_k`); with `gap`, the teacher's LM
@@ -93,16 +107,9 @@ class SameTokenizerTeacher:
     def flops(self, teacher_steps: int, tokens_per_step: int) -> float:
         return teacher_steps * tokens_per_step * self.flops_per_token.forward
 
-    def place(self, device: torch.device, autocast: Callable[[], AbstractContextManager]) -> None:
-        if self.model is not None:
-            self.model.place(device, autocast)
-
-    def release(self) -> None:
-        if self.model is not None:
-            self.model.release()
 
 
-class CrossTokenizerTeacher:
+class CrossTokenizerTeacher(_OwnsModel):
     """A teacher with another tokenizer (`teacher.cross_tokenizer`): it reads its own tokens of the same text
     (from the alignment columns), or its targets come from a cross-tokenizer cache."""
 
@@ -117,13 +124,6 @@ class CrossTokenizerTeacher:
     def flops(self, teacher_steps: int, tokens_per_step: int) -> float:
         return self.term.teacher_flops(teacher_steps, tokens_per_step, self.flops_per_token)
 
-    def place(self, device: torch.device, autocast: Callable[[], AbstractContextManager]) -> None:
-        if self.model is not None:
-            self.model.place(device, autocast)
-
-    def release(self) -> None:
-        if self.model is not None:
-            self.model.release()
 
 
 TeacherSource = SameTokenizerTeacher | CrossTokenizerTeacher
