@@ -55,6 +55,7 @@ def _graph() -> dict[str, set[str]]:
 MODULE_LAYERS = {
     # the α-schedule registry is a leaf (pure functions and a Registry) that config validates names against
     "kinherit.inherit.schedules": 1,
+    "kinherit.inherit.losses": 1,  # the KD-loss registry (teacher.loss)
 }
 
 

@@ -1,6 +1,6 @@
 """Knowledge inheritance (Qin et al., NAACL 2022): a trained smaller model teaches a larger student.
 
-    losses.py     kd_loss (full / top-K, chunked) and TopK
+    losses.py     lm_loss, mix, the KD-loss registry (forward / reverse KL, JSD, skew KL; full or top-K, by row blocks), TopK
     schedules.py  α_t registry: linear, heaviside, constant
     teacher.py    teacher folder checks (task, shared vocabulary) and lazy loading
     objective.py  KnowledgeInheritance, the KI training objective (KD term, α, teacher release, FLOPs), and its setup

@@ -31,7 +31,7 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.inherit.cache import CACHE_KEYS, CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer.term import CrossTokenizerTerm, prepare_cross_tokenizer
-from kinherit.inherit.losses import TopK, kd_loss
+from kinherit.inherit.losses import DEFAULT_KD_LOSS, TopK, kd_loss
 from kinherit.inherit.schedules import AUTO, SCHEDULES, AutoStop, Schedule, gap_weight, resolve_horizon
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken
@@ -54,6 +54,8 @@ class KIPlan:
     teacher_flops: FlopsPerToken
     auto: bool = False
     """`teacher.steps: auto`: T = max_steps, and `AutoStop` may end inheritance earlier."""
+    loss: str = DEFAULT_KD_LOSS
+    """teacher.loss, a `losses.KD_LOSSES` name."""
 
     def alpha(self, step: int) -> float:
         return self.schedule.alpha(step, self.alpha0, self.horizon)
@@ -183,7 +185,7 @@ class KnowledgeInheritance:
         mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
         student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
         targets, teacher_lm = self._teacher_targets(trainer.accelerator, inputs, extra)
-        kd = kd_loss(student, targets, self.ki.temperature, mask)
+        kd = kd_loss(student, targets, self.ki.temperature, mask, loss=self.ki.loss)
         if teacher_lm is None:
             return kd, {}, None
         return kd, {"teacher_lm_loss": teacher_lm}, (lm_loss, teacher_lm)
@@ -228,6 +230,6 @@ def prepare_inheritance(
     plan = KIPlan(
         schedule=SCHEDULES.lookup(cfg.schedule), alpha0=cfg.alpha0, horizon=resolve_horizon(cfg.steps, max_steps),
         temperature=cfg.temperature, top_k=top_k, shared_vocab=len(tokenizer), masked=masked, teacher_flops=flops,
-        auto=cfg.steps == AUTO,
+        auto=cfg.steps == AUTO, loss=cfg.loss,
     )
     return train, KnowledgeInheritance(plan, teacher, cross)
