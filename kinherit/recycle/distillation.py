@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from kinherit.inherit.losses import kd_loss
+from kinherit.inherit.losses import kd_loss, mix
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.train.objective import ModelLoss
 
@@ -26,7 +26,7 @@ def distill_loss(
     student_logits, teacher_logits (B, C); labels (B,)."""
     ce = torch.nn.functional.cross_entropy(student_logits, labels)
     kd = kd_loss(student_logits, teacher_logits, temperature)
-    return (1.0 - alpha) * ce + alpha * kd, {"ce": ce, "kd": kd}
+    return mix(ce, kd, alpha), {"ce": ce, "kd": kd}
 
 
 class ClassificationDistillation(ModelLoss):

@@ -30,7 +30,7 @@ from kinherit.data.tokenizer import load_tokenizer, separator_id
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import max_sequence_length, task_of
 from kinherit.inherit.alignment import Aligner
-from kinherit.inherit.losses import TopK
+from kinherit.inherit.losses import TopK, lm_loss
 from kinherit.inherit.teacher import TeacherSpec
 
 ONLINE_KEYS = ("xt_teacher_ids", "xt_teacher_mask", "xt_chunk_start", "xt_chunk_teacher", "xt_boundary")
@@ -137,8 +137,7 @@ class CrossTokenizerBlocks(Dataset):
 
 def token_log_likelihoods(logits: Tensor, ids: Tensor) -> Tensor:
     """log p(x_i | x_<i) for every position i ≥ 1 of (B, L) ids from causal logits (B, L, V); 0 at i = 0."""
-    picked = -torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="none")
-    return torch.cat([picked.new_zeros(ids.shape[0], 1), picked.view(ids.shape[0], -1)], dim=1)  # (B, L)
+    return -lm_loss(logits, ids, masked=False, reduction="none")  # (B, L)
 
 
 def span_sums(values: Tensor, first: Tensor, last: Tensor) -> Tensor:
