@@ -32,7 +32,7 @@ from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
-from kinherit.inherit.cross_tokenizer.targets import build_aligner
+from kinherit.inherit.cross_tokenizer.blocks import build_aligner
 from kinherit.inherit.teacher import inspect_teacher
 from kinherit.io import atomic_file, write_json
 from kinherit.metrics.runs import load_run

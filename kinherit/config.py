@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.arch` package registers them all)
 from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
-from kinherit.inherit.losses import DEFAULT_KD_LOSS, KD_LOSSES  # leaf modules (torch and kinherit.registry)
+from kinherit.inherit.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
+from kinherit.inherit.losses import DEFAULT_KD_LOSS, KD_LOSSES
 from kinherit.inherit.schedules import AUTO, SCHEDULES
 
 
@@ -167,7 +168,7 @@ class TeacherConfig(StrictModel):
     loss: str = DEFAULT_KD_LOSS
     """The KD term, τ²·D(p_teacher ‖ p_student): forward_kl (KL, the paper's), reverse_kl, jsd or skew_kl (see the KD
     loss choices below and `kinherit.inherit.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
-    cross_tokenizer: Literal["alm", "shared_vocab", "shared_prefix"] | None = None
+    cross_tokenizer: str | None = None
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
     chunk whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
@@ -183,6 +184,13 @@ class TeacherConfig(StrictModel):
     @classmethod
     def _known_loss(cls, name: str) -> str:
         KD_LOSSES.lookup(name)
+        return name
+
+    @field_validator("cross_tokenizer")
+    @classmethod
+    def _known_method(cls, name: str | None) -> str | None:
+        if name is not None:
+            METHODS.lookup(name)
         return name
 
     @model_validator(mode="after")

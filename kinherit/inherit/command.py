@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kinherit.config import load_config
+from kinherit.inherit.cross_tokenizer import METHODS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=10, help="teacher probabilities kept per token (default 10)")
     parser.add_argument("--out", help="cache folder (default: next to the teacher, named by data fingerprint and K)")
     parser.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward pass")
-    parser.add_argument("--cross-tokenizer", choices=("alm", "shared_vocab", "shared_prefix"),
+    parser.add_argument("--cross-tokenizer", choices=list(METHODS),
                         help="the teacher has another tokenizer: store the aligned targets of this teacher.cross_tokenizer "
                         "method (chunk log-likelihoods, and top-K at common boundaries, restricted to the shared vocabulary "
                         "or, for shared_prefix, bucketed)")

@@ -7,10 +7,12 @@ import math
 import pytest
 import torch
 
+from kinherit.inherit.cross_tokenizer import METHODS
 from kinherit.inherit.cross_tokenizer.alm import alm_loss, binarised_kl
 from kinherit.inherit.cross_tokenizer.shared_prefix import shared_prefix_kd
 from kinherit.inherit.cross_tokenizer.shared_vocab import shared_vocab_kd
-from kinherit.inherit.cross_tokenizer.targets import SharedVocab, Targets, longest_shared_prefix, span_sums, token_log_likelihoods
+from kinherit.inherit.cross_tokenizer.targets import (SharedVocab, Targets, longest_shared_prefix, online_targets, span_sums,
+                                                      token_log_likelihoods)
 from kinherit.inherit.losses import TopK
 
 LOGITS = torch.tensor([[[1.0, 2.0, 0.0, -1.0], [0.5, 0.0, 1.5, 0.0], [2.0, -1.0, 0.0, 1.0]]])  # (1, 3, 4)
@@ -90,3 +92,33 @@ def test_longest_shared_prefix_buckets():
     shared = {b"t": 10, b"th": 11, b"the": 12, b" ": 13}
     table = [b"there", b"th", b"tha", b"x", None, b"t"]
     assert longest_shared_prefix(table, shared, (4, 99)).tolist() == [12, 11, 11, -1, 99, 10]
+
+
+BY_HAND = {"alm": test_alm_loss_by_hand, "shared_vocab": test_shared_vocab_kd_by_hand, "shared_prefix": test_shared_prefix_kd_by_hand}
+
+
+def test_every_method_is_checked_by_hand_here():
+    assert set(METHODS) == set(BY_HAND)
+    for name, method in METHODS.items():
+        assert method.name == name and method.boundary_targets in (None, "restricted", "bucketed")
+        assert method.reads(method.cached_targets)  # a cache built for a method serves it
+
+
+@pytest.mark.parametrize("name", sorted(BY_HAND))
+def test_every_method_is_zero_when_the_teacher_is_the_student(name):
+    """Same tokenizer on both sides (every token its own span and a common boundary): the teacher's targets,
+    computed as the method declares, from the student's own logits give a zero loss and a zero gradient."""
+    method = METHODS[name]
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 6, 7, generator=gen, dtype=torch.float64)
+    ids = torch.randint(0, 7, (2, 6), generator=gen)
+    rows = torch.arange(6).expand(2, 6)
+    identity = torch.arange(7)
+    shared = SharedVocab(identity, identity, identity, identity)
+    batch = {"xt_teacher_ids": ids, "xt_chunk_start": torch.where(rows > 0, rows, -1), "xt_boundary": rows,
+             "xt_chunk_teacher": torch.where(rows > 0, rows, -1)[..., None].expand(2, 6, 2)}
+    targets = online_targets(logits, batch, shared, None, buckets=method.bucketed)
+    student = logits.clone().requires_grad_()
+    loss = method.loss(student, ids, targets, 2.0)
+    loss.backward()
+    assert abs(loss.item()) < 1e-6 and student.grad.abs().max() < 1e-6  # the targets are fp32

@@ -53,6 +53,8 @@ def test_vocabulary_mismatch_names_both_sizes(tmp_path, cache_dir, teacher_dir, 
         ({"cache": "x"}, "set exactly one of teacher.path (online teacher) or teacher.cache"),
         ({"loss": "revers_kl"}, "config key teacher.loss: unknown KD loss 'revers_kl'; choose one of forward_kl, "
                                 "reverse_kl, jsd, skew_kl (did you mean 'reverse_kl'?)"),
+        ({"cross_tokenizer": "alms"}, "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'alms'; choose one of "
+                                      "alm, shared_prefix, shared_vocab (did you mean 'alm'?)"),
         ({"loss": "jsd", "cross_tokenizer": "alm"}, "teacher.loss jsd applies to same-tokenizer teachers; teacher.cross_tokenizer alm has its own loss"),
     ],
 )

@@ -203,12 +203,15 @@ def test_mix_weights_the_two_terms():
     assert mix(torch.tensor(2.0), torch.tensor(6.0), torch.tensor(1.0)).item() == 6.0
 
 
-def test_help_config_lists_every_kd_loss_with_its_reference(capsys):
+def test_help_config_lists_every_kd_loss_and_cross_tokenizer_method_with_its_reference(capsys):
     from kinherit.cli import main
+    from kinherit.inherit.cross_tokenizer import METHODS
 
     with pytest.raises(SystemExit):
         main(["pretrain", "--help-config"])
     text = capsys.readouterr().out
     assert "teacher.loss  (str, default 'forward_kl')" in text
-    for name, reference in KD_LOSSES.references.items():
-        assert f"{name} — {reference}" in text
+    assert "teacher.cross_tokenizer  (str | None, default null)" in text
+    for registry in (KD_LOSSES, METHODS):
+        for name, reference in registry.references.items():
+            assert f"{name} — {reference}" in text

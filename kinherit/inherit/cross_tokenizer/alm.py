@@ -25,6 +25,7 @@ import math
 import torch
 from torch import Tensor
 
+from kinherit.inherit.cross_tokenizer.method import register_method
 from kinherit.inherit.cross_tokenizer.targets import Targets, span_sums, token_log_likelihoods
 
 CAP = -1e-6
@@ -50,6 +51,8 @@ def chunk_log_likelihoods(student_logits: Tensor, input_ids: Tensor, chunk_start
     return span_sums(token_log_likelihoods(student_logits, input_ids), chunk_start, rows)
 
 
+@register_method("alm", boundary_targets=None,
+                 reference="Minixhofer, Vulić & Ponti 2025, Universal Cross-Tokenizer Distillation via Approximate Likelihood Matching, https://arxiv.org/abs/2503.20083")
 def alm_loss(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
     """τ · mean over the batch's aligned chunks of the binarised KL (module docstring); 0 without chunks."""
     chunks = targets.chunk_start >= 0  # (B, T)

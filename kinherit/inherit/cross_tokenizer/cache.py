@@ -41,13 +41,13 @@ from kinherit.inherit.cache import (
     open_cache,
     training_blocks,
 )
-from kinherit.inherit.cross_tokenizer.targets import CrossTokenizerBlocks, SharedVocab, build_aligner, online_targets
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
+from kinherit.inherit.cross_tokenizer.method import METHODS
+from kinherit.inherit.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.inherit.teacher import _meta_model, inspect_teacher
 from kinherit.io import atomic_dir, write_json
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
-BUCKETED = "shared_prefix"
-"""The method whose boundary targets are bucketed; every other method's cache holds restricted ones (alm uses neither)."""
 FILES = {"chunk_start": ("chunk_start.bin", np.int32), "teacher_ll": ("teacher_ll.bin", np.float32),
          "at_boundary": ("at_boundary.bin", np.uint8)}
 
@@ -92,6 +92,7 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
     """Run a teacher with another tokenizer once over every training block of `config.data`; store the targets of
     `method` (teacher.cross_tokenizer; the chunk log-likelihoods of alm are always stored)."""
     check_cache_sizes(top_k, batch_size)
+    kind = METHODS.lookup(method)
     corpus = prepare_corpus(config.data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     seq_len = config.data.seq_len
@@ -117,7 +118,7 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
             batch = {k: v.to(device) for k, v in default_data_collator([aligned[i] for i in range(start, stop)]).items()}
             with torch.inference_mode():
                 logits = model(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]).logits
-                targets = online_targets(logits, batch, shared, top_k, buckets=method == BUCKETED)
+                targets = online_targets(logits, batch, shared, top_k, buckets=kind.bucketed)
             span = slice(start * seq_len, stop * seq_len)
             per_row["chunk_start"][span] = targets.chunk_start.reshape(-1).cpu().numpy()
             per_row["teacher_ll"][span] = targets.teacher_ll.reshape(-1).float().cpu().numpy()
@@ -128,7 +129,7 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
             array.flush()
         del per_row, log_probs, indices
         write_json(staging / META, {
-            "format": 1, "cross_tokenizer": True, "targets": "bucketed" if method == BUCKETED else "restricted", "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len,
+            "format": 1, "cross_tokenizer": True, "targets": kind.cached_targets, "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len,
             "num_blocks": len(blocks), "top_k": top_k, "vocab": len(tokenizer), "index_dtype": index_dtype.name,
             "teacher_len": length, "shared_vocab": [shared.student_ids.tolist(), shared.teacher_ids.tolist()],
             "teacher": {**_teacher_identity(spec), "tokenizer_digest": _tokenizer_digest(spec.path),
@@ -141,7 +142,7 @@ def open_cross_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, metho
     """The cross-tokenizer cache at `path`, checked against the run's data, `top_k` and the targets `method` needs."""
     base = open_cache(path, corpus, seq_len, top_k, cross_tokenizer=True)
     stored = base.meta["targets"]
-    if method != "alm" and stored != ("bucketed" if method == BUCKETED else "restricted"):
+    if not METHODS.lookup(method).reads(stored):
         raise KinheritError(
             f"teacher.cache {path} holds {stored} boundary targets, not those of teacher.cross_tokenizer: {method}; "
             f"build one with kinherit cache-teacher --cross-tokenizer {method}"

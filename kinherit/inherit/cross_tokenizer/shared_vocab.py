@@ -20,10 +20,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from kinherit.inherit.cross_tokenizer.method import register_method
 from kinherit.inherit.cross_tokenizer.targets import Targets
 from kinherit.inherit.losses import kd_loss
 
 
+@register_method("shared_vocab", boundary_targets="restricted",
+                 reference="Wan et al. 2024, Knowledge Fusion of Large Language Models (FuseLLM; exact-match vocabulary alignment), https://arxiv.org/abs/2401.10491")
 def shared_vocab_kd(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
     """KD_S of the module docstring; `targets.top` holds the teacher's (top-K) distribution over S as student ids."""
     outside = torch.full(student_logits.shape[-1:], float("-inf"), device=student_logits.device, dtype=student_logits.dtype)

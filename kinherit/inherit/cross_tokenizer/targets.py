@@ -20,18 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from kinherit.data.dataset import PackedBlocks
-from kinherit.data.tokenizer import load_tokenizer, separator_id
+from kinherit.data.tokenizer import separator_id
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import max_sequence_length, task_of
 from kinherit.inherit.alignment import Aligner
 from kinherit.inherit.losses import TopK, lm_loss
-from kinherit.inherit.teacher import TeacherSpec
 
 ONLINE_KEYS = ("xt_teacher_ids", "xt_teacher_mask", "xt_chunk_start", "xt_chunk_teacher", "xt_boundary")
 """Batch fields of the online dataset (the alignment), consumed by the objective."""
@@ -103,38 +98,6 @@ class Targets:
     shared: SharedVocab
 
 
-class CrossTokenizerBlocks(Dataset):
-    """`PackedBlocks` items plus their alignment with the teacher's tokenization (online teacher).
-
-    Every item has fixed shapes: the teacher's input is right-padded to `aligner.max_len`.
-    """
-
-    def __init__(self, blocks: PackedBlocks, aligner: Aligner):
-        if blocks.masking is not None:
-            raise KinheritError("teacher.cross_tokenizer supports causal-LM students only (the student's masked input has no text)")
-        self.blocks, self.aligner = blocks, aligner
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        item = self.blocks[index]
-        aligned = self.aligner.align(item["input_ids"].numpy())
-        length = self.aligner.max_len
-        teacher_ids = np.zeros(length, dtype=np.int64)
-        teacher_ids[: len(aligned.teacher_ids)] = aligned.teacher_ids
-        mask = np.zeros(length, dtype=np.int64)
-        mask[: len(aligned.teacher_ids)] = 1
-        return {
-            **item,
-            "xt_teacher_ids": torch.from_numpy(teacher_ids),  # (L,)
-            "xt_teacher_mask": torch.from_numpy(mask),  # (L,)
-            "xt_chunk_start": torch.from_numpy(aligned.chunk_start),  # (T,)
-            "xt_chunk_teacher": torch.from_numpy(aligned.chunk_teacher),  # (T, 2)
-            "xt_boundary": torch.from_numpy(aligned.boundary),  # (T,)
-        }
-
-
 def token_log_likelihoods(logits: Tensor, ids: Tensor) -> Tensor:
     """log p(x_i | x_<i) for every position i ≥ 1 of (B, L) ids from causal logits (B, L, V); 0 at i = 0."""
     return -lm_loss(logits, ids, masked=False, reduction="none")  # (B, L)
@@ -175,20 +138,3 @@ def cached_targets(batch: dict[str, Tensor], shared: SharedVocab) -> Targets:
     """Targets served by a cache (`cache.CachedCrossTokenizerBlocks`)."""
     return Targets(batch["xt_chunk_start"], batch["xt_teacher_ll"], batch["xt_at_boundary"].bool(),
                    TopK(batch["xt_log_probs"], batch["xt_indices"]), shared)
-
-
-def teacher_length(teacher_config: Any, seq_len: int) -> int:
-    """Teacher tokens per student block: its position limit, at most 2·seq_len (a byte-level tokenizer of a
-    similar size needs about as many tokens as the student for the same text)."""
-    limit = max_sequence_length(teacher_config)
-    return min(limit, 2 * seq_len) if limit else 2 * seq_len
-
-
-def build_aligner(spec: TeacherSpec, tokenizer: Any, seq_len: int) -> tuple[Aligner, SharedVocab, int]:
-    """The aligner of student blocks with `spec`'s tokenizer, the shared vocabulary and the teacher length."""
-    if task_of(spec.config) != "causal":
-        raise KinheritError(f"teacher {spec.path} is a masked LM; teacher.cross_tokenizer needs a causal-LM teacher")
-    teacher_tokenizer = load_tokenizer(spec.path)
-    length = teacher_length(spec.config, seq_len)
-    aligner = Aligner(tokenizer, teacher_tokenizer, length)
-    return aligner, SharedVocab.of(aligner, tokenizer, teacher_tokenizer), length

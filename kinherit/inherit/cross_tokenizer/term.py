@@ -26,18 +26,18 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
-from kinherit.inherit.cross_tokenizer import METHODS
+from kinherit.inherit.cross_tokenizer import METHODS, Method
 from kinherit.inherit.cross_tokenizer.alm import chunk_log_likelihoods
-from kinherit.inherit.cross_tokenizer.cache import BUCKETED, CachedCrossTokenizerBlocks, open_cross_cache
-from kinherit.inherit.cross_tokenizer.targets import (CACHED_KEYS, ONLINE_KEYS, CrossTokenizerBlocks, SharedVocab, Targets,
-                                                      build_aligner, cached_targets, online_targets)
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
+from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
+from kinherit.inherit.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
 from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 
 @dataclass
 class CrossTokenizerTerm:
-    method: str
+    method: Method
     shared: SharedVocab
     teacher_len: int
     seq_len: int
@@ -56,14 +56,14 @@ class CrossTokenizerTerm:
             return cached_targets(batch, self.shared)
         with torch.no_grad():
             logits = teacher()(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]).logits  # (B, L, V_t)
-            return online_targets(logits, batch, self.shared, top_k, buckets=self.method == BUCKETED)
+            return online_targets(logits, batch, self.shared, top_k, buckets=self.method.bucketed)
 
     def __call__(self, teacher: Callable[[], torch.nn.Module], student_logits: Tensor, input_ids: Tensor,
                  batch: dict[str, Tensor], temperature: float, top_k: int | None, gap: bool
                  ) -> tuple[Tensor, dict[str, Tensor]]:
         """The method's loss on this batch and, with `gap`, the per-chunk NLLs of student and teacher."""
         targets = self.targets(teacher, batch, top_k)
-        loss = METHODS[self.method](student_logits, input_ids, targets, temperature)
+        loss = self.method.loss(student_logits, input_ids, targets, temperature)
         if not gap:
             return loss, {}
         chunks = targets.chunk_start >= 0
@@ -86,11 +86,11 @@ def prepare_cross_tokenizer(config: RunConfig, corpus: PackedCorpus, tokenizer: 
     if cfg.cache is not None:
         cache = open_cross_cache(cfg.cache, corpus, seq_len, cfg.cross_tokenizer, cfg.top_k)
         shared = cache.shared_vocab(tokenizer)
-        term = CrossTokenizerTerm(cfg.cross_tokenizer, shared, cache.teacher_len, seq_len, cached=True)
+        term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, cache.teacher_len, seq_len, cached=True)
         return CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k), term, None, cache.teacher_flops, cfg.top_k or cache.top_k
     spec = inspect_teacher(cfg.path, tokenizer, seq_len, "causal", cross_tokenizer=True)
     aligner, shared, length = build_aligner(spec, tokenizer, seq_len)
     if cfg.top_k is not None and cfg.top_k > len(shared):
         raise KinheritError(f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
-    term = CrossTokenizerTerm(cfg.cross_tokenizer, shared, length, seq_len, cached=False)
+    term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, length, seq_len, cached=False)
     return CrossTokenizerBlocks(train, aligner), term, spec, flops_per_token(_meta_model(spec.config), length), cfg.top_k
