@@ -170,7 +170,7 @@ class TeacherConfig(StrictModel):
     loss choices below and `kinherit.inherit.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
     cross_tokenizer: str | None = None
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
-    chunk whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
+    span whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
     prefix. None: the vocabularies must be identical. See the README."""
 

@@ -9,7 +9,7 @@ same-tokenizer path) untouched, costs one Rust `encode` per text run of a block,
 the text the student sees, no more (each block is a fresh context for both models).
 
 Special tokens (the packing separator `<|endoftext|>`) carry no text: each is a one-unit span of its own
-on both sides, and the teacher gets its own separator there, so "end of document" is an aligned chunk.
+on both sides, and the teacher gets its own separator there, so "end of document" is an aligned span.
 The teacher's tokenization comes from its fast tokenizer (the Rust `encode`, with offsets); its token ends
 are taken from the tokens' own bytes, which are exact where character offsets are not (a byte-level or
 byte-fallback token can hold part of a character; whitespace trimming shifts offsets). The teacher's
@@ -18,12 +18,12 @@ aligned and is refused (`check_spelling`).
 
 Positions are byte offsets into the block's text (special tokens one unit each). With e_s(i) the end of
 student token i and e_t(j) that of teacher token j, the common boundaries are B = {e_s} ∩ {e_t}, and
-between consecutive b < b' of B lies one *chunk*: the student tokens i with b < e_s(i) ≤ b' and the
-teacher tokens j with b < e_t(j) ≤ b'. A chunk is a maximal span of text whose start and end are token
-boundaries in both tokenizations. Chunks holding student token 0 or teacher token 0 have no likelihood
-(nothing predicts a block's first token) and are dropped, as are chunks past the teacher's `max_len`
+between consecutive b < b' of B lies one *span*: the student tokens i with b < e_s(i) ≤ b' and the
+teacher tokens j with b < e_t(j) ≤ b'. A span is a maximal stretch of text whose start and end are token
+boundaries in both tokenizations. Spans holding student token 0 or teacher token 0 have no likelihood
+(nothing predicts a block's first token) and are dropped, as are spans past the teacher's `max_len`
 tokens, and text whose boundaries never coincide inside the block (e.g. a long word the two split at
-different places up to the block's end): it belongs to no chunk, and the block's coverage shrinks.
+different places up to the block's end): it belongs to no span, and the block's coverage shrinks.
 """
 
 from __future__ import annotations
@@ -140,17 +140,17 @@ class BlockAlignment:
 
     teacher_ids: np.ndarray
     """(n_t,) int64: the teacher's input."""
-    chunk_start: np.ndarray
-    """(T,) int64: on a student row that ends a chunk, the chunk's first student row; −1 elsewhere."""
-    chunk_teacher: np.ndarray
-    """(T, 2) int64: on chunk-end rows, the chunk's first and last teacher positions; −1 elsewhere."""
+    span_start: np.ndarray
+    """(T,) int64: on a student row that ends a span, the span's first student row; −1 elsewhere."""
+    span_teacher: np.ndarray
+    """(T, 2) int64: on span-end rows, the span's first and last teacher positions; −1 elsewhere."""
     boundary: np.ndarray
     """(T,) int64: the teacher position whose token ends where student token i ends (a common boundary,
     so both models' next-token predictions there condition on the same text); −1 elsewhere."""
 
 
 class Aligner:
-    """Student blocks → teacher input + chunk alignment (see the module docstring)."""
+    """Student blocks → teacher input + span alignment (see the module docstring)."""
 
     def __init__(self, student: Any, teacher: Any, max_len: int):
         self.student_bytes = token_bytes(student, "student")
@@ -225,12 +225,12 @@ class Aligner:
                 t_ids.extend(ids)
                 t_ends.extend((ends + bases[index]).tolist())
         t_ids, t_ends = t_ids[: self.max_len], t_ends[: self.max_len]
-        return self._chunks(s_ends, np.asarray(t_ids, dtype=np.int64), np.asarray(t_ends, dtype=np.int64))
+        return self._spans(s_ends, np.asarray(t_ids, dtype=np.int64), np.asarray(t_ends, dtype=np.int64))
 
-    def _chunks(self, s_ends: np.ndarray, t_ids: np.ndarray, t_ends: np.ndarray) -> BlockAlignment:
+    def _spans(self, s_ends: np.ndarray, t_ids: np.ndarray, t_ends: np.ndarray) -> BlockAlignment:
         T = len(s_ends)
-        chunk_start = np.full(T, -1, dtype=np.int64)
-        chunk_teacher = np.full((T, 2), -1, dtype=np.int64)
+        span_start = np.full(T, -1, dtype=np.int64)
+        span_teacher = np.full((T, 2), -1, dtype=np.int64)
         boundary = np.full(T, -1, dtype=np.int64)
         last_s = {e: i for i, e in enumerate(s_ends.tolist())}  # end → the last student token ending there
         last_t = {e: j for j, e in enumerate(t_ends.tolist())}
@@ -238,8 +238,8 @@ class Aligner:
         for end in sorted(last_s.keys() & last_t.keys()):
             i, j = last_s[end], last_t[end]
             boundary[i] = j
-            if previous is not None:  # the chunk after the previous boundary; the first one holds token 0
-                chunk_start[i] = previous[0] + 1
-                chunk_teacher[i] = (previous[1] + 1, j)
+            if previous is not None:  # the span after the previous boundary; the first one holds token 0
+                span_start[i] = previous[0] + 1
+                span_teacher[i] = (previous[1] + 1, j)
             previous = (i, j)
-        return BlockAlignment(t_ids, chunk_start, chunk_teacher, boundary)
+        return BlockAlignment(t_ids, span_start, span_teacher, boundary)

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward pass")
     parser.add_argument("--cross-tokenizer", choices=list(METHODS),
                         help="the teacher has another tokenizer: store the aligned targets of this teacher.cross_tokenizer "
-                        "method (chunk log-likelihoods, and top-K at common boundaries, restricted to the shared vocabulary "
+                        "method (span log-likelihoods, and top-K at common boundaries, restricted to the shared vocabulary "
                         "or, for shared_prefix, bucketed)")
     parser.set_defaults(func=run, accepts_overrides=True)
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.cross_tokenizer:
         cache = build_cross_cache(args.teacher, config, args.cross_tokenizer, args.top_k, args.out, args.batch_size).base
-        print(f"done: aligned chunk log-likelihoods and top-{cache.top_k} shared-vocabulary teacher outputs for "
+        print(f"done: aligned span log-likelihoods and top-{cache.top_k} shared-vocabulary teacher outputs for "
               f"{cache.rows:,} tokens in {cache.root}")
         return 0
     cache = build_cache(args.teacher, config, args.top_k, args.out, args.batch_size)

@@ -176,11 +176,11 @@ class KnowledgeInheritance:
     def _kd_term(self, trainer: Any, inputs: dict[str, torch.Tensor], outputs: Any, lm_loss: torch.Tensor, extra: Any
                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
         """The KD term, the gap terms to log, and with `steps: auto` the (student, teacher) losses the gap compares:
-        LM losses on the same tokens, or per-chunk NLLs of the same text for a teacher with another tokenizer."""
+        LM losses on the same tokens, or per-span NLLs of the same text for a teacher with another tokenizer."""
         if self.cross is not None:
             kd, gap_terms = self.cross(lambda: self._online_teacher(trainer.accelerator), outputs.logits, inputs["input_ids"],
                                        extra, self.ki.temperature, self.ki.top_k, gap=self.auto is not None)
-            gap = (gap_terms["student_chunk_nll"], gap_terms["teacher_chunk_nll"]) if gap_terms else None
+            gap = (gap_terms["student_span_nll"], gap_terms["teacher_span_nll"]) if gap_terms else None
             return kd, gap_terms, gap
         mask = inputs["labels"] != IGNORE_INDEX if self.ki.masked else None  # (B, T)
         student = outputs.logits[..., : self.ki.shared_vocab]  # (B, T, V)
@@ -200,8 +200,8 @@ class KnowledgeInheritance:
         """The auto stop's decision, from the logged means (equal on every process)."""
         if self.auto is not None and "teacher_lm_loss" in terms:
             self.auto.observe(trainer.state.global_step, terms["lm_loss"], terms["teacher_lm_loss"])
-        if self.auto is not None and "teacher_chunk_nll" in terms:
-            self.auto.observe(trainer.state.global_step, terms["student_chunk_nll"], terms["teacher_chunk_nll"])
+        if self.auto is not None and "teacher_span_nll" in terms:
+            self.auto.observe(trainer.state.global_step, terms["student_span_nll"], terms["teacher_span_nll"])
 
     def state_dict(self) -> dict[str, Any]:
         return {"switch_step": self.auto.switch_step} if self.auto is not None else {}

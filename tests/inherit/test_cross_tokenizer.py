@@ -1,6 +1,6 @@
 """End to end: a student inherits from a teacher with another BPE, online and from `kinherit cache-teacher
 --cross-tokenizer`, from the CLI and from Python; the teacher is accounted on its own tokens; resume is exact;
-`teacher.steps: auto` compares per-chunk NLLs."""
+`teacher.steps: auto` compares per-span NLLs."""
 
 from __future__ import annotations
 
@@ -74,6 +74,11 @@ def test_caches_of_the_other_kind_are_refused(tmp_path, cache_dir, other_teacher
         assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", *overrides]) == 2
         assert message in capsys.readouterr().err
     assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}"]) == 0  # alm reads any
+    meta = json.loads((cache / "meta.json").read_text())
+    (cache / "meta.json").write_text(json.dumps({**meta, "format": 1}))  # a cache of kinherit before span_start.bin
+    capsys.readouterr()
+    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", f"--out={tmp_path / 'old'}"]) == 2
+    assert "has format 1, this kinherit reads format 2: rebuild it with kinherit cache-teacher" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["alm", "shared_vocab"])
@@ -99,6 +104,6 @@ def test_auto_compares_the_nll_of_the_same_text(tmp_path, cache_dir, other_teach
     pretrain(validate_config(student_run(tmp_path / "auto", cache_dir, teacher, max_steps=6, eval_steps=6)))
     events = _train_events(tmp_path / "auto")
     first = events[0]
-    assert first["student_chunk_nll"] > first["teacher_chunk_nll"] > 0  # a fresh student is behind the trained teacher
+    assert first["student_span_nll"] > first["teacher_span_nll"] > 0  # a fresh student is behind the trained teacher
     assert 0 < first["alpha"] <= 1.0
-    assert first["alpha"] == pytest.approx(min(1.0, (first["student_chunk_nll"] - first["teacher_chunk_nll"]) / 0.5), rel=1e-4)
+    assert first["alpha"] == pytest.approx(min(1.0, (first["student_span_nll"] - first["teacher_span_nll"]) / 0.5), rel=1e-4)

@@ -26,7 +26,7 @@ def _log_softmax(row: list[float]) -> list[float]:
 
 def _targets(**fields) -> Targets:  # noqa: ANN003
     shared = SharedVocab(torch.tensor([0, 2]), torch.tensor([5, 7]), torch.tensor([0, 0, 2, 2]))
-    base = {"chunk_start": torch.tensor([[-1, -1, 1]]), "teacher_ll": torch.tensor([[0.0, 0.0, -1.5]]),
+    base = {"span_start": torch.tensor([[-1, -1, 1]]), "teacher_ll": torch.tensor([[0.0, 0.0, -1.5]]),
             "at_boundary": torch.tensor([[True, False, True]]),
             "top": TopK(torch.tensor([[[math.log(0.7), math.log(0.3)]] * 3]), torch.tensor([[[2, 0]] * 3])), "shared": shared}
     return Targets(**{**base, **fields})
@@ -38,10 +38,10 @@ def test_binarised_kl_is_the_bernoulli_kl_of_the_tempered_likelihoods():
         expected = p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
         assert binarised_kl(torch.tensor([-1.0]), torch.tensor([-2.5]), tau).item() == pytest.approx(expected, rel=1e-6)
     assert binarised_kl(torch.tensor([-0.7]), torch.tensor([-0.7]), 1.0).item() == pytest.approx(0.0, abs=1e-12)
-    assert torch.isfinite(binarised_kl(torch.tensor([0.0]), torch.tensor([-30.0]), 1.0)).all()  # a sure chunk stays finite
+    assert torch.isfinite(binarised_kl(torch.tensor([0.0]), torch.tensor([-30.0]), 1.0)).all()  # a sure span stays finite
 
 
-def test_chunk_log_likelihoods_sum_the_tokens():
+def test_span_log_likelihoods_sum_the_tokens():
     lp = token_log_likelihoods(LOGITS, IDS)  # log p(x_i | x_<i): row 0 has no prediction
     assert lp[0, 0] == 0
     assert lp[0, 1].item() == pytest.approx(_log_softmax([1.0, 2.0, 0.0, -1.0])[2])
@@ -52,7 +52,7 @@ def test_chunk_log_likelihoods_sum_the_tokens():
 
 def test_alm_loss_by_hand():
     tau = 2.0
-    student_ll = _log_softmax([1.0, 2.0, 0.0, -1.0])[2] + _log_softmax([0.5, 0.0, 1.5, 0.0])[0]  # the chunk = rows 1–2
+    student_ll = _log_softmax([1.0, 2.0, 0.0, -1.0])[2] + _log_softmax([0.5, 0.0, 1.5, 0.0])[0]  # the span = rows 1–2
     p, q = math.exp(-1.5 / tau), math.exp(student_ll / tau)
     expected = tau * (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q)))
     logits = LOGITS.clone().requires_grad_()
@@ -60,12 +60,12 @@ def test_alm_loss_by_hand():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     assert logits.grad[0, 2].abs().sum() == 0  # the last position predicts nothing inside the block
-    # the student is less sure of the chunk than the teacher (ℓ_s < ℓ_t): descending raises its realised tokens
+    # the student is less sure of the span than the teacher (ℓ_s < ℓ_t): descending raises its realised tokens
     assert logits.grad[0, 0, 2] < 0 and logits.grad[0, 1, 0] < 0
 
 
-def test_alm_loss_without_chunks_is_zero():
-    assert alm_loss(LOGITS, IDS, _targets(chunk_start=torch.full((1, 3), -1)), 1.0).item() == 0.0
+def test_alm_loss_without_spans_is_zero():
+    assert alm_loss(LOGITS, IDS, _targets(span_start=torch.full((1, 3), -1)), 1.0).item() == 0.0
 
 
 def test_shared_vocab_kd_by_hand():
@@ -115,8 +115,8 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
     rows = torch.arange(6).expand(2, 6)
     identity = torch.arange(7)
     shared = SharedVocab(identity, identity, identity, identity)
-    batch = {"xt_teacher_ids": ids, "xt_chunk_start": torch.where(rows > 0, rows, -1), "xt_boundary": rows,
-             "xt_chunk_teacher": torch.where(rows > 0, rows, -1)[..., None].expand(2, 6, 2)}
+    batch = {"xt_teacher_ids": ids, "xt_span_start": torch.where(rows > 0, rows, -1), "xt_boundary": rows,
+             "xt_span_teacher": torch.where(rows > 0, rows, -1)[..., None].expand(2, 6, 2)}
     targets = online_targets(logits, batch, shared, None, buckets=method.bucketed)
     student = logits.clone().requires_grad_()
     loss = method.loss(student, ids, targets, 2.0)

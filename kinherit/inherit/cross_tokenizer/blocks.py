@@ -45,8 +45,8 @@ class CrossTokenizerBlocks(Dataset):
             **item,
             "xt_teacher_ids": torch.from_numpy(teacher_ids),  # (L,)
             "xt_teacher_mask": torch.from_numpy(mask),  # (L,)
-            "xt_chunk_start": torch.from_numpy(aligned.chunk_start),  # (T,)
-            "xt_chunk_teacher": torch.from_numpy(aligned.chunk_teacher),  # (T, 2)
+            "xt_span_start": torch.from_numpy(aligned.span_start),  # (T,)
+            "xt_span_teacher": torch.from_numpy(aligned.span_teacher),  # (T, 2)
             "xt_boundary": torch.from_numpy(aligned.boundary),  # (T,)
         }
 

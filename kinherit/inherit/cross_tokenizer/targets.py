@@ -2,10 +2,10 @@
 
 On a block of T student tokens (alignment: `kinherit.inherit.alignment`), the teacher contributes:
 
-    chunk_start[i], teacher_ll[i]   on a row i ending an aligned chunk: its first student row a, and the
-                                    teacher's log-likelihood of the chunk's text,
-                                    ℓ_t = Σ_{j ∈ chunk} log p_t(y_j | y_<j)  (its tokens j in the block);
-                                    chunk_start = −1 elsewhere
+    span_start[i], teacher_ll[i]   on a row i ending an aligned span: its first student row a, and the
+                                    teacher's log-likelihood of the span's text,
+                                    ℓ_t = Σ_{j ∈ span} log p_t(y_j | y_<j)  (its tokens j in the block);
+                                    span_start = −1 elsewhere
     top-K at boundaries             on a row i where student token i and teacher token j end at the same
                                     place: the teacher's next-token distribution at j over the shared
                                     vocabulary S (renormalised over S, τ = 1), its K most likely, as
@@ -28,9 +28,9 @@ from kinherit.errors import KinheritError
 from kinherit.inherit.alignment import Aligner
 from kinherit.inherit.losses import TopK, lm_loss
 
-ONLINE_KEYS = ("xt_teacher_ids", "xt_teacher_mask", "xt_chunk_start", "xt_chunk_teacher", "xt_boundary")
+ONLINE_KEYS = ("xt_teacher_ids", "xt_teacher_mask", "xt_span_start", "xt_span_teacher", "xt_boundary")
 """Batch fields of the online dataset (the alignment), consumed by the objective."""
-CACHED_KEYS = ("xt_chunk_start", "xt_teacher_ll", "xt_at_boundary", "xt_log_probs", "xt_indices")
+CACHED_KEYS = ("xt_span_start", "xt_teacher_ll", "xt_at_boundary", "xt_log_probs", "xt_indices")
 """Batch fields of the cached dataset (the targets themselves)."""
 
 
@@ -90,7 +90,7 @@ class SharedVocab:
 class Targets:
     """The teacher's contribution to one batch, per student row (B, T) (see the module docstring)."""
 
-    chunk_start: Tensor
+    span_start: Tensor
     teacher_ll: Tensor
     at_boundary: Tensor
     top: TopK
@@ -116,8 +116,8 @@ def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: Sha
     distribution at boundaries is over S: restricted to S and renormalised, or (`buckets`) the teacher's
     whole distribution summed into the buckets of `longest_shared_prefix`."""
     ids = batch["xt_teacher_ids"]
-    chunk_teacher = batch["xt_chunk_teacher"]  # (B, T, 2)
-    teacher_ll = span_sums(token_log_likelihoods(teacher_logits, ids), chunk_teacher[..., 0], chunk_teacher[..., 1])  # (B, T)
+    span_teacher = batch["xt_span_teacher"]  # (B, T, 2)
+    teacher_ll = span_sums(token_log_likelihoods(teacher_logits, ids), span_teacher[..., 0], span_teacher[..., 1])  # (B, T)
     boundary = batch["xt_boundary"]  # (B, T)
     at = boundary.clamp(min=0).unsqueeze(-1).expand(-1, -1, teacher_logits.shape[-1])
     logits = teacher_logits.gather(1, at).float()  # (B, T, V_t): the teacher's prediction at each common boundary
@@ -131,10 +131,10 @@ def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: Sha
         logits = logits[..., shared.teacher_ids.to(device)]  # (B, T, S)
     top = TopK.from_logits(logits, top_k or len(shared))
     top = TopK(top.log_probs, shared.student_ids.to(device)[top.indices])
-    return Targets(batch["xt_chunk_start"], teacher_ll, boundary >= 0, top, shared)
+    return Targets(batch["xt_span_start"], teacher_ll, boundary >= 0, top, shared)
 
 
 def cached_targets(batch: dict[str, Tensor], shared: SharedVocab) -> Targets:
     """Targets served by a cache (`cache.CachedCrossTokenizerBlocks`)."""
-    return Targets(batch["xt_chunk_start"], batch["xt_teacher_ll"], batch["xt_at_boundary"].bool(),
+    return Targets(batch["xt_span_start"], batch["xt_teacher_ll"], batch["xt_at_boundary"].bool(),
                    TopK(batch["xt_log_probs"], batch["xt_indices"]), shared)

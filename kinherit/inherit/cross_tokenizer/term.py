@@ -7,7 +7,7 @@ block (the block's text re-tokenized, right-padded or cut to that length: the co
 step where the teacher runs costs sequences × teacher_len × its forward FLOPs per token at that length.
 
 With `teacher.steps: auto` the two LM losses are compared on the same text: the mean negative
-log-likelihood per aligned chunk, student (`student_chunk_nll`) against teacher (`teacher_chunk_nll`),
+log-likelihood per aligned span, student (`student_span_nll`) against teacher (`teacher_span_nll`),
 since per-token losses of two tokenizations are not comparable.
 """
 
@@ -27,7 +27,7 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
 from kinherit.inherit.cross_tokenizer import METHODS, Method
-from kinherit.inherit.cross_tokenizer.alm import chunk_log_likelihoods
+from kinherit.inherit.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
 from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
 from kinherit.inherit.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
@@ -61,16 +61,16 @@ class CrossTokenizerTerm:
     def __call__(self, teacher: Callable[[], torch.nn.Module], student_logits: Tensor, input_ids: Tensor,
                  batch: dict[str, Tensor], temperature: float, top_k: int | None, gap: bool
                  ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The method's loss on this batch and, with `gap`, the per-chunk NLLs of student and teacher."""
+        """The method's loss on this batch and, with `gap`, the per-span NLLs of student and teacher."""
         targets = self.targets(teacher, batch, top_k)
         loss = self.method.loss(student_logits, input_ids, targets, temperature)
         if not gap:
             return loss, {}
-        chunks = targets.chunk_start >= 0
-        n = max(int(chunks.sum()), 1)
+        spans = targets.span_start >= 0
+        n = max(int(spans.sum()), 1)
         with torch.no_grad():
-            student = chunk_log_likelihoods(student_logits, input_ids, targets.chunk_start)
-        return loss, {"student_chunk_nll": -student[chunks].sum() / n, "teacher_chunk_nll": -targets.teacher_ll[chunks].float().sum() / n}
+            student = span_log_likelihoods(student_logits, input_ids, targets.span_start)
+        return loss, {"student_span_nll": -student[spans].sum() / n, "teacher_span_nll": -targets.teacher_ll[spans].float().sum() / n}
 
     def teacher_flops(self, teacher_steps: int, tokens_per_step: int, flops: FlopsPerToken) -> int:
         """Forward FLOPs of the teacher on its own tokens over `teacher_steps` steps."""
