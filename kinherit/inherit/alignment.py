@@ -177,7 +177,9 @@ class Aligner:
                     "Unicode normalisation...), so its tokens cannot be aligned with the student's by character offsets"
                 )
             ends = np.cumsum([len(p) for p in pieces], dtype=np.int64) - shift
-            out.append((ids, np.maximum(ends, 0)))
+            # a token holding only the tokenizer's own leading space spells no text: it is read with the next token
+            # (its end would otherwise coincide with whatever precedes the text, e.g. a separator's boundary)
+            out.append((ids, np.maximum(ends, ends[ends > 0][0] if (ends > 0).any() else 0)))
         return out
 
     def align(self, student_ids: np.ndarray) -> BlockAlignment:

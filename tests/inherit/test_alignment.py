@@ -168,3 +168,15 @@ def test_alignment_is_exact_on_real_bpes(tmp_path, cache_dir):
             assert spelled_s == spelled_t
             covered += row - aligned.span_start[row] + 1
     assert covered > 0.9 * 64 * len(range(0, len(blocks), max(1, len(blocks) // 40)))
+
+
+def test_a_lone_prefix_space_token_does_not_take_the_separators_boundary():
+    """After a separator, a Metaspace teacher writes "(x" as "▁" + "<0x28>" + "x": its added "▁" is no text (it ends
+    where the separator ends), so it joins the next span instead of taking the separator's boundary."""
+    teacher = byte_fallback_bpe(["▁a", "▁cat"])
+    student = np.concatenate([ids(STUDENT, "a cat"), [STUDENT.eos_token_id], ids(STUDENT, "(x")])
+    aligned = Aligner(STUDENT, teacher, 64).align(student)
+    assert pieces(STUDENT, student) == ["a", "Ġcat", EOS, "(", "x"]
+    assert pieces(teacher, aligned.teacher_ids) == ["▁a", "▁cat", EOS, "▁", "<0x28>", "x"]
+    assert aligned.boundary.tolist() == [0, 1, 2, 4, 5]  # the separator's prediction follows the teacher's separator
+    assert aligned.span_teacher.tolist() == [[-1, -1], [1, 1], [2, 2], [3, 4], [5, 5]]  # "▁" is read with "("
