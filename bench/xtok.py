@@ -78,8 +78,8 @@ def coverage(student_data: dict[str, Any], teacher_dir: Path, blocks: int = 200)
     corpus = prepare_corpus(validate_config({"data": student_data}).data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     spec = inspect_teacher(teacher_dir, tokenizer, SEQ_LEN, "causal", cross_tokenizer=True)
-    aligner, shared, length = build_aligner(spec, tokenizer, SEQ_LEN)
     train = PackedBlocks(corpus.train_path, corpus.dtype, SEQ_LEN)
+    aligner, shared, length = build_aligner(spec, tokenizer, train)
     in_span = at_boundary = 0
     for index in range(min(blocks, len(train))):
         aligned = aligner.align(train[index]["input_ids"].numpy())

@@ -22,7 +22,7 @@ from tests.conftest import _tiny_run
 EOS = "<|endoftext|>"
 
 
-def byte_bpe(merges: list[tuple[str, str]], lowercase: bool = False) -> PreTrainedTokenizerFast:
+def byte_bpe(merges: list[tuple[str, str]], lowercase: bool = False, replace: tuple[str, str] | None = None) -> PreTrainedTokenizerFast:
     """A byte-level BPE with the 256-byte alphabet and the given merges (GPT-2 style: Ġ is a leading space)."""
     vocab = {EOS: 0}
     for char in sorted(_byte_decoder(), key=_byte_decoder().get):
@@ -34,6 +34,8 @@ def byte_bpe(merges: list[tuple[str, str]], lowercase: bool = False) -> PreTrain
     backend.decoder = decoders.ByteLevel()
     if lowercase:
         backend.normalizer = normalizers.Lowercase()
+    if replace:
+        backend.normalizer = normalizers.Replace(*replace)
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS)
 
 
@@ -180,3 +182,18 @@ def test_a_lone_prefix_space_token_does_not_take_the_separators_boundary():
     assert pieces(teacher, aligned.teacher_ids) == ["▁a", "▁cat", EOS, "▁", "<0x28>", "x"]
     assert aligned.boundary.tolist() == [0, 1, 2, 4, 5]  # the separator's prediction follows the teacher's separator
     assert aligned.span_teacher.tolist() == [[-1, -1], [1, 1], [2, 2], [3, 4], [5, 5]]  # "▁" is read with "("
+
+
+@pytest.mark.parametrize("piece", [2, 1 << 24])
+def test_a_teacher_normalising_a_character_of_the_training_text_is_refused_at_start_up(piece):
+    """The teachers below pass the start-up probe and spell most text as is; each changes one character: ’ (three
+    byte tokens in the student's stream, a run that `piece` = 2 cuts across pieces) or { (one whole token)."""
+    stream = np.concatenate([ids(STUDENT, "a cat"), [STUDENT.eos_token_id], ids(STUDENT, "it’s {the} cat")])
+    assert pieces(STUDENT, ids(STUDENT, "’")) == ["â", "Ģ", "Ļ"]
+    for char, message in (("’", "its tokens spell \"'\" for '’'"), ("{", "its tokens spell '(' for '{'")):
+        aligner = Aligner(STUDENT, byte_bpe([], replace=(char, "'" if char == "’" else "(")), 64)  # the probe passes
+        with pytest.raises(KinheritError, match="does not keep the text as is") as err:
+            aligner.check_text(stream, piece=piece)
+        assert message in str(err.value)
+        aligner.check_text(stream[:3], piece=piece)  # "a cat<eos>": nothing it changes
+    Aligner(STUDENT, TEACHER, 64).check_text(stream, piece=piece)

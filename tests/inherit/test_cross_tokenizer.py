@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from kinherit.cli import main
 from kinherit.config import validate_config
 from kinherit.hf_folder import load_lm
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
@@ -107,3 +109,24 @@ def test_auto_compares_the_nll_of_the_same_text(tmp_path, cache_dir, other_teach
     assert first["student_span_nll"] > first["teacher_span_nll"] > 0  # a fresh student is behind the trained teacher
     assert 0 < first["alpha"] <= 1.0
     assert first["alpha"] == pytest.approx(min(1.0, (first["student_span_nll"] - first["teacher_span_nll"]) / 0.5), rel=1e-4)
+
+
+def test_a_teacher_normalising_some_characters_is_refused_before_training(tmp_path, cache_dir, other_teacher, capsys, monkeypatch):
+    """Its tokenizer writes "{" as "(" (the start-up probe has no "{"): refused in one line before any block is aligned."""
+    teacher = tmp_path / "teacher"
+    shutil.copytree(other_teacher, teacher)
+    spec = json.loads((teacher / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Replace", "pattern": {"String": "{"}, "content": "("}
+    (teacher / "tokenizer.json").write_text(json.dumps(spec))
+    aligned = []
+    original = CrossTokenizerBlocks.__getitem__
+    monkeypatch.setattr(CrossTokenizerBlocks, "__getitem__", lambda self, index: aligned.append(index) or original(self, index))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(student_run(tmp_path / "s", cache_dir, {"path": str(teacher), "cross_tokenizer": "alm"},
+                                                 max_steps=2, eval_steps=2)))
+    capsys.readouterr()
+    assert main(["pretrain", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("kinherit pretrain: error: teacher tokenizer") and "Traceback" not in "\n".join(err)
+    assert "does not keep the text as is (its tokens spell '(' for '{')" in err[-1]
+    assert aligned == []  # today's start-up probe let it through and the first aligned block failed mid-run

@@ -58,11 +58,13 @@ def teacher_length(teacher_config: Any, seq_len: int) -> int:
     return min(limit, 2 * seq_len) if limit else 2 * seq_len
 
 
-def build_aligner(spec: TeacherSpec, tokenizer: Any, seq_len: int) -> tuple[Aligner, SharedVocab, int]:
-    """The aligner of student blocks with `spec`'s tokenizer, the shared vocabulary and the teacher length."""
+def build_aligner(spec: TeacherSpec, tokenizer: Any, train: PackedBlocks) -> tuple[Aligner, SharedVocab, int]:
+    """The aligner of `train`'s student blocks with `spec`'s tokenizer (checked on all of their text), the shared
+    vocabulary and the teacher length."""
     if task_of(spec.config) != "causal":
         raise KinheritError(f"teacher {spec.path} is a masked LM; teacher.cross_tokenizer needs a causal-LM teacher")
     teacher_tokenizer = load_tokenizer(spec.path)
-    length = teacher_length(spec.config, seq_len)
+    length = teacher_length(spec.config, train.seq_len)
     aligner = Aligner(tokenizer, teacher_tokenizer, length)
+    aligner.check_text(np.memmap(train.path, dtype=train.dtype, mode="r")[: len(train) * train.seq_len])
     return aligner, SharedVocab.of(aligner, tokenizer, teacher_tokenizer), length

@@ -100,10 +100,10 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
     seq_len = config.data.seq_len
     _check_causal(Path(teacher_dir))
     spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal", cross_tokenizer=True)
-    aligner, shared, length = build_aligner(spec, tokenizer, seq_len)
+    blocks = training_blocks(corpus, seq_len)
+    aligner, shared, length = build_aligner(spec, tokenizer, blocks)
     if top_k > len(shared):
         raise KinheritError(f"--top-k {top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
-    blocks = training_blocks(corpus, seq_len)
     default = default_cache_path(spec.path, corpus, seq_len, top_k)
     out = Path(out) if out is not None else default.with_name(f"{default.name}-{method}")
     index_dtype = np.dtype(np.uint16 if len(tokenizer) <= 1 << 16 else np.int32)

@@ -89,7 +89,7 @@ def prepare_cross_tokenizer(config: RunConfig, corpus: PackedCorpus, tokenizer: 
         term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, cache.teacher_len, seq_len, cached=True)
         return CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k), term, None, cache.teacher_flops, cfg.top_k or cache.top_k
     spec = inspect_teacher(cfg.path, tokenizer, seq_len, "causal", cross_tokenizer=True)
-    aligner, shared, length = build_aligner(spec, tokenizer, seq_len)
+    aligner, shared, length = build_aligner(spec, tokenizer, train)
     if cfg.top_k is not None and cfg.top_k > len(shared):
         raise KinheritError(f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
     term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, length, seq_len, cached=False)
