@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from kinherit.inherit.alignment import Aligner
 from kinherit.inherit.cross_tokenizer import METHODS
 from kinherit.inherit.cross_tokenizer.alm import alm_loss, binarised_kl
 from kinherit.inherit.cross_tokenizer.shared_prefix import shared_prefix_kd
@@ -25,7 +26,7 @@ def _log_softmax(row: list[float]) -> list[float]:
 
 
 def _targets(**fields) -> Targets:  # noqa: ANN003
-    shared = SharedVocab(torch.tensor([0, 2]), torch.tensor([5, 7]), torch.tensor([0, 0, 2, 2]))
+    shared = SharedVocab(torch.tensor([0, 2]), torch.tensor([5, 7]), torch.tensor([0, -1, 1, -1]), torch.tensor([0, 0, 2, 2]))
     base = {"span_start": torch.tensor([[-1, -1, 1]]), "teacher_ll": torch.tensor([[0.0, 0.0, -1.5]]),
             "at_boundary": torch.tensor([[True, False, True]]),
             "top": TopK(torch.tensor([[[math.log(0.7), math.log(0.3)]] * 3]), torch.tensor([[[2, 0]] * 3])), "shared": shared}
@@ -114,7 +115,7 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
     ids = torch.randint(0, 7, (2, 6), generator=gen)
     rows = torch.arange(6).expand(2, 6)
     identity = torch.arange(7)
-    shared = SharedVocab(identity, identity, identity, identity)
+    shared = SharedVocab(identity, identity, identity, identity, identity, identity)
     batch = {"xt_teacher_ids": ids, "xt_span_start": torch.where(rows > 0, rows, -1), "xt_boundary": rows,
              "xt_span_teacher": torch.where(rows > 0, rows, -1)[..., None].expand(2, 6, 2)}
     targets = online_targets(logits, batch, shared, None, buckets=method.bucketed)
@@ -122,3 +123,35 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
     loss = method.loss(student, ids, targets, 2.0)
     loss.backward()
     assert abs(loss.item()) < 1e-6 and student.grad.abs().max() < 1e-6  # the targets are fp32
+
+
+def test_byte_fallback_ids_spelling_the_same_string_count_once():
+    """Both vocabularies hold "a" and "<0x61>" (and so for every letter): each string is one entry of S, and each
+    model's probability of it sums both ids (before, the teacher's "a" logit stood in S twice and "<0x61>" not at all)."""
+    from tests.inherit.test_alignment import byte_fallback_bpe
+
+    student, teacher = byte_fallback_bpe(["▁cat"]), byte_fallback_bpe(["▁the"])
+    aligner = Aligner(student, teacher, 64)
+    shared = SharedVocab.of(aligner, student, teacher)
+    s_bytes, t_bytes = aligner.student_bytes, aligner.teacher_bytes
+    strings = [s_bytes[i] for i in shared.student_ids.tolist()]
+    assert len(strings) == len(set(strings)) and sum(data == b"a" for data in t_bytes) == 2
+    gen = torch.Generator().manual_seed(0)
+    teacher_logits = torch.randn(1, 1, len(teacher), generator=gen, dtype=torch.float64) * 3
+    student_logits = torch.randn(1, 1, len(student), generator=gen, dtype=torch.float64) * 3
+    batch = {"xt_teacher_ids": torch.zeros(1, 1, dtype=torch.long), "xt_span_teacher": torch.full((1, 1, 2), -1),
+             "xt_boundary": torch.zeros(1, 1, dtype=torch.long), "xt_span_start": torch.full((1, 1), -1)}
+    targets = online_targets(teacher_logits, batch, shared, None)
+
+    def string_probs(logits, table):  # noqa: ANN001, ANN202 - Σ of softmax over the ids spelling each σ of S, renormalised over S
+        probs, mass = logits[0, 0].softmax(-1).tolist(), dict.fromkeys(strings, 0.0)
+        for token, data in enumerate(table):
+            if data in mass and (data is not None or token == 0):  # None: the separator, id 0 in both
+                mass[data] += probs[token]
+        return {data: p / sum(mass.values()) for data, p in mass.items()}
+
+    q, p = string_probs(teacher_logits, t_bytes), string_probs(student_logits, s_bytes)
+    got = dict(zip([s_bytes[i] for i in targets.top.indices[0, 0].tolist()], targets.top.log_probs[0, 0].exp().tolist()))
+    assert got.keys() == q.keys() and all(got[data] == pytest.approx(q[data], rel=1e-5) for data in q)
+    expected = sum(q[data] * (math.log(q[data]) - math.log(p[data])) for data in q)
+    assert shared_vocab_kd(student_logits, None, targets, 1.0).item() == pytest.approx(expected, rel=1e-5)

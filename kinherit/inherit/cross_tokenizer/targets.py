@@ -11,8 +11,8 @@ On a block of T student tokens (alignment: `kinherit.inherit.alignment`), the te
                                     vocabulary S (renormalised over S, τ = 1), its K most likely, as
                                     student ids; `at_boundary` marks those rows
 
-The shared vocabulary pairs every student token with the teacher token that spells the same bytes, and
-the two separators (`SharedVocab`).
+The shared vocabulary S holds every string that both vocabularies have a token for, once, and the two
+separators (`SharedVocab`); a model's probability of σ ∈ S sums all of its ids that spell σ.
 """
 
 from __future__ import annotations
@@ -49,41 +49,78 @@ def longest_shared_prefix(table: list[bytes | None], shared: dict[bytes, int], s
     return out
 
 
+def _groups(table: list[bytes | None], position: dict[bytes, int], separator: tuple[int, int]) -> Tensor:
+    """(len(table),) int64: the position in S of the string each token spells (−1: not shared); the
+    separator (id, position) is its own entry."""
+    out = torch.tensor([position.get(data, -1) if data is not None else -1 for data in table], dtype=torch.long)
+    out[separator[0]] = separator[1]
+    return out
+
+
 @dataclass(frozen=True)
 class SharedVocab:
-    """Token pairs that spell the same bytes in both vocabularies (plus the two separators), and each
-    token's bucket: the longest shared token its bytes start with (`longest_shared_prefix`)."""
+    """S: the strings both vocabularies have a token for, one entry each, plus the two separators. In a
+    byte-fallback vocabulary several ids spell the same bytes (`A` and `<0x41>`): each model's probability of
+    a string σ ∈ S is the sum over all of its ids spelling σ (`grouped_logsumexp`), so every id counts once.
+    Buckets: the longest shared string a token's bytes start with (`longest_shared_prefix`)."""
 
     student_ids: Tensor
-    """(S,) int64."""
+    """(S,) int64: the lowest student id spelling each σ, its name in the targets (top-K indices)."""
     teacher_ids: Tensor
-    """(S,) int64."""
+    """(S,) int64: the lowest teacher id spelling each σ."""
+    student_group: Tensor
+    """(V_s,) int64: the position in S of the string every student token spells (−1: not shared)."""
     student_bucket: Tensor
     """(V_s,) int64: student id of the bucket of every student token (−1: none)."""
+    teacher_group: Tensor | None = None
+    """(V_t,) int64: as student_group, for the teacher's tokens (online targets only)."""
     teacher_bucket: Tensor | None = None
     """(V_t,) int64: student id of the bucket of every teacher token (online targets only)."""
 
     @classmethod
     def of(cls, aligner: Aligner, student: Any, teacher: Any) -> SharedVocab:
-        by_bytes = {data: i for i, data in enumerate(aligner.teacher_bytes) if data is not None}
-        pairs = [(i, by_bytes[data]) for i, data in enumerate(aligner.student_bytes) if data is not None and data in by_bytes]
+        first: dict[bytes, int] = {}  # the teacher's lowest id per string
+        for i, data in enumerate(aligner.teacher_bytes):
+            if data is not None:
+                first.setdefault(data, i)
+        pairs: dict[bytes, tuple[int, int]] = {}  # σ → (lowest student id, lowest teacher id)
+        for i, data in enumerate(aligner.student_bytes):
+            if data is not None and data in first and data not in pairs:
+                pairs[data] = (i, first[data])
         if not pairs:
             raise KinheritError("the student's and the teacher's vocabularies share no token; use teacher.cross_tokenizer: alm")
-        pairs.append((separator_id(student), separator_id(teacher)))
-        student_ids, teacher_ids = zip(*sorted(pairs))
-        shared = {aligner.student_bytes[i]: i for i in student_ids if aligner.student_bytes[i] is not None}
+        separators = (separator_id(student), separator_id(teacher))
+        student_ids, teacher_ids = zip(*sorted([*pairs.values(), separators]))
+        position = {aligner.student_bytes[i]: k for k, i in enumerate(student_ids) if aligner.student_bytes[i] is not None}
+        shared = {data: student_ids[k] for data, k in position.items()}
+        at_separator = student_ids.index(separators[0])
         return cls(torch.tensor(student_ids), torch.tensor(teacher_ids),
-                   longest_shared_prefix(aligner.student_bytes, shared, (separator_id(student), separator_id(student))),
-                   longest_shared_prefix(aligner.teacher_bytes, shared, (separator_id(teacher), separator_id(student))))
+                   _groups(aligner.student_bytes, position, (separators[0], at_separator)),
+                   longest_shared_prefix(aligner.student_bytes, shared, (separators[0], separators[0])),
+                   _groups(aligner.teacher_bytes, position, (separators[1], at_separator)),
+                   longest_shared_prefix(aligner.teacher_bytes, shared, (separators[1], separators[0])))
 
     @classmethod
     def stored(cls, pairs: list[list[int]], student_bytes: list[bytes | None], separator: int) -> SharedVocab:
-        """The shared vocabulary of a cache (its id pairs), with the student's buckets recomputed."""
-        shared = {student_bytes[i]: i for i in pairs[0] if student_bytes[i] is not None}
-        return cls(torch.tensor(pairs[0]), torch.tensor(pairs[1]), longest_shared_prefix(student_bytes, shared, (separator, separator)))
+        """The shared vocabulary of a cache (its id pairs), with the student's groups and buckets recomputed."""
+        position = {student_bytes[i]: k for k, i in enumerate(pairs[0]) if student_bytes[i] is not None}
+        shared = {data: pairs[0][k] for data, k in position.items()}
+        return cls(torch.tensor(pairs[0]), torch.tensor(pairs[1]), _groups(student_bytes, position, (separator, pairs[0].index(separator))),
+                   longest_shared_prefix(student_bytes, shared, (separator, separator)))
 
     def __len__(self) -> int:
         return len(self.student_ids)
+
+
+def grouped_logsumexp(values: Tensor, group: Tensor, size: int) -> Tensor:
+    """(..., size): log Σ_{v : group[v] = g} exp(values[..., v]) for every g < size, from values (..., V) and
+    group (V,) (−1: left out). A group of one token is its value exactly."""
+    member = (group >= 0).nonzero().squeeze(1)  # (M,)
+    picked = values.index_select(-1, member)  # (..., M)
+    index = group[member].expand_as(picked)
+    top = picked.new_full((*values.shape[:-1], size), float("-inf")).scatter_reduce(-1, index, picked, "amax").detach()  # (..., size)
+    sums = picked.new_zeros(top.shape).scatter_add(-1, index, (picked - top.gather(-1, index)).exp())
+    return top + sums.log()
 
 
 @dataclass(frozen=True)
@@ -128,7 +165,7 @@ def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: Sha
         summed = probs.new_zeros(*probs.shape[:-1], len(shared.student_bucket)).index_add_(-1, bucket[bucket >= 0], probs)  # (B, T, V_s)
         logits = summed[..., shared.student_ids.to(device)].clamp(min=1e-30).log()  # (B, T, S): log Q over the buckets
     else:
-        logits = logits[..., shared.teacher_ids.to(device)]  # (B, T, S)
+        logits = grouped_logsumexp(logits, shared.teacher_group.to(device), len(shared))  # (B, T, S): every id of σ once
     top = TopK.from_logits(logits, top_k or len(shared))
     top = TopK(top.log_probs, shared.student_ids.to(device)[top.indices])
     return Targets(batch["xt_span_start"], teacher_ll, boundary >= 0, top, shared)
