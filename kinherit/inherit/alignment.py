@@ -202,10 +202,12 @@ class Aligner:
         partial = np.array([data is not None and not _is_text(data) for data in table] + [False])  # (V + 1,)
         seen = np.zeros(len(table) + 1, dtype=bool)
         runs: set[bytes] = set()
-        carry = np.zeros(0, dtype=np.int64)  # a run still open at the end of the previous piece
+        carry = np.zeros(0, dtype=tokens.dtype)  # a run still open at the end of the previous piece
         for start in range(0, len(tokens), piece):
-            ids = np.minimum(np.asarray(tokens[start : start + piece], dtype=np.int64), len(table))  # (n,)
-            seen[ids] = True
+            ids = np.asarray(tokens[start : start + piece])  # (n,), the stream's own integer type
+            if len(ids) and ids.max() >= len(table):  # an id past the tokenizer (a padded embedding): no text
+                ids = np.minimum(ids, len(table))
+            seen |= np.bincount(ids, minlength=len(seen)) > 0
             ids = np.concatenate([carry, ids])
             at = np.flatnonzero(partial[ids])
             edges = np.flatnonzero(np.diff(at) != 1) + 1
@@ -214,7 +216,7 @@ class Aligner:
             runs.update(ids[group].tobytes() for group in groups)
         texts = [table[i].decode() for i in np.flatnonzero(seen[:-1] & ~partial[:-1]) if table[i] is not None]
         for run in runs:
-            data = b"".join(table[i] for i in np.frombuffer(run, dtype=np.int64))
+            data = b"".join(table[i] for i in np.frombuffer(run, dtype=tokens.dtype))
             lead, stop = _valid_core(data)
             texts.append(data[lead:stop].decode("utf-8", errors="replace"))
         texts = [text for text in texts if text]
