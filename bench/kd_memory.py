@@ -1,13 +1,13 @@
 """Peak memory of one training step (forward + backward): LM only vs knowledge inheritance, 32k vocabulary.
 
-    python bench/kd_memory.py [--vocab 32000] [--batch 8] [--seq-len 256] [--chunk-size 1024]
+    python bench/kd_memory.py [--vocab 32000] [--batch 8] [--seq-len 256] [--block-rows 1024]
 
 Each variant runs in its own subprocess: a warm-up step, then the kernel's peak-RSS counter is reset
 (`/proc/self/clear_refs` ← 5) and one measured step reports VmHWM − VmRSS before it. The KD steps run a
 frozen teacher (same small shape) inside the step, as `KITrainer` does. `naive` is the same KD written as
-plain unchunked autograd, for comparison with the chunked loss of `kinherit.inherit.losses`. The chunked
-loss keeps one extra (B, T, V) tensor (its gradient) plus a few (chunk, V) temporaries, so its saving grows
-with B·T / chunk-size.
+plain autograd over all positions at once, for comparison with the row-blocked loss of `kinherit.inherit.losses`.
+The blocked loss keeps one extra (B, T, V) tensor (its gradient) plus a few (block_rows, V) temporaries, so its
+saving grows with B·T / block_rows.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _measure(variant: str, vocab: int, batch: int, seq_len: int, chunk_size: int) -> float:
+def _measure(variant: str, vocab: int, batch: int, seq_len: int, block_rows: int) -> float:
     """MiB above the pre-step resident set at the peak of one step."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -56,7 +56,7 @@ def _measure(variant: str, vocab: int, batch: int, seq_len: int, chunk_size: int
                 kd = naive(out.logits, teacher_logits)
             else:
                 target = TopK.from_logits(teacher_logits, 10) if variant == "kd_topk" else teacher_logits
-                kd = kd_loss(out.logits, target, 2.0, chunk_size=chunk_size)
+                kd = kd_loss(out.logits, target, 2.0, block_rows=block_rows)
                 del target
             del teacher_logits  # as in KITrainer: the teacher's output lives only through the loss call
             loss = 0.5 * loss + 0.5 * kd
@@ -77,20 +77,20 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--chunk-size", type=int, default=1024, help="tokens per chunk of the KD loss")
+    parser.add_argument("--block-rows", type=int, default=1024, help="positions per row block of the KD loss")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(_measure(args.variant, args.vocab, args.batch, args.seq_len, args.chunk_size)))
+        print(json.dumps(_measure(args.variant, args.vocab, args.batch, args.seq_len, args.block_rows)))
         return
 
     full_tensor_mib = args.batch * args.seq_len * args.vocab * 4 / 2**20
-    print(f"vocab {args.vocab}, batch {args.batch}×{args.seq_len}, KD chunks of {args.chunk_size} tokens: "
+    print(f"vocab {args.vocab}, batch {args.batch}×{args.seq_len}, KD blocks of {args.block_rows} positions: "
           f"one fp32 (B, T, V) tensor = {full_tensor_mib:.0f} MiB")
     peaks = {}
     for variant in VARIANTS:
         cmd = [sys.executable, __file__, "--variant", variant, "--vocab", str(args.vocab), "--batch", str(args.batch),
-               "--seq-len", str(args.seq_len), "--chunk-size", str(args.chunk_size)]
+               "--seq-len", str(args.seq_len), "--block-rows", str(args.block_rows)]
         peaks[variant] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
     print(f"{'step':>14} | {'peak MiB':>9} | {'× LM-only':>9} | {'(B,T,V) tensors':>15}")
     for variant, peak in peaks.items():

@@ -12,7 +12,7 @@ method (KI from the 1024 teacher). Reported, mean ± std over seeds:
   final validation loss, X scratch's total FLOPs; `not reached` runs count as 0 and are listed;
 - share recovered: saving(method) / saving(same), and the same share of the final-loss gain
   (L_scratch − L_method) / (L_scratch − L_same);
-- alignment coverage on the first training blocks: the share of student tokens inside an aligned chunk
+- alignment coverage on the first training blocks: the share of student tokens inside an aligned span
   and at a common boundary.
 Finished runs are reused (a run folder with a model), so seeds can be added later. Writes xtok.json and
 xtok.md under --out.
@@ -32,7 +32,7 @@ from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
-from kinherit.inherit.cross_tokenizer.targets import build_aligner
+from kinherit.inherit.cross_tokenizer.blocks import build_aligner
 from kinherit.inherit.teacher import inspect_teacher
 from kinherit.io import atomic_file, write_json
 from kinherit.metrics.runs import load_run
@@ -74,20 +74,20 @@ def _teacher_seq_len(args: argparse.Namespace) -> int:
 
 
 def coverage(student_data: dict[str, Any], teacher_dir: Path, blocks: int = 200) -> dict[str, float]:
-    """Share of student tokens inside an aligned chunk, and at a common boundary, over the first training blocks."""
+    """Share of student tokens inside an aligned span, and at a common boundary, over the first training blocks."""
     corpus = prepare_corpus(validate_config({"data": student_data}).data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     spec = inspect_teacher(teacher_dir, tokenizer, SEQ_LEN, "causal", cross_tokenizer=True)
-    aligner, shared, length = build_aligner(spec, tokenizer, SEQ_LEN)
     train = PackedBlocks(corpus.train_path, corpus.dtype, SEQ_LEN)
-    in_chunk = at_boundary = 0
+    aligner, shared, length = build_aligner(spec, tokenizer, train)
+    in_span = at_boundary = 0
     for index in range(min(blocks, len(train))):
         aligned = aligner.align(train[index]["input_ids"].numpy())
-        ends = np.nonzero(aligned.chunk_start >= 0)[0]
-        in_chunk += int((ends - aligned.chunk_start[ends] + 1).sum())
+        ends = np.nonzero(aligned.span_start >= 0)[0]
+        in_span += int((ends - aligned.span_start[ends] + 1).sum())
         at_boundary += int((aligned.boundary >= 0).sum())
     total = min(blocks, len(train)) * SEQ_LEN
-    return {"in_chunk": in_chunk / total, "at_boundary": at_boundary / total, "shared_vocab": len(shared), "teacher_len": length}
+    return {"in_span": in_span / total, "at_boundary": at_boundary / total, "shared_vocab": len(shared), "teacher_len": length}
 
 
 def _saving(run: Path, target: float, budget: float) -> float | None:
@@ -197,7 +197,7 @@ def main() -> None:
     lines = [f"teachers llama 64×2, {args.teacher_steps} steps: val loss {results['teachers']['same']:.3f} ({args.student_vocab} BPE, "
              f"{SEQ_LEN} tokens/block), {results['teachers']['cross']:.3f} ({args.teacher_vocab} BPE, {teacher_len} tokens/block); "
              f"students llama 64×4, {args.student_steps} steps × {BATCH}×{SEQ_LEN} tokens, seeds {args.seeds}",
-             f"alignment on 200 training blocks: {cov['in_chunk']:.1%} of student tokens in an aligned chunk, "
+             f"alignment on 200 training blocks: {cov['in_span']:.1%} of student tokens in an aligned span, "
              f"{cov['at_boundary']:.1%} at a common boundary; shared vocabulary {cov['shared_vocab']} tokens",
              "", "| run | seeds (steps done) | val loss at the last common step | saving vs scratch | share of the same-tokenizer saving "
              "| share of its loss gain at the common step |", "|---|---|---|---|---|---|"]

@@ -30,9 +30,11 @@ COMMAND_MODULES = (
 def _run_config_help() -> str:
     from kinherit.arch import FAMILIES
     from kinherit.config import TRAIN_DEFAULTS, RunConfig
+    from kinherit.inherit.cross_tokenizer import METHODS
+    from kinherit.inherit.losses import KD_LOSSES
     from kinherit.inherit.schedules import SCHEDULES
 
-    return config_help(RunConfig, TRAIN_DEFAULTS, (FAMILIES, SCHEDULES))
+    return config_help(RunConfig, TRAIN_DEFAULTS, (FAMILIES, SCHEDULES, KD_LOSSES, METHODS))
 
 
 def _finetune_config_help() -> str:

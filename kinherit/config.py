@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.arch` package registers them all)
 from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
-from kinherit.inherit.schedules import AUTO, SCHEDULES  # a leaf module (imports only kinherit.registry)
+from kinherit.inherit.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
+from kinherit.inherit.losses import DEFAULT_KD_LOSS, KD_LOSSES
+from kinherit.inherit.schedules import AUTO, SCHEDULES
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -163,9 +165,12 @@ class TeacherConfig(StrictModel):
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
-    cross_tokenizer: Literal["alm", "shared_vocab", "shared_prefix"] | None = None
+    loss: str = DEFAULT_KD_LOSS
+    """The KD term, τ²·D(p_teacher ‖ p_student): forward_kl (KL, the paper's), reverse_kl, jsd or skew_kl (see the KD
+    loss choices below and `kinherit.inherit.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
+    cross_tokenizer: str | None = None
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
-    chunk whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
+    span whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
     prefix. None: the vocabularies must be identical. See the README."""
 
@@ -175,10 +180,26 @@ class TeacherConfig(StrictModel):
         SCHEDULES.lookup(name)  # UnknownName is a ValueError: reported against teacher.schedule
         return name
 
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        KD_LOSSES.lookup(name)
+        return name
+
+    @field_validator("cross_tokenizer")
+    @classmethod
+    def _known_method(cls, name: str | None) -> str | None:
+        if name is not None:
+            METHODS.lookup(name)
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
         if (self.path is None) == (self.cache is None):
             raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
+        if self.cross_tokenizer is not None and self.loss != DEFAULT_KD_LOSS:
+            raise ValueError(f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
+                             f"{self.cross_tokenizer} has its own loss: remove teacher.loss")
         if self.steps == "auto" and self.cache is not None:
             raise ValueError("teacher.steps: auto compares the teacher's LM loss, which needs its full logits: set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):

@@ -108,7 +108,7 @@ CASES = [
     ("pretrain --config {run} --teacher.path={other}", "or set teacher.cross_tokenizer (alm, shared_vocab or shared_prefix) to align the two tokenizations"),
     ("pretrain --config {run} --teacher.path={lower} --teacher.cross_tokenizer=alm", "teacher tokenizer {lower} does not keep the text as is"),
     ("pretrain --config {run} --teacher.path={notok} --teacher.cross_tokenizer=alm", "teacher {notok} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character offsets"),
-    ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=uld", "config key teacher.cross_tokenizer: Input should be 'alm', 'shared_vocab' or 'shared_prefix'"),
+    ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=uld", "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'uld'; choose one of alm, shared_prefix, shared_vocab"),
     ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=alm --model.family=bert", "teacher.cross_tokenizer supports causal-LM students only"),
     ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=shared_vocab --teacher.top_k=100000", "teacher.top_k 100000 exceeds the"),
     ("cache-teacher --teacher {lower} --config {run} --cross-tokenizer alm", "teacher tokenizer {lower} does not keep the text as is"),

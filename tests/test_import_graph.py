@@ -55,6 +55,10 @@ def _graph() -> dict[str, set[str]]:
 MODULE_LAYERS = {
     # the α-schedule registry is a leaf (pure functions and a Registry) that config validates names against
     "kinherit.inherit.schedules": 1,
+    "kinherit.inherit.losses": 1,  # the KD-loss registry (teacher.loss)
+    # the cross-tokenizer method registry (teacher.cross_tokenizer): the methods' pure losses and what they read
+    **{f"kinherit.inherit.cross_tokenizer{m}": 1 for m in ("", ".method", ".alm", ".shared_vocab", ".shared_prefix", ".targets")},
+    "kinherit.inherit.alignment": 1,
 }
 
 

@@ -29,9 +29,11 @@ def test_every_operator_schedule_and_family_has_a_reference():
     from kinherit.grow.depth import DEPTH_OPERATORS
     from kinherit.grow.upcycle import MOE_TARGETS
     from kinherit.grow.width import WIDTH_OPERATORS
+    from kinherit.inherit.cross_tokenizer import METHODS
+    from kinherit.inherit.losses import KD_LOSSES
     from kinherit.inherit.schedules import SCHEDULES
 
-    for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, FAMILIES, MOE_TARGETS):
+    for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, FAMILIES, MOE_TARGETS, KD_LOSSES, METHODS):
         assert set(registry.references) == set(registry), registry.kind
         for reference in registry.references.values():
             assert "https://" in reference and any(str(year) in reference for year in range(2015, 2026)), reference

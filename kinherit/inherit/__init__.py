@@ -1,6 +1,6 @@
 """Knowledge inheritance (Qin et al., NAACL 2022): a trained smaller model teaches a larger student.
 
-    losses.py     kd_loss (full / top-K, chunked), TopK, the LM loss and the (1 − α)·LM + α·KD mix
+    losses.py     lm_loss, mix, the KD-loss registry (forward / reverse KL, JSD, skew KL; full or top-K, by row blocks), TopK
     schedules.py  α_t registry (linear, heaviside, constant) and `Alpha`, the run's α with the auto stop
     teacher.py    teacher folder checks (task, shared vocabulary) and lazy loading
     sources.py    teacher sources: online, cached, another tokenizer (columns, lifetime, FLOPs)

@@ -9,21 +9,21 @@ same-tokenizer path) untouched, costs one Rust `encode` per text run of a block,
 the text the student sees, no more (each block is a fresh context for both models).
 
 Special tokens (the packing separator `<|endoftext|>`) carry no text: each is a one-unit span of its own
-on both sides, and the teacher gets its own separator there, so "end of document" is an aligned chunk.
+on both sides, and the teacher gets its own separator there, so "end of document" is an aligned span.
 The teacher's tokenization comes from its fast tokenizer (the Rust `encode`, with offsets); its token ends
 are taken from the tokens' own bytes, which are exact where character offsets are not (a byte-level or
 byte-fallback token can hold part of a character; whitespace trimming shifts offsets). The teacher's
 tokens must spell the text back byte for byte: a tokenizer that normalises (lowercases, NFKC...) cannot be
-aligned and is refused (`check_spelling`).
+aligned and is refused before training (`Aligner.check_text`, over the training text).
 
 Positions are byte offsets into the block's text (special tokens one unit each). With e_s(i) the end of
 student token i and e_t(j) that of teacher token j, the common boundaries are B = {e_s} ∩ {e_t}, and
-between consecutive b < b' of B lies one *chunk*: the student tokens i with b < e_s(i) ≤ b' and the
-teacher tokens j with b < e_t(j) ≤ b'. A chunk is a maximal span of text whose start and end are token
-boundaries in both tokenizations. Chunks holding student token 0 or teacher token 0 have no likelihood
-(nothing predicts a block's first token) and are dropped, as are chunks past the teacher's `max_len`
+between consecutive b < b' of B lies one *span*: the student tokens i with b < e_s(i) ≤ b' and the
+teacher tokens j with b < e_t(j) ≤ b'. A span is a maximal stretch of text whose start and end are token
+boundaries in both tokenizations. Spans holding student token 0 or teacher token 0 have no likelihood
+(nothing predicts a block's first token) and are dropped, as are spans past the teacher's `max_len`
 tokens, and text whose boundaries never coincide inside the block (e.g. a long word the two split at
-different places up to the block's end): it belongs to no chunk, and the block's coverage shrinks.
+different places up to the block's end): it belongs to no span, and the block's coverage shrinks.
 """
 
 from __future__ import annotations
@@ -115,6 +115,15 @@ def token_bytes(tokenizer: Any, role: str) -> list[bytes | None]:
     return table
 
 
+def _is_text(data: bytes) -> bool:
+    """Whether `data` is whole UTF-8 characters."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _valid_core(data: bytes) -> tuple[int, int]:
     """(lead, stop): `data[lead:stop]` drops a character cut at either edge (continuation bytes before
     the first lead byte, an incomplete sequence at the end)."""
@@ -140,17 +149,17 @@ class BlockAlignment:
 
     teacher_ids: np.ndarray
     """(n_t,) int64: the teacher's input."""
-    chunk_start: np.ndarray
-    """(T,) int64: on a student row that ends a chunk, the chunk's first student row; −1 elsewhere."""
-    chunk_teacher: np.ndarray
-    """(T, 2) int64: on chunk-end rows, the chunk's first and last teacher positions; −1 elsewhere."""
+    span_start: np.ndarray
+    """(T,) int64: on a student row that ends a span, the span's first student row; −1 elsewhere."""
+    span_teacher: np.ndarray
+    """(T, 2) int64: on span-end rows, the span's first and last teacher positions; −1 elsewhere."""
     boundary: np.ndarray
     """(T,) int64: the teacher position whose token ends where student token i ends (a common boundary,
     so both models' next-token predictions there condition on the same text); −1 elsewhere."""
 
 
 class Aligner:
-    """Student blocks → teacher input + chunk alignment (see the module docstring)."""
+    """Student blocks → teacher input + span alignment (see the module docstring)."""
 
     def __init__(self, student: Any, teacher: Any, max_len: int):
         self.student_bytes = token_bytes(student, "student")
@@ -158,27 +167,61 @@ class Aligner:
         self.teacher = backend(teacher, "teacher")
         self.teacher_separator = separator_id(teacher)
         self.max_len, self.teacher_name = max_len, _name(teacher)
-        self.check_spelling([PROBE])
+        self.encode_exact([PROBE])
 
-    def check_spelling(self, texts: list[str]) -> list[tuple[list[int], np.ndarray]]:
+    def encode_exact(self, texts: list[str]) -> list[tuple[list[int], np.ndarray]]:
         """The teacher's (ids, byte ends) of each text; a `KinheritError` when its tokens do not spell the text
         (a normalising tokenizer). One leading space the tokenizer adds itself (Metaspace's prefix) is allowed."""
-        out = []
-        for text in texts:  # one by one: a block's few texts are cheaper than a thread pool's start-up
-            encoding = self.teacher.encode(text, add_special_tokens=False)
-            ids = list(encoding.ids)
-            pieces = [self.teacher_bytes[i] or b"" for i in ids]
-            spelled, data = b"".join(pieces), text.encode()
-            shift = 1 if spelled != data and spelled == b" " + data else 0
-            if spelled[shift:] != data or len(encoding.offsets) != len(ids):
-                raise KinheritError(
-                    f"teacher tokenizer {self.teacher_name} does not keep the text as is (its tokens spell "
-                    f"{spelled[:40].decode(errors='replace')!r} for {text[:40]!r}): it normalises the text (lowercasing, "
-                    "Unicode normalisation...), so its tokens cannot be aligned with the student's by character offsets"
-                )
-            ends = np.cumsum([len(p) for p in pieces], dtype=np.int64) - shift
-            out.append((ids, np.maximum(ends, 0)))
-        return out
+        # one by one: a block's few texts are cheaper than a thread pool's start-up
+        return [self._exact(text, self.teacher.encode(text, add_special_tokens=False)) for text in texts]
+
+    def _exact(self, text: str, encoding: Any) -> tuple[list[int], np.ndarray]:
+        ids = list(encoding.ids)
+        pieces = [self.teacher_bytes[i] or b"" for i in ids]
+        spelled, data = b"".join(pieces), text.encode()
+        shift = 1 if spelled != data and spelled == b" " + data else 0
+        if spelled[shift:] != data or len(encoding.offsets) != len(ids):
+            raise KinheritError(
+                f"teacher tokenizer {self.teacher_name} does not keep the text as is (its tokens spell "
+                f"{spelled[:40].decode(errors='replace')!r} for {text[:40]!r}): it normalises the text (lowercasing, "
+                "Unicode normalisation...), so its tokens cannot be aligned with the student's by character offsets"
+            )
+        ends = np.cumsum([len(p) for p in pieces], dtype=np.int64) - shift
+        # a token holding only the tokenizer's own leading space spells no text: it is read with the next token
+        # (its end would otherwise coincide with whatever precedes the text, e.g. a separator's boundary)
+        return ids, np.maximum(ends, ends[ends > 0][0] if (ends > 0).any() else 0)
+
+    def check_text(self, tokens: np.ndarray, piece: int = 1 << 24) -> None:
+        """Refuse, before training, a teacher tokenizer that would not keep some of the text of `tokens` (the
+        student's training stream) as is. Every character of that text lies in a token that holds whole characters
+        or in a run of consecutive tokens that share one (byte-level and byte-fallback pieces): each distinct such
+        token and run is encoded once by the teacher and must be spelled back byte for byte. (A normalisation
+        that depends on the neighbouring characters, e.g. composing a letter and a combining accent, is still only
+        met when its block is aligned.)"""
+        table = self.student_bytes
+        partial = np.array([data is not None and not _is_text(data) for data in table] + [False])  # (V + 1,)
+        seen = np.zeros(len(table) + 1, dtype=bool)
+        runs: set[bytes] = set()
+        carry = np.zeros(0, dtype=tokens.dtype)  # a run still open at the end of the previous piece
+        for start in range(0, len(tokens), piece):
+            ids = np.asarray(tokens[start : start + piece])  # (n,), the stream's own integer type
+            if len(ids) and ids.max() >= len(table):  # an id past the tokenizer (a padded embedding): no text
+                ids = np.minimum(ids, len(table))
+            seen |= np.bincount(ids, minlength=len(seen)) > 0
+            ids = np.concatenate([carry, ids])
+            at = np.flatnonzero(partial[ids])
+            edges = np.flatnonzero(np.diff(at) != 1) + 1
+            groups = np.split(at, edges) if len(at) else []
+            carry = ids[groups.pop()] if groups and groups[-1][-1] == len(ids) - 1 and start + piece < len(tokens) else carry[:0]
+            runs.update(ids[group].tobytes() for group in groups)
+        texts = [table[i].decode() for i in np.flatnonzero(seen[:-1] & ~partial[:-1]) if table[i] is not None]
+        for run in runs:
+            data = b"".join(table[i] for i in np.frombuffer(run, dtype=tokens.dtype))
+            lead, stop = _valid_core(data)
+            texts.append(data[lead:stop].decode("utf-8", errors="replace"))
+        texts = [text for text in texts if text]
+        for text, encoding in zip(texts, self.teacher.encode_batch(texts, add_special_tokens=False)):
+            self._exact(text, encoding)
 
     def align(self, student_ids: np.ndarray) -> BlockAlignment:
         """Align one block of student token ids (T,)."""
@@ -213,7 +256,7 @@ class Aligner:
             except UnicodeDecodeError:
                 raise KinheritError("a student block holds bytes that are not UTF-8 text; cross-tokenizer KI needs text corpora") from None
             bases.append(start + lead)
-        encoded = self.check_spelling(texts) if texts else []
+        encoded = self.encode_exact(texts) if texts else []
         t_ids: list[int] = []
         t_ends: list[int] = []
         for special, index in order:
@@ -225,12 +268,12 @@ class Aligner:
                 t_ids.extend(ids)
                 t_ends.extend((ends + bases[index]).tolist())
         t_ids, t_ends = t_ids[: self.max_len], t_ends[: self.max_len]
-        return self._chunks(s_ends, np.asarray(t_ids, dtype=np.int64), np.asarray(t_ends, dtype=np.int64))
+        return self._spans(s_ends, np.asarray(t_ids, dtype=np.int64), np.asarray(t_ends, dtype=np.int64))
 
-    def _chunks(self, s_ends: np.ndarray, t_ids: np.ndarray, t_ends: np.ndarray) -> BlockAlignment:
+    def _spans(self, s_ends: np.ndarray, t_ids: np.ndarray, t_ends: np.ndarray) -> BlockAlignment:
         T = len(s_ends)
-        chunk_start = np.full(T, -1, dtype=np.int64)
-        chunk_teacher = np.full((T, 2), -1, dtype=np.int64)
+        span_start = np.full(T, -1, dtype=np.int64)
+        span_teacher = np.full((T, 2), -1, dtype=np.int64)
         boundary = np.full(T, -1, dtype=np.int64)
         last_s = {e: i for i, e in enumerate(s_ends.tolist())}  # end → the last student token ending there
         last_t = {e: j for j, e in enumerate(t_ends.tolist())}
@@ -238,8 +281,8 @@ class Aligner:
         for end in sorted(last_s.keys() & last_t.keys()):
             i, j = last_s[end], last_t[end]
             boundary[i] = j
-            if previous is not None:  # the chunk after the previous boundary; the first one holds token 0
-                chunk_start[i] = previous[0] + 1
-                chunk_teacher[i] = (previous[1] + 1, j)
+            if previous is not None:  # the span after the previous boundary; the first one holds token 0
+                span_start[i] = previous[0] + 1
+                span_teacher[i] = (previous[1] + 1, j)
             previous = (i, j)
-        return BlockAlignment(t_ids, chunk_start, chunk_teacher, boundary)
+        return BlockAlignment(t_ids, span_start, span_teacher, boundary)

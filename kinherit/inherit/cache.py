@@ -164,9 +164,10 @@ def _teacher_identity(spec: TeacherSpec) -> dict[str, Any]:
     }
 
 
-def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int | None = None, cross_tokenizer: bool = False) -> TeacherCache:
-    """The cache at `path`, checked against the run's data (corpus fingerprint, seq_len), `top_k` and its kind
-    (same-tokenizer, or `cross_tokenizer` built by `cache-teacher --cross-tokenizer`)."""
+def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int | None = None, cross_tokenizer: bool = False,
+               format_version: int = FORMAT) -> TeacherCache:
+    """The cache at `path`, checked against the run's data (corpus fingerprint, seq_len), `top_k`, its kind
+    (same-tokenizer, or `cross_tokenizer` built by `cache-teacher --cross-tokenizer`) and its `format_version`."""
     path = Path(path)
     if not (path / META).is_file():
         raise KinheritError(f"teacher.cache {path} is not a teacher cache (no {META}); build one with kinherit cache-teacher")
@@ -177,8 +178,13 @@ def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int 
             if not cross_tokenizer else
             f"teacher.cache {path} is a same-tokenizer cache; with teacher.cross_tokenizer build one with kinherit cache-teacher --cross-tokenizer"
         )
+    if cache.meta.get("format") != format_version:
+        raise KinheritError(
+            f"teacher.cache {path} has format {cache.meta.get('format')}, this kinherit reads format {format_version}: "
+            "rebuild it with kinherit cache-teacher"
+        )
     built_for = (cache.meta.get("corpus_fingerprint"), cache.meta.get("seq_len"))
-    if built_for != (corpus.fingerprint, seq_len) or cache.meta.get("format") != FORMAT:
+    if built_for != (corpus.fingerprint, seq_len):
         raise KinheritError(
             f"teacher.cache {path} was built for different data (corpus {built_for[0]}, seq_len {built_for[1]}) than this run "
             f"(corpus {corpus.fingerprint}, seq_len {seq_len}): fingerprint mismatch; rebuild it with kinherit cache-teacher --config"

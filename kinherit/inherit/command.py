@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kinherit.config import load_config
+from kinherit.inherit.cross_tokenizer import METHODS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=10, help="teacher probabilities kept per token (default 10)")
     parser.add_argument("--out", help="cache folder (default: next to the teacher, named by data fingerprint and K)")
     parser.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward pass")
-    parser.add_argument("--cross-tokenizer", choices=("alm", "shared_vocab", "shared_prefix"),
+    parser.add_argument("--cross-tokenizer", choices=list(METHODS),
                         help="the teacher has another tokenizer: store the aligned targets of this teacher.cross_tokenizer "
-                        "method (chunk log-likelihoods, and top-K at common boundaries, restricted to the shared vocabulary "
+                        "method (span log-likelihoods, and top-K at common boundaries, restricted to the shared vocabulary "
                         "or, for shared_prefix, bucketed)")
     parser.set_defaults(func=run, accepts_overrides=True)
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.cross_tokenizer:
         cache = build_cross_cache(args.teacher, config, args.cross_tokenizer, args.top_k, args.out, args.batch_size).base
-        print(f"done: aligned chunk log-likelihoods and top-{cache.top_k} shared-vocabulary teacher outputs for "
+        print(f"done: aligned span log-likelihoods and top-{cache.top_k} shared-vocabulary teacher outputs for "
               f"{cache.rows:,} tokens in {cache.root}")
         return 0
     cache = build_cache(args.teacher, config, args.top_k, args.out, args.batch_size)

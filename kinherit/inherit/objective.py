@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from accelerate.utils import DistributedType
 from torch import Tensor
 from torch.utils.data import Dataset
 from transformers import PreTrainedModel
@@ -28,16 +29,19 @@ from transformers import PreTrainedModel
 from kinherit.config import RunConfig
 from kinherit.data.dataset import IGNORE_INDEX, PackedBlocks
 from kinherit.data.packing import PackedCorpus
+from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer import METHODS
-from kinherit.inherit.cross_tokenizer.alm import chunk_log_likelihoods
+from kinherit.inherit.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
-from kinherit.inherit.losses import kd_loss, mix
+from kinherit.inherit.losses import DEFAULT_KD_LOSS, kd_loss, mix
 from kinherit.inherit.schedules import AUTO, SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
                                       TeacherSource, teacher_device)
 from kinherit.inherit.teacher import inspect_teacher
+
+_SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
 
 @dataclass(frozen=True)
@@ -51,25 +55,27 @@ class KDSettings:
     cross_tokenizer: str | None = None
     gap: bool = False
     """`teacher.steps: auto`: also return the (student, teacher) losses the gap weight compares."""
+    loss: str = DEFAULT_KD_LOSS
+    """teacher.loss, a `losses.KD_LOSSES` name (same-tokenizer KD)."""
 
 
 def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs, settings: KDSettings
             ) -> tuple[Tensor, dict[str, Tensor]]:
     """The KD term and, with `settings.gap`, the teacher-side losses to log: the teacher's LM loss on the same
-    tokens, or the per-chunk NLLs of student and teacher on the same text for a teacher with another tokenizer."""
+    tokens, or the per-span NLLs of student and teacher on the same text for a teacher with another tokenizer."""
     if settings.cross_tokenizer is not None:
         targets = teacher.targets
-        kd = METHODS[settings.cross_tokenizer](student_logits, batch["input_ids"], targets, settings.temperature)
+        kd = METHODS.lookup(settings.cross_tokenizer).loss(student_logits, batch["input_ids"], targets, settings.temperature)
         if not settings.gap:
             return kd, {}
-        chunks = targets.chunk_start >= 0
-        n = max(int(chunks.sum()), 1)
+        spans = targets.span_start >= 0
+        n = max(int(spans.sum()), 1)
         with torch.no_grad():
-            student = chunk_log_likelihoods(student_logits, batch["input_ids"], targets.chunk_start)
-        return kd, {"student_chunk_nll": -student[chunks].sum() / n,
-                    "teacher_chunk_nll": -targets.teacher_ll[chunks].float().sum() / n}
+            student = span_log_likelihoods(student_logits, batch["input_ids"], targets.span_start)
+        return kd, {"student_span_nll": -student[spans].sum() / n,
+                    "teacher_span_nll": -targets.teacher_ll[spans].float().sum() / n}
     mask = batch["labels"] != IGNORE_INDEX if settings.masked else None  # (B, T)
-    kd = kd_loss(student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask)
+    kd = kd_loss(student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask, loss=settings.loss)
     return kd, ({"teacher_lm_loss": teacher.lm_loss} if teacher.lm_loss is not None else {})
 
 
@@ -77,8 +83,8 @@ def gap_pair(lm: Tensor, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | No
     """The (student, teacher) losses the auto rule compares, from the terms `kd_term` returned."""
     if "teacher_lm_loss" in terms:
         return lm, terms["teacher_lm_loss"]
-    if "teacher_chunk_nll" in terms:
-        return terms["student_chunk_nll"], terms["teacher_chunk_nll"]
+    if "teacher_span_nll" in terms:
+        return terms["student_span_nll"], terms["teacher_span_nll"]
     return None
 
 
@@ -104,6 +110,12 @@ class KnowledgeInheritance:
         self.extra_columns = source.extra_columns
 
     def start(self, accelerator: Any) -> None:
+        """Place an online teacher where the student trains; refused where it would be replicated unsharded."""
+        if self.source.model is not None and accelerator.distributed_type in _SHARDED:
+            raise KinheritError(
+                f"an online teacher is not supported under {accelerator.distributed_type.value}: it would be "
+                "replicated unsharded on every device; build an offline cache (kinherit cache-teacher) and set teacher.cache"
+            )
         self.source.place(*teacher_device(accelerator))
 
     def loss(self, step: int, lm: Tensor, outputs: Any, batch: dict[str, Tensor], extras: dict[str, Tensor]
@@ -122,8 +134,8 @@ class KnowledgeInheritance:
         """The auto stop's decision, from the logged means (equal on every process)."""
         if "teacher_lm_loss" in terms:
             self.alpha.observe(step, terms["lm_loss"], terms["teacher_lm_loss"])
-        if "teacher_chunk_nll" in terms:
-            self.alpha.observe(step, terms["student_chunk_nll"], terms["teacher_chunk_nll"])
+        if "teacher_span_nll" in terms:
+            self.alpha.observe(step, terms["student_span_nll"], terms["teacher_span_nll"])
 
     def state_dict(self) -> dict[str, Any]:
         return self.alpha.state_dict()
@@ -152,5 +164,5 @@ def prepare_inheritance(
         spec = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k, masked, gap=auto)
     alpha = Alpha(SCHEDULES.lookup(cfg.schedule), cfg.alpha0, resolve_horizon(cfg.steps, max_steps), auto)
-    settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer, gap=auto)
+    settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer, gap=auto, loss=cfg.loss)
     return train, KnowledgeInheritance(alpha, source, settings)

@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from kinherit.errors import KinheritError
+from kinherit.inherit.cross_tokenizer.method import METHODS
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 from kinherit.hf_folder import load_lm, read_config, task_of, vocabulary_signature
 
@@ -79,7 +80,7 @@ def inspect_teacher(
             f"teacher tokenizer ({len(teacher_tokenizer)} tokens, {path}) differs from the student's "
             f"({len(tokenizer)} tokens, {tokenizer.name_or_path}); KI needs a shared vocabulary: "
             f"train the teacher on the same data.tokenizer or set data.tokenizer.path to {path}, "
-            "or set teacher.cross_tokenizer (alm, shared_vocab or shared_prefix) to align the two tokenizations"
+            f"or set teacher.cross_tokenizer ({', '.join(METHODS)}) to align the two tokenizations"
         )
     shared = len(tokenizer)
     if config.vocab_size < shared:

@@ -1,10 +1,11 @@
 """End to end: a student inherits from a teacher with another BPE, online and from `kinherit cache-teacher
 --cross-tokenizer`, from the CLI and from Python; the teacher is accounted on its own tokens; resume is exact;
-`teacher.steps: auto` compares per-chunk NLLs."""
+`teacher.steps: auto` compares per-span NLLs."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from kinherit.cli import main
 from kinherit.config import validate_config
 from kinherit.hf_folder import load_lm
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
@@ -74,6 +76,11 @@ def test_caches_of_the_other_kind_are_refused(tmp_path, cache_dir, other_teacher
         assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", *overrides]) == 2
         assert message in capsys.readouterr().err
     assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}"]) == 0  # alm reads any
+    meta = json.loads((cache / "meta.json").read_text())
+    (cache / "meta.json").write_text(json.dumps({**meta, "format": 1}))  # a cache of kinherit before span_start.bin
+    capsys.readouterr()
+    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", f"--out={tmp_path / 'old'}"]) == 2
+    assert "has format 1, this kinherit reads format 2: rebuild it with kinherit cache-teacher" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["alm", "shared_vocab"])
@@ -99,6 +106,27 @@ def test_auto_compares_the_nll_of_the_same_text(tmp_path, cache_dir, other_teach
     pretrain(validate_config(student_run(tmp_path / "auto", cache_dir, teacher, max_steps=6, eval_steps=6)))
     events = _train_events(tmp_path / "auto")
     first = events[0]
-    assert first["student_chunk_nll"] > first["teacher_chunk_nll"] > 0  # a fresh student is behind the trained teacher
+    assert first["student_span_nll"] > first["teacher_span_nll"] > 0  # a fresh student is behind the trained teacher
     assert 0 < first["alpha"] <= 1.0
-    assert first["alpha"] == pytest.approx(min(1.0, (first["student_chunk_nll"] - first["teacher_chunk_nll"]) / 0.5), rel=1e-4)
+    assert first["alpha"] == pytest.approx(min(1.0, (first["student_span_nll"] - first["teacher_span_nll"]) / 0.5), rel=1e-4)
+
+
+def test_a_teacher_normalising_some_characters_is_refused_before_training(tmp_path, cache_dir, other_teacher, capsys, monkeypatch):
+    """Its tokenizer writes "{" as "(" (the start-up probe has no "{"): refused in one line before any block is aligned."""
+    teacher = tmp_path / "teacher"
+    shutil.copytree(other_teacher, teacher)
+    spec = json.loads((teacher / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Replace", "pattern": {"String": "{"}, "content": "("}
+    (teacher / "tokenizer.json").write_text(json.dumps(spec))
+    aligned = []
+    original = CrossTokenizerBlocks.__getitem__
+    monkeypatch.setattr(CrossTokenizerBlocks, "__getitem__", lambda self, index: aligned.append(index) or original(self, index))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(student_run(tmp_path / "s", cache_dir, {"path": str(teacher), "cross_tokenizer": "alm"},
+                                                 max_steps=2, eval_steps=2)))
+    capsys.readouterr()
+    assert main(["pretrain", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("kinherit pretrain: error: teacher tokenizer") and "Traceback" not in "\n".join(err)
+    assert "does not keep the text as is (its tokens spell '(' for '{')" in err[-1]
+    assert aligned == []  # today's start-up probe let it through and the first aligned block failed mid-run

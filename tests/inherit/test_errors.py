@@ -51,6 +51,11 @@ def test_vocabulary_mismatch_names_both_sizes(tmp_path, cache_dir, teacher_dir, 
         ({"temperature": 0}, "config key teacher.temperature: Input should be greater than 0"),
         ({"steps": 1.5}, "must be a step count (int ≥ 1) or a fraction in (0, 1]"),
         ({"cache": "x"}, "set exactly one of teacher.path (online teacher) or teacher.cache"),
+        ({"loss": "revers_kl"}, "config key teacher.loss: unknown KD loss 'revers_kl'; choose one of forward_kl, "
+                                "reverse_kl, jsd, skew_kl (did you mean 'reverse_kl'?)"),
+        ({"cross_tokenizer": "alms"}, "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'alms'; choose one of "
+                                      "alm, shared_prefix, shared_vocab (did you mean 'alm'?)"),
+        ({"loss": "jsd", "cross_tokenizer": "alm"}, "teacher.loss jsd applies to same-tokenizer teachers; teacher.cross_tokenizer alm has its own loss"),
     ],
 )
 def test_bad_settings(tmp_path, cache_dir, capsys, teacher, message):

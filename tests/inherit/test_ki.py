@@ -86,3 +86,14 @@ def test_mixture_of_experts_student_and_teacher(tmp_path, cache_dir, teacher_dir
     head = teacher.config.vocab_size * teacher.config.hidden_size  # tied: a matmul all the same
     assert active.matmul_params == matrices + head - every_expert // 2  # k = 2 of E = 4 experts run per token
     assert _train_events(tmp_path / "dense")[-1]["teacher_flops"] == 2 * TOKENS_PER_STEP * active.forward
+
+
+def test_teacher_loss_selects_the_kd_loss(tmp_path, cache_dir, teacher_dir):
+    """Same seed, same first batch: the LM loss of step 1 is the same, the KD term is the chosen divergence's."""
+    first = {}
+    for name in ("forward_kl", "reverse_kl"):
+        teacher = {"path": str(teacher_dir), "steps": 1, "loss": name}
+        pretrain(validate_config(student_run(tmp_path / name, cache_dir, teacher, max_steps=1, eval_steps=1)))
+        first[name] = _train_events(tmp_path / name)[0]
+    assert first["forward_kl"]["lm_loss"] == first["reverse_kl"]["lm_loss"]
+    assert 0 < first["reverse_kl"]["kd_loss"] != pytest.approx(first["forward_kl"]["kd_loss"], rel=1e-3)

@@ -1,7 +1,7 @@
 """(a) Approximate likelihood matching (ALM; Minixhofer, Vulić & Ponti 2025, https://arxiv.org/abs/2503.20083).
 
-For every aligned chunk c (a span of text whose two ends are token boundaries in both tokenizations;
-see `kinherit.inherit.alignment`), the two models' log-likelihoods of the chunk's text,
+For every aligned span c (a span of text whose two ends are token boundaries in both tokenizations;
+see `kinherit.inherit.alignment`), the two models' log-likelihoods of the span's text,
 
     ℓ_s(c) = Σ_{i ∈ c} log p_s(x_i | x_<i)        ℓ_t(c) = Σ_{j ∈ c} log p_t(y_j | y_<j),
 
@@ -10,8 +10,8 @@ the binary KL divergence (ALM's binarised f-divergence with f = KL):
 
     ALM = τ · mean_c [ p·(log p − log q) + (1 − p)·(log(1 − p) − log(1 − q)) ]
 
-log(1 − e^x) is computed stably (`log1mexp`), and ℓ/τ is capped at −1e-6 so that a chunk the model is
-sure of stays finite. ∂/∂ℓ_s of one chunk's term is (q − p)/(1 − q) (times τ/τ): the student is pulled
+log(1 − e^x) is computed stably (`log1mexp`), and ℓ/τ is capped at −1e-6 so that a span the model is
+sure of stays finite. ∂/∂ℓ_s of one span's term is (q − p)/(1 − q) (times τ/τ): the student is pulled
 towards the teacher's likelihood of the text, up when it is below and down when it is above. τ
 (teacher.temperature) flattens both probabilities; for τ ≫ |ℓ| that gradient tends to ℓ_t/ℓ_s − 1, a
 relative match of the two log-likelihoods on the scale of the LM loss (the factor τ plays the role of τ²
@@ -25,6 +25,7 @@ import math
 import torch
 from torch import Tensor
 
+from kinherit.inherit.cross_tokenizer.method import register_method
 from kinherit.inherit.cross_tokenizer.targets import Targets, span_sums, token_log_likelihoods
 
 CAP = -1e-6
@@ -37,22 +38,24 @@ def log1mexp(x: Tensor) -> Tensor:
 
 
 def binarised_kl(teacher_ll: Tensor, student_ll: Tensor, temperature: float) -> Tensor:
-    """KL(Bernoulli(e^{ℓ_t/τ}) ‖ Bernoulli(e^{ℓ_s/τ})) per chunk, elementwise."""
+    """KL(Bernoulli(e^{ℓ_t/τ}) ‖ Bernoulli(e^{ℓ_s/τ})) per span, elementwise."""
     a = (teacher_ll.double() / temperature).clamp(max=CAP)
     b = (student_ll.double() / temperature).clamp(max=CAP)
     p = a.exp()
     return (p * (a - b) + (1 - p) * (log1mexp(a) - log1mexp(b))).to(student_ll.dtype)
 
 
-def chunk_log_likelihoods(student_logits: Tensor, input_ids: Tensor, chunk_start: Tensor) -> Tensor:
-    """ℓ_s of the chunk ending on each row (B, T) (meaningful where chunk_start ≥ 0)."""
+def span_log_likelihoods(student_logits: Tensor, input_ids: Tensor, span_start: Tensor) -> Tensor:
+    """ℓ_s of the span ending on each row (B, T) (meaningful where span_start ≥ 0)."""
     rows = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)  # (B, T)
-    return span_sums(token_log_likelihoods(student_logits, input_ids), chunk_start, rows)
+    return span_sums(token_log_likelihoods(student_logits, input_ids), span_start, rows)
 
 
+@register_method("alm", boundary_targets=None,
+                 reference="Minixhofer, Vulić & Ponti 2025, Universal Cross-Tokenizer Distillation via Approximate Likelihood Matching, https://arxiv.org/abs/2503.20083")
 def alm_loss(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
-    """τ · mean over the batch's aligned chunks of the binarised KL (module docstring); 0 without chunks."""
-    chunks = targets.chunk_start >= 0  # (B, T)
-    student_ll = chunk_log_likelihoods(student_logits, input_ids, targets.chunk_start)  # (B, T)
-    per_chunk = binarised_kl(targets.teacher_ll[chunks].float(), student_ll[chunks], temperature)
-    return temperature * per_chunk.sum() / max(int(chunks.sum()), 1)
+    """τ · mean over the batch's aligned spans of the binarised KL (module docstring); 0 without spans."""
+    spans = targets.span_start >= 0  # (B, T)
+    student_ll = span_log_likelihoods(student_logits, input_ids, targets.span_start)  # (B, T)
+    per_span = binarised_kl(targets.teacher_ll[spans].float(), student_ll[spans], temperature)
+    return temperature * per_span.sum() / max(int(spans.sum()), 1)

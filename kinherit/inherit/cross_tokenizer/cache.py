@@ -2,8 +2,8 @@
 
 Layout (rows in the student's packed training stream, as in `kinherit.inherit.cache`: block b owns rows
 [b·seq_len, (b+1)·seq_len)):
-    chunk_start.bin   int32 (rows,): on a row ending an aligned chunk, the chunk's first row within the block; −1 elsewhere
-    teacher_ll.bin    float32 (rows,): there, the teacher's log-likelihood of the chunk's text (ALM)
+    span_start.bin   int32 (rows,): on a row ending an aligned span, the span's first row within the block; −1 elsewhere
+    teacher_ll.bin    float32 (rows,): there, the teacher's log-likelihood of the span's text (ALM)
     at_boundary.bin   uint8 (rows,): 1 where the row ends at a common token boundary
     log_probs.bin     float16 (rows, K): there, the teacher's top-K next-token log-probabilities over the shared
                       vocabulary (restricted for `shared_vocab` and `alm`, bucketed for `shared_prefix`: meta
@@ -41,14 +41,16 @@ from kinherit.inherit.cache import (
     open_cache,
     training_blocks,
 )
-from kinherit.inherit.cross_tokenizer.targets import CrossTokenizerBlocks, SharedVocab, build_aligner, online_targets
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
+from kinherit.inherit.cross_tokenizer.method import METHODS
+from kinherit.inherit.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.inherit.teacher import _meta_model, inspect_teacher
 from kinherit.io import atomic_dir, write_json
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
-BUCKETED = "shared_prefix"
-"""The method whose boundary targets are bucketed; every other method's cache holds restricted ones (alm uses neither)."""
-FILES = {"chunk_start": ("chunk_start.bin", np.int32), "teacher_ll": ("teacher_ll.bin", np.float32),
+FORMAT = 2
+"""2: span_start.bin (was chunk_start.bin), one shared-vocabulary entry per string (byte-fallback duplicates grouped)."""
+FILES = {"span_start": ("span_start.bin", np.int32), "teacher_ll": ("teacher_ll.bin", np.float32),
          "at_boundary": ("at_boundary.bin", np.uint8)}
 
 
@@ -90,17 +92,18 @@ def _tokenizer_digest(path: Path) -> str:
 def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, top_k: int, out: str | Path | None = None,
                       batch_size: int = 32) -> CrossTokenizerCache:
     """Run a teacher with another tokenizer once over every training block of `config.data`; store the targets of
-    `method` (teacher.cross_tokenizer; the chunk log-likelihoods of alm are always stored)."""
+    `method` (teacher.cross_tokenizer; the span log-likelihoods of alm are always stored)."""
     check_cache_sizes(top_k, batch_size)
+    kind = METHODS.lookup(method)
     corpus = prepare_corpus(config.data)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     seq_len = config.data.seq_len
     _check_causal(Path(teacher_dir))
     spec = inspect_teacher(teacher_dir, tokenizer, seq_len, task="causal", cross_tokenizer=True)
-    aligner, shared, length = build_aligner(spec, tokenizer, seq_len)
+    blocks = training_blocks(corpus, seq_len)
+    aligner, shared, length = build_aligner(spec, tokenizer, blocks)
     if top_k > len(shared):
         raise KinheritError(f"--top-k {top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
-    blocks = training_blocks(corpus, seq_len)
     default = default_cache_path(spec.path, corpus, seq_len, top_k)
     out = Path(out) if out is not None else default.with_name(f"{default.name}-{method}")
     index_dtype = np.dtype(np.uint16 if len(tokenizer) <= 1 << 16 else np.int32)
@@ -117,18 +120,18 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
             batch = {k: v.to(device) for k, v in default_data_collator([aligned[i] for i in range(start, stop)]).items()}
             with torch.inference_mode():
                 logits = model(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]).logits
-                targets = online_targets(logits, batch, shared, top_k, buckets=method == BUCKETED)
-            span = slice(start * seq_len, stop * seq_len)
-            per_row["chunk_start"][span] = targets.chunk_start.reshape(-1).cpu().numpy()
-            per_row["teacher_ll"][span] = targets.teacher_ll.reshape(-1).float().cpu().numpy()
-            per_row["at_boundary"][span] = targets.at_boundary.reshape(-1).cpu().numpy()
-            log_probs[span] = targets.top.log_probs.reshape(-1, top_k).cpu().numpy().astype(np.float16)
-            indices[span] = targets.top.indices.reshape(-1, top_k).cpu().numpy().astype(index_dtype)
+                targets = online_targets(logits, batch, shared, top_k, buckets=kind.bucketed)
+            rows_of = slice(start * seq_len, stop * seq_len)
+            per_row["span_start"][rows_of] = targets.span_start.reshape(-1).cpu().numpy()
+            per_row["teacher_ll"][rows_of] = targets.teacher_ll.reshape(-1).float().cpu().numpy()
+            per_row["at_boundary"][rows_of] = targets.at_boundary.reshape(-1).cpu().numpy()
+            log_probs[rows_of] = targets.top.log_probs.reshape(-1, top_k).cpu().numpy().astype(np.float16)
+            indices[rows_of] = targets.top.indices.reshape(-1, top_k).cpu().numpy().astype(index_dtype)
         for array in (*per_row.values(), log_probs, indices):
             array.flush()
         del per_row, log_probs, indices
         write_json(staging / META, {
-            "format": 1, "cross_tokenizer": True, "targets": "bucketed" if method == BUCKETED else "restricted", "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len,
+            "format": FORMAT, "cross_tokenizer": True, "targets": kind.cached_targets, "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len,
             "num_blocks": len(blocks), "top_k": top_k, "vocab": len(tokenizer), "index_dtype": index_dtype.name,
             "teacher_len": length, "shared_vocab": [shared.student_ids.tolist(), shared.teacher_ids.tolist()],
             "teacher": {**_teacher_identity(spec), "tokenizer_digest": _tokenizer_digest(spec.path),
@@ -139,9 +142,9 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
 
 def open_cross_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, method: str, top_k: int | None = None) -> CrossTokenizerCache:
     """The cross-tokenizer cache at `path`, checked against the run's data, `top_k` and the targets `method` needs."""
-    base = open_cache(path, corpus, seq_len, top_k, cross_tokenizer=True)
+    base = open_cache(path, corpus, seq_len, top_k, cross_tokenizer=True, format_version=FORMAT)
     stored = base.meta["targets"]
-    if method != "alm" and stored != ("bucketed" if method == BUCKETED else "restricted"):
+    if not METHODS.lookup(method).reads(stored):
         raise KinheritError(
             f"teacher.cache {path} holds {stored} boundary targets, not those of teacher.cross_tokenizer: {method}; "
             f"build one with kinherit cache-teacher --cross-tokenizer {method}"
@@ -169,7 +172,7 @@ class CachedCrossTokenizerBlocks(Dataset):
         rows = slice(start, start + self.blocks.seq_len)
         return {
             **self.blocks[index],
-            "xt_chunk_start": torch.from_numpy(a["chunk_start"][rows].astype(np.int64)),  # (T,)
+            "xt_span_start": torch.from_numpy(a["span_start"][rows].astype(np.int64)),  # (T,)
             "xt_teacher_ll": torch.from_numpy(np.array(a["teacher_ll"][rows])),  # (T,) fp32
             "xt_at_boundary": torch.from_numpy(a["at_boundary"][rows].astype(np.int64)),  # (T,)
             "xt_log_probs": torch.from_numpy(np.array(a["log_probs"][rows, : self.top_k])),  # (T, k) fp16

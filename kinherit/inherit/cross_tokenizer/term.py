@@ -7,7 +7,7 @@ block (the block's text re-tokenized, right-padded or cut to that length: the co
 step where the teacher runs costs sequences × teacher_len × its forward FLOPs per token at that length.
 
 With `teacher.steps: auto` the two LM losses are compared on the same text: the mean negative
-log-likelihood per aligned chunk, student (`student_chunk_nll`) against teacher (`teacher_chunk_nll`),
+log-likelihood per aligned span, student (`student_span_nll`) against teacher (`teacher_span_nll`),
 since per-token losses of two tokenizations are not comparable.
 """
 
@@ -26,16 +26,17 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
-from kinherit.inherit.cross_tokenizer.cache import BUCKETED, CachedCrossTokenizerBlocks, open_cross_cache
-from kinherit.inherit.cross_tokenizer.targets import (CACHED_KEYS, ONLINE_KEYS, CrossTokenizerBlocks, SharedVocab, Targets,
-                                                      build_aligner, cached_targets, online_targets)
+from kinherit.inherit.cross_tokenizer import METHODS, Method
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
+from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
+from kinherit.inherit.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
 from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 
 @dataclass
 class CrossTokenizerTerm:
-    method: str
+    method: Method
     shared: SharedVocab
     teacher_len: int
     seq_len: int
@@ -54,7 +55,7 @@ class CrossTokenizerTerm:
         if self.cached:
             return cached_targets(batch, self.shared)
         logits = teacher(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"])  # (B, L, V_t)
-        return online_targets(logits, batch, self.shared, top_k, buckets=self.method == BUCKETED)
+        return online_targets(logits, batch, self.shared, top_k, buckets=self.method.bucketed)
 
     def teacher_flops(self, teacher_steps: int, tokens_per_step: int, flops: FlopsPerToken) -> int:
         """Forward FLOPs of the teacher on its own tokens over `teacher_steps` steps."""
@@ -70,11 +71,11 @@ def prepare_cross_tokenizer(config: RunConfig, corpus: PackedCorpus, tokenizer: 
     if cfg.cache is not None:
         cache = open_cross_cache(cfg.cache, corpus, seq_len, cfg.cross_tokenizer, cfg.top_k)
         shared = cache.shared_vocab(tokenizer)
-        term = CrossTokenizerTerm(cfg.cross_tokenizer, shared, cache.teacher_len, seq_len, cached=True)
+        term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, cache.teacher_len, seq_len, cached=True)
         return CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k), term, None, cache.teacher_flops, cfg.top_k or cache.top_k
     spec = inspect_teacher(cfg.path, tokenizer, seq_len, "causal", cross_tokenizer=True)
-    aligner, shared, length = build_aligner(spec, tokenizer, seq_len)
+    aligner, shared, length = build_aligner(spec, tokenizer, train)
     if cfg.top_k is not None and cfg.top_k > len(shared):
         raise KinheritError(f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
-    term = CrossTokenizerTerm(cfg.cross_tokenizer, shared, length, seq_len, cached=False)
+    term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, length, seq_len, cached=False)
     return CrossTokenizerBlocks(train, aligner), term, spec, flops_per_token(_meta_model(spec.config), length), cfg.top_k
