@@ -128,7 +128,7 @@ def _producer_slices(spec: TensorSpec, space: str, sizes: dict[str, int]) -> lis
 
 def fold_inputs(x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], keep: int) -> torch.Tensor:
     """Sum the columns of the copies of every input unit, on every `in` axis except `keep`:
-    the weights as seen by inputs that still repeat their source units (dead units dropped)."""
+    the weights as seen by inputs that still repeat their source units (drawn units dropped)."""
     for dim, axis in enumerate(spec.axes):
         if axis.kind != "in" or dim == keep:
             continue

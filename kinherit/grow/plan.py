@@ -44,6 +44,12 @@ class GrowthPlan:
     noise_seed: int = 0
     noise_std: dict[str, float] | None = None  # per noised target tensor; None until surgery.resolve_noise
     upcycle: UpcyclePlan | None = None  # dense -> mixture of experts after width/depth (kinherit.grow.upcycle)
+    drawn_stats: dict[str, tuple[float, float]] | None = None  # (mean, std) per tensor producing drawn units
+
+    @property
+    def has_drawn_units(self) -> bool:
+        """Some grown unit copies nothing (index −1, `--width zero`): its in-coming weights are drawn."""
+        return any(i < 0 for m in self.unit_maps.values() for i in m)
 
     @property
     def output_architecture(self) -> str:
@@ -98,6 +104,7 @@ class GrowthPlan:
             "source_config": self.source_config,
             "target_config": self.target_config,
             "upcycle": self.upcycle.to_dict() if self.upcycle else None,
+            "drawn_stats": self.drawn_stats,
         }
 
     @classmethod
@@ -124,6 +131,7 @@ class GrowthPlan:
             noise_seed=int(noise.get("seed", 0)),
             noise_std=dict(noise["std"]) if "std" in noise else None,
             upcycle=UpcyclePlan.from_dict(data["upcycle"]) if data.get("upcycle") else None,
+            drawn_stats={k: tuple(v) for k, v in data["drawn_stats"].items()} if data.get("drawn_stats") else None,
         )
 
 

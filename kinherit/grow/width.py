@@ -93,9 +93,11 @@ class Net2Net(WidthOperator):
 
 @register_width
 class Zero(WidthOperator):
-    """Zero-padding transfer (Zhang et al. 2021): source weights in the top-left block, zeros
-    elsewhere (new units are dead). Exact for FFN units and heads (zero units output zero), not for
-    the hidden size: the zero channels change LayerNorm mean/variance and RMSNorm's RMS."""
+    """Zero-initialised expansion: the source weights in the top-left block; every new unit is drawn
+    (index −1): random in-coming weights scaled like the source tensor's entries, zero out-going weights
+    (`noise.drawn_term`), so it computes a non-zero activation, adds nothing, and trains (zero in-coming
+    weights too would leave a gated MLP's unit at silu(0)·0 = 0 with zero gradients forever). Exact for FFN
+    units and heads, not for the hidden size: the new channels change LayerNorm mean/variance and RMSNorm's RMS."""
 
     name = "zero"
     reference = "Gesmundo & Maile 2023, Composable Function-preserving Expansions for Transformer Architectures (zero-initialised expansion), https://arxiv.org/abs/2308.06103"

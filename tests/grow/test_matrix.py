@@ -1,5 +1,6 @@
 """The operator matrix: family x width x depth x tied/untied x GQA/MHA x noise, each grown through
-`grow_folder` (so saving and reloading from disk is part of every case)."""
+`grow_folder` (so saving and reloading from disk is part of every case), and every grown unit checked to
+have a non-zero gradient after one training step (`training_step.py`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import math
 import pytest
 
 from tiny_models import tiny_config, tiny_model
+from training_step import dead_new_units
 from kinherit.arch import FAMILIES
-from kinherit.grow import grow_folder
+from kinherit.grow import grow_folder, load_plan
+from kinherit.hf_folder import load_architecture
 
 # (family, base model, tied, gqa, width, sizes, depth, layers, noise dB)
 EXACT = [
@@ -146,6 +149,9 @@ def _grow_case(tmp_path, case):
     assert saved["report"]["comparisons"] == report.to_dict()["comparisons"]
     assert {c.model for c in report.comparisons} == {"in-memory", "reloaded"}
     assert all((tmp_path / "out" / f).is_file() for f in ("config.json", "model.safetensors"))
+    grown = load_architecture(tmp_path / "out", saved["plan"]["architecture"])
+    dead = dead_new_units(grown, load_plan(saved))
+    assert not dead, f"{len(dead)} grown unit slices have no gradient after one step, e.g. {dead[:4]}"
     return report
 
 
