@@ -33,7 +33,12 @@ def add_parser(subparsers) -> None:
         "Exits 1, writing nothing, when an exact operator deviates by more than 1e-4.",
     )
     parser.add_argument("src", metavar="SRC_DIR", help="source model folder")
-    parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically)")
+    parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically; must be empty or new)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace kinherit's outputs in a non-empty OUT_DIR (config, weights, tokenizer files, "
+                        "growth.json); every other file in it is kept")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the target shapes, parameter counts and the operator per space; write nothing")
     parser.add_argument("--hidden-size", type=int, help="target hidden size (default: the source's)")
     parser.add_argument("--intermediate-size", type=int, help="target FFN size (default: keeps the ratio to hidden)")
     parser.add_argument("--num-heads", type=int, help="target attention heads (default: hidden / head_dim)")
@@ -76,18 +81,22 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinherit.grow.api import GrowthNotExact, grow_folder
+    from kinherit.grow.api import GrowthNotExact, grow_folder, plan_folder
     from kinherit.grow.plan import NO_NOISE_WARNING
 
+    options = dict(hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
+                   num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
+                   width=args.width, depth=args.depth, noise_db=args.noise_db, seed=args.seed, **_upcycle_options(args))
+    if args.dry_run:
+        plan, report = plan_folder(args.src, args.out, overwrite=args.overwrite, **options)
+        print(report.table())
+        print("\n".join("  " + line for line in plan.describe_spaces()))
+        print(f"dry run: nothing written to {args.out}")
+        return 0
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            report = grow_folder(
-                args.src, args.out, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-                num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
-                width=args.width, depth=args.depth, noise_db=args.noise_db, seed=args.seed,
-                **_upcycle_options(args),
-            )
+            report = grow_folder(args.src, args.out, overwrite=args.overwrite, **options)
     except GrowthNotExact as err:
         print(f"kinherit grow: error: {err}", file=sys.stderr)
         return 1

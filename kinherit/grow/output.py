@@ -36,8 +36,8 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise KinheritError(f"OUT_DIR {out} is a file, not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries and not overwrite:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise KinheritError(f"OUT_DIR {out} is not empty ({len(entries)} entries: {shown}); pass --overwrite "
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise KinheritError(f"OUT_DIR {out} is not empty (it holds {shown}); pass --overwrite "
                             "(Python: overwrite=True) to replace kinherit's outputs in it (other files are kept), "
                             "or choose a new folder")
 

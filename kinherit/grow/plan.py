@@ -84,6 +84,25 @@ class GrowthPlan:
         """True when some grown unit is a copy of a source unit that another grown unit also copies."""
         return any(int(m.count.max()) > 1 for m in self.channel_maps().values())
 
+    def describe_spaces(self) -> list[str]:
+        """One line per space: source → target size and what the operator does there."""
+        lines = []
+        for space, m in (("hidden", "hidden"), ("ffn", "ffn"), ("heads", "heads"), ("kv-heads", "kv_heads")):
+            index = self.unit_maps[m]
+            old = self.source_shape.as_dict()[m]
+            copies = sorted({index.count(i) for i in range(old)})
+            drawn = index.count(-1)
+            what = ("unchanged" if len(index) == old else
+                    ", ".join(filter(None, [f"copies ×{'/'.join(map(str, copies))}" if copies != [1] else "",
+                                            f"{drawn} drawn" if drawn else ""])))
+            lines.append(f"{space:10}{old:>6} → {len(index):<6}{self.width if len(index) != old else '':9}{what}")
+        new_layers = sum(z for _, z in self.layers)
+        layers = "unchanged" if len(self.layers) == self.source_shape.layers else (
+            f"{new_layers} new layers with zeroed residual outputs" if new_layers else "copies of trained layers")
+        lines.append(f"{'layers':10}{self.source_shape.layers:>6} → {len(self.layers):<6}"
+                     f"{self.depth if len(self.layers) != self.source_shape.layers else '':9}{layers}")
+        return lines
+
     def hidden_map(self) -> UnitMap:
         return UnitMap(self.source_shape.hidden, self.unit_maps["hidden"])
 

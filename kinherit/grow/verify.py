@@ -83,6 +83,8 @@ class GrowthReport:
         lines.append(f"  width={self.width}  depth={self.depth}  noise={noise}  exact: {claim}")
         if self.upcycle:
             lines.append(f"  upcycled to {self.upcycle}")
+        if not self.comparisons:
+            return "\n".join(lines)
         lines.append(f"  {'inputs':12}{'model':11}{'max|dlogits|':>14}{'mean KL':>12}{'max|dhidden|':>14}")
         for c in self.comparisons:
             cells = [_fmt(c.max_abs_logits), _fmt(c.mean_kl), _fmt(c.max_abs_hidden)]
