@@ -62,7 +62,8 @@ class GrowthNotExact(KinheritError):
 
     def __init__(self, report: GrowthReport):
         super().__init__(
-            f"the grown model deviates by {report.max_deviation:.2e} > {report.tolerance:.0e} from the source, "
+            f"the grown model deviates by {report.max_deviation:.2e} > {report.tolerance:.0e} from the source "
+            f"(max |Δ| / max(1, max |output|)), "
             f"although {report.width} + {report.depth} claim exactness; nothing was written\n{report.table()}"
         )
         self.report = report
