@@ -55,6 +55,12 @@ def _graph() -> dict[str, set[str]]:
 MODULE_LAYERS = {
     # the α-schedule registry is a leaf (pure functions and a Registry) that config validates names against
     "kinherit.inherit.schedules": 1,
+    # the growth options and the operator registries they validate names against (no torch at import), which
+    # growth stages of a training config embed
+    "kinherit.grow.options": 1,
+    "kinherit.grow.width": 1,
+    "kinherit.grow.depth": 1,
+    "kinherit.grow.maps": 1,
 }
 
 

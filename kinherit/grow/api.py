@@ -23,11 +23,10 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch import detect
 from kinherit.errors import KinheritError
-from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.options import GrowthOptions
 from kinherit.grow.output import check_out_dir, staged_outputs
 from kinherit.grow.plan import GrowthPlan, make_plan
 from kinherit.grow.surgery import grow_state, resolve_noise
-from kinherit.grow.upcycle import DEFAULT_ROUTER
 from kinherit.grow.verify import GrowthReport, Verifier
 from kinherit.hf_folder import TOKENIZER_FILES, find_tokenizer, load_architecture, read_config, require_weights
 from kinherit.io import write_json
@@ -71,50 +70,34 @@ class GrowthNotExact(KinheritError):
 
 def grow(
     model: PreTrainedModel,
+    options: GrowthOptions | dict | None = None,
     *,
-    hidden_size: int | None = None,
-    intermediate_size: int | None = None,
-    num_heads: int | None = None,
-    num_kv_heads: int | None = None,
-    num_layers: int | None = None,
-    width: str = "clone",
-    depth: str = "identity",
-    noise_db: float | None = DEFAULT_NOISE_DB,
-    seed: int = 0,
-    num_experts: int | None = None,
-    experts_per_token: int | None = None,
-    router: str = DEFAULT_ROUTER,
-    router_std: float | None = None,
-    expert_noise_db: float | None = None,
-    drop_upcycling: float = 0.0,
     tokenizer=None,
     verify: bool = True,
+    **kwargs,
 ) -> Growth:
-    """Grow `model` (width first, then depth) and, with `verify`, compare it with the source.
+    """Grow `model` (in memory, fp32; width first, then depth) by `options` (a `GrowthOptions`, or its fields
+    as keyword arguments: `grow(model, hidden_size=1024, num_layers=24)`) and, with `verify`, compare it with
+    the source. The source model is not modified.
 
     `noise_db` is the SNR of the symmetry-breaking noise (None: off, and duplicated units never
-    diverge). `num_experts` (with `experts_per_token`, the `router` init, optional `expert_noise_db` / `drop_upcycling`)
-    then upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`). Returns `Growth(model, plan, report)`; it does not raise on a failed verification
-    (`report.passed` says), `grow_folder` does.
-    """
-    plan = make_plan(
-        model.config, architecture=type(model).__name__, width=width, depth=depth, noise_db=noise_db, seed=seed,
-        hidden_size=hidden_size, intermediate_size=intermediate_size, num_heads=num_heads,
-        num_kv_heads=num_kv_heads, num_layers=num_layers, num_experts=num_experts,
-        experts_per_token=experts_per_token, router=router, router_std=router_std, expert_noise_db=expert_noise_db,
-        drop_upcycling=drop_upcycling,
-    )
+    diverge). `num_experts` (with `experts_per_token`, the `router` init, optional `expert_noise_db` /
+    `drop_upcycling`) then upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`).
+    Returns `Growth(model, plan, report)`; it does not raise on a failed verification (`report.passed`
+    says), `grow_folder` does. `plan.sources()` maps every grown tensor to its source (`plan.TensorSource`)."""
+    options = GrowthOptions.of(options, **kwargs)
+    plan = make_plan(model.config, options, architecture=type(model).__name__)
     state = model.state_dict()
     plan = resolve_noise(plan, state)
     grown = assemble_grown_model(plan, grow_state(plan, state))
     report = _report(plan, _params(model), _params(grown))
     if verify:
-        report.comparisons += Verifier(model, plan, tokenizer, seed).check(grown, "in-memory")
+        report.comparisons += Verifier(model, plan, tokenizer, options.seed).check(grown, "in-memory")
     return Growth(grown, plan, report)
 
 
-def grow_folder(src: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
-                **options) -> GrowthReport:
+def grow_folder(src: str | os.PathLike, out: str | os.PathLike, options: GrowthOptions | dict | None = None, *,
+                overwrite: bool = False, **kwargs) -> GrowthReport:
     """Grow the HF model folder `src` into `out` (config, safetensors, tokenizer, growth.json),
     verifying the in-memory model and the reloaded folder. `options` as for `grow`.
 
@@ -123,14 +106,15 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, *, overwrite: bo
     `GrowthNotExact` (and leaves `out` untouched) when an operator that claims exactness deviates beyond
     the tolerance, in memory or after the reload."""
     src, out = Path(src), Path(out)
+    options = GrowthOptions.of(options, **kwargs)
     config, head = _check_folders(src, out, overwrite)
     with warnings.catch_warnings():  # `grow` below warns (once) about the options
         warnings.simplefilter("ignore")
-        make_plan(config, architecture=head.architecture, **options)  # bad options fail before the weights load
+        make_plan(config, options, architecture=head.architecture)  # bad options fail before the weights load
     source = load_architecture(src, head.architecture, "SRC_DIR")
     tokenizer = find_tokenizer(src)
-    grown, plan, report = grow(source, tokenizer=tokenizer, verify=False, **options)
-    verifier = Verifier(source, plan, tokenizer, options.get("seed", 0))
+    grown, plan, report = grow(source, options, tokenizer=tokenizer, verify=False)
+    verifier = Verifier(source, plan, tokenizer, options.seed)
     report.comparisons += verifier.check(grown, "in-memory")
     if not report.passed:
         raise GrowthNotExact(report)
@@ -145,19 +129,21 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, *, overwrite: bo
         report.comparisons += verifier.check(reloaded, "reloaded")
         if not report.passed:
             raise GrowthNotExact(report)  # the staging folder is removed; `out` stays as it was
-        write_json(stage / "growth.json", {"source": str(src.resolve()), "options": options,
+        write_json(stage / "growth.json", {"source": str(src.resolve()), "options": options.model_dump(exclude_defaults=True),
                                            "plan": plan.to_dict(), "report": report.to_dict()})
     return report
 
 
-def plan_folder(src: str | os.PathLike, out: str | os.PathLike | None = None, *, overwrite: bool = False,
-                **options) -> tuple[GrowthPlan, GrowthReport]:
+def plan_folder(src: str | os.PathLike, out: str | os.PathLike | None = None,
+                options: GrowthOptions | dict | None = None, *, overwrite: bool = False,
+                **kwargs) -> tuple[GrowthPlan, GrowthReport]:
     """A dry run of `grow_folder`: the plan and a report of the shapes and parameter counts (no comparisons),
     from `src`'s config alone (no weights are read; the models are built on the meta device). With `out`,
     the same OUT_DIR check as `grow_folder`. Writes nothing."""
     src = Path(src)
+    options = GrowthOptions.of(options, **kwargs)
     config, head = _check_folders(src, Path(out) if out is not None else None, overwrite)
-    plan = make_plan(config, architecture=head.architecture, **options)
+    plan = make_plan(config, options, architecture=head.architecture)
     source_params = _meta_params(config.to_dict(), head.architecture)
     return plan, _report(plan, source_params, _meta_params(plan.output_config, plan.output_architecture))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
-from kinherit.grow.noise import DEFAULT_NOISE_DB
-from kinherit.grow.upcycle import DEFAULT_ROUTER, MOE_TARGETS, ROUTER_INITS
+from kinherit.grow.options import DEFAULT_NOISE_DB, DEFAULT_ROUTER, ROUTER_INITS, GrowthOptions
+from kinherit.grow.upcycle import MOE_TARGETS
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -44,8 +44,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--num-heads", type=int, help="target attention heads (default: hidden / head_dim)")
     parser.add_argument("--num-kv-heads", type=int, help="target key/value heads (default: keeps the GQA group size)")
     parser.add_argument("--num-layers", type=int, help="target number of layers (default: the source's)")
-    parser.add_argument("--width", choices=sorted(WIDTH_OPERATORS), default="clone", help="width operator")
-    parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default="identity", help="depth operator")
+    defaults = {name: field.default for name, field in GrowthOptions.model_fields.items()}
+    parser.add_argument("--width", choices=sorted(WIDTH_OPERATORS), default=defaults["width"],
+                        help=f"width operator (default {defaults['width']})")
+    parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default=defaults["depth"],
+                        help=f"depth operator (default {defaults['depth']})")
     parser.add_argument("--noise-db", type=noise_db, default=DEFAULT_NOISE_DB, metavar="SNR|off",
                         help=f"symmetry-breaking noise at this SNR in dB; it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
                         "'off' leaves duplicated units identical forever")
@@ -84,11 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from kinherit.grow.api import GrowthNotExact, grow_folder, plan_folder
     from kinherit.grow.plan import NO_NOISE_WARNING
 
-    options = dict(hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-                   num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
-                   width=args.width, depth=args.depth, noise_db=args.noise_db, seed=args.seed, **_upcycle_options(args))
+    options = GrowthOptions.of({key: getattr(args, key) for key in GrowthOptions.model_fields})
     if args.dry_run:
-        plan, report = plan_folder(args.src, args.out, overwrite=args.overwrite, **options)
+        plan, report = plan_folder(args.src, args.out, options, overwrite=args.overwrite)
         print(report.table())
         print("\n".join("  " + line for line in plan.describe_spaces()))
         print(f"dry run: nothing written to {args.out}")
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            report = grow_folder(args.src, args.out, overwrite=args.overwrite, **options)
+            report = grow_folder(args.src, args.out, options, overwrite=args.overwrite)
     except GrowthNotExact as err:
         print(f"kinherit grow: error: {err}", file=sys.stderr)
         return 1
@@ -105,15 +106,6 @@ def run(args: argparse.Namespace) -> int:
     print(report.table())
     print(f"wrote {args.out}")
     return 0
-
-
-def _upcycle_options(args: argparse.Namespace) -> dict:
-    """The upcycling keyword arguments of `grow_folder`, only when asked for (growth.json records the options)."""
-    if (args.num_experts is None and args.experts_per_token is None and args.expert_noise_db is None
-            and args.router == DEFAULT_ROUTER and args.router_std is None and not args.drop_upcycling):
-        return {}
-    return {"num_experts": args.num_experts, "experts_per_token": args.experts_per_token, "router": args.router,
-            "router_std": args.router_std, "expert_noise_db": args.expert_noise_db, "drop_upcycling": args.drop_upcycling}
 
 
 def run_divergence(args: argparse.Namespace) -> int:

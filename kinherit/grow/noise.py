@@ -18,10 +18,6 @@ from kinherit.arch.spec import TensorSpec
 from kinherit.grow.interleave import to_heads
 from kinherit.grow.maps import UnitMap
 
-DEFAULT_NOISE_DB = 0.0
-"""Default SNR of the symmetry-breaking noise (see README, "Symmetry breaking", for the sweep behind it)."""
-
-
 def seeded_generator(seed: int, key: str) -> torch.Generator:
     """The generator of every seeded random term of a growth: one stream per (seed, tensor key, purpose),
     seeded with (seed · 1000003 + crc32(key)) mod 2^63, so a term never depends on the order tensors are grown in."""

@@ -8,7 +8,6 @@ weights and are filled in once by `surgery.resolve_noise`. Replaying it lives in
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import warnings
@@ -19,8 +18,8 @@ from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_sh
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS, depth_claims_exact
 from kinherit.grow.maps import UnitMap
-from kinherit.grow.noise import DEFAULT_NOISE_DB
-from kinherit.grow.upcycle import DEFAULT_ROUTER, UpcyclePlan, plan_upcycle
+from kinherit.grow.options import GrowthOptions
+from kinherit.grow.upcycle import UpcyclePlan, plan_upcycle
 from kinherit.grow.width import WIDTH_OPERATORS
 
 PLAN_VERSION = 1
@@ -214,35 +213,18 @@ def _not_smaller(flag: str, new: int, old: int) -> None:
         raise KinheritError(f"{flag} must be positive")
 
 
-def make_plan(
-    config,
-    *,
-    architecture: str | None = None,
-    width: str = "clone",
-    depth: str = "identity",
-    noise_db: float | None = DEFAULT_NOISE_DB,
-    seed: int = 0,
-    num_experts: int | None = None,
-    experts_per_token: int | None = None,
-    router: str = DEFAULT_ROUTER,
-    router_std: float | None = None,
-    expert_noise_db: float | None = None,
-    drop_upcycling: float = 0.0,
-    **sizes: int | None,
-) -> GrowthPlan:
-    """Plan the growth of a model with `config` (and class name `architecture`, default the
-    config's) to the sizes in `sizes` (see `target_shape`). `noise_db=None` turns the
+def make_plan(config, options: GrowthOptions | dict | None = None, *, architecture: str | None = None,
+              **kwargs) -> GrowthPlan:
+    """Plan the growth of a model with `config` (and class name `architecture`, default the config's) by
+    `options` (a `GrowthOptions`, or its fields as keyword arguments). `noise_db=None` turns the
     symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge).
     `num_experts` upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`)."""
-    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None or drop_upcycling
-                                or router != DEFAULT_ROUTER or router_std is not None):
-        raise KinheritError("--experts-per-token, --router, --router-std, --expert-noise-db and --drop-upcycling need --num-experts "
-                            "(they set up the upcycling into experts)")
+    options = GrowthOptions.of(options, **kwargs)
     family, head = detect(config, architecture)
     src = read_shape(family, config)
-    tgt = target_shape(family, src, **sizes)
-    op = WIDTH_OPERATORS.lookup(width)
-    rng = random.Random(seed)
+    tgt = target_shape(family, src, **options.sizes)
+    op = WIDTH_OPERATORS.lookup(options.width)
+    rng = random.Random(options.seed)
     hidden = op.unit_map(src.hidden, tgt.hidden, rng, "hidden")
     ffn = op.unit_map(src.ffn, tgt.ffn, rng, "intermediate")
     kv = op.unit_map(src.kv_heads, tgt.kv_heads, rng, "kv-heads")
@@ -252,19 +234,14 @@ def make_plan(
     heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
              for j in range(tgt.heads)]
     unit_maps = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv}
-    layers = DEPTH_OPERATORS.lookup(depth)(src.layers, tgt.layers)
-    if noise_db is not None and not math.isfinite(noise_db):
-        raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
+    layers = DEPTH_OPERATORS.lookup(options.depth)(src.layers, tgt.layers)
     channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
-    exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth_claims_exact(depth, family.residual, src.layers, tgt.layers)
+    exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth_claims_exact(
+        options.depth, family.residual, src.layers, tgt.layers)
     target_config = write_shape(family, config, tgt, [s for s, _ in layers])
     upcycle = None
-    if num_experts is not None:
-        upcycle = plan_upcycle(
-            family.name, head.architecture, target_config, num_experts=num_experts,
-            experts_per_token=experts_per_token if experts_per_token is not None else min(2, num_experts),
-            router=router, router_std=router_std, expert_noise_db=expert_noise_db, drop_ratio=drop_upcycling, seed=seed,
-        )
+    if options.num_experts is not None:
+        upcycle = plan_upcycle(family.name, head.architecture, target_config, options)
         exact = exact and upcycle.exact
     plan = GrowthPlan(
         family=family.name,
@@ -273,17 +250,17 @@ def make_plan(
         target_config=target_config.to_dict(),
         source_shape=src,
         target_shape=tgt,
-        width=width,
+        width=options.width,
         unit_maps=unit_maps,
-        depth=depth,
+        depth=options.depth,
         layers=layers,
         tied=head.tied is not None and bool(getattr(config, "tie_word_embeddings", False)),
         exact_claimed=exact,
-        noise_db=None if noise_db is None else float(noise_db),
-        noise_seed=seed,
+        noise_db=None if options.noise_db is None else float(options.noise_db),
+        noise_seed=options.seed,
         upcycle=upcycle,
     )
-    if noise_db is None and plan.duplicates_units:
+    if options.noise_db is None and plan.duplicates_units:
         warnings.warn(NO_NOISE_WARNING, UserWarning, stacklevel=2)
     return plan
 

@@ -31,7 +31,6 @@ the expert noise are separate additive terms, so `grow_map` stays the linear par
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -41,13 +40,12 @@ from transformers import PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.errors import KinheritError
+from kinherit.grow.noise import seeded_generator
+from kinherit.grow.options import GrowthOptions
 from kinherit.registry import Registry
 
 REFERENCE = ("Komatsuzaki et al. 2022, Sparse Upcycling: Training Mixture-of-Experts from Dense Checkpoints, "
              "https://arxiv.org/abs/2212.05055")
-ROUTER_INITS = ("zero", "random", "orthogonal")
-DEFAULT_ROUTER = "random"
-"""Default router init (README, "Dense → mixture of experts", for the measurement behind it)."""
 MLP_PARTS = ("gate_proj", "up_proj", "down_proj")
 
 
@@ -124,40 +122,19 @@ class UpcyclePlan:
         return cls(**{**data, "drop_stats": {k: tuple(v) for k, v in stats.items()} if stats else None})
 
 
-def plan_upcycle(
-    family: str,
-    architecture: str,
-    dense: PretrainedConfig,
-    *,
-    num_experts: int,
-    experts_per_token: int,
-    router: str = DEFAULT_ROUTER,
-    router_std: float | None = None,
-    expert_noise_db: float | None = None,
-    drop_ratio: float = 0.0,
-    seed: int = 0,
-) -> UpcyclePlan:
-    """Validate the options and build the target config from the (grown) dense config `dense`."""
+def plan_upcycle(family: str, architecture: str, dense: PretrainedConfig, options: GrowthOptions) -> UpcyclePlan:
+    """Build the target config from the (grown) dense config `dense` and the validated upcycling `options`."""
     target = MOE_TARGETS.lookup(family)
-    if num_experts < 2:
-        raise KinheritError(f"--num-experts must be at least 2, got {num_experts}")
-    if not 1 <= experts_per_token <= num_experts:
-        raise KinheritError(f"--experts-per-token must be between 1 and --num-experts {num_experts}, got {experts_per_token}")
-    if router not in ROUTER_INITS:
-        raise KinheritError(f"unknown router init {router!r}; choose one of {', '.join(ROUTER_INITS)}")
-    if not 0.0 <= drop_ratio < 1.0:
-        raise KinheritError(f"--drop-upcycling must be in [0, 1), got {drop_ratio}")
-    if expert_noise_db is not None and not math.isfinite(expert_noise_db):
-        raise KinheritError(f"--expert-noise-db must be a number, got {expert_noise_db!r}")
-    std = float(router_std if router_std is not None else getattr(dense, "initializer_range", 0.02))
-    if router != "zero" and not std > 0:
+    std = float(options.router_std if options.router_std is not None else getattr(dense, "initializer_range", 0.02))
+    if options.router != "zero" and not std > 0:
         raise KinheritError(f"the router std must be positive, got {std}")
     arch = target.architecture(architecture)
     return UpcyclePlan(
-        num_experts=num_experts, experts_per_token=experts_per_token, router=router, router_std=std, seed=seed,
-        architecture=arch, config=moe_config(target, dense, arch, num_experts, experts_per_token).to_dict(),
-        down_scale=target.down_scale, shared_expert=target.shared_expert, expert_noise_db=expert_noise_db,
-        drop_ratio=float(drop_ratio),
+        num_experts=options.num_experts, experts_per_token=options.top_k, router=options.router, router_std=std,
+        seed=options.seed, architecture=arch,
+        config=moe_config(target, dense, arch, options.num_experts, options.top_k).to_dict(),
+        down_scale=target.down_scale, shared_expert=target.shared_expert, expert_noise_db=options.expert_noise_db,
+        drop_ratio=float(options.drop_upcycling),
     )
 
 
@@ -193,17 +170,13 @@ def _mlp_key(key: str) -> tuple[str, str] | None:
     return head + sep, part
 
 
-def _generator(seed: int, key: str) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
-
-
 def router_init(plan: UpcyclePlan, key: str, hidden: int) -> torch.Tensor:
     """The router's (E, H) weight: zeros; N(0, std²) entries; or orthonormal rows (E ≤ H; else
     orthonormal columns) scaled to the random router's expected row norm std·√H. Seeded by key."""
     shape = (plan.num_experts, hidden)
     if plan.router == "zero":
         return torch.zeros(shape)
-    gen = _generator(plan.seed, key)
+    gen = seeded_generator(plan.seed, key)
     weight = torch.randn(shape, generator=gen)  # (E, H)
     if plan.router == "random":
         return weight * plan.router_std
@@ -216,7 +189,7 @@ def router_init(plan: UpcyclePlan, key: str, hidden: int) -> torch.Tensor:
 def expert_noise(plan: UpcyclePlan, key: str, dense_key: str, shape: tuple[int, ...]) -> torch.Tensor:
     """Independent N(0, σ²) noise on every expert copy, σ = std(dense tensor)·10^(−SNR/20)."""
     assert plan.expert_noise_std is not None, "expert noise scales are not resolved"
-    return torch.randn(shape, generator=_generator(plan.seed, key)) * plan.expert_noise_std[dense_key]
+    return torch.randn(shape, generator=seeded_generator(plan.seed, key)) * plan.expert_noise_std[dense_key]
 
 
 def needs_resolving(plan: UpcyclePlan) -> bool:
@@ -240,7 +213,7 @@ def resolve_expert_noise(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Ten
 def dropped_units(plan: UpcyclePlan, prefix: str, ffn: int) -> list[torch.Tensor]:
     """Drop-Upcycling (Nakamura et al. 2025): per expert, the round(r·F) FFN units it re-initialises (seeded)."""
     count = round(plan.drop_ratio * ffn)
-    return [torch.randperm(ffn, generator=_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
+    return [torch.randperm(ffn, generator=seeded_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
             for e in range(plan.num_experts)]
 
 
@@ -250,13 +223,13 @@ def _drop(plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Ten
     ffn = gate_up.shape[1] // 2
     for e, idx in enumerate(dropped_units(plan, prefix, ffn)):
         for rows, sl, key in ((idx, gate_up[e], keys and keys[0]), (idx + ffn, gate_up[e], keys and keys[1])):
-            sl[rows] = 0.0 if key is None else _fresh(plan, key, prefix, e, (len(rows), sl.shape[1]))
-        down[e][:, idx] = 0.0 if keys is None else _fresh(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
+            sl[rows] = 0.0 if key is None else _redrawn(plan, key, prefix, e, (len(rows), sl.shape[1]))
+        down[e][:, idx] = 0.0 if keys is None else _redrawn(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
 
 
-def _fresh(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
+def _redrawn(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
     mean, std = plan.drop_stats[key]
-    return mean + std * torch.randn(shape, generator=_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
+    return mean + std * torch.randn(shape, generator=seeded_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
 
 
 def upcycle_tensors(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]], *, noise: bool = True,

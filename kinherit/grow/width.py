@@ -8,10 +8,13 @@ producer axes copy, consumer axes copy and divide by the replication count (see 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from kinherit.errors import KinheritError
-from kinherit.grow.maps import UnitMap
 from kinherit.registry import Registry
+
+if TYPE_CHECKING:  # no torch at import: `grow.options` (and through it the config) reads the registry
+    from kinherit.grow.maps import UnitMap
 
 WIDTH_OPERATORS: Registry[WidthOperator] = Registry("width operator")
 

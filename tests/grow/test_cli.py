@@ -8,7 +8,7 @@ import json
 import pytest
 
 import kinherit.grow.api as api
-from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.options import DEFAULT_NOISE_DB
 from kinherit.grow.verify import Verifier
 
 
