@@ -16,7 +16,7 @@ from typing import Any
 
 from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_shape, write_shape
 from kinherit.errors import KinheritError
-from kinherit.grow.depth import DEPTH_OPERATORS, depth_claims_exact
+from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.maps import UnitMap
 from kinherit.grow.options import GrowthOptions
 from kinherit.grow.upcycle import UpcyclePlan, plan_upcycle
@@ -234,10 +234,11 @@ def make_plan(config, options: GrowthOptions | dict | None = None, *, architectu
     heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
              for j in range(tgt.heads)]
     unit_maps = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv}
-    layers = DEPTH_OPERATORS.lookup(options.depth)(src.layers, tgt.layers)
+    depth = DEPTH_OPERATORS.lookup(options.depth)
+    layers = depth(src.layers, tgt.layers)
     channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
-    exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth_claims_exact(
-        options.depth, family.residual, src.layers, tgt.layers)
+    exact = (op.claims_exact(channel_maps, family.normalized_spaces)
+             and depth.claims_exact(family.residual, src.layers, tgt.layers))
     target_config = write_shape(family, config, tgt, [s for s, _ in layers])
     upcycle = None
     if options.num_experts is not None:

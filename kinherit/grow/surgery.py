@@ -95,8 +95,9 @@ def _grown_tensors(
             return widen(state[key] + offset if offset else state[key], spec, maps, scale_norm)
 
         x = effective(src_keys[layer])
-        if operator.donor_next_layer and layer is not None and layer + 1 in src_keys and _produces(spec):
-            x = torch.where(unit_mask(spec, maps, ("out", "norm"), "repeat"), effective(src_keys[layer + 1]), x)
+        donor = None if layer is None else operator.donor_layer(layer, plan.source_shape.layers)
+        if donor is not None and donor in src_keys and _produces(spec):
+            x = torch.where(unit_mask(spec, maps, ("out", "norm"), "repeat"), effective(src_keys[donor]), x)
         factor = sqrt_scale(spec, plan) * (head_gain if scale_norm else 1.0)
         if factor != 1.0:
             x.mul_(factor)  # x is a fresh tensor
@@ -111,8 +112,8 @@ def _grown_tensors(
             yield spec.name, spec, one(spec, None, False)
         else:
             for j, (src, zeroed) in enumerate(plan.layers):
-                needs_donor = operator.donor_next_layer and src + 1 < plan.source_shape.layers
-                if src in src_keys and (not needs_donor or src + 1 in src_keys):
+                donor = operator.donor_layer(src, plan.source_shape.layers)
+                if src in src_keys and (donor is None or donor in src_keys):
                     yield spec.name.format(layer=j), spec, one(spec, src, zeroed)
 
 

@@ -25,7 +25,7 @@ from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.cli import main
 from kinherit.errors import KinheritError
 from kinherit.grow import grow_folder
-from kinherit.grow.depth import depth_claims_exact
+from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.hf_folder import load_classifier, open_tokenizer, task_of, vocabulary_signature
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
@@ -152,7 +152,7 @@ def test_clone_and_identity_growth_is_exact_or_reported(tmp_path, tokenizer_dir,
     assert width.exact_claimed and width.max_deviation <= 1e-5, width.table()
 
     deep = grow_folder(src, tmp_path / "deep", hidden_size=64, num_layers=4, seed=1)
-    if depth_claims_exact("identity", family.residual, 2, 4):
+    if DEPTH_OPERATORS["identity"].claims_exact(family.residual, 2, 4):
         assert deep.exact_claimed and deep.max_deviation <= 1e-5, deep.table()
     else:
         assert not deep.exact_claimed and 1e-4 < deep.max_deviation < 50, deep.table()

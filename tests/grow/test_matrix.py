@@ -12,7 +12,7 @@ import pytest
 from tiny_models import tiny_config, tiny_model
 from training_step import dead_new_units
 from kinherit.arch import FAMILIES
-from kinherit.grow import grow_folder, load_plan
+from kinherit.grow import DEPTH_OPERATORS, WIDTH_OPERATORS, grow_folder, load_plan
 from kinherit.hf_folder import load_architecture
 
 # (family, base model, tied, gqa, width, sizes, depth, layers, noise dB)
@@ -244,3 +244,18 @@ def test_gpt_neox_grows_a_pythia_layout_checkpoint(tmp_path, kinherit_main):
     assert grown["rope_parameters"]["partial_rotary_factor"] == 0.25 and grown["hidden_size"] == 64
     assert "embed_out.weight" in load_file(tmp_path / "out" / "model.safetensors")
     assert kinherit_main(["divergence", str(tmp_path / "out")]) == 0
+
+
+def test_every_registered_operator_has_matrix_cases():
+    """Walk both operator registries: a new width or depth operator fails here until the matrix grows it, as
+    it declares (exact cases where it claims exactness, reported cases where it does not)."""
+    cases = EXACT + INEXACT
+    for name in WIDTH_OPERATORS:
+        assert any(c[4] == name and c[5] for c in cases), f"width operator {name!r}: no case in test_matrix"
+    for name, op in DEPTH_OPERATORS.items():
+        deeper = [c for c in cases if c[6] == name and c[7] > 2]
+        assert deeper, f"depth operator {name!r}: no case that adds layers in test_matrix"
+        for c in deeper:
+            assert (c in EXACT) <= op.claims_exact(FAMILIES[c[0]].residual, 2, c[7]), c
+        claimed = {FAMILIES[c[0]].residual for c in deeper if c in EXACT}
+        assert claimed == set(op.exact_for), (name, claimed, op.exact_for)  # every declared layout is exercised
