@@ -39,6 +39,8 @@ import torch
 from transformers import PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from kinherit.arch import FAMILIES, FamilySpec
+from kinherit.arch.spec import MoeTarget
 from kinherit.errors import KinheritError
 from kinherit.grow.noise import seeded_generator
 from kinherit.grow.options import GrowthOptions
@@ -49,40 +51,15 @@ REFERENCE = ("Komatsuzaki et al. 2022, Sparse Upcycling: Training Mixture-of-Exp
 MLP_PARTS = ("gate_proj", "up_proj", "down_proj")
 
 
-@dataclass(frozen=True)
-class MoeTarget:
-    """How one dense family becomes a mixture of experts: the target's model type, its class-name
-    prefix (`Llama` → `Mixtral`: `LlamaForCausalLM` → `MixtralForCausalLM`) and its config keys."""
-
-    model_type: str
-    source_prefix: str
-    target_prefix: str
-    experts_key: str  # config key of the number of experts
-    expert_ffn_key: str  # config key of one expert's FFN size
-    shared_expert: bool = False  # qwen2_moe: a shared expert behind a sigmoid gate
-    fixed: tuple[tuple[str, Any], ...] = ()  # config entries the upcycled target always sets
-
-    def architecture(self, source: str) -> str:
-        if not source.startswith(self.source_prefix):
-            raise KinheritError(f"cannot upcycle {source}: expected a {self.source_prefix}* architecture")
-        return self.target_prefix + source.removeprefix(self.source_prefix)
-
-    @property
-    def down_scale(self) -> float:
-        """s: the routed experts' share of the MLP (½ when the shared expert carries the other half)."""
-        return 0.5 if self.shared_expert else 1.0
-
-
 MOE_TARGETS: Registry[MoeTarget] = Registry("upcycling source family")
-"""Dense family name → the mixture-of-experts family it upcycles into."""
+"""Dense family name → the mixture of experts it upcycles into (`FamilySpec.upcycle`, declared by the family)."""
+for _name, _family in FAMILIES.items():
+    if _family.upcycle is not None:
+        MOE_TARGETS.add(_name, _family.upcycle, REFERENCE)
 
-_QWEN_MOE = (("norm_topk_prob", True), ("decoder_sparse_step", 1), ("mlp_only_layers", []))
-MOE_TARGETS.add("llama", MoeTarget("mixtral", "Llama", "Mixtral", "num_local_experts", "intermediate_size"), REFERENCE)
-MOE_TARGETS.add("mistral", MoeTarget("mixtral", "Mistral", "Mixtral", "num_local_experts", "intermediate_size"), REFERENCE)
-MOE_TARGETS.add("qwen2", MoeTarget("qwen2_moe", "Qwen2", "Qwen2Moe", "num_experts", "moe_intermediate_size",
-                                   shared_expert=True, fixed=_QWEN_MOE), REFERENCE)
-MOE_TARGETS.add("qwen3", MoeTarget("qwen3_moe", "Qwen3", "Qwen3Moe", "num_experts", "moe_intermediate_size",
-                                   fixed=_QWEN_MOE), REFERENCE)
+
+def _target_family(target: MoeTarget) -> FamilySpec:
+    return next(f for f in FAMILIES.values() if target.model_type in f.model_types)
 
 
 @dataclass(frozen=True)
@@ -129,6 +106,8 @@ def plan_upcycle(family: str, architecture: str, dense: PretrainedConfig, option
     if options.router != "zero" and not std > 0:
         raise KinheritError(f"the router std must be positive, got {std}")
     arch = target.architecture(architecture)
+    if arch is None:
+        raise KinheritError(f"cannot upcycle {architecture}: expected a {target.source_prefix}* architecture")
     return UpcyclePlan(
         num_experts=options.num_experts, experts_per_token=options.top_k, router=options.router, router_std=std,
         seed=options.seed, architecture=arch,
@@ -149,7 +128,8 @@ def moe_config(target: MoeTarget, dense: PretrainedConfig, architecture: str, ex
     data = {k: v for k, v in dense.to_dict().items() if k in known and k not in skip}
     ffn = int(dense.intermediate_size)
     data.update({target.experts_key: experts, "num_experts_per_tok": top_k, target.expert_ffn_key: ffn,
-                 "intermediate_size": ffn, "output_router_logits": True, "architectures": [architecture], **dict(target.fixed)})
+                 "intermediate_size": ffn, "output_router_logits": True, "architectures": [architecture],
+                 **dict(_target_family(target).required_config), **dict(target.fixed)})
     if target.shared_expert:
         data["shared_expert_intermediate_size"] = ffn
     if "qkv_bias" in known:  # qwen2_moe: q/k/v biases are a config switch (Qwen2 always has them)

@@ -21,7 +21,7 @@ from kinherit.arch.families._shared import (
     causal_lm_heads,
     decoder_config,
 )
-from kinherit.arch.spec import FamilySpec, t
+from kinherit.arch.spec import FamilySpec, MoeTarget, t
 
 if TYPE_CHECKING:
     from kinherit.config import ModelConfig
@@ -48,5 +48,7 @@ register_family(
         classifier=SCORE,
         reference="Yang et al. 2025, Qwen3 Technical Report, https://arxiv.org/abs/2505.09388",
         heads=causal_lm_heads("Qwen3"),
+        upcycle=MoeTarget("qwen3_moe", "Qwen3", "Qwen3Moe", "num_experts", "moe_intermediate_size",
+                          fixed=(("norm_topk_prob", True),)),
     )
 )
