@@ -110,3 +110,11 @@ def test_no_cycles():
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_no_two_way_package_pairs_with_arch_or_grow():
+    """Packages import each other one way only (type-only imports count): arch and grow never take part in a
+    pair (arch types a `model:` section by the `spec.ModelSizes` protocol, not by `config.ModelConfig`)."""
+    edges = {(_top(a), _top(b)) for a, deps in _graph().items() for b in deps if _top(a) != _top(b)}
+    pairs = sorted({tuple(sorted(e)) for e in edges if e[::-1] in edges} & {p for p in edges if {"arch", "grow"} & set(p)})
+    assert not pairs, pairs

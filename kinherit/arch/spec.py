@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from transformers import PretrainedConfig
 
@@ -133,8 +133,26 @@ class HeadSpec:
     head_norms: tuple[str, ...] = ()
 
 
-ConfigBuilder = Callable[[Any, int, int], PretrainedConfig]
-"""`(model: section (a `config.ModelConfig`), vocabulary size, positions) -> transformers config` of a fresh model."""
+class ModelSizes(Protocol):
+    """What the family builders read from a `model:` section (`config.ModelConfig` is one); a protocol, so that
+    `arch` needs nothing from `kinherit.config`."""
+
+    family: str | None
+    from_: str | None
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int | None
+    intermediate_size: int | None
+    tie_word_embeddings: bool
+    dropout: float
+    max_position_embeddings: int | None
+    num_experts: int | None
+    num_experts_per_tok: int | None
+
+
+ConfigBuilder = Callable[[ModelSizes, int, int], PretrainedConfig]
+"""`(model: section, vocabulary size, positions) -> transformers config` of a fresh model."""
 
 
 @dataclass(frozen=True)
