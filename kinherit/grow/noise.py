@@ -2,7 +2,7 @@
 
 For a consumer axis with unit map `index`, noise E is projected so that, for every source unit i,
 the noise on its copies sums to zero: sum_{j: index[j]=i} E[:, j] = 0. Copies see the same input
-x_i, so (W'+E) x' = W' x'. Units copied once get no noise, and neither do units drawn fresh (index −1):
+x_i, so (W'+E) x' = W' x'. Units copied once get no noise, and neither do drawn units (index −1):
 their out-going columns stay zero (`drawn_term`). The term depends only on (seed, key, shape, std), never on
 the weights, so growth stays `grow(W) = G(W) + E` with G linear. Per-head interleaved axes (`/head`) are
 producer axes only, so the consumer axis noise goes on is always a plain concatenation of segments.
@@ -89,7 +89,7 @@ def unit_mask(spec: TensorSpec, maps: dict[str, UnitMap], kinds: tuple[str, ...]
 
 def drawn_term(key: str, shape: tuple[int, ...], spec: TensorSpec, maps: dict[str, UnitMap],
                mean: float, std: float, seed: int) -> torch.Tensor:
-    """The in-coming weights of the units drawn fresh (index −1, `--width zero`): N(mean, std²) entries (the
+    """The in-coming weights of the drawn units (index −1, `--width zero`): N(mean, std²) entries (the
     source tensor's statistics) on their producer rows and norm entries, read from live inputs only, zero
     elsewhere. Their out-going (consumer) columns stay zero, so the function is kept while every drawn unit
     computes a non-zero activation and gets gradients (zero rows *and* columns would stay zero forever:

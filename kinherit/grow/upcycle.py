@@ -199,7 +199,7 @@ def dropped_units(plan: UpcyclePlan, prefix: str, ffn: int) -> list[torch.Tensor
 
 def _drop(plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Tensor, keys: tuple[str, str, str] | None) -> None:
     """In place: every expert's dropped units, rows of gate/up and columns of down, become zero (`keys` None: the
-    linear part M⊙W) or fresh N(mean, std²) draws with the dense tensor's statistics (the additive part)."""
+    linear part M⊙W) or new N(mean, std²) draws with the dense tensor's statistics (the additive part)."""
     ffn = gate_up.shape[1] // 2
     for e, idx in enumerate(dropped_units(plan, prefix, ffn)):
         for rows, sl, key in ((idx, gate_up[e], keys and keys[0]), (idx + ffn, gate_up[e], keys and keys[1])):
@@ -208,6 +208,8 @@ def _drop(plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Ten
 
 
 def _redrawn(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """N(mean, std²) entries with the dense tensor's statistics (the stream's key keeps its first name, `fresh`, so
+    recorded growths replay the same draws)."""
     mean, std = plan.drop_stats[key]
     return mean + std * torch.randn(shape, generator=seeded_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
 
