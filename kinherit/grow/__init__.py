@@ -15,6 +15,7 @@ _EXPORTS = {
     "DEPTH_OPERATORS": "depth", "register_depth": "depth",
     "GrowthPlan": "plan", "load_plan": "plan", "make_plan": "plan", "plan_folder": "api", "grow_map": "reapply", "replay": "reapply",
     "Comparison": "verify", "GrowthReport": "verify",
+    "tensor_sources": "sources", "TensorSource": "sources", "AxisSource": "sources",
     "WIDTH_OPERATORS": "width", "WidthOperator": "width", "register_width": "width",
 }
 __all__ = sorted(_EXPORTS)

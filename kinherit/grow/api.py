@@ -84,7 +84,8 @@ def grow(
     diverge). `num_experts` (with `experts_per_token`, the `router` init, optional `expert_noise_db` /
     `drop_upcycling`) then upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`).
     Returns `Growth(model, plan, report)`; it does not raise on a failed verification (`report.passed`
-    says), `grow_folder` does. `plan.sources()` maps every grown tensor to its source (`plan.TensorSource`)."""
+    says), `grow_folder` does. `sources.tensor_sources(plan)` maps every grown tensor to its source tensor and
+    the unit maps of its axes."""
     options = GrowthOptions.of(options, **kwargs)
     plan = make_plan(model.config, options, architecture=type(model).__name__)
     state = model.state_dict()
