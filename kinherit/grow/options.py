@@ -13,7 +13,7 @@ import difflib
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
@@ -33,20 +33,20 @@ def _flag(key: str) -> str:
 
 
 class GrowthOptions(BaseModel):
-    """Target sizes (None: derived from the source, see `plan.target_shape`), operators, symmetry-breaking noise,
-    seed, and the optional upcycling of the grown dense model into a mixture of experts."""
+    """Target sizes (None: derived from the source, see `plan.target_shape`, which also refuses sizes smaller than
+    the source's), operators, symmetry-breaking noise, seed, and the optional upcycling into a mixture of experts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    hidden_size: int | None = Field(None, ge=1)
+    hidden_size: int | None = None
     """Target hidden size (default: the source's)."""
-    intermediate_size: int | None = Field(None, ge=1)
+    intermediate_size: int | None = None
     """Target FFN size (default: keeps the ratio to hidden)."""
-    num_heads: int | None = Field(None, ge=1)
+    num_heads: int | None = None
     """Target attention heads (default: hidden / head_dim)."""
-    num_kv_heads: int | None = Field(None, ge=1)
+    num_kv_heads: int | None = None
     """Target key/value heads (default: keeps the GQA group size)."""
-    num_layers: int | None = Field(None, ge=1)
+    num_layers: int | None = None
     """Target number of layers (default: the source's)."""
     width: str = "clone"
     """Width operator (`kinherit grow --help` lists them with their papers)."""

@@ -25,7 +25,7 @@ from tiny_models import tiny_model
     ({"noise_db": float("inf")}, "--noise-db must be a number, got inf"),
     ({"router": "zero"}, "need --num-experts"),
     ({"num_experts": 4, "experts_per_token": 5}, "--experts-per-token must be between 1 and --num-experts 4"),
-    ({"hidden_size": 0}, "growth option hidden_size: Input should be greater than or equal to 1"),
+    ({"seed": "one"}, "growth option seed: Input should be a valid integer"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_option(options, message):
     with pytest.raises(KinheritError, match="^[^\n]*$") as caught:
