@@ -76,7 +76,8 @@ def grow(
     verify: bool = True,
     **kwargs,
 ) -> Growth:
-    """Grow `model` (in memory, fp32; width first, then depth) by `options` (a `GrowthOptions`, or its fields
+    """Grow `model` (in memory, on any device and dtype; the grown model is fp32 on the CPU; width first, then
+    depth) by `options` (a `GrowthOptions`, or its fields
     as keyword arguments: `grow(model, hidden_size=1024, num_layers=24)`) and, with `verify`, compare it with
     the source. The source model is not modified.
 
@@ -88,7 +89,8 @@ def grow(
     the unit maps of its axes."""
     options = GrowthOptions.of(options, **kwargs)
     plan = make_plan(model.config, options, architecture=type(model).__name__)
-    state = model.state_dict()
+    state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype)  # no copy when CPU fp32
+             for k, v in model.state_dict().items()}
     plan = resolve_noise(plan, state)
     grown = assemble_grown_model(plan, grow_state(plan, state))
     report = _report(plan, _params(model), _params(grown))

@@ -159,19 +159,25 @@ def sample_inputs(config, vocab: int, tokenizer=None, seed: int = 0) -> list[tup
 
 @torch.no_grad()
 def outputs(model: torch.nn.Module, kind: str, inputs: Inputs) -> Outputs:
-    """(logits, last hidden state) of a causal LM, masked LM or bare encoder/decoder body, in eval
-    mode (dropout off); the model's train/eval mode is restored."""
+    """(logits, last hidden state), fp32 on the CPU, of a causal LM, masked LM or bare encoder/decoder body on
+    whatever device it is, in eval mode (dropout off); the model's train/eval mode is restored."""
     training = model.training
     model.eval()
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in inputs.items()}
     try:
         if kind == "causal_lm":
-            return model(**inputs).logits, None  # (B, T, V)
+            return _host(model(**inputs).logits), None  # (B, T, V)
         if kind == "masked_lm":
             out = model(**inputs, output_hidden_states=True)
-            return out.logits, out.hidden_states[-1]  # (B, T, V), (B, T, C)
-        return None, model(**inputs).last_hidden_state  # (B, T, C)
+            return _host(out.logits), _host(out.hidden_states[-1])  # (B, T, V), (B, T, C)
+        return None, _host(model(**inputs).last_hidden_state)  # (B, T, C)
     finally:
         model.train(training)
+
+
+def _host(x: torch.Tensor) -> torch.Tensor:
+    return x.float().cpu()
 
 
 def compare(reference: Outputs, grown: Outputs, hidden_map: UnitMap, inputs: str, model: str) -> Comparison:

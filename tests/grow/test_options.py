@@ -70,3 +70,13 @@ def test_the_options_module_imports_no_torch():
     code = "import sys, kinherit.grow.options; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_grow_takes_a_model_in_another_dtype_and_leaves_it_unchanged():
+    """A training run may hold its model in bf16: growth reads it as fp32 and returns an fp32 model."""
+    model = tiny_model("llama", gqa=True).to(torch.bfloat16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    growth = grow(model, hidden_size=64)
+    assert next(growth.model.parameters()).dtype == torch.float32
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert growth.report.max_deviation < 0.05  # the bf16 source's own rounding against the fp32 growth
