@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
         help="grow a trained model into a bigger shape (width and/or depth) and verify it",
         description="Grow SRC_DIR (an HF model folder) into OUT_DIR: config.json, model.safetensors, "
         "tokenizer files and growth.json (the replayable plan and the verification report). "
-        "Exits 1, writing nothing, when an exact operator deviates by more than 1e-4.",
+        "Exits 1, writing nothing, when an exact operator deviates by more than 1e-4 (max |Δ| / max(1, max |logits|)). "
+        "An OUT_DIR with files in it needs --overwrite.",
     )
     parser.add_argument("src", metavar="SRC_DIR", help="source model folder")
     parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically; must be empty or new)")
