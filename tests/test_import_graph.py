@@ -59,6 +59,12 @@ MODULE_LAYERS = {
     # the cross-tokenizer method registry (teacher.cross_tokenizer): the methods' pure losses and what they read
     **{f"kinherit.inherit.cross_tokenizer{m}": 1 for m in ("", ".method", ".alm", ".shared_vocab", ".shared_prefix", ".targets")},
     "kinherit.inherit.alignment": 1,
+    # the growth options and the operator registries they validate names against (no torch at import), which
+    # growth stages of a training config embed
+    "kinherit.grow.options": 1,
+    "kinherit.grow.width": 1,
+    "kinherit.grow.depth": 1,
+    "kinherit.grow.maps": 1,
 }
 
 
@@ -108,3 +114,11 @@ def test_no_cycles():
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_no_two_way_package_pairs_with_arch_or_grow():
+    """Packages import each other one way only (type-only imports count): arch and grow never take part in a
+    pair (arch types a `model:` section by the `spec.ModelSizes` protocol, not by `config.ModelConfig`)."""
+    edges = {(_top(a), _top(b)) for a, deps in _graph().items() for b in deps if _top(a) != _top(b)}
+    pairs = sorted({tuple(sorted(e)) for e in edges if e[::-1] in edges} & {p for p in edges if {"arch", "grow"} & set(p)})
+    assert not pairs, pairs

@@ -7,12 +7,12 @@ its task (causal or masked LM) decides the Auto class.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from kinherit.arch.catalog import FAMILIES
+from kinherit.arch.spec import ModelSizes
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import (
     find_tokenizer,
@@ -22,11 +22,8 @@ from kinherit.hf_folder import (
     vocabulary_signature,
 )
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
-
-def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seq_len: int) -> PreTrainedModel:
+def build_model(cfg: ModelSizes, tokenizer: PreTrainedTokenizerBase, seq_len: int) -> PreTrainedModel:
     """A freshly initialised model of `cfg.family` (or the model at `cfg.from`), checked against the
     data: it embeds every id of `tokenizer`, holds `seq_len` positions and, when loaded, was trained
     with this very tokenizer (same vocabulary signature)."""

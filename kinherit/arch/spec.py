@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from transformers import PretrainedConfig
 
@@ -133,8 +133,52 @@ class HeadSpec:
     head_norms: tuple[str, ...] = ()
 
 
-ConfigBuilder = Callable[[Any, int, int], PretrainedConfig]
-"""`(model: section (a `config.ModelConfig`), vocabulary size, positions) -> transformers config` of a fresh model."""
+class ModelSizes(Protocol):
+    """What the family builders read from a `model:` section (`config.ModelConfig` is one); a protocol, so that
+    `arch` needs nothing from `kinherit.config`."""
+
+    family: str | None
+    from_: str | None
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int | None
+    intermediate_size: int | None
+    tie_word_embeddings: bool
+    dropout: float
+    max_position_embeddings: int | None
+    num_experts: int | None
+    num_experts_per_tok: int | None
+
+
+ConfigBuilder = Callable[[ModelSizes, int, int], PretrainedConfig]
+"""`(model: section, vocabulary size, positions) -> transformers config` of a fresh model."""
+
+
+@dataclass(frozen=True)
+class MoeTarget:
+    """How a dense family becomes a mixture of experts (sparse upcycling, `grow.upcycle`): the target's model type
+    (a registered family, whose `required_config` the upcycled config is given), its class-name prefix (`Llama` →
+    `Mixtral`: `LlamaForCausalLM` → `MixtralForCausalLM`), its config keys, and the config entries the upcycling
+    itself needs on top (`fixed`, e.g. Qwen's `norm_topk_prob: true`: identical experts are the dense MLP only when
+    the selected routing weights sum to 1)."""
+
+    model_type: str
+    source_prefix: str
+    target_prefix: str
+    experts_key: str  # config key of the number of experts
+    expert_ffn_key: str  # config key of one expert's FFN size
+    shared_expert: bool = False  # qwen2_moe: a shared expert behind a sigmoid gate
+    fixed: tuple[tuple[str, Any], ...] = ()
+
+    def architecture(self, source: str) -> str | None:
+        """The target class of the dense class `source`; None when `source` is not one of the source family's."""
+        return self.target_prefix + source.removeprefix(self.source_prefix) if source.startswith(self.source_prefix) else None
+
+    @property
+    def down_scale(self) -> float:
+        """s: the routed experts' share of the MLP (½ when the shared expert carries the other half)."""
+        return 0.5 if self.shared_expert else 1.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +206,11 @@ class FamilySpec:
     required_config: tuple[tuple[str, Any], ...] = ()
     """(config key, value) pairs the tensor table assumes (e.g. qwen2_moe's `mlp_only_layers: []`: every layer
     sparse); a config with another value is refused with a one-line error naming the key."""
+    upcycle: MoeTarget | None = None
+    """The mixture of experts this dense family upcycles into (`kinherit grow --num-experts`), if any."""
+    tiny_fields: tuple[tuple[str, Any], ...] = ()
+    """transformers config fields the tiny test models of this family set on top of `build_config`, so that they
+    exercise its quirks (windows shorter than the verified sequences, soft-caps small enough to be non-linear)."""
 
     @property
     def lm_head(self) -> HeadSpec:

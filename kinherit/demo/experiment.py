@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kinherit.config import StrictModel, validate_config
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow_folder
-from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.options import GrowthOptions
 from kinherit.metrics.report import Report, build_report
 from kinherit.train.pretrain import pretrain, resolved_yaml
 from kinherit.train.run import last_checkpoint
@@ -58,8 +58,14 @@ class ExperimentSpec(StrictModel):
     """Overrides of `inherit` for grown_ki (none by default: the auto rule adapts to a student that starts at the
     teacher's loss)."""
     grow: dict[str, Any] = Field(default_factory=lambda: {"width": "clone", "depth": "identity"})
-    """`kinherit grow` options (noise_db defaults to the library's symmetry-breaking default)."""
+    """`kinherit grow` options (`GrowthOptions` fields; the sizes come from `student_model`, the seed from `seed`)."""
     seed: int = 0
+
+    @field_validator("grow")
+    @classmethod
+    def _growth_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        GrowthOptions.of(value)  # unknown keys and operators fail here, before the teacher trains
+        return value
 
     def student_shape(self) -> dict[str, Any]:
         """The student model section, with the FFN size (the teacher's FFN-to-hidden ratio) and the kv-heads (the
@@ -130,17 +136,17 @@ def _train(raw: dict[str, Any]) -> Path:
 def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
     """Grow the teacher into the student shape (an exact growth; `grow_folder` refuses anything else)."""
     student = spec.student_shape()
-    options = {"hidden_size": student["hidden_size"], "intermediate_size": student["intermediate_size"],
-               "num_heads": student["num_heads"], "num_kv_heads": student.get("num_kv_heads"),
-               "num_layers": student["num_layers"], "seed": spec.seed, "noise_db": DEFAULT_NOISE_DB, **spec.grow}
+    shape = {k: student.get(k) for k in ("hidden_size", "intermediate_size", "num_heads", "num_kv_heads", "num_layers")}
+    options = GrowthOptions.of({**shape, "seed": spec.seed, **spec.grow})
     if (out / "growth.json").is_file():
         recorded = json.loads((out / "growth.json").read_text())
-        _refuse_changed("grown model", out, {"source": recorded.get("source"), **recorded.get("options", {})},
-                        {"source": str(teacher_dir.resolve()), **options})
+        _refuse_changed("grown model", out,
+                        {"source": recorded.get("source"), **GrowthOptions.of(recorded.get("options", {})).model_dump()},
+                        {"source": str(teacher_dir.resolve()), **options.model_dump()})
         if not recorded["plan"]["exact_claimed"]:
             raise KinheritError(f"{out} holds a growth that is not exact; the experiment needs an exact one")
         return out
-    report = grow_folder(teacher_dir, out, **options)
+    report = grow_folder(teacher_dir, out, options)
     if not report.exact_claimed:
         raise KinheritError(f"the experiment needs an exact growth, but {spec.grow} is not one")
     return out

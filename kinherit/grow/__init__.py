@@ -11,10 +11,11 @@ from typing import Any
 
 _EXPORTS = {
     "assemble_grown_model": "api", "grow": "api", "grow_folder": "api", "Growth": "api", "GrowthNotExact": "api",
-    "DEFAULT_NOISE_DB": "noise", "copy_divergence": "divergence", "DivergenceReport": "divergence",
+    "DEFAULT_NOISE_DB": "options", "GrowthOptions": "options", "copy_divergence": "divergence", "DivergenceReport": "divergence",
     "DEPTH_OPERATORS": "depth", "register_depth": "depth",
-    "GrowthPlan": "plan", "load_plan": "plan", "make_plan": "plan", "grow_map": "reapply", "replay": "reapply",
+    "GrowthPlan": "plan", "load_plan": "plan", "make_plan": "plan", "plan_folder": "api", "grow_map": "reapply", "replay": "reapply",
     "Comparison": "verify", "GrowthReport": "verify",
+    "tensor_sources": "sources", "TensorSource": "sources", "AxisSource": "sources",
     "WIDTH_OPERATORS": "width", "WidthOperator": "width", "register_width": "width",
 }
 __all__ = sorted(_EXPORTS)

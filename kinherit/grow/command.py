@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
-from kinherit.grow.noise import DEFAULT_NOISE_DB
-from kinherit.grow.upcycle import DEFAULT_ROUTER, MOE_TARGETS, ROUTER_INITS
+from kinherit.grow.options import DEFAULT_NOISE_DB, DEFAULT_ROUTER, ROUTER_INITS, GrowthOptions
+from kinherit.grow.upcycle import MOE_TARGETS
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -30,17 +30,26 @@ def add_parser(subparsers) -> None:
         help="grow a trained model into a bigger shape (width and/or depth) and verify it",
         description="Grow SRC_DIR (an HF model folder) into OUT_DIR: config.json, model.safetensors, "
         "tokenizer files and growth.json (the replayable plan and the verification report). "
-        "Exits 1, writing nothing, when an exact operator deviates by more than 1e-4.",
+        "Exits 1, writing nothing, when an exact operator deviates by more than 1e-4 (max |Δ| / max(1, max |logits|)). "
+        "An OUT_DIR with files in it needs --overwrite.",
     )
     parser.add_argument("src", metavar="SRC_DIR", help="source model folder")
-    parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically)")
+    parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically; must be empty or new)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace kinherit's outputs in a non-empty OUT_DIR (config, weights, tokenizer files, "
+                        "growth.json); every other file in it is kept")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the target shapes, parameter counts and the operator per space; write nothing")
     parser.add_argument("--hidden-size", type=int, help="target hidden size (default: the source's)")
     parser.add_argument("--intermediate-size", type=int, help="target FFN size (default: keeps the ratio to hidden)")
     parser.add_argument("--num-heads", type=int, help="target attention heads (default: hidden / head_dim)")
     parser.add_argument("--num-kv-heads", type=int, help="target key/value heads (default: keeps the GQA group size)")
     parser.add_argument("--num-layers", type=int, help="target number of layers (default: the source's)")
-    parser.add_argument("--width", choices=sorted(WIDTH_OPERATORS), default="clone", help="width operator")
-    parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default="identity", help="depth operator")
+    defaults = {name: field.default for name, field in GrowthOptions.model_fields.items()}
+    parser.add_argument("--width", choices=sorted(WIDTH_OPERATORS), default=defaults["width"],
+                        help=f"width operator (default {defaults['width']})")
+    parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default=defaults["depth"],
+                        help=f"depth operator (default {defaults['depth']})")
     parser.add_argument("--noise-db", type=noise_db, default=DEFAULT_NOISE_DB, metavar="SNR|off",
                         help=f"symmetry-breaking noise at this SNR in dB; it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
                         "'off' leaves duplicated units identical forever")
@@ -76,18 +85,20 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinherit.grow.api import GrowthNotExact, grow_folder
+    from kinherit.grow.api import GrowthNotExact, grow_folder, plan_folder
     from kinherit.grow.plan import NO_NOISE_WARNING
 
+    options = GrowthOptions.of({key: getattr(args, key) for key in GrowthOptions.model_fields})
+    if args.dry_run:
+        plan, report = plan_folder(args.src, args.out, options, overwrite=args.overwrite)
+        print(report.table())
+        print("\n".join("  " + line for line in plan.describe_spaces()))
+        print(f"dry run: nothing written to {args.out}")
+        return 0
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            report = grow_folder(
-                args.src, args.out, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-                num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, num_layers=args.num_layers,
-                width=args.width, depth=args.depth, noise_db=args.noise_db, seed=args.seed,
-                **_upcycle_options(args),
-            )
+            report = grow_folder(args.src, args.out, options, overwrite=args.overwrite)
     except GrowthNotExact as err:
         print(f"kinherit grow: error: {err}", file=sys.stderr)
         return 1
@@ -96,15 +107,6 @@ def run(args: argparse.Namespace) -> int:
     print(report.table())
     print(f"wrote {args.out}")
     return 0
-
-
-def _upcycle_options(args: argparse.Namespace) -> dict:
-    """The upcycling keyword arguments of `grow_folder`, only when asked for (growth.json records the options)."""
-    if (args.num_experts is None and args.experts_per_token is None and args.expert_noise_db is None
-            and args.router == DEFAULT_ROUTER and args.router_std is None and not args.drop_upcycling):
-        return {}
-    return {"num_experts": args.num_experts, "experts_per_token": args.experts_per_token, "router": args.router,
-            "router_std": args.router_std, "expert_noise_db": args.expert_noise_db, "drop_upcycling": args.drop_upcycling}
 
 
 def run_divergence(args: argparse.Namespace) -> int:

@@ -2,20 +2,43 @@
 
 A depth operator returns `[(source_layer, zeroed), ...]`, one entry per target layer. A zeroed
 layer copies its source's weights but has its residual-out projections (attention out, MLP down,
-their biases) set to zero.
+their biases) set to zero. Each operator declares, when it is registered, the residual layouts
+(`FamilySpec.residual`) it is exact for (`exact_for`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from kinherit.registry import Registry
 
 LayerPlan = list[tuple[int, bool]]
-DepthFn = Callable[[int, int], LayerPlan]
 
-DEPTH_OPERATORS: Registry[DepthFn] = Registry("depth operator")
-register_depth = DEPTH_OPERATORS.register
+
+@dataclass(frozen=True)
+class DepthOperator:
+    """A registered layer map, `layers(old, new)`, with the residual layouts it preserves the function for."""
+
+    layers: Callable[[int, int], LayerPlan]
+    exact_for: tuple[str, ...] = ()
+
+    def __call__(self, old: int, new: int) -> LayerPlan:
+        return self.layers(old, new)
+
+    def claims_exact(self, residual: str, old: int, new: int) -> bool:
+        """Exact when no layer is added, or when the family's residual layout is one the operator declares."""
+        return new == old or residual in self.exact_for
+
+
+DEPTH_OPERATORS: Registry[DepthOperator] = Registry("depth operator")
+
+
+def register_depth(name: str, reference: str | None = None,
+                   exact_for: tuple[str, ...] = ()) -> Callable[[Callable[[int, int], LayerPlan]], DepthOperator]:
+    """Decorator: register the layer map `fn(old, new)` as the depth operator `name`, exact for the residual
+    layouts `exact_for`."""
+    return lambda fn: DEPTH_OPERATORS.add(name, DepthOperator(fn, exact_for), reference)
 
 
 def _spread(old: int, new: int) -> list[int]:
@@ -26,6 +49,7 @@ def _spread(old: int, new: int) -> list[int]:
 @register_depth(
     "identity",
     reference="Shen et al. 2022, Staged Training for Transformer Language Models (zero-initialised new layers), https://arxiv.org/abs/2203.06211",
+    exact_for=("pre_norm", "branch_norm"),
 )
 def identity(old: int, new: int) -> LayerPlan:
     """New layers right after the layer they copy, with zero residual-out projections.
@@ -59,9 +83,3 @@ def stack(old: int, new: int) -> LayerPlan:
 def interpolate(old: int, new: int) -> LayerPlan:
     """StackBERT / bert2BERT: every trained layer duplicated next to itself. Not exact."""
     return [(src, False) for src in _spread(old, new)]
-
-
-def depth_claims_exact(name: str, residual: str, old: int, new: int) -> bool:
-    """Only zeroed layers whose branches end in the zeroed tensors (pre-norm, or a norm on the branch output
-    whose gain is zeroed) are exactly the identity."""
-    return new == old or (name == "identity" and residual in ("pre_norm", "branch_norm"))

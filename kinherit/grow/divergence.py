@@ -76,6 +76,7 @@ class ExpertDivergence:
 class DivergenceReport:
     spaces: tuple[SpaceDivergence, ...]
     experts: tuple[ExpertDivergence, ...] = ()
+    noise_db: float | None = None  # the growth's symmetry-breaking noise (None: off)
 
     @property
     def all_identical(self) -> bool:
@@ -107,8 +108,13 @@ class DivergenceReport:
             lines.append("some experts are still identical copies: they get the same tokens with the same weights "
                          "(a zero router that no balancing loss moves, or every expert selected)")
         if self.spaces and all(s.identical == s.groups for s in self.spaces):
-            lines.append("every duplicated unit is still an exact copy: the added width is not in use "
-                         "(grow with symmetry-breaking noise, e.g. the default --noise-db)")
+            if self.noise_db is None:
+                lines.append("every duplicated unit is still an exact copy: the added width is not in use, and "
+                             "without symmetry-breaking noise it never will be (grow with the default --noise-db)")
+            else:
+                lines.append(f"every duplicated unit is still an exact copy, as at initialisation: the growth's "
+                             f"symmetry-breaking noise ({self.noise_db:g} dB) cancels on the copies, so they are exact "
+                             "when grown and diverge in training (train the model, then check again)")
         return "\n".join(lines)
 
 
@@ -128,7 +134,7 @@ def _producer_slices(spec: TensorSpec, space: str, sizes: dict[str, int]) -> lis
 
 def fold_inputs(x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], keep: int) -> torch.Tensor:
     """Sum the columns of the copies of every input unit, on every `in` axis except `keep`:
-    the weights as seen by inputs that still repeat their source units (dead units dropped)."""
+    the weights as seen by inputs that still repeat their source units (drawn units dropped)."""
     for dim, axis in enumerate(spec.axes):
         if axis.kind != "in" or dim == keep:
             continue
@@ -181,7 +187,7 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
         if values:
             t = torch.tensor(values)
             spaces.append(SpaceDivergence(space, len(values), int((t <= IDENTICAL).sum()), float(t.median()), float(t.min())))
-    return DivergenceReport(tuple(spaces), experts)
+    return DivergenceReport(tuple(spaces), experts, plan.noise_db)
 
 
 def expert_divergence(state: dict[str, torch.Tensor]) -> tuple[ExpertDivergence, ...]:

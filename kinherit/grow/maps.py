@@ -1,10 +1,11 @@
 """Unit maps: which source unit every grown unit copies.
 
 A `UnitMap` over a space of `old` units has one entry per new unit: `index[j] = i` means new unit j
-copies old unit i; `index[j] = -1` means new unit j is a fresh zero unit ("dead" until trained).
+copies old unit i; `index[j] = -1` means new unit j is *drawn*: it copies nothing, its in-coming weights are
+drawn at random and its out-going weights are zero (`noise.drawn_term`), so it adds nothing until trained.
 With `count[i] = #{j : index[j] = i}`, a consumer weight reading the space gets
 `W'[:, j] = W[:, index[j]] / count[index[j]]`, so `W' x' = W x` whenever `x'[j] = x[index[j]]`
-(and `x'[j] = 0` on dead units).
+(a drawn unit's column is zero, whatever its activation).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class UnitMap:
             if i >= 0 and i not in seen:
                 seen.add(i)
                 first[j] = True
-        self.fresh = ~first  # (new,) units that are not the first copy of their source (or dead)
+        self.repeat = ~first & self.live  # (new,) copies that are not the first copy of their source unit
+        self.drawn = ~self.live  # (new,) units that copy nothing (drawn at random, out-going weights zero)
 
     @property
     def new(self) -> int:
@@ -49,7 +51,7 @@ class UnitMap:
 
     @property
     def uniform(self) -> bool:
-        """Every source unit copied equally often and no dead units: mean/variance/RMS are kept."""
+        """Every source unit copied equally often and no drawn units: mean/variance/RMS are kept."""
         return bool(self.live.all()) and int(self.count.min()) == int(self.count.max())
 
     def per_channel(self, block: int) -> UnitMap:
@@ -71,7 +73,7 @@ class UnitMap:
         return out
 
     def readback(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse view on the last axis: mean over the copies of each source unit (dead ignored)."""
+        """Inverse view on the last axis: mean over the copies of each source unit (drawn units ignored)."""
         live = self.index[self.live]
         out = torch.zeros(*x.shape[:-1], self.old, dtype=x.dtype)
         out.index_add_(-1, live, x[..., self.live])

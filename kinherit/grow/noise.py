@@ -2,8 +2,8 @@
 
 For a consumer axis with unit map `index`, noise E is projected so that, for every source unit i,
 the noise on its copies sums to zero: sum_{j: index[j]=i} E[:, j] = 0. Copies see the same input
-x_i, so (W'+E) x' = W' x'. Units copied once get no noise; dead (zero-padded) units keep their
-noise, which multiplies their zero input. The term depends only on (seed, key, shape, std), never on
+x_i, so (W'+E) x' = W' x'. Units copied once get no noise, and neither do drawn units (index −1):
+their out-going columns stay zero (`drawn_term`). The term depends only on (seed, key, shape, std), never on
 the weights, so growth stays `grow(W) = G(W) + E` with G linear. Per-head interleaved axes (`/head`) are
 producer axes only, so the consumer axis noise goes on is always a plain concatenation of segments.
 """
@@ -15,10 +15,13 @@ import zlib
 import torch
 
 from kinherit.arch.spec import TensorSpec
+from kinherit.grow.interleave import to_heads
 from kinherit.grow.maps import UnitMap
 
-DEFAULT_NOISE_DB = 0.0
-"""Default SNR of the symmetry-breaking noise (see README, "Symmetry breaking", for the sweep behind it)."""
+def seeded_generator(seed: int, key: str) -> torch.Generator:
+    """The generator of every seeded random term of a growth: one stream per (seed, tensor key, purpose),
+    seeded with (seed · 1000003 + crc32(key)) mod 2^63, so a term never depends on the order tensors are grown in."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
 
 
 def noise_std(x: torch.Tensor, snr_db: float) -> float:
@@ -34,15 +37,14 @@ def consumer_axis(spec: TensorSpec, maps: dict[str, UnitMap]) -> int | None:
     return None
 
 
-CHUNK_ROWS = 4096
+ROWS_PER_BLOCK = 4096
 """Rows projected at a time: the projection's temporaries stay a few MiB whatever the tensor's size."""
 
 
 def noise_term(key: str, shape: tuple[int, ...], dim: int, spec: TensorSpec, maps: dict[str, UnitMap],
                std: float, seed: int) -> torch.Tensor:
     """The projected noise for target tensor `key` (grown shape `shape`, consumer axis `dim`)."""
-    gen = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
-    noise = torch.randn(shape, generator=gen).mul_(std)
+    noise = torch.randn(shape, generator=seeded_generator(seed, key)).mul_(std)
     moved = noise.movedim(dim, -1)  # (..., C) view with C the fused consumer axis
     offset = 0
     for space in spec.axes[dim].spaces:
@@ -54,14 +56,44 @@ def noise_term(key: str, shape: tuple[int, ...], dim: int, spec: TensorSpec, map
 
 def _cancel_over_copies(block: torch.Tensor, m: UnitMap) -> None:
     """In place on the view `block` (..., new): subtract from the noise of every live copy the mean over the
-    copies of its source unit, so that the copies' noise sums to zero."""
+    copies of its source unit, so that the copies' noise sums to zero; drawn units (index −1) get none."""
     if block.dim() > 2:
         for sub in block:  # views, whatever the strides
             _cancel_over_copies(sub, m)
         return
     rows = block if block.dim() == 2 else block.unsqueeze(0)
     live_index = m.index[m.live]
-    for start in range(0, rows.shape[0], CHUNK_ROWS):
-        chunk = rows[start : start + CHUNK_ROWS]
-        sums = torch.zeros(chunk.shape[0], m.old).index_add_(-1, live_index, chunk[:, m.live])
-        chunk[:, m.live] -= (sums / m.count.float())[:, live_index]
+    for start in range(0, rows.shape[0], ROWS_PER_BLOCK):
+        rows_block = rows[start : start + ROWS_PER_BLOCK]
+        sums = torch.zeros(rows_block.shape[0], m.old).index_add_(-1, live_index, rows_block[:, m.live])
+        rows_block[:, m.live] -= (sums / m.count.float())[:, live_index]
+    if not bool(m.live.all()):
+        rows[:, ~m.live] = 0.0
+
+
+def unit_mask(spec: TensorSpec, maps: dict[str, UnitMap], kinds: tuple[str, ...], units: str) -> torch.Tensor:
+    """Boolean mask, broadcastable to the grown tensor: True where every axis of a kind in `kinds` sits at a
+    unit whose `units` flag (a (new,) bool attribute of its map: `live`, `drawn`, `repeat`) is set.
+    Interleaved axes are laid out per head like the tensor."""
+    mask = torch.ones([1] * len(spec.axes), dtype=torch.bool)
+    for dim, axis in enumerate(spec.axes):
+        if axis.kind in kinds:
+            picked = torch.cat([getattr(maps[s], units) for s in axis.spaces])  # (new,) concatenated segments
+            if axis.interleaved:
+                picked = to_heads(picked, 0, axis, maps, grown=True)
+            shape = [1] * len(spec.axes)
+            shape[dim] = picked.numel()
+            mask = mask & picked.view(shape)
+    return mask
+
+
+def drawn_term(key: str, shape: tuple[int, ...], spec: TensorSpec, maps: dict[str, UnitMap],
+               mean: float, std: float, seed: int) -> torch.Tensor:
+    """The in-coming weights of the drawn units (index −1, `--width zero`): N(mean, std²) entries (the
+    source tensor's statistics) on their producer rows and norm entries, read from live inputs only, zero
+    elsewhere. Their out-going (consumer) columns stay zero, so the function is kept while every drawn unit
+    computes a non-zero activation and gets gradients (zero rows *and* columns would stay zero forever:
+    silu(0)·0 = 0). Gesmundo & Maile 2023, https://arxiv.org/abs/2308.06103."""
+    where = unit_mask(spec, maps, ("out", "norm"), "drawn") & unit_mask(spec, maps, ("in",), "live")
+    values = torch.randn(shape, generator=seeded_generator(seed, key + ":drawn")).mul_(std).add_(mean)
+    return values.mul_(where)

@@ -8,7 +8,6 @@ weights and are filled in once by `surgery.resolve_noise`. Replaying it lives in
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import warnings
@@ -17,10 +16,10 @@ from typing import Any
 
 from kinherit.arch import FAMILIES, FamilySpec, HeadSpec, Shape, detect, read_shape, write_shape
 from kinherit.errors import KinheritError
-from kinherit.grow.depth import DEPTH_OPERATORS, depth_claims_exact
+from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.maps import UnitMap
-from kinherit.grow.noise import DEFAULT_NOISE_DB
-from kinherit.grow.upcycle import DEFAULT_ROUTER, UpcyclePlan, plan_upcycle
+from kinherit.grow.options import GrowthOptions
+from kinherit.grow.upcycle import UpcyclePlan, plan_upcycle
 from kinherit.grow.width import WIDTH_OPERATORS
 
 PLAN_VERSION = 1
@@ -44,6 +43,12 @@ class GrowthPlan:
     noise_seed: int = 0
     noise_std: dict[str, float] | None = None  # per noised target tensor; None until surgery.resolve_noise
     upcycle: UpcyclePlan | None = None  # dense -> mixture of experts after width/depth (kinherit.grow.upcycle)
+    drawn_stats: dict[str, tuple[float, float]] | None = None  # (mean, std) per tensor producing drawn units
+
+    @property
+    def has_drawn_units(self) -> bool:
+        """Some grown unit copies nothing (index −1, `--width zero`): its in-coming weights are drawn."""
+        return any(i < 0 for m in self.unit_maps.values() for i in m)
 
     @property
     def output_architecture(self) -> str:
@@ -78,6 +83,25 @@ class GrowthPlan:
         """True when some grown unit is a copy of a source unit that another grown unit also copies."""
         return any(int(m.count.max()) > 1 for m in self.channel_maps().values())
 
+    def describe_spaces(self) -> list[str]:
+        """One line per space: source → target size and what the operator does there."""
+        lines = []
+        for space, m in (("hidden", "hidden"), ("ffn", "ffn"), ("heads", "heads"), ("kv-heads", "kv_heads")):
+            index = self.unit_maps[m]
+            old = self.source_shape.as_dict()[m]
+            copies = sorted({index.count(i) for i in range(old)})
+            drawn = index.count(-1)
+            what = ("unchanged" if len(index) == old else
+                    ", ".join(filter(None, [f"copies ×{'/'.join(map(str, copies))}" if copies != [1] else "",
+                                            f"{drawn} drawn" if drawn else ""])))
+            lines.append(f"{space:10}{old:>6} → {len(index):<6}{self.width if len(index) != old else '':9}{what}")
+        new_layers = sum(z for _, z in self.layers)
+        layers = "unchanged" if len(self.layers) == self.source_shape.layers else (
+            f"{new_layers} new layers with zeroed residual outputs" if new_layers else "copies of trained layers")
+        lines.append(f"{'layers':10}{self.source_shape.layers:>6} → {len(self.layers):<6}"
+                     f"{self.depth if len(self.layers) != self.source_shape.layers else '':9}{layers}")
+        return lines
+
     def hidden_map(self) -> UnitMap:
         return UnitMap(self.source_shape.hidden, self.unit_maps["hidden"])
 
@@ -98,6 +122,7 @@ class GrowthPlan:
             "source_config": self.source_config,
             "target_config": self.target_config,
             "upcycle": self.upcycle.to_dict() if self.upcycle else None,
+            "drawn_stats": self.drawn_stats,
         }
 
     @classmethod
@@ -124,6 +149,7 @@ class GrowthPlan:
             noise_seed=int(noise.get("seed", 0)),
             noise_std=dict(noise["std"]) if "std" in noise else None,
             upcycle=UpcyclePlan.from_dict(data["upcycle"]) if data.get("upcycle") else None,
+            drawn_stats={k: tuple(v) for k, v in data["drawn_stats"].items()} if data.get("drawn_stats") else None,
         )
 
 
@@ -187,35 +213,18 @@ def _not_smaller(flag: str, new: int, old: int) -> None:
         raise KinheritError(f"{flag} must be positive")
 
 
-def make_plan(
-    config,
-    *,
-    architecture: str | None = None,
-    width: str = "clone",
-    depth: str = "identity",
-    noise_db: float | None = DEFAULT_NOISE_DB,
-    seed: int = 0,
-    num_experts: int | None = None,
-    experts_per_token: int | None = None,
-    router: str = DEFAULT_ROUTER,
-    router_std: float | None = None,
-    expert_noise_db: float | None = None,
-    drop_upcycling: float = 0.0,
-    **sizes: int | None,
-) -> GrowthPlan:
-    """Plan the growth of a model with `config` (and class name `architecture`, default the
-    config's) to the sizes in `sizes` (see `target_shape`). `noise_db=None` turns the
+def make_plan(config, options: GrowthOptions | dict | None = None, *, architecture: str | None = None,
+              **kwargs) -> GrowthPlan:
+    """Plan the growth of a model with `config` (and class name `architecture`, default the config's) by
+    `options` (a `GrowthOptions`, or its fields as keyword arguments). `noise_db=None` turns the
     symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge).
     `num_experts` upcycles the grown dense model into a mixture of experts (`kinherit.grow.upcycle`)."""
-    if num_experts is None and (experts_per_token is not None or expert_noise_db is not None or drop_upcycling
-                                or router != DEFAULT_ROUTER or router_std is not None):
-        raise KinheritError("--experts-per-token, --router, --router-std, --expert-noise-db and --drop-upcycling need --num-experts "
-                            "(they set up the upcycling into experts)")
+    options = GrowthOptions.of(options, **kwargs)
     family, head = detect(config, architecture)
     src = read_shape(family, config)
-    tgt = target_shape(family, src, **sizes)
-    op = WIDTH_OPERATORS.lookup(width)
-    rng = random.Random(seed)
+    tgt = target_shape(family, src, **options.sizes)
+    op = WIDTH_OPERATORS.lookup(options.width)
+    rng = random.Random(options.seed)
     hidden = op.unit_map(src.hidden, tgt.hidden, rng, "hidden")
     ffn = op.unit_map(src.ffn, tgt.ffn, rng, "intermediate")
     kv = op.unit_map(src.kv_heads, tgt.kv_heads, rng, "kv-heads")
@@ -225,19 +234,15 @@ def make_plan(
     heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
              for j in range(tgt.heads)]
     unit_maps = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv}
-    layers = DEPTH_OPERATORS.lookup(depth)(src.layers, tgt.layers)
-    if noise_db is not None and not math.isfinite(noise_db):
-        raise KinheritError(f"--noise-db must be a number, got {noise_db!r}")
+    depth = DEPTH_OPERATORS.lookup(options.depth)
+    layers = depth(src.layers, tgt.layers)
     channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
-    exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth_claims_exact(depth, family.residual, src.layers, tgt.layers)
+    exact = (op.claims_exact(channel_maps, family.normalized_spaces)
+             and depth.claims_exact(family.residual, src.layers, tgt.layers))
     target_config = write_shape(family, config, tgt, [s for s, _ in layers])
     upcycle = None
-    if num_experts is not None:
-        upcycle = plan_upcycle(
-            family.name, head.architecture, target_config, num_experts=num_experts,
-            experts_per_token=experts_per_token if experts_per_token is not None else min(2, num_experts),
-            router=router, router_std=router_std, expert_noise_db=expert_noise_db, drop_ratio=drop_upcycling, seed=seed,
-        )
+    if options.num_experts is not None:
+        upcycle = plan_upcycle(family.name, head.architecture, target_config, options)
         exact = exact and upcycle.exact
     plan = GrowthPlan(
         family=family.name,
@@ -246,17 +251,17 @@ def make_plan(
         target_config=target_config.to_dict(),
         source_shape=src,
         target_shape=tgt,
-        width=width,
+        width=options.width,
         unit_maps=unit_maps,
-        depth=depth,
+        depth=options.depth,
         layers=layers,
         tied=head.tied is not None and bool(getattr(config, "tie_word_embeddings", False)),
         exact_claimed=exact,
-        noise_db=None if noise_db is None else float(noise_db),
-        noise_seed=seed,
+        noise_db=None if options.noise_db is None else float(options.noise_db),
+        noise_seed=options.seed,
         upcycle=upcycle,
     )
-    if noise_db is None and plan.duplicates_units:
+    if options.noise_db is None and plan.duplicates_units:
         warnings.warn(NO_NOISE_WARNING, UserWarning, stacklevel=2)
     return plan
 

@@ -20,7 +20,7 @@ from kinherit.arch.spec import TensorSpec
 from kinherit.errors import KinheritError
 from kinherit.grow.interleave import heads_layout, segments_layout
 from kinherit.grow.maps import UnitMap
-from kinherit.grow.noise import consumer_axis, noise_std, noise_term
+from kinherit.grow.noise import consumer_axis, drawn_term, noise_std, noise_term, unit_mask
 from kinherit.grow.plan import GrowthPlan
 from kinherit.grow.upcycle import needs_resolving, resolve_expert_noise, upcycle_tensors
 from kinherit.grow.width import WIDTH_OPERATORS
@@ -46,17 +46,6 @@ def widen(x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], scale_nor
         assert offset == out.shape[dim], f"{spec.name}: axis {dim} has {out.shape[dim]} != {offset}"
         out = torch.cat(pieces, dim) if len(pieces) > 1 else pieces[0]
     return out.clone() if out is x else out
-
-
-def fresh_mask(spec: TensorSpec, maps: dict[str, UnitMap]) -> torch.Tensor | None:
-    """Boolean mask (broadcastable to the grown tensor) of new units on the producer axis."""
-    for dim, axis in enumerate(spec.axes):
-        if axis.kind in ("out", "norm"):
-            mask = torch.cat([maps[s].fresh for s in axis.spaces])
-            shape = [1] * len(spec.axes)
-            shape[dim] = mask.numel()
-            return heads_layout(mask.view(shape), spec, maps, grown=True)
-    return None
 
 
 def sqrt_scale(spec: TensorSpec, plan: GrowthPlan) -> float:
@@ -106,10 +95,9 @@ def _grown_tensors(
             return widen(state[key] + offset if offset else state[key], spec, maps, scale_norm)
 
         x = effective(src_keys[layer])
-        if operator.donor_next_layer and layer is not None and layer + 1 in src_keys:
-            mask = fresh_mask(spec, maps)
-            if mask is not None:
-                x = torch.where(mask, effective(src_keys[layer + 1]), x)
+        donor = None if layer is None else operator.donor_layer(layer, plan.source_shape.layers)
+        if donor is not None and donor in src_keys and _produces(spec):
+            x = torch.where(unit_mask(spec, maps, ("out", "norm"), "repeat"), effective(src_keys[donor]), x)
         factor = sqrt_scale(spec, plan) * (head_gain if scale_norm else 1.0)
         if factor != 1.0:
             x.mul_(factor)  # x is a fresh tensor
@@ -124,22 +112,35 @@ def _grown_tensors(
             yield spec.name, spec, one(spec, None, False)
         else:
             for j, (src, zeroed) in enumerate(plan.layers):
-                needs_donor = operator.donor_next_layer and src + 1 < plan.source_shape.layers
-                if src in src_keys and (not needs_donor or src + 1 in src_keys):
+                donor = operator.donor_layer(src, plan.source_shape.layers)
+                if src in src_keys and (donor is None or donor in src_keys):
                     yield spec.name.format(layer=j), spec, one(spec, src, zeroed)
+
+
+def _produces(spec: TensorSpec) -> bool:
+    return any(axis.kind in ("out", "norm") for axis in spec.axes)
 
 
 def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> GrowthPlan:
     """A copy of `plan` with the noise scale of every tensor whose input axis grows: std(grown W)·10^(−SNR/20),
     measured on the grown tensor of `state` (the source weights) before noise and before zeroing. The
     zeroed residual outputs of new identity layers get noise too: it sums to zero over the copies of each
-    input unit, so their output stays exactly 0 while the copies feeding them get different gradients."""
+    input unit, so their output stays exactly 0 while the copies feeding them get different gradients.
+    With drawn units (`--width zero`), also the (mean, std) of every tensor that produces one, over its copied
+    entries: the statistics its drawn rows are sampled with (`noise.drawn_term`)."""
     if plan.upcycle is not None and needs_resolving(plan.upcycle):
         dense = ((key, x) for key, _, x in _grown_tensors(plan, state, strict=True) if x is not None)
         plan = dataclasses.replace(plan, upcycle=resolve_expert_noise(plan.upcycle, dense))
+    maps = plan.channel_maps()
+    if plan.has_drawn_units and plan.drawn_stats is None:
+        stats = {}
+        for key, spec, x in _grown_tensors(plan, state, strict=True, zero=False):
+            if x is not None and _produces(spec) and bool(unit_mask(spec, maps, ("out", "norm"), "drawn").any()):
+                copied = x[unit_mask(spec, maps, ("out", "norm", "in"), "live").expand_as(x)]
+                stats[key] = (float(copied.mean()), float(copied.std()) if copied.numel() > 1 else 0.0)
+        plan = dataclasses.replace(plan, drawn_stats=stats)
     if plan.noise_db is None or plan.noise_std is not None:
         return plan
-    maps = plan.channel_maps()
     stds = {key: noise_std(x, plan.noise_db) for key, spec, x in _grown_tensors(plan, state, strict=True, zero=False)
             if x is not None and consumer_axis(spec, maps) is not None}
     return dataclasses.replace(plan, noise_std=stds)
@@ -173,6 +174,9 @@ def _grow_dense(
     add_noise = noise and plan.noise_db is not None
     if add_noise and plan.noise_std is None:
         raise KinheritError("the growth plan has noise but no resolved noise scales (call resolve_noise first)")
+    drawn = plan.drawn_stats if noise and plan.has_drawn_units else None
+    if noise and plan.has_drawn_units and drawn is None:
+        raise KinheritError("the growth plan draws new units but has no resolved statistics (call resolve_noise first)")
     emitted: dict[str, torch.Tensor] = {}
     for key, spec, x in _grown_tensors(plan, state, strict, linear=linear):
         if x is None:  # tied head: the embedding it is tied to
@@ -183,6 +187,8 @@ def _grow_dense(
         if add_noise and key in plan.noise_std:
             dim = consumer_axis(spec, maps)
             x.add_(noise_term(key, tuple(x.shape), dim, spec, maps, plan.noise_std[key], plan.noise_seed))
+        if drawn is not None and key in drawn:
+            x.add_(drawn_term(key, tuple(x.shape), spec, maps, *drawn[key], plan.noise_seed))
         if not spec.per_layer:
             emitted[key] = x
         yield key, x

@@ -31,7 +31,6 @@ the expert noise are separate additive terms, so `grow_map` stays the linear par
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -40,51 +39,27 @@ import torch
 from transformers import PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from kinherit.arch import FAMILIES, FamilySpec
+from kinherit.arch.spec import MoeTarget
 from kinherit.errors import KinheritError
+from kinherit.grow.noise import seeded_generator
+from kinherit.grow.options import GrowthOptions
 from kinherit.registry import Registry
 
 REFERENCE = ("Komatsuzaki et al. 2022, Sparse Upcycling: Training Mixture-of-Experts from Dense Checkpoints, "
              "https://arxiv.org/abs/2212.05055")
-ROUTER_INITS = ("zero", "random", "orthogonal")
-DEFAULT_ROUTER = "random"
-"""Default router init (README, "Dense → mixture of experts", for the measurement behind it)."""
 MLP_PARTS = ("gate_proj", "up_proj", "down_proj")
 
 
-@dataclass(frozen=True)
-class MoeTarget:
-    """How one dense family becomes a mixture of experts: the target's model type, its class-name
-    prefix (`Llama` → `Mixtral`: `LlamaForCausalLM` → `MixtralForCausalLM`) and its config keys."""
-
-    model_type: str
-    source_prefix: str
-    target_prefix: str
-    experts_key: str  # config key of the number of experts
-    expert_ffn_key: str  # config key of one expert's FFN size
-    shared_expert: bool = False  # qwen2_moe: a shared expert behind a sigmoid gate
-    fixed: tuple[tuple[str, Any], ...] = ()  # config entries the upcycled target always sets
-
-    def architecture(self, source: str) -> str:
-        if not source.startswith(self.source_prefix):
-            raise KinheritError(f"cannot upcycle {source}: expected a {self.source_prefix}* architecture")
-        return self.target_prefix + source.removeprefix(self.source_prefix)
-
-    @property
-    def down_scale(self) -> float:
-        """s: the routed experts' share of the MLP (½ when the shared expert carries the other half)."""
-        return 0.5 if self.shared_expert else 1.0
-
-
 MOE_TARGETS: Registry[MoeTarget] = Registry("upcycling source family")
-"""Dense family name → the mixture-of-experts family it upcycles into."""
+"""Dense family name → the mixture of experts it upcycles into (`FamilySpec.upcycle`, declared by the family)."""
+for _name, _family in FAMILIES.items():
+    if _family.upcycle is not None:
+        MOE_TARGETS.add(_name, _family.upcycle, REFERENCE)
 
-_QWEN_MOE = (("norm_topk_prob", True), ("decoder_sparse_step", 1), ("mlp_only_layers", []))
-MOE_TARGETS.add("llama", MoeTarget("mixtral", "Llama", "Mixtral", "num_local_experts", "intermediate_size"), REFERENCE)
-MOE_TARGETS.add("mistral", MoeTarget("mixtral", "Mistral", "Mixtral", "num_local_experts", "intermediate_size"), REFERENCE)
-MOE_TARGETS.add("qwen2", MoeTarget("qwen2_moe", "Qwen2", "Qwen2Moe", "num_experts", "moe_intermediate_size",
-                                   shared_expert=True, fixed=_QWEN_MOE), REFERENCE)
-MOE_TARGETS.add("qwen3", MoeTarget("qwen3_moe", "Qwen3", "Qwen3Moe", "num_experts", "moe_intermediate_size",
-                                   fixed=_QWEN_MOE), REFERENCE)
+
+def _target_family(target: MoeTarget) -> FamilySpec:
+    return next(f for f in FAMILIES.values() if target.model_type in f.model_types)
 
 
 @dataclass(frozen=True)
@@ -124,40 +99,21 @@ class UpcyclePlan:
         return cls(**{**data, "drop_stats": {k: tuple(v) for k, v in stats.items()} if stats else None})
 
 
-def plan_upcycle(
-    family: str,
-    architecture: str,
-    dense: PretrainedConfig,
-    *,
-    num_experts: int,
-    experts_per_token: int,
-    router: str = DEFAULT_ROUTER,
-    router_std: float | None = None,
-    expert_noise_db: float | None = None,
-    drop_ratio: float = 0.0,
-    seed: int = 0,
-) -> UpcyclePlan:
-    """Validate the options and build the target config from the (grown) dense config `dense`."""
+def plan_upcycle(family: str, architecture: str, dense: PretrainedConfig, options: GrowthOptions) -> UpcyclePlan:
+    """Build the target config from the (grown) dense config `dense` and the validated upcycling `options`."""
     target = MOE_TARGETS.lookup(family)
-    if num_experts < 2:
-        raise KinheritError(f"--num-experts must be at least 2, got {num_experts}")
-    if not 1 <= experts_per_token <= num_experts:
-        raise KinheritError(f"--experts-per-token must be between 1 and --num-experts {num_experts}, got {experts_per_token}")
-    if router not in ROUTER_INITS:
-        raise KinheritError(f"unknown router init {router!r}; choose one of {', '.join(ROUTER_INITS)}")
-    if not 0.0 <= drop_ratio < 1.0:
-        raise KinheritError(f"--drop-upcycling must be in [0, 1), got {drop_ratio}")
-    if expert_noise_db is not None and not math.isfinite(expert_noise_db):
-        raise KinheritError(f"--expert-noise-db must be a number, got {expert_noise_db!r}")
-    std = float(router_std if router_std is not None else getattr(dense, "initializer_range", 0.02))
-    if router != "zero" and not std > 0:
+    std = float(options.router_std if options.router_std is not None else getattr(dense, "initializer_range", 0.02))
+    if options.router != "zero" and not std > 0:
         raise KinheritError(f"the router std must be positive, got {std}")
     arch = target.architecture(architecture)
+    if arch is None:
+        raise KinheritError(f"cannot upcycle {architecture}: expected a {target.source_prefix}* architecture")
     return UpcyclePlan(
-        num_experts=num_experts, experts_per_token=experts_per_token, router=router, router_std=std, seed=seed,
-        architecture=arch, config=moe_config(target, dense, arch, num_experts, experts_per_token).to_dict(),
-        down_scale=target.down_scale, shared_expert=target.shared_expert, expert_noise_db=expert_noise_db,
-        drop_ratio=float(drop_ratio),
+        num_experts=options.num_experts, experts_per_token=options.top_k, router=options.router, router_std=std,
+        seed=options.seed, architecture=arch,
+        config=moe_config(target, dense, arch, options.num_experts, options.top_k).to_dict(),
+        down_scale=target.down_scale, shared_expert=target.shared_expert, expert_noise_db=options.expert_noise_db,
+        drop_ratio=float(options.drop_upcycling),
     )
 
 
@@ -172,7 +128,8 @@ def moe_config(target: MoeTarget, dense: PretrainedConfig, architecture: str, ex
     data = {k: v for k, v in dense.to_dict().items() if k in known and k not in skip}
     ffn = int(dense.intermediate_size)
     data.update({target.experts_key: experts, "num_experts_per_tok": top_k, target.expert_ffn_key: ffn,
-                 "intermediate_size": ffn, "output_router_logits": True, "architectures": [architecture], **dict(target.fixed)})
+                 "intermediate_size": ffn, "output_router_logits": True, "architectures": [architecture],
+                 **dict(_target_family(target).required_config), **dict(target.fixed)})
     if target.shared_expert:
         data["shared_expert_intermediate_size"] = ffn
     if "qkv_bias" in known:  # qwen2_moe: q/k/v biases are a config switch (Qwen2 always has them)
@@ -193,17 +150,13 @@ def _mlp_key(key: str) -> tuple[str, str] | None:
     return head + sep, part
 
 
-def _generator(seed: int, key: str) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
-
-
 def router_init(plan: UpcyclePlan, key: str, hidden: int) -> torch.Tensor:
     """The router's (E, H) weight: zeros; N(0, std²) entries; or orthonormal rows (E ≤ H; else
     orthonormal columns) scaled to the random router's expected row norm std·√H. Seeded by key."""
     shape = (plan.num_experts, hidden)
     if plan.router == "zero":
         return torch.zeros(shape)
-    gen = _generator(plan.seed, key)
+    gen = seeded_generator(plan.seed, key)
     weight = torch.randn(shape, generator=gen)  # (E, H)
     if plan.router == "random":
         return weight * plan.router_std
@@ -216,7 +169,7 @@ def router_init(plan: UpcyclePlan, key: str, hidden: int) -> torch.Tensor:
 def expert_noise(plan: UpcyclePlan, key: str, dense_key: str, shape: tuple[int, ...]) -> torch.Tensor:
     """Independent N(0, σ²) noise on every expert copy, σ = std(dense tensor)·10^(−SNR/20)."""
     assert plan.expert_noise_std is not None, "expert noise scales are not resolved"
-    return torch.randn(shape, generator=_generator(plan.seed, key)) * plan.expert_noise_std[dense_key]
+    return torch.randn(shape, generator=seeded_generator(plan.seed, key)) * plan.expert_noise_std[dense_key]
 
 
 def needs_resolving(plan: UpcyclePlan) -> bool:
@@ -240,23 +193,25 @@ def resolve_expert_noise(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Ten
 def dropped_units(plan: UpcyclePlan, prefix: str, ffn: int) -> list[torch.Tensor]:
     """Drop-Upcycling (Nakamura et al. 2025): per expert, the round(r·F) FFN units it re-initialises (seeded)."""
     count = round(plan.drop_ratio * ffn)
-    return [torch.randperm(ffn, generator=_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
+    return [torch.randperm(ffn, generator=seeded_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
             for e in range(plan.num_experts)]
 
 
 def _drop(plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Tensor, keys: tuple[str, str, str] | None) -> None:
     """In place: every expert's dropped units, rows of gate/up and columns of down, become zero (`keys` None: the
-    linear part M⊙W) or fresh N(mean, std²) draws with the dense tensor's statistics (the additive part)."""
+    linear part M⊙W) or new N(mean, std²) draws with the dense tensor's statistics (the additive part)."""
     ffn = gate_up.shape[1] // 2
     for e, idx in enumerate(dropped_units(plan, prefix, ffn)):
         for rows, sl, key in ((idx, gate_up[e], keys and keys[0]), (idx + ffn, gate_up[e], keys and keys[1])):
-            sl[rows] = 0.0 if key is None else _fresh(plan, key, prefix, e, (len(rows), sl.shape[1]))
-        down[e][:, idx] = 0.0 if keys is None else _fresh(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
+            sl[rows] = 0.0 if key is None else _redrawn(plan, key, prefix, e, (len(rows), sl.shape[1]))
+        down[e][:, idx] = 0.0 if keys is None else _redrawn(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
 
 
-def _fresh(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
+def _redrawn(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """N(mean, std²) entries with the dense tensor's statistics (the stream's key keeps its first name, `fresh`, so
+    recorded growths replay the same draws)."""
     mean, std = plan.drop_stats[key]
-    return mean + std * torch.randn(shape, generator=_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
+    return mean + std * torch.randn(shape, generator=seeded_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
 
 
 def upcycle_tensors(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]], *, noise: bool = True,

@@ -1,31 +1,39 @@
 """Width operators: how each grown space maps its units onto the source's (registered by name).
 
-An operator only decides the unit maps (`unit_map`) and whether new units take their out-going
-parameters from the next layer (`donor_next_layer`, AKI). The weight surgery is shared and linear:
-producer axes copy, consumer axes copy and divide by the replication count (see `maps.py`).
+An operator declares what it returns: the unit maps (`unit_map`), the layer whose grown producer parameters
+the repeated copies take (`donor_layer`: their own by default, the next one for AKI), and when the result is
+exact (`claims_exact`). The weight surgery is shared and linear: producer axes copy, consumer axes copy and
+divide by the replication count (see `maps.py`).
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from kinherit.errors import KinheritError
-from kinherit.grow.maps import UnitMap
 from kinherit.registry import Registry
+
+if TYPE_CHECKING:  # no torch at import: `grow.options` (and through it the config) reads the registry
+    from kinherit.grow.maps import UnitMap
 
 WIDTH_OPERATORS: Registry[WidthOperator] = Registry("width operator")
 
 
 class WidthOperator:
-    """Base: subclasses set `name` and implement `unit_map` and `claims_exact`."""
+    """Base: subclasses set `name` and implement `unit_map` and `claims_exact` (and may override `donor_layer`)."""
 
     name: str = ""
     reference: str = ""
     """The paper the operator implements: "Author et al. year, title, URL"."""
-    donor_next_layer: bool = False
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         raise NotImplementedError
+
+    def donor_layer(self, layer: int, layers: int) -> int | None:
+        """The source layer whose grown producer parameters (rows, norm entries) the repeated copies in source
+        layer `layer` of `layers` take; None: their own (every copy of a unit is then the same unit)."""
+        return None
 
     def claims_exact(self, maps: dict[str, UnitMap], normalized: tuple[str, ...]) -> bool:
         """Whether the maps preserve the function, given the spaces a norm takes statistics over
@@ -93,9 +101,11 @@ class Net2Net(WidthOperator):
 
 @register_width
 class Zero(WidthOperator):
-    """Zero-padding transfer (Zhang et al. 2021): source weights in the top-left block, zeros
-    elsewhere (new units are dead). Exact for FFN units and heads (zero units output zero), not for
-    the hidden size: the zero channels change LayerNorm mean/variance and RMSNorm's RMS."""
+    """Zero-initialised expansion: the source weights in the top-left block; every new unit is drawn
+    (index −1): random in-coming weights scaled like the source tensor's entries, zero out-going weights
+    (`noise.drawn_term`), so it computes a non-zero activation, adds nothing, and trains (zero in-coming
+    weights too would leave a gated MLP's unit at silu(0)·0 = 0 with zero gradients forever). Exact for FFN
+    units and heads, not for the hidden size: the new channels change LayerNorm mean/variance and RMSNorm's RMS."""
 
     name = "zero"
     reference = "Gesmundo & Maile 2023, Composable Function-preserving Expansions for Transformer Architectures (zero-initialised expansion), https://arxiv.org/abs/2308.06103"
@@ -115,7 +125,9 @@ class AKI(WidthOperator):
 
     name = "aki"
     reference = "Chen et al. 2022, bert2BERT: Towards Reusable Pretrained Language Models (AKI), https://arxiv.org/abs/2110.07143"
-    donor_next_layer = True
+
+    def donor_layer(self, layer: int, layers: int) -> int | None:
+        return layer + 1 if layer + 1 < layers else None
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return _balanced(old, new, rng)

@@ -4,8 +4,8 @@ folder through the CLI, knowledge inheritance from the small model into the grow
 divergence diagnostic then reads), exact clone growth (+ identity depth where the family claims it; the deviation
 is reported otherwise), a classification head that maps through growth, and FLOPs against a hand count.
 
-Adding a family means adding its hand count to `HAND_MATMUL_PARAMS` (and, when its tiny config needs
-more than the common sizes, an entry in `tiny_models.TINY_SIZES`)."""
+Adding a family means adding its hand count to `HAND_MATMUL_PARAMS` (and, when its tiny models need config fields
+to exercise its quirks, its record's `tiny_fields`)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.cli import main
 from kinherit.errors import KinheritError
 from kinherit.grow import grow_folder
-from kinherit.grow.depth import depth_claims_exact
+from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.hf_folder import load_classifier, open_tokenizer, task_of, vocabulary_signature
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
-from tiny_models import TINY_SIZES, randomize, registry_config
+from tiny_models import randomize, registry_config
 
 VOCAB = 300
 SEQ = 32
@@ -112,7 +112,6 @@ def test_pretrains_grows_and_inherits(tmp_path, tiny_run, capsys, name):
     """Pre-train 2 steps from `model:` sizes, grow the saved folder through the CLI, then pre-train the grown
     folder (`model.from`) 2 steps with the small model as its KI teacher, and read its copies' divergence."""
     config = tiny_run(tmp_path / "run", family=name, max_steps=2, eval_steps=2, save_steps=2)
-    config["model"].update(TINY_SIZES.get(name, {}))
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["pretrain", "--config", str(tmp_path / "run.yaml")]) == 0
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -152,7 +151,7 @@ def test_clone_and_identity_growth_is_exact_or_reported(tmp_path, tokenizer_dir,
     assert width.exact_claimed and width.max_deviation <= 1e-5, width.table()
 
     deep = grow_folder(src, tmp_path / "deep", hidden_size=64, num_layers=4, seed=1)
-    if depth_claims_exact("identity", family.residual, 2, 4):
+    if DEPTH_OPERATORS["identity"].claims_exact(family.residual, 2, 4):
         assert deep.exact_claimed and deep.max_deviation <= 1e-5, deep.table()
     else:
         assert not deep.exact_claimed and 1e-4 < deep.max_deviation < 50, deep.table()

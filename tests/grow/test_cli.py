@@ -8,7 +8,7 @@ import json
 import pytest
 
 import kinherit.grow.api as api
-from kinherit.grow.noise import DEFAULT_NOISE_DB
+from kinherit.grow.options import DEFAULT_NOISE_DB
 from kinherit.grow.verify import Verifier
 
 
@@ -47,11 +47,11 @@ def test_failure_after_the_reload_keeps_the_previous_output(save_tiny, tmp_path,
     def failing_reload(self, grown, label):
         comparisons = check(self, grown, label)
         if label == "reloaded":
-            comparisons[0] = dataclasses.replace(comparisons[0], max_abs_logits=1.0)
+            comparisons[0] = dataclasses.replace(comparisons[0], max_abs_logits=comparisons[0].scale)  # relative 1
         return comparisons
 
     monkeypatch.setattr(Verifier, "check", failing_reload)
-    code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64"])
+    code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64", "--overwrite"])
     assert code == 1 and "FAIL: deviation 1.00e+00" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["marker"] and not list(tmp_path.glob(".tmp-*"))
 
@@ -117,3 +117,64 @@ def test_not_a_model_folder(tmp_path, kinherit_main, capsys, make):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert ("has a config.json but no weights" if make == "no-weights" else "is not a Hugging Face model folder") in err
+
+
+def test_a_non_empty_out_dir_is_refused_and_kept(save_tiny, tmp_path, kinherit_main, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code = kinherit_main(["grow", str(save_tiny("gpt2")), str(out), "--hidden-size", "64"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("kinherit grow: error: "), err
+    assert f"OUT_DIR {out} is not empty (it holds notes.txt); pass --overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_only_kinherits_outputs(save_tiny, tmp_path, kinherit_main, capsys):
+    """A re-growth with --overwrite replaces config, weights, tokenizer files and growth.json (and drops an
+    older growth's extra weight shard), and keeps every other file and folder, hard-linked, not copied."""
+    src, out = save_tiny("gpt2"), tmp_path / "out"
+    assert kinherit_main(["grow", str(src), str(out), "--hidden-size", "64"]) == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "runs" / "a").mkdir(parents=True)
+    (out / "runs" / "a" / "log.txt").write_text("run log")
+    (out / "model-00002-of-00002.safetensors").write_bytes(b"an older growth's shard")
+    inode = (out / "notes.txt").stat().st_ino
+    assert kinherit_main(["grow", str(src), str(out), "--hidden-size", "96", "--overwrite"]) == 0
+    assert json.loads((out / "growth.json").read_text())["plan"]["target_config"]["n_embd"] == 96
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "generation_config.json", "growth.json",
+                                                     "model.safetensors", "notes.txt", "runs"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "runs" / "a" / "log.txt").read_text() == "run log"
+    assert (out / "notes.txt").stat().st_ino == inode
+    assert not list(tmp_path.glob(".tmp-*"))
+    capsys.readouterr()
+
+
+def test_python_grow_folder_refuses_a_non_empty_out_unless_overwrite(save_tiny, tmp_path):
+    from kinherit.errors import KinheritError
+
+    src, out = save_tiny("llama", gqa=True), tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(KinheritError, match="is not empty"):
+        api.grow_folder(src, out, hidden_size=64)
+    report = api.grow_folder(src, out, hidden_size=64, overwrite=True)
+    assert report.passed and (out / "notes.txt").read_text() == "mine" and (out / "model.safetensors").is_file()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(save_tiny, tmp_path, kinherit_main, capsys):
+    src, out = save_tiny("llama", gqa=True), tmp_path / "out"
+    code = kinherit_main(["grow", str(src), str(out), "--hidden-size", "64", "--intermediate-size", "80",
+                          "--num-layers", "3", "--width", "net2net", "--dry-run"])
+    printed = capsys.readouterr().out
+    assert code == 0 and not out.exists() and f"dry run: nothing written to {out}" in printed
+    grown = api.grow(api.load_architecture(src, "LlamaForCausalLM"), hidden_size=64, intermediate_size=80,
+                     num_layers=3, width="net2net", verify=False).model
+    source_params = sum(p.numel() for p in api.load_architecture(src, "LlamaForCausalLM").parameters())
+    assert f"{source_params:>14,}" in printed and f"{sum(p.numel() for p in grown.parameters()):>14,}" in printed
+    lines = [line.split() for line in printed.splitlines()]
+    assert ["hidden", "32", "→", "64", "net2net", "copies", "×2"] in lines
+    assert ["ffn", "64", "→", "80", "net2net", "copies", "×1/2"] in lines
+    assert ["heads", "4", "→", "8", "net2net", "copies", "×2"] in lines
+    assert ["layers", "2", "→", "3", "identity", "1", "new", "layers", "with", "zeroed", "residual", "outputs"] in lines
+    assert "max|dlogits|" not in printed  # nothing was compared

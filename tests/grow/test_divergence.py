@@ -48,6 +48,27 @@ def test_right_after_growth_every_copy_is_identical():
     assert divergence.all_identical  # noise sits on consumer columns only
 
 
+def test_divergence_right_after_a_default_grow_says_the_copies_diverge_in_training(save_tiny, tmp_path,
+                                                                                  kinherit_main, capsys):
+    """Not "turn on noise" when the noise is on: the copies are exact at initialisation by design."""
+    out = tmp_path / "out"
+    assert kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64"]) == 0
+    capsys.readouterr()
+    assert kinherit_main(["divergence", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"symmetry-breaking noise ({DEFAULT_NOISE_DB:g} dB) cancels on the copies" in printed
+    assert "diverge in training" in printed and "--noise-db" not in printed
+
+
+def test_divergence_without_noise_says_the_copies_never_diverge(save_tiny, tmp_path, kinherit_main, capsys):
+    out = tmp_path / "out"
+    assert kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64",
+                          "--noise-db", "off"]) == 0
+    capsys.readouterr()
+    assert kinherit_main(["divergence", str(out)]) == 0
+    assert "without symmetry-breaking noise it never will be (grow with the default --noise-db)" in capsys.readouterr().out
+
+
 def test_default_noise_makes_copies_diverge_under_training():
     model, plan, _ = _grown(DEFAULT_NOISE_DB)
     divergence = copy_divergence(plan, _train(model))
@@ -116,7 +137,7 @@ def test_divergence_command_reads_a_trained_folder(tmp_path, kinherit_main, caps
     assert code == 0 and "hidden" in out and "100.0%" in out and "not in use" not in out
     code = kinherit_main(["divergence", str(tmp_path / "grown")])
     out = capsys.readouterr().out
-    assert code == 0 and "the added width is not in use" in out  # untrained: still exact copies
+    assert code == 0 and "exact when grown and diverge in training" in out  # untrained: still exact copies
     code = kinherit_main(["divergence", str(trained)])
     assert code == 2 and "pass --growth" in capsys.readouterr().err
 

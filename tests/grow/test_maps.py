@@ -11,7 +11,7 @@ from kinherit.arch.spec import t
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.maps import UnitMap
-from kinherit.grow.noise import noise_term
+from kinherit.grow.noise import drawn_term, noise_term
 from kinherit.grow.width import WIDTH_OPERATORS
 
 
@@ -24,9 +24,15 @@ def test_consumer_copy_divides_by_the_replication_count():
     torch.testing.assert_close(m.readback(m.gather(x, 0, divide=False)), x)
 
 
-def test_zero_units_are_dead():
+def test_drawn_units_copy_nothing_and_their_rows_are_drawn():
     m = UnitMap(2, [0, 1, -1])
-    assert m.gather(torch.tensor([5.0, 6.0]), 0, divide=False).tolist() == [5.0, 6.0, 0.0]
+    assert m.gather(torch.tensor([5.0, 6.0]), 0, divide=False).tolist() == [5.0, 6.0, 0.0]  # the linear part
+    assert m.drawn.tolist() == [False, False, True] and m.repeat.tolist() == [False, False, False]
+    maps = {"hidden": UnitMap(3, [0, 1, 2, -1]), "ffn": m}
+    drawn = drawn_term("w", (3, 4), t("w", "out:ffn", "in:hidden"), maps, mean=1.0, std=0.5, seed=0)  # (ffn, hidden)
+    assert drawn[:2].abs().sum() == 0 and drawn[2, 3] == 0  # copied rows untouched; no weight from a drawn input
+    assert bool((drawn[2, :3] != 0).all())  # the drawn unit's in-coming weights
+    torch.testing.assert_close(drawn, drawn_term("w", (3, 4), t("w", "out:ffn", "in:hidden"), maps, 1.0, 0.5, 0))
     with pytest.raises(KinheritError, match="drops source units"):
         UnitMap(3, [0, 1])
 
@@ -43,10 +49,10 @@ def test_noise_cancels_on_duplicated_inputs():
     spec = t("w", "out:ffn", "in:hidden")
     maps = {"hidden": UnitMap(4, [0, 1, 2, 3, 0, 1, 2, -1]), "ffn": UnitMap(3, [0, 1, 2])}
     noise = noise_term("w", (3, 8), 1, spec, maps, std=1.0, seed=0)
-    x = maps["hidden"].gather(torch.randn(4), 0, divide=False)  # duplicated input, zero on the dead unit
+    x = maps["hidden"].gather(torch.randn(4), 0, divide=False)  # duplicated input
     torch.testing.assert_close(noise @ x, torch.zeros(3), atol=1e-6, rtol=0)
     assert noise[:, 3].abs().sum() == 0  # copied once: no noise
-    assert noise[:, 7].abs().sum() > 0  # dead unit: noise multiplies a zero input
+    assert noise[:, 7].abs().sum() == 0  # drawn unit: its out-going weights stay zero
 
 
 @pytest.mark.parametrize("name", sorted(DEPTH_OPERATORS))

@@ -17,6 +17,16 @@ TARGETS = {"llama": "MixtralForCausalLM", "mistral": "MixtralForCausalLM", "qwen
            "qwen3": "Qwen3MoeForCausalLM"}
 
 
+def test_every_family_with_an_upcycling_target_is_tested():
+    """Walk the targets the family records declare (`FamilySpec.upcycle`): each needs a case here."""
+    from kinherit.arch import FAMILIES
+    from kinherit.grow.upcycle import MOE_TARGETS
+
+    assert set(MOE_TARGETS) == {name for name, f in FAMILIES.items() if f.upcycle} == set(TARGETS)
+    for name, target in MOE_TARGETS.items():
+        assert target.architecture(FAMILIES[name].lm_head.architecture) == TARGETS[name]
+
+
 def _ids() -> torch.Tensor:
     return torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(5))  # (B, T)
 

@@ -9,29 +9,16 @@ import transformers
 VOCAB = 97
 
 
-TINY_SIZES: dict[str, dict] = {}
-"""Per-family overrides of the common tiny `model:` sizes of `registry_config` (e.g. a family whose
-transformers config needs more fields)."""
-
-TINY_FIELDS: dict[str, dict] = {
-    # windows shorter than the verification's 12 random tokens; soft-caps small enough to be non-linear
-    "gemma2": {"sliding_window": 4, "attn_logit_softcapping": 2.0, "final_logit_softcapping": 5.0},
-    "gemma3_text": {"sliding_window": 4},
-}
-"""Transformers config fields set on top of what the family record builds, so that the tiny models
-exercise the family's quirks (sliding windows, soft-capping)."""
-
-
 def registry_config(family: str, *, tied: bool = True, gqa: bool = False, vocab: int = VOCAB, **overrides):
     """The tiny config a family record builds from `model:` sizes: hidden 32, 2 layers, 4 heads (2 kv-heads
-    with `gqa`), FFN 64."""
+    with `gqa`), FFN 64, plus the record's `tiny_fields` (the quirks its tests exercise)."""
     from kinherit.arch import FAMILIES
     from kinherit.config import ModelConfig
 
     sizes = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64,
-             "num_kv_heads": 2 if gqa else None, "tie_word_embeddings": tied, **TINY_SIZES.get(family, {}), **overrides}
+             "num_kv_heads": 2 if gqa else None, "tie_word_embeddings": tied, **overrides}
     config = FAMILIES[family].build_config(ModelConfig(family=family, **sizes), vocab, 64)
-    for key, value in TINY_FIELDS.get(family, {}).items():
+    for key, value in FAMILIES[family].tiny_fields:
         setattr(config, key, value)
     return config
 

@@ -3,15 +3,11 @@ word embeddings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import PretrainedConfig
 
 from kinherit.arch.families._shared import ffn_size
-from kinherit.arch.spec import ConfigBuilder, ConfigKeys, HeadSpec, t
+from kinherit.arch.spec import ConfigBuilder, ConfigKeys, HeadSpec, ModelSizes, t
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
 ENCODER_BASE = (
     t("embeddings.word_embeddings.weight", "fixed:vocab", "out:hidden"),
@@ -66,7 +62,7 @@ def mlm_head(architecture: str, prefix: str, root: str, transform: str, norm: st
 def encoder_config(config_cls: type[PretrainedConfig], position_offset: int) -> ConfigBuilder:
     """Positions `positions + position_offset` (RoBERTa reserves the first two); one token type for RoBERTa."""
 
-    def build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+    def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         return config_cls(
             vocab_size=vocab, max_position_embeddings=positions + position_offset, hidden_size=cfg.hidden_size,
             num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,

@@ -15,15 +15,10 @@ Gemma's quirks, and where growth handles them:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import PretrainedConfig
 
 from kinherit.arch.families._shared import QKV_PROJECTIONS, ffn_size, out_projection
-from kinherit.arch.spec import ConfigBuilder, HeadSpec, TensorSpec, t
-
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
+from kinherit.arch.spec import ConfigBuilder, HeadSpec, ModelSizes, TensorSpec, t
 
 
 def _norm(name: str, residual_out: bool = False) -> TensorSpec:
@@ -79,7 +74,7 @@ def gemma_config(config_cls: type[PretrainedConfig], layer_types: bool) -> Confi
     `padding_idx`, whose row never trains, and kinherit's tokenizers put the document separator there). `layer_types`: write Gemma 3's local:global pattern (5:1,
     or sliding then full when there are fewer than 6 layers) instead of its all-sliding default."""
 
-    def build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+    def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         head_dim = cfg.hidden_size // cfg.num_heads
         extra = {}
         if layer_types:

@@ -9,15 +9,11 @@ block (the routing weights multiply zero), which makes a new layer the identity.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import PretrainedConfig
 
 from kinherit.arch.families._shared import ffn_size
-from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS, ConfigBuilder, ConfigKeys, TensorSpec, t
+from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS, ConfigBuilder, ConfigKeys, ModelSizes, TensorSpec, t
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
 POST_ATTENTION_NORM = (t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden"),)
 SPARSE_BLOCK: tuple[TensorSpec, ...] = (
@@ -42,7 +38,7 @@ def moe_config(config_cls: type[PretrainedConfig], keys: ConfigKeys, **extra) ->
     routing, and `output_router_logits` on, so training adds `router_aux_loss_coef`·(load-balancing loss) to
     the LM loss (logged as `aux_loss`). `extra` are fixed keyword arguments of the family's config class."""
 
-    def build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+    def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         sizes = {
             keys.ffn: ffn_size(cfg, gated=True),
             keys.experts: cfg.num_experts or DEFAULT_NUM_EXPERTS,

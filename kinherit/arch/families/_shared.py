@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import PretrainedConfig
 
-from kinherit.arch.spec import ConfigBuilder, ConfigKeys, HeadSpec, TensorSpec, t
-
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
+from kinherit.arch.spec import ConfigBuilder, ConfigKeys, HeadSpec, ModelSizes, TensorSpec, t
 
 
-def ffn_size(cfg: ModelConfig, gated: bool) -> int:
+def ffn_size(cfg: ModelSizes, gated: bool) -> int:
     """`model.intermediate_size`, else 4·d, or for a gated (SwiGLU) MLP 8/3·d rounded up to 8, which keeps the
     parameter count of a 4·d MLP."""
     if cfg.intermediate_size is not None:
@@ -89,7 +84,7 @@ def decoder_config(config_cls: type[PretrainedConfig], **extra) -> ConfigBuilder
     """A builder for Llama-style configs (`hidden_size`, `num_key_value_heads`, gated MLP); `extra` are
     fixed keyword arguments of the family's config class."""
 
-    def build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+    def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         return config_cls(
             vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
             num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,

@@ -21,5 +21,6 @@ register_family(
         classifier=SCORE,
         reference="Gemma Team 2024, Gemma 2: Improving Open Language Models at a Practical Size, https://arxiv.org/abs/2408.00118",
         heads=gemma_heads("Gemma2Model", "Gemma2ForCausalLM"),
+        tiny_fields=(("sliding_window", 4), ("attn_logit_softcapping", 2.0), ("final_logit_softcapping", 5.0)),
     )
 )

@@ -21,5 +21,6 @@ register_family(
         classifier=SCORE,
         reference="Gemma Team 2025, Gemma 3 Technical Report, https://arxiv.org/abs/2503.19786",
         heads=gemma_heads("Gemma3TextModel", "Gemma3ForCausalLM"),
+        tiny_fields=(("sliding_window", 4),),
     )
 )

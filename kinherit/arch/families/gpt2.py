@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import GPT2Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
 from kinherit.arch.families._shared import SCORE, ffn_size
-from kinherit.arch.spec import ConfigKeys, FamilySpec, HeadSpec, t
-
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
+from kinherit.arch.spec import ConfigKeys, FamilySpec, HeadSpec, ModelSizes, t
 
 
-def build_config(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     return GPT2Config(
         vocab_size=vocab, n_positions=positions, n_embd=cfg.hidden_size, n_layer=cfg.num_layers,
         n_head=cfg.num_heads, n_inner=ffn_size(cfg, gated=False), resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,

@@ -8,19 +8,14 @@ makes it the identity in both residual layouts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import GPTNeoXConfig, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
 from kinherit.arch.families._shared import SCORE, ffn_size
-from kinherit.arch.spec import ConfigKeys, FamilySpec, HeadSpec, t
-
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
+from kinherit.arch.spec import ConfigKeys, FamilySpec, HeadSpec, ModelSizes, t
 
 
-def build_config(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     """Pythia's layout (parallel residual, rotary on a quarter of head_dim, untied head unless asked)."""
     if cfg.num_kv_heads not in (None, cfg.num_heads):
         raise ValueError("gpt_neox has no grouped-query attention: leave model.num_kv_heads unset")

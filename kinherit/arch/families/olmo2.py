@@ -10,8 +10,6 @@ them is exact only when every head is copied equally often.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
-
 from transformers import Olmo2Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
@@ -25,10 +23,8 @@ from kinherit.arch.families._shared import (
     ffn_size,
     out_projection,
 )
-from kinherit.arch.spec import FamilySpec, t
+from kinherit.arch.spec import FamilySpec, ModelSizes, t
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
 OLMO2_LAYER = QKV_PROJECTIONS + (
     t("layers.{layer}.self_attn.q_norm.weight", "norm:q"),
@@ -42,7 +38,7 @@ OLMO2_LAYER = QKV_PROJECTIONS + (
 )
 
 
-def build_config(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     """Olmo2Config's default eos id (50279) lies outside a small vocabulary: bos 1, eos 2, no pad id."""
     return Olmo2Config(
         vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,

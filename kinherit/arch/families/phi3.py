@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
-
 from transformers import Phi3Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
 from kinherit.arch.families._shared import LLAMA_EMBEDDING, LLAMA_FINAL_NORM, LLAMA_KEYS, SCORE, causal_lm_heads, ffn_size
-from kinherit.arch.spec import FamilySpec, t
+from kinherit.arch.spec import FamilySpec, ModelSizes, t
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
 PHI3_LAYER = (
     t("layers.{layer}.input_layernorm.weight", "norm:hidden"),
@@ -25,7 +21,7 @@ PHI3_LAYER = (
 )
 
 
-def build_config(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     """Phi3Config's default token ids (pad/eos 32000) lie outside a small vocabulary: use Llama's (bos 1,
     eos 2, no pad id; the tokenizer's pad id is set where it matters, e.g. for classification)."""
     return Phi3Config(

@@ -4,7 +4,7 @@ from transformers import Qwen2Config
 
 from kinherit.arch.catalog import register_family
 from kinherit.arch.families._shared import LLAMA_BASE, LLAMA_KEYS, SCORE, causal_lm_heads, decoder_config
-from kinherit.arch.spec import FamilySpec
+from kinherit.arch.spec import FamilySpec, MoeTarget
 
 register_family(
     FamilySpec(
@@ -17,5 +17,7 @@ register_family(
         classifier=SCORE,
         reference="Yang et al. 2024, Qwen2 Technical Report, https://arxiv.org/abs/2407.10671",
         heads=causal_lm_heads("Qwen2"),
+        upcycle=MoeTarget("qwen2_moe", "Qwen2", "Qwen2Moe", "num_experts", "moe_intermediate_size", shared_expert=True,
+                          fixed=(("norm_topk_prob", True),)),
     )
 )

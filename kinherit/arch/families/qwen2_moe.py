@@ -7,17 +7,13 @@ the routed experts. Its 1-unit gate reads hidden (copy-and-divide keeps the sigm
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import PretrainedConfig, Qwen2MoeConfig
 
 from kinherit.arch.catalog import register_family
 from kinherit.arch.families._moe import POST_ATTENTION_NORM, SPARSE_BLOCK, moe_config, moe_keys
 from kinherit.arch.families._shared import LLAMA_ATTENTION, LLAMA_EMBEDDING, LLAMA_FINAL_NORM, SCORE, causal_lm_heads
-from kinherit.arch.spec import FamilySpec, t
+from kinherit.arch.spec import FamilySpec, ModelSizes, t
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
 KEYS = moe_keys(ffn="moe_intermediate_size", experts="num_experts")
 SHARED_EXPERT = (
@@ -28,7 +24,7 @@ SHARED_EXPERT = (
 )
 
 
-def _build(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+def _build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     """Mixtral-style sizes; the shared expert (and the unused dense-MLP width) as wide as one routed expert."""
     config = moe_config(Qwen2MoeConfig, KEYS)(cfg, vocab, positions)
     config.shared_expert_intermediate_size = config.intermediate_size = config.moe_intermediate_size

@@ -6,8 +6,6 @@ growth adds whole heads and keeps head_dim, so they never grow (copied as they a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from transformers import PretrainedConfig, Qwen3Config
 
 from kinherit.arch.catalog import register_family
@@ -21,10 +19,8 @@ from kinherit.arch.families._shared import (
     causal_lm_heads,
     decoder_config,
 )
-from kinherit.arch.spec import FamilySpec, t
+from kinherit.arch.spec import FamilySpec, ModelSizes, MoeTarget, t
 
-if TYPE_CHECKING:
-    from kinherit.config import ModelConfig
 
 QK_NORMS = (
     t("layers.{layer}.self_attn.q_norm.weight", "fixed:head_dim"),
@@ -32,7 +28,7 @@ QK_NORMS = (
 )
 
 
-def build_config(cfg: ModelConfig, vocab: int, positions: int) -> PretrainedConfig:
+def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     """Qwen3Config defaults head_dim to 128: derive it from the sizes instead."""
     return decoder_config(Qwen3Config, head_dim=cfg.hidden_size // cfg.num_heads)(cfg, vocab, positions)
 
@@ -48,5 +44,7 @@ register_family(
         classifier=SCORE,
         reference="Yang et al. 2025, Qwen3 Technical Report, https://arxiv.org/abs/2505.09388",
         heads=causal_lm_heads("Qwen3"),
+        upcycle=MoeTarget("qwen3_moe", "Qwen3", "Qwen3Moe", "num_experts", "moe_intermediate_size",
+                          fixed=(("norm_topk_prob", True),)),
     )
 )
