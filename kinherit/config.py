@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.arch` package registers them all)
 from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
+from kinherit.grow.options import GrowthOptions  # a leaf (operator registries, no torch)
 from kinherit.inherit.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
 from kinherit.inherit.losses import DEFAULT_KD_LOSS, KD_LOSSES
 from kinherit.inherit.schedules import AUTO, SCHEDULES
@@ -209,34 +210,12 @@ class TeacherConfig(StrictModel):
         return self
 
 
-class GrowthStage(StrictModel):
-    """One growth inside a `pretrain` run (staged training): at `at_step` the model grows exactly to the given
-    sizes with the same operators as `kinherit grow`, and training continues on the same data stream."""
+class GrowthStage(GrowthOptions):
+    """One growth inside a `pretrain` run (staged training): at `at_step` the model grows exactly with the options of
+    `kinherit grow` (sizes, operators, noise, seed, upcycling), and training continues on the same data stream."""
 
     at_step: int | float
     """When to grow: an optimizer step (int ≥ 1) or a fraction of train.max_steps (float in (0, 1))."""
-    hidden_size: int | None = Field(None, ge=8)
-    """Target width of the residual stream (None: unchanged)."""
-    intermediate_size: int | None = Field(None, ge=8)
-    """Target FFN width (None: unchanged, or scaled with hidden_size as `kinherit grow` does)."""
-    num_heads: int | None = Field(None, ge=1)
-    """Target attention heads (head_dim stays)."""
-    num_kv_heads: int | None = Field(None, ge=1)
-    """Target key/value heads."""
-    num_layers: int | None = Field(None, ge=1)
-    """Target depth."""
-    width: str = "clone"
-    """Width operator (see `kinherit grow --help`)."""
-    depth: str = "identity"
-    """Depth operator (see `kinherit grow --help`)."""
-    noise_db: float | None = 0.0
-    """SNR of the symmetry-breaking noise in dB (None: off; duplicated units then never diverge)."""
-    seed: int = 0
-    """Seed of the unit maps and the noise."""
-    num_experts: int | None = Field(None, ge=2)
-    """Upcycle the dense MLPs into this many experts (dense → mixture of experts)."""
-    experts_per_token: int | None = Field(None, ge=1)
-    """k of the upcycled mixture of experts."""
     optimizer_state: Literal["map", "reset"] = "map"
     """AdamW's moments through the growth: `map` carries them through the growth's unit maps (the gradient's
     image: a copy of a unit gets 1/k of its first moment, 1/k² of its second; new layers start fresh), `reset`

@@ -31,6 +31,7 @@ from kinherit.arch.catalog import FAMILIES
 from kinherit.config import GrowthStage, RunConfig, stage_step
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow
+from kinherit.grow.options import GrowthOptions
 from kinherit.grow.plan import make_plan
 from kinherit.hf_folder import read_config, task_of
 from kinherit.io import read_json, replace_dir, write_json
@@ -40,8 +41,6 @@ from kinherit.train.trainer import STAGE_STATE, STAGING, KinheritTrainer, Segmen
 GROWTH_DIR = "growth"
 LOSS_TOLERANCE = 1e-4
 """|loss after − loss before| on the held batch allowed for an operator that claims exactness (fp32)."""
-GROWTH_OPTIONS = ("hidden_size", "intermediate_size", "num_heads", "num_kv_heads", "num_layers", "width", "depth",
-                  "noise_db", "seed", "num_experts", "experts_per_token")
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,9 @@ def _steps(value: int | float, max_steps: int) -> int:
     return value if isinstance(value, int) else max(1, round(value * max_steps))
 
 
-def options(stage: GrowthStage) -> dict[str, Any]:
-    """The `kinherit.grow.grow` options of a stage."""
-    return {key: getattr(stage, key) for key in GROWTH_OPTIONS if getattr(stage, key) is not None or key == "noise_db"}
+def options(stage: GrowthStage) -> GrowthOptions:
+    """The `kinherit grow` options of a stage."""
+    return GrowthOptions(**stage.model_dump(include=set(GrowthOptions.model_fields)))
 
 
 def check_stages(config: RunConfig) -> None:
@@ -101,7 +100,7 @@ def check_stages(config: RunConfig) -> None:
         hf_config = family.build_config(config.model, vocab, config.model.max_position_embeddings or config.data.seq_len)
     for i, stage in enumerate(config.growth):
         try:
-            plan = make_plan(hf_config, **options(stage))
+            plan = make_plan(hf_config, options(stage))
         except (KinheritError, ValueError) as err:
             raise KinheritError(f"growth[{i}] cannot grow the model: {str(err).splitlines()[0]}") from None
         hf_config = CONFIG_MAPPING[plan.output_config["model_type"]].from_dict(plan.output_config)
@@ -172,7 +171,7 @@ def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, mak
     probe = make_trainer(small, segment)
     flops = segment.start_flops + (step - segment.start_step) * probe.tokens_per_step * probe.student_flops.train
     order = _param_order(probe)
-    growth = grow(small, tokenizer=tokenizer, **options(spec))
+    growth = grow(small, options(spec), tokenizer=tokenizer)
     if not growth.report.passed:
         raise KinheritError(f"growth[{stage}] at step {step} is not exact (max |Δlogits| "
                             f"{growth.report.max_deviation:.2e}); nothing was changed")
@@ -189,7 +188,7 @@ def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, mak
     if spec.optimizer_state == "map":
         source_state = {order[i]: state for i, state in saved["state"].items()}
         moments = map_adam_state(growth.plan, source_state, source_params, grown_names)
-    record = {"stage": stage + 1, "at_step": step, "flops_at_step": flops, "options": options(spec),
+    record = {"stage": stage + 1, "at_step": step, "flops_at_step": flops, "options": options(spec).model_dump(exclude_defaults=True),
               "optimizer_state": spec.optimizer_state, "lr_policy": spec.lr_policy, "lr_scaling": spec.lr_scaling,
               "loss_before": before, "loss_after": after, "params_before": sum(p.numel() for p in small.parameters()),
               "params_after": sum(p.numel() for p in grown.parameters()), "lr_scales": scales,
