@@ -26,14 +26,19 @@ def save_png(fig: plt.Figure, path: Path) -> Path:
 
 
 def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
-    """One figure per x-axis; the baseline's final loss is a dashed line."""
+    """One figure per x-axis; the baseline's final loss is a dashed line; a staged run's growths are dotted
+    vertical lines in its colour (on the FLOPs and tokens axes)."""
     paths = []
     for key, label, log_x in AXES:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for run in runs:
             points = [(x, y) for x, y in run.curve(key) if not (log_x and x <= 0)]
             if points:
-                ax.plot(*zip(*points), marker="o", markersize=3, label=run.name)
+                (line,) = ax.plot(*zip(*points), marker="o", markersize=3, label=run.name)
+                for growth in run.growths:
+                    at = growth["flops"] if key == "flops" else growth["step"] * _tokens_per_step(run) if key == "tokens" else None
+                    if at is not None:
+                        ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=1)
         ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"baseline final loss {target:.3f}")
         if log_x:
             ax.set_xscale("log")
@@ -44,6 +49,12 @@ def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
         ax.legend()
         paths.append(save_png(fig, out / f"val_loss_vs_{key.removesuffix('_s')}.png"))
     return paths
+
+
+def _tokens_per_step(run: Run) -> float:
+    """Tokens per optimizer step, from any event that has both (constant over a run)."""
+    event = next((e for e in run.evals + run.train if e["step"] > 0), None)
+    return event["tokens"] / event["step"] if event else 0.0
 
 
 def plot_alpha(runs: list[Run], out: Path) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ class Run:
     path: Path
     train: list[dict[str, Any]]
     evals: list[dict[str, Any]]
+    growths: list[dict[str, Any]] = field(default_factory=list)
+    """A staged run's growth events (step, growth, flops, held_loss_change)."""
 
     def curve(self, x: str) -> list[tuple[float, float]]:
         """(x, val_loss) of every evaluation, x being `flops`, `tokens`, `time_s` or `step`."""
@@ -31,4 +33,4 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     evals = [e for e in events if "val_loss" in e]
     if not evals:
         raise KinheritError(f"{path} has no evaluation events in {METRICS_FILE}; is it a kinherit run folder?")
-    return Run(name or path.name, path, [e for e in events if "loss" in e], evals)
+    return Run(name or path.name, path, [e for e in events if "loss" in e], evals, [e for e in events if "growth" in e])

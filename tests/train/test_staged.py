@@ -218,3 +218,21 @@ def test_two_processes_grow_in_step(tmp_path, tiny_run, torchrun_pretrain):
     assert abs(next(e for e in events if "growth" in e)["held_loss_change"]) <= 1e-4
     assert load_lm(tmp_path / "ddp" / "model").config.num_hidden_layers == 2
     assert max(e["step"] for e in events) == 4 and {e.get("stage") for e in events if "loss" in e and e["step"] > 3} == {1}
+
+
+def test_report_compares_a_staged_run_with_scratch_counting_every_flop(tmp_path, tiny_run, staged_run):
+    from kinherit.cli import main
+    from kinherit.metrics.runs import load_run
+
+    _, staged = staged_run
+    raw = tiny_run(tmp_path / "scratch", max_steps=9, save_steps=9, eval_steps=3)
+    raw["model"].update(hidden_size=64, num_layers=2, num_heads=8, intermediate_size=128)
+    scratch = pretrain(validate_config(raw))
+    assert [g["growth"] for g in load_run(staged.out).growths] == [1, 2]
+    assert main(["report", str(scratch.out), str(staged.out), "--baseline", str(scratch.out), "--out", str(tmp_path / "report")]) == 0
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    text = json.dumps(results)
+    assert staged.out.name in text and (tmp_path / "report" / "val_loss_vs_flops.png").is_file()
+    staged_flops = max(e["flops"] for e in read_metrics(staged.out / "metrics.jsonl"))
+    scratch_flops = max(e["flops"] for e in read_metrics(scratch.out / "metrics.jsonl"))
+    assert staged_flops < 0.6 * scratch_flops  # the small stages cost less; nothing of them is sunk
