@@ -330,6 +330,15 @@ def merge_trees(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every leaf where two nested config trees differ, sorted by key;
+    a key missing on one side reads as None there."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in config_differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
 def describe_validation_error(err: ValidationError) -> str:
     """The first pydantic error as one line naming the key, e.g. `config key model.hiden_size: unknown key`."""
     first = err.errors()[0]

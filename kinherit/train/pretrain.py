@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, TrainerCallback, default_data_collator
 
 from kinherit.config import RunConfig, dump_yaml
 from kinherit.data.dataset import MaskingSpec, PackedBlocks
-from kinherit.data.packing import PackedCorpus, prepare_corpus
+from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.inherit.objective import prepare_inheritance
@@ -28,6 +28,9 @@ from kinherit.metrics.flops import flops_per_token
 from kinherit.arch.build import build_model
 from kinherit.hf_folder import task_of
 from kinherit.train.objective import ModelLoss
+from kinherit.train.preflight import check_before_data
+from kinherit.train.record import start_run
+from kinherit.train.resume_check import check_resume
 from kinherit.train.progress import library_bars_off
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
 from kinherit.train.trainer import KinheritTrainer
@@ -83,6 +86,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     out = Path(config.out)
     checkpoint = resume_checkpoint(out, resume)
     args = training_arguments({"prediction_loss_only": True, **config.train_args}, out, resuming=checkpoint is not None)
+    config = check_before_data(config, args)  # hook: kinherit.train.preflight (no data needed; model.from's real sizes)
+    if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
+        check_resume(out, resolved_yaml(config), corpus_fingerprint(config.data))
     with args.main_process_first(local=False, desc="tokenize and pack the corpus"):
         corpus = prepare_corpus(config.data, main_process=args.process_index == 0)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
@@ -108,6 +114,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
         student_flops=flops_per_token(model, config.data.seq_len),
         sampler_seed=data_seed,
     )
+    start_run(trainer, config, corpus, tokenizer)  # hook: kinherit.train.record (sharding honoured; run.json)
     evaluated = fit(trainer, out, checkpoint, callbacks)
     model_dir = _save_final(trainer, tokenizer, out)
     return PretrainResult(out, model_dir, trainer.state.global_step, float(evaluated[-1]["eval_loss"]))
