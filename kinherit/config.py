@@ -277,6 +277,9 @@ class RunConfig(StrictModel):
             raise ValueError("teacher.steps as a fraction needs train.max_steps; give an absolute step count")
         if isinstance(steps, int) and 0 < max_steps < steps:
             raise ValueError(f"teacher.steps {steps} exceeds train.max_steps {max_steps}")
+        positions = self.model.max_position_embeddings
+        if positions is not None and positions < self.data.seq_len:
+            raise ValueError(f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise it or lower data.seq_len")
         save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
         if steps == AUTO and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
             raise ValueError(

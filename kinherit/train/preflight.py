@@ -97,13 +97,14 @@ def _check_teacher(config: RunConfig, seq_len: int) -> None:
         raise KinheritError(f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)")
     hf = read_config(path, "teacher.path")
     require_weights(path, "teacher.path")
+    if teacher.cross_tokenizer is not None:
+        return  # its own checks (causal LMs, fast tokenizer, alignment) need the data's tokenizer
     student_task = task_of(read_config(config.model.from_)) if config.model.from_ else _family_task(config.model.family)
     if task_of(hf) != student_task:
         raise KinheritError(
             f"teacher {path} is a {task_of(hf)} LM ({hf.model_type}) but the student a {student_task} LM; KI needs the same pre-training task"
         )
-    if teacher.cross_tokenizer is None:
-        _check_positions(hf, seq_len, f"teacher.path {path}")
+    _check_positions(hf, seq_len, f"teacher.path {path}")
 
 
 def _family_task(family: str) -> str:

@@ -1,0 +1,94 @@
+"""Errors that need no data come before the tokenizer is trained and the corpus packed (`train.preflight`)."""
+
+import pytest
+
+from kinherit.config import validate_config
+from kinherit.errors import KinheritError
+from kinherit.train import pretrain as pretrain_module
+from kinherit.train.pretrain import pretrain
+
+
+@pytest.fixture()
+def no_data(monkeypatch):
+    """Any attempt to read the corpus fails the test: the error must come first."""
+    monkeypatch.setattr(pretrain_module, "prepare_corpus", lambda *a, **k: pytest.fail("the corpus was read before the error"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cache_dir):
+    """A finished 2-step llama run (a model folder to point teacher.path / model.from at)."""
+    from tests.conftest import _tiny_run
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    return pretrain(validate_config(_tiny_run(out, cache_dir, "llama", max_steps=2, eval_steps=2, save_steps=2))).model_dir
+
+
+def _fails(raw, match):
+    with pytest.raises(KinheritError, match=match) as err:
+        pretrain(validate_config(raw))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_teacher_path(tmp_path, tiny_run, no_data):
+    raw = {**tiny_run(tmp_path / "ki"), "teacher": {"path": str(tmp_path / "nowhere")}}
+    _fails(raw, r"^teacher.path .*nowhere not found \(resolved against ")
+
+
+def test_teacher_path_that_is_not_a_model(tmp_path, tiny_run, no_data):
+    (tmp_path / "empty").mkdir()
+    _fails({**tiny_run(tmp_path / "ki"), "teacher": {"path": str(tmp_path / "empty")}}, r"not a Hugging Face model folder \(no config.json\)")
+
+
+def test_teacher_of_another_task(tmp_path, tiny_run, trained, no_data):
+    raw = tiny_run(tmp_path / "ki", family="bert")
+    _fails({**raw, "teacher": {"path": str(trained)}}, r"is a causal LM \(llama\) but the student a masked LM")
+
+
+def test_seq_len_beyond_the_teachers_positions(tmp_path, tiny_run, trained, no_data):
+    raw = tiny_run(tmp_path / "ki")
+    raw["data"]["seq_len"] = 4096
+    raw["model"]["max_position_embeddings"] = 4096
+    _fails({**raw, "teacher": {"path": str(trained)}}, r"^data.seq_len 4096 exceeds the \d+ positions of teacher.path")
+
+
+def test_missing_model_from(tmp_path, tiny_run, no_data):
+    raw = tiny_run(tmp_path / "b")
+    raw["model"] = {"from": str(tmp_path / "nowhere")}
+    _fails(raw, r"^model.from .*nowhere is not a Hugging Face model folder")
+
+
+def test_model_from_without_weights(tmp_path, tiny_run, trained, no_data):
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(trained, bare)
+    (bare / "model.safetensors").unlink()
+    raw = tiny_run(tmp_path / "b")
+    raw["model"] = {"from": str(bare)}
+    _fails(raw, r"^model.from .*bare has a config.json but no weights")
+
+
+def test_seq_len_beyond_model_froms_positions(tmp_path, tiny_run, trained, no_data):
+    raw = tiny_run(tmp_path / "b")
+    raw["model"] = {"from": str(trained)}
+    raw["data"]["seq_len"] = 4096
+    _fails(raw, r"^data.seq_len 4096 exceeds the \d+ positions of model.from")
+
+
+def test_seq_len_beyond_the_built_models_positions_is_a_config_error(tmp_path, tiny_run):
+    raw = tiny_run(tmp_path / "b")
+    raw["model"]["max_position_embeddings"] = 16
+    with pytest.raises(KinheritError, match=r"model.max_position_embeddings: 16 is fewer than data.seq_len 32"):
+        validate_config(raw)
+
+
+def test_a_logger_that_is_not_installed(tmp_path, tiny_run, no_data):
+    _fails(tiny_run(tmp_path / "r", report_to=["wandb"]), r"^train.report_to: the logger 'wandb' is not installed")
+
+
+def test_an_unknown_logger(tmp_path, tiny_run, no_data):
+    _fails(tiny_run(tmp_path / "r", report_to=["tensorbord"]), r"^train.report_to: unknown logger 'tensorbord'")
+
+
+def test_fsdp_in_one_process(tmp_path, tiny_run, no_data):
+    _fails(tiny_run(tmp_path / "r", fsdp="full_shard"), r"^train.fsdp asks for FSDP, which shards over several processes, but this run has 1")
