@@ -96,7 +96,8 @@ class ModelConfig(StrictModel):
     family: str | None = None
     """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
-    """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer."""
+    """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
+    the loaded model's: a size key set to another value is refused, and config.resolved.yaml records the real ones."""
     hidden_size: int = Field(128, ge=8)
     """Width of the residual stream (d)."""
     num_layers: int = Field(2, ge=1)

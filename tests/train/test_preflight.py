@@ -92,3 +92,25 @@ def test_an_unknown_logger(tmp_path, tiny_run, no_data):
 
 def test_fsdp_in_one_process(tmp_path, tiny_run, no_data):
     _fails(tiny_run(tmp_path / "r", fsdp="full_shard"), r"^train.fsdp asks for FSDP, which shards over several processes, but this run has 1")
+
+
+def test_model_from_refuses_a_size_it_does_not_have(tmp_path, tiny_run, trained, no_data):
+    raw = tiny_run(tmp_path / "b")
+    raw["model"] = {"from": str(trained), "hidden_size": 64, "num_layers": 2}  # num_layers matches: not named
+    _fails(raw, r"^model.from .* sets the model's sizes, but the config asks for model.hidden_size=64 \(the model has 32\); remove")
+
+
+def test_model_from_records_the_loaded_sizes_and_the_record_loads_back(tmp_path, tiny_run, trained):
+    import yaml
+
+    from kinherit.config import load_config
+
+    raw = tiny_run(tmp_path / "b", max_steps=1, eval_steps=1, save_steps=1)
+    raw["model"] = {"from": str(trained)}
+    pretrain(validate_config(raw))
+    resolved = tmp_path / "b" / "config.resolved.yaml"
+    model = yaml.safe_load(resolved.read_text())["model"]
+    assert {k: model[k] for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")} == \
+        {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4, "intermediate_size": 64}
+    again = load_config(resolved, ["--out", str(tmp_path / "c")])
+    assert pretrain(again).final_step == 1  # the recorded sizes agree with the model: accepted
