@@ -9,9 +9,10 @@ Written atomically by the main process when a run starts (and again on resume):
                   (`sunk_flops`: that run's total plus its own lineage, None for a model no kinherit run produced)
     distributed   world size, accelerate's distributed_type, and where the teacher runs
 
-Two runs are comparable when their `validation` fingerprints are equal (`validation_key`). The compute
+Two runs are comparable when their validation fingerprints are equal (`validation_differences`). The compute
 sunk into a run is the total FLOPs of every kinherit run its links lead to, walked recursively, each run
-counted once (`sunk`); a link whose run folder lost its metrics is an error, never a silent 0.
+counted once (`Ancestors`); a link whose run folder lost its metrics is an error, never a silent 0. A run whose
+ancestors trained on another split of a corpus it validates on is refused (`check_leakage`).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def model_link(role: str, path: str | Path) -> dict[str, Any]:
         link["teacher"] = None if teacher is None else str(teacher)
     elif (source := _growth_source(path)) is not None:
         link["source"] = str(source)
-    link["sunk_flops"] = Sunk.of_links([link]).known_or_none()
+    link["sunk_flops"] = Ancestors.of_links([link]).known_flops()
     return link
 
 
@@ -144,34 +145,28 @@ def lineage_links(config: Any) -> list[dict[str, Any]]:
 
 
 @dataclass
-class Sunk:
-    """Pre-training compute behind a run: FLOPs of every ancestor kinherit run (each counted once), and the
-    model folders no kinherit run produced (their compute is unknown)."""
+class Ancestors:
+    """Every kinherit run whose weights flowed into a run (through its teacher, cache, model.from or growth
+    source, recursively; each run once, with the step its model was taken at, None for the end), and the model
+    folders no kinherit run produced."""
 
-    runs: dict[str, float] = field(default_factory=dict)
+    runs: dict[Path, int | None] = field(default_factory=dict)
     external: list[str] = field(default_factory=list)
 
-    @property
-    def flops(self) -> float:
-        return sum(self.runs.values())
-
-    def known_or_none(self) -> float | None:
-        return None if self.external else self.flops
-
     @classmethod
-    def of_links(cls, links: list[dict[str, Any]], where: str = "this run") -> Sunk:
-        sunk = cls()
+    def of_links(cls, links: list[dict[str, Any]], where: str = "this run") -> Ancestors:
+        found = cls()
         for link in links:
-            sunk._add_links(link, where)
-        return sunk
+            found._add_link(link, where)
+        return found
 
     @classmethod
-    def of_run(cls, run_dir: Path) -> Sunk:
-        """Everything sunk into the run in `run_dir`, from its run.json (a run without one has no recorded lineage)."""
+    def of_run(cls, run_dir: Path) -> Ancestors:
+        """The ancestors recorded in the run's run.json (a run without one has no recorded lineage)."""
         record = read_run_record(run_dir)
         return cls.of_links((record or {}).get("lineage", []), str(run_dir))
 
-    def _add_links(self, link: dict[str, Any], where: str) -> None:
+    def _add_link(self, link: dict[str, Any], where: str) -> None:
         if link["role"] == "teacher.cache":
             if link.get("teacher") is None:
                 raise KinheritError(f"lineage of {where}: teacher.cache {link['path']} records no teacher; its pre-training cannot be counted")
@@ -189,16 +184,55 @@ class Sunk:
             self.external.append(str(model_dir))
             return
         run, step = found
-        key = str(run.resolve())
-        if key in self.runs:
+        run = run.resolve()
+        if run in self.runs:
             return
-        events = [e for e in read_metrics(run / METRICS_FILE) if "flops" in e and (step is None or e["step"] <= step)]
-        if not events:
+        if not read_metrics(run / METRICS_FILE):
             raise KinheritError(
                 f"lineage of {where}: {what} comes from run {run}, whose {METRICS_FILE} is missing or empty; "
                 "its pre-training cannot be counted (restore the file)"
             )
-        self.runs[key] = float(events[-1]["flops"])
-        record = read_run_record(run)
-        for link in (record or {}).get("lineage", []):
-            self._add_links(link, str(run))
+        self.runs[run] = step
+        for link in (read_run_record(run) or {}).get("lineage", []):
+            self._add_link(link, str(run))
+
+    def flops(self) -> float:
+        """Total training FLOPs of every ancestor run (teacher forward passes included), up to the step used."""
+        total = 0.0
+        for run, step in self.runs.items():
+            events = [e for e in read_metrics(run / METRICS_FILE) if "flops" in e and (step is None or e["step"] <= step)]
+            total += float(events[-1]["flops"]) if events else 0.0
+        return total
+
+    def known_flops(self) -> float | None:
+        """`flops()`, or None when a model folder no kinherit run produced is among the ancestors."""
+        return None if self.external else self.flops()
+
+
+def _overlap(a: str, b: str) -> bool:
+    pa, pb = Path(a), Path(b)
+    return pa == pb or pa in pb.parents or pb in pa.parents
+
+
+def check_leakage(data: dict[str, Any], ancestors: Ancestors) -> None:
+    """Refuse a run whose teacher or initial weights (or theirs, recursively) were trained on another
+    train/validation split of a corpus this run shares: text this run validates on may be in their training
+    data. Same split = same resolved rule, split_seed, val_fraction and text_field, and every shared file
+    reached through the same source root (a file's key, which the split hashes, is relative to its root)."""
+    for run in ancestors.runs:
+        theirs = (read_run_record(run) or {}).get("data")
+        if theirs is None:
+            continue
+        shared = [(a, b) for a in data["roots"] for b in theirs.get("roots", []) if _overlap(a, b)]
+        if not shared:
+            continue
+        differ = [f"{key} {theirs.get(key)!r} vs {data[key]!r}" for key in ("split", "split_seed", "val_fraction", "text_field")
+                  if theirs.get(key) != data[key]]
+        differ += [f"source {b} vs {a}" for a, b in shared if a != b][:2]
+        if differ:
+            raise KinheritError(
+                f"{run} trained on the corpus this run validates on ({shared[0][0]}) with another train/validation split "
+                f"({', '.join(differ)}): its training text may include this run's validation text, so the validation loss "
+                "would be optimistic; use the same data.split, split_seed, val_fraction, text_field and source paths, or "
+                "validate on text it never saw"
+            )

@@ -1,6 +1,7 @@
 """The run record (`run.json`, `kinherit.metrics.lineage`), written by the main process once the Trainer exists and
 before the first step: the validation data's fingerprint, the lineage of the run's weights and teacher, and how
-the run is laid out over processes (a sharding request the stack does not honour stops the run here)."""
+the run is laid out over processes. A sharding request the stack does not honour, or a teacher / initial model
+trained on another split of this run's corpus, stops the run here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from kinherit.version import __version__
 from kinherit.config import RunConfig
 from kinherit.data.packing import PackedCorpus
 from kinherit.hf_folder import vocabulary_signature
-from kinherit.metrics.lineage import data_record, lineage_links, write_run_record
+from kinherit.metrics.lineage import Ancestors, check_leakage, data_record, lineage_links, write_run_record
 from kinherit.train.distributed import check_distributed_request, run_layout
 
 
@@ -25,7 +26,8 @@ def teacher_placement(config: RunConfig, args: Any) -> str | None:
 
 
 def start_run(trainer: Any, config: RunConfig, corpus: PackedCorpus, tokenizer: Any, command: str = "pretrain") -> dict[str, Any]:
-    """Check the process layout against the request, then (main process) write `run.json`; return the record."""
+    """Check the process layout against the request and the ancestors' splits against this run's (`check_leakage`),
+    then (main process) write `run.json`; return the record."""
     args = trainer.args
     check_distributed_request(args, trainer.accelerator.distributed_type)
     record = {
@@ -37,6 +39,7 @@ def start_run(trainer: Any, config: RunConfig, corpus: PackedCorpus, tokenizer: 
         "lineage": lineage_links(config),
         "distributed": run_layout(args, trainer.accelerator.distributed_type, teacher_placement(config, args)),
     }
+    check_leakage(record["data"], Ancestors.of_links(record["lineage"]))
     if args.process_index == 0:
         write_run_record(config.out, record)
     return record

@@ -114,3 +114,22 @@ def test_model_from_records_the_loaded_sizes_and_the_record_loads_back(tmp_path,
         {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4, "intermediate_size": 64}
     again = load_config(resolved, ["--out", str(tmp_path / "c")])
     assert pretrain(again).final_step == 1  # the recorded sizes agree with the model: accepted
+
+
+def test_a_sharding_request_accelerate_does_not_honour_is_refused_not_dropped():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from kinherit.train.distributed import check_distributed_request, run_layout
+
+    two = SimpleNamespace(fsdp=[["full_shard"]], deepspeed=None, world_size=2)
+    check_distributed_request(two)  # before the Trainer exists: two processes may still shard
+    check_distributed_request(two, DistributedType.FSDP)
+    with pytest.raises(KinheritError, match=r"^train.fsdp asks for FSDP, but accelerate runs these 2 processes as MULTI_CPU"):
+        check_distributed_request(two, DistributedType.MULTI_CPU)  # what torchrun on CPU gives: plain DDP
+    zero3 = SimpleNamespace(fsdp=None, deepspeed="ds.json", world_size=2)
+    with pytest.raises(KinheritError, match=r"^train.deepspeed asks for DEEPSPEED, but accelerate runs these 2 processes as MULTI_GPU"):
+        check_distributed_request(zero3, DistributedType.MULTI_GPU)
+    check_distributed_request(SimpleNamespace(fsdp=None, deepspeed=None, world_size=2), DistributedType.MULTI_CPU)
+    assert run_layout(two, DistributedType.FSDP, None) == {"world_size": 2, "distributed_type": "FSDP", "requested": "FSDP", "teacher": None}
