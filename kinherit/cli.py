@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
 from kinherit.describe import config_help, references_epilog
 from kinherit.errors import KinheritError
@@ -110,6 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     except KinheritError as err:
         print(f"kinherit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted(args, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return 130
+
+
+def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
+    """The one line a Ctrl-C prints: the last complete checkpoint of the run and the command that continues it."""
+    out = getattr(args, "run_out", None)
+    if out is None:
+        return f"kinherit {args.command}: interrupted"
+    from kinherit.train.run import last_checkpoint
+
+    last = last_checkpoint(Path(out))
+    if last is None:
+        return f"kinherit {args.command}: interrupted before the first checkpoint of {out}; run the same command again to start over"
+    again = shlex.join(["kinherit", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return f"kinherit {args.command}: interrupted; last checkpoint {last}; continue with: {again}"
 
 
 if __name__ == "__main__":

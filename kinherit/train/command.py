@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kinherit.train.pretrain import pretrain
 
-    result = pretrain(load_config(args.config, args.overrides), resume=args.resume)
+    config = load_config(args.config, args.overrides)
+    args.run_out = config.out  # where an interrupted run's checkpoints are (`kinherit.cli`)
+    result = pretrain(config, resume=args.resume)
     print(
         f"done: step {result.final_step}, val loss {result.final_val_loss:.4f} "
         f"(ppl {math.exp(min(result.final_val_loss, 50)):.2f}); model in {result.model_dir}"
