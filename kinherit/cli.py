@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grow": ("kinherit.grow.command", "grow a trained model into a bigger shape (width and/or depth) and verify it"),
     "divergence": ("kinherit.grow.command", "how far the copies of every duplicated unit of a grown (and trained) model have drifted apart"),
     "report": ("kinherit.metrics.command", "compare runs: compute to reach the baseline's loss, savings, plots"),
+    "eval": ("kinherit.metrics.command", "perplexity of a model folder on a text file it never trained on, packed as pretrain packs"),
     "demo": ("kinherit.demo.command", "end-to-end: teacher → grow → scratch / KI / grown / grown+KI students → savings report"),
     "finetune": ("kinherit.recycle.command", "fine-tune a sequence classifier (full or LoRA), optionally distilling from an old fine-tuned model"),
     "recycle": ("kinherit.recycle.command", "start a new base's fine-tuning from an old fine-tuning: B + λ·(A_tuned − A), or A's adapter on B"),

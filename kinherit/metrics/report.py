@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file, write_json
+from kinherit.metrics.evaluate import DEFAULT_PROMPT, SAMPLE_TOKENS, sample
 from kinherit.metrics.lineage import RUN_FILE, Ancestors, read_run_record, validation_differences
 from kinherit.metrics.plots import plot_alpha, plot_curves
 from kinherit.metrics.runs import Run, load_run
@@ -139,8 +140,22 @@ class Report:
     markdown: str
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None) -> Report:
-    """Write report.md, results.json and plots to `out`; the baseline defaults to the first run."""
+def samples_markdown(runs: list[Run], prompt: str) -> str:
+    """A greedy continuation of `prompt` by each run's final causal LM (`<run>/model`); empty when none has one."""
+    parts = []
+    for run in runs:
+        text = sample(run.path / "model", prompt) if (run.path / "model" / "config.json").is_file() else None
+        if text is not None:
+            parts.append(f"**{run.name}**\n\n```\n{text}\n```\n")
+    if not parts:
+        return ""
+    return f"## Samples\n\nGreedy, {SAMPLE_TOKENS} new tokens after the prompt {prompt!r}:\n\n" + "\n".join(parts)
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None,
+                 prompt: str | None = None) -> Report:
+    """Write report.md (with a sample of each causal LM's text), results.json and plots to `out`; the baseline
+    defaults to the first run."""
     runs = [load_run(p) for p in run_dirs]
     base = load_run(baseline) if baseline is not None else runs[0]
     if baseline is not None and all(r.path.resolve() != base.path.resolve() for r in runs):
@@ -161,5 +176,5 @@ def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Pa
     table = markdown_table(results, base.name, target)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots)
     with atomic_file(out / "report.md") as handle:
-        handle.write(f"# kinherit report\n\n{table}\n{images}\n")
+        handle.write(f"# kinherit report\n\n{table}\n{images}\n\n{samples_markdown(runs, prompt or DEFAULT_PROMPT)}")
     return Report(base.name, target, results, table)
