@@ -45,21 +45,22 @@ def model_sizes(folder: str | Path) -> dict[str, Any]:
     """The `model:` size keys of the HF model in `folder`, read from its config."""
     hf = read_config(folder, "model.from")
     require_weights(folder, "model.from")
-    family, _ = detect(hf)
-    shape = read_shape(family, hf)
-    keys = family.config
-    experts = getattr(hf, keys.experts, None) if keys.experts else None
-    per_token = getattr(hf, keys.experts_per_token, None) if keys.experts_per_token else None
+    try:
+        family, _ = detect(hf)
+        shape, keys = read_shape(family, hf), family.config
+    except KinheritError:  # a family kinherit cannot grow still trains: read transformers' standard names
+        sizes = {"hidden_size": hf.hidden_size, "num_layers": hf.num_hidden_layers, "num_heads": hf.num_attention_heads,
+                 "num_kv_heads": getattr(hf, "num_key_value_heads", None), "intermediate_size": getattr(hf, "intermediate_size", None),
+                 "num_experts": None, "num_experts_per_tok": None}
+    else:
+        sizes = {"hidden_size": shape.hidden, "num_layers": shape.layers, "num_heads": shape.heads, "num_kv_heads": shape.kv_heads,
+                 "intermediate_size": shape.ffn,
+                 "num_experts": getattr(hf, keys.experts, None) if keys.experts else None,
+                 "num_experts_per_tok": getattr(hf, keys.experts_per_token, None) if keys.experts_per_token else None}
     return {
-        "hidden_size": shape.hidden,
-        "num_layers": shape.layers,
-        "num_heads": shape.heads,
-        "num_kv_heads": shape.kv_heads,
-        "intermediate_size": shape.ffn,
+        **sizes,
         "tie_word_embeddings": bool(getattr(hf, "tie_word_embeddings", True)),
         "max_position_embeddings": getattr(hf, "max_position_embeddings", None) or getattr(hf, "n_positions", None),
-        "num_experts": experts,
-        "num_experts_per_tok": per_token,
     }
 
 

@@ -28,7 +28,7 @@ from kinherit.metrics.flops import flops_per_token
 from kinherit.arch.build import build_model
 from kinherit.hf_folder import task_of
 from kinherit.train.objective import ModelLoss
-from kinherit.train.preflight import check_before_data
+from kinherit.train.preflight import check_before_data, with_loaded_sizes
 from kinherit.train.record import start_run
 from kinherit.train.resume_check import check_resume
 from kinherit.train.progress import library_bars_off
@@ -77,6 +77,7 @@ def _save_final(trainer: KinheritTrainer, tokenizer: Any, out: Path) -> Path:
 
 def resolved_yaml(config: RunConfig) -> str:
     """The config as a run records it in `config.resolved.yaml`: every default filled in, loadable with `--config`."""
+    config = with_loaded_sizes(config)  # hook: kinherit.train.preflight (model.from's real sizes)
     return dump_yaml(config.model_copy(update={"train": config.train_args}))
 
 
