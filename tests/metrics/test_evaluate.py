@@ -66,3 +66,14 @@ def test_report_shows_a_greedy_sample(trained, tmp_path):
     assert sample(trained, "The ") == expected  # greedy: the same text every time
     build_report([run], tmp_path / "r")
     assert f"**run**\n\n```\n{expected}\n```" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
+    raw = tiny_run(tmp_path / "bert", family="bert", max_steps=2, eval_steps=2, save_steps=2)
+    model_dir = pretrain(validate_config(raw)).model_dir
+    first = evaluate_model(model_dir, str(STDLIB / "textwrap.py"))
+    again = evaluate_model(model_dir, str(STDLIB / "textwrap.py"))
+    assert first == again and math.isfinite(first.loss)  # the masking is seeded
+    positions = first.blocks * first.seq_len
+    assert 0.10 * positions < first.predicted < 0.20 * positions  # 15% of the (non-special) tokens
+    assert sample(model_dir) is None  # no generation for a masked LM
