@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
 from kinherit.describe import config_help, references_epilog
 from kinherit.errors import KinheritError
+from kinherit.version import __version__
 
-COMMAND_MODULES = (
-    "kinherit.train.command",
-    "kinherit.grow.command",
-    "kinherit.metrics.command",
-    "kinherit.demo.command",
-    "kinherit.recycle.command",
-    "kinherit.inherit.command",
-)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "pretrain": ("kinherit.train.command", "pre-train a model on a corpus: self-learning, or knowledge inheritance with a teacher: section"),
+    "grow": ("kinherit.grow.command", "grow a trained model into a bigger shape (width and/or depth) and verify it"),
+    "divergence": ("kinherit.grow.command", "how far the copies of every duplicated unit of a grown (and trained) model have drifted apart"),
+    "report": ("kinherit.metrics.command", "compare runs: compute to reach the baseline's loss, savings, plots"),
+    "eval": ("kinherit.metrics.command", "perplexity of a model folder on a text file it never trained on, packed as pretrain packs"),
+    "demo": ("kinherit.demo.command", "end-to-end: teacher → grow → scratch / KI / grown / grown+KI students → savings report"),
+    "finetune": ("kinherit.recycle.command", "fine-tune a sequence classifier (full or LoRA), optionally distilling from an old fine-tuned model"),
+    "recycle": ("kinherit.recycle.command", "start a new base's fine-tuning from an old fine-tuning: B + λ·(A_tuned − A), or A's adapter on B"),
+    "recycle-experiment": ("kinherit.recycle.command", "compare fine-tuning B from scratch, init-based, distillation-based and combined recycling"),
+    "cache-teacher": ("kinherit.inherit.command", "precompute a teacher's top-K outputs for knowledge inheritance (teacher.cache)"),
+}
+"""Every subcommand: the module whose `add_parser` defines it, and its one-line help. Only the module of the
+command being run is imported, so `kinherit --help` and `--version` start without torch; `tests/test_cli.py`
+checks that these lines match the modules' own."""
 
 
 def _run_config_help() -> str:
@@ -76,19 +86,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; only `command`'s module is imported (every module with None, none with ""), the others are listed by name."""
     parser = _Parser(
         prog="kinherit",
         description="Train bigger language models by inheriting from smaller ones.",
     )
+    parser.add_argument("--version", action="version", version=f"kinherit {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_parser(subparsers)
-    for command, text in CONFIG_HELP.items():
-        subparsers.choices[command].add_argument(
-            "--help-config", action=_PrintConfigHelp, text=text, help="print every config key with its default and meaning, and exit"
-        )
-    _add_references(subparsers.choices["grow"])
+    wanted = {module for name, (module, _) in COMMANDS.items() if command is None or name == command}
+    for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+        if module in wanted:
+            importlib.import_module(module).add_parser(subparsers)
+    for name, (module, text) in COMMANDS.items():
+        if module not in wanted:
+            subparsers.add_parser(name, help=text)
+    for name, text in CONFIG_HELP.items():
+        if COMMANDS[name][0] in wanted:
+            subparsers.choices[name].add_argument(
+                "--help-config", action=_PrintConfigHelp, text=text, help="print every config key with its default and meaning, and exit"
+            )
+    if COMMANDS["grow"][0] in wanted:
+        _add_references(subparsers.choices["grow"])
     return parser
 
 
@@ -101,8 +120,14 @@ def _add_references(grow: argparse.ArgumentParser) -> None:
     grow.epilog = references_epilog(WIDTH_OPERATORS, DEPTH_OPERATORS, MOE_TARGETS)
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (its first non-option word), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv) or "")
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -112,6 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     except KinheritError as err:
         print(f"kinherit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted(args, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return 130
+
+
+def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
+    """The one line a Ctrl-C prints: the last complete checkpoint of the run and the command that continues it."""
+    out = getattr(args, "run_out", None)
+    if out is None:
+        return f"kinherit {args.command}: interrupted"
+    from kinherit.train.run import last_checkpoint
+
+    last = last_checkpoint(Path(out))
+    if last is None:
+        return f"kinherit {args.command}: interrupted before the first checkpoint of {out}; run the same command again to start over"
+    again = shlex.join(["kinherit", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return f"kinherit {args.command}: interrupted; last checkpoint {last}; continue with: {again}"
 
 
 if __name__ == "__main__":

@@ -93,13 +93,18 @@ class DataConfig(StrictModel):
     """Use only the first N documents (text files or records, in the sources' deterministic order)."""
 
 
+DEFAULT_MIN_POSITIONS = 2048
+"""A built model holds at least this many positions unless model.max_position_embeddings says otherwise."""
+
+
 class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: str | None = None
     """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
-    """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer."""
+    """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
+    the loaded model's: a size key set to another value is refused, and config.resolved.yaml records the real ones."""
     hidden_size: int = Field(128, ge=8)
     """Width of the residual stream (d)."""
     num_layers: int = Field(2, ge=1)
@@ -115,11 +120,16 @@ class ModelConfig(StrictModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout probability of attention and residual branches."""
     max_position_embeddings: int | None = Field(None, ge=1)
-    """Positions the model can hold; default data.seq_len."""
+    """Positions the model can hold; default max(data.seq_len, 2048), so a model trained on short blocks can be
+    continued at a longer data.seq_len and generate past its training length."""
     num_experts: int | None = Field(None, ge=1)
     """Experts per layer of a mixture-of-experts family (mixtral, qwen2_moe, qwen3_moe, olmoe); default 4."""
     num_experts_per_tok: int | None = Field(None, ge=1)
     """k, the experts each token is routed to (mixture-of-experts families); default 2."""
+
+    def positions(self, seq_len: int) -> int:
+        """`max_position_embeddings`, or its default for blocks of `seq_len` tokens."""
+        return self.max_position_embeddings or max(seq_len, DEFAULT_MIN_POSITIONS)
 
     @model_validator(mode="before")
     @classmethod
@@ -327,6 +337,9 @@ class RunConfig(StrictModel):
         if at and (max_steps <= 0 or any(b <= a for a, b in zip(at, at[1:])) or at[-1] >= max_steps):
             raise ValueError(f"growth stages must grow at increasing steps inside the run (1 … train.max_steps − 1 = "
                              f"{max_steps - 1}); they resolve to {at}")
+        positions = self.model.max_position_embeddings
+        if positions is not None and positions < self.data.seq_len:
+            raise ValueError(f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise it or lower data.seq_len")
         save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
         if steps == AUTO and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
             raise ValueError(
@@ -387,12 +400,34 @@ def merge_trees(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """The first pydantic error as one line naming the key, e.g. `config key model.hiden_size: unknown key`."""
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every leaf where two nested config trees differ, sorted by key;
+    a key missing on one side reads as None there."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in config_differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def section_keys(cls: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The keys a config section accepts: `path` (e.g. ("data", "tokenizer")) walked down from the model `cls`."""
+    for part in path:
+        field = next((f for name, f in cls.model_fields.items() if part in (name, f.alias)), None)
+        nested = [t for t in (field.annotation, *typing.get_args(field.annotation)) if isinstance(t, type) and issubclass(t, BaseModel)] if field else []
+        if not nested:
+            return []
+        cls = nested[0]
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def describe_validation_error(err: ValidationError, cls: type[BaseModel] | None = None) -> str:
+    """The first pydantic error as one line naming the key, e.g. `config key model.hiden_size: unknown key (did you
+    mean 'hidden_size'?)`; the suggestion comes from the keys of that section of `cls`."""
     first = err.errors()[0]
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = "unknown key (check the spelling; see README 'Configuration')"
+        hint = difflib.get_close_matches(str(first["loc"][-1]), section_keys(cls, first["loc"][:-1]), n=1) if cls else []
+        msg = f"unknown key (did you mean {hint[0]!r}?)" if hint else "unknown key (check the spelling; see README 'Configuration')"
     where = ".".join(str(p) for p in first["loc"])
     if where and msg.startswith(where + ".") and ": " in msg:  # the validator named a deeper key
         where, _, msg = msg.partition(": ")
@@ -407,19 +442,44 @@ def validate_as(cls: type[Config], raw: dict[str, Any]) -> Config:
     try:
         return cls.model_validate(raw)
     except ValidationError as err:
-        raise KinheritError(describe_validation_error(err)) from None
+        raise KinheritError(describe_validation_error(err, cls)) from None
+
+
+INPUT_PATHS = ("data.sources", "data.tokenizer.path", "model.from", "model.base", "model.adapter", "teacher.path", "teacher.cache")
+"""Config keys that name existing files or folders (`check_input_paths`)."""
+
+
+def check_input_paths(raw: dict[str, Any], config_file: Path) -> None:
+    """Relative paths in a config resolve against the directory kinherit runs in, like the command line's. A path
+    that is missing there but exists next to the config file is refused, naming both directories."""
+    here, beside = Path.cwd(), config_file.resolve().parent
+    if beside == here:
+        return
+    for dotted in INPUT_PATHS:
+        node: Any = raw
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        for value in node if isinstance(node, list) else [node]:
+            if isinstance(value, str) and value != "stdlib" and not Path(value).is_absolute() \
+                    and not Path(value).exists() and (beside / value).exists():
+                raise KinheritError(
+                    f"{dotted} {value!r} in {config_file} does not exist in the current directory {here} (paths in a config "
+                    f"resolve against it) but does next to the config file: run from {beside} or write it as {beside / value}"
+                )
 
 
 def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
-    """Read YAML at `path` (optional), apply `--section.key=value` overrides, validate as `cls`."""
+    """Read YAML at `path` (optional), apply `--section.key=value` overrides, validate as `cls`. Relative paths
+    resolve against the current directory (see `check_input_paths`)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise KinheritError(f"config file {path} not found")
+            raise KinheritError(f"config file {path} not found (in {Path.cwd()})")
         raw = read_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(raw, dict):
             raise KinheritError(f"config file {path} must hold a mapping of sections")
+        check_input_paths(raw, path)
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])
     return validate_as(cls, merge_trees(raw, extra))
 

@@ -74,6 +74,8 @@ def read_config(folder: str | Path, role: str = "") -> PretrainedConfig:
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         hint = " (it is a PEFT adapter folder: pass --adapter)" if is_adapter(folder) else ""
+        if not folder.exists() and not folder.is_absolute():
+            hint = f" (it does not exist in {Path.cwd()}, which relative paths resolve against)"
         raise KinheritError(f"{_named(folder, role)} is not a Hugging Face model folder (no config.json){hint}")
     try:
         return AutoConfig.from_pretrained(str(folder), trust_remote_code=False)

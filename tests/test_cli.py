@@ -21,7 +21,7 @@ def _run(tmp_path, tiny_run, capsys, *overrides, config=None):
         (["--model.family=gpt5"], "unknown family 'gpt5'; choose one of bert, "),
         (["--model.family=gpt5"], "(did you mean 'gpt2'?)"),
         (["--train.max_stesp=3"], "did you mean 'max_steps'"),
-        (["--model.max_position_embeddings=8"], "data.seq_len 32 exceeds the model's 8 positions"),
+        (["--model.max_position_embeddings=8"], "model.max_position_embeddings: 8 is fewer than data.seq_len 32"),
         (["--model.from=/nonexistent/model", "--model.family=null"], "/nonexistent/model is not a Hugging Face model folder"),
     ],
 )

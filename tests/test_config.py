@@ -1,6 +1,6 @@
 import pytest
 
-from kinherit.config import load_config, parse_overrides
+from kinherit.config import load_config, parse_overrides, validate_config
 from kinherit.errors import KinheritError
 
 
@@ -37,3 +37,42 @@ def test_bad_keys_name_the_key(overrides, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(KinheritError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"model": {"hiden_size": 64}}, "config key model.hiden_size: unknown key (did you mean 'hidden_size'?)"),
+    ({"data": {"tokenizer": {"train_vocab": 64}}}, "config key data.tokenizer.train_vocab: unknown key (did you mean 'train_vocab_size'?)"),
+    ({"teacher": {"path": "t", "temprature": 2}}, "config key teacher.temprature: unknown key (did you mean 'temperature'?)"),
+    ({"model": {"form": "x"}}, "config key model.form: unknown key (did you mean 'from'?)"),
+    ({"dat": {}}, "config key dat: unknown key (did you mean 'data'?)"),
+])
+def test_did_you_mean_in_every_section(raw, message):
+    with pytest.raises(KinheritError) as err:
+        validate_config(raw)
+    assert str(err.value) == message
+
+
+def test_a_path_next_to_the_config_but_not_here_names_both_directories(tmp_path, monkeypatch):
+    from kinherit.config import load_config
+
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "corpus.txt").write_text("text\n")
+    config = tmp_path / "project" / "run.yaml"
+    config.write_text("data: {sources: [corpus.txt]}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KinheritError) as err:
+        load_config(config)
+    assert str(err.value) == (
+        f"data.sources 'corpus.txt' in {config} does not exist in the current directory {tmp_path} (paths in a config "
+        f"resolve against it) but does next to the config file: run from {tmp_path / 'project'} or write it as {tmp_path / 'project' / 'corpus.txt'}"
+    )
+    monkeypatch.chdir(tmp_path / "project")
+    assert load_config(config).data.sources == ["corpus.txt"]
+
+
+def test_a_missing_relative_source_says_which_directory(tmp_path, monkeypatch):
+    from kinherit.data.sources import resolve_sources
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KinheritError, match=f"^data source 'corpus.txt' does not exist in {tmp_path}; "):
+        resolve_sources(["corpus.txt"])

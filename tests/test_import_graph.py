@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "kinherit"
 
 LAYERS = [
-    {"errors", "io", "registry"},
+    {"errors", "io", "registry", "version"},
     {"config", "describe", "arch", "hf_folder", "data"},
     {"metrics", "grow"},
     {"inherit"},

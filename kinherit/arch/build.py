@@ -30,7 +30,7 @@ def build_model(cfg: ModelSizes, tokenizer: PreTrainedTokenizerBase, seq_len: in
     if cfg.from_ is None:
         family = FAMILIES.lookup(cfg.family)
         try:
-            hf_config = family.build_config(cfg, len(tokenizer), cfg.max_position_embeddings or seq_len)
+            hf_config = family.build_config(cfg, len(tokenizer), cfg.positions(seq_len))
         except (ValueError, TypeError, StrictDataclassError) as err:  # transformers' own checks (e.g. RoPE needs an even head_dim)
             cause = err.__cause__ or err
             raise KinheritError(f"transformers rejects this {cfg.family} model: {str(cause).strip().splitlines()[0]}") from None

@@ -115,7 +115,8 @@ def resolve_sources(sources: list[str]) -> list[SourceFile]:
         else:
             path = Path(spec).expanduser()
             if not path.exists():
-                raise KinheritError(f"data source {spec!r} does not exist; give a file, folder, glob or 'stdlib'")
+                where = "" if path.is_absolute() else f" in {Path.cwd()}"
+                raise KinheritError(f"data source {spec!r} does not exist{where}; give a file, folder, glob or 'stdlib'")
             if path.is_dir() and _is_saved_dataset(path):
                 found = [SourceFile(path, "saved", path.name)]
             elif path.is_dir():

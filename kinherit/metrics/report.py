@@ -3,8 +3,9 @@
 For every run: final validation loss and perplexity, mean training tokens/s, total FLOPs (teacher
 forward passes included), and the FLOPs needed to first reach the baseline's final validation loss
 (`savings.compute_to_reach`), as a saving fraction and a speed-up. The compute that produced a
-teacher or a grown model's source (their own pre-training) is a sunk cost: reported per run as
-`sunk_flops`, never mixed into the saving.
+teacher or a grown model's source (their own pre-training, and that of their own teachers and sources,
+recursively: `lineage.Ancestors`) is a sunk cost: reported per run as `sunk_flops`, kept out of `saving`,
+and paid for in `saving_including_sunk`. Runs validated on other data than the baseline are refused.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kinherit.config import read_yaml
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file, write_json
-from kinherit.metrics.log import METRICS_FILE, read_metrics
+from kinherit.metrics.evaluate import DEFAULT_PROMPT, SAMPLE_TOKENS, sample
+from kinherit.metrics.lineage import RUN_FILE, Ancestors, read_run_record, validation_differences
 from kinherit.metrics.plots import plot_alpha, plot_curves
 from kinherit.metrics.runs import Run, load_run
 from kinherit.metrics.savings import compute_to_reach, saving
@@ -30,36 +31,43 @@ class RunResult:
     total_flops: float
     teacher_inference_flops: float
     sunk_flops: float
+    sunk_unknown: list[str]
+    """Ancestor model folders no kinherit run produced: their pre-training is not known, so not in `sunk_flops`."""
     flops_to_baseline_loss: float | None
     saving_fraction: float | None
+    saving_including_sunk: float | None
+    """1 − (FLOPs to the baseline's loss + sunk) / (the baseline's + its sunk): the saving once the teacher's and the
+    growth source's own pre-training are paid for (None when not reached or a sunk cost is unknown)."""
     speedup: float | None
     tokens_to_baseline_loss: float | None
     tokens_per_s: float | None
 
 
-def _run_flops_of(model_dir: Path) -> float:
-    """Total training FLOPs recorded by the run that wrote `model_dir` (`<run>/model`), else 0."""
-    events = read_metrics(model_dir.parent / METRICS_FILE)
-    return float(events[-1]["flops"]) if events else 0.0
-
-
 def sunk_flops(run: Run) -> float:
-    """Pre-training compute of the teacher and of a grown initialisation's source model."""
-    config_path = run.path / "config.resolved.yaml"
-    if not config_path.is_file():
-        return 0.0
-    config = read_yaml(config_path.read_text())
-    total = 0.0
-    teacher = (config.get("teacher") or {}).get("path")
-    if teacher:
-        total += _run_flops_of(Path(teacher))
-    start = (config.get("model") or {}).get("from")
-    if start:
-        growth = Path(start) / "growth.json"
-        source = read_yaml(growth.read_text()).get("source") if growth.is_file() else start
-        if source and Path(source).resolve() != Path(teacher or "").resolve():
-            total += _run_flops_of(Path(source))
-    return total
+    """Pre-training compute behind `run`: every ancestor run's total FLOPs, walked recursively through the
+    lineage its run.json records (teacher, teacher cache, model.from, growth source), each run once."""
+    return Ancestors.of_run(run.path).flops()
+
+
+def check_comparable(runs: list[Run], baseline: Run) -> None:
+    """Every run must have been validated on the baseline's validation data (same fingerprint), else one line
+    naming the run and the fields that differ."""
+    records = {r.name: (read_run_record(r.path) or {}).get("data") for r in [baseline, *runs]}
+    for name, data in records.items():
+        if data is None:
+            raise KinheritError(
+                f"run {name} has no validation-data record ({RUN_FILE}), so kinherit cannot check that it is comparable "
+                f"with the others; train it with this version of kinherit"
+            )
+    base = records[baseline.name]
+    for run in runs:
+        differ = validation_differences(base, records[run.name])
+        if differ:
+            shown = ", ".join(f"{key} {base.get(key)!r} vs {records[run.name].get(key)!r}" for key in differ[:3])
+            raise KinheritError(
+                f"run {run.name} was validated on other data than the baseline {baseline.name} ({shown}): their losses are "
+                "not comparable; compare runs that share data.sources, the split settings and the tokenizer"
+            )
 
 
 def evaluate_run(run: Run, baseline: Run) -> RunResult:
@@ -72,6 +80,11 @@ def evaluate_run(run: Run, baseline: Run) -> RunResult:
         )
     run_flops = compute_to_reach(run.curve("flops"), target)
     fraction, speedup = saving(run_flops, baseline_flops)
+    ancestors, base_ancestors = Ancestors.of_run(run.path), Ancestors.of_run(baseline.path)
+    sunk, base_sunk = ancestors.known_flops(), base_ancestors.known_flops()
+    with_sunk = None
+    if run_flops is not None and sunk is not None and base_sunk is not None:
+        with_sunk = 1.0 - (run_flops + sunk) / (baseline_flops + base_sunk)
     speeds = [e["tokens_per_s"] for e in run.train if "tokens_per_s" in e]
     final = run.evals[-1]["val_loss"]
     return RunResult(
@@ -80,9 +93,11 @@ def evaluate_run(run: Run, baseline: Run) -> RunResult:
         final_val_ppl=math.exp(min(final, 50.0)),
         total_flops=float(run.evals[-1]["flops"]),
         teacher_inference_flops=float(run.evals[-1].get("teacher_flops", 0.0)),
-        sunk_flops=sunk_flops(run),
+        sunk_flops=ancestors.flops(),
+        sunk_unknown=ancestors.external,
         flops_to_baseline_loss=run_flops,
         saving_fraction=fraction,
+        saving_including_sunk=with_sunk,
         speedup=None if speedup is None or math.isinf(speedup) else speedup,
         tokens_to_baseline_loss=compute_to_reach(run.curve("tokens"), target),
         tokens_per_s=sum(speeds) / len(speeds) if speeds else None,
@@ -96,10 +111,11 @@ def _fmt_flops(value: float | None) -> str:
 def markdown_table(results: list[RunResult], baseline: str, target: float) -> str:
     lines = [
         f"Baseline: **{baseline}**, final validation loss {target:.4f}. FLOPs include teacher forward passes; "
-        "`sunk` is the teacher's / grown source's own pre-training, not counted in the saving.",
+        "`sunk` is the teacher's / grown source's own pre-training (their lineage walked recursively), not counted in "
+        "`saving`; `saving incl. sunk` pays for it too.",
         "",
-        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | sunk FLOPs | tokens/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | sunk FLOPs | saving incl. sunk | tokens/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         saved = "—" if r.saving_fraction is None else f"{r.saving_fraction:.1%}"
@@ -107,9 +123,11 @@ def markdown_table(results: list[RunResult], baseline: str, target: float) -> st
         if r.saving_fraction == 1.0:
             speed = "∞ (at init)"
         tps = "—" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}"
+        sunk = f"{r.sunk_flops:.3g}" + (f" + unknown ({len(r.sunk_unknown)} external)" if r.sunk_unknown else "")
+        with_sunk = "—" if r.saving_including_sunk is None else f"{r.saving_including_sunk:.1%}"
         lines.append(
             f"| {r.name} | {r.final_val_loss:.4f} | {r.final_val_ppl:.2f} | {_fmt_flops(r.flops_to_baseline_loss)} | "
-            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {r.sunk_flops:.3g} | {tps} |"
+            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {sunk} | {with_sunk} | {tps} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -122,8 +140,22 @@ class Report:
     markdown: str
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None) -> Report:
-    """Write report.md, results.json and plots to `out`; the baseline defaults to the first run."""
+def samples_markdown(runs: list[Run], prompt: str) -> str:
+    """A greedy continuation of `prompt` by each run's final causal LM (`<run>/model`); empty when none has one."""
+    parts = []
+    for run in runs:
+        text = sample(run.path / "model", prompt) if (run.path / "model" / "config.json").is_file() else None
+        if text is not None:
+            parts.append(f"**{run.name}**\n\n```\n{text}\n```\n")
+    if not parts:
+        return ""
+    return f"## Samples\n\nGreedy, {SAMPLE_TOKENS} new tokens after the prompt {prompt!r}:\n\n" + "\n".join(parts)
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None,
+                 prompt: str | None = None) -> Report:
+    """Write report.md (with a sample of each causal LM's text), results.json and plots to `out`; the baseline
+    defaults to the first run."""
     runs = [load_run(p) for p in run_dirs]
     base = load_run(baseline) if baseline is not None else runs[0]
     if baseline is not None and all(r.path.resolve() != base.path.resolve() for r in runs):
@@ -131,6 +163,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Pa
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise KinheritError(f"run folder names must be distinct to label the report: {names}")
+    check_comparable(runs, base)
     results = [evaluate_run(r, base) for r in runs]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,5 +176,5 @@ def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Pa
     table = markdown_table(results, base.name, target)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots)
     with atomic_file(out / "report.md") as handle:
-        handle.write(f"# kinherit report\n\n{table}\n{images}\n")
+        handle.write(f"# kinherit report\n\n{table}\n{images}\n\n{samples_markdown(runs, prompt or DEFAULT_PROMPT)}")
     return Report(base.name, target, results, table)

@@ -45,7 +45,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     from kinherit.recycle.config import FinetuneConfig
     from kinherit.recycle.finetune import finetune
 
-    result = finetune(load_yaml_config(FinetuneConfig, args.config, args.overrides), resume=args.resume)
+    config = load_yaml_config(FinetuneConfig, args.config, args.overrides)
+    args.run_out = config.out  # where an interrupted run's checkpoints are (`kinherit.cli`)
+    result = finetune(config, resume=args.resume)
     steps = ", ".join(f"{step}: {acc:.3f}" for step, acc in result.accuracy.items())
     print(f"done: step {result.final_step}, val accuracy by step {{{steps}}}; saved {result.model_dir}")
     return 0

@@ -168,7 +168,7 @@ class ExperimentConfig(StrictModel):
         try:
             FinetuneConfig.model_validate(shared)
         except ValidationError as err:
-            problem = describe_validation_error(err)
+            problem = describe_validation_error(err, FinetuneConfig)
             inner = "finetune." + problem.removeprefix("config key ") if problem.startswith("config key ") else problem.removeprefix("config: ")
             raise ValueError(inner) from None
         return value

@@ -48,6 +48,7 @@ from kinherit.hf_folder import (
 from kinherit.recycle.distillation import ClassificationDistillation
 from kinherit.train.objective import ModelLoss
 from kinherit.train.progress import library_bars_off
+from kinherit.train.resume_check import check_resume
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
 from kinherit.train.trainer import KinheritTrainer
 
@@ -133,6 +134,9 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     see the module docstring for the outputs."""
     out = Path(config.out)
     checkpoint = resume_checkpoint(out, resume)
+    resolved = dump_yaml(config.model_copy(update={"train": config.train_args}))
+    if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
+        check_resume(out, resolved)
     defaults = {"eval_strategy": "steps", "eval_on_start": True, "label_names": ["labels"]}  # PeftModel's forward hides the labels
     args = training_arguments({**defaults, **config.train_args}, out, resuming=checkpoint is not None)
     read_config(config.model.base, "model.base")
@@ -153,7 +157,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "config.resolved.yaml") as handle:
-        handle.write(dump_yaml(config.model_copy(update={"train": config.train_args})))
+        handle.write(resolved)
     trainer = KinheritTrainer(
         model=model,
         args=args,

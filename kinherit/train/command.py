@@ -1,18 +1,17 @@
-"""`kinherit pretrain`: self-learning pre-training from a YAML config plus `--section.key=value` overrides."""
+"""`kinherit pretrain`: pre-training, self-learning or knowledge inheritance (a `teacher:` section), from a YAML config plus `--section.key=value` overrides."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
-from kinherit.config import load_config
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="pre-train a model on a corpus (self-learning)",
-        description="Pre-train a model. Any config key can be overridden: --train.max_steps=100 --model.hidden_size=256",
+        help="pre-train a model on a corpus: self-learning, or knowledge inheritance with a teacher: section",
+        description="Pre-train a model on a corpus, alone (self-learning) or taught by a smaller model (knowledge inheritance, "
+        "a teacher: section). Any config key can be overridden: --train.max_steps=100 --model.hidden_size=256",
     )
     parser.add_argument("--config", help="YAML run config (see configs/)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints")
@@ -20,9 +19,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kinherit.config import load_config
     from kinherit.train.pretrain import pretrain
 
-    result = pretrain(load_config(args.config, args.overrides), resume=args.resume)
+    config = load_config(args.config, args.overrides)
+    args.run_out = config.out  # where an interrupted run's checkpoints are (`kinherit.cli`)
+    result = pretrain(config, resume=args.resume)
     print(
         f"done: step {result.final_step}, val loss {result.final_val_loss:.4f} "
         f"(ppl {math.exp(min(result.final_val_loss, 50)):.2f}); model in {result.model_dir}"

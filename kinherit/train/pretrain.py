@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, TrainerCallback, default_data_collator
 
 from kinherit.config import RunConfig, dump_yaml
 from kinherit.data.dataset import MaskingSpec, PackedBlocks
-from kinherit.data.packing import PackedCorpus, prepare_corpus
+from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.inherit.objective import prepare_inheritance
@@ -29,6 +29,9 @@ from kinherit.metrics.flops import flops_per_token
 from kinherit.arch.build import build_model
 from kinherit.hf_folder import task_of
 from kinherit.train.objective import ModelLoss
+from kinherit.train.preflight import check_before_data, with_loaded_sizes
+from kinherit.train.record import start_run
+from kinherit.train.resume_check import check_resume
 from kinherit.train.progress import library_bars_off
 from kinherit.metrics.log import METRICS_FILE, append_event
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
@@ -78,6 +81,7 @@ def _save_final(trainer: KinheritTrainer, tokenizer: Any, out: Path) -> Path:
 
 def resolved_yaml(config: RunConfig) -> str:
     """The config as a run records it in `config.resolved.yaml`: every default filled in, loadable with `--config`."""
+    config = with_loaded_sizes(config)  # hook: kinherit.train.preflight (model.from's real sizes)
     return dump_yaml(config.model_copy(update={"train": config.train_args}))
 
 
@@ -89,6 +93,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     checkpoint = resume_checkpoint(out, resume)
     check_stages(config)
     args = training_arguments({"prediction_loss_only": True, **config.train_args}, out, resuming=checkpoint is not None)
+    config = check_before_data(config, args)  # hook: kinherit.train.preflight (no data needed; model.from's real sizes)
+    if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
+        check_resume(out, resolved_yaml(config), corpus_fingerprint(config.data))
     with args.main_process_first(local=False, desc="tokenize and pack the corpus"):
         corpus = prepare_corpus(config.data, main_process=args.process_index == 0)
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
@@ -115,6 +122,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     stage = stage_of(checkpoint)
     if stage > 0:
         model = load_stage_model(checkpoint)
+    trainer: KinheritTrainer | None = None
     while True:
         end = stages.next_step(stage)
         if checkpoint is not None and end is not None and checkpoint_step(checkpoint) == end:  # a small model at its growth step
@@ -122,7 +130,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
             stage += 1
             model = load_stage_model(checkpoint)
             continue
-        trainer = make_trainer(model, segment_of(out, stages, stage))
+        started, trainer = trainer is not None, make_trainer(model, segment_of(out, stages, stage))
+        if not started:
+            start_run(trainer, config, corpus, tokenizer)  # kinherit.train.record: sharding honoured; run.json
         evaluated = fit(trainer, out, checkpoint, [*callbacks, *([StopAt(end)] if end is not None else [])],
                         final=end is None)
         if end is None:

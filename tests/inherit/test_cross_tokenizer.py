@@ -21,7 +21,7 @@ from kinherit.train.pretrain import pretrain
 from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run
 
-SEQUENCES_PER_STEP, TEACHER_LEN = 8, 32  # the teacher's positions (its data.seq_len) cap its tokens per block
+SEQUENCES_PER_STEP, TEACHER_LEN = 8, 64  # 2·seq_len teacher tokens per block (the teacher holds 2048 positions, more than that)
 
 
 @pytest.fixture(scope="module")

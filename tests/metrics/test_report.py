@@ -7,8 +7,13 @@ from kinherit.errors import KinheritError
 from kinherit.metrics.report import build_report
 
 
-def _fake_run(path, points, teacher_flops=0.0, alpha=False):
+DATA = {"sources": ["corpus"], "roots": ["/data/corpus"], "split": "documents", "split_seed": 0, "val_fraction": 0.05,
+        "max_documents": None, "text_field": "text", "tokenizer": "t0", "corpus": "c0", "val_sha256": "v0"}
+
+
+def _fake_run(path, points, teacher_flops=0.0, alpha=False, data=None, lineage=()):
     path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"data": {**DATA, **(data or {})}, "lineage": list(lineage)}))
     lines = []
     for step, flops, loss in points:
         train = {"step": step, "tokens": step * 10, "flops": flops, "loss": loss + 0.1, "tokens_per_s": 1000.0}
@@ -69,3 +74,19 @@ def test_a_last_line_cut_by_a_kill_is_ignored(tmp_path):
     with (tmp_path / "run" / "metrics.jsonl").open("a") as handle:
         handle.write('{"step": 20, "tok')
     assert len(read_metrics(tmp_path / "run" / "metrics.jsonl")) == 4
+
+
+def test_runs_validated_on_other_data_are_refused_naming_the_difference(tmp_path):
+    _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 4.0)])
+    _fake_run(tmp_path / "other", [(0, 0.0, 8.0), (10, 100.0, 3.0)], data={"split_seed": 1, "val_sha256": "v1"})
+    with pytest.raises(KinheritError, match=r"^run other was validated on other data than the baseline scratch "
+                                            r"\(split_seed 0 vs 1, val_sha256 'v0' vs 'v1'\): their losses are not comparable"):
+        build_report([tmp_path / "scratch", tmp_path / "other"], tmp_path / "r")
+
+
+def test_a_run_without_a_record_is_refused(tmp_path):
+    _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 4.0)])
+    _fake_run(tmp_path / "old", [(0, 0.0, 8.0), (10, 100.0, 3.0)])
+    (tmp_path / "old" / "run.json").unlink()
+    with pytest.raises(KinheritError, match=r"^run old has no validation-data record \(run.json\)"):
+        build_report([tmp_path / "scratch", tmp_path / "old"], tmp_path / "r")

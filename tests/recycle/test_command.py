@@ -54,7 +54,7 @@ def test_finetune_config_error_is_one_line(tmp_path, capsys):
     path = tmp_path / "ft.yaml"
     path.write_text(yaml.safe_dump({"model": {"base": str(tmp_path / "missing")}, "data": {"task": "stdlib-packages"}}))
     assert main(["finetune", "--config", str(path), "--data.max_lenght=8"]) == 2
-    assert capsys.readouterr().err.strip() == "kinherit finetune: error: config key data.max_lenght: unknown key (check the spelling; see README 'Configuration')"
+    assert capsys.readouterr().err.strip() == "kinherit finetune: error: config key data.max_lenght: unknown key (did you mean 'max_length'?)"
     assert main(["finetune", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"kinherit finetune: error: model.base {tmp_path / 'missing'} is not a Hugging Face model folder (no config.json)"

@@ -210,3 +210,13 @@ def test_a_plain_transformers_classifier_teaches_but_wrong_label_count_is_refuse
     AutoModelForSequenceClassification.from_pretrained(str(a), num_labels=2).save_pretrained(str(tmp_path / "two"))
     with pytest.raises(KinheritError, match=r"teacher.path .*two has 2 labels"):
         finetune(validate(FinetuneConfig, {**config, "out": str(tmp_path / "ft2"), "teacher": {"path": str(tmp_path / "two")}}))
+
+
+def test_resume_with_another_learning_rate_is_refused_in_one_line(tmp_path, tokenizer_dir):
+    a = make_base(tmp_path / "A", tokenizer_dir)
+    raw = {"out": str(tmp_path / "run"), "model": {"base": str(a)}, "data": SMALL,
+           "train": {**FAST, "max_steps": 2, "eval_steps": 2, "save_steps": 2}}
+    finetune(validate(FinetuneConfig, raw))
+    changed = {**raw, "train": {**raw["train"], "learning_rate": 0.5}}
+    with pytest.raises(KinheritError, match=r"^--resume: this config differs .* in train\.learning_rate \("):
+        finetune(validate(FinetuneConfig, changed), resume=True)

@@ -114,7 +114,7 @@ def test_rerun_into_a_used_folder_asks_for_resume(tmp_path, tiny_run):
 def test_model_checks_against_the_data(tmp_path, tiny_run):
     config = tiny_run(tmp_path / "run")
     config["model"]["max_position_embeddings"] = 16
-    with pytest.raises(KinheritError, match="data.seq_len 32 exceeds the model's 16 positions"):
+    with pytest.raises(KinheritError, match="model.max_position_embeddings: 16 is fewer than data.seq_len 32"):
         pretrain(validate_config(config))
     small = tiny_run(tmp_path / "small", max_steps=1, eval_steps=1, save_steps=1)
     pretrain(validate_config(small))

@@ -1,0 +1,128 @@
+"""What a run can check before it reads any data: at 1 MB/s a typo found after tokenizing a 2 GB corpus
+costs half an hour, so `pretrain` calls `check_before_data` first.
+
+Checked here: the teacher folder (or cache) and the `model.from` folder exist and are what they claim;
+data.seq_len fits the positions of the model, of `model.from` and of a same-tokenizer teacher; every
+logger in train.report_to is installed; a requested FSDP / DeepSpeed setup can be honoured (`distributed`);
+a resume continues the same run (`resume_check`). With `model.from`, the `model:` size keys are the loaded
+model's: a size the user gave that differs is refused, and the returned config records the real sizes.
+What needs the data (the tokenizer's vocabulary against the models') is checked right after packing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainingArguments
+
+from kinherit.arch.catalog import detect
+from kinherit.arch.shape import read_shape
+from kinherit.config import RunConfig
+from kinherit.errors import KinheritError
+from kinherit.hf_folder import max_sequence_length, read_config, require_weights, task_of
+from kinherit.train.distributed import check_distributed_request
+
+SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "tie_word_embeddings",
+             "max_position_embeddings", "num_experts", "num_experts_per_tok")
+"""`model:` keys that describe the loaded model when `model.from` is set."""
+
+
+def check_before_data(config: RunConfig, args: TrainingArguments) -> RunConfig:
+    """Refuse, in one line, everything wrong that needs no data; return `config` with `model.from`'s real sizes."""
+    config = with_loaded_sizes(config)
+    seq_len = config.data.seq_len
+    if config.model.from_ is not None:
+        _check_positions(read_config(config.model.from_, "model.from"), seq_len, "model.from")
+    if config.teacher is not None:
+        _check_teacher(config, seq_len)
+    check_loggers(args.report_to)
+    check_distributed_request(args)
+    return config
+
+
+def model_sizes(folder: str | Path) -> dict[str, Any]:
+    """The `model:` size keys of the HF model in `folder`, read from its config."""
+    hf = read_config(folder, "model.from")
+    require_weights(folder, "model.from")
+    try:
+        family, _ = detect(hf)
+        shape, keys = read_shape(family, hf), family.config
+    except KinheritError:  # a family kinherit cannot grow still trains: read transformers' standard names
+        sizes = {"hidden_size": hf.hidden_size, "num_layers": hf.num_hidden_layers, "num_heads": hf.num_attention_heads,
+                 "num_kv_heads": getattr(hf, "num_key_value_heads", None), "intermediate_size": getattr(hf, "intermediate_size", None),
+                 "num_experts": None, "num_experts_per_tok": None}
+    else:
+        sizes = {"hidden_size": shape.hidden, "num_layers": shape.layers, "num_heads": shape.heads, "num_kv_heads": shape.kv_heads,
+                 "intermediate_size": shape.ffn,
+                 "num_experts": getattr(hf, keys.experts, None) if keys.experts else None,
+                 "num_experts_per_tok": getattr(hf, keys.experts_per_token, None) if keys.experts_per_token else None}
+    return {
+        **sizes,
+        "tie_word_embeddings": bool(getattr(hf, "tie_word_embeddings", True)),
+        "max_position_embeddings": getattr(hf, "max_position_embeddings", None) or getattr(hf, "n_positions", None),
+    }
+
+
+def with_loaded_sizes(config: RunConfig) -> RunConfig:
+    """With `model.from`: refuse a size key the user set to another value than the loaded model's, and fill
+    every size key with the loaded model's value (so `config.resolved.yaml` records what was trained)."""
+    model = config.model
+    if model.from_ is None:
+        return config
+    real = model_sizes(model.from_)
+    given = {key: getattr(model, key) for key in SIZE_KEYS if key in model.model_fields_set}
+    wrong = [f"model.{key}={value} (the model has {real[key]})" for key, value in given.items() if value != real[key]]
+    if wrong:
+        raise KinheritError(
+            f"model.from {model.from_} sets the model's sizes, but the config asks for {', '.join(wrong)}; remove those "
+            "keys, or grow the model first (kinherit grow) to change its shape"
+        )
+    return config.model_copy(update={"model": model.model_copy(update=real)})
+
+
+def _check_positions(hf: Any, seq_len: int, role: str) -> None:
+    limit = max_sequence_length(hf)
+    if limit is not None and seq_len > limit:
+        raise KinheritError(f"data.seq_len {seq_len} exceeds the {limit} positions of {role}; lower data.seq_len")
+
+
+def _check_teacher(config: RunConfig, seq_len: int) -> None:
+    teacher = config.teacher
+    if teacher.cache is not None:
+        if not (Path(teacher.cache) / "meta.json").is_file():
+            raise KinheritError(f"teacher.cache {teacher.cache} is not a teacher cache (no meta.json); build one with kinherit cache-teacher")
+        return
+    path = Path(teacher.path)
+    if not path.is_dir():
+        raise KinheritError(f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)")
+    hf = read_config(path, "teacher.path")
+    require_weights(path, "teacher.path")
+    if teacher.cross_tokenizer is not None:
+        return  # its own checks (causal LMs, fast tokenizer, alignment) need the data's tokenizer
+    student_task = task_of(read_config(config.model.from_)) if config.model.from_ else _family_task(config.model.family)
+    if task_of(hf) != student_task:
+        raise KinheritError(
+            f"teacher {path} is a {task_of(hf)} LM ({hf.model_type}) but the student a {student_task} LM; KI needs the same pre-training task"
+        )
+    _check_positions(hf, seq_len, f"teacher.path {path}")
+
+
+def _family_task(family: str) -> str:
+    from kinherit.arch.catalog import FAMILIES
+
+    return FAMILIES.lookup(family).task
+
+
+def check_loggers(report_to: Any) -> None:
+    """Every logger named in train.report_to must be importable (transformers would fail only when training starts)."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = [n for n in names if n not in ("none", "all")]
+    available = set(get_available_reporting_integrations())
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise KinheritError(f"train.report_to: unknown logger {name!r}; choose from {', '.join(sorted(INTEGRATION_TO_CALLBACK))} or none")
+        if name not in available:
+            raise KinheritError(f"train.report_to: the logger {name!r} is not installed; pip install it or remove it from train.report_to")

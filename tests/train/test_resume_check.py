@@ -1,0 +1,72 @@
+"""`--resume` continues the checkpoint's own run: a changed config or corpus is refused in one line naming the keys,
+before any data is read; logging/eval/save intervals, train.max_steps and output paths may change."""
+
+import shutil
+
+import pytest
+import yaml
+
+from kinherit.cli import main
+from kinherit.config import validate_config
+from kinherit.errors import KinheritError
+from kinherit.metrics.log import read_metrics
+from kinherit.train import pretrain as pretrain_module
+from kinherit.train.pretrain import pretrain
+from tests.conftest import SMALL_CORPUS
+
+
+@pytest.fixture()
+def finished(tmp_path, tiny_run):
+    """A 4-step run with its checkpoint-4."""
+    raw = tiny_run(tmp_path / "run", max_steps=4, save_steps=4, eval_steps=4)
+    pretrain(validate_config(raw))
+    return raw
+
+
+def _refused(raw, monkeypatch):
+    monkeypatch.setattr(pretrain_module, "prepare_corpus", lambda *a, **k: pytest.fail("the corpus was read before the refusal"))
+    with pytest.raises(KinheritError) as err:
+        pretrain(validate_config(raw), resume=True)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("data", "sources", SMALL_CORPUS[:1]),
+    ("train", "learning_rate", 1e-3),
+    ("model", "hidden_size", 64),
+])
+def test_a_changed_key_is_refused_before_the_data_naming_it(finished, monkeypatch, section, key, value):
+    raw = {**finished, section: {**finished[section], key: value}}
+    message = _refused(raw, monkeypatch)
+    assert message.startswith("--resume: this config differs from the checkpoint run's") and "\n" not in message
+    assert f"{section}.{key} (" in message
+
+
+def test_a_changed_hidden_size_from_the_cli_is_one_line_and_exit_2(finished, tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(finished))
+    assert main(["pretrain", "--config", str(path), "--model.hidden_size=64", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.hidden_size (32 -> 64)" in err and "Traceback" not in err
+
+
+def test_max_steps_and_intervals_may_change(finished, tmp_path, capsys):
+    raw = {**finished, "train": {**finished["train"], "max_steps": 6, "eval_steps": 2, "save_steps": 2}}
+    result = pretrain(validate_config(raw), resume=True)
+    assert result.final_step == 6
+    assert "resume: continuing" in capsys.readouterr().out
+    steps = [e["step"] for e in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in e]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert "max_steps: 6" in (tmp_path / "run" / "config.resolved.yaml").read_text()
+
+
+def test_a_modified_corpus_file_is_refused_by_its_fingerprint(tmp_path, tiny_run):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SMALL_CORPUS[0], corpus)
+    raw = tiny_run(tmp_path / "run", max_steps=2, save_steps=2, eval_steps=2)
+    raw["data"]["sources"] = [str(corpus)]
+    pretrain(validate_config(raw))
+    victim = sorted(corpus.glob("*.py"))[0]
+    victim.write_text(victim.read_text() + "\n# edited\n")
+    with pytest.raises(KinheritError, match=r"--resume: the corpus changed since the checkpoint \(fingerprint \w+ -> \w+"):
+        pretrain(validate_config(raw), resume=True)
