@@ -105,7 +105,7 @@ CASES = [
     ("pretrain --config {run} --model.from={model} --model.family=null --data.sources=[{email}] --data.tokenizer.path=null "
      "--data.tokenizer.train_vocab_size=300", "model.from {model} was trained with another tokenizer (300 tokens) than the data's (300 tokens"),
     # a teacher with another tokenizer
-    ("pretrain --config {run} --teacher.path={other}", "or set teacher.cross_tokenizer (alm, shared_vocab or shared_prefix) to align the two tokenizations"),
+    ("pretrain --config {run} --teacher.path={other}", "or set teacher.cross_tokenizer (alm, shared_prefix, shared_vocab) to align the two tokenizations"),
     ("pretrain --config {run} --teacher.path={lower} --teacher.cross_tokenizer=alm", "teacher tokenizer {lower} does not keep the text as is"),
     ("pretrain --config {run} --teacher.path={notok} --teacher.cross_tokenizer=alm", "teacher {notok} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character offsets"),
     ("pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=uld", "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'uld'; choose one of alm, shared_prefix, shared_vocab"),
