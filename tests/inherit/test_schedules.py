@@ -47,3 +47,29 @@ def test_horizon_is_a_step_count_or_a_fraction_of_max_steps():
 def test_unknown_schedule_is_a_config_error():
     with pytest.raises(KinheritError, match="unknown schedule 'cosine'; choose one of linear, heaviside, constant"):
         validate_config({"teacher": {"path": "x", "schedule": "cosine"}})
+
+
+def test_a_schedule_that_claims_to_end_but_does_not_is_refused_at_registration():
+    from kinherit.inherit.schedules import Schedule, _check_ends
+
+    with pytest.raises(ValueError, match="claims `ends`"):
+        _check_ends(Schedule("leaky", lambda t, a0, T: a0 * 0.5 ** t, ends=True))
+    with pytest.raises(ValueError, match=r"\[0, α₀\]"):
+        _check_ends(Schedule("negative", lambda t, a0, T: -a0, ends=False))
+    _check_ends(Schedule("fine", lambda t, a0, T: a0 if t < T else 0.0, ends=True))
+
+
+def test_alpha_holds_the_schedule_and_the_auto_stop_in_one_place():
+    from kinherit.inherit.schedules import Alpha
+
+    alpha = Alpha(SCHEDULES.lookup("linear"), 1.0, T, auto=True)
+    assert alpha(10) == pytest.approx(0.75) and not alpha.done(10)
+    alpha.observe(12, student=4.0, teacher=4.5)  # the student already caught up: inheritance stops at 12
+    assert alpha(11) == pytest.approx(1 - 11 / T) and alpha(12) == 0.0 and alpha.done(12)
+    assert alpha.teacher_steps(30) == 12
+    restored = Alpha(SCHEDULES.lookup("linear"), 1.0, T, auto=True)
+    restored.load_state_dict(alpha.state_dict())
+    assert restored(12) == 0.0 and restored.teacher_steps(30) == 12
+    plain = Alpha(SCHEDULES.lookup("linear"), 1.0, T)
+    plain.observe(12, student=4.0, teacher=4.5)  # without auto, observations change nothing
+    assert plain(12) == pytest.approx(1 - 12 / T) and plain.done(T) and not plain.done(T - 1) and plain.state_dict() == {}
