@@ -103,7 +103,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     train, val = _datasets(corpus, tokenizer, model, config, data_seed)
     objective = ModelLoss()
     if config.teacher is not None:  # knowledge inheritance, fed cached teacher targets if any
-        train, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps)
+        train, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps, val)
 
     def make_trainer(student: PreTrainedModel, segment: Segment) -> KinheritTrainer:
         return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=val,

@@ -4,7 +4,7 @@ a quiet console and atomic checkpoints. Pre-training, knowledge inheritance and 
 What it changes, and nothing else:
 - the training loss comes from the `objective` (`kinherit.train.objective`), given the model's own loss and
   outputs; the objective's extra batch fields are taken out of the batch before the forward pass;
-  evaluation uses the model's own loss;
+  evaluation uses the model's own loss, and the objective sees each evaluation's metrics (`on_evaluate`);
 - gradient accumulation is handled the same way for every objective: a micro-batch mean is divided by the
   accumulation steps, a loss normalised by the step's item count (`objective.normalised_by_step`) is not;
 - a mixture-of-experts model's router auxiliary loss (`outputs.aux_loss`, which transformers adds to its loss as
@@ -163,6 +163,8 @@ class KinheritTrainer(Trainer):
                 )
             self.objective.on_log(self.state.global_step, terms)
             logs.update(self.accounting(self.state.global_step))
+        elif "eval_loss" in logs:
+            logs.update(self.objective.on_evaluate(self.state.global_step, logs))
         super().log(logs, start_time)
 
     # ---- optimizer and schedule of a segment ----
