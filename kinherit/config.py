@@ -211,6 +211,48 @@ class TeacherConfig(StrictModel):
         return self
 
 
+class SelectionConfig(StrictModel):
+    """Data selection scored by small trained models: which training blocks the run trains on (see the README and
+    `kinherit.inherit.selection`)."""
+
+    method: Literal["salt", "miniplm"]
+    """salt: keep a band of the scoring model's per-block losses, neither trivially easy nor hopeless; miniplm: keep
+    the blocks with the largest log p_model − log p_reference (difference sampling)."""
+    model: str | None = None
+    """The scoring model's HF folder (a causal LM with the student's tokenizer); None: teacher.path."""
+    reference: str | None = None
+    """miniplm: the smaller reference model's HF folder (same tokenizer)."""
+    keep: float = Field(0.5, gt=0.0, le=1.0)
+    """Fraction of the training blocks kept: k = max(1, round(keep·N))."""
+    skip_easiest: float | None = Field(None, ge=0.0, lt=1.0)
+    """salt: fraction of the lowest-loss blocks skipped before the kept band; None: (1 − keep)/2, a centred band."""
+    seed: int = 0
+    """Seeds the order of blocks with equal scores."""
+    batch_size: int = Field(32, ge=1)
+    """Blocks per scoring forward pass."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SelectionConfig:
+        if self.method == "miniplm" and self.reference is None:
+            raise ValueError("selection.reference: method miniplm scores log p_model − log p_reference; set it to a "
+                             "smaller trained model folder")
+        if self.method == "salt" and self.reference is not None:
+            raise ValueError("selection.reference: used by method miniplm only; remove it or set selection.method to miniplm")
+        if self.method == "miniplm" and self.skip_easiest is not None:
+            raise ValueError("selection.skip_easiest: used by method salt only (miniplm keeps the top blocks); remove it")
+        if self.skip_easiest is not None and self.skip_easiest + self.keep > 1.0 + 1e-9:
+            raise ValueError(f"selection.skip_easiest: {self.skip_easiest} + keep {self.keep} exceeds 1, the band must fit "
+                             "inside the blocks; lower one of them")
+        return self
+
+    @property
+    def band_start(self) -> float:
+        """Where the kept band starts among the blocks sorted by score (salt); 0 for miniplm."""
+        if self.method == "miniplm":
+            return 0.0
+        return self.skip_easiest if self.skip_easiest is not None else (1.0 - self.keep) / 2
+
+
 class GrowthStage(GrowthOptions):
     """One growth inside a `pretrain` run (staged training): at `at_step` the model grows exactly with the options of
     `kinherit grow` (sizes, operators, noise, seed, upcycling), and training continues on the same data stream."""
@@ -308,6 +350,8 @@ class RunConfig(StrictModel):
     """Knowledge inheritance from a smaller trained model (None: self-learning)."""
     growth: list[GrowthStage] = Field(default_factory=list)
     """Staged training: grow the model at these steps within the run (empty: one shape throughout)."""
+    selection: SelectionConfig | None = None
+    """Train on the training blocks chosen by small trained models (None: every block)."""
 
     @field_validator("train")
     @classmethod
@@ -328,6 +372,9 @@ class RunConfig(StrictModel):
         if at and (max_steps <= 0 or any(b <= a for a, b in zip(at, at[1:])) or at[-1] >= max_steps):
             raise ValueError(f"growth stages must grow at increasing steps inside the run (1 … train.max_steps − 1 = "
                              f"{max_steps - 1}); they resolve to {at}")
+        selection = self.selection
+        if selection is not None and selection.model is None and (self.teacher is None or self.teacher.path is None):
+            raise ValueError("selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model folder")
         if steps == AUTO and self.train_args.get("eval_strategy") == "no":
             raise ValueError("teacher.steps: auto decides at evaluations (the student's validation loss against the "
                              "teacher's): remove train.eval_strategy: no and set train.eval_steps")
