@@ -1,7 +1,7 @@
 """`kinherit report`: compare runs against a baseline by the compute each needs to reach its loss.
 
 For every run: final validation loss and perplexity, mean training tokens/s, total FLOPs (teacher
-forward passes included), and the FLOPs needed to first reach the baseline's final validation loss
+forward passes and data-selection scoring included), and the FLOPs needed to first reach the baseline's final validation loss
 (`savings.compute_to_reach`), as a saving fraction and a speed-up. The compute that produced a
 teacher or a grown model's source (their own pre-training) is a sunk cost: reported per run as
 `sunk_flops`, never mixed into the saving.
@@ -29,6 +29,7 @@ class RunResult:
     final_val_ppl: float
     total_flops: float
     teacher_inference_flops: float
+    selection_flops: float
     sunk_flops: float
     flops_to_baseline_loss: float | None
     saving_fraction: float | None
@@ -80,6 +81,7 @@ def evaluate_run(run: Run, baseline: Run) -> RunResult:
         final_val_ppl=math.exp(min(final, 50.0)),
         total_flops=float(run.evals[-1]["flops"]),
         teacher_inference_flops=float(run.evals[-1].get("teacher_flops", 0.0)),
+        selection_flops=float(run.evals[-1].get("selection_flops", 0.0)),
         sunk_flops=sunk_flops(run),
         flops_to_baseline_loss=run_flops,
         saving_fraction=fraction,
@@ -95,11 +97,12 @@ def _fmt_flops(value: float | None) -> str:
 
 def markdown_table(results: list[RunResult], baseline: str, target: float) -> str:
     lines = [
-        f"Baseline: **{baseline}**, final validation loss {target:.4f}. FLOPs include teacher forward passes; "
+        f"Baseline: **{baseline}**, final validation loss {target:.4f}. FLOPs include teacher forward passes and "
+        "data-selection scoring; "
         "`sunk` is the teacher's / grown source's own pre-training, not counted in the saving.",
         "",
-        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | sunk FLOPs | tokens/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | selection FLOPs | sunk FLOPs | tokens/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         saved = "—" if r.saving_fraction is None else f"{r.saving_fraction:.1%}"
@@ -109,7 +112,7 @@ def markdown_table(results: list[RunResult], baseline: str, target: float) -> st
         tps = "—" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}"
         lines.append(
             f"| {r.name} | {r.final_val_loss:.4f} | {r.final_val_ppl:.2f} | {_fmt_flops(r.flops_to_baseline_loss)} | "
-            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {r.sunk_flops:.3g} | {tps} |"
+            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {r.selection_flops:.3g} | {r.sunk_flops:.3g} | {tps} |"
         )
     return "\n".join(lines) + "\n"
 
