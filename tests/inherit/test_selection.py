@@ -190,3 +190,35 @@ def test_bad_settings_are_one_line_errors(cache_dir, tmp_path, selection, messag
 def test_a_missing_scoring_model_is_refused_before_scoring(cache_dir, tmp_path):
     with pytest.raises(KinheritError, match="is not a Hugging Face model folder"):
         select_training_data(_run(tmp_path / "r", cache_dir, {"method": "salt", "model": str(tmp_path / "nope")}))
+
+
+def test_the_readme_example_runs(scorers, cache_dir, tmp_path, capsys):
+    """README "The small model chooses the data": its config (at tiny sizes, on the test corpus), both commands
+    and the Python snippet."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from kinherit.cli import main
+    from kinherit.config import load_config
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("# configs/select.yaml"))
+    raw = yaml.safe_load(block)
+    model_dir, reference = scorers
+    tiny = _tiny_run(tmp_path / "big-selected", cache_dir, "llama", max_steps=2, eval_steps=2, save_steps=2)
+    raw.update(out=tiny["out"], data=tiny["data"], train=tiny["train"])
+    raw["model"].update(hidden_size=32, num_layers=2, num_heads=4)
+    raw["teacher"]["path"] = raw["selection"]["model"] = str(model_dir)
+    raw["selection"]["reference"] = str(reference)
+    config = tmp_path / "select.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["pretrain", "--config", str(config)]) == 0
+    assert main(["pretrain", "--config", str(config), "--selection.method=salt", "--selection.reference=null",
+                 f"--out={tmp_path / 'big-salt'}"]) == 0
+    selection = select_training_data(load_config(config))
+    print(f"{len(selection.indices)} of {selection.num_blocks} blocks, {selection.flops:.3g} FLOPs, {selection.path}")
+    assert f"{round(selection.num_blocks / 2)} of {selection.num_blocks} blocks" in capsys.readouterr().out
+    for run in ("big-selected", "big-salt"):
+        assert "selection_flops" in read_metrics(tmp_path / run / "metrics.jsonl")[-1]
