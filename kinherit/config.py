@@ -203,7 +203,8 @@ class TeacherConfig(StrictModel):
             raise ValueError(f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
                              f"{self.cross_tokenizer} has its own loss: remove teacher.loss")
         if self.steps == "auto" and self.cache is not None:
-            raise ValueError("teacher.steps: auto compares the teacher's LM loss, which needs its full logits: set teacher.path, not teacher.cache")
+            raise ValueError("teacher.steps: auto compares the teacher's validation loss, which needs the teacher model: "
+                             "set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:
