@@ -223,17 +223,24 @@ class SelectionConfig(StrictModel):
     """The scoring model's HF folder (a causal LM with the student's tokenizer); None: teacher.path."""
     reference: str | None = None
     """miniplm: the smaller reference model's HF folder (same tokenizer)."""
+    candidates: int | float | None = None
+    """How many training blocks to score, drawn by a permutation seeded by `seed`: a count (int ≥ 1) or a fraction of
+    the training blocks (float in (0, 1]); None: every block. Scoring costs a forward pass per candidate, so a corpus
+    far larger than the run's budget is best sampled to about what the run consumes / keep."""
     keep: float = Field(0.5, gt=0.0, le=1.0)
-    """Fraction of the training blocks kept: k = max(1, round(keep·N))."""
+    """Fraction of the candidates kept: k = max(1, round(keep·N))."""
     skip_easiest: float | None = Field(None, ge=0.0, lt=1.0)
     """salt: fraction of the lowest-loss blocks skipped before the kept band; None: (1 − keep)/2, a centred band."""
     seed: int = 0
-    """Seeds the order of blocks with equal scores."""
+    """Seeds the candidates' draw and the order of blocks with equal scores."""
     batch_size: int = Field(32, ge=1)
     """Blocks per scoring forward pass."""
 
     @model_validator(mode="after")
     def _check(self) -> SelectionConfig:
+        c = self.candidates
+        if isinstance(c, bool) or (isinstance(c, int) and c < 1) or (isinstance(c, float) and not 0.0 < c <= 1.0):
+            raise ValueError(f"selection.candidates: {c!r} must be a block count (int ≥ 1) or a fraction in (0, 1]")
         if self.method == "miniplm" and self.reference is None:
             raise ValueError("selection.reference: method miniplm scores log p_model − log p_reference; set it to a "
                              "smaller trained model folder")

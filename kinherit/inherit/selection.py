@@ -1,7 +1,9 @@
 """The small model chooses the data: keep the training blocks that small trained models score as worth learning.
 
-Scores, one forward pass of each scoring model over every candidate training block (validation blocks are
-never candidates), with NLL(b) the model's mean next-token loss over the block's T − 1 predicted tokens:
+The candidates are the training blocks (validation blocks never are), all of them or a seeded sample of C
+(`selection.candidates`: score about what the run will consume, not a corpus far larger than its budget).
+Scores, one forward pass of each scoring model over every candidate, with NLL(b) the model's mean next-token
+loss over the block's T − 1 predicted tokens:
 
     salt     s_b = NLL_model(b)                        keep the band of quantile ranks [lo, lo + k) by s:
              neither trivially easy (the lowest losses) nor hopeless (the highest); lo = round(skip_easiest·N)
@@ -10,9 +12,9 @@ never candidates), with NLL(b) the model's mean next-token loss over the block's
              most beyond a smaller reference (MiniPLM's difference sampling, Gu et al. ICLR 2025, top-k form)
              = (log p_model(b) − log p_reference(b)) / (T − 1)
 
-with N the training blocks and k = max(1, round(keep·N)). Ties are broken by a permutation seeded by
-`selection.seed`, so the kept set is a function of the scores and the settings alone. The scoring costs
-N·T·(forward FLOPs per token) per model (`selection_flops`), counted in every run that trains on the
+with N the candidates and k = max(1, round(keep·N)). Ties are broken by a permutation seeded by
+`selection.seed` (which also draws the candidates), so the kept set is a function of the scores and the settings
+alone. The scoring costs N·T·(forward FLOPs per token) per model (`selection_flops`), counted in every run that trains on the
 selection, whether it scored the blocks itself or read them from the cache: a run's total is its method's cost.
 
 The kept indices are cached in the corpus cache entry (`selection-<key>.json`, written atomically), keyed by
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from kinherit.config import RunConfig, SelectionConfig
 from kinherit.data.dataset import PackedBlocks
@@ -48,15 +50,30 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class Selection:
-    """The kept training blocks (ascending indices into the training split) and the FLOPs their scoring cost."""
+    """The kept training blocks (ascending indices into the training split), the FLOPs their scoring cost, how many
+    blocks were scored (`candidates`) among the split's `num_blocks`, and the cache file."""
 
     indices: np.ndarray
     flops: float
+    candidates: int
     num_blocks: int
     path: Path
 
 
-def block_nll(model: torch.nn.Module, blocks: PackedBlocks, batch_size: int, device: torch.device | str = "cpu"
+def draw_candidates(num_blocks: int, candidates: int | float | None, seed: int) -> np.ndarray:
+    """The training blocks to score (ascending): all, or a sample of C drawn by a permutation seeded by `seed`
+    (C an int, or a fraction f ∈ (0, 1] of the blocks: max(1, round(f·N)))."""
+    if candidates is None:
+        return np.arange(num_blocks)
+    count = candidates if isinstance(candidates, int) else max(1, round(candidates * num_blocks))
+    if count > num_blocks:
+        raise KinheritError(f"selection.candidates {candidates} exceeds the {num_blocks} training blocks; lower it, give a "
+                            "fraction in (0, 1], or remove it to score every block")
+    generator = torch.Generator().manual_seed(seed)
+    return np.sort(torch.randperm(num_blocks, generator=generator)[:count].numpy())
+
+
+def block_nll(model: torch.nn.Module, blocks: Dataset, batch_size: int, device: torch.device | str = "cpu"
               ) -> np.ndarray:
     """Mean next-token NLL of every block under `model` (causal LM), float64 (N,)."""
     scores = np.empty(len(blocks), dtype=np.float64)
@@ -103,6 +120,7 @@ def _inspect(path: str, key: str, tokenizer: Any, seq_len: int) -> TeacherSpec:
 def _cache_key(cfg: SelectionConfig, corpus: PackedCorpus, seq_len: int, specs: list[TeacherSpec]) -> dict[str, Any]:
     return {"format": FORMAT, "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len, "method": cfg.method,
             "keep": cfg.keep, "skip_easiest": cfg.band_start, "seed": cfg.seed, "batch_size": cfg.batch_size,
+            "candidates": cfg.candidates,
             "models": [_teacher_digest(spec.path) for spec in specs]}
 
 
@@ -118,27 +136,29 @@ def select_blocks(config: RunConfig, corpus: PackedCorpus, tokenizer: Any, devic
     cfg = config.selection
     assert cfg is not None
     seq_len = config.data.seq_len
-    train = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)  # the candidates, unmasked
+    train = PackedBlocks(corpus.train_path, corpus.dtype, seq_len)  # unmasked
+    candidates = draw_candidates(len(train), cfg.candidates, cfg.seed)
     model, reference = scoring_models(config)
     specs = [_inspect(model, "selection.model", tokenizer, seq_len)]
     if reference is not None:
         specs.append(_inspect(reference, "selection.reference", tokenizer, seq_len))
-    flops = float(sum(len(train) * seq_len * spec.flops.forward for spec in specs))
+    flops = float(sum(len(candidates) * seq_len * spec.flops.forward for spec in specs))
     key = _cache_key(cfg, corpus, seq_len, specs)
     path = selection_path(corpus, key)
     if path.is_file():
         cached = read_json(path)
         if cached.get("key") == key and cached.get("num_blocks") == len(train):
-            return Selection(np.asarray(cached["indices"], dtype=np.int64), flops, len(train), path)
+            return Selection(np.asarray(cached["indices"], dtype=np.int64), flops, len(candidates), len(train), path)
     nll = []
+    pool = Subset(train, candidates.tolist())
     for spec in specs:
         scorer = spec.load().to(device)
-        nll.append(block_nll(scorer, train, cfg.batch_size, device))
+        nll.append(block_nll(scorer, pool, cfg.batch_size, device))
         del scorer
     scores = nll[0] if cfg.method == "salt" else nll[1] - nll[0]
-    indices = choose(scores, cfg.method, cfg.keep, cfg.band_start, cfg.seed)
+    indices = candidates[choose(scores, cfg.method, cfg.keep, cfg.band_start, cfg.seed)]
     write_json(path, {"key": key, "num_blocks": len(train), "indices": indices.tolist()})
-    return Selection(indices, flops, len(train), path)
+    return Selection(indices, flops, len(candidates), len(train), path)
 
 
 def select_training_data(config: RunConfig, device: torch.device | str = "cpu") -> Selection:

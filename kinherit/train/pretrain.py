@@ -111,7 +111,8 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
             selection = select_blocks(config, corpus, tokenizer, args.device)
         train, upfront = SelectedBlocks(train, selection.indices), {"selection_flops": selection.flops}
         if args.process_index == 0:
-            print(f"selection: {len(selection.indices):,} of {selection.num_blocks:,} training blocks ({selection.path.name})", flush=True)
+            print(f"selection: {len(selection.indices):,} of {selection.candidates:,} scored training blocks "
+                  f"({selection.num_blocks:,} in all; {selection.path.name})", flush=True)
 
     def make_trainer(student: PreTrainedModel, segment: Segment) -> KinheritTrainer:
         return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=val,

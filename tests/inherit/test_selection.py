@@ -86,7 +86,7 @@ def test_selected_set_obeys_the_rule_and_only_training_blocks_are_candidates(sco
                         lambda model, blocks, batch, device: seen.append(blocks) or original(model, blocks, batch, device))
     result = select_training_data(config)
     train = PackedBlocks(corpus.train_path, corpus.dtype, SEQ)
-    assert all(b.path == corpus.train_path and len(b) == len(train) for b in seen)  # never the validation split
+    assert all(b.dataset.path == corpus.train_path and len(b) == len(train) for b in seen)  # never the validation split
     assert len(seen) == (2 if method == "miniplm" else 1)
     nll = block_nll(load_lm(model_dir).eval(), train, 64)
     if method == "salt":
@@ -106,6 +106,32 @@ def test_selected_set_obeys_the_rule_and_only_training_blocks_are_candidates(sco
         assert scores[kept].min() >= scores[~kept].max()
     flops = sum(n * SEQ * flops_per_token(load_lm(p), SEQ).forward for p in [model_dir] + ([reference] if method == "miniplm" else []))
     assert result.flops == flops
+
+
+def test_a_seeded_sample_of_candidates_is_scored_and_counted(scorers, cache_dir, tmp_path, monkeypatch):
+    model_dir, _ = scorers
+    config = _run(tmp_path / "r", cache_dir, {"method": "salt", "model": str(model_dir), "candidates": 0.25, "keep": 0.5,
+                                              "skip_easiest": 0.0, "seed": 2})
+    corpus = _corpus(config)
+    train = PackedBlocks(corpus.train_path, corpus.dtype, SEQ)
+    seen = []
+    original = block_nll
+    monkeypatch.setattr(selection_module, "block_nll",
+                        lambda model, blocks, batch, device: seen.append(blocks) or original(model, blocks, batch, device))
+    result = select_training_data(config)
+    (pool,) = seen
+    c = round(0.25 * len(train))
+    assert pool.dataset.path == corpus.train_path and len(pool) == c == result.candidates
+    drawn = np.array(pool.indices)
+    assert drawn.tolist() == sorted(set(drawn.tolist())) and drawn.max() < len(train)
+    assert drawn.tolist() == selection_module.draw_candidates(len(train), 0.25, 2).tolist()  # seeded: the same draw
+    assert drawn.tolist() != selection_module.draw_candidates(len(train), 0.25, 3).tolist()
+    scores = original(load_lm(model_dir).eval(), pool, 64)
+    easiest = np.sort(drawn[np.argsort(scores, kind="stable")[: round(0.5 * c)]])  # the easier half of the candidates
+    assert result.indices.tolist() == easiest.tolist()
+    assert result.flops == c * SEQ * flops_per_token(load_lm(model_dir), SEQ).forward
+    with pytest.raises(KinheritError, match=f"selection.candidates 100000 exceeds the {len(train)} training blocks"):
+        select_training_data(config.model_copy(update={"selection": config.selection.model_copy(update={"candidates": 100000})}))
 
 
 def test_the_cached_selection_is_reused_and_keyed_by_the_settings(scorers, cache_dir, tmp_path, monkeypatch):
@@ -180,6 +206,8 @@ def test_pretrain_trains_on_the_selection_counts_its_flops_and_resumes_exactly(s
     ({"method": "salt", "keep": 0}, "config key selection.keep: Input should be greater than 0"),
     ({"method": "salt"}, "selection.model: needed to score the training blocks; set it (or teacher.path)"),
     ({"method": "random", "model": "m"}, "config key selection.method: Input should be 'salt' or 'miniplm'"),
+    ({"method": "salt", "model": "m", "candidates": 0}, "config key selection.candidates: 0 must be a block count"),
+    ({"method": "salt", "model": "m", "candidates": 1.5}, "config key selection.candidates: 1.5 must be a block count"),
 ])
 def test_bad_settings_are_one_line_errors(cache_dir, tmp_path, selection, message):
     with pytest.raises(KinheritError, match="^[^\n]*$") as err:
@@ -212,13 +240,15 @@ def test_the_readme_example_runs(scorers, cache_dir, tmp_path, capsys):
     raw["model"].update(hidden_size=32, num_layers=2, num_heads=4)
     raw["teacher"]["path"] = raw["selection"]["model"] = str(model_dir)
     raw["selection"]["reference"] = str(reference)
+    raw["selection"]["candidates"] = 1000  # the test corpus holds fewer blocks than the README's run consumes
     config = tmp_path / "select.yaml"
     config.write_text(yaml.safe_dump(raw))
     assert main(["pretrain", "--config", str(config)]) == 0
     assert main(["pretrain", "--config", str(config), "--selection.method=salt", "--selection.reference=null",
                  f"--out={tmp_path / 'big-salt'}"]) == 0
     selection = select_training_data(load_config(config))
-    print(f"{len(selection.indices)} of {selection.num_blocks} blocks, {selection.flops:.3g} FLOPs, {selection.path}")
-    assert f"{round(selection.num_blocks / 2)} of {selection.num_blocks} blocks" in capsys.readouterr().out
+    print(f"kept {len(selection.indices)} of {selection.candidates} scored blocks ({selection.num_blocks} in all), "
+          f"{selection.flops:.3g} FLOPs, cached in {selection.path}")
+    assert f"kept 500 of 1000 scored blocks ({selection.num_blocks} in all)" in capsys.readouterr().out
     for run in ("big-selected", "big-salt"):
         assert "selection_flops" in read_metrics(tmp_path / run / "metrics.jsonl")[-1]
