@@ -13,9 +13,10 @@ loss over the block's T − 1 predicted tokens:
              = (log p_model(b) − log p_reference(b)) / (T − 1)
 
 with N the candidates and k = max(1, round(keep·N)). Ties are broken by a permutation seeded by
-`selection.seed` (which also draws the candidates), so the kept set is a function of the scores and the settings
-alone. The scoring costs N·T·(forward FLOPs per token) per model (`selection_flops`), counted in every run that trains on the
-selection, whether it scored the blocks itself or read them from the cache: a run's total is its method's cost.
+`selection.seed` (which also draws the candidates), so the kept set is a function of the scores and the
+settings alone. The scoring costs N·T·(forward FLOPs per token) per model (`selection_flops`), counted in
+every run that trains on the selection, whether it scored the blocks itself or read them from the cache:
+a run's total is its method's cost.
 
 The kept indices are cached in the corpus cache entry (`selection-<key>.json`, written atomically), keyed by
 the corpus fingerprint, seq_len, the scoring models' weights and every setting: a rerun, a resumed run or
