@@ -170,8 +170,9 @@ class TeacherConfig(StrictModel):
     """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0) or constant (α₀ throughout)."""
     steps: int | float | Literal["auto"] = 0.5
     """T: an absolute step count (int), a fraction of train.max_steps (float in (0, 1]), or `auto`: T = train.max_steps
-    and inheritance stops itself (α = 0 for good, teacher released) at the first training log where the student's
-    LM loss is at or below the teacher's on the same batches (online teacher only; see `inherit.schedules.AutoStop`)."""
+    and inheritance stops itself (α = 0 for good, teacher released) at the first evaluation where the student's
+    validation loss is at or below the teacher's (online teacher only; with cross_tokenizer, at the first training log
+    where the student's NLL of the same text spans is; see `inherit.schedules.AutoStop`)."""
     temperature: float = Field(2.0, gt=0.0)
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
@@ -212,12 +213,62 @@ class TeacherConfig(StrictModel):
             raise ValueError(f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
                              f"{self.cross_tokenizer} has its own loss: remove teacher.loss")
         if self.steps == "auto" and self.cache is not None:
-            raise ValueError("teacher.steps: auto compares the teacher's LM loss, which needs its full logits: set teacher.path, not teacher.cache")
+            raise ValueError("teacher.steps: auto compares the teacher's validation loss, which needs the teacher model: "
+                             "set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:
             raise ValueError(f"teacher.steps {self.steps} must be ≥ 1")
         return self
+
+
+class SelectionConfig(StrictModel):
+    """Data selection scored by small trained models: which training blocks the run trains on (see the README and
+    `kinherit.inherit.selection`)."""
+
+    method: Literal["salt", "miniplm"]
+    """salt: keep a band of the scoring model's per-block losses, neither trivially easy nor hopeless; miniplm: keep
+    the blocks with the largest log p_model − log p_reference (difference sampling)."""
+    model: str | None = None
+    """The scoring model's HF folder (a causal LM with the student's tokenizer); None: teacher.path."""
+    reference: str | None = None
+    """miniplm: the smaller reference model's HF folder (same tokenizer)."""
+    candidates: int | float | None = None
+    """How many training blocks to score, drawn by a permutation seeded by `seed`: a count (int ≥ 1) or a fraction of
+    the training blocks (float in (0, 1]); None: every block. Scoring costs a forward pass per candidate, so a corpus
+    far larger than the run's budget is best sampled to about what the run consumes / keep."""
+    keep: float = Field(0.5, gt=0.0, le=1.0)
+    """Fraction of the candidates kept: k = max(1, round(keep·N))."""
+    skip_easiest: float | None = Field(None, ge=0.0, lt=1.0)
+    """salt: fraction of the lowest-loss blocks skipped before the kept band; None: (1 − keep)/2, a centred band."""
+    seed: int = 0
+    """Seeds the candidates' draw and the order of blocks with equal scores."""
+    batch_size: int = Field(32, ge=1)
+    """Blocks per scoring forward pass."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SelectionConfig:
+        c = self.candidates
+        if isinstance(c, bool) or (isinstance(c, int) and c < 1) or (isinstance(c, float) and not 0.0 < c <= 1.0):
+            raise ValueError(f"selection.candidates: {c!r} must be a block count (int ≥ 1) or a fraction in (0, 1]")
+        if self.method == "miniplm" and self.reference is None:
+            raise ValueError("selection.reference: method miniplm scores log p_model − log p_reference; set it to a "
+                             "smaller trained model folder")
+        if self.method == "salt" and self.reference is not None:
+            raise ValueError("selection.reference: used by method miniplm only; remove it or set selection.method to miniplm")
+        if self.method == "miniplm" and self.skip_easiest is not None:
+            raise ValueError("selection.skip_easiest: used by method salt only (miniplm keeps the top blocks); remove it")
+        if self.skip_easiest is not None and self.skip_easiest + self.keep > 1.0 + 1e-9:
+            raise ValueError(f"selection.skip_easiest: {self.skip_easiest} + keep {self.keep} exceeds 1, the band must fit "
+                             "inside the blocks; lower one of them")
+        return self
+
+    @property
+    def band_start(self) -> float:
+        """Where the kept band starts among the blocks sorted by score (salt); 0 for miniplm."""
+        if self.method == "miniplm":
+            return 0.0
+        return self.skip_easiest if self.skip_easiest is not None else (1.0 - self.keep) / 2
 
 
 class GrowthStage(GrowthOptions):
@@ -317,6 +368,8 @@ class RunConfig(StrictModel):
     """Knowledge inheritance from a smaller trained model (None: self-learning)."""
     growth: list[GrowthStage] = Field(default_factory=list)
     """Staged training: grow the model at these steps within the run (empty: one shape throughout)."""
+    selection: SelectionConfig | None = None
+    """Train on the training blocks chosen by small trained models (None: every block)."""
 
     @field_validator("train")
     @classmethod
@@ -340,10 +393,17 @@ class RunConfig(StrictModel):
         positions = self.model.max_position_embeddings
         if positions is not None and positions < self.data.seq_len:
             raise ValueError(f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise it or lower data.seq_len")
+        selection = self.selection
+        if selection is not None and selection.model is None and (self.teacher is None or self.teacher.path is None):
+            raise ValueError("selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model folder")
+        if steps == AUTO and self.train_args.get("eval_strategy") == "no":
+            raise ValueError("teacher.steps: auto decides at evaluations (the student's validation loss against the "
+                             "teacher's): remove train.eval_strategy: no and set train.eval_steps")
         save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
-        if steps == AUTO and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
+        cross = self.teacher is not None and self.teacher.cross_tokenizer is not None
+        if steps == AUTO and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
             raise ValueError(
-                f"teacher.steps: auto decides at every log, so a checkpoint must fall on one for --resume to be exact: "
+                f"teacher.steps: auto with teacher.cross_tokenizer decides at every log, so a checkpoint must fall on one for --resume to be exact: "
                 f"make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
             )
         return self

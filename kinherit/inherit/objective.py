@@ -10,8 +10,9 @@ Three parts, each owning one thing:
 
 L_LM is the model's own causal- or masked-LM loss (a micro-batch mean, router auxiliary loss excluded); for
 masked LM the KD term covers the masked positions only (labels ≠ −100), as in the paper. With
-`teacher.steps: auto`, the teacher's own LM loss on the same batch (`teacher_lm_loss`) is logged too, the KD
-weight follows the teacher/student gap, and α drops to 0 for good once the student caught up. With
+`teacher.steps: auto`, the KD weight follows the teacher/student gap on the validation split (the teacher's
+loss there, `held_out.TeacherValidation`, is computed once and logged as `val_teacher_loss`; the student's
+comes from each evaluation, `on_evaluate`), and α drops to 0 for good once the student caught up. With
 `teacher.cross_tokenizer`, the KD term is that method's loss over the aligned text.
 """
 
@@ -35,6 +36,7 @@ from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer import METHODS
 from kinherit.inherit.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
+from kinherit.inherit.held_out import TeacherValidation
 from kinherit.inherit.losses import DEFAULT_KD_LOSS, kd_loss, mix
 from kinherit.inherit.schedules import AUTO, SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
@@ -54,15 +56,15 @@ class KDSettings:
     """Masked-LM student: KD on masked positions only."""
     cross_tokenizer: str | None = None
     gap: bool = False
-    """`teacher.steps: auto`: also return the (student, teacher) losses the gap weight compares."""
+    """`teacher.steps: auto` with `cross_tokenizer`: also return the (student, teacher) span NLLs the gap weight compares."""
     loss: str = DEFAULT_KD_LOSS
     """teacher.loss, a `losses.KD_LOSSES` name (same-tokenizer KD)."""
 
 
 def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs, settings: KDSettings
             ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The KD term and, with `settings.gap`, the teacher-side losses to log: the teacher's LM loss on the same
-    tokens, or the per-span NLLs of student and teacher on the same text for a teacher with another tokenizer."""
+    """The KD term and, with `settings.gap` (a teacher with another tokenizer), the per-span NLLs of student and
+    teacher on the same text, to log."""
     if settings.cross_tokenizer is not None:
         targets = teacher.targets
         kd = METHODS.lookup(settings.cross_tokenizer).loss(student_logits, batch["input_ids"], targets, settings.temperature)
@@ -76,13 +78,11 @@ def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOu
                     "teacher_span_nll": -targets.teacher_ll[spans].float().sum() / n}
     mask = batch["labels"] != IGNORE_INDEX if settings.masked else None  # (B, T)
     kd = kd_loss(student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask, loss=settings.loss)
-    return kd, ({"teacher_lm_loss": teacher.lm_loss} if teacher.lm_loss is not None else {})
+    return kd, {}
 
 
-def gap_pair(lm: Tensor, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
-    """The (student, teacher) losses the auto rule compares, from the terms `kd_term` returned."""
-    if "teacher_lm_loss" in terms:
-        return lm, terms["teacher_lm_loss"]
+def gap_pair(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
+    """The (student, teacher) span NLLs the auto rule compares across tokenizers, from the terms `kd_term` returned."""
     if "teacher_span_nll" in terms:
         return terms["student_span_nll"], terms["teacher_span_nll"]
     return None
@@ -90,23 +90,25 @@ def gap_pair(lm: Tensor, terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | No
 
 def inheritance_loss(lm: Tensor, student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs | None,
                      alpha: Alpha, step: int, settings: KDSettings) -> tuple[Tensor, dict[str, Tensor]]:
-    """(1 − w)·L_LM + w·KD with w = α_t (times the gap weight under auto), and the terms to log.
+    """(1 − w)·L_LM + w·KD with w = α_t (times the gap weight under auto, `Alpha.weight`), and the terms to log.
     `teacher` is None exactly when α_t = 0 (the teacher need not run); the loss is then L_LM."""
     terms: dict[str, Tensor] = {"lm_loss": lm}
     if teacher is None:
         return lm, {**terms, "alpha": torch.zeros((), device=lm.device)}
     kd, teacher_terms = kd_term(student_logits, batch, teacher, settings)
-    weight = torch.as_tensor(alpha.weight(step, gap_pair(lm, teacher_terms)), device=lm.device, dtype=lm.dtype)
+    weight = torch.as_tensor(alpha.weight(step, gap_pair(teacher_terms)), device=lm.device, dtype=lm.dtype)
     return mix(lm, kd, weight), {**terms, "kd_loss": kd, **teacher_terms, "alpha": weight}
 
 
 class KnowledgeInheritance:
-    """The KI objective: α from `alpha`, teacher outputs from `source`, the loss from `inheritance_loss`."""
+    """The KI objective: α from `alpha`, teacher outputs from `source`, the loss from `inheritance_loss`;
+    with `validation` (auto, same tokenizer), the teacher's validation loss the auto rule compares with."""
 
     normalised_by_step = False  # both terms are micro-batch means; the trainer divides them by the accumulation steps
 
-    def __init__(self, alpha: Alpha, source: TeacherSource, settings: KDSettings):
-        self.alpha, self.source, self.settings = alpha, source, settings
+    def __init__(self, alpha: Alpha, source: TeacherSource, settings: KDSettings,
+                 validation: TeacherValidation | None = None):
+        self.alpha, self.source, self.settings, self.validation = alpha, source, settings, validation
         self.extra_columns = source.extra_columns
 
     def start(self, accelerator: Any) -> None:
@@ -117,6 +119,8 @@ class KnowledgeInheritance:
                 "replicated unsharded on every device; build an offline cache (kinherit cache-teacher) and set teacher.cache"
             )
         self.source.place(*teacher_device(accelerator))
+        if self.validation is not None and self.source.model is not None:
+            self.validation.measure(self.source.model)
 
     def loss(self, step: int, lm: Tensor, outputs: Any, batch: dict[str, Tensor], extras: dict[str, Tensor]
              ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -127,42 +131,59 @@ class KnowledgeInheritance:
         return loss, terms
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
-        """Teacher forward FLOPs on the steps where it ran, as `teacher_flops`."""
-        return {"teacher_flops": self.source.flops(self.alpha.teacher_steps(step), tokens_per_step)}
+        """Teacher forward FLOPs on the steps where it ran (plus its one pass over the validation split under
+        auto, counted from step 0 on), as `teacher_flops`."""
+        held_out = self.validation.flops if self.validation is not None else 0.0
+        return {"teacher_flops": self.source.flops(self.alpha.teacher_steps(step), tokens_per_step) + held_out}
 
     def on_log(self, step: int, terms: dict[str, float]) -> None:
-        """The auto stop's decision, from the logged means (equal on every process)."""
-        if "teacher_lm_loss" in terms:
-            self.alpha.observe(step, terms["lm_loss"], terms["teacher_lm_loss"])
+        """The auto stop's decision across tokenizers, from the logged span NLLs (equal on every process)."""
         if "teacher_span_nll" in terms:
             self.alpha.observe(step, terms["student_span_nll"], terms["teacher_span_nll"])
 
+    def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
+        """The auto stop's decision from the student's validation loss; logs the teacher's as `eval_teacher_loss`."""
+        if self.validation is None or self.validation.loss is None or "eval_loss" not in metrics:
+            return {}
+        self.alpha.observe_validation(step, metrics["eval_loss"], self.validation.loss)
+        return {"eval_teacher_loss": self.validation.loss}
+
     def state_dict(self) -> dict[str, Any]:
-        return self.alpha.state_dict()
+        held_out = {"teacher_val_loss": self.validation.loss} if self.validation is not None else {}
+        return {**self.alpha.state_dict(), **held_out}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.alpha.load_state_dict(state)
+        if self.validation is not None:
+            self.validation.loss = state.get("teacher_val_loss")
 
 
 def prepare_inheritance(
-    config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: PreTrainedModel, train: PackedBlocks, max_steps: int
+    config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: PreTrainedModel, train: PackedBlocks, max_steps: int,
+    val: Dataset,
 ) -> tuple[Dataset, KnowledgeInheritance]:
-    """The training dataset (serving the teacher source's columns) and the KI objective."""
+    """The training dataset (serving the teacher source's columns) and the KI objective; `val` is the split the
+    trainer evaluates on (the auto rule's reference)."""
     cfg = config.teacher
     masked = task_of(student.config) == "masked"
     auto = cfg.steps == AUTO
     source: TeacherSource
+    validation = None
     if cfg.cross_tokenizer is not None:
         train, term, spec, flops, top_k = prepare_cross_tokenizer(config, corpus, tokenizer, student, train)
         source = CrossTokenizerTeacher(term, OnlineModel(spec) if spec is not None else None, flops, top_k)
     elif cfg.cache is not None:
         cache = open_cache(cfg.cache, corpus, config.data.seq_len, cfg.top_k)
         top_k = cfg.top_k or cache.top_k
-        source = SameTokenizerTeacher(None, cache.teacher_flops, len(tokenizer), top_k, masked, gap=False)
+        source = SameTokenizerTeacher(None, cache.teacher_flops, len(tokenizer), top_k)
         train = CachedTeacherBlocks(train, cache, top_k)
     else:
         spec = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
-        source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k, masked, gap=auto)
+        source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k)
+        if auto:
+            batch = config.train_args["per_device_eval_batch_size"]
+            validation = TeacherValidation(val, batch, masked, spec.flops)
     alpha = Alpha(SCHEDULES.lookup(cfg.schedule), cfg.alpha0, resolve_horizon(cfg.steps, max_steps), auto)
-    settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer, gap=auto, loss=cfg.loss)
-    return train, KnowledgeInheritance(alpha, source, settings)
+    settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer,
+                          gap=auto and cfg.cross_tokenizer is not None, loss=cfg.loss)
+    return train, KnowledgeInheritance(alpha, source, settings, validation)

@@ -111,9 +111,10 @@ GAP_MARGIN = 0.5
 """m, in nats: the teacher/student LM-loss gap at and above which the KD term gets its full scheduled weight."""
 
 
-def gap_weight(student_lm: torch.Tensor, teacher_lm: torch.Tensor, margin: float = GAP_MARGIN) -> torch.Tensor:
-    """g = clip((L_LM(student) − L_LM(teacher)) / m, 0, 1) on one batch, detached: how much the teacher still has to teach."""
-    return ((student_lm.detach() - teacher_lm.detach()) / margin).clamp(0.0, 1.0)
+def gap_weight(student_lm: torch.Tensor | float, teacher_lm: torch.Tensor | float, margin: float = GAP_MARGIN
+               ) -> torch.Tensor:
+    """g = clip((L(student) − L(teacher)) / m, 0, 1), detached: how much the teacher still has to teach."""
+    return ((torch.as_tensor(student_lm).detach() - torch.as_tensor(teacher_lm).detach()) / margin).clamp(0.0, 1.0)
 
 
 @dataclass
@@ -121,24 +122,38 @@ class AutoStop:
     """`teacher.steps: auto`, inheritance that never outstays its use: the KD weight follows the teacher/student
     gap, and inheritance stops once the student has caught up.
 
-    On every step, with the two models' LM losses on the same batch (the teacher's from the logits it computes
-    for the KD term anyway), α_t = α_schedule(t; T = max_steps) · g_t with g_t = `gap_weight` (0 when the
-    student is already as good as the teacher, e.g. right after an exact growth). At every training log, with
-    L̄ the means since the previous log (averaged over processes):
+    Same tokenizer, decided on data neither model trained on: at every evaluation after `step` optimizer steps,
+    with L_val the student's validation loss and L_val(teacher) the teacher's on the same validation split
+    (computed once),
 
-        s = the first logged step with  L̄_LM(student) ≤ L̄_LM(teacher)
-        α_t = 0 for every t ≥ s, and the teacher is released
+        g = gap_weight(L_val(student), L_val(teacher))      the KD weight factor until the next evaluation
+        s = the first evaluated step with  L_val(student) ≤ L_val(teacher)
+        α_t = α_schedule(t; T = max_steps) · g   for t < s,   α_t = 0 for every t ≥ s (the teacher is released)
 
-    `switch_step` (s, or None
-    while the teacher still leads) is all the state there is; a checkpoint stores it so resume is exact.
+    g starts at 1 (the full scheduled weight) until the first evaluation (the step-0 one by default). A gap
+    measured on training batches would overstate what the teacher still has to teach: it may have trained on
+    those very batches (a demo's teacher and students share the data order), so its training loss is lower than
+    its loss on new text. The validation gap has no such bias and changes only at evaluations, which is also
+    what makes every checkpoint exact: the state is (`switch_step`, `gap`).
+
+    A teacher with another tokenizer has no per-token loss comparable with the student's, so it is compared
+    on the same text spans of the training batches (`observe` at every log, and the per-batch gap weight).
     """
 
     switch_step: int | None = None
+    gap: float = 1.0
+    """g from the latest evaluation (validation rule)."""
 
     def observe(self, step: int, student_lm: float, teacher_lm: float) -> None:
-        """Record the means logged after `step` optimizer steps; switch at `step` when the student caught up."""
+        """Record losses measured after `step` optimizer steps; switch at `step` when the student caught up."""
         if self.switch_step is None and student_lm <= teacher_lm:
             self.switch_step = step
+
+    def observe_validation(self, step: int, student_val: float, teacher_val: float) -> None:
+        """An evaluation after `step` steps: update the gap weight and possibly switch."""
+        if self.switch_step is None:
+            self.gap = float(gap_weight(student_val, teacher_val))
+        self.observe(step, student_val, teacher_val)
 
     def stopped(self, t: int) -> bool:
         """Whether α is 0 at step t because inheritance stopped itself."""
@@ -151,8 +166,9 @@ class Alpha:
         α_t = 0                         once inheritance stopped itself (auto: t ≥ switch step)
         α_t = schedule(t; α₀, T)        otherwise
 
-    With `auto`, the weight applied to a micro-batch is further multiplied by `gap_weight` (`weight`). The
-    state a checkpoint must carry is the auto stop's switch step (`state_dict`).
+    With `auto`, the weight applied to a micro-batch is further multiplied by the gap weight (`weight`): the
+    latest validation gap, or the micro-batch's own for a teacher with another tokenizer. The state a
+    checkpoint must carry is the auto stop's (`state_dict`).
     """
 
     def __init__(self, schedule: Schedule, alpha0: float, horizon: int, auto: bool = False):
@@ -165,8 +181,11 @@ class Alpha:
         return self.schedule.alpha(t, self.alpha0, self.horizon)
 
     def weight(self, t: int, gap: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | float:
-        """The KD weight of a micro-batch at step t: α_t, times the teacher/student gap weight under `auto`."""
-        return self(t) if gap is None or self.auto is None else self(t) * gap_weight(*gap)
+        """The KD weight of a micro-batch at step t: α_t, times the teacher/student gap weight under `auto` (of
+        the micro-batch's `gap` losses when given, else of the latest evaluation)."""
+        if self.auto is None:
+            return self(t)
+        return self(t) * (gap_weight(*gap) if gap is not None else self.auto.gap)
 
     def teacher_steps(self, step: int) -> int:
         """How many of the first `step` optimizer steps ran the teacher (α > 0)."""
@@ -181,13 +200,19 @@ class Alpha:
         return self.auto is not None and self.auto.stopped(t)
 
     def observe(self, step: int, student: float, teacher: float) -> None:
-        """The logged (student, teacher) losses after `step` steps: the auto stop's evidence."""
+        """The logged (student, teacher) span NLLs after `step` steps: the auto stop's evidence across tokenizers."""
         if self.auto is not None:
             self.auto.observe(step, student, teacher)
 
-    def state_dict(self) -> dict[str, int | None]:
-        return {"switch_step": self.auto.switch_step} if self.auto is not None else {}
+    def observe_validation(self, step: int, student: float, teacher: float) -> None:
+        """The (student, teacher) validation losses after `step` steps: the auto stop's evidence."""
+        if self.auto is not None:
+            self.auto.observe_validation(step, student, teacher)
 
-    def load_state_dict(self, state: dict[str, int | None]) -> None:
+    def state_dict(self) -> dict[str, int | float | None]:
+        return {"switch_step": self.auto.switch_step, "gap": self.auto.gap} if self.auto is not None else {}
+
+    def load_state_dict(self, state: dict[str, int | float | None]) -> None:
         if self.auto is not None:
             self.auto.switch_step = state.get("switch_step")
+            self.auto.gap = float(state.get("gap", 1.0))

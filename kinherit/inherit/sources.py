@@ -26,7 +26,7 @@ from torch import Tensor
 from kinherit.inherit.cache import CACHE_KEYS
 from kinherit.inherit.cross_tokenizer.targets import Targets
 from kinherit.inherit.cross_tokenizer.term import CrossTokenizerTerm
-from kinherit.inherit.losses import TopK, lm_loss
+from kinherit.inherit.losses import TopK
 from kinherit.inherit.teacher import TeacherSpec
 from kinherit.metrics.flops import FlopsPerToken
 
@@ -34,10 +34,9 @@ from kinherit.metrics.flops import FlopsPerToken
 @dataclass(frozen=True)
 class TeacherOutputs:
     """The teacher's contribution to one micro-batch: its targets (logits (B, T, V) cut to the shared vocabulary,
-    top-K, or cross-tokenizer `Targets`) and, when the auto stop needs it, its own LM loss on the batch."""
+    top-K, or cross-tokenizer `Targets`)."""
 
     targets: Tensor | TopK | Targets
-    lm_loss: Tensor | None = None
 
 
 class OnlineModel:
@@ -86,23 +85,20 @@ class _OwnsModel:
 class SameTokenizerTeacher(_OwnsModel):
     """A teacher with the student's tokenizer: an online model, or a top-K cache whose rows arrive in the batch.
 
-    Online: logits (B, T, V) cut to the shared vocabulary (top-K when `top_k`); with `gap`, the teacher's LM
-    loss on the batch too (from the same logits). FLOPs: teacher steps × tokens per step × forward FLOPs/token.
+    Online: logits (B, T, V) cut to the shared vocabulary (top-K when `top_k`).
+    FLOPs: teacher steps × tokens per step × forward FLOPs/token.
     """
 
-    def __init__(self, model: OnlineModel | None, flops_per_token: FlopsPerToken, shared_vocab: int, top_k: int | None,
-                 masked: bool, gap: bool):
-        self.model, self.flops_per_token, self.shared_vocab = model, flops_per_token, shared_vocab
-        self.top_k, self.masked, self.gap = top_k, masked, gap
+    def __init__(self, model: OnlineModel | None, flops_per_token: FlopsPerToken, shared_vocab: int, top_k: int | None):
+        self.model, self.flops_per_token, self.shared_vocab, self.top_k = model, flops_per_token, shared_vocab, top_k
         self.extra_columns: tuple[str, ...] = () if model is not None else CACHE_KEYS
 
     def outputs(self, batch: dict[str, Tensor], extras: dict[str, Tensor]) -> TeacherOutputs:
         if self.model is None:
             return TeacherOutputs(TopK(extras[CACHE_KEYS[0]], extras[CACHE_KEYS[1]]))
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
-        teacher_lm = lm_loss(logits, batch["labels"], self.masked) if self.gap else None
         logits = logits[..., : self.shared_vocab]  # (B, T, V)
-        return TeacherOutputs(TopK.from_logits(logits, self.top_k) if self.top_k else logits, teacher_lm)
+        return TeacherOutputs(TopK.from_logits(logits, self.top_k) if self.top_k else logits)
 
     def flops(self, teacher_steps: int, tokens_per_step: int) -> float:
         return teacher_steps * tokens_per_step * self.flops_per_token.forward

@@ -1,9 +1,9 @@
 """`metrics.jsonl`, the record of a run: one JSON object per training log or evaluation, appended by the
 main process. This module owns the format: writing, reading, and truncating on resume.
 
-Training events: step, tokens, flops [, teacher_flops], loss (+ the objective's loss terms, e.g. lm_loss,
+Training events: step, tokens, flops [, teacher_flops] [, selection_flops], loss (+ the objective's loss terms, e.g. lm_loss,
 kd_loss, alpha, ce, kd), learning_rate, grad_norm, tokens_per_s, time_s. Evaluation events: step, tokens,
-flops [, teacher_flops], val_loss [, val_ppl for language models] (+ every other `eval_<name>` metric as
+flops [, teacher_flops] [, selection_flops], val_loss [, val_ppl for language models] (+ every other `eval_<name>` metric as
 `val_<name>`, e.g. val_accuracy), time_s. `time_s` is cumulative training wall time across resumes. On
 resume, events after the checkpoint's step are dropped first, so the file never holds two histories.
 """
@@ -43,7 +43,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def append_event(path: Path, event: dict[str, Any]) -> None:
-    """Append one event (e.g. a growth inside a staged run: step, growth, flops, held_loss_change)."""
+    """Append one event (e.g. a growth inside a staged run: step, growth, student_flops, held_loss_change)."""
     with Path(path).open("a") as handle:
         handle.write(json.dumps(event) + "\n")
 

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kinherit.io import atomic_file  # noqa: E402
+from kinherit.metrics.horizons import value_at  # noqa: E402
 from kinherit.metrics.runs import Run  # noqa: E402
 
 AXES = (("flops", "training FLOPs (teacher forward passes included)", False),
@@ -36,7 +37,7 @@ def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
             if points:
                 (line,) = ax.plot(*zip(*points), marker="o", markersize=3, label=run.name)
                 for growth in run.growths:
-                    at = growth["flops"] if key == "flops" else growth["step"] * _tokens_per_step(run) if key == "tokens" else None
+                    at = _at_step(run, key, growth["step"])
                     if at is not None:
                         ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=1)
         ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"baseline final loss {target:.3f}")
@@ -51,10 +52,10 @@ def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
     return paths
 
 
-def _tokens_per_step(run: Run) -> float:
-    """Tokens per optimizer step, from any event that has both (constant over a run)."""
-    event = next((e for e in run.evals + run.train if e["step"] > 0), None)
-    return event["tokens"] / event["step"] if event else 0.0
+def _at_step(run: Run, key: str, step: int) -> float | None:
+    """`key` (flops, tokens, time) at optimizer step `step`, interpolated between the run's logged events."""
+    points = sorted({(float(e["step"]), float(e[key])) for e in run.train + run.evals if key in e})
+    return value_at(points, float(step))
 
 
 def plot_alpha(runs: list[Run], out: Path) -> Path:

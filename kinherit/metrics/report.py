@@ -1,7 +1,7 @@
 """`kinherit report`: compare runs against a baseline by the compute each needs to reach its loss.
 
 For every run: final validation loss and perplexity, mean training tokens/s, total FLOPs (teacher
-forward passes included), and the FLOPs needed to first reach the baseline's final validation loss
+forward passes and data-selection scoring included), and the FLOPs needed to first reach the baseline's final validation loss
 (`savings.compute_to_reach`), as a saving fraction and a speed-up. The compute that produced a
 teacher or a grown model's source (their own pre-training, and that of their own teachers and sources,
 recursively: `lineage.Ancestors`) is a sunk cost: reported per run as `sunk_flops`, kept out of `saving`,
@@ -30,6 +30,7 @@ class RunResult:
     final_val_ppl: float
     total_flops: float
     teacher_inference_flops: float
+    selection_flops: float
     sunk_flops: float
     sunk_unknown: list[str]
     """Ancestor model folders no kinherit run produced: their pre-training is not known, so not in `sunk_flops`."""
@@ -93,6 +94,7 @@ def evaluate_run(run: Run, baseline: Run) -> RunResult:
         final_val_ppl=math.exp(min(final, 50.0)),
         total_flops=float(run.evals[-1]["flops"]),
         teacher_inference_flops=float(run.evals[-1].get("teacher_flops", 0.0)),
+        selection_flops=float(run.evals[-1].get("selection_flops", 0.0)),
         sunk_flops=ancestors.flops(),
         sunk_unknown=ancestors.external,
         flops_to_baseline_loss=run_flops,
@@ -110,12 +112,12 @@ def _fmt_flops(value: float | None) -> str:
 
 def markdown_table(results: list[RunResult], baseline: str, target: float) -> str:
     lines = [
-        f"Baseline: **{baseline}**, final validation loss {target:.4f}. FLOPs include teacher forward passes; "
-        "`sunk` is the teacher's / grown source's own pre-training (their lineage walked recursively), not counted in "
-        "`saving`; `saving incl. sunk` pays for it too.",
+        f"Baseline: **{baseline}**, final validation loss {target:.4f}. FLOPs include teacher forward passes and "
+        "data-selection scoring; `sunk` is the teacher's / grown source's own pre-training (their lineage walked "
+        "recursively), not counted in `saving`; `saving incl. sunk` pays for it too.",
         "",
-        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | sunk FLOPs | saving incl. sunk | tokens/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | selection FLOPs | sunk FLOPs | saving incl. sunk | tokens/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         saved = "—" if r.saving_fraction is None else f"{r.saving_fraction:.1%}"
@@ -127,7 +129,7 @@ def markdown_table(results: list[RunResult], baseline: str, target: float) -> st
         with_sunk = "—" if r.saving_including_sunk is None else f"{r.saving_including_sunk:.1%}"
         lines.append(
             f"| {r.name} | {r.final_val_loss:.4f} | {r.final_val_ppl:.2f} | {_fmt_flops(r.flops_to_baseline_loss)} | "
-            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {sunk} | {with_sunk} | {tps} |"
+            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {r.selection_flops:.3g} | {sunk} | {with_sunk} | {tps} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -19,7 +19,7 @@ class Run:
     train: list[dict[str, Any]]
     evals: list[dict[str, Any]]
     growths: list[dict[str, Any]] = field(default_factory=list)
-    """A staged run's growth events (step, growth, flops, held_loss_change)."""
+    """A staged run's growth events (step, growth, student_flops, held_loss_change)."""
 
     def curve(self, x: str) -> list[tuple[float, float]]:
         """(x, val_loss) of every evaluation, x being `flops`, `tokens`, `time_s` or `step`."""

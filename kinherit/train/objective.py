@@ -14,7 +14,8 @@ how L is computed, for every objective alike:
 
 Objectives that run a teacher add its forward FLOPs (`extra_flops`), learn where to run it (`start`), and may
 keep state that a checkpoint must carry (`state_dict` / `load_state_dict`, written as `objective.json`).
-Evaluation always uses the model's own loss. The knowledge-inheritance objective
+Evaluation always uses the model's own loss; the objective observes each evaluation's metrics (`on_evaluate`,
+e.g. to stop inheritance once the student's validation loss reaches the teacher's) and may add metrics to it. The knowledge-inheritance objective
 (`kinherit.inherit.objective`) implements this protocol without importing from here.
 """
 
@@ -42,6 +43,10 @@ class Objective(Protocol):
 
     def on_log(self, step: int, terms: dict[str, float]) -> None:
         """Called with the logged term means (equal on every process) after each training log."""
+
+    def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
+        """Called with each evaluation's metrics (`eval_loss`, ...; equal on every process) after `step` optimizer
+        steps, before they are logged; returns metrics to add (`eval_<name>`, logged as `val_<name>`)."""
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must hold to resume the objective exactly (JSON-serialisable)."""
@@ -74,6 +79,9 @@ class ModelLoss:
 
     def on_log(self, step: int, terms: dict[str, float]) -> None:
         return None
+
+    def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -1,5 +1,5 @@
-"""Pre-training: corpus → packed blocks → `KinheritTrainer` with the LM objective (or knowledge inheritance
-when the config has a `teacher:`) → `out/model`.
+"""Pre-training: corpus → packed blocks (with a `selection:`, those small models choose) → `KinheritTrainer` with
+the LM objective (or knowledge inheritance when the config has a `teacher:`) → `out/model`.
 
 Output folder layout (see `kinherit.train.run` for the shared part):
     config.resolved.yaml   the full config (defaults filled in), loadable with `--config`
@@ -24,6 +24,7 @@ from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corp
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.inherit.objective import prepare_inheritance
+from kinherit.inherit.selection import SelectedBlocks, select_blocks
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
 from kinherit.arch.build import build_model
@@ -110,13 +111,21 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     train, val = _datasets(corpus, tokenizer, model, config, data_seed)
     objective = ModelLoss()
     if config.teacher is not None:  # knowledge inheritance, fed cached teacher targets if any
-        train, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps)
+        train, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps, val)
+    upfront: dict[str, float] = {}
+    if config.selection is not None:  # the main process scores (or reads the cache), then the others read it
+        with args.main_process_first(local=False, desc="select the training data"):
+            selection = select_blocks(config, corpus, tokenizer, args.device)
+        train, upfront = SelectedBlocks(train, selection.indices), {"selection_flops": selection.flops}
+        if args.process_index == 0:
+            print(f"selection: {len(selection.indices):,} of {selection.candidates:,} scored training blocks "
+                  f"({selection.num_blocks:,} in all; {selection.path.name})", flush=True)
 
     def make_trainer(student: PreTrainedModel, segment: Segment) -> KinheritTrainer:
         return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=val,
                                data_collator=default_data_collator, objective=objective,
                                student_flops=flops_per_token(student, config.data.seq_len), sampler_seed=data_seed,
-                               segment=segment)
+                               segment=segment, upfront_flops=upfront)
 
     stages = Stages.of(config)
     stage = stage_of(checkpoint)
@@ -151,7 +160,7 @@ def _grow(checkpoint: str, out: Path, stages: Stages, stage: int, make_trainer: 
     if args.process_index == 0:
         deviation = grow_checkpoint(Path(checkpoint), out, stages, stage, make_trainer, held_batch(val), tokenizer)
         record = segment_of(out, stages, stage + 1)
-        append_event(out / METRICS_FILE, {"step": record.start_step, "growth": stage + 1, "flops": record.start_flops,
+        append_event(out / METRICS_FILE, {"step": record.start_step, "growth": stage + 1, "student_flops": record.start_flops,
                                           "held_loss_change": deviation})
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()

@@ -4,7 +4,7 @@ a quiet console and atomic checkpoints. Pre-training, knowledge inheritance and 
 What it changes, and nothing else:
 - the training loss comes from the `objective` (`kinherit.train.objective`), given the model's own loss and
   outputs; the objective's extra batch fields are taken out of the batch before the forward pass;
-  evaluation uses the model's own loss;
+  evaluation uses the model's own loss, and the objective sees each evaluation's metrics (`on_evaluate`);
 - gradient accumulation is handled the same way for every objective: a micro-batch mean is divided by the
   accumulation steps, a loss normalised by the step's item count (`objective.normalised_by_step`) is not;
 - a mixture-of-experts model's router auxiliary loss (`outputs.aux_loss`, which transformers adds to its loss as
@@ -17,7 +17,8 @@ What it changes, and nothing else:
   processes; the logged `loss` is the optimizer step's mean whatever the accumulation; a non-finite loss
   stops the run with an actionable error;
 - each training log carries `tokens` and `flops` (cumulative, from the step count, so resume-exact), plus
-  the objective's extra FLOPs (`teacher_flops`);
+  the objective's extra FLOPs (`teacher_flops`) and the FLOPs spent before the first step (`upfront_flops`,
+  e.g. `selection_flops` for scoring the training data);
 - with `sampler_seed`, the training sampler is `EpochShuffleSampler` (order is a function of seed and epoch);
 - the Trainer's own console output (log dicts, tqdm bars) is removed; `kinherit.train.progress` replaces it;
 - checkpoints are written to `<out>/.staging/checkpoint-N` and renamed into place when complete, with the
@@ -73,9 +74,10 @@ class KinheritTrainer(Trainer):
     """Trainer for every kinherit run; see the module docstring for what differs."""
 
     def __init__(self, *args: Any, objective: Objective, student_flops: FlopsPerToken, sampler_seed: int | None = None,
-                 segment: Segment = Segment(), **kwargs: Any):
+                 segment: Segment = Segment(), upfront_flops: Mapping[str, float] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.objective, self.student_flops, self.sampler_seed, self.segment = objective, student_flops, sampler_seed, segment
+        self.upfront_flops = dict(upfront_flops or {})
         self.loss_is_scaled_for_ga = None if objective.normalised_by_step else False  # None: Trainer's rule
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: dict[str, int] = {}
@@ -139,9 +141,9 @@ class KinheritTrainer(Trainer):
     # ---- compute accounting ----
     def accounting(self, step: int) -> dict[str, float]:
         """Cumulative tokens and FLOPs after `step` optimizer steps: student training (earlier stages at their own
-        sizes) plus the objective's extras; a staged run also says its stage."""
+        sizes) plus the objective's extras and the FLOPs spent before training; a staged run also says its stage."""
         tokens = step * self.tokens_per_step
-        extra = self.objective.extra_flops(step, self.tokens_per_step)
+        extra = {**self.upfront_flops, **self.objective.extra_flops(step, self.tokens_per_step)}
         student = self.segment.start_flops + (step - self.segment.start_step) * self.tokens_per_step * self.student_flops.train
         stage = {"stage": self.segment.stage} if self.segment.stage or self.segment.start_step else {}
         return {"tokens": tokens, "flops": student + sum(extra.values()), **extra, **stage}
@@ -163,6 +165,8 @@ class KinheritTrainer(Trainer):
                 )
             self.objective.on_log(self.state.global_step, terms)
             logs.update(self.accounting(self.state.global_step))
+        elif "eval_loss" in logs:
+            logs.update(self.objective.on_evaluate(self.state.global_step, logs))
         super().log(logs, start_time)
 
     # ---- optimizer and schedule of a segment ----

@@ -1,4 +1,6 @@
-"""`teacher.steps: auto`: inheritance stops itself once the student's LM loss reaches the teacher's."""
+"""`teacher.steps: auto`: inheritance stops itself once the student's validation loss reaches the teacher's."""
+
+import math
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run
 
 TOKENS_PER_STEP = 8 * 32
-
+EVAL_BATCH = 32
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +32,27 @@ def _events(out):
     return [e for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
 
 
+def _evals(out):
+    return [e for e in read_metrics(out / "metrics.jsonl") if "val_loss" in e]
+
+
 def _config(out, cache_dir, teacher, **train):
     return validate_config(student_run(out, cache_dir, {"path": str(teacher), "steps": "auto"},
-                                       **{"max_steps": 12, "eval_steps": 12, "save_steps": 2, **train}))
+                                       **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train}))
+
+
+def _teacher_val_flops(teacher, out):
+    """One teacher forward over the validation split (its blocks from the run's step-0 evaluation)."""
+    blocks = _val_blocks(out)
+    return blocks * 32 * flops_per_token(load_lm(teacher), 32).forward
+
+
+def _val_blocks(out):
+    from kinherit.config import load_config
+    from kinherit.data.packing import prepare_corpus
+
+    corpus = prepare_corpus(load_config(out / "config.resolved.yaml").data)
+    return corpus.val_tokens // 32
 
 
 def test_auto_stop_rule():
@@ -44,22 +64,44 @@ def test_auto_stop_rule():
     assert rule.switch_step == 5 and not rule.stopped(4) and rule.stopped(5) and rule.stopped(6)
 
 
+def test_validation_rule_keeps_the_gap_of_the_latest_evaluation():
+    rule = AutoStop()
+    assert rule.gap == 1.0  # full scheduled weight before the first evaluation
+    rule.observe_validation(0, student_val=4.1, teacher_val=4.0)
+    assert rule.gap == pytest.approx(0.1 / GAP_MARGIN) and rule.switch_step is None
+    rule.observe_validation(3, student_val=3.9, teacher_val=4.0)
+    assert rule.gap == 0.0 and rule.switch_step == 3
+    rule.observe_validation(6, student_val=4.9, teacher_val=4.0)  # after the switch nothing changes
+    assert rule.gap == 0.0 and rule.switch_step == 3
+
+
 def test_gap_weight():
     weight = gap_weight(torch.tensor([5.0, 4.2, 4.0, 3.5]), torch.tensor(4.0))
     assert weight.tolist() == pytest.approx([1.0, 0.2 / GAP_MARGIN, 0.0, 0.0])
 
 
-def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, cache_dir, weak_teacher):
-    """Right after an exact growth the student *is* the teacher: the gap is 0, so α is 0 from the first step and
-    inheritance stops at the first log; grown + KI then costs a few teacher forwards and changes nothing else."""
+def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, cache_dir, weak_teacher, teacher_calls):
+    """Right after an exact growth the student *is* the teacher: at the step-0 evaluation both validation losses
+    are equal, so inheritance stops before the first step; grown + KI then costs one teacher pass over the
+    validation split and changes nothing else."""
     raw = student_run(tmp_path / "same", cache_dir, {"path": str(weak_teacher), "steps": "auto"},
                       max_steps=6, eval_steps=6, save_steps=6, logging_steps=2)
     raw["model"] = {"from": str(weak_teacher)}
     raw["data"]["tokenizer"] = {"path": str(weak_teacher)}
     pretrain(validate_config(raw))
     events = _events(tmp_path / "same")
-    assert all(e["alpha"] <= 1e-5 for e in events)  # 0 up to the round-off between the two loss computations
-    assert events[-1]["teacher_flops"] == 2 * TOKENS_PER_STEP * flops_per_token(load_lm(weak_teacher), 32).forward
+    assert all(e["alpha"] == 0.0 and "kd_loss" not in e for e in events)
+    calls, _ = teacher_calls
+    assert len(calls) == math.ceil(_val_blocks(tmp_path / "same") / EVAL_BATCH)  # the validation pass, nothing else
+    assert events[-1]["teacher_flops"] == _teacher_val_flops(weak_teacher, tmp_path / "same")
+
+
+def test_the_teachers_validation_loss_is_its_own_evaluation(tmp_path, cache_dir, weak_teacher):
+    """The teacher's loss the rule compares with is what the trainer reported when it evaluated the teacher."""
+    pretrain(_config(tmp_path / "auto", cache_dir, weak_teacher, max_steps=3))
+    own = _evals(weak_teacher.parent)[-1]["val_loss"]
+    logged = [e["val_teacher_loss"] for e in _evals(tmp_path / "auto")]
+    assert len(logged) == 2 and logged == [pytest.approx(own, rel=1e-6)] * 2  # steps 0 and 3
 
 
 def test_teacher_lm_loss_matches_the_models_own_loss(weak_teacher):
@@ -70,42 +112,55 @@ def test_teacher_lm_loss_matches_the_models_own_loss(weak_teacher):
     assert lm_loss(out.logits, ids, masked=False).item() == pytest.approx(out.loss.item(), rel=1e-6)
 
 
+def _switch(evals):
+    return next(e["step"] for e in evals if e["val_loss"] <= e["val_teacher_loss"])
+
+
 def test_alpha_is_zero_and_the_teacher_idle_from_the_switch_on(tmp_path, cache_dir, weak_teacher, teacher_calls):
     pretrain(_config(tmp_path / "auto", cache_dir, weak_teacher))
-    events = _events(tmp_path / "auto")
-    switch = next(e["step"] for e in events if e["lm_loss"] <= e.get("teacher_lm_loss", float("inf")))
-    assert 1 < switch < 12
+    events, evals = _events(tmp_path / "auto"), _evals(tmp_path / "auto")
+    switch = _switch(evals)
+    assert 0 < switch < 12 and switch % 3 == 0  # decided at an evaluation
     calls, refs = teacher_calls
-    assert len(calls) == switch and refs[0]() is None  # no teacher forward after the switch, and it is released
+    val_batches = math.ceil(_val_blocks(tmp_path / "auto") / EVAL_BATCH)
+    assert len(calls) == val_batches + switch and refs[0]() is None  # no teacher forward after the switch, released
     teacher_fwd = flops_per_token(load_lm(weak_teacher), 32).forward
+    val_flops = _teacher_val_flops(weak_teacher, tmp_path / "auto")
     for event in events:
         step = event["step"]  # the event of step k logs the step just taken, t = k − 1
-        if step <= switch:  # the schedule's α, weighted by the teacher/student gap of that step's batch
-            gap = min(max((event["lm_loss"] - event["teacher_lm_loss"]) / GAP_MARGIN, 0.0), 1.0)
+        if step <= switch:  # the schedule's α, weighted by the validation gap of the latest evaluation before t
+            latest = max((e for e in evals if e["step"] <= step - 1), key=lambda e: e["step"])
+            gap = min(max((latest["val_loss"] - latest["val_teacher_loss"]) / GAP_MARGIN, 0.0), 1.0)
             assert event["alpha"] == pytest.approx((1 - (step - 1) / 12) * gap, abs=1e-6) and "kd_loss" in event
-            assert (event["lm_loss"] > event["teacher_lm_loss"]) == (step < switch)
         else:
-            assert event["alpha"] == 0.0 and "kd_loss" not in event and "teacher_lm_loss" not in event
-        assert event["teacher_flops"] == min(step, switch) * TOKENS_PER_STEP * teacher_fwd
+            assert event["alpha"] == 0.0 and "kd_loss" not in event
+        assert "teacher_lm_loss" not in event  # no comparison on training batches
+        assert event["teacher_flops"] == min(step, switch) * TOKENS_PER_STEP * teacher_fwd + val_flops
+    assert all((e["val_loss"] > e["val_teacher_loss"]) == (e["step"] < switch) for e in evals if e["step"] <= switch)
 
 
-def test_resume_restores_the_switch(tmp_path, cache_dir, weak_teacher, teacher_calls):
+def test_resume_restores_the_switch_and_the_gap(tmp_path, cache_dir, weak_teacher, teacher_calls):
     pretrain(_config(tmp_path / "straight", cache_dir, weak_teacher))
     expected = _events(tmp_path / "straight")
-    switch = next(e["step"] for e in expected if e["lm_loss"] <= e.get("teacher_lm_loss", float("inf")))
-    crash = switch + 2 + switch % 2  # the checkpoint before the crash (every 2 steps) is after the switch
-    crashed = _config(tmp_path / "crashed", cache_dir, weak_teacher)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(crashed, callbacks=[CrashAt(crash)])
+    switch = _switch(_evals(tmp_path / "straight"))
     calls, _ = teacher_calls
-    before = len(calls)
-    pretrain(crashed, resume=True)
-    assert len(calls) == before  # the resumed run knows inheritance has stopped: the teacher never runs again
-    resumed = _events(tmp_path / "crashed")
-    assert [e["step"] for e in resumed] == [e["step"] for e in expected]
-    for old, new in zip(expected, resumed):
-        for key in ("loss", "lm_loss", "alpha", "teacher_flops", "flops"):
-            assert abs(old[key] - new[key]) <= 1e-6, (old["step"], key, old[key], new[key])
+    straight_calls = len(calls)
+    # a checkpoint between two evaluations (every 2 steps, evaluations every 3): the gap of the last one must survive
+    for crash, name in ((5 if switch >= 6 else 3, "before"), (switch + 3, "after")):
+        crashed = _config(tmp_path / name, cache_dir, weak_teacher)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            pretrain(crashed, callbacks=[CrashAt(crash)])
+        before = len(calls)
+        pretrain(crashed, resume=True)
+        checkpoint = (crash - 1) // 2 * 2  # the crash comes before step `crash` is saved
+        # the teacher's validation loss comes from the checkpoint: only the training forwards left before the switch
+        assert len(calls) - before == max(0, switch - checkpoint)
+        resumed = _events(tmp_path / name)
+        assert [e["step"] for e in resumed] == [e["step"] for e in expected]
+        for old, new in zip(expected, resumed):
+            for key in ("loss", "lm_loss", "alpha", "teacher_flops", "flops"):
+                assert abs(old[key] - new[key]) <= 1e-6, (name, old["step"], key, old[key], new[key])
+    assert straight_calls > 0
 
 
 def test_auto_needs_an_online_teacher_and_max_steps(tmp_path, cache_dir, weak_teacher):

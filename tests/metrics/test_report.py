@@ -11,7 +11,7 @@ DATA = {"sources": ["corpus"], "roots": ["/data/corpus"], "split": "documents", 
         "max_documents": None, "text_field": "text", "tokenizer": "t0", "corpus": "c0", "val_sha256": "v0"}
 
 
-def _fake_run(path, points, teacher_flops=0.0, alpha=False, data=None, lineage=()):
+def _fake_run(path, points, teacher_flops=0.0, alpha=False, data=None, lineage=(), selection_flops=0.0):
     path.mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"data": {**DATA, **(data or {})}, "lineage": list(lineage)}))
     lines = []
@@ -24,26 +24,31 @@ def _fake_run(path, points, teacher_flops=0.0, alpha=False, data=None, lineage=(
         evaluation = {"step": step, "tokens": step * 10, "flops": flops, "val_loss": loss, "time_s": step * 1.0}
         if teacher_flops:
             evaluation["teacher_flops"] = teacher_flops
+        if selection_flops:
+            evaluation["selection_flops"] = train["selection_flops"] = selection_flops
         lines += [train, evaluation]
     (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
 
 
 def test_report_on_two_runs_has_exact_savings(tmp_path):
     _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 6.0), (20, 200.0, 4.0)])
-    _fake_run(tmp_path / "ki", [(0, 0.0, 8.0), (10, 120.0, 4.5), (20, 240.0, 3.5)], teacher_flops=40.0, alpha=True)
+    _fake_run(tmp_path / "ki", [(0, 30.0, 8.0), (10, 150.0, 4.5), (20, 270.0, 3.5)], teacher_flops=40.0, alpha=True,
+              selection_flops=30.0)
     report = build_report([tmp_path / "scratch", tmp_path / "ki"], tmp_path / "report")
     by_name = {r.name: r for r in report.results}
     assert by_name["scratch"].flops_to_baseline_loss == 200.0 and by_name["scratch"].saving_fraction == 0.0
     ki = by_name["ki"]
-    assert ki.flops_to_baseline_loss == pytest.approx(120.0 + 0.5 / 1.0 * 120.0)  # 4.5 → 3.5 crosses 4.0 halfway
-    assert ki.saving_fraction == pytest.approx(1 - 180.0 / 200.0) and ki.speedup == pytest.approx(200.0 / 180.0)
-    assert ki.teacher_inference_flops == 40.0 and ki.tokens_per_s == 1000.0
+    # 4.5 → 3.5 crosses 4.0 halfway; the 30 FLOPs of data-selection scoring count from step 0 on
+    assert ki.flops_to_baseline_loss == pytest.approx(150.0 + 0.5 / 1.0 * 120.0)
+    assert ki.saving_fraction == pytest.approx(1 - 210.0 / 200.0) and ki.speedup == pytest.approx(200.0 / 210.0)
+    assert ki.teacher_inference_flops == 40.0 and ki.selection_flops == 30.0 and ki.tokens_per_s == 1000.0
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     required = {"name", "final_val_loss", "flops_to_baseline_loss", "saving_fraction", "speedup", "teacher_inference_flops", "tokens_per_s"}
     assert all(required <= set(r) for r in results["runs"])
     for png in ("val_loss_vs_flops.png", "val_loss_vs_tokens.png", "val_loss_vs_time.png", "alpha.png"):
         assert (tmp_path / "report" / png).stat().st_size > 5000
     assert "| ki | 3.5000 |" in (tmp_path / "report" / "report.md").read_text()
+    assert "| 40 | 30 | 0 | 1,000 |" in (tmp_path / "report" / "report.md").read_text()  # teacher, selection, sunk FLOPs
 
 
 def test_unreached_baseline_is_reported_as_such(tmp_path, capsys):

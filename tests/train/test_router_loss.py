@@ -35,6 +35,9 @@ class PureKD:
     def on_log(self, step, terms):  # noqa: ANN001, ANN201
         return None
 
+    def on_evaluate(self, step, metrics):  # noqa: ANN001, ANN201
+        return {}
+
     def state_dict(self):  # noqa: ANN201
         return {}
 
