@@ -98,3 +98,19 @@ def test_cli_stream_and_its_refusals(tmp_path: Path, save_tiny, kinherit_main, c
     with pytest.raises(KinheritError, match="largest shard must be positive"):
         grow_streaming(src, tmp_path / "zero", hidden_size=64, max_shard_bytes=0)
     assert not (tmp_path / "moe").exists() and not (tmp_path / "zero").exists()
+
+
+@pytest.mark.slow  # three Python processes (~20 s of CPU); the streaming path itself is tested above
+def test_the_memory_bench_runs_at_tiny_size(tmp_path: Path):
+    """`bench/grow_stream.py` (the README's ≥ 4 GB measurement) at a tiny size: it builds, grows, measures, cleans up."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent.parent
+    done = subprocess.run([sys.executable, str(root / "bench" / "grow_stream.py"), "--hidden", "256", "--layers", "1",
+                           "--target-layers", "2", "--vocab", "500", "--dir", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "peak RSS" in done.stdout and "passed True" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # both folders deleted
