@@ -57,6 +57,17 @@ def test_streamed_weights_are_the_in_memory_ones(tmp_path: Path, family, tied, d
     assert growth["stream"]["dtype"] == str(dtype).removeprefix("torch.")
 
 
+@pytest.mark.parametrize("family", ["gemma2", "phi3", "gpt_neox", "olmo2"])
+def test_streamed_families_match_the_in_memory_growth(tmp_path: Path, family):
+    """(1 + w) norms and the scaled embedding, packed q|k|v, per-head interleaving with `embed_out`, branch norms."""
+    tiny_model(family).save_pretrained(tmp_path / "src")
+    memory = grow_folder(tmp_path / "src", tmp_path / "memory", hidden_size=64, num_layers=3, seed=1)
+    streamed = grow_streaming(tmp_path / "src", tmp_path / "streamed", hidden_size=64, num_layers=3, seed=1)
+    a, b = _weights(tmp_path / "memory"), _weights(tmp_path / "streamed")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert streamed.passed and streamed.max_deviation == pytest.approx(memory.max_deviation, rel=1e-6)
+
+
 def test_bf16_without_noise_is_exact_and_with_noise_within_the_rounding(tmp_path: Path):
     """Clone ×2 divides by 2, exact in bf16: only the rounding of the noisy copies deviates."""
     src = tmp_path / "src"
