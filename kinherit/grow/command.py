@@ -42,7 +42,9 @@ def add_parser(subparsers) -> None:
                         help="print the target shapes, parameter counts and the operator per space; write nothing")
     parser.add_argument("--stream", action="store_true",
                         help="grow tensor by tensor from disk to disk: memory holds one tensor, not both models; the "
-                        "weights are stored in the source's dtype (bf16 included) and verified module by module")
+                        "weights are stored in the source's dtype (bf16 included) and verified module by module, "
+                        "a bf16 (fp16) output held to 2^-5 (2^-8) instead of 1e-4: its rounding breaks the noise's "
+                        "exact cancellation")
     parser.add_argument("--max-shard-size", type=float, default=2.0, metavar="GB",
                         help="with --stream, the largest output shard in GB (10^9 bytes; default 2)")
     parser.add_argument("--hidden-size", type=int, help="target hidden size (default: the source's)")
