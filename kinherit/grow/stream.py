@@ -60,10 +60,10 @@ def grow_streaming(src: str | os.PathLike, out: str | os.PathLike, options: Grow
     source_model = meta_model(config.to_dict(), head.architecture)
     source = FolderTensors(src, "SRC_DIR", upcast=True, aliases=stored_names(source_model, src, "SRC_DIR"))
     dtype = _stored_dtype(source)
-    target = {k: tuple(v.shape) for k, v in meta_model(plan.output_config, plan.output_architecture).state_dict().items()}
+    target_model = meta_model(plan.output_config, plan.output_architecture)
+    target = {k: tuple(v.shape) for k, v in target_model.state_dict().items()}
     plan = resolve_noise(plan, source)
-    report = _report(plan, _params(source_model),
-                     _params(meta_model(plan.output_config, plan.output_architecture)))
+    report = _report(plan, _params(source_model), _params(target_model))
     report.tolerance = TOLERANCE[dtype]
     with staged_outputs(out) as stage:
         writer, grown = ShardWriter(stage, max_shard_bytes), set()
@@ -74,7 +74,6 @@ def grow_streaming(src: str | os.PathLike, out: str | os.PathLike, options: Grow
             if not (plan.tied and key == head.tied[0]):  # a tied head is stored once, as its embedding
                 writer.add(key, x.to(dtype) if x.is_floating_point() else x)
             grown.add(key)
-            del x
         if grown != set(target):
             raise KinheritError(f"grown weights do not match {plan.output_architecture}: missing {sorted(set(target) - grown)[:5]}")
         writer.finish()
