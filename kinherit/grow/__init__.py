@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "assemble_grown_model": "api", "grow": "api", "grow_folder": "api", "Growth": "api", "GrowthNotExact": "api",
-    "DEFAULT_NOISE_DB": "options", "GrowthOptions": "options", "copy_divergence": "divergence", "DivergenceReport": "divergence",
+    "grow_streaming": "stream", "DEFAULT_NOISE_DB": "options", "GrowthOptions": "options", "copy_divergence": "divergence", "DivergenceReport": "divergence",
     "DEPTH_OPERATORS": "depth", "register_depth": "depth",
     "GrowthPlan": "plan", "load_plan": "plan", "make_plan": "plan", "plan_folder": "api", "grow_map": "reapply", "replay": "reapply",
     "Comparison": "verify", "GrowthReport": "verify",

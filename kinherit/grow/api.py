@@ -102,7 +102,8 @@ def grow(
 def grow_folder(src: str | os.PathLike, out: str | os.PathLike, options: GrowthOptions | dict | None = None, *,
                 overwrite: bool = False, **kwargs) -> GrowthReport:
     """Grow the HF model folder `src` into `out` (config, safetensors, tokenizer, growth.json),
-    verifying the in-memory model and the reloaded folder. `options` as for `grow`.
+    verifying the in-memory model and the reloaded folder. `options` as for `grow`. `stream.grow_streaming` does
+    the same from disk to disk, without both models in memory.
 
     An `out` with files in it is refused unless `overwrite`; then only kinherit's outputs in it are
     replaced (`output.OWN_OUTPUTS`) and every other file is kept, in one atomic swap. Raises
@@ -164,12 +165,17 @@ def _check_folders(src: Path, out: Path | None, overwrite: bool):
     return config, head
 
 
-def _meta_params(config: dict, architecture: str) -> int:
-    """Parameter count of `architecture` built from `config` on the meta device (no memory, no weights)."""
+def meta_model(config: dict, architecture: str) -> PreTrainedModel:
+    """`architecture` built from `config` on the meta device (no memory, no weights), tied weights tied."""
     with init_empty_weights(include_buffers=False):
         model = getattr(transformers, architecture)(CONFIG_MAPPING[config["model_type"]].from_dict(config))
-    model.tie_weights()  # a tied head counts once
-    return _params(model)
+    model.tie_weights()
+    return model
+
+
+def _meta_params(config: dict, architecture: str) -> int:
+    """Parameter count of `architecture` built from `config` on the meta device (a tied head counts once)."""
+    return _params(meta_model(config, architecture))
 
 
 def _release_freed_memory() -> None:

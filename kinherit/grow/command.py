@@ -40,6 +40,13 @@ def add_parser(subparsers) -> None:
                         "growth.json); every other file in it is kept")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the target shapes, parameter counts and the operator per space; write nothing")
+    parser.add_argument("--stream", action="store_true",
+                        help="grow tensor by tensor from disk to disk: memory holds one tensor, not both models; the "
+                        "weights are stored in the source's dtype (bf16 included) and verified module by module, "
+                        "a bf16 (fp16) output held to 2^-5 (2^-8) instead of 1e-4: its rounding breaks the noise's "
+                        "exact cancellation")
+    parser.add_argument("--max-shard-size", type=float, default=2.0, metavar="GB",
+                        help="with --stream, the largest output shard in GB (10^9 bytes; default 2)")
     parser.add_argument("--hidden-size", type=int, help="target hidden size (default: the source's)")
     parser.add_argument("--intermediate-size", type=int, help="target FFN size (default: keeps the ratio to hidden)")
     parser.add_argument("--num-heads", type=int, help="target attention heads (default: hidden / head_dim)")
@@ -87,6 +94,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from kinherit.grow.api import GrowthNotExact, grow_folder, plan_folder
     from kinherit.grow.plan import NO_NOISE_WARNING
+    from kinherit.grow.stream import grow_streaming
 
     options = GrowthOptions.of({key: getattr(args, key) for key in GrowthOptions.model_fields})
     if args.dry_run:
@@ -98,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            report = grow_folder(args.src, args.out, options, overwrite=args.overwrite)
+            if args.stream:
+                report = grow_streaming(args.src, args.out, options, overwrite=args.overwrite,
+                                        max_shard_bytes=int(args.max_shard_size * 1e9))
+            else:
+                report = grow_folder(args.src, args.out, options, overwrite=args.overwrite)
     except GrowthNotExact as err:
         print(f"kinherit grow: error: {err}", file=sys.stderr)
         return 1

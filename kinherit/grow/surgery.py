@@ -78,9 +78,8 @@ def _grown_tensors(
     head_gain = 1.0 / tied_embedding_scale(plan)
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)
-    state = dict(state)
     if plan.tied and head.tied[0] not in state and head.tied[1] in state:
-        state[head.tied[0]] = state[head.tied[1]]  # safetensors files store tied weights once
+        state = _Aliased(state, head.tied[0], head.tied[1])  # safetensors files store tied weights once
     bound = bind(family.tensors(head.architecture), plan.source_shape, state, require_all=strict)
     by_spec: dict[TensorSpec, dict[int | None, str]] = {}
     for b in bound:
@@ -119,6 +118,27 @@ def _grown_tensors(
 
 def _produces(spec: TensorSpec) -> bool:
     return any(axis.kind in ("out", "norm") for axis in spec.axes)
+
+
+class _Aliased(Mapping[str, torch.Tensor]):
+    """`state` plus the key `alias`, which reads `state[target]`; nothing is read before it is looked up (the
+    state may be a folder read tensor by tensor, `shards.FolderTensors`)."""
+
+    def __init__(self, state: Mapping[str, torch.Tensor], alias: str, target: str):
+        self.state, self.alias, self.target = state, alias, target
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.state[self.target if key == self.alias else key]
+
+    def __contains__(self, key: object) -> bool:
+        return key == self.alias or key in self.state
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.state
+        yield self.alias
+
+    def __len__(self) -> int:
+        return len(self.state) + 1
 
 
 def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> GrowthPlan:
@@ -189,6 +209,6 @@ def _grow_dense(
             x.add_(noise_term(key, tuple(x.shape), dim, spec, maps, plan.noise_std[key], plan.noise_seed))
         if drawn is not None and key in drawn:
             x.add_(drawn_term(key, tuple(x.shape), spec, maps, *drawn[key], plan.noise_seed))
-        if not spec.per_layer:
+        if plan.tied and key == head.tied[1]:  # kept for the tied head only
             emitted[key] = x
         yield key, x

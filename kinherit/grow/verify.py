@@ -164,6 +164,8 @@ def outputs(model: torch.nn.Module, kind: str, inputs: Inputs) -> Outputs:
     training = model.training
     model.eval()
     device = next(model.parameters()).device
+    if device.type == "meta":  # weights loaded module by module on the CPU (`offload.offloaded`)
+        device = torch.device("cpu")
     inputs = {k: v.to(device) for k, v in inputs.items()}
     try:
         if kind == "causal_lm":
