@@ -147,9 +147,12 @@ TeacherSource = SameTokenizerTeacher | CrossTokenizerTeacher
 
 def teacher_placement(accelerator: Any) -> Placement:
     """The training device, the accelerator's autocast (mixed precision) and, under FSDP2, the student's sharding."""
-    mesh = getattr(accelerator, "torch_device_mesh", None) if getattr(accelerator, "is_fsdp2", False) else None
-    shard = partial(shard_like_student, mesh=mesh) if getattr(accelerator, "is_fsdp2", False) else None
-    return Placement(accelerator.device, accelerator.autocast, shard)
+    if not getattr(accelerator, "is_fsdp2", False):
+        return Placement(accelerator.device, accelerator.autocast)
+    mesh = getattr(accelerator, "torch_device_mesh", None)
+    if mesh is not None:  # the student's FSDP dimensions, as accelerate's `fsdp2_prepare_model` takes them
+        mesh = mesh[tuple(accelerator.parallelism_config.fsdp_dim_names)]
+    return Placement(accelerator.device, accelerator.autocast, partial(shard_like_student, mesh=mesh))
 
 
 def shard_like_student(model: torch.nn.Module, mesh: Any = None) -> torch.nn.Module:
