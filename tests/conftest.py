@@ -32,6 +32,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def torchrun_cli(args: list[str], module: str = "kinherit.cli", env: dict[str, str] | None = None) -> None:
+    """Run `kinherit ARGS` (as `python -m module ARGS`) under `torchrun --nproc_per_node 2` (gloo on CPU); assert success."""
+    with socket.socket() as sock:  # a free loopback port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", module, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.fixture()
 def torchrun_pretrain(tmp_path: Path):  # noqa: ANN201
     """Run `kinherit pretrain` on a config dict under `torchrun --nproc_per_node 2` (gloo on CPU); assert success."""
@@ -39,13 +50,7 @@ def torchrun_pretrain(tmp_path: Path):  # noqa: ANN201
     def run(config: dict[str, Any]) -> None:
         path = tmp_path / "torchrun.yaml"
         path.write_text(yaml.safe_dump(config))
-        with socket.socket() as sock:  # a free loopback port for the rendezvous
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(port), "-m", "kinherit.cli", "pretrain", "--config", str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        torchrun_cli(["pretrain", "--config", str(path)])
 
     return run
 

@@ -118,6 +118,8 @@ CASES = [
     # cache-teacher
     ("cache-teacher --teacher {model} --config {run} --batch-size 0", "--batch-size must be ≥ 1, got 0"),
     ("cache-teacher --teacher {model} --config {run} --top-k 0", "--top-k must be ≥ 1, got 0"),
+    ("cache-teacher --teacher {model} --config {run} --top-p 1.5", "--top-p must be in (0, 1), got 1.5"),
+    ("cache-teacher --teacher {model} --config {run} --top-p 0.9 --cross-tokenizer alm", "--top-p serves same-tokenizer caches"),
     ("cache-teacher --teacher {model} --config {run} --top-k 100000", "--top-k 100000 exceeds the vocabulary of 300 tokens"),
     ("cache-teacher --teacher {root}/nope --config {run}", "--teacher {root}/nope not found"),
     ("cache-teacher --teacher {model} --config {run} --batch-size x", "argument --batch-size: invalid int value: 'x'"),

@@ -5,7 +5,8 @@
     teacher.py    teacher folder checks (task, shared vocabulary) and lazy loading
     sources.py    teacher sources: online, cached, another tokenizer (columns, lifetime, FLOPs)
     objective.py  inheritance_loss (pure) and KnowledgeInheritance, the objective joining α, source and loss
-    cache.py      offline top-K teacher cache and the dataset that serves it
+    cache.py      offline top-K / top-p teacher cache and the dataset that serves it
+    parts.py      a cache written by several processes (torchrun / accelerate launch), joined by the main one
     command.py    `kinherit cache-teacher`
     alignment.py  a student block against the teacher's tokenization of the same text (teacher.cross_tokenizer)
     cross_tokenizer/  KI from a teacher with another tokenizer: alm, shared_vocab, shared_prefix; online and cached

@@ -7,6 +7,8 @@ For one position with student logits s ∈ R^V, p = softmax(s / τ), and teacher
     top-K teacher: q_k = softmax_k(ℓ_k / τ) over its K kept tokens, 0 elsewhere
                    (ℓ = teacher log-probabilities of the K most likely tokens; any per-position shift of ℓ
                     cancels in the softmax, so one stored top-K serves every temperature)
+    top-p teacher: a top-K teacher whose rows keep k ≤ K tokens, the other K − k entries padding (ℓ = −∞, q = 0);
+                   every loss gives padding exactly 0, so it equals the loss over each row's own k tokens
 
 a KD loss is a divergence D(q, p) times τ² (Hinton et al.: it keeps the gradient on the scale of the LM loss),
 and `kd_loss` is its mean over the selected positions. The default, `forward_kl`, is τ²·KL(q ‖ p); the others
@@ -85,6 +87,17 @@ def _teacher_log_probs(teacher: Tensor | TopK, tau: float, dtype: torch.dtype) -
     return (teacher.to(dtype) / tau).log_softmax(-1), None
 
 
+def _finite(log_prob: Tensor) -> Tensor:
+    """`log_prob` with −∞ (a token of probability 0: a top-p cache's padding) set to 0, so that a term weighted by
+    that probability is exactly 0 there and no ∞ − ∞ reaches the forward pass or autograd."""
+    return log_prob.masked_fill(log_prob.isneginf(), 0.0)
+
+
+def _student_on_top_k(log_p: Tensor, log_q: Tensor, index: Tensor) -> Tensor:
+    """The student's (c, V) values gathered on the teacher's K tokens, −∞ on its padding (probability 0 there too)."""
+    return log_p.gather(1, index).masked_fill(log_q.isneginf(), float("-inf"))
+
+
 def register_kd_loss(name: str, reference: str) -> Callable[[RowFn], RowFn]:
     """Register a pure per-position loss `fn` as KD loss `name`; its gradient is taken by autograd, one block of
     rows at a time. `reference` is the paper it comes from (printed by --help-config)."""
@@ -114,8 +127,8 @@ def _forward_kl_block(student: Tensor, teacher: Tensor | TopK, tau: float, grad_
     log_ps = torch.log_softmax(student.to(dtype) / tau, -1, out=out)  # (c, V)
     log_q, index = _teacher_log_probs(teacher, tau, dtype)
     q = log_q.exp()
-    if index is not None:
-        kl = (q * (log_q - log_ps.gather(1, index))).sum()
+    if index is not None:  # a padding entry (q = 0, log q = −∞) adds 0 to the KL and −q = 0 to the gradient
+        kl = (q * (_finite(log_q) - log_ps.gather(1, index))).sum()
         grad = log_ps.exp_().scatter_add_(1, index, q.neg_()) if grad_scale is not None else None  # p − q, over log_ps
     else:
         kl = log_q.sub_(log_ps).mul_(q).nan_to_num_(nan=0.0).sum()  # q·(log q − log p), 0·log 0 = 0
@@ -134,10 +147,10 @@ KD_LOSSES.add(
 def reverse_kl(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     """τ²·KL(p ‖ q) = τ²·Σ_v p_v·(log p_v − log q_v): mode-seeking, the student puts its mass where the teacher
     is confident. Top-K: q is 0 outside its K tokens, so both are taken over those K tokens, the student
-    renormalised there (p̃_k = softmax_k(s_k / τ))."""
+    renormalised there (p̃_k = softmax_k(s_k / τ)); a top-p row's padding is outside both."""
     log_q, index = _teacher_log_probs(teacher, tau, student.dtype)
-    log_p = (student / tau if index is None else student.gather(1, index) / tau).log_softmax(-1)  # (c, V) or (c, K)
-    return tau**2 * (log_p.exp() * (log_p - log_q)).sum(-1)
+    log_p = (student / tau if index is None else _student_on_top_k(student / tau, log_q, index)).log_softmax(-1)  # (c, V) or (c, K)
+    return tau**2 * (log_p.exp() * (_finite(log_p) - _finite(log_q))).sum(-1)
 
 
 JSD_BETA = 0.5
@@ -153,10 +166,11 @@ def jsd(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     log_q, index = _teacher_log_probs(teacher, tau, student.dtype)
     log_p = (student / tau).log_softmax(-1)  # (c, V)
     if index is not None:
-        log_p = log_p.gather(1, index)  # (c, K)
+        log_p = _student_on_top_k(log_p, log_q, index)  # (c, K), padding −∞: neither distribution has it
+    q, p = log_q.exp(), log_p.exp()
+    log_q, log_p = _finite(log_q), _finite(log_p)  # padding: weights q = p = 0, finite logs
     log_m = torch.logaddexp(math.log(beta) + log_q, math.log(1 - beta) + log_p)
-    p = log_p.exp()
-    rows = beta * (log_q.exp() * (log_q - log_m)).sum(-1) + (1 - beta) * (p * (log_p - log_m)).sum(-1)
+    rows = beta * (q * (log_q - log_m)).sum(-1) + (1 - beta) * (p * (log_p - log_m)).sum(-1)
     if index is not None:
         rows = rows - (1 - beta) * math.log(1 - beta) * (1 - p.sum(-1))
     return tau**2 * rows
@@ -174,8 +188,9 @@ def skew_kl(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     log_p = (student / tau).log_softmax(-1)  # (c, V)
     if index is not None:
         log_p = log_p.gather(1, index)  # (c, K)
+    q, log_q = log_q.exp(), _finite(log_q)  # a top-p row's padding: q = 0, the term 0
     log_m = torch.logaddexp(math.log(SKEW_LAMBDA) + log_q, math.log(1 - SKEW_LAMBDA) + log_p)
-    return tau**2 * (log_q.exp() * (log_q - log_m)).sum(-1)
+    return tau**2 * (q * (log_q - log_m)).sum(-1)
 
 
 def kd_loss(

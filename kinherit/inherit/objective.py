@@ -40,7 +40,7 @@ from kinherit.inherit.held_out import TeacherValidation
 from kinherit.inherit.losses import DEFAULT_KD_LOSS, kd_loss, mix
 from kinherit.inherit.schedules import AUTO, SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
-                                      TeacherSource, teacher_device)
+                                      TeacherSource, teacher_placement)
 from kinherit.inherit.teacher import inspect_teacher
 
 _SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
@@ -112,13 +112,16 @@ class KnowledgeInheritance:
         self.extra_columns = source.extra_columns
 
     def start(self, accelerator: Any) -> None:
-        """Place an online teacher where the student trains; refused where it would be replicated unsharded."""
-        if self.source.model is not None and accelerator.distributed_type in _SHARDED:
+        """Place an online teacher where the student trains, sharded like it under FSDP2; refused under DeepSpeed
+        and FSDP1, where it would be replicated unsharded on every device."""
+        sharded = accelerator.distributed_type in _SHARDED and not getattr(accelerator, "is_fsdp2", False)
+        if self.source.model is not None and sharded:
             raise KinheritError(
-                f"an online teacher is not supported under {accelerator.distributed_type.value}: it would be "
-                "replicated unsharded on every device; build an offline cache (kinherit cache-teacher) and set teacher.cache"
+                f"an online teacher is not supported under {accelerator.distributed_type.value} without FSDP2: it would be "
+                "replicated unsharded on every device; use FSDP2 (train.fsdp_config: {fsdp_version: 2}) or build an "
+                "offline cache (kinherit cache-teacher) and set teacher.cache"
             )
-        self.source.place(*teacher_device(accelerator))
+        self.source.place(teacher_placement(accelerator))
         if self.validation is not None and self.source.model is not None:
             self.validation.measure(self.source.model)
 

@@ -4,8 +4,8 @@ A source owns
 - the extra batch columns the teacher needs (`extra_columns`: cached targets, or the alignment to another
   tokenizer) and the dataset that serves them (`dataset`, built by `prepare_inheritance`);
 - the teacher's lifetime: an online teacher is loaded on the first step that needs it, placed on the
-  training device in eval mode and frozen, run under the accelerator's autocast, and released (`release`)
-  when α stays 0; a cache never loads a model;
+  training device in eval mode and frozen, run under the accelerator's autocast, sharded like the student
+  under FSDP2 (`shard_like_student`), and released (`release`) when α stays 0; a cache never loads a model;
 - the teacher's forward FLOPs (`flops`) on the steps where it ran;
 - `outputs(batch, extras)`: what the loss needs from the teacher for one micro-batch (`TeacherOutputs`).
 
@@ -18,6 +18,7 @@ import gc
 from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -39,24 +40,39 @@ class TeacherOutputs:
     targets: Tensor | TopK | Targets
 
 
+Shard = Callable[[torch.nn.Module], torch.nn.Module]
+"""Turns a loaded teacher into the form it runs in on every process (`shard_like_student` under FSDP2)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how the teacher runs: the training device, the accelerator's autocast, and `shard` when the
+    student is sharded (None: every process holds the whole teacher)."""
+
+    device: torch.device | None = None
+    autocast: Callable[[], AbstractContextManager] = nullcontext
+    shard: Shard | None = None
+
+
 class OnlineModel:
     """A teacher model loaded on first use and released on request (owned by one source)."""
 
     def __init__(self, spec: TeacherSpec):
         self.spec = spec
         self.model: torch.nn.Module | None = None
-        self.device: torch.device | None = None
-        self.autocast: Callable[[], AbstractContextManager] = nullcontext
+        self.placement = Placement()
 
-    def place(self, device: torch.device, autocast: Callable[[], AbstractContextManager]) -> None:
-        """Where and under which autocast the teacher runs (the training device and precision)."""
-        self.device, self.autocast = device, autocast
+    def place(self, placement: Placement) -> None:
+        self.placement = placement
 
     def __call__(self, **inputs: Tensor) -> Tensor:
-        """The teacher's logits, without gradient."""
+        """The teacher's logits, without gradient. Sharded, every process must call it on the same steps (it
+        gathers each block's parameters from all of them): α and the auto stop are the same on every process."""
         if self.model is None:
-            self.model = self.spec.load().to(self.device) if self.device is not None else self.spec.load()
-        with torch.no_grad(), self.autocast():
+            model = self.spec.load()
+            model = model.to(self.placement.device) if self.placement.device is not None else model
+            self.model = self.placement.shard(model) if self.placement.shard is not None else model
+        with torch.no_grad(), self.placement.autocast():
             return self.model(**inputs).logits
 
     def release(self) -> None:
@@ -73,9 +89,9 @@ class _OwnsModel:
 
     model: OnlineModel | None
 
-    def place(self, device: torch.device, autocast: Callable[[], AbstractContextManager]) -> None:
+    def place(self, placement: Placement) -> None:
         if self.model is not None:
-            self.model.place(device, autocast)
+            self.model.place(placement)
 
     def release(self) -> None:
         if self.model is not None:
@@ -125,6 +141,26 @@ class CrossTokenizerTeacher(_OwnsModel):
 TeacherSource = SameTokenizerTeacher | CrossTokenizerTeacher
 
 
-def teacher_device(accelerator: Any) -> tuple[torch.device, Callable[[], AbstractContextManager]]:
-    """The training device and the accelerator's autocast (mixed precision), as a teacher should run."""
-    return accelerator.device, accelerator.autocast
+def teacher_placement(accelerator: Any) -> Placement:
+    """The training device, the accelerator's autocast (mixed precision) and, under FSDP2, the student's sharding."""
+    if not getattr(accelerator, "is_fsdp2", False):
+        return Placement(accelerator.device, accelerator.autocast)
+    mesh = getattr(accelerator, "torch_device_mesh", None)
+    if mesh is not None:  # the student's FSDP dimensions, as accelerate's `fsdp2_prepare_model` takes them
+        mesh = mesh[tuple(accelerator.parallelism_config.fsdp_dim_names)]
+    return Placement(accelerator.device, accelerator.autocast, partial(shard_like_student, mesh=mesh))
+
+
+def shard_like_student(model: torch.nn.Module, mesh: Any = None) -> torch.nn.Module:
+    """FSDP2 (`fully_shard`) over the student's device mesh (None: all processes), as accelerate shards the student:
+    each transformer block (a class in the model's `_no_split_modules`) is one unit, the rest of the model the
+    root unit. A process keeps 1/world of each parameter; a forward gathers one block at a time and frees it after
+    (`reshard_after_forward`), so the whole teacher is never resident. No gradients: frozen, run under no_grad."""
+    from torch.distributed.fsdp import fully_shard
+
+    blocks = set(getattr(model, "_no_split_modules", None) or ())
+    for module in list(model.modules())[1:]:
+        if type(module).__name__ in blocks:
+            fully_shard(module, mesh=mesh, reshard_after_forward=True)
+    fully_shard(model, mesh=mesh, reshard_after_forward=True)
+    return model
