@@ -12,7 +12,8 @@ Protocol (see README, "How the savings are measured"):
    for H·B steps (cosine over H·B), at the tuned LRs.
 3. Horizons h = 1..H: saving to reach scratch's loss after h·B steps, the loss at equal total FLOPs
    with the teacher's own pre-training counted, and whether grown stays at or below scratch at every
-   evaluation. Mean ± standard deviation over the seeds; writes efficiency.json, efficiency.md and
+   evaluation. Mean ± standard deviation over every seed (a seed that never reached the target counts at
+   its bound, and the mean is then marked as an upper bound, ≤); writes efficiency.json, efficiency.md and
    horizons.png.
 """
 
@@ -31,11 +32,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kinherit.config import read_yaml  # noqa: E402
 from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment  # noqa: E402
+from kinherit.errors import KinheritError  # noqa: E402
 from kinherit.io import atomic_file, write_json  # noqa: E402
 from kinherit.metrics.horizons import horizon_points  # noqa: E402
 from kinherit.metrics.plots import save_png  # noqa: E402
 from kinherit.metrics.report import sunk_flops  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
+from kinherit.metrics.savings import saving  # noqa: E402
 
 TUNED = ("scratch", "grown")
 LR_OF = {"scratch": "scratch", "ki": "scratch", "grown": "grown", "grown_ki": "grown"}
@@ -95,19 +98,53 @@ def _tuning(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path
 
 
 def _mean_std(values: list[float | None]) -> dict[str, Any]:
-    reached = [v for v in values if v is not None]
-    return {"mean": statistics.mean(reached) if reached else None,
-            "std": statistics.stdev(reached) if len(reached) > 1 else 0.0,
-            "reached": len(reached), "n": len(values)}
+    """Mean ± std of the values that exist (a loss at equal FLOPs is None where the sunk cost exceeds the budget)."""
+    known = [v for v in values if v is not None]
+    return {"mean": statistics.mean(known) if known else None,
+            "std": statistics.stdev(known) if len(known) > 1 else 0.0,
+            "reached": len(known), "n": len(values)}
+
+
+def summarize_savings(savings: list[float], reached: list[bool]) -> dict[str, Any]:
+    """Mean ± std of the savings over every seed. A seed that never reached the target enters as its bound,
+    1 − F_run(last evaluation) / F_baseline (its true saving is below it), so with any such seed the mean is an
+    upper bound (`bound: true`): an unreached seed is never dropped, and never raises the mean above the truth."""
+    if len(savings) != len(reached) or not savings:
+        raise ValueError(f"{len(savings)} savings for {len(reached)} reached flags")
+    return {"mean": statistics.mean(savings), "std": statistics.stdev(savings) if len(savings) > 1 else 0.0,
+            "reached": sum(reached), "n": len(savings), "bound": not all(reached)}
 
 
 def _fmt(summary: dict[str, Any], pct: bool = True) -> str:
     if summary["mean"] is None:
         return "not reached"
     fmt = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.3f}")
-    text = fmt(summary["mean"]) + (f" ± {fmt(summary['std'])}" if summary["reached"] > 1 else "")
-    return text + (f" ({summary['n'] - summary['reached']} of {summary['n']} not reached)"
-                   if summary["reached"] < summary["n"] else "")
+    text = ("≤ " if summary.get("bound") else "") + fmt(summary["mean"])
+    text += f" ± {fmt(summary['std'])}" if summary["n"] > 1 else ""
+    missing = summary["n"] - summary["reached"]
+    if not missing:
+        return text
+    if "bound" in summary:
+        return text + f" ({missing} of {summary['n']} not reached, counted at their bound)"
+    return text + f" (mean of {summary['reached']}; {missing} of {summary['n']} undefined)"
+
+
+def add_seed(values: dict[str, list], baseline_evals: list[dict], run_evals: list[dict], budget: int,
+             horizons: list[int], sunk: float) -> None:
+    """Append one seed's horizon figures to `values` (key -> one entry per seed). A run that never reaches the
+    target gets `reached@h` False and, as `saving@h`, its bound 1 − F_run(last evaluation) / F_baseline(h)."""
+    values.setdefault("sunk_flops", []).append(sunk)
+    for p in horizon_points(baseline_evals, run_evals, budget, horizons, sunk):
+        key = f"{p.horizon}x"
+        if p.baseline_flops <= 0:
+            raise KinheritError(f"the baseline never improved on its first evaluation within {key} the budget: "
+                                "no saving is defined; train it longer or with another learning rate")
+        reached = p.saving is not None
+        bound = saving(float(run_evals[-1]["flops"]), p.baseline_flops)[0]
+        values.setdefault(f"saving@{key}", []).append(p.saving if reached else bound)
+        values.setdefault(f"reached@{key}", []).append(reached)
+        values.setdefault(f"loss@{key}", []).append(p.run_loss)
+        values.setdefault(f"loss_equal_total_flops@{key}", []).append(p.loss_at_equal_total_flops)
 
 
 def report(spec: ExperimentSpec, lrs: dict[str, float], seeds: list[int], horizon: int, out: Path) -> dict[str, Any]:
@@ -121,21 +158,24 @@ def report(spec: ExperimentSpec, lrs: dict[str, float], seeds: list[int], horizo
         runs = {name: load_run(folder / name) for name in STUDENTS}
         scratch = runs["scratch"]
         for name, run in runs.items():
-            sunk = sunk_flops(run)
-            points = horizon_points(scratch.evals, run.evals, budget, horizons, sunk)
-            values = per_run[name]
-            values.setdefault("sunk_flops", []).append(sunk)
-            for p in points:
-                key = f"{p.horizon}x"
-                values.setdefault(f"saving@{key}", []).append(p.saving)
-                values.setdefault(f"loss@{key}", []).append(p.run_loss)
-                values.setdefault(f"loss_equal_total_flops@{key}", []).append(p.loss_at_equal_total_flops)
+            add_seed(per_run[name], scratch.evals, run.evals, budget, horizons, sunk_flops(run))
         grown_at = {e["step"]: e["val_loss"] for e in runs["grown"].evals}
         excess = [grown_at[e["step"]] - e["val_loss"] for e in scratch.evals if e["step"] > 0 and e["step"] in grown_at]
         grown_ahead.append({"seed": seed, "evaluations": len(excess), "grown_not_worse": sum(e <= 0 for e in excess),
                             "max_excess": max(excess)})
-    summary = {name: {key: _mean_std(vals) for key, vals in values.items()} for name, values in per_run.items()}
+    summary = {name: _summary(values) for name, values in per_run.items()}
     return {"horizons": horizons, "per_seed": per_run, "summary": summary, "grown_vs_scratch_every_eval": grown_ahead}
+
+
+def _summary(values: dict[str, list]) -> dict[str, dict[str, Any]]:
+    """Per key: savings through `summarize_savings` (with their reached flags), everything else through `_mean_std`."""
+    out = {}
+    for key, vals in values.items():
+        if key.startswith("saving@"):
+            out[key] = summarize_savings(vals, values["reached@" + key.removeprefix("saving@")])
+        elif not key.startswith("reached@"):
+            out[key] = _mean_std(vals)
+    return out
 
 
 def plot_horizons(summary: dict[str, Any], horizons: list[int], path: Path) -> None:
@@ -145,11 +185,14 @@ def plot_horizons(summary: dict[str, Any], horizons: list[int], path: Path) -> N
         xs = [h for h, s in zip(horizons, stats) if s["mean"] is not None]
         ys = [s["mean"] * 100 for s in stats if s["mean"] is not None]
         es = [s["std"] * 100 for s in stats if s["mean"] is not None]
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        line = ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)[0]
+        for h, s in zip(horizons, stats):
+            if s.get("bound"):  # an upper bound: some seed never reached the target
+                ax.annotate("≤", (h, s["mean"] * 100), textcoords="offset points", xytext=(6, 4), color=line.get_color())
     ax.axhline(0, color="gray", linewidth=1)
     ax.set_xlabel("horizon (multiples of the budget)")
     ax.set_ylabel("FLOPs saved to reach scratch's loss (%)")
-    ax.set_title("does the saving last? (mean ± std over seeds)")
+    ax.set_title("does the saving last? (mean ± std over seeds; ≤: upper bound)")
     ax.set_xticks(horizons)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -162,8 +205,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"tuning seeds {result['tune_seeds']}: best peak LR scratch {tuning['best']['scratch']:g}, "
              f"grown {tuning['best']['grown']:g} (grid {', '.join(f'{lr:g}' for lr in tuning['grid'])}; "
              f"interior: {tuning['interior']})", "",
-             f"reported seeds {result['seeds']} (mean ± std over the seeds that reached the target); saving = FLOPs "
-             "saved to reach scratch's best val loss within h budgets (teacher forward passes counted; the teacher's "
+             f"reported seeds {result['seeds']} (mean ± std over every seed; a seed that never reached the target "
+             "counts at its bound, the saving had it reached it at its last evaluation, and the mean is then an upper "
+             "bound, marked ≤); saving = FLOPs saved to reach scratch's best val loss within h budgets (teacher forward passes counted; the teacher's "
              "own pre-training is not, see the last column, where it is)", "",
              "| run | " + " | ".join(f"saving @{h}×" for h in horizons) + " | " +
              " | ".join(f"loss @{h}×" for h in horizons) + f" | loss at scratch's {horizons[-1]}× FLOPs, sunk counted |",
@@ -171,8 +215,7 @@ def markdown(result: dict[str, Any]) -> str:
     for name, stats in rep["summary"].items():
         cells = [_fmt(stats[f"saving@{h}x"]) for h in horizons] + [_fmt(stats[f"loss@{h}x"], False) for h in horizons]
         equal = stats[f"loss_equal_total_flops@{horizons[-1]}x"]
-        cells.append(_fmt(equal, False) if equal["reached"] == equal["n"] else
-                     f"{_fmt(equal, False)} ({equal['n'] - equal['reached']} of {equal['n']}: sunk > budget)")
+        cells.append(_fmt(equal, False).replace("undefined", "sunk > budget"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for row in rep["grown_vs_scratch_every_eval"]:

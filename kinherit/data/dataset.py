@@ -85,4 +85,6 @@ class EpochShuffleSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         gen = torch.Generator().manual_seed(self.seed + 7919 * self.epoch)
         offset = self.epoch * self.num_blocks
-        yield from (offset + int(i) for i in torch.randperm(self.num_blocks, generator=gen))
+        # through numpy: iterating the tensor itself would unbind it into one 0-d tensor per block up front
+        # (≈ 600 bytes each: 0.85 GiB for the 1.4 M blocks of a 600 MB corpus); the array costs 8 bytes a block
+        yield from (offset + int(i) for i in torch.randperm(self.num_blocks, generator=gen).numpy())

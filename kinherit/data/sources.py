@@ -26,7 +26,7 @@ from pathlib import Path
 from kinherit.errors import KinheritError
 
 STDLIB = "stdlib"
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18  # the Rust encoder's working memory grows with each text's length: see kinherit.data.packing
 SNIFF_BYTES = 8192
 RECORD_BATCH = 1024
 RECORD_BUILDERS = {".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
