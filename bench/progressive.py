@@ -146,19 +146,25 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for size, entry in result["sizes"].items():
-        for name, per_seed in entry["report"].items():
-            means = [statistics.mean([s["saving"][f"{h}x"] for s in per_seed]) * 100 for h in result["horizons"]]
-            ax.plot(result["horizons"], means, marker="o", label=f"{size} {name}")
-    ax.axhline(0, color="gray", linewidth=1)
-    ax.set_xlabel("horizon (multiples of the budget)")
-    ax.set_ylabel("total FLOPs saved vs tuned scratch (%)")
-    ax.set_title("staged training, all compute counted")
-    ax.set_xticks(result["horizons"])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+def plot(out: Path, result: dict[str, Any], path: Path) -> None:
+    """Validation loss against total FLOPs of every reported seed (scratch solid, staged dashed), growths dotted."""
+    sizes = list(result["sizes"])
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        for name, style in (("scratch", "-"), *((n, "--") for n in result["sizes"][size]["report"])):
+            for i, seed in enumerate(result["args"]["seeds"]):
+                run_ = load_run(out / size / "report" / f"seed{seed}" / name)
+                (line,) = ax.plot(*zip(*run_.curve("flops")), style, marker="o", markersize=2, color=f"C{i}",
+                                  label=f"{name} seed {seed}")
+                for growth in run_.growths:
+                    at = value_at(sorted((float(e["step"]), float(e["flops"])) for e in run_.evals), float(growth["step"]))
+                    if at is not None:
+                        ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=0.8)
+        ax.set_xlabel("total training FLOPs (every stage counted)")
+        ax.set_ylabel("validation loss")
+        ax.set_title(f"{size}: staged (dashed) vs tuned scratch (solid)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
     save_png(fig, path)
 
 
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     text = markdown(result)
     with atomic_file(out / "progressive.md") as handle:
         handle.write(text + "\n![savings](progressive.png)\n")
-    plot(result, out / "progressive.png")
+    plot(out, result, out / "progressive.png")
     print(text)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kinherit.cli import main
 from tests.conftest import SMALL_CORPUS
@@ -53,6 +54,15 @@ PREREQUISITES = [
 
 TINY_TRAIN = ["--train.max_steps=2", "--train.eval_steps=2", "--train.save_steps=2", "--train.logging_steps=1",
               "--train.per_device_train_batch_size=8", "--train.per_device_eval_batch_size=32"]
+STAGED_STEPS = ["--train.max_steps=8"]  # a config with growth stages needs room for them: fractions of 8 steps
+
+
+def _has_growth(argv: list[str]) -> bool:
+    """Whether the command's --config has growth stages (staged training)."""
+    path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
+    return path is not None and "growth" in (yaml.safe_load(Path(path).read_text()) or {})
+
+
 PYTHON_SUBSTITUTIONS = [  # (README text, replacement): a 128-wide source grown to 256 × 4 instead of 1024 × 24
     ("hidden_size=1024, num_layers=24", "hidden_size=256, num_layers=4"),
 ]
@@ -116,7 +126,7 @@ def tiny(argv: list[str], cache: Path) -> list[str]:
     if not any(a.startswith("--data.sources") for a in argv):
         data.append("--data.sources=[" + ", ".join(SMALL_CORPUS) + "]")
     if command == "pretrain":
-        return TINY_TRAIN + data
+        return TINY_TRAIN + data + (STAGED_STEPS if _has_growth(argv) else [])
     if command == "cache-teacher":
         return data
     if command == "finetune":

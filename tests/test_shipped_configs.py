@@ -36,6 +36,7 @@ SETUP = {
 }
 RUNS = {
     "small.yaml": "kinherit pretrain --config configs/small.yaml",
+    "staged.yaml": "kinherit pretrain --config configs/staged.yaml",
     "bert-mlm.yaml": "kinherit pretrain --config configs/bert-mlm.yaml",
     "ki.yaml": "header",
     "task.yaml": "header",
