@@ -8,7 +8,7 @@ Substitutions, the only differences from what a reader types:
 - the working directory is a fresh workspace holding a copy of `configs/`; `runs/...` lands there;
 - training commands get TINY overrides appended (later keys win): 2 steps, small batches, a shared corpus
   cache, and the small stdlib corpus of the tests (`tests/conftest.py`, SMALL_CORPUS) unless the command
-  names its own `--data.sources`; the data files such commands name (corpus.txt, shakespeare.txt,
+  names its own `--data.sources`; the data files such commands name (corpus.txt, shakespeare.txt, notes.txt,
   data/train-*.parquet) are written into the workspace;
 - Python blocks: `load_config(PATH, [` gets the same TINY overrides in front of the block's own, and the
   sizes in PYTHON_SUBSTITUTIONS are shrunk (each must still occur in the README);
@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from kinherit.cli import main
-from tests.conftest import SMALL_CORPUS
+from tests.conftest import SMALL_CORPUS, STDLIB
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
@@ -147,6 +147,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     text = "".join(Path(p).read_text() for p in sorted(Path(SMALL_CORPUS[0]).glob("*.py")))
     (root / "corpus.txt").write_text(text)
     (root / "shakespeare.txt").write_text(text[: len(text) // 2])
+    # text no README model trained on, for `kinherit eval` (another stdlib module than the training corpus)
+    (root / "notes.txt").write_text((STDLIB / "textwrap.py").read_text() + (STDLIB / "string.py").read_text())
     (root / "data").mkdir()
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -190,7 +192,7 @@ def test_bash_parsing():
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: f"{b.language}@{b.line}")
 def test_readme_block_runs(block: Block, workspace: dict):
     if block.language == "python":
-        code = block.text.replace('load_config("configs/ki.yaml", [', 'load_config("configs/ki.yaml", [*TINY, ')
+        code = re.sub(r'load_config\(("[^"]+"), \[', r'load_config(\1, [*TINY, ', block.text)
         for old, new in PYTHON_SUBSTITUTIONS:
             code = code.replace(old, new)
         tiny_overrides = tiny(["pretrain"], workspace["cache"])

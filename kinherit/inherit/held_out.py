@@ -44,8 +44,8 @@ class TeacherValidation:
             total = 0.0
             for start in range(0, len(self.val), self.batch_size):
                 items = [self.val[i] for i in range(start, min(start + self.batch_size, len(self.val)))]
-                input_ids = torch.stack([item["input_ids"] for item in items]).to(teacher.device)  # (B, T)
-                labels = torch.stack([item["labels"] for item in items]).to(teacher.device)  # (B, T)
+                input_ids = torch.stack([item["input_ids"] for item in items]).to(teacher.placement.device or "cpu")  # (B, T)
+                labels = torch.stack([item["labels"] for item in items]).to(teacher.placement.device or "cpu")  # (B, T)
                 total += len(items) * float(lm_loss(teacher(input_ids=input_ids), labels, self.masked))
             self.loss = total / len(self.val)
         return self.loss
