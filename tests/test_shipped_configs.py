@@ -109,7 +109,10 @@ def _run(command: str, state: dict) -> None:
     state["done"].add(command)
 
 
-@pytest.mark.parametrize("name", sorted(RUNS), ids=str)
+SLOW = {"efficiency.yaml", "efficiency-proxy.yaml"}  # 7 s each; run_experiment runs in tests/demo/test_demo.py
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(RUNS)], ids=str)
 def test_shipped_config_runs_at_tiny_size(name, workspace):
     how = RUNS[name]
     if how == "experiment":

@@ -80,11 +80,15 @@ def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):
     assert teacher_evals[-1]["flops"] == TEACHER_PRETRAINING
     assert {name: by_name[name]["sunk_flops"] for name in STUDENTS} == {
         "scratch": 0.0, "ki": TEACHER_PRETRAINING, "grown": TEACHER_PRETRAINING, "grown_ki": TEACHER_PRETRAINING}
-    # students' own training FLOPs by hand; KI adds the teacher's forward passes, a whole number of steps of them
+    # students' own training FLOPs by hand; KI adds the teacher's forward passes: its validation pass and whole steps
     assert by_name["scratch"]["total_flops"] == by_name["grown"]["total_flops"] == STUDENT_TRAINING
     assert by_name["grown"]["teacher_inference_flops"] == 0
     for name in ("ki", "grown_ki"):
-        teacher_steps = by_name[name]["teacher_inference_flops"] / (TEACHER_FORWARD * TOKENS_PER_STEP)
+        # the auto rule's one teacher pass over the validation blocks, counted from step 0, then whole training steps
+        validation_pass = evals[name][0]["teacher_flops"]
+        assert evals[name][0]["step"] == 0 and validation_pass > 0
+        assert validation_pass / TEACHER_FORWARD == int(validation_pass / TEACHER_FORWARD)
+        teacher_steps = (by_name[name]["teacher_inference_flops"] - validation_pass) / (TEACHER_FORWARD * TOKENS_PER_STEP)
         assert teacher_steps == int(teacher_steps) and 1 <= teacher_steps <= 30, teacher_steps
         assert by_name[name]["total_flops"] == STUDENT_TRAINING + by_name[name]["teacher_inference_flops"]
 

@@ -1,3 +1,4 @@
+import pytest
 """Online KI under torchrun: 2 CPU processes, gloo DDP, the teacher prepared by each process's accelerator."""
 
 from kinherit.metrics.log import read_metrics
@@ -15,6 +16,7 @@ def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain)
     assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # 9 s; auto and selection run single-process in tests/inherit, DDP KI below
 def test_two_process_auto_and_selection_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain):
     """The main process scores the selection while the other waits and then reads the cache; both processes
     compute the teacher's validation loss and decide the auto stop from the same gathered evaluations."""

@@ -92,7 +92,7 @@ def test_sharded_teacher_run_resumes_exactly(sharded_run):
 def test_online_teacher_is_refused_where_it_would_be_replicated(kind, fsdp2, refused):
     accelerator = SimpleNamespace(distributed_type=kind, is_fsdp2=fsdp2, device=torch.device("cpu"), autocast=nullcontext,
                                   torch_device_mesh=None)
-    objective = KnowledgeInheritance(Alpha(SCHEDULES.lookup("linear"), 1.0, 3), SameTokenizerTeacher(OnlineModel(None), None, 8, None, False, False),
+    objective = KnowledgeInheritance(Alpha(SCHEDULES.lookup("linear"), 1.0, 3), SameTokenizerTeacher(OnlineModel(None), None, 8, None),
                                      KDSettings(2.0, 8, False))
     if refused:
         with pytest.raises(KinheritError, match=refused):

@@ -48,7 +48,7 @@ def test_report_on_two_runs_has_exact_savings(tmp_path):
     for png in ("val_loss_vs_flops.png", "val_loss_vs_tokens.png", "val_loss_vs_time.png", "alpha.png"):
         assert (tmp_path / "report" / png).stat().st_size > 5000
     assert "| ki | 3.5000 |" in (tmp_path / "report" / "report.md").read_text()
-    assert "| 40 | 30 | 0 | 1,000 |" in (tmp_path / "report" / "report.md").read_text()  # teacher, selection, sunk FLOPs
+    assert "| 40 | 30 | 0 | -5.0% | 1,000 |" in (tmp_path / "report" / "report.md").read_text()  # teacher, selection, sunk FLOPs, saving incl. sunk
 
 
 def test_unreached_baseline_is_reported_as_such(tmp_path, capsys):

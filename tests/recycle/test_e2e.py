@@ -1,3 +1,4 @@
+import pytest
 """End to end on the built-in task: A pre-trained, fine-tuned (A_tuned), continually pre-trained into B;
 then B fine-tuned from scratch, init-based, distillation-based and combined (same data and budget)."""
 
@@ -26,6 +27,7 @@ def _pretrain(tiny_run, out, steps, **model):
     return pretrain(validate_config(config)).model_dir
 
 
+@pytest.mark.slow  # 13 s; recycle-experiment runs in tests/test_shipped_configs.py, its parts in tests/recycle
 def test_recycling_beats_fine_tuning_b_from_scratch(tmp_path, tiny_run):
     a = _pretrain(tiny_run, tmp_path / "A", 30)
     tuned = finetune(validate(FinetuneConfig, {
