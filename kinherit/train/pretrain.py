@@ -28,7 +28,7 @@ from kinherit.inherit.selection import SelectedBlocks, select_blocks
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
 from kinherit.arch.build import build_model
-from kinherit.hf_folder import task_of
+from kinherit.hf_folder import load_lm, task_of
 from kinherit.train.objective import ModelLoss
 from kinherit.train.preflight import check_before_data, with_loaded_sizes
 from kinherit.train.record import start_run
@@ -37,7 +37,7 @@ from kinherit.train.progress import library_bars_off
 from kinherit.metrics.log import METRICS_FILE, append_event
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
 from kinherit.train.staged import (StopAt, Stages, check_stages, final_growth_record, grow_checkpoint, held_batch,
-                                   load_stage_model, segment_of, stage_of)
+                                   segment_of, stage_of)
 from kinherit.train.trainer import KinheritTrainer, Segment
 
 
@@ -130,14 +130,14 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     stages = Stages.of(config)
     stage = stage_of(checkpoint)
     if stage > 0:
-        model = load_stage_model(checkpoint)
+        model = load_lm(checkpoint, "checkpoint")
     trainer: KinheritTrainer | None = None
     while True:
         end = stages.next_step(stage)
         if checkpoint is not None and end is not None and checkpoint_step(checkpoint) == end:  # a small model at its growth step
             _grow(checkpoint, out, stages, stage, make_trainer, val, tokenizer, args)
             stage += 1
-            model = load_stage_model(checkpoint)
+            model = load_lm(checkpoint, "checkpoint")
             continue
         started, trainer = trainer is not None, make_trainer(model, segment_of(out, stages, stage))
         if not started:
@@ -158,9 +158,8 @@ def _grow(checkpoint: str, out: Path, stages: Stages, stage: int, make_trainer: 
           args: Any) -> None:
     """Grow the checkpoint (main process) while the others wait; log the growth in metrics.jsonl."""
     if args.process_index == 0:
-        deviation = grow_checkpoint(Path(checkpoint), out, stages, stage, make_trainer, held_batch(val), tokenizer)
-        record = segment_of(out, stages, stage + 1)
-        append_event(out / METRICS_FILE, {"step": record.start_step, "growth": stage + 1, "student_flops": record.start_flops,
-                                          "held_loss_change": deviation})
+        record = grow_checkpoint(Path(checkpoint), out, stages, stage, make_trainer, held_batch(val), tokenizer)
+        append_event(out / METRICS_FILE, {"step": record["at_step"], "growth": stage + 1, "student_flops": record["flops_at_step"],
+                                          "held_loss_change": record["loss_after"] - record["loss_before"]})
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()

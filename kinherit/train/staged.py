@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, PreTrainedModel, TrainerCallback,
-                          default_data_collator)
+from transformers import PreTrainedModel, TrainerCallback, default_data_collator
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch.catalog import FAMILIES
@@ -33,7 +32,7 @@ from kinherit.errors import KinheritError
 from kinherit.grow.api import grow
 from kinherit.grow.options import GrowthOptions
 from kinherit.grow.plan import make_plan
-from kinherit.hf_folder import read_config, task_of
+from kinherit.hf_folder import load_lm, read_config
 from kinherit.io import read_json, replace_dir, write_json
 from kinherit.train.optimizer_growth import lr_scales, map_adam_state
 from kinherit.train.trainer import STAGE_STATE, STAGING, KinheritTrainer, Segment
@@ -126,13 +125,6 @@ def segment_of(out: Path, stages: Stages, stage: int) -> Segment:
                    lr_scales=record["lr_scales"], lr_multiplier=stages.rewarm(stage))
 
 
-def load_stage_model(checkpoint: str | Path) -> PreTrainedModel:
-    """The model a checkpoint holds, at its shape (fp32)."""
-    config = read_config(checkpoint)
-    auto = AutoModelForMaskedLM if task_of(config) == "masked" else AutoModelForCausalLM
-    return auto.from_pretrained(str(checkpoint), dtype=torch.float32)
-
-
 class StopAt(TrainerCallback):
     """End the segment at `step`, with a checkpoint there (the growth's input)."""
 
@@ -162,11 +154,11 @@ def _param_order(trainer: KinheritTrainer) -> list[str]:
 
 
 def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, make_trainer: Callable[..., KinheritTrainer],
-                    held: dict[str, torch.Tensor], tokenizer: Any) -> float:
+                    held: dict[str, torch.Tensor], tokenizer: Any) -> dict[str, Any]:
     """Replace the stage-`stage` checkpoint at its end step by the grown stage-(`stage`+1) one (main process only);
-    returns the loss deviation on the held batch. See the module docstring."""
+    returns the growth's record (also written to `growth/stage-k.json`). See the module docstring."""
     spec, step = stages.stages[stage], stages.steps[stage]
-    small = load_stage_model(checkpoint)
+    small = load_lm(checkpoint, "checkpoint")
     segment = segment_of(out, stages, stage)
     probe = make_trainer(small, segment)
     flops = segment.start_flops + (step - segment.start_step) * probe.tokens_per_step * probe.student_flops.train
@@ -207,7 +199,7 @@ def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, mak
     record_path(out, stage + 1).parent.mkdir(parents=True, exist_ok=True)
     write_json(record_path(out, stage + 1), record)
     replace_dir(staging, checkpoint)
-    return after - before
+    return record
 
 
 def _write_optimizer(trainer: KinheritTrainer, moments: dict[str, dict[str, torch.Tensor]], step: int, folder: Path) -> None:
