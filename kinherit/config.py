@@ -387,6 +387,9 @@ class RunConfig(StrictModel):
         if isinstance(steps, int) and 0 < max_steps < steps:
             raise ValueError(f"teacher.steps {steps} exceeds train.max_steps {max_steps}")
         at = [stage_step(stage.at_step, max_steps, f"growth[{i}].at_step") for i, stage in enumerate(self.growth)]
+        for i, stage in enumerate(self.growth):
+            if stage.lr_policy == "rewarm":
+                stage_step(stage.rewarm_steps, max_steps, f"growth[{i}].rewarm_steps")
         if at and (max_steps <= 0 or any(b <= a for a, b in zip(at, at[1:])) or at[-1] >= max_steps):
             raise ValueError(f"growth stages must grow at increasing steps inside the run (1 … train.max_steps − 1 = "
                              f"{max_steps - 1}); they resolve to {at}")
@@ -415,7 +418,8 @@ class RunConfig(StrictModel):
 
 
 def stage_step(at: int | float, max_steps: int, key: str = "at_step") -> int:
-    """A growth time as an optimizer step: an int as is (≥ 1), a fraction f ∈ (0, 1) as round(f·max_steps)."""
+    """A step count of a growth stage (its time, its re-warm length): an int as is (≥ 1), a fraction f ∈ (0, 1)
+    of train.max_steps as round(f·max_steps) ≥ 1."""
     if isinstance(at, bool) or (isinstance(at, int) and at < 1) or (isinstance(at, float) and not 0.0 < at < 1.0):
         raise ValueError(f"{key} {at!r} must be a step (int ≥ 1) or a fraction of train.max_steps in (0, 1)")
     return at if isinstance(at, int) else max(1, round(at * max_steps))

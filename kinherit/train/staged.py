@@ -61,7 +61,7 @@ class Stages:
 
     def rewarm(self, stage: int) -> Callable[[int], float] | None:
         """m(t) = min(1, (t − b + 1)/w) after the latest re-warming growth at b ≤ t (1 before any): a function of t."""
-        starts = [(b, _steps(s.rewarm_steps, self.max_steps)) for s, b in zip(self.stages[:stage], self.steps)
+        starts = [(b, stage_step(s.rewarm_steps, self.max_steps)) for s, b in zip(self.stages[:stage], self.steps)
                   if s.lr_policy == "rewarm"]
         return _Rewarm(tuple(starts)) if starts else None
 
@@ -76,10 +76,6 @@ class _Rewarm:
             return 1.0
         b, w = begun[-1]
         return min(1.0, (t - b + 1) / max(w, 1))
-
-
-def _steps(value: int | float, max_steps: int) -> int:
-    return value if isinstance(value, int) else max(1, round(value * max_steps))
 
 
 def options(stage: GrowthStage) -> GrowthOptions:

@@ -118,6 +118,7 @@ def test_a_stage_that_cannot_grow_is_refused_before_any_data_is_read(tmp_path, t
     ([{"at_step": 9}], "increasing steps"),
     ([{"at_step": 1.5}], "fraction"),
     ([{"at_step": 3, "optimizer_state": "keep"}], "optimizer_state"),
+    ([{"at_step": 3, "lr_policy": "rewarm", "rewarm_steps": 0}], r"growth\[0\]\.rewarm_steps"),
 ])
 def test_stage_timing_and_options_are_checked(tmp_path, tiny_run, growth, message):
     with pytest.raises(KinheritError, match=message):
@@ -236,3 +237,13 @@ def test_report_compares_a_staged_run_with_scratch_counting_every_flop(tmp_path,
     staged_flops = max(e["flops"] for e in read_metrics(staged.out / "metrics.jsonl") if "flops" in e)
     scratch_flops = max(e["flops"] for e in read_metrics(scratch.out / "metrics.jsonl"))
     assert staged_flops < 0.6 * scratch_flops  # the small stages cost less; nothing of them is sunk
+
+
+def test_rewarm_multiplies_the_schedule_from_zero_back_to_one_after_its_growth(tmp_path, tiny_run):
+    from kinherit.train.staged import Stages
+
+    growth = [{"at_step": 3, "num_layers": 2, "lr_policy": "rewarm", "rewarm_steps": 2}, {"at_step": 6, "num_layers": 3}]
+    stages = Stages.of(validate_config(_staged(tiny_run, tmp_path / "run", growth=growth)))
+    assert stages.rewarm(0) is None  # the first stage follows the run's schedule
+    rewarm = stages.rewarm(1)
+    assert [rewarm(t) for t in (2, 3, 4, 5, 8)] == [1.0, 0.5, 1.0, 1.0, 1.0]  # m(t) = min(1, (t − 3 + 1)/2) from step 3
