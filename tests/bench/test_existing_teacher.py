@@ -1,0 +1,63 @@
+"""bench/existing_teacher.py: its parsing and table on fixed numbers (fast), and one tiny end-to-end run (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its sibling progressive.py, as when run as a script
+_spec = importlib.util.spec_from_file_location("bench_existing_teacher", ROOT / "bench" / "existing_teacher.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_a_teacher_is_written_size_at_multiple():
+    assert bench.parse_teacher("64x2@16") == ((64, 2), 16)
+    with pytest.raises(SystemExit, match="HxL@m"):
+        bench.parse_teacher("64x2")
+
+
+def test_linear_b_decays_over_the_first_budget_and_auto_is_left_to_the_run(tmp_path):
+    assert bench.ki_settings("tau1-linearB", tmp_path, 120)["steps"] == 120
+    auto = bench.ki_settings("tau2-auto", tmp_path, 120)
+    assert (auto["steps"], auto["temperature"], auto["path"]) == ("auto", 2.0, str(tmp_path / "model"))
+
+
+def test_non_embedding_params_count_attention_and_the_gated_ffn():
+    assert bench.non_embedding_params(64, 4) == 4 * (4 * 64 * 64 + 3 * 64 * 256) == 262_144
+    assert bench.non_embedding_params(64, 2) * 2 == bench.non_embedding_params(64, 4)
+
+
+def _seed(saving: float, reached: bool, excess: float) -> dict:
+    return {"seed": 0, "saving": {"1x": saving}, "reached": {"1x": reached}, "loss": {"1x": 5.0 + excess},
+            "scratch_loss": {"1x": 5.0}, "sunk_flops": 1e12, "evaluations": 4, "not_worse": 3, "max_excess": excess}
+
+
+def test_the_table_marks_an_unreached_seed_and_counts_evaluations():
+    result = {"horizons": [1], "scratch_tuning": {"best": 4e-3, "configs_tried": 3, "interior": True},
+              "teachers": {"64x2@8": {"params": 131_072, "multiple": 8, "knobs": "tau1-auto",
+                                      "ki_tuning": {"tau1-auto": 5.1},
+                                      "report": [_seed(0.3, True, 0.01), _seed(-0.1, False, 0.03)]}}}
+    row = next(line for line in bench.markdown(result).splitlines() if line.startswith("| 64x2@8"))
+    assert "≤ 10.0% ± 28.3% (1 of 2 not reached)" in row  # (0.3 − 0.1)/2, the unreached seed at its bound
+    assert "6 of 8 (worst +0.030)" in row and "5.020 ± 0.014 / 5.000 ± 0.000" in row
+
+
+@pytest.mark.slow
+def test_a_tiny_sweep_reports_every_seed(tmp_path):
+    bench.main(["--student", "32x2", "--teachers", "32x1@2", "--budget", "8", "--horizon", "2", "--seeds", "0", "1",
+                "--lr-grid", "2e-3", "4e-3", "8e-3", "--selection", "salt", "--select-with", "32x1@2",
+                "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "existing_teacher.json").read_text())
+    entry = result["teachers"]["32x1@2"]
+    assert [s["seed"] for s in entry["report"]] == [0, 1] and entry["knobs"] in bench.KI_GRID
+    assert entry["report"][0]["sunk_flops"] > 0 and result["scratch_tuning"]["interior"]
+    salt = entry["selection"]["salt"]
+    assert [s["seed"] for s in salt] == [0, 1] and salt[0]["saving"] != entry["report"][0]["saving"]
+    table = (tmp_path / "existing_teacher.md").read_text()
+    assert (tmp_path / "existing_teacher.png").is_file() and "| 32x1@2 |" in table and "| 32x1@2 + salt |" in table
