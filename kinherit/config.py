@@ -21,9 +21,9 @@ from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.
 from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
 from kinherit.grow.options import GrowthOptions  # a leaf (operator registries, no torch)
-from kinherit.inherit.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
-from kinherit.inherit.losses import DEFAULT_KD_LOSS, KD_LOSSES
-from kinherit.inherit.schedules import AUTO, SCHEDULES
+from kinherit.kd.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
+from kinherit.kd.losses import DEFAULT_KD_LOSS, KD_LOSSES
+from kinherit.kd.schedules import AUTO, SCHEDULES
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -179,7 +179,7 @@ class TeacherConfig(StrictModel):
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
     loss: str = DEFAULT_KD_LOSS
     """The KD term, τ²·D(p_teacher ‖ p_student): forward_kl (KL, the paper's), reverse_kl, jsd or skew_kl (see the KD
-    loss choices below and `kinherit.inherit.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
+    loss choices below and `kinherit.kd.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
     cross_tokenizer: str | None = None
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
     span whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both

@@ -29,9 +29,9 @@ def test_every_operator_schedule_and_family_has_a_reference():
     from kinherit.grow.depth import DEPTH_OPERATORS
     from kinherit.grow.upcycle import MOE_TARGETS
     from kinherit.grow.width import WIDTH_OPERATORS
-    from kinherit.inherit.cross_tokenizer import METHODS
-    from kinherit.inherit.losses import KD_LOSSES
-    from kinherit.inherit.schedules import SCHEDULES
+    from kinherit.kd.cross_tokenizer import METHODS
+    from kinherit.kd.losses import KD_LOSSES
+    from kinherit.kd.schedules import SCHEDULES
 
     for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, FAMILIES, MOE_TARGETS, KD_LOSSES, METHODS):
         assert set(registry.references) == set(registry), registry.kind

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from kinherit.inherit.losses import lm_loss
+from kinherit.kd.losses import lm_loss
 from kinherit.inherit.sources import OnlineModel
 from kinherit.metrics.flops import FlopsPerToken
 

@@ -33,12 +33,12 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
-from kinherit.inherit.cross_tokenizer import METHODS
-from kinherit.inherit.cross_tokenizer.alm import span_log_likelihoods
+from kinherit.kd.cross_tokenizer import METHODS
+from kinherit.kd.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
 from kinherit.inherit.held_out import TeacherValidation
-from kinherit.inherit.losses import DEFAULT_KD_LOSS, kd_loss, mix
-from kinherit.inherit.schedules import AUTO, SCHEDULES, Alpha, resolve_horizon
+from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
+from kinherit.kd.schedules import AUTO, SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
                                       TeacherSource, teacher_placement)
 from kinherit.inherit.teacher import inspect_teacher

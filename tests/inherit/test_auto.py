@@ -7,8 +7,8 @@ import torch
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
-from kinherit.inherit.losses import lm_loss
-from kinherit.inherit.schedules import GAP_MARGIN, AutoStop, gap_weight
+from kinherit.kd.losses import lm_loss
+from kinherit.kd.schedules import GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.hf_folder import load_lm

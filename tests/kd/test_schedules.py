@@ -2,7 +2,7 @@ import pytest
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
-from kinherit.inherit.schedules import SCHEDULES, resolve_horizon
+from kinherit.kd.schedules import SCHEDULES, resolve_horizon
 
 T = 40
 
@@ -50,7 +50,7 @@ def test_unknown_schedule_is_a_config_error():
 
 
 def test_a_schedule_that_claims_to_end_but_does_not_is_refused_at_registration():
-    from kinherit.inherit.schedules import Schedule, _check_ends
+    from kinherit.kd.schedules import Schedule, _check_ends
 
     with pytest.raises(ValueError, match="claims `ends`"):
         _check_ends(Schedule("leaky", lambda t, a0, T: a0 * 0.5 ** t, ends=True))
@@ -60,7 +60,7 @@ def test_a_schedule_that_claims_to_end_but_does_not_is_refused_at_registration()
 
 
 def test_alpha_holds_the_schedule_and_the_auto_stop_in_one_place():
-    from kinherit.inherit.schedules import Alpha
+    from kinherit.kd.schedules import Alpha
 
     alpha = Alpha(SCHEDULES.lookup("linear"), 1.0, T, auto=True)
     assert alpha(10) == pytest.approx(0.75) and not alpha.done(10)
