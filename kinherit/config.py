@@ -12,7 +12,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,9 +21,10 @@ from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.
 from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
 from kinherit.grow.options import GrowthOptions  # a leaf (operator registries, no torch)
-from kinherit.kd.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
+from kinherit.kd.cross_tokenizer import METHODS  # kd: the registries of pure losses, below config
 from kinherit.kd.losses import DEFAULT_KD_LOSS, KD_LOSSES
 from kinherit.kd.schedules import AUTO, SCHEDULES
+from kinherit.registry import known
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -100,7 +101,7 @@ DEFAULT_MIN_POSITIONS = 2048
 class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
-    family: str | None = None
+    family: Annotated[str | None, known(FAMILIES)] = None
     """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
     """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
@@ -143,7 +144,7 @@ class ModelConfig(StrictModel):
         if self.family is not None and self.from_ is not None:
             raise ValueError("set either model.family or model.from, not both")
         if self.family is not None:
-            family = FAMILIES.lookup(self.family)  # UnknownName is a ValueError: reported against model.family
+            family = FAMILIES[self.family]
             moe = (self.num_experts, self.num_experts_per_tok)
             if family.config.experts is None and moe != (None, None):
                 raise ValueError(f"num_experts / num_experts_per_tok are for mixture-of-experts families; {self.family} is dense")
@@ -166,7 +167,7 @@ class TeacherConfig(StrictModel):
     """A `kinherit cache-teacher` folder to read top-K teacher outputs from instead of running `path`."""
     alpha0: float = Field(1.0, ge=0.0, le=1.0)
     """α₀, the KD weight at step 0."""
-    schedule: str = "linear"
+    schedule: Annotated[str, known(SCHEDULES)] = "linear"
     """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0) or constant (α₀ throughout)."""
     steps: int | float | Literal["auto"] = 0.5
     """T: an absolute step count (int), a fraction of train.max_steps (float in (0, 1]), or `auto`: T = train.max_steps
@@ -177,33 +178,14 @@ class TeacherConfig(StrictModel):
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
-    loss: str = DEFAULT_KD_LOSS
+    loss: Annotated[str, known(KD_LOSSES)] = DEFAULT_KD_LOSS
     """The KD term, τ²·D(p_teacher ‖ p_student): forward_kl (KL, the paper's), reverse_kl, jsd or skew_kl (see the KD
     loss choices below and `kinherit.kd.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
-    cross_tokenizer: str | None = None
+    cross_tokenizer: Annotated[str | None, known(METHODS)] = None
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
     span whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
     prefix. None: the vocabularies must be identical. See the README."""
-
-    @field_validator("schedule")
-    @classmethod
-    def _known_schedule(cls, name: str) -> str:
-        SCHEDULES.lookup(name)  # UnknownName is a ValueError: reported against teacher.schedule
-        return name
-
-    @field_validator("loss")
-    @classmethod
-    def _known_loss(cls, name: str) -> str:
-        KD_LOSSES.lookup(name)
-        return name
-
-    @field_validator("cross_tokenizer")
-    @classmethod
-    def _known_method(cls, name: str | None) -> str | None:
-        if name is not None:
-            METHODS.lookup(name)
-        return name
 
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
