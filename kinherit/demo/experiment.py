@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import Field, field_validator
 
-from kinherit.config import StrictModel, validate_config
+from kinherit.config import StrictModel, config_differences, validate_config
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow_folder
 from kinherit.grow.options import GrowthOptions
@@ -104,16 +104,8 @@ def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: d
     return config
 
 
-def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys where two nested config trees differ."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new), key=str)
-                for d in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
-
-
 def _refuse_changed(what: str, folder: Path, old: Any, new: Any) -> None:
-    changed = differences(old, new)
+    changed = [f"{key}: {was!r} -> {now!r}" for key, was, now in config_differences(old, new)]
     if changed:
         raise KinheritError(f"{folder} holds a {what} made with other settings ({'; '.join(changed[:3])}); "
                             "delete it or pass another --out")
