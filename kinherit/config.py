@@ -168,12 +168,13 @@ class TeacherConfig(StrictModel):
     alpha0: float = Field(1.0, ge=0.0, le=1.0)
     """α₀, the KD weight at step 0."""
     schedule: Annotated[str, known(SCHEDULES)] = "linear"
-    """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0) or constant (α₀ throughout)."""
-    steps: int | float | Literal["auto"] = 0.5
-    """T: an absolute step count (int), a fraction of train.max_steps (float in (0, 1]), or `auto`: T = train.max_steps
-    and inheritance stops itself (α = 0 for good, teacher released) at the first evaluation where the student's
-    validation loss is at or below the teacher's (online teacher only; with cross_tokenizer, at the first training log
-    where the student's NLL of the same text spans is; see `inherit.schedules.AutoStop`)."""
+    """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0), constant (α₀ throughout), or auto:
+    linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
+    released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
+    only; with cross_tokenizer, at the first training log where the student's NLL of the same text spans is; see
+    `kd.schedules.AutoStop`). `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
+    steps: int | float = 0.5
+    """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run)."""
     temperature: float = Field(2.0, gt=0.0)
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
@@ -187,6 +188,18 @@ class TeacherConfig(StrictModel):
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
     prefix. None: the vocabularies must be identical. See the README."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_auto(cls, data: Any) -> Any:
+        """`steps: auto`, the spelling before `auto` became a schedule: `schedule: auto` over the whole run."""
+        if isinstance(data, dict) and data.get("steps") == AUTO:
+            if data.get("schedule", "linear") not in ("linear", AUTO):
+                raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
+                                 f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "
+                                 f"{data['schedule']}: set teacher.schedule: auto and teacher.steps: 1.0")
+            return {**data, "schedule": AUTO, "steps": 1.0}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
         if (self.path is None) == (self.cache is None):
@@ -194,14 +207,19 @@ class TeacherConfig(StrictModel):
         if self.cross_tokenizer is not None and self.loss != DEFAULT_KD_LOSS:
             raise ValueError(f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
                              f"{self.cross_tokenizer} has its own loss: remove teacher.loss")
-        if self.steps == "auto" and self.cache is not None:
-            raise ValueError("teacher.steps: auto compares the teacher's validation loss, which needs the teacher model: "
-                             "set teacher.path, not teacher.cache")
+        if self.stateful and self.cache is not None:
+            raise ValueError(f"teacher.schedule: {self.schedule} compares the teacher's validation loss, which needs the "
+                             "teacher model: set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:
             raise ValueError(f"teacher.steps {self.steps} must be ≥ 1")
         return self
+
+    @property
+    def stateful(self) -> bool:
+        """The schedule watches the student against the teacher (`kd.schedules.ScheduleState`)."""
+        return SCHEDULES[self.schedule].state is not None
 
 
 class SelectionConfig(StrictModel):
@@ -361,6 +379,7 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _teacher_within_run(self) -> RunConfig:
         steps = self.teacher.steps if self.teacher is not None else None
+        stateful = self.teacher is not None and self.teacher.stateful
         max_steps = self.train_args.get("max_steps", -1)
         if isinstance(max_steps, bool) or not isinstance(max_steps, int):
             raise ValueError(f"train.max_steps must be a whole number of optimizer steps, got {max_steps!r}")
@@ -381,15 +400,15 @@ class RunConfig(StrictModel):
         selection = self.selection
         if selection is not None and selection.model is None and (self.teacher is None or self.teacher.path is None):
             raise ValueError("selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model folder")
-        if steps == AUTO and self.train_args.get("eval_strategy") == "no":
-            raise ValueError("teacher.steps: auto decides at evaluations (the student's validation loss against the "
-                             "teacher's): remove train.eval_strategy: no and set train.eval_steps")
+        if stateful and self.train_args.get("eval_strategy") == "no":
+            raise ValueError(f"teacher.schedule: {self.teacher.schedule} decides at evaluations (the student's validation "
+                             "loss against the teacher's): remove train.eval_strategy: no and set train.eval_steps")
         save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
         cross = self.teacher is not None and self.teacher.cross_tokenizer is not None
-        if steps == AUTO and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
+        if stateful and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
             raise ValueError(
-                f"teacher.steps: auto with teacher.cross_tokenizer decides at every log, so a checkpoint must fall on one for --resume to be exact: "
-                f"make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
+                f"teacher.schedule: {self.teacher.schedule} with teacher.cross_tokenizer decides at every log, so a checkpoint "
+                f"must fall on one for --resume to be exact: make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
             )
         return self
 

@@ -1,4 +1,5 @@
-"""The teacher's loss on the validation split: what `teacher.steps: auto` compares the student's evaluations with.
+"""The teacher's loss on the validation split: what a stateful schedule (`teacher.schedule: auto`) compares the
+student's evaluations with.
 
 Neither model trained on the validation split, so the two losses compare like with like (`schedules.AutoStop`).
 The teacher's is computed once per run, exactly as the trainer evaluates the student (transformers'
