@@ -191,13 +191,11 @@ class TeacherConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _steps_auto(cls, data: Any) -> Any:
-        """`steps: auto`, the spelling before `auto` became a schedule: `schedule: auto` over the whole run."""
+        data = steps_auto_as_schedule(data)
         if isinstance(data, dict) and data.get("steps") == AUTO:
-            if data.get("schedule", "linear") not in ("linear", AUTO):
-                raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
-                                 f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "
-                                 f"{data['schedule']}: set teacher.schedule: auto and teacher.steps: 1.0")
-            return {**data, "schedule": AUTO, "steps": 1.0}
+            raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
+                             f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "
+                             f"{data['schedule']}: set teacher.schedule: auto and teacher.steps: 1.0")
         return data
 
     @model_validator(mode="after")
@@ -220,6 +218,23 @@ class TeacherConfig(StrictModel):
     def stateful(self) -> bool:
         """The schedule watches the student against the teacher (`kd.schedules.ScheduleState`)."""
         return SCHEDULES[self.schedule].state is not None
+
+
+def steps_auto_as_schedule(teacher: Any) -> Any:
+    """A `teacher:` section in this version's spelling: `steps: auto` (with the linear schedule) of the versions
+    before `auto` became a schedule reads as `schedule: auto` over the whole run, `steps: 1.0` (the same T)."""
+    if isinstance(teacher, dict) and teacher.get("steps") == AUTO and teacher.get("schedule", "linear") in ("linear", AUTO):
+        return {**teacher, "schedule": AUTO, "steps": 1.0}
+    return teacher
+
+
+def read_recorded_config(path: Path) -> dict[str, Any]:
+    """A run's recorded `config.resolved.yaml` as a tree in this version's spelling, so that a run recorded by an
+    earlier version compares equal to the same config resolved now (`--resume`, the demo's reuse check)."""
+    tree = read_yaml(path.read_text(), str(path)) or {}
+    if isinstance(tree, dict) and "teacher" in tree:
+        tree["teacher"] = steps_auto_as_schedule(tree["teacher"])
+    return tree
 
 
 class SelectionConfig(StrictModel):

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import Field, field_validator
 
-from kinherit.config import StrictModel, config_differences, validate_config
+from kinherit.config import StrictModel, config_differences, read_recorded_config, validate_config
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow_folder
 from kinherit.grow.options import GrowthOptions
@@ -117,7 +117,7 @@ def _train(raw: dict[str, Any]) -> Path:
     out = Path(config.out)
     recorded = out / "config.resolved.yaml"
     if (out / "model" / "config.json").is_file() or recorded.is_file():
-        old = yaml.safe_load(recorded.read_text()) if recorded.is_file() else None
+        old = read_recorded_config(recorded) if recorded.is_file() else None
         _refuse_changed("run", out, old, yaml.safe_load(resolved_yaml(config)))
     if (out / "model" / "config.json").is_file():
         print(f"  reusing finished run {out}", flush=True)
