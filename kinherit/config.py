@@ -191,6 +191,8 @@ class TeacherConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _steps_auto(cls, data: Any) -> Any:
+        """`steps: auto` of earlier versions as `schedule: auto` (`steps_auto_as_schedule`); after another schedule
+        than linear it has no equivalent and is refused, naming the fix."""
         data = steps_auto_as_schedule(data)
         if isinstance(data, dict) and data.get("steps") == AUTO:
             raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
