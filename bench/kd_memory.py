@@ -5,7 +5,7 @@
 Each variant runs in its own subprocess: a warm-up step, then the kernel's peak-RSS counter is reset
 (`/proc/self/clear_refs` ← 5) and one measured step reports VmHWM − VmRSS before it. The KD steps run a
 frozen teacher (same small shape) inside the step, as `KITrainer` does. `naive` is the same KD written as
-plain autograd over all positions at once, for comparison with the row-blocked loss of `kinherit.inherit.losses`.
+plain autograd over all positions at once, for comparison with the row-blocked loss of `kinherit.kd.losses`.
 The blocked loss keeps one extra (B, T, V) tensor (its gradient) plus a few (block_rows, V) temporaries, so its
 saving grows with B·T / block_rows.
 """
@@ -34,7 +34,7 @@ def _measure(variant: str, vocab: int, batch: int, seq_len: int, block_rows: int
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from kinherit.inherit.losses import TopK, kd_loss
+    from kinherit.kd.losses import TopK, kd_loss
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=176, num_hidden_layers=2,

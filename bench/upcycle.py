@@ -37,7 +37,7 @@ from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
 from kinherit.config import StrictModel, read_yaml  # noqa: E402
 from kinherit.demo.experiment import _train  # noqa: E402
 from kinherit.grow.api import grow_folder  # noqa: E402
-from kinherit.grow.upcycle import DEFAULT_ROUTER, ROUTER_INITS  # noqa: E402
+from kinherit.grow.options import DEFAULT_ROUTER, ROUTER_INITS  # noqa: E402
 from kinherit.hf_folder import TOKENIZER_FILES  # noqa: E402
 from kinherit.io import atomic_dir, atomic_file, write_json  # noqa: E402
 from kinherit.metrics.flops import flops_per_token  # noqa: E402

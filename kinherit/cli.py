@@ -40,9 +40,9 @@ checks that these lines match the modules' own."""
 def _run_config_help() -> str:
     from kinherit.arch import FAMILIES
     from kinherit.config import TRAIN_DEFAULTS, RunConfig
-    from kinherit.inherit.cross_tokenizer import METHODS
-    from kinherit.inherit.losses import KD_LOSSES
-    from kinherit.inherit.schedules import SCHEDULES
+    from kinherit.kd.cross_tokenizer import METHODS
+    from kinherit.kd.losses import KD_LOSSES
+    from kinherit.kd.schedules import SCHEDULES
 
     return config_help(RunConfig, TRAIN_DEFAULTS, (FAMILIES, SCHEDULES, KD_LOSSES, METHODS))
 

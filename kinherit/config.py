@@ -12,7 +12,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,9 +21,10 @@ from kinherit.arch.catalog import FAMILIES  # the family records (the `kinherit.
 from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.errors import KinheritError
 from kinherit.grow.options import GrowthOptions  # a leaf (operator registries, no torch)
-from kinherit.inherit.cross_tokenizer import METHODS  # leaf modules: registries of pure losses (test_import_graph)
-from kinherit.inherit.losses import DEFAULT_KD_LOSS, KD_LOSSES
-from kinherit.inherit.schedules import AUTO, SCHEDULES
+from kinherit.kd.cross_tokenizer import METHODS  # kd: the registries of pure losses, below config
+from kinherit.kd.losses import DEFAULT_KD_LOSS, KD_LOSSES
+from kinherit.kd.schedules import AUTO, SCHEDULES
+from kinherit.registry import known
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -100,7 +101,7 @@ DEFAULT_MIN_POSITIONS = 2048
 class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
-    family: str | None = None
+    family: Annotated[str | None, known(FAMILIES)] = None
     """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
     """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
@@ -143,7 +144,7 @@ class ModelConfig(StrictModel):
         if self.family is not None and self.from_ is not None:
             raise ValueError("set either model.family or model.from, not both")
         if self.family is not None:
-            family = FAMILIES.lookup(self.family)  # UnknownName is a ValueError: reported against model.family
+            family = FAMILIES[self.family]
             moe = (self.num_experts, self.num_experts_per_tok)
             if family.config.experts is None and moe != (None, None):
                 raise ValueError(f"num_experts / num_experts_per_tok are for mixture-of-experts families; {self.family} is dense")
@@ -166,44 +167,38 @@ class TeacherConfig(StrictModel):
     """A `kinherit cache-teacher` folder to read top-K teacher outputs from instead of running `path`."""
     alpha0: float = Field(1.0, ge=0.0, le=1.0)
     """α₀, the KD weight at step 0."""
-    schedule: str = "linear"
-    """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0) or constant (α₀ throughout)."""
-    steps: int | float | Literal["auto"] = 0.5
-    """T: an absolute step count (int), a fraction of train.max_steps (float in (0, 1]), or `auto`: T = train.max_steps
-    and inheritance stops itself (α = 0 for good, teacher released) at the first evaluation where the student's
-    validation loss is at or below the teacher's (online teacher only; with cross_tokenizer, at the first training log
-    where the student's NLL of the same text spans is; see `inherit.schedules.AutoStop`)."""
+    schedule: Annotated[str, known(SCHEDULES)] = "linear"
+    """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0), constant (α₀ throughout), or auto:
+    linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
+    released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
+    only; with cross_tokenizer, at the first training log where the student's NLL of the same text spans is; see
+    `kd.schedules.AutoStop`). `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
+    steps: int | float = 0.5
+    """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run)."""
     temperature: float = Field(2.0, gt=0.0)
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
-    loss: str = DEFAULT_KD_LOSS
+    loss: Annotated[str, known(KD_LOSSES)] = DEFAULT_KD_LOSS
     """The KD term, τ²·D(p_teacher ‖ p_student): forward_kl (KL, the paper's), reverse_kl, jsd or skew_kl (see the KD
-    loss choices below and `kinherit.inherit.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
-    cross_tokenizer: str | None = None
+    loss choices below and `kinherit.kd.losses`). Same-tokenizer teachers: a cross_tokenizer method has its own loss."""
+    cross_tokenizer: Annotated[str | None, known(METHODS)] = None
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
     span whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
     prefix. None: the vocabularies must be identical. See the README."""
 
-    @field_validator("schedule")
+    @model_validator(mode="before")
     @classmethod
-    def _known_schedule(cls, name: str) -> str:
-        SCHEDULES.lookup(name)  # UnknownName is a ValueError: reported against teacher.schedule
-        return name
-
-    @field_validator("loss")
-    @classmethod
-    def _known_loss(cls, name: str) -> str:
-        KD_LOSSES.lookup(name)
-        return name
-
-    @field_validator("cross_tokenizer")
-    @classmethod
-    def _known_method(cls, name: str | None) -> str | None:
-        if name is not None:
-            METHODS.lookup(name)
-        return name
+    def _steps_auto(cls, data: Any) -> Any:
+        """`steps: auto` of earlier versions as `schedule: auto` (`steps_auto_as_schedule`); after another schedule
+        than linear it has no equivalent and is refused, naming the fix."""
+        data = steps_auto_as_schedule(data)
+        if isinstance(data, dict) and data.get("steps") == AUTO:
+            raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
+                             f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "
+                             f"{data['schedule']}: set teacher.schedule: auto and teacher.steps: 1.0")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
@@ -212,14 +207,36 @@ class TeacherConfig(StrictModel):
         if self.cross_tokenizer is not None and self.loss != DEFAULT_KD_LOSS:
             raise ValueError(f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
                              f"{self.cross_tokenizer} has its own loss: remove teacher.loss")
-        if self.steps == "auto" and self.cache is not None:
-            raise ValueError("teacher.steps: auto compares the teacher's validation loss, which needs the teacher model: "
-                             "set teacher.path, not teacher.cache")
+        if self.stateful and self.cache is not None:
+            raise ValueError(f"teacher.schedule: {self.schedule} compares the teacher's validation loss, which needs the "
+                             "teacher model: set teacher.path, not teacher.cache")
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:
             raise ValueError(f"teacher.steps {self.steps} must be ≥ 1")
         return self
+
+    @property
+    def stateful(self) -> bool:
+        """The schedule watches the student against the teacher (`kd.schedules.ScheduleState`)."""
+        return SCHEDULES[self.schedule].state is not None
+
+
+def steps_auto_as_schedule(teacher: Any) -> Any:
+    """A `teacher:` section in this version's spelling: `steps: auto` (with the linear schedule) of the versions
+    before `auto` became a schedule reads as `schedule: auto` over the whole run, `steps: 1.0` (the same T)."""
+    if isinstance(teacher, dict) and teacher.get("steps") == AUTO and teacher.get("schedule", "linear") in ("linear", AUTO):
+        return {**teacher, "schedule": AUTO, "steps": 1.0}
+    return teacher
+
+
+def read_recorded_config(path: Path) -> dict[str, Any]:
+    """A run's recorded `config.resolved.yaml` as a tree in this version's spelling, so that a run recorded by an
+    earlier version compares equal to the same config resolved now (`--resume`, the demo's reuse check)."""
+    tree = read_yaml(path.read_text(), str(path)) or {}
+    if isinstance(tree, dict) and "teacher" in tree:
+        tree["teacher"] = steps_auto_as_schedule(tree["teacher"])
+    return tree
 
 
 class SelectionConfig(StrictModel):
@@ -379,6 +396,7 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _teacher_within_run(self) -> RunConfig:
         steps = self.teacher.steps if self.teacher is not None else None
+        stateful = self.teacher is not None and self.teacher.stateful
         max_steps = self.train_args.get("max_steps", -1)
         if isinstance(max_steps, bool) or not isinstance(max_steps, int):
             raise ValueError(f"train.max_steps must be a whole number of optimizer steps, got {max_steps!r}")
@@ -399,15 +417,15 @@ class RunConfig(StrictModel):
         selection = self.selection
         if selection is not None and selection.model is None and (self.teacher is None or self.teacher.path is None):
             raise ValueError("selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model folder")
-        if steps == AUTO and self.train_args.get("eval_strategy") == "no":
-            raise ValueError("teacher.steps: auto decides at evaluations (the student's validation loss against the "
-                             "teacher's): remove train.eval_strategy: no and set train.eval_steps")
+        if stateful and self.train_args.get("eval_strategy") == "no":
+            raise ValueError(f"teacher.schedule: {self.teacher.schedule} decides at evaluations (the student's validation "
+                             "loss against the teacher's): remove train.eval_strategy: no and set train.eval_steps")
         save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
         cross = self.teacher is not None and self.teacher.cross_tokenizer is not None
-        if steps == AUTO and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
+        if stateful and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
             raise ValueError(
-                f"teacher.steps: auto with teacher.cross_tokenizer decides at every log, so a checkpoint must fall on one for --resume to be exact: "
-                f"make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
+                f"teacher.schedule: {self.teacher.schedule} with teacher.cross_tokenizer decides at every log, so a checkpoint "
+                f"must fall on one for --resume to be exact: make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
             )
         return self
 

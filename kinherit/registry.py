@@ -1,14 +1,17 @@
 """One registry per extension point (families, growth operators, α schedules), mergekit-style.
 
-A duplicate name is a programming error; an unknown name is a user error that lists the choices.
-An entry may carry a `reference` (the paper it implements, with its URL), printed by `--help`.
+A duplicate name is a programming error; an unknown name is a user error that lists the choices (`check_name`,
+the one wording, which config fields get through `known`). An entry may carry a `reference` (the paper it
+implements, with its URL), printed by `--help`.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, Generic, TypeVar
+
+from pydantic import AfterValidator
 
 from kinherit.errors import KinheritError
 
@@ -17,6 +20,24 @@ T = TypeVar("T")
 
 class UnknownName(KinheritError, ValueError):
     """Raised by `Registry.lookup`; a `ValueError` too, so pydantic validators report it against the key."""
+
+
+def check_name(name: str, names: Collection[str], kind: str) -> str:
+    """`name` when it is one of `names`; else `UnknownName`, one line with the choices and the closest one:
+    `unknown width operator 'clon'; choose one of clone, net2net, zero, aki (did you mean 'clone'?)`."""
+    if name not in names:
+        close = difflib.get_close_matches(str(name), list(names), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownName(f"unknown {kind} {name!r}; choose one of {', '.join(names)}{hint}")
+    return name
+
+
+def known(names: Registry[Any] | Collection[str], kind: str | None = None) -> AfterValidator:
+    """A pydantic validator for a config field that names one of `names` (a `Registry`, named by its kind, or
+    a tuple of names with `kind`); None passes (an optional field left unset). Use as
+    `Annotated[str, known(REGISTRY)]`: the field's type, and so `--help-config`, stays `str`."""
+    label = names.kind if isinstance(names, Registry) else str(kind)
+    return AfterValidator(lambda name: name if name is None else check_name(name, names, label))
 
 
 class Registry(dict[str, T], Generic[T]):
@@ -41,11 +62,7 @@ class Registry(dict[str, T], Generic[T]):
         return lambda entry: self.add(name, entry, reference)
 
     def lookup(self, name: str) -> T:
-        if name not in self:
-            close = difflib.get_close_matches(str(name), list(self), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}{hint}")
-        return self[name]
+        return self[check_name(name, self, self.kind)]
 
     def describe(self) -> list[str]:
         """One line per entry: `name — reference`."""

@@ -1,7 +1,7 @@
 import pytest
 
 from kinherit.errors import KinheritError
-from kinherit.registry import Registry
+from kinherit.registry import Registry, known
 
 
 def test_registry_rejects_duplicates_and_names_the_choices():
@@ -14,6 +14,26 @@ def test_registry_rejects_duplicates_and_names_the_choices():
     with pytest.raises(KinheritError, match="unknown operator 'cube'; choose one of double, square") as err:
         ops.lookup("cube")
     assert isinstance(err.value, ValueError)  # so pydantic validators report it against the config key
+
+
+def test_known_checks_a_config_field_with_the_lookup_wording():
+    from typing import Annotated
+
+    from pydantic import BaseModel, ValidationError
+
+    ops = Registry("operator")
+    ops.add("double", abs)
+
+    class Options(BaseModel):
+        op: Annotated[str | None, known(ops)] = None
+        mode: Annotated[str, known(("fast", "slow"), "mode")] = "fast"
+
+    assert Options().op is None and Options(op="double").op == "double"
+    with pytest.raises(ValidationError, match=r"unknown operator 'doubel'; choose one of double \(did you mean 'double'\?\)"):
+        Options(op="doubel")
+    with pytest.raises(ValidationError, match=r"unknown mode 'fats'; choose one of fast, slow \(did you mean 'fast'\?\)"):
+        Options(mode="fats")
+    assert Options.model_fields["op"].annotation == str | None  # --help-config shows the plain type
 
 
 def test_entries_carry_their_reference():
@@ -29,9 +49,9 @@ def test_every_operator_schedule_and_family_has_a_reference():
     from kinherit.grow.depth import DEPTH_OPERATORS
     from kinherit.grow.upcycle import MOE_TARGETS
     from kinherit.grow.width import WIDTH_OPERATORS
-    from kinherit.inherit.cross_tokenizer import METHODS
-    from kinherit.inherit.losses import KD_LOSSES
-    from kinherit.inherit.schedules import SCHEDULES
+    from kinherit.kd.cross_tokenizer import METHODS
+    from kinherit.kd.losses import KD_LOSSES
+    from kinherit.kd.schedules import SCHEDULES
 
     for registry in (WIDTH_OPERATORS, DEPTH_OPERATORS, SCHEDULES, FAMILIES, MOE_TARGETS, KD_LOSSES, METHODS):
         assert set(registry.references) == set(registry), registry.kind

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import Field, field_validator
 
-from kinherit.config import StrictModel, validate_config
+from kinherit.config import StrictModel, config_differences, read_recorded_config, validate_config
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow_folder
 from kinherit.grow.options import GrowthOptions
@@ -50,9 +50,9 @@ class ExperimentSpec(StrictModel):
     grown_train: dict[str, Any] = Field(default_factory=lambda: {"learning_rate": 2e-3})
     """Overrides for the students that start from the grown teacher (the LR; warm-up is the same as scratch's)."""
     inherit: dict[str, Any] = Field(default_factory=lambda: {
-        "alpha0": 1.0, "schedule": "linear", "steps": "auto", "temperature": 1.0})
-    """`steps: auto`: the KD weight follows the teacher/student gap and inheritance stops once the student has caught
-    up (README, "Knowledge inheritance"). τ = 1 here, not the paper's 2: with a teacher this small, τ = 2 slowed the
+        "alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0})
+    """`schedule: auto` over the whole run (`steps: 1.0`): the KD weight follows the teacher/student gap and
+    inheritance stops once the student has caught up (README, "Knowledge inheritance"). τ = 1 here, not the paper's 2: with a teacher this small, τ = 2 slowed the
     student (README, "Results")."""
     grown_inherit: dict[str, Any] = Field(default_factory=dict)
     """Overrides of `inherit` for grown_ki (none by default: the auto rule adapts to a student that starts at the
@@ -104,16 +104,8 @@ def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: d
     return config
 
 
-def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys where two nested config trees differ."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new), key=str)
-                for d in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
-
-
 def _refuse_changed(what: str, folder: Path, old: Any, new: Any) -> None:
-    changed = differences(old, new)
+    changed = [f"{key}: {was!r} -> {now!r}" for key, was, now in config_differences(old, new)]
     if changed:
         raise KinheritError(f"{folder} holds a {what} made with other settings ({'; '.join(changed[:3])}); "
                             "delete it or pass another --out")
@@ -125,7 +117,7 @@ def _train(raw: dict[str, Any]) -> Path:
     out = Path(config.out)
     recorded = out / "config.resolved.yaml"
     if (out / "model" / "config.json").is_file() or recorded.is_file():
-        old = yaml.safe_load(recorded.read_text()) if recorded.is_file() else None
+        old = read_recorded_config(recorded) if recorded.is_file() else None
         _refuse_changed("run", out, old, yaml.safe_load(resolved_yaml(config)))
     if (out / "model" / "config.json").is_file():
         print(f"  reusing finished run {out}", flush=True)

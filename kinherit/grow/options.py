@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from kinherit.errors import KinheritError
 from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.grow.width import WIDTH_OPERATORS
+from kinherit.registry import known
 
 DEFAULT_NOISE_DB = 0.0
 """Default SNR of the symmetry-breaking noise (see README, "Symmetry breaking", for the sweep behind it)."""
@@ -48,9 +49,9 @@ class GrowthOptions(BaseModel):
     """Target key/value heads (default: keeps the GQA group size)."""
     num_layers: int | None = None
     """Target number of layers (default: the source's)."""
-    width: str = "clone"
+    width: Annotated[str, known(WIDTH_OPERATORS)] = "clone"
     """Width operator (`kinherit grow --help` lists them with their papers)."""
-    depth: str = "identity"
+    depth: Annotated[str, known(DEPTH_OPERATORS)] = "identity"
     """Depth operator."""
     noise_db: float | None = DEFAULT_NOISE_DB
     """Symmetry-breaking noise at this SNR in dB (it cancels exactly); None turns it off, and duplicated units then
@@ -61,7 +62,7 @@ class GrowthOptions(BaseModel):
     """Upcycle the grown dense model into this many experts per layer (at least 2)."""
     experts_per_token: int | None = None
     """Experts each token is routed to (default min(2, num_experts))."""
-    router: str = DEFAULT_ROUTER
+    router: Annotated[str, known(ROUTER_INITS, "router init")] = DEFAULT_ROUTER
     """Router init: zero, random or orthogonal (any is exact: the selected weights are renormalised)."""
     router_std: float | None = None
     """Std of a random router's entries (orthogonal: the same row norm); default the config's initializer_range."""
@@ -80,27 +81,6 @@ class GrowthOptions(BaseModel):
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise ValueError(f"unknown growth option {key!r}{hint}")
         return data
-
-    @field_validator("width")
-    @classmethod
-    def _width(cls, name: str) -> str:
-        WIDTH_OPERATORS.lookup(name)
-        return name
-
-    @field_validator("depth")
-    @classmethod
-    def _depth(cls, name: str) -> str:
-        DEPTH_OPERATORS.lookup(name)
-        return name
-
-    @field_validator("router")
-    @classmethod
-    def _router(cls, name: str) -> str:
-        if name not in ROUTER_INITS:
-            close = difflib.get_close_matches(name, ROUTER_INITS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown router init {name!r}; choose one of {', '.join(ROUTER_INITS)}{hint}")
-        return name
 
     @field_validator("noise_db", "expert_noise_db")
     @classmethod

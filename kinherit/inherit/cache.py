@@ -39,7 +39,7 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
-from kinherit.inherit.losses import TopK
+from kinherit.kd.losses import TopK
 from kinherit.inherit.parts import PartWriter, join_parts, shared_staging
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import write_json

@@ -6,7 +6,7 @@ import argparse
 
 from kinherit.config import load_config
 from kinherit.errors import KinheritError
-from kinherit.inherit.cross_tokenizer import METHODS
+from kinherit.kd.cross_tokenizer import METHODS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -1,4 +1,5 @@
-"""The teacher's loss on the validation split: what `teacher.steps: auto` compares the student's evaluations with.
+"""The teacher's loss on the validation split: what a stateful schedule (`teacher.schedule: auto`) compares the
+student's evaluations with.
 
 Neither model trained on the validation split, so the two losses compare like with like (`schedules.AutoStop`).
 The teacher's is computed once per run, exactly as the trainer evaluates the student (transformers'
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from kinherit.inherit.losses import lm_loss
+from kinherit.kd.losses import lm_loss
 from kinherit.inherit.sources import OnlineModel
 from kinherit.metrics.flops import FlopsPerToken
 

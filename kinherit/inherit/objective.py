@@ -5,14 +5,15 @@
 Three parts, each owning one thing:
 - `inheritance_loss`, a pure function of the student's outputs, the batch, the teacher's outputs and α_t;
 - a teacher source (`kinherit.inherit.sources`): the teacher's batch columns, lifetime and FLOPs;
-- `schedules.Alpha`: α_t, the auto stop, and the state a checkpoint carries.
+- `kd.schedules.Alpha`: α_t, a stateful schedule's state (auto's stop), and the state a checkpoint carries.
 `KnowledgeInheritance` joins them as the `kinherit.train.objective.Objective` that `KinheritTrainer` is given.
 
 L_LM is the model's own causal- or masked-LM loss (a micro-batch mean, router auxiliary loss excluded); for
-masked LM the KD term covers the masked positions only (labels ≠ −100), as in the paper. With
-`teacher.steps: auto`, the KD weight follows the teacher/student gap on the validation split (the teacher's
+masked LM the KD term covers the masked positions only (labels ≠ −100), as in the paper. A stateful schedule
+(`teacher.schedule: auto`) observes the student against the teacher on the validation split (the teacher's
 loss there, `held_out.TeacherValidation`, is computed once and logged as `val_teacher_loss`; the student's
-comes from each evaluation, `on_evaluate`), and α drops to 0 for good once the student caught up. With
+comes from each evaluation, `on_evaluate`): auto weighs KD by their gap and drops α to 0 for good once the
+student caught up. With
 `teacher.cross_tokenizer`, the KD term is that method's loss over the aligned text.
 """
 
@@ -33,12 +34,12 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
-from kinherit.inherit.cross_tokenizer import METHODS
-from kinherit.inherit.cross_tokenizer.alm import span_log_likelihoods
+from kinherit.kd.cross_tokenizer import METHODS
+from kinherit.kd.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
 from kinherit.inherit.held_out import TeacherValidation
-from kinherit.inherit.losses import DEFAULT_KD_LOSS, kd_loss, mix
-from kinherit.inherit.schedules import AUTO, SCHEDULES, Alpha, resolve_horizon
+from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
+from kinherit.kd.schedules import SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
                                       TeacherSource, teacher_placement)
 from kinherit.inherit.teacher import inspect_teacher
@@ -56,7 +57,7 @@ class KDSettings:
     """Masked-LM student: KD on masked positions only."""
     cross_tokenizer: str | None = None
     gap: bool = False
-    """`teacher.steps: auto` with `cross_tokenizer`: also return the (student, teacher) span NLLs the gap weight compares."""
+    """A stateful schedule with `cross_tokenizer`: also return the (student, teacher) span NLLs it compares."""
     loss: str = DEFAULT_KD_LOSS
     """teacher.loss, a `losses.KD_LOSSES` name (same-tokenizer KD)."""
 
@@ -82,7 +83,7 @@ def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOu
 
 
 def gap_pair(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
-    """The (student, teacher) span NLLs the auto rule compares across tokenizers, from the terms `kd_term` returned."""
+    """The (student, teacher) span NLLs a stateful schedule compares across tokenizers, from the terms `kd_term` returned."""
     if "teacher_span_nll" in terms:
         return terms["student_span_nll"], terms["teacher_span_nll"]
     return None
@@ -90,7 +91,7 @@ def gap_pair(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
 
 def inheritance_loss(lm: Tensor, student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs | None,
                      alpha: Alpha, step: int, settings: KDSettings) -> tuple[Tensor, dict[str, Tensor]]:
-    """(1 − w)·L_LM + w·KD with w = α_t (times the gap weight under auto, `Alpha.weight`), and the terms to log.
+    """(1 − w)·L_LM + w·KD with w = α_t (times a stateful schedule's factor, `Alpha.weight`), and the terms to log.
     `teacher` is None exactly when α_t = 0 (the teacher need not run); the loss is then L_LM."""
     terms: dict[str, Tensor] = {"lm_loss": lm}
     if teacher is None:
@@ -102,7 +103,7 @@ def inheritance_loss(lm: Tensor, student_logits: Tensor, batch: dict[str, Tensor
 
 class KnowledgeInheritance:
     """The KI objective: α from `alpha`, teacher outputs from `source`, the loss from `inheritance_loss`;
-    with `validation` (auto, same tokenizer), the teacher's validation loss the auto rule compares with."""
+    with `validation` (a stateful schedule, same tokenizer), the teacher's validation loss it compares with."""
 
     normalised_by_step = False  # both terms are micro-batch means; the trainer divides them by the accumulation steps
 
@@ -134,18 +135,18 @@ class KnowledgeInheritance:
         return loss, terms
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
-        """Teacher forward FLOPs on the steps where it ran (plus its one pass over the validation split under
-        auto, counted from step 0 on), as `teacher_flops`."""
+        """Teacher forward FLOPs on the steps where it ran (plus its one pass over the validation split for a
+        stateful schedule, counted from step 0 on), as `teacher_flops`."""
         held_out = self.validation.flops if self.validation is not None else 0.0
         return {"teacher_flops": self.source.flops(self.alpha.teacher_steps(step), tokens_per_step) + held_out}
 
     def on_log(self, step: int, terms: dict[str, float]) -> None:
-        """The auto stop's decision across tokenizers, from the logged span NLLs (equal on every process)."""
+        """A stateful schedule's evidence across tokenizers: the logged span NLLs (equal on every process)."""
         if "teacher_span_nll" in terms:
             self.alpha.observe(step, terms["student_span_nll"], terms["teacher_span_nll"])
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
-        """The auto stop's decision from the student's validation loss; logs the teacher's as `eval_teacher_loss`."""
+        """A stateful schedule's evidence: the student's validation loss; logs the teacher's as `eval_teacher_loss`."""
         if self.validation is None or self.validation.loss is None or "eval_loss" not in metrics:
             return {}
         self.alpha.observe_validation(step, metrics["eval_loss"], self.validation.loss)
@@ -166,10 +167,11 @@ def prepare_inheritance(
     val: Dataset,
 ) -> tuple[Dataset, KnowledgeInheritance]:
     """The training dataset (serving the teacher source's columns) and the KI objective; `val` is the split the
-    trainer evaluates on (the auto rule's reference)."""
+    trainer evaluates on (a stateful schedule's reference)."""
     cfg = config.teacher
     masked = task_of(student.config) == "masked"
-    auto = cfg.steps == AUTO
+    alpha = Alpha(SCHEDULES.lookup(cfg.schedule), cfg.alpha0, resolve_horizon(cfg.steps, max_steps))
+    watches = alpha.state is not None  # the schedule observes the student against the teacher
     source: TeacherSource
     validation = None
     if cfg.cross_tokenizer is not None:
@@ -183,10 +185,9 @@ def prepare_inheritance(
     else:
         spec = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k)
-        if auto:
+        if watches:
             batch = config.train_args["per_device_eval_batch_size"]
             validation = TeacherValidation(val, batch, masked, spec.flops)
-    alpha = Alpha(SCHEDULES.lookup(cfg.schedule), cfg.alpha0, resolve_horizon(cfg.steps, max_steps), auto)
     settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer,
-                          gap=auto and cfg.cross_tokenizer is not None, loss=cfg.loss)
+                          gap=watches and cfg.cross_tokenizer is not None, loss=cfg.loss)
     return train, KnowledgeInheritance(alpha, source, settings, validation)

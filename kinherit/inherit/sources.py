@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 
 from kinherit.inherit.cache import CACHE_KEYS
-from kinherit.inherit.cross_tokenizer.targets import Targets
+from kinherit.kd.cross_tokenizer.targets import Targets
 from kinherit.inherit.cross_tokenizer.term import CrossTokenizerTerm
-from kinherit.inherit.losses import TopK
+from kinherit.kd.losses import TopK
 from kinherit.inherit.teacher import TeacherSpec
 from kinherit.metrics.flops import FlopsPerToken
 

@@ -4,7 +4,7 @@ Student and teacher may differ in depth, width and family, but must tokenize ide
 vocabularies, merges and added tokens must be equal. Their embedding matrices may still be padded to
 different sizes; KD then uses the first `shared_vocab = len(tokenizer)` logits of both, the padding rows
 being ids no tokenizer ever emits. With `teacher.cross_tokenizer` set, the vocabularies may differ
-(`kinherit.inherit.cross_tokenizer`); the teacher then needs a fast tokenizer, and `shared_vocab` is its own size.
+(`kinherit.kd.cross_tokenizer`); the teacher then needs a fast tokenizer, and `shared_vocab` is its own size.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from kinherit.errors import KinheritError
-from kinherit.inherit.cross_tokenizer.method import METHODS
+from kinherit.kd.cross_tokenizer.method import METHODS
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 from kinherit.hf_folder import load_lm, read_config, task_of, vocabulary_signature
 

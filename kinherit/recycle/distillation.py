@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from kinherit.inherit.losses import kd_loss, mix
+from kinherit.kd.losses import kd_loss, mix
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.train.objective import ModelLoss
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kinherit.config import config_differences, read_yaml
+from kinherit.config import config_differences, read_recorded_config, read_yaml
 from kinherit.errors import KinheritError
 from kinherit.metrics.lineage import read_run_record
 
@@ -55,7 +55,7 @@ def check_resume(out: Path, resolved: str, corpus_fingerprint: str | None = None
             f"--resume: {recorded} is missing, so the checkpoint's config cannot be compared with this one; "
             "restore it or start a new run in another out"
         )
-    changes = config_differences(read_yaml(recorded.read_text(), str(recorded)) or {}, read_yaml(resolved) or {})
+    changes = config_differences(read_recorded_config(recorded), read_yaml(resolved) or {})
     refused = [(key, old, new) for key, old, new in changes if key not in SAFE_ON_RESUME]
     if refused:
         shown = ", ".join(f"{key} ({_show(old)} -> {_show(new)})" for key, old, new in refused[:6])

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 import transformers
 
-from kinherit.demo.experiment import ExperimentSpec, _grown_init, _train, differences
+from kinherit.demo.experiment import ExperimentSpec, _grown_init, _refuse_changed, _train
 from kinherit.errors import KinheritError
 
 
-def test_differences_name_the_changed_keys():
+def test_a_refusal_names_the_changed_keys_with_both_values(tmp_path):
     old = {"train": {"learning_rate": 1e-3, "seed": 0}, "out": "a"}
     new = {"train": {"learning_rate": 2e-3, "seed": 0}, "out": "a", "teacher": {"path": "t"}}
-    assert differences(old, new) == ["teacher: None -> {'path': 't'}", "train.learning_rate: 0.001 -> 0.002"]
-    assert differences(old, old) == []
+    with pytest.raises(KinheritError, match=r"other settings \(teacher: None -> \{'path': 't'\}; train.learning_rate: 0.001 -> 0.002\)"):
+        _refuse_changed("run", tmp_path, old, new)
+    _refuse_changed("run", tmp_path, old, old)
 
 
 def test_a_finished_run_is_reused_only_with_the_same_config(tmp_path, tiny_run, capsys):

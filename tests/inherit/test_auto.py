@@ -1,4 +1,4 @@
-"""`teacher.steps: auto`: inheritance stops itself once the student's validation loss reaches the teacher's."""
+"""`teacher.schedule: auto`: inheritance stops itself once the student's validation loss reaches the teacher's."""
 
 import math
 
@@ -7,8 +7,8 @@ import torch
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
-from kinherit.inherit.losses import lm_loss
-from kinherit.inherit.schedules import GAP_MARGIN, AutoStop, gap_weight
+from kinherit.kd.losses import lm_loss
+from kinherit.kd.schedules import GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.hf_folder import load_lm
@@ -37,7 +37,7 @@ def _evals(out):
 
 
 def _config(out, cache_dir, teacher, **train):
-    return validate_config(student_run(out, cache_dir, {"path": str(teacher), "steps": "auto"},
+    return validate_config(student_run(out, cache_dir, {"path": str(teacher), "schedule": "auto", "steps": 1.0},
                                        **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train}))
 
 
@@ -57,21 +57,21 @@ def _val_blocks(out):
 
 def test_auto_stop_rule():
     rule = AutoStop()
-    rule.observe(3, student_lm=5.0, teacher_lm=4.0)
-    assert rule.switch_step is None and not rule.stopped(100)
-    rule.observe(5, student_lm=4.0, teacher_lm=4.0)
-    rule.observe(7, student_lm=3.0, teacher_lm=4.0)  # the first crossing decides
-    assert rule.switch_step == 5 and not rule.stopped(4) and rule.stopped(5) and rule.stopped(6)
+    rule.observe(3, student=5.0, teacher=4.0)
+    assert rule.switch_step is None
+    rule.observe(5, student=4.0, teacher=4.0)
+    rule.observe(7, student=3.0, teacher=4.0)  # the first crossing decides
+    assert rule.switch_step == 5
 
 
 def test_validation_rule_keeps_the_gap_of_the_latest_evaluation():
     rule = AutoStop()
     assert rule.gap == 1.0  # full scheduled weight before the first evaluation
-    rule.observe_validation(0, student_val=4.1, teacher_val=4.0)
+    rule.observe_validation(0, student=4.1, teacher=4.0)
     assert rule.gap == pytest.approx(0.1 / GAP_MARGIN) and rule.switch_step is None
-    rule.observe_validation(3, student_val=3.9, teacher_val=4.0)
+    rule.observe_validation(3, student=3.9, teacher=4.0)
     assert rule.gap == 0.0 and rule.switch_step == 3
-    rule.observe_validation(6, student_val=4.9, teacher_val=4.0)  # after the switch nothing changes
+    rule.observe_validation(6, student=4.9, teacher=4.0)  # after the switch nothing changes
     assert rule.gap == 0.0 and rule.switch_step == 3
 
 
@@ -84,7 +84,7 @@ def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, c
     """Right after an exact growth the student *is* the teacher: at the step-0 evaluation both validation losses
     are equal, so inheritance stops before the first step; grown + KI then costs one teacher pass over the
     validation split and changes nothing else."""
-    raw = student_run(tmp_path / "same", cache_dir, {"path": str(weak_teacher), "steps": "auto"},
+    raw = student_run(tmp_path / "same", cache_dir, {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
                       max_steps=6, eval_steps=6, save_steps=6, logging_steps=2)
     raw["model"] = {"from": str(weak_teacher)}
     raw["data"]["tokenizer"] = {"path": str(weak_teacher)}
@@ -164,8 +164,8 @@ def test_resume_restores_the_switch_and_the_gap(tmp_path, cache_dir, weak_teache
 
 
 def test_auto_needs_an_online_teacher_and_max_steps(tmp_path, cache_dir, weak_teacher):
-    with pytest.raises(KinheritError, match="teacher.steps: auto .* set teacher.path, not teacher.cache"):
-        validate_config(student_run(tmp_path / "c", cache_dir, {"cache": str(tmp_path), "steps": "auto"}))
+    with pytest.raises(KinheritError, match="teacher.schedule: auto .* set teacher.path, not teacher.cache"):
+        validate_config(student_run(tmp_path / "c", cache_dir, {"cache": str(tmp_path), "schedule": "auto", "steps": 1.0}))
     with pytest.raises(KinheritError, match="needs train.max_steps"):
-        pretrain(validate_config(student_run(tmp_path / "e", cache_dir, {"path": str(weak_teacher), "steps": "auto"},
+        pretrain(validate_config(student_run(tmp_path / "e", cache_dir, {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
                                              max_steps=-1, num_train_epochs=1)))

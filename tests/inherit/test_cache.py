@@ -12,7 +12,7 @@ from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
-from kinherit.inherit.losses import TopK, kd_loss
+from kinherit.kd.losses import TopK, kd_loss
 from kinherit.inherit.teacher import TeacherSpec
 from kinherit.hf_folder import load_lm
 from kinherit.metrics.log import read_metrics

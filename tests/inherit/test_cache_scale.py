@@ -14,7 +14,7 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.hf_folder import load_lm
 from kinherit.inherit.cache import CachedTeacherBlocks, nucleus, open_cache
-from kinherit.inherit.losses import KD_LOSSES, TopK, kd_loss
+from kinherit.kd.losses import KD_LOSSES, TopK, kd_loss
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.conftest import torchrun_cli

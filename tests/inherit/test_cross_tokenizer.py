@@ -1,6 +1,6 @@
 """End to end: a student inherits from a teacher with another BPE, online and from `kinherit cache-teacher
 --cross-tokenizer`, from the CLI and from Python; the teacher is accounted on its own tokens; resume is exact;
-`teacher.steps: auto` compares per-span NLLs."""
+`teacher.schedule: auto` compares per-span NLLs."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_python_run_resumes_exactly(tmp_path, cache_dir, other_teacher, method):
 
 
 def test_auto_compares_the_nll_of_the_same_text(tmp_path, cache_dir, other_teacher):
-    teacher = {"path": str(other_teacher), "cross_tokenizer": "alm", "steps": "auto"}
+    teacher = {"path": str(other_teacher), "cross_tokenizer": "alm", "schedule": "auto", "steps": 1.0}
     pretrain(validate_config(student_run(tmp_path / "auto", cache_dir, teacher, max_steps=6, eval_steps=6)))
     events = _train_events(tmp_path / "auto")
     first = events[0]

@@ -20,7 +20,7 @@ def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain)
 def test_two_process_auto_and_selection_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain):
     """The main process scores the selection while the other waits and then reads the cache; both processes
     compute the teacher's validation loss and decide the auto stop from the same gathered evaluations."""
-    config = student_run(tmp_path / "ddp", cache_dir, {"path": str(teacher_dir), "steps": "auto"},
+    config = student_run(tmp_path / "ddp", cache_dir, {"path": str(teacher_dir), "schedule": "auto", "steps": 1.0},
                          max_steps=4, eval_steps=2, save_steps=4, logging_steps=2)
     config["selection"] = {"method": "salt", "candidates": 64, "keep": 0.5}
     torchrun_pretrain(config)

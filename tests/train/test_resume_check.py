@@ -70,3 +70,19 @@ def test_a_modified_corpus_file_is_refused_by_its_fingerprint(tmp_path, tiny_run
     victim.write_text(victim.read_text() + "\n# edited\n")
     with pytest.raises(KinheritError, match=r"--resume: the corpus changed since the checkpoint \(fingerprint \w+ -> \w+"):
         pretrain(validate_config(raw), resume=True)
+
+
+def test_a_run_recorded_with_steps_auto_resumes_with_schedule_auto(tmp_path):
+    """`teacher.steps: auto` of earlier versions is `schedule: auto, steps: 1.0` now: the same run, so it resumes."""
+    from kinherit.config import dump_yaml
+    from kinherit.train.resume_check import RESOLVED, check_resume
+
+    now = dump_yaml(validate_config({"out": str(tmp_path), "teacher": {"path": "t", "schedule": "auto", "steps": 1.0}}))
+    recorded = yaml.safe_load(now)
+    recorded["teacher"].update(schedule="linear", steps="auto")
+    (tmp_path / RESOLVED).write_text(yaml.safe_dump(recorded, sort_keys=False))
+    assert check_resume(tmp_path, now) == []
+    recorded["teacher"].update(schedule="heaviside")  # never the same run: refused, naming the keys
+    (tmp_path / RESOLVED).write_text(yaml.safe_dump(recorded, sort_keys=False))
+    with pytest.raises(KinheritError, match=r"teacher.schedule \('heaviside' -> 'auto'\), teacher.steps \('auto' -> 1.0\)"):
+        check_resume(tmp_path, now)

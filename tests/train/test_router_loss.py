@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import MixtralConfig, MixtralForCausalLM, TrainingArguments
 
-from kinherit.inherit.losses import mix
+from kinherit.kd.losses import mix
 from kinherit.metrics.flops import flops_per_token
 from kinherit.train.objective import ModelLoss
 from kinherit.train.trainer import KinheritTrainer

@@ -1,19 +1,7 @@
-"""Knowledge inheritance from a teacher with another tokenizer (`teacher.cross_tokenizer`).
+"""Knowledge inheritance from a teacher with another tokenizer, the teacher's side; the methods (pure losses, the
+`METHODS` registry) are `kinherit.kd.cross_tokenizer`.
 
-    ../alignment.py  student block → teacher tokens of the same text, aligned spans and common boundaries
-    method.py        the method registry: one `register_method` per method, declaring the targets it reads
-    targets.py       what the teacher contributes per student row (span log-likelihoods, top-K at boundaries)
-    blocks.py        the online dataset (student blocks with their alignment) and the aligner for a teacher folder
-    alm.py           (a) approximate likelihood matching over aligned spans
-    shared_vocab.py  (b) KD over the exactly shared vocabulary at common boundaries, renormalised (the baseline)
-    shared_prefix.py (c) KD over shared-prefix buckets at common boundaries (no renormalisation)
-    term.py          the KD term the KI objective calls with these losses (same α schedules, teacher release, FLOPs)
-    cache.py         `kinherit cache-teacher --cross-tokenizer METHOD`: the targets, precomputed
-
-A new method is one file with one `@register_method(name, boundary_targets, reference)` loss, imported below.
+    blocks.py  the online dataset (student blocks with their alignment) and the aligner for a teacher folder
+    term.py    the KD term the KI objective calls with the method's loss (same α schedules, teacher release, FLOPs)
+    cache.py   `kinherit cache-teacher --cross-tokenizer METHOD`: the targets, precomputed
 """
-
-from kinherit.inherit.cross_tokenizer import alm, shared_prefix, shared_vocab  # noqa: F401  (they register themselves)
-from kinherit.inherit.cross_tokenizer.method import METHODS, Method, register_method
-
-__all__ = ["METHODS", "Method", "register_method"]

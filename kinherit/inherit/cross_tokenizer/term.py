@@ -6,7 +6,7 @@ batch columns, the targets from the teacher's logits, and the teacher's FLOPs; t
 block (the block's text re-tokenized, right-padded or cut to that length: the compute is dense), so a
 step where the teacher runs costs sequences × teacher_len × its forward FLOPs per token at that length.
 
-With `teacher.steps: auto` the two LM losses are compared on the same text: the mean negative
+With `teacher.schedule: auto` the two LM losses are compared on the same text: the mean negative
 log-likelihood per aligned span, student (`student_span_nll`) against teacher (`teacher_span_nll`),
 since per-token losses of two tokenizations are not comparable.
 """
@@ -26,10 +26,10 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
-from kinherit.inherit.cross_tokenizer import METHODS, Method
+from kinherit.kd.cross_tokenizer import METHODS, Method
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
 from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
-from kinherit.inherit.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
+from kinherit.kd.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
 from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 

@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from kinherit.inherit.alignment import Aligner
-from kinherit.inherit.cross_tokenizer import METHODS
-from kinherit.inherit.cross_tokenizer.alm import alm_loss, binarised_kl
-from kinherit.inherit.cross_tokenizer.shared_prefix import shared_prefix_kd
-from kinherit.inherit.cross_tokenizer.shared_vocab import shared_vocab_kd
-from kinherit.inherit.cross_tokenizer.targets import (SharedVocab, Targets, longest_shared_prefix, online_targets, span_sums,
+from kinherit.kd.alignment import Aligner
+from kinherit.kd.cross_tokenizer import METHODS
+from kinherit.kd.cross_tokenizer.alm import alm_loss, binarised_kl
+from kinherit.kd.cross_tokenizer.shared_prefix import shared_prefix_kd
+from kinherit.kd.cross_tokenizer.shared_vocab import shared_vocab_kd
+from kinherit.kd.cross_tokenizer.targets import (SharedVocab, Targets, longest_shared_prefix, online_targets, span_sums,
                                                       token_log_likelihoods)
-from kinherit.inherit.losses import TopK
+from kinherit.kd.losses import TopK
 
 LOGITS = torch.tensor([[[1.0, 2.0, 0.0, -1.0], [0.5, 0.0, 1.5, 0.0], [2.0, -1.0, 0.0, 1.0]]])  # (1, 3, 4)
 IDS = torch.tensor([[3, 2, 0]])
@@ -128,7 +128,7 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
 def test_byte_fallback_ids_spelling_the_same_string_count_once():
     """Both vocabularies hold "a" and "<0x61>" (and so for every letter): each string is one entry of S, and each
     model's probability of it sums both ids (before, the teacher's "a" logit stood in S twice and "<0x61>" not at all)."""
-    from tests.inherit.test_alignment import byte_fallback_bpe
+    from tests.kd.test_alignment import byte_fallback_bpe
 
     student, teacher = byte_fallback_bpe(["▁cat"]), byte_fallback_bpe(["▁the"])
     aligner = Aligner(student, teacher, 64)

@@ -1,6 +1,6 @@
 """Teacher targets for cross-tokenizer KI, per student row, from an online teacher or a cache.
 
-On a block of T student tokens (alignment: `kinherit.inherit.alignment`), the teacher contributes:
+On a block of T student tokens (alignment: `kinherit.kd.alignment`), the teacher contributes:
 
     span_start[i], teacher_ll[i]   on a row i ending an aligned span: its first student row a, and the
                                     teacher's log-likelihood of the span's text,
@@ -25,8 +25,8 @@ from torch import Tensor
 
 from kinherit.data.tokenizer import separator_id
 from kinherit.errors import KinheritError
-from kinherit.inherit.alignment import Aligner
-from kinherit.inherit.losses import TopK, lm_loss
+from kinherit.kd.alignment import Aligner
+from kinherit.kd.losses import TopK, lm_loss
 
 ONLINE_KEYS = ("xt_teacher_ids", "xt_teacher_mask", "xt_span_start", "xt_span_teacher", "xt_boundary")
 """Batch fields of the online dataset (the alignment), consumed by the objective."""

@@ -13,7 +13,7 @@ from torch import Tensor
 from kinherit.registry import Registry
 
 if TYPE_CHECKING:
-    from kinherit.inherit.cross_tokenizer.targets import Targets
+    from kinherit.kd.cross_tokenizer.targets import Targets
 
 MethodLoss = Callable[[Tensor, Tensor, "Targets", float], Tensor]
 """(student logits (B, T, V), student input_ids (B, T), the teacher's `Targets`, τ) → the KD term (a scalar)."""

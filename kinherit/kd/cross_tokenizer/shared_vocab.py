@@ -1,7 +1,7 @@
 """(b) Baseline: KD over the exactly shared vocabulary at common boundaries, renormalised.
 
 At a common boundary (student token i and teacher token j end at the same place, so both next-token
-predictions condition on the same text; see `kinherit.inherit.alignment`), restrict both distributions
+predictions condition on the same text; see `kinherit.kd.alignment`), restrict both distributions
 to the shared vocabulary S (the strings both vocabularies have a token for, plus the two separators) and
 renormalise over S:
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kinherit.inherit.cross_tokenizer.method import register_method
-from kinherit.inherit.cross_tokenizer.targets import Targets, grouped_logsumexp
-from kinherit.inherit.losses import TopK, kd_loss
+from kinherit.kd.cross_tokenizer.method import register_method
+from kinherit.kd.cross_tokenizer.targets import Targets, grouped_logsumexp
+from kinherit.kd.losses import TopK, kd_loss
 
 
 @register_method("shared_vocab", boundary_targets="restricted",

@@ -16,7 +16,7 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
-from kinherit.inherit.alignment import Aligner, _byte_decoder, token_bytes
+from kinherit.kd.alignment import Aligner, _byte_decoder, token_bytes
 from tests.conftest import _tiny_run
 
 EOS = "<|endoftext|>"

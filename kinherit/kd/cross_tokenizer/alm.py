@@ -1,7 +1,7 @@
 """(a) Approximate likelihood matching (ALM; Minixhofer, Vulić & Ponti 2025, https://arxiv.org/abs/2503.20083).
 
 For every aligned span c (a span of text whose two ends are token boundaries in both tokenizations;
-see `kinherit.inherit.alignment`), the two models' log-likelihoods of the span's text,
+see `kinherit.kd.alignment`), the two models' log-likelihoods of the span's text,
 
     ℓ_s(c) = Σ_{i ∈ c} log p_s(x_i | x_<i)        ℓ_t(c) = Σ_{j ∈ c} log p_t(y_j | y_<j),
 
@@ -25,8 +25,8 @@ import math
 import torch
 from torch import Tensor
 
-from kinherit.inherit.cross_tokenizer.method import register_method
-from kinherit.inherit.cross_tokenizer.targets import Targets, span_sums, token_log_likelihoods
+from kinherit.kd.cross_tokenizer.method import register_method
+from kinherit.kd.cross_tokenizer.targets import Targets, span_sums, token_log_likelihoods
 
 CAP = -1e-6
 """Upper bound of ℓ/τ: log(1 − e^0) would be −∞."""

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kinherit.inherit.losses import KD_LOSSES, TopK, kd_loss, lm_loss, mix
+from kinherit.kd.losses import KD_LOSSES, TopK, kd_loss, lm_loss, mix
 
 TAU = 2.0
 # teacher t/τ = [ln 2, 0, 0] → p_t = [1/2, 1/4, 1/4]; student s = 0 → p_s = [1/3, 1/3, 1/3]
@@ -205,7 +205,7 @@ def test_mix_weights_the_two_terms():
 
 def test_help_config_lists_every_kd_loss_and_cross_tokenizer_method_with_its_reference(capsys):
     from kinherit.cli import main
-    from kinherit.inherit.cross_tokenizer import METHODS
+    from kinherit.kd.cross_tokenizer import METHODS
 
     with pytest.raises(SystemExit):
         main(["pretrain", "--help-config"])

@@ -3,7 +3,7 @@ longest token of the shared vocabulary S that its bytes start with.
 
 Let π(v) ∈ S be the longest shared token that is a prefix of token v's bytes (`targets.longest_shared_prefix`;
 with byte-level BPEs every byte is shared, so every token has one). At a common boundary (same text before
-both predictions; `kinherit.inherit.alignment`) both next-token distributions are summed into these buckets,
+both predictions; `kinherit.kd.alignment`) both next-token distributions are summed into these buckets,
 
     Q(σ) = Σ_{u ∈ V_t : π(u) = σ} softmax(t)_u        P(σ) = Σ_{v ∈ V_s : π(v) = σ} softmax(s / τ)_v
     KD_π = τ² · mean_{boundaries} Σ_σ q_σ · (log q_σ − log P(σ)),   q = softmax_K(log Q_K / τ)
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kinherit.inherit.cross_tokenizer.method import register_method
-from kinherit.inherit.cross_tokenizer.targets import Targets
+from kinherit.kd.cross_tokenizer.method import register_method
+from kinherit.kd.cross_tokenizer.targets import Targets
 
 FLOOR = 1e-30
 """log P(σ) is taken of max(P(σ), FLOOR): a bucket the student gives no mass at all stays finite."""
