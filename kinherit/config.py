@@ -171,8 +171,8 @@ class TeacherConfig(StrictModel):
     steps: int | float | Literal["auto"] = 0.5
     """T: an absolute step count (int), a fraction of train.max_steps (float in (0, 1]), or `auto`: T = train.max_steps
     and inheritance stops itself (α = 0 for good, teacher released) at the first evaluation where the student's
-    validation loss is at or below the teacher's (online teacher only; with cross_tokenizer, at the first training log
-    where the student's NLL of the same text spans is; see `inherit.schedules.AutoStop`)."""
+    validation loss is at or below the teacher's (online teacher only; with cross_tokenizer, the mean NLL per aligned
+    span of the validation text; see `inherit.schedules.AutoStop`)."""
     temperature: float = Field(2.0, gt=0.0)
     """τ, applied to both teacher and student logits."""
     top_k: int | None = Field(None, ge=1)
@@ -402,13 +402,6 @@ class RunConfig(StrictModel):
         if steps == AUTO and self.train_args.get("eval_strategy") == "no":
             raise ValueError("teacher.steps: auto decides at evaluations (the student's validation loss against the "
                              "teacher's): remove train.eval_strategy: no and set train.eval_steps")
-        save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
-        cross = self.teacher is not None and self.teacher.cross_tokenizer is not None
-        if steps == AUTO and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
-            raise ValueError(
-                f"teacher.steps: auto with teacher.cross_tokenizer decides at every log, so a checkpoint must fall on one for --resume to be exact: "
-                f"make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
-            )
         return self
 
     @property

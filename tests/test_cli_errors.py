@@ -95,8 +95,6 @@ CASES = [
     ("pretrain --config {run} --teacher.path={model} --teacher.alpha0=2", "config key teacher.alpha0: Input should be less than or equal to 1"),
     ("pretrain --config {run} --teacher.path={model} --teacher.schedule=cosine", "unknown schedule 'cosine'; choose one of linear, heaviside, constant"),
     ("pretrain --config {run} --teacher.path={model} --teacher.steps=5", "teacher.steps 5 exceeds train.max_steps 2"),
-    ("pretrain --config {run} --teacher.path={model} --teacher.cross_tokenizer=alm --teacher.steps=auto --train.save_steps=3 "
-     "--train.logging_steps=2", "make train.save_steps (3) a multiple of train.logging_steps (2)"),
     ("pretrain --config {run} --teacher.path={model} --teacher.steps=auto --train.eval_strategy='no'",
      "teacher.steps: auto decides at evaluations"),
     ("pretrain --config {run} --teacher.path={root}/nope", "teacher.path {root}/nope not found"),

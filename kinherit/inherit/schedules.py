@@ -122,9 +122,10 @@ class AutoStop:
     """`teacher.steps: auto`, inheritance that never outstays its use: the KD weight follows the teacher/student
     gap, and inheritance stops once the student has caught up.
 
-    Same tokenizer, decided on data neither model trained on: at every evaluation after `step` optimizer steps,
-    with L_val the student's validation loss and L_val(teacher) the teacher's on the same validation split
-    (computed once),
+    Decided on data neither model trained on: at every evaluation after `step` optimizer steps, with L_val the
+    student's validation loss and L_val(teacher) the teacher's on the same validation split (computed once; a
+    teacher with another tokenizer has no per-token loss comparable with the student's, so there both are the
+    mean NLL per aligned span of the validation text, `kinherit.inherit.held_out`),
 
         g = gap_weight(L_val(student), L_val(teacher))      the KD weight factor until the next evaluation
         s = the first evaluated step with  L_val(student) ≤ L_val(teacher)
@@ -135,9 +136,6 @@ class AutoStop:
     those very batches (a demo's teacher and students share the data order), so its training loss is lower than
     its loss on new text. The validation gap has no such bias and changes only at evaluations, which is also
     what makes every checkpoint exact: the state is (`switch_step`, `gap`).
-
-    A teacher with another tokenizer has no per-token loss comparable with the student's, so it is compared
-    on the same text spans of the training batches (`observe` at every log, and the per-batch gap weight).
     """
 
     switch_step: int | None = None
@@ -166,9 +164,8 @@ class Alpha:
         α_t = 0                         once inheritance stopped itself (auto: t ≥ switch step)
         α_t = schedule(t; α₀, T)        otherwise
 
-    With `auto`, the weight applied to a micro-batch is further multiplied by the gap weight (`weight`): the
-    latest validation gap, or the micro-batch's own for a teacher with another tokenizer. The state a
-    checkpoint must carry is the auto stop's (`state_dict`).
+    With `auto`, the weight applied to a micro-batch is further multiplied by the latest validation gap weight
+    (`weight`). The state a checkpoint must carry is the auto stop's (`state_dict`).
     """
 
     def __init__(self, schedule: Schedule, alpha0: float, horizon: int, auto: bool = False):
@@ -180,12 +177,9 @@ class Alpha:
             return 0.0
         return self.schedule.alpha(t, self.alpha0, self.horizon)
 
-    def weight(self, t: int, gap: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor | float:
-        """The KD weight of a micro-batch at step t: α_t, times the teacher/student gap weight under `auto` (of
-        the micro-batch's `gap` losses when given, else of the latest evaluation)."""
-        if self.auto is None:
-            return self(t)
-        return self(t) * (gap_weight(*gap) if gap is not None else self.auto.gap)
+    def weight(self, t: int) -> float:
+        """The KD weight of a micro-batch at step t: α_t, times the latest evaluation's gap weight under `auto`."""
+        return self(t) if self.auto is None else self(t) * self.auto.gap
 
     def teacher_steps(self, step: int) -> int:
         """How many of the first `step` optimizer steps ran the teacher (α > 0)."""
@@ -198,11 +192,6 @@ class Alpha:
         if self.alpha0 == 0 or (self.schedule.ends and t >= self.horizon):
             return True
         return self.auto is not None and self.auto.stopped(t)
-
-    def observe(self, step: int, student: float, teacher: float) -> None:
-        """The logged (student, teacher) span NLLs after `step` steps: the auto stop's evidence across tokenizers."""
-        if self.auto is not None:
-            self.auto.observe(step, student, teacher)
 
     def observe_validation(self, step: int, student: float, teacher: float) -> None:
         """The (student, teacher) validation losses after `step` steps: the auto stop's evidence."""

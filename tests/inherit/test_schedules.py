@@ -64,12 +64,12 @@ def test_alpha_holds_the_schedule_and_the_auto_stop_in_one_place():
 
     alpha = Alpha(SCHEDULES.lookup("linear"), 1.0, T, auto=True)
     assert alpha(10) == pytest.approx(0.75) and not alpha.done(10)
-    alpha.observe(12, student=4.0, teacher=4.5)  # the student already caught up: inheritance stops at 12
+    alpha.observe_validation(12, student=4.0, teacher=4.5)  # the student already caught up: inheritance stops at 12
     assert alpha(11) == pytest.approx(1 - 11 / T) and alpha(12) == 0.0 and alpha.done(12)
     assert alpha.teacher_steps(30) == 12
     restored = Alpha(SCHEDULES.lookup("linear"), 1.0, T, auto=True)
     restored.load_state_dict(alpha.state_dict())
     assert restored(12) == 0.0 and restored.teacher_steps(30) == 12
     plain = Alpha(SCHEDULES.lookup("linear"), 1.0, T)
-    plain.observe(12, student=4.0, teacher=4.5)  # without auto, observations change nothing
+    plain.observe_validation(12, student=4.0, teacher=4.5)  # without auto, observations change nothing
     assert plain(12) == pytest.approx(1 - 12 / T) and plain.done(T) and not plain.done(T - 1) and plain.state_dict() == {}
