@@ -47,8 +47,8 @@ from progressive import DATA, _mean_std, final_loss, model_at, parse_size  # noq
 
 TEACHER_SEED = 1000
 KI_GRID: dict[str, dict[str, Any]] = {
-    "tau1-auto": {"alpha0": 1.0, "schedule": "linear", "steps": "auto", "temperature": 1.0},
-    "tau2-auto": {"alpha0": 1.0, "schedule": "linear", "steps": "auto", "temperature": 2.0},
+    "tau1-auto": {"alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0},
+    "tau2-auto": {"alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 2.0},
     "tau1-linearB": {"alpha0": 1.0, "schedule": "linear", "steps": "budget", "temperature": 1.0},
 }
 """KI's knobs tried on the tuning seed; `steps: budget` is T = B (α reaches 0 at the end of the first budget)."""

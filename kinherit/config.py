@@ -171,8 +171,8 @@ class TeacherConfig(StrictModel):
     """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0), constant (α₀ throughout), or auto:
     linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
     released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
-    only; with cross_tokenizer, at the first training log where the student's NLL of the same text spans is; see
-    `kd.schedules.AutoStop`). `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
+    only; with cross_tokenizer, the mean NLL per aligned span of the validation text; see `kd.schedules.AutoStop`).
+    `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
     steps: int | float = 0.5
     """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run)."""
     temperature: float = Field(2.0, gt=0.0)
@@ -420,13 +420,6 @@ class RunConfig(StrictModel):
         if stateful and self.train_args.get("eval_strategy") == "no":
             raise ValueError(f"teacher.schedule: {self.teacher.schedule} decides at evaluations (the student's validation "
                              "loss against the teacher's): remove train.eval_strategy: no and set train.eval_steps")
-        save, log = self.train_args.get("save_steps"), self.train_args.get("logging_steps")
-        cross = self.teacher is not None and self.teacher.cross_tokenizer is not None
-        if stateful and cross and isinstance(save, int) and isinstance(log, int) and log > 0 and save % log:
-            raise ValueError(
-                f"teacher.schedule: {self.teacher.schedule} with teacher.cross_tokenizer decides at every log, so a checkpoint "
-                f"must fall on one for --resume to be exact: make train.save_steps ({save}) a multiple of train.logging_steps ({log})"
-            )
         return self
 
     @property

@@ -124,6 +124,13 @@ def max_sequence_length(config: PretrainedConfig) -> int | None:
     return positions - (ROBERTA_POSITION_OFFSET if config.model_type in {"roberta", "xlm-roberta"} else 0)
 
 
+def check_positions(config: PretrainedConfig, seq_len: int, role: str) -> None:
+    """A sequence of `seq_len` tokens must fit the model's positions (`max_sequence_length`)."""
+    limit = max_sequence_length(config)
+    if limit is not None and seq_len > limit:
+        raise KinheritError(f"data.seq_len {seq_len} exceeds the {limit} positions of {role}; lower data.seq_len")
+
+
 # --- language models ------------------------------------------------------------------------------
 
 

@@ -11,10 +11,10 @@ Three parts, each owning one thing:
 L_LM is the model's own causal- or masked-LM loss (a micro-batch mean, router auxiliary loss excluded); for
 masked LM the KD term covers the masked positions only (labels ≠ −100), as in the paper. A stateful schedule
 (`teacher.schedule: auto`) observes the student against the teacher on the validation split (the teacher's
-loss there, `held_out.TeacherValidation`, is computed once and logged as `val_teacher_loss`; the student's
-comes from each evaluation, `on_evaluate`): auto weighs KD by their gap and drops α to 0 for good once the
-student caught up. With
-`teacher.cross_tokenizer`, the KD term is that method's loss over the aligned text.
+loss there, `held_out`, is computed once and logged as `val_teacher_loss`, or across tokenizers as
+`val_teacher_span_nll`; the student's comes from each evaluation, `on_evaluate`): auto weighs KD by their gap
+and drops α to 0 for good once the student caught up. With `teacher.cross_tokenizer`, the KD term is that
+method's loss over the aligned text.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
-from kinherit.kd.cross_tokenizer import METHODS
-from kinherit.kd.cross_tokenizer.alm import span_log_likelihoods
+from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, check_text
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
-from kinherit.inherit.held_out import TeacherValidation
+from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation
+from kinherit.kd.cross_tokenizer import METHODS
 from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
 from kinherit.kd.schedules import SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
@@ -56,59 +56,39 @@ class KDSettings:
     masked: bool
     """Masked-LM student: KD on masked positions only."""
     cross_tokenizer: str | None = None
-    gap: bool = False
-    """A stateful schedule with `cross_tokenizer`: also return the (student, teacher) span NLLs it compares."""
     loss: str = DEFAULT_KD_LOSS
     """teacher.loss, a `losses.KD_LOSSES` name (same-tokenizer KD)."""
 
 
-def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs, settings: KDSettings
-            ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The KD term and, with `settings.gap` (a teacher with another tokenizer), the per-span NLLs of student and
-    teacher on the same text, to log."""
+def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs, settings: KDSettings) -> Tensor:
+    """The KD term: the cross-tokenizer method's loss over the aligned text, or τ²·D(p_teacher ‖ p_student)."""
     if settings.cross_tokenizer is not None:
-        targets = teacher.targets
-        kd = METHODS.lookup(settings.cross_tokenizer).loss(student_logits, batch["input_ids"], targets, settings.temperature)
-        if not settings.gap:
-            return kd, {}
-        spans = targets.span_start >= 0
-        n = max(int(spans.sum()), 1)
-        with torch.no_grad():
-            student = span_log_likelihoods(student_logits, batch["input_ids"], targets.span_start)
-        return kd, {"student_span_nll": -student[spans].sum() / n,
-                    "teacher_span_nll": -targets.teacher_ll[spans].float().sum() / n}
+        method = METHODS.lookup(settings.cross_tokenizer)
+        return method.loss(student_logits, batch["input_ids"], teacher.targets, settings.temperature)
     mask = batch["labels"] != IGNORE_INDEX if settings.masked else None  # (B, T)
-    kd = kd_loss(student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask, loss=settings.loss)
-    return kd, {}
-
-
-def gap_pair(terms: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
-    """The (student, teacher) span NLLs a stateful schedule compares across tokenizers, from the terms `kd_term` returned."""
-    if "teacher_span_nll" in terms:
-        return terms["student_span_nll"], terms["teacher_span_nll"]
-    return None
+    return kd_loss(student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask, loss=settings.loss)
 
 
 def inheritance_loss(lm: Tensor, student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs | None,
                      alpha: Alpha, step: int, settings: KDSettings) -> tuple[Tensor, dict[str, Tensor]]:
-    """(1 − w)·L_LM + w·KD with w = α_t (times a stateful schedule's factor, `Alpha.weight`), and the terms to log.
-    `teacher` is None exactly when α_t = 0 (the teacher need not run); the loss is then L_LM."""
+    """(1 − w)·L_LM + w·KD with w = α_t (times a stateful schedule's factor, `Alpha.weight`), and the terms to
+    log. `teacher` is None exactly when α_t = 0 (the teacher need not run); the loss is then L_LM."""
     terms: dict[str, Tensor] = {"lm_loss": lm}
     if teacher is None:
         return lm, {**terms, "alpha": torch.zeros((), device=lm.device)}
-    kd, teacher_terms = kd_term(student_logits, batch, teacher, settings)
-    weight = torch.as_tensor(alpha.weight(step, gap_pair(teacher_terms)), device=lm.device, dtype=lm.dtype)
-    return mix(lm, kd, weight), {**terms, "kd_loss": kd, **teacher_terms, "alpha": weight}
+    kd = kd_term(student_logits, batch, teacher, settings)
+    weight = torch.as_tensor(alpha.weight(step), device=lm.device, dtype=lm.dtype)
+    return mix(lm, kd, weight), {**terms, "kd_loss": kd, "alpha": weight}
 
 
 class KnowledgeInheritance:
     """The KI objective: α from `alpha`, teacher outputs from `source`, the loss from `inheritance_loss`;
-    with `validation` (a stateful schedule, same tokenizer), the teacher's validation loss it compares with."""
+    with `validation` (a stateful schedule, online teacher), the teacher's validation loss it compares with."""
 
     normalised_by_step = False  # both terms are micro-batch means; the trainer divides them by the accumulation steps
 
     def __init__(self, alpha: Alpha, source: TeacherSource, settings: KDSettings,
-                 validation: TeacherValidation | None = None):
+                 validation: Validation | None = None):
         self.alpha, self.source, self.settings, self.validation = alpha, source, settings, validation
         self.extra_columns = source.extra_columns
 
@@ -140,17 +120,21 @@ class KnowledgeInheritance:
         held_out = self.validation.flops if self.validation is not None else 0.0
         return {"teacher_flops": self.source.flops(self.alpha.teacher_steps(step), tokens_per_step) + held_out}
 
-    def on_log(self, step: int, terms: dict[str, float]) -> None:
-        """A stateful schedule's evidence across tokenizers: the logged span NLLs (equal on every process)."""
-        if "teacher_span_nll" in terms:
-            self.alpha.observe(step, terms["student_span_nll"], terms["teacher_span_nll"])
+    def eval_terms(self, outputs: Any, batch: dict[str, Tensor], extras: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-block sums of one evaluation batch a stateful schedule needs beyond `eval_loss` (across tokenizers: the
+        student's span NLL and span count)."""
+        return self.validation.batch_terms(outputs.logits, batch, extras) if self.validation is not None else {}
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
-        """A stateful schedule's evidence: the student's validation loss; logs the teacher's as `eval_teacher_loss`."""
-        if self.validation is None or self.validation.loss is None or "eval_loss" not in metrics:
+        """A stateful schedule's evidence from the student's validation loss; logs both models' (`eval_teacher_loss`, or
+        `eval_student_span_nll` and `eval_teacher_span_nll` across tokenizers)."""
+        if self.validation is None or self.validation.loss is None:
             return {}
-        self.alpha.observe_validation(step, metrics["eval_loss"], self.validation.loss)
-        return {"eval_teacher_loss": self.validation.loss}
+        student = self.validation.student_loss(metrics)
+        if student is None:
+            return {}
+        self.alpha.observe_validation(step, student, self.validation.loss)
+        return self.validation.logged(student)
 
     def state_dict(self) -> dict[str, Any]:
         held_out = {"teacher_val_loss": self.validation.loss} if self.validation is not None else {}
@@ -164,19 +148,25 @@ class KnowledgeInheritance:
 
 def prepare_inheritance(
     config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: PreTrainedModel, train: PackedBlocks, max_steps: int,
-    val: Dataset,
-) -> tuple[Dataset, KnowledgeInheritance]:
-    """The training dataset (serving the teacher source's columns) and the KI objective; `val` is the split the
-    trainer evaluates on (a stateful schedule's reference)."""
+    val: PackedBlocks,
+) -> tuple[Dataset, Dataset, KnowledgeInheritance]:
+    """The training and validation datasets (serving the teacher source's columns) and the KI objective; `val` is
+    the split the trainer evaluates on (a stateful schedule's reference)."""
     cfg = config.teacher
     masked = task_of(student.config) == "masked"
     alpha = Alpha(SCHEDULES.lookup(cfg.schedule), cfg.alpha0, resolve_horizon(cfg.steps, max_steps))
     watches = alpha.state is not None  # the schedule observes the student against the teacher
+    batch = config.train_args["per_device_eval_batch_size"]
     source: TeacherSource
-    validation = None
+    validation: Validation | None = None
     if cfg.cross_tokenizer is not None:
-        train, term, spec, flops, top_k = prepare_cross_tokenizer(config, corpus, tokenizer, student, train)
+        aligned, term, spec, flops, top_k = prepare_cross_tokenizer(config, corpus, tokenizer, student, train)
         source = CrossTokenizerTeacher(term, OnlineModel(spec) if spec is not None else None, flops, top_k)
+        if watches and isinstance(aligned, CrossTokenizerBlocks):  # online teacher: both scored on the validation spans
+            check_text(aligned.aligner, val)
+            val = CrossTokenizerBlocks(val, aligned.aligner)
+            validation = SpanValidation(val, batch, flops)
+        train = aligned
     elif cfg.cache is not None:
         cache = open_cache(cfg.cache, corpus, config.data.seq_len, cfg.top_k)
         top_k = cfg.top_k or cache.top_k
@@ -186,8 +176,6 @@ def prepare_inheritance(
         spec = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k)
         if watches:
-            batch = config.train_args["per_device_eval_batch_size"]
-            validation = TeacherValidation(val, batch, masked, spec.flops)
-    settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer,
-                          gap=watches and cfg.cross_tokenizer is not None, loss=cfg.loss)
-    return train, KnowledgeInheritance(alpha, source, settings, validation)
+            validation = TeacherValidation(val, batch, spec.flops, masked=masked)
+    settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer, loss=cfg.loss)
+    return train, val, KnowledgeInheritance(alpha, source, settings, validation)

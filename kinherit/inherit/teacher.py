@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedC
 from kinherit.errors import KinheritError
 from kinherit.kd.cross_tokenizer.method import METHODS
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
-from kinherit.hf_folder import load_lm, read_config, task_of, vocabulary_signature
+from kinherit.hf_folder import check_positions, load_lm, read_config, require_weights, task_of, vocabulary_signature
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,38 @@ def _meta_model(config: PretrainedConfig) -> torch.nn.Module:
         return auto.from_config(config)
 
 
-def inspect_teacher(
-    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k",
-    cross_tokenizer: bool = False,
-) -> TeacherSpec:
-    """Check that the teacher at `path` can teach a `task` student using `tokenizer`, keeping its
-    `top_k` most likely tokens (≤ the shared vocabulary); else a one-line `KinheritError` (naming `top_k_key`).
-    `cross_tokenizer`: the vocabularies may differ (the alignment and `top_k` are checked by the caller).
-
-    (The student's own embedding holds every token id: `kinherit.arch.build.build_model` checks that.)
-    """
+def check_teacher_folder(path: str | Path, task: str | None = None, seq_len: int | None = None) -> PretrainedConfig:
+    """The teacher's checks that need no data (`kinherit.train.preflight` runs them before the corpus is read): the
+    folder exists and holds a model config and weights, of a `task` LM (None: not checked) whose positions hold
+    `seq_len` tokens (None: not checked; a teacher with another tokenizer reads its own length). Its config."""
     path = Path(path)
     if not path.is_dir():
-        raise KinheritError(f"teacher.path {path} not found; point it at a trained model folder (e.g. runs/small/model)")
+        raise KinheritError(f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)")
     config = read_config(path, "teacher.path")
-    if task_of(config) != task:
+    require_weights(path, "teacher.path")
+    if task is not None and task_of(config) != task:
         raise KinheritError(
             f"teacher {path} is a {task_of(config)} LM ({config.model_type}) but the student a {task} LM; "
             "KI needs the same pre-training task"
         )
+    if seq_len is not None:
+        check_positions(config, seq_len, f"teacher.path {path}")
+    return config
+
+
+def inspect_teacher(
+    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k",
+    cross_tokenizer: bool = False,
+) -> TeacherSpec:
+    """Check that the teacher at `path` can teach a `task` student using `tokenizer` (`check_teacher_folder`, then
+    the tokenizer), keeping its `top_k` most likely tokens (≤ the shared vocabulary); else a one-line
+    `KinheritError` (naming `top_k_key`). `cross_tokenizer`: the vocabularies may differ (the alignment and `top_k`
+    are checked by the caller) and the teacher reads its own length.
+
+    (The student's own embedding holds every token id: `kinherit.arch.build.build_model` checks that.)
+    """
+    path = Path(path)
+    config = check_teacher_folder(path, task, None if cross_tokenizer else seq_len)
     if not (path / "tokenizer.json").is_file():
         if cross_tokenizer:
             raise KinheritError(

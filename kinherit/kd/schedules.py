@@ -29,27 +29,22 @@ AUTO = "auto"
 """The stateful schedule `AutoStop` is registered as."""
 
 AlphaFn = Callable[[int, float, int], float]
-GapPair = tuple[torch.Tensor, torch.Tensor]
-"""(student, teacher) losses on the same text of one micro-batch (span NLLs across tokenizers)."""
 
 
 class ScheduleState(Protocol):
     """What a stateful schedule learned during a run. Its evidence is the (student, teacher) losses the run
-    measures: at every evaluation on the validation split (`observe_validation`, the teacher's loss computed
-    once), and across tokenizers at every log and per micro-batch on the same text spans (`observe`, `factor`).
+    measures at every evaluation, on the validation split (`observe_validation`; the teacher's computed once,
+    across tokenizers the mean NLL per aligned span of the same text).
 
         α_t = 0                                   for t ≥ switch_step (inheritance stopped itself)
-        w_t = schedule(t; α₀, T) · factor(gap)    the KD weight of a micro-batch otherwise
+        w_t = schedule(t; α₀, T) · factor()       the KD weight of a micro-batch otherwise
     """
 
     switch_step: int | None
     """The step from which α is 0 for good; None while inheritance goes on."""
 
-    def factor(self, gap: GapPair | None) -> torch.Tensor | float:
-        """The multiplier of α_t for a micro-batch (`gap`: its own losses, when the run measures them)."""
-
-    def observe(self, step: int, student: float, teacher: float) -> None:
-        """Losses of the same text spans logged after `step` optimizer steps (a teacher with another tokenizer)."""
+    def factor(self) -> float:
+        """The multiplier of α_t until the next evaluation."""
 
     def observe_validation(self, step: int, student: float, teacher: float) -> None:
         """Validation losses of an evaluation after `step` optimizer steps."""
@@ -154,9 +149,10 @@ class AutoStop:
     """The state of schedule `auto`, inheritance that never outstays its use: the KD weight follows the
     teacher/student gap, and inheritance stops once the student has caught up.
 
-    Same tokenizer, decided on data neither model trained on: at every evaluation after `step` optimizer steps,
-    with L_val the student's validation loss and L_val(teacher) the teacher's on the same validation split
-    (computed once),
+    Decided on data neither model trained on: at every evaluation after `step` optimizer steps, with L_val the
+    student's validation loss and L_val(teacher) the teacher's on the same validation split (computed once; a
+    teacher with another tokenizer has no per-token loss comparable with the student's, so there both are the
+    mean NLL per aligned span of the validation text, `kinherit.inherit.held_out`),
 
         g = gap_weight(L_val(student), L_val(teacher))      the KD weight factor until the next evaluation
         s = the first evaluated step with  L_val(student) ≤ L_val(teacher)
@@ -167,18 +163,15 @@ class AutoStop:
     those very batches (a demo's teacher and students share the data order), so its training loss is lower than
     its loss on new text. The validation gap has no such bias and changes only at evaluations, which is also
     what makes every checkpoint exact: the state is (`switch_step`, `gap`).
-
-    A teacher with another tokenizer has no per-token loss comparable with the student's, so it is compared
-    on the same text spans of the training batches (`observe` at every log, and the per-batch gap weight).
     """
 
     switch_step: int | None = None
     gap: float = 1.0
     """g from the latest evaluation (validation rule)."""
 
-    def factor(self, gap: GapPair | None) -> torch.Tensor | float:
-        """g of the micro-batch's own span losses across tokenizers, else of the latest evaluation."""
-        return gap_weight(*gap) if gap is not None else self.gap
+    def factor(self) -> float:
+        """g of the latest evaluation."""
+        return self.gap
 
     def observe(self, step: int, student: float, teacher: float) -> None:
         """Record losses measured after `step` optimizer steps; switch at `step` when the student caught up."""
@@ -214,8 +207,8 @@ class Alpha:
         α_t = 0                         once inheritance stopped itself (a stateful schedule: t ≥ switch step)
         α_t = schedule(t; α₀, T)        otherwise
 
-    The weight applied to a micro-batch is α_t times a stateful schedule's `factor` (`weight`). The state a
-    checkpoint must carry is the schedule's (`state_dict`; empty for a stateless one).
+    The weight applied to a micro-batch is α_t times a stateful schedule's `factor`, fixed between evaluations
+    (`weight`). The state a checkpoint must carry is the schedule's (`state_dict`; empty for a stateless one).
     """
 
     def __init__(self, schedule: Schedule, alpha0: float, horizon: int):
@@ -230,10 +223,9 @@ class Alpha:
     def __call__(self, t: int) -> float:
         return 0.0 if self._stopped(t) else self.schedule.alpha(t, self.alpha0, self.horizon)
 
-    def weight(self, t: int, gap: GapPair | None) -> torch.Tensor | float:
-        """The KD weight of a micro-batch at step t: α_t, times a stateful schedule's factor (of the micro-batch's
-        `gap` losses when given)."""
-        return self(t) if self.state is None else self(t) * self.state.factor(gap)
+    def weight(self, t: int) -> float:
+        """The KD weight of a micro-batch at step t: α_t, times a stateful schedule's factor."""
+        return self(t) if self.state is None else self(t) * self.state.factor()
 
     def teacher_steps(self, step: int) -> int:
         """How many of the first `step` optimizer steps ran the teacher (α > 0)."""
@@ -244,11 +236,6 @@ class Alpha:
     def done(self, t: int) -> bool:
         """α is 0 at step t and at every later step: the teacher is no longer needed."""
         return self.alpha0 == 0 or (self.schedule.ends and t >= self.horizon) or self._stopped(t)
-
-    def observe(self, step: int, student: float, teacher: float) -> None:
-        """The logged (student, teacher) span NLLs after `step` steps: a stateful schedule's evidence across tokenizers."""
-        if self.state is not None:
-            self.state.observe(step, student, teacher)
 
     def observe_validation(self, step: int, student: float, teacher: float) -> None:
         """The (student, teacher) validation losses after `step` steps: a stateful schedule's evidence."""

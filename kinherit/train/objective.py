@@ -15,7 +15,8 @@ how L is computed, for every objective alike:
 Objectives that run a teacher add its forward FLOPs (`extra_flops`), learn where to run it (`start`), and may
 keep state that a checkpoint must carry (`state_dict` / `load_state_dict`, written as `objective.json`).
 Evaluation always uses the model's own loss; the objective observes each evaluation's metrics (`on_evaluate`,
-e.g. to stop inheritance once the student's validation loss reaches the teacher's) and may add metrics to it. The knowledge-inheritance objective
+e.g. to stop inheritance once the student's validation loss reaches the teacher's), with the sums over the split
+of what it computes per block of every evaluation batch (`eval_terms`), and may add metrics to it. The knowledge-inheritance objective
 (`kinherit.inherit.objective`) implements this protocol without importing from here.
 """
 
@@ -41,12 +42,14 @@ class Objective(Protocol):
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """FLOPs beyond the student's training (e.g. `teacher_flops`) in the first `step` optimizer steps."""
 
-    def on_log(self, step: int, terms: dict[str, float]) -> None:
-        """Called with the logged term means (equal on every process) after each training log."""
+    def eval_terms(self, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+                   ) -> dict[str, torch.Tensor]:
+        """Per-block values (B,) of one evaluation batch, summed over the split and passed to `on_evaluate`."""
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
-        """Called with each evaluation's metrics (`eval_loss`, ...; equal on every process) after `step` optimizer
-        steps, before they are logged; returns metrics to add (`eval_<name>`, logged as `val_<name>`)."""
+        """Called with each evaluation's metrics (`eval_loss`, ...) and the `eval_terms` sums (equal on every
+        process) after `step` optimizer steps, before they are logged; returns metrics to add (`eval_<name>`,
+        logged as `val_<name>`)."""
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must hold to resume the objective exactly (JSON-serialisable)."""
@@ -77,8 +80,9 @@ class ModelLoss:
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         return {}
 
-    def on_log(self, step: int, terms: dict[str, float]) -> None:
-        return None
+    def eval_terms(self, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+                   ) -> dict[str, torch.Tensor]:
+        return {}
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
         return {}

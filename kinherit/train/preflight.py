@@ -20,7 +20,8 @@ from kinherit.arch.catalog import detect
 from kinherit.arch.shape import read_shape
 from kinherit.config import RunConfig
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import max_sequence_length, read_config, require_weights, task_of
+from kinherit.hf_folder import check_positions, read_config, require_weights, task_of
+from kinherit.inherit.teacher import check_teacher_folder
 from kinherit.train.distributed import check_distributed_request
 
 SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "tie_word_embeddings",
@@ -33,7 +34,7 @@ def check_before_data(config: RunConfig, args: TrainingArguments) -> RunConfig:
     config = with_loaded_sizes(config)
     seq_len = config.data.seq_len
     if config.model.from_ is not None:
-        _check_positions(read_config(config.model.from_, "model.from"), seq_len, "model.from")
+        check_positions(read_config(config.model.from_, "model.from"), seq_len, "model.from")
     if config.teacher is not None:
         _check_teacher(config, seq_len)
     check_loggers(args.report_to)
@@ -81,31 +82,19 @@ def with_loaded_sizes(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"model": model.model_copy(update=real)})
 
 
-def _check_positions(hf: Any, seq_len: int, role: str) -> None:
-    limit = max_sequence_length(hf)
-    if limit is not None and seq_len > limit:
-        raise KinheritError(f"data.seq_len {seq_len} exceeds the {limit} positions of {role}; lower data.seq_len")
-
-
 def _check_teacher(config: RunConfig, seq_len: int) -> None:
+    """The teacher's checks that need no data (`inherit.teacher.check_teacher_folder`); with another tokenizer, its
+    task and length are checked with the data's tokenizer (causal LMs, fast tokenizer, alignment)."""
     teacher = config.teacher
     if teacher.cache is not None:
         if not (Path(teacher.cache) / "meta.json").is_file():
             raise KinheritError(f"teacher.cache {teacher.cache} is not a teacher cache (no meta.json); build one with kinherit cache-teacher")
         return
-    path = Path(teacher.path)
-    if not path.is_dir():
-        raise KinheritError(f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)")
-    hf = read_config(path, "teacher.path")
-    require_weights(path, "teacher.path")
     if teacher.cross_tokenizer is not None:
-        return  # its own checks (causal LMs, fast tokenizer, alignment) need the data's tokenizer
+        check_teacher_folder(teacher.path)
+        return
     student_task = task_of(read_config(config.model.from_)) if config.model.from_ else _family_task(config.model.family)
-    if task_of(hf) != student_task:
-        raise KinheritError(
-            f"teacher {path} is a {task_of(hf)} LM ({hf.model_type}) but the student a {student_task} LM; KI needs the same pre-training task"
-        )
-    _check_positions(hf, seq_len, f"teacher.path {path}")
+    check_teacher_folder(teacher.path, student_task, seq_len)
 
 
 def _family_task(family: str) -> str:

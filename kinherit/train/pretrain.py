@@ -109,9 +109,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     model = build_model(config.model, tokenizer, config.data.seq_len)
     data_seed = args.data_seed if args.data_seed is not None else args.seed  # masking and data order share it
     train, val = _datasets(corpus, tokenizer, model, config, data_seed)
-    objective = ModelLoss()
+    objective, evaluated_on = ModelLoss(), val
     if config.teacher is not None:  # knowledge inheritance, fed cached teacher targets if any
-        train, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps, val)
+        train, evaluated_on, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps, val)
     upfront: dict[str, float] = {}
     if config.selection is not None:  # the main process scores (or reads the cache), then the others read it
         with args.main_process_first(local=False, desc="select the training data"):
@@ -122,7 +122,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
                   f"({selection.num_blocks:,} in all; {selection.path.name})", flush=True)
 
     def make_trainer(student: PreTrainedModel, segment: Segment) -> KinheritTrainer:
-        return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=val,
+        return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=evaluated_on,
                                data_collator=default_data_collator, objective=objective,
                                student_flops=flops_per_token(student, config.data.seq_len), sampler_seed=data_seed,
                                segment=segment, upfront_flops=upfront)

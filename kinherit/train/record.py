@@ -16,12 +16,14 @@ from kinherit.metrics.lineage import Ancestors, check_leakage, data_record, line
 from kinherit.train.distributed import check_distributed_request, run_layout
 
 
-def teacher_placement(config: RunConfig, args: Any) -> str | None:
-    """Where the teacher's outputs come from, in words."""
+def teacher_placement(config: RunConfig, args: Any, sharded: bool = False) -> str | None:
+    """Where the teacher's outputs come from, in words; `sharded`: under FSDP2 (`sources.teacher_placement`)."""
     if config.teacher is None:
         return None
     if config.teacher.cache is not None:
         return "offline top-K cache (no teacher model in memory)"
+    if sharded:
+        return f"online, sharded like the student (FSDP2) over the {args.world_size} processes on {args.device}"
     return f"online, a full copy on {args.device} in each of the {args.world_size} processes"
 
 
@@ -37,7 +39,9 @@ def start_run(trainer: Any, config: RunConfig, corpus: PackedCorpus, tokenizer: 
         "cwd": str(Path.cwd()),
         "data": data_record(config.data, corpus.split, corpus.fingerprint, vocabulary_signature(tokenizer), corpus.val_path),
         "lineage": lineage_links(config),
-        "distributed": run_layout(args, trainer.accelerator.distributed_type, teacher_placement(config, args)),
+        "distributed": run_layout(args, trainer.accelerator.distributed_type,
+                                  teacher_placement(config, args, getattr(trainer.accelerator, "is_fsdp2", False)),
+                                  getattr(trainer.accelerator.state, "fsdp_plugin", None)),
     }
     check_leakage(record["data"], Ancestors.of_links(record["lineage"]))
     if args.process_index == 0:

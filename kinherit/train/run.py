@@ -10,6 +10,7 @@ Run folder:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from kinherit.train.trainer import KinheritTrainer
 
 
 def training_arguments(train: dict[str, Any], out: str | Path, resuming: bool = False) -> TrainingArguments:
-    """`TrainingArguments` from a `train:` section (defaults already applied); checkpoints go to `<out>/checkpoints`."""
-    args = dict(train)
+    """`TrainingArguments` from a `train:` section (defaults already applied); checkpoints go to `<out>/checkpoints`.
+    The section is copied whole: TrainingArguments rewrites a nested `fsdp_config` in place (its own keys replace
+    the user's), and the section is what `config.resolved.yaml` records."""
+    args = deepcopy(train)
     if resuming:  # the step-0 evaluation is already in metrics.jsonl
         args["eval_on_start"] = False
     if "eval_steps" in args and "eval_strategy" not in args:

@@ -4,7 +4,9 @@ a quiet console and atomic checkpoints. Pre-training, knowledge inheritance and 
 What it changes, and nothing else:
 - the training loss comes from the `objective` (`kinherit.train.objective`), given the model's own loss and
   outputs; the objective's extra batch fields are taken out of the batch before the forward pass;
-  evaluation uses the model's own loss, and the objective sees each evaluation's metrics (`on_evaluate`);
+  evaluation uses the model's own loss, and the objective sees each evaluation's metrics (`on_evaluate`) with
+  the per-block sums it asked of every evaluation batch (`eval_terms`), gathered over processes as Trainer
+  gathers the eval losses (the duplicates that even out the last batch dropped) and summed over the split;
 - gradient accumulation is handled the same way for every objective: a micro-batch mean is divided by the
   accumulation steps, a loss normalised by the step's item count (`objective.normalised_by_step`) is not;
 - a mixture-of-experts model's router auxiliary loss (`outputs.aux_loss`, which transformers adds to its loss as
@@ -81,6 +83,7 @@ class KinheritTrainer(Trainer):
         self.loss_is_scaled_for_ga = None if objective.normalised_by_step else False  # None: Trainer's rule
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_counts: dict[str, int] = {}
+        self._eval_sums: dict[str, torch.Tensor] = {}
         self._staging_checkpoints = False
         self.remove_callback(PrinterCallback)
         self.remove_callback(ProgressCallback)
@@ -109,7 +112,9 @@ class KinheritTrainer(Trainer):
         if not model.training:
             if _adds_router_loss(model):
                 inputs["output_router_logits"] = False
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            self._record_eval(self.objective.eval_terms(outputs, inputs, extras))
+            return (loss, outputs) if return_outputs else loss
         by_step = self.objective.normalised_by_step
         lm, outputs = super().compute_loss(model, inputs, True, num_items_in_batch if by_step else None)
         share = by_step and self.model_accepts_loss_kwargs and num_items_in_batch is not None  # a share of the step's mean
@@ -127,6 +132,13 @@ class KinheritTrainer(Trainer):
         """The factor of aux_loss inside the loss `Trainer.compute_loss` returned: c, times the processes when
         Trainer scaled a step-normalised loss by them (`average_tokens_across_devices`)."""
         return _router_coefficient(model) * (self.accelerator.num_processes if share and self.args.average_tokens_across_devices else 1)
+
+    def _record_eval(self, terms: dict[str, torch.Tensor]) -> None:
+        """Add one evaluation batch's per-block values (B,) to the split's sums, over all processes."""
+        if terms:
+            gathered = self.accelerator.gather_for_metrics({name: value.detach() for name, value in terms.items()})
+            for name, values in gathered.items():
+                self._eval_sums[name] = self._eval_sums.get(name, 0.0) + values.sum()
 
     def _mean_terms(self) -> dict[str, float]:
         """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over processes."""
@@ -163,10 +175,10 @@ class KinheritTrainer(Trainer):
                     f"the training loss became {terms.get('loss')} at step {self.state.global_step}; "
                     "lower train.learning_rate, raise train.warmup_steps or set train.max_grad_norm"
                 )
-            self.objective.on_log(self.state.global_step, terms)
             logs.update(self.accounting(self.state.global_step))
         elif "eval_loss" in logs:
-            logs.update(self.objective.on_evaluate(self.state.global_step, logs))
+            sums, self._eval_sums = {name: float(value) for name, value in self._eval_sums.items()}, {}
+            logs.update(self.objective.on_evaluate(self.state.global_step, {**logs, **sums}))
         super().log(logs, start_time)
 
     # ---- optimizer and schedule of a segment ----

@@ -25,7 +25,7 @@ def test_a_teacher_is_written_size_at_multiple():
 def test_linear_b_decays_over_the_first_budget_and_auto_is_left_to_the_run(tmp_path):
     assert bench.ki_settings("tau1-linearB", tmp_path, 120)["steps"] == 120
     auto = bench.ki_settings("tau2-auto", tmp_path, 120)
-    assert (auto["steps"], auto["temperature"], auto["path"]) == ("auto", 2.0, str(tmp_path / "model"))
+    assert (auto["schedule"], auto["steps"], auto["temperature"], auto["path"]) == ("auto", 1.0, 2.0, str(tmp_path / "model"))
 
 
 def test_non_embedding_params_count_attention_and_the_gated_ffn():

@@ -1,6 +1,6 @@
 """End to end: a student inherits from a teacher with another BPE, online and from `kinherit cache-teacher
 --cross-tokenizer`, from the CLI and from Python; the teacher is accounted on its own tokens; resume is exact;
-`teacher.schedule: auto` compares per-span NLLs."""
+`teacher.schedule: auto` compares per-span NLLs of the validation split."""
 
 from __future__ import annotations
 
@@ -11,16 +11,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+import torch
+
 from kinherit.cli import main
-from kinherit.config import validate_config
+from kinherit.config import load_config, validate_config
+from kinherit.data.dataset import PackedBlocks
+from kinherit.data.packing import prepare_corpus
+from kinherit.data.tokenizer import load_tokenizer
 from kinherit.hf_folder import load_lm
+from kinherit.kd.alignment import Aligner
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks
+from kinherit.kd.schedules import GAP_MARGIN
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run
 
+TIMING = ("tokens_per_s", "time_s")
 SEQUENCES_PER_STEP, TEACHER_LEN = 8, 64  # 2·seq_len teacher tokens per block (the teacher holds 2048 positions, more than that)
 
 
@@ -101,14 +109,89 @@ def test_python_run_resumes_exactly(tmp_path, cache_dir, other_teacher, method):
     assert resumed.final_val_loss == pytest.approx(straight.final_val_loss, abs=1e-6)
 
 
-def test_auto_compares_the_nll_of_the_same_text(tmp_path, cache_dir, other_teacher):
-    teacher = {"path": str(other_teacher), "cross_tokenizer": "alm", "schedule": "auto", "steps": 1.0}
-    pretrain(validate_config(student_run(tmp_path / "auto", cache_dir, teacher, max_steps=6, eval_steps=6)))
-    events = _train_events(tmp_path / "auto")
-    first = events[0]
-    assert first["student_span_nll"] > first["teacher_span_nll"] > 0  # a fresh student is behind the trained teacher
-    assert 0 < first["alpha"] <= 1.0
-    assert first["alpha"] == pytest.approx(min(1.0, (first["student_span_nll"] - first["teacher_span_nll"]) / 0.5), rel=1e-4)
+def _auto(out: Path, cache_dir: Path, teacher: Path, **train: object) -> dict:
+    return validate_config(student_run(out, cache_dir, {"path": str(teacher), "cross_tokenizer": "alm",
+                                                                   "schedule": "auto", "steps": 1.0},
+                                       **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train}))
+
+
+def _evals(out: Path) -> list[dict]:
+    return [e for e in read_metrics(out / "metrics.jsonl") if "val_loss" in e]
+
+
+def _span_nll_by_hand(model_dir: Path, teacher_dir: Path, run: Path) -> tuple[float, float, int]:
+    """(student, teacher) mean NLL per aligned span of the run's validation blocks, and the block count: each model
+    on its own tokens of each block, alone (no padding), log-likelihoods summed span by span in Python."""
+    config = load_config(run / "config.resolved.yaml")
+    corpus = prepare_corpus(config.data)
+    student_tok, teacher_tok = load_tokenizer(corpus.tokenizer_dir), load_tokenizer(teacher_dir)
+    aligner = Aligner(student_tok, teacher_tok, TEACHER_LEN)
+    val = PackedBlocks(corpus.val_path, corpus.dtype, 32, None)
+    student, teacher = load_lm(model_dir).eval(), load_lm(teacher_dir).eval()
+    nll = {"student": 0.0, "teacher": 0.0}
+    spans = 0
+    for b in range(len(val)):
+        ids = val[b]["input_ids"]
+        aligned = aligner.align(ids.numpy())
+        t_ids = torch.from_numpy(aligned.teacher_ids)
+        with torch.no_grad():
+            s_lp = student(input_ids=ids[None]).logits[0].double().log_softmax(-1)  # (T, V_s)
+            t_lp = teacher(input_ids=t_ids[None]).logits[0].double().log_softmax(-1)  # (n_t, V_t)
+        for row, first in enumerate(aligned.span_start.tolist()):
+            if first < 0:
+                continue
+            spans += 1
+            nll["student"] -= sum(float(s_lp[k - 1, ids[k]]) for k in range(first, row + 1))
+            lo, hi = aligned.span_teacher[row].tolist()
+            nll["teacher"] -= sum(float(t_lp[j - 1, t_ids[j]]) for j in range(lo, hi + 1))
+    return nll["student"] / spans, nll["teacher"] / spans, len(val)
+
+
+def test_auto_decides_on_the_validation_spans(tmp_path, cache_dir, other_teacher, teacher_calls):
+    """Across tokenizers the auto rule compares both models' NLL per aligned span of the validation split (the
+    teacher's once), not of the training batches the teacher may have trained on; the switch and the KD weight follow
+    the evaluations, and the teacher's FLOPs are its training forwards up to the switch plus one validation pass."""
+    run = tmp_path / "auto"
+    result = pretrain(_auto(run, cache_dir, other_teacher))
+    events, evals = _train_events(run), _evals(run)
+    assert [e["step"] for e in evals] == [0, 3, 6, 9, 12]
+    assert not any("student_span_nll" in e or "teacher_span_nll" in e for e in events)  # nothing decided on training batches
+    student, teacher, val_blocks = _span_nll_by_hand(result.model_dir, other_teacher, run)
+    assert all(e["val_teacher_span_nll"] == pytest.approx(teacher, rel=1e-5) for e in evals)  # one value, computed once
+    assert evals[-1]["val_student_span_nll"] == pytest.approx(student, rel=1e-5)  # the final model on the validation spans
+    switch = next(e["step"] for e in evals if e["val_student_span_nll"] <= e["val_teacher_span_nll"])
+    assert 0 < switch < 12
+    for event in events:  # the event of step k logs step t = k − 1: α = schedule × the gap of the latest evaluation ≤ t
+        step = event["step"]
+        if step <= switch:
+            latest = max((e for e in evals if e["step"] <= step - 1), key=lambda e: e["step"])
+            gap = min(max((latest["val_student_span_nll"] - latest["val_teacher_span_nll"]) / GAP_MARGIN, 0.0), 1.0)
+            assert event["alpha"] == pytest.approx((1 - (step - 1) / 12) * gap, abs=1e-6) and "kd_loss" in event
+        else:
+            assert event["alpha"] == 0.0 and "kd_loss" not in event
+    calls, refs = teacher_calls
+    assert len(calls) == -(-val_blocks // 32) + switch and refs[0]() is None  # one validation pass, nothing after the switch
+    fwd = flops_per_token(load_lm(other_teacher), TEACHER_LEN).forward
+    for event in events:  # by hand: training forwards on its own tokens up to the switch + the validation pass
+        assert event["teacher_flops"] == min(event["step"], switch) * SEQUENCES_PER_STEP * TEACHER_LEN * fwd + val_blocks * TEACHER_LEN * fwd
+
+
+def test_auto_resumes_exactly_across_the_decision(tmp_path, cache_dir, other_teacher):
+    """Checkpoints every 2 steps, evaluations every 3: the switch, the latest gap and the teacher's validation span
+    NLL come from objective.json, and every logged number of the resumed run equals the straight run's bit for bit."""
+    pretrain(_auto(tmp_path / "straight", cache_dir, other_teacher))
+    expected, expected_evals = _train_events(tmp_path / "straight"), _evals(tmp_path / "straight")
+    switch = next(e["step"] for e in expected_evals if e["val_student_span_nll"] <= e["val_teacher_span_nll"])
+    for crash, name in ((max(switch - 1, 3), "before"), (switch + 3, "after")):
+        crashed = _auto(tmp_path / name, cache_dir, other_teacher)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            pretrain(crashed, callbacks=[CrashAt(crash)])
+        pretrain(crashed, resume=True)
+        untimed = [{k: v for k, v in e.items() if k not in TIMING} for e in _train_events(tmp_path / name)]
+        assert untimed == [{k: v for k, v in e.items() if k not in TIMING} for e in expected], name
+        got = _evals(tmp_path / name)
+        keys = ("step", "val_loss", "val_student_span_nll", "val_teacher_span_nll")
+        assert [[e[k] for k in keys] for e in got] == [[e[k] for k in keys] for e in expected_evals], name
 
 
 def test_a_teacher_normalising_some_characters_is_refused_before_training(tmp_path, cache_dir, other_teacher, capsys, monkeypatch):

@@ -82,3 +82,17 @@ def test_a_teacher_padded_to_a_larger_vocabulary_is_cut_to_the_shared_one(tmp_pa
     config = student_run(tmp_path / "s", cache_dir, {"path": str(tmp_path / "padded"), "steps": 2}, max_steps=2, eval_steps=2)
     pretrain(validate_config(config))
     assert all("kd_loss" in e for e in read_metrics(tmp_path / "s" / "metrics.jsonl") if "loss" in e)
+
+
+def test_cache_teacher_checks_the_teacher_folder_as_pretrain_does(tmp_path, cache_dir, teacher_dir, capsys):
+    """One implementation of each data-free teacher check (`check_teacher_folder`): a teacher without weights, or
+    with fewer positions than data.seq_len, is refused by `cache-teacher` with the line `pretrain` gives."""
+    no_weights = tmp_path / "no-weights"
+    shutil.copytree(teacher_dir, no_weights, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    short = student_run(tmp_path / "s", cache_dir, {"path": str(teacher_dir)})
+    short["data"]["seq_len"] = short["model"]["max_position_embeddings"] = 4096
+    for teacher, config in ((no_weights, student_run(tmp_path / "s", cache_dir, {"path": str(no_weights)})), (teacher_dir, short)):
+        pretrain_line = _fails(tmp_path, capsys, config).removeprefix("kinherit pretrain: error: ")
+        assert main(["cache-teacher", "--teacher", str(teacher), "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "c")]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"kinherit cache-teacher: error: {pretrain_line}"
+        assert not (tmp_path / "c").exists()

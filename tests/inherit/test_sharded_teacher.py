@@ -71,6 +71,18 @@ def test_sharded_teacher_and_student_give_the_one_process_losses(sharded_run, tm
     assert embed[0][0] * 2 == embed[1][0]
 
 
+def test_the_run_folder_says_how_the_sharded_run_ran(sharded_run):
+    """config.resolved.yaml keeps the fsdp_config the user gave; run.json the layout, transformers' resolved fsdp_config,
+    accelerate's FSDP plugin and the teacher's placement."""
+    resolved = yaml.safe_load((sharded_run / "two" / "config.resolved.yaml").read_text())
+    assert resolved["train"]["fsdp"] == "full_shard" and resolved["train"]["fsdp_config"] == {"fsdp_version": 2}
+    layout = json.loads((sharded_run / "two" / "run.json").read_text())["distributed"]
+    assert (layout["world_size"], layout["distributed_type"], layout["requested"]) == (2, "FSDP", "FSDP")
+    assert layout["fsdp_config"]["version"] == 2 and layout["fsdp_plugin"]["fsdp_version"] == 2
+    assert layout["fsdp_plugin"]["reshard_after_forward"] is True
+    assert layout["teacher"].startswith("online, sharded like the student (FSDP2) over the 2 processes on cpu")
+
+
 @pytest.mark.slow
 def test_sharded_teacher_run_resumes_exactly(sharded_run):
     resumed = sharded_run / "resumed"

@@ -65,14 +65,14 @@ def test_alpha_holds_the_schedule_and_its_state_in_one_place():
 
     alpha = Alpha(SCHEDULES.lookup("auto"), 1.0, T)
     assert alpha(10) == pytest.approx(0.75) and not alpha.done(10)
-    alpha.observe(12, student=4.0, teacher=4.5)  # the student already caught up: inheritance stops at 12
+    alpha.observe_validation(12, student=4.0, teacher=4.5)  # the student already caught up: inheritance stops at 12
     assert alpha(11) == pytest.approx(1 - 11 / T) and alpha(12) == 0.0 and alpha.done(12)
     assert alpha.teacher_steps(30) == 12
     restored = Alpha(SCHEDULES.lookup("auto"), 1.0, T)
     restored.load_state_dict(alpha.state_dict())
     assert restored(12) == 0.0 and restored.teacher_steps(30) == 12
     plain = Alpha(SCHEDULES.lookup("linear"), 1.0, T)
-    plain.observe(12, student=4.0, teacher=4.5)  # a stateless schedule: observations change nothing
+    plain.observe_validation(12, student=4.0, teacher=4.5)  # a stateless schedule: observations change nothing
     assert plain(12) == pytest.approx(1 - 12 / T) and plain.done(T) and not plain.done(T - 1) and plain.state_dict() == {}
 
 
@@ -81,13 +81,13 @@ def test_a_stateful_schedule_starts_as_its_formula_and_a_checkpoint_restores_it(
     from kinherit.kd.schedules import Alpha
 
     alpha = Alpha(SCHEDULES.lookup(name), 1.0, T)
-    assert [alpha.weight(t, None) for t in range(2 * T)] == [SCHEDULES[name].alpha(t, 1.0, T) for t in range(2 * T)]
+    assert [alpha.weight(t) for t in range(2 * T)] == [SCHEDULES[name].alpha(t, 1.0, T) for t in range(2 * T)]
     alpha.observe_validation(4, student=4.2, teacher=4.0)
-    alpha.observe(9, student=3.9, teacher=4.0)
+    alpha.observe_validation(9, student=3.9, teacher=4.0)
     restored = Alpha(SCHEDULES.lookup(name), 1.0, T)
     restored.load_state_dict(alpha.state_dict())
     assert restored.state_dict() == alpha.state_dict()
-    assert [restored.weight(t, None) for t in range(2 * T)] == [alpha.weight(t, None) for t in range(2 * T)]
+    assert [restored.weight(t) for t in range(2 * T)] == [alpha.weight(t) for t in range(2 * T)]
     assert [restored.done(t) for t in range(2 * T)] == [alpha.done(t) for t in range(2 * T)]
 
 

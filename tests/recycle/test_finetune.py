@@ -53,6 +53,20 @@ def test_builtin_task_is_balanced_and_deterministic():
         stdlib_packages_task(["json", "email"], 100000, 5, 6, seed=0)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_default_task_works_as_written(seed):
+    """`data: {task: stdlib-packages}` and nothing else: 200 training and 50 validation snippets per default package
+    (with `json` among them, the defaults asked for more snippets than it has)."""
+    from kinherit.recycle.config import TaskDataConfig
+    from kinherit.recycle.finetune import load_task
+
+    data = TaskDataConfig(task="stdlib-packages", seed=seed)
+    task = load_task(data)
+    assert task.label_names == data.packages == ["asyncio", "email", "unittest", "xml"]
+    assert [task.train.labels.count(i) for i in range(4)] == [data.train_per_class] * 4 == [200] * 4
+    assert [task.validation.labels.count(i) for i in range(4)] == [data.val_per_class] * 4 == [50] * 4
+
+
 def test_builtin_task_splits_by_file():
     from kinherit.data.classification import package_files, snippets_of
 

@@ -123,13 +123,40 @@ def test_a_sharding_request_accelerate_does_not_honour_is_refused_not_dropped():
 
     from kinherit.train.distributed import check_distributed_request, run_layout
 
-    two = SimpleNamespace(fsdp=[["full_shard"]], deepspeed=None, world_size=2)
+    two = SimpleNamespace(fsdp=[["full_shard"]], deepspeed=None, world_size=2, fsdp_config={"version": 2})
     check_distributed_request(two)  # before the Trainer exists: two processes may still shard
     check_distributed_request(two, DistributedType.FSDP)
     with pytest.raises(KinheritError, match=r"^train.fsdp asks for FSDP, but accelerate runs these 2 processes as MULTI_CPU"):
         check_distributed_request(two, DistributedType.MULTI_CPU)  # what torchrun on CPU gives: plain DDP
-    zero3 = SimpleNamespace(fsdp=None, deepspeed="ds.json", world_size=2)
+    zero3 = SimpleNamespace(fsdp=None, deepspeed="ds.json", world_size=2, fsdp_config=None)
     with pytest.raises(KinheritError, match=r"^train.deepspeed asks for DEEPSPEED, but accelerate runs these 2 processes as MULTI_GPU"):
         check_distributed_request(zero3, DistributedType.MULTI_GPU)
     check_distributed_request(SimpleNamespace(fsdp=None, deepspeed=None, world_size=2), DistributedType.MULTI_CPU)
-    assert run_layout(two, DistributedType.FSDP, None) == {"world_size": 2, "distributed_type": "FSDP", "requested": "FSDP", "teacher": None}
+    assert run_layout(two, DistributedType.FSDP, None) == {"world_size": 2, "distributed_type": "FSDP", "requested": "FSDP",
+                                                           "teacher": None, "fsdp_config": {"version": 2}, "fsdp_plugin": None}
+    assert run_layout(zero3, DistributedType.DEEPSPEED, None) == {"world_size": 2, "distributed_type": "DEEPSPEED",
+                                                                  "requested": "DEEPSPEED", "teacher": None}
+
+
+def test_the_users_fsdp_config_is_what_the_run_folder_records(tmp_path):
+    """TrainingArguments rewrites a nested fsdp_config in place ({fsdp_version: 2} became {version: 2, xla: false, ...});
+    config.resolved.yaml keeps the user's keys, run.json what transformers and accelerate resolved."""
+    from pathlib import Path
+
+    import yaml
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    from kinherit.config import load_config
+    from kinherit.train.distributed import plugin_settings
+    from kinherit.train.pretrain import resolved_yaml
+    from kinherit.train.run import training_arguments
+
+    small = Path(__file__).parents[2] / "configs" / "small.yaml"
+    config = load_config(small, ["--train.fsdp=full_shard", "--train.fsdp_config={fsdp_version: 2}", f"--out={tmp_path}"])
+    args = training_arguments(config.train_args, tmp_path)
+    assert args.fsdp_config["version"] == 2 and "xla" in args.fsdp_config  # transformers' resolved form
+    assert yaml.safe_load(resolved_yaml(config))["train"]["fsdp_config"] == {"fsdp_version": 2}
+    plugin = FullyShardedDataParallelPlugin(**args.fsdp_plugin_args)
+    settings = plugin_settings(plugin)
+    assert settings["fsdp_version"] == 2 and settings["reshard_after_forward"] is True
+    assert settings["state_dict_type"] == "FULL_STATE_DICT" and "auto_wrap_policy" not in settings  # a callable: left out

@@ -32,8 +32,8 @@ class PureKD:
     def extra_flops(self, step, tokens_per_step):  # noqa: ANN001, ANN201
         return {}
 
-    def on_log(self, step, terms):  # noqa: ANN001, ANN201
-        return None
+    def eval_terms(self, outputs, batch, extras):  # noqa: ANN001, ANN201
+        return {}
 
     def on_evaluate(self, step, metrics):  # noqa: ANN001, ANN201
         return {}

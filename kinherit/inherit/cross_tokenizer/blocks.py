@@ -51,6 +51,11 @@ class CrossTokenizerBlocks(Dataset):
         }
 
 
+def check_text(aligner: Aligner, blocks: PackedBlocks) -> None:
+    """Refuse, before training, a teacher tokenizer that would not keep the text of `blocks` as is."""
+    aligner.check_text(np.memmap(blocks.path, dtype=blocks.dtype, mode="r")[: len(blocks) * blocks.seq_len])
+
+
 def teacher_length(teacher_config: Any, seq_len: int) -> int:
     """Teacher tokens per student block: its position limit, at most 2·seq_len (a byte-level tokenizer of a
     similar size needs about as many tokens as the student for the same text)."""
@@ -66,5 +71,5 @@ def build_aligner(spec: TeacherSpec, tokenizer: Any, train: PackedBlocks) -> tup
     teacher_tokenizer = load_tokenizer(spec.path)
     length = teacher_length(spec.config, train.seq_len)
     aligner = Aligner(tokenizer, teacher_tokenizer, length)
-    aligner.check_text(np.memmap(train.path, dtype=train.dtype, mode="r")[: len(train) * train.seq_len])
+    check_text(aligner, train)
     return aligner, SharedVocab.of(aligner, tokenizer, teacher_tokenizer), length

@@ -6,9 +6,9 @@ batch columns, the targets from the teacher's logits, and the teacher's FLOPs; t
 block (the block's text re-tokenized, right-padded or cut to that length: the compute is dense), so a
 step where the teacher runs costs sequences × teacher_len × its forward FLOPs per token at that length.
 
-With `teacher.schedule: auto` the two LM losses are compared on the same text: the mean negative
-log-likelihood per aligned span, student (`student_span_nll`) against teacher (`teacher_span_nll`),
-since per-token losses of two tokenizations are not comparable.
+With `teacher.schedule: auto` the two LM losses are compared on the same text of the validation split: the mean
+negative log-likelihood per aligned span (`kinherit.inherit.held_out.SpanValidation`), since per-token losses of
+two tokenizations are not comparable.
 """
 
 from __future__ import annotations

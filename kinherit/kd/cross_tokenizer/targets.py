@@ -147,14 +147,19 @@ def span_sums(values: Tensor, first: Tensor, last: Tensor) -> Tensor:
     return (cumulative.gather(1, last + 1) - cumulative.gather(1, first)).to(values.dtype)  # (B, T)
 
 
+def teacher_span_log_likelihoods(teacher_logits: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    """ℓ_t of the span ending on each student row (B, T), from the teacher's logits (B, L, V_t) on the batch's
+    `xt_teacher_ids` (meaningful where `xt_span_start` ≥ 0)."""
+    span_teacher = batch["xt_span_teacher"]  # (B, T, 2)
+    return span_sums(token_log_likelihoods(teacher_logits, batch["xt_teacher_ids"]), span_teacher[..., 0], span_teacher[..., 1])
+
+
 def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: SharedVocab, top_k: int | None,
                    buckets: bool = False) -> Targets:
     """Targets from the teacher's logits (B, L, V_t) on the batch's `xt_teacher_ids`. The next-token
     distribution at boundaries is over S: restricted to S and renormalised, or (`buckets`) the teacher's
     whole distribution summed into the buckets of `longest_shared_prefix`."""
-    ids = batch["xt_teacher_ids"]
-    span_teacher = batch["xt_span_teacher"]  # (B, T, 2)
-    teacher_ll = span_sums(token_log_likelihoods(teacher_logits, ids), span_teacher[..., 0], span_teacher[..., 1])  # (B, T)
+    teacher_ll = teacher_span_log_likelihoods(teacher_logits, batch)  # (B, T)
     boundary = batch["xt_boundary"]  # (B, T)
     at = boundary.clamp(min=0).unsqueeze(-1).expand(-1, -1, teacher_logits.shape[-1])
     logits = teacher_logits.gather(1, at).float()  # (B, T, V_t): the teacher's prediction at each common boundary
