@@ -16,6 +16,9 @@ Schedules, for a target of hidden d and L layers (heads d/16 ... as the size say
     depth  1 layer, at 0.25·B L/2 layers, at 0.5·B L layers (full width throughout)
     width  d/2 wide (half the heads), at 0.5·B d wide (full depth throughout)
     both   d/2 wide and 1 layer, at 0.25·B L/2 layers, at 0.5·B d wide and L layers
+A variant is written NAME[@f][+option...]: `@f` moves the last growth to f·B (earlier growths keep their share of
+it, e.g. both@0.8: 0.4·B and 0.8·B); each option sets one growth-stage key on every stage: `+reset`
+(optimizer_state: reset), `+rewarm` (lr_policy: rewarm), `+lrscale` (lr_scaling: growth).
 """
 
 from __future__ import annotations
@@ -53,10 +56,25 @@ def model_at(hidden: int, layers: int) -> dict[str, Any]:
             "intermediate_size": 4 * hidden}
 
 
-def schedule(name: str, hidden: int, layers: int, budget: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(start model, growth stages) of a schedule; `scratch` has none."""
+OPTIONS = {"reset": {"optimizer_state": "reset"}, "rewarm": {"lr_policy": "rewarm"}, "lrscale": {"lr_scaling": "growth"}}
+"""The `+option` suffixes of a schedule variant, each a growth-stage setting."""
+
+
+def schedule(variant: str, hidden: int, layers: int, budget: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(start model, growth stages) of a schedule variant (see the module docstring); `scratch` has none."""
+    head, *flags = variant.split("+")
+    name, _, last = head.partition("@")
+    unknown = [flag for flag in flags if flag not in OPTIONS]
+    if unknown:
+        raise SystemExit(f"unknown option +{unknown[0]} in {variant!r}: choose from {', '.join('+' + o for o in OPTIONS)}")
+    settings = {key: value for flag in flags for key, value in OPTIONS[flag].items()}
+    model, stages = _stages(name, hidden, layers, budget, float(last) if last else 0.5)
+    return model, [{**stage, **settings} for stage in stages]
+
+
+def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     full = {"hidden_size": hidden, "num_heads": hidden // HEAD_DIM, "intermediate_size": 4 * hidden, "num_layers": layers}
-    quarter, half = round(0.25 * budget), round(0.5 * budget)
+    quarter, half = round(0.5 * last * budget), round(last * budget)
     if name == "scratch":
         return model_at(hidden, layers), []
     if name == "depth":
@@ -146,6 +164,22 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tuning_markdown(result: dict[str, Any]) -> str:
+    """Each variant's final validation loss after B steps at every peak LR tried, on the tuning seeds (mean)."""
+    lines = []
+    for size, entry in result["sizes"].items():
+        tuning = entry["tuning"]
+        grid = sorted({float(lr) for losses in tuning["mean_final_loss"].values() for lr in losses})
+        lines += [f"{size}, tuning seeds {result['args']['tune_seeds']}: final val loss after B = {result['args']['budget']} steps",
+                  "", "| variant | " + " | ".join(f"LR {lr:g}" for lr in grid) + " | best |", "|---|" + "---|" * (len(grid) + 1)]
+        for name, losses in tuning["mean_final_loss"].items():
+            cells = [f"{losses[key]:.3f}" if (key := f"{lr:g}") in losses else "—" for lr in grid]
+            best = tuning["best"][name]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {best:g}: {losses[f'{best:g}']:.3f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def plot(out: Path, result: dict[str, Any], path: Path) -> None:
     """Validation loss against total FLOPs of every reported seed (scratch solid, staged dashed), growths dotted."""
     sizes = list(result["sizes"])
@@ -179,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--horizon", type=int, default=3)
     parser.add_argument("--out", default="runs/progressive")
+    parser.add_argument("--tune-only", action="store_true",
+                        help="stop after tuning: compare the variants on the tuning seeds (progressive-tuning.md)")
     args = parser.parse_args(argv)
     if set(args.tune_seeds) & set(args.seeds):
         parser.error("tuning seeds must not be reported: --tune-seeds and --seeds overlap")
@@ -189,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
         names = ["scratch", *args.schedules]
         tuning = tune(names, size, args.lr_grid, args.tune_seeds, args.budget, out / text / "tune", args.batch)
         print(f"{text}: tuned {tuning['best']} (interior: {tuning['interior']})", flush=True)
+        if args.tune_only:
+            result["sizes"][text] = {"tuning": tuning}
+            continue
         report: dict[str, list[dict[str, Any]]] = {name: [] for name in args.schedules}
         for seed in args.seeds:
             steps = args.budget * args.horizon
@@ -198,6 +237,12 @@ def main(argv: list[str] | None = None) -> None:
                 report[name].append({"seed": seed, **compare(folders["scratch"], folders[name], args.budget, horizons)})
         result["sizes"][text] = {"tuning": tuning, "report": report}
         write_json(out / "progressive.json", result)
+    if args.tune_only:
+        write_json(out / "progressive-tuning.json", result)
+        with atomic_file(out / "progressive-tuning.md") as handle:
+            handle.write(tuning_markdown(result))
+        print(tuning_markdown(result))
+        return
     text = markdown(result)
     with atomic_file(out / "progressive.md") as handle:
         handle.write(text + "\n![savings](progressive.png)\n")
