@@ -167,16 +167,20 @@ class TeacherConfig(StrictModel):
     """A `kinherit cache-teacher` folder to read top-K teacher outputs from instead of running `path`."""
     alpha0: float = Field(1.0, ge=0.0, le=1.0)
     """α₀, the KD weight at step 0."""
-    schedule: Annotated[str, known(SCHEDULES)] = "linear"
+    schedule: Annotated[str, known(SCHEDULES)] = AUTO
     """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0), constant (α₀ throughout), or auto:
     linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
     released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
     only; with cross_tokenizer, the mean NLL per aligned span of the validation text; see `kd.schedules.AutoStop`).
-    `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
-    steps: int | float = 0.5
-    """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run)."""
-    temperature: float = Field(2.0, gt=0.0)
-    """τ, applied to both teacher and student logits."""
+    Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model); chosen
+    by bench/existing_teacher.py (README, "Knowledge inheritance from an existing teacher"). `steps: auto` of earlier
+    versions reads as `schedule: auto, steps: 1.0`."""
+    steps: int | float = 1.0
+    """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run).
+    Default: 1.0 with schedule auto (it stops itself), else 0.5."""
+    temperature: float = Field(1.0, gt=0.0)
+    """τ, applied to both teacher and student logits. Default 1: better than the paper's 2 by 0.22–0.30 nats with every
+    teacher of bench/existing_teacher.py (README, "Knowledge inheritance from an existing teacher")."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
     loss: Annotated[str, known(KD_LOSSES)] = DEFAULT_KD_LOSS
@@ -192,8 +196,13 @@ class TeacherConfig(StrictModel):
     @classmethod
     def _steps_auto(cls, data: Any) -> Any:
         """`steps: auto` of earlier versions as `schedule: auto` (`steps_auto_as_schedule`); after another schedule
-        than linear it has no equivalent and is refused, naming the fix."""
+        than linear it has no equivalent and is refused, naming the fix. The defaults that depend on the teacher:
+        schedule linear with a cache, steps 0.5 with any schedule but auto."""
         data = steps_auto_as_schedule(data)
+        if isinstance(data, dict) and "schedule" not in data and data.get("cache") is not None:
+            data = {**data, "schedule": "linear"}  # auto needs the teacher model, which a cache does not hold
+        if isinstance(data, dict) and "steps" not in data and data.get("schedule", AUTO) != AUTO:
+            data = {**data, "steps": 0.5}
         if isinstance(data, dict) and data.get("steps") == AUTO:
             raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
                              f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "

@@ -57,7 +57,7 @@ def test_cache_layout_and_rows_match_the_online_teacher(cache, cache_dir, teache
 
 
 def test_cached_ki_equals_online_top_k_ki_without_loading_a_teacher(tmp_path, cache, cache_dir, teacher_dir, monkeypatch):
-    online = student_run(tmp_path / "online", cache_dir, {"path": str(teacher_dir), "steps": 4, "top_k": K}, max_steps=5, eval_steps=5)
+    online = student_run(tmp_path / "online", cache_dir, {"path": str(teacher_dir), "schedule": "linear", "steps": 4, "top_k": K}, max_steps=5, eval_steps=5)
     pretrain(validate_config(online))
     monkeypatch.setattr(TeacherSpec, "load", lambda self: pytest.fail("a cached run must not load the teacher"))
     cached = student_run(tmp_path / "cached", cache_dir, {"cache": str(cache), "steps": 4}, max_steps=5, eval_steps=5)

@@ -46,7 +46,7 @@ def _train_events(out: Path) -> list[dict]:
 
 
 def test_cli_online_and_cached_agree_and_count_the_teacher_on_its_tokens(tmp_path, cache_dir, other_teacher):
-    teacher = {"path": str(other_teacher), "cross_tokenizer": "shared_prefix", "steps": 4, "top_k": 8}
+    teacher = {"path": str(other_teacher), "cross_tokenizer": "shared_prefix", "schedule": "linear", "steps": 4, "top_k": 8}
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(student_run(tmp_path / "online", cache_dir, teacher, max_steps=6, eval_steps=6)))
     assert main(["pretrain", "--config", str(config)]) == 0

@@ -29,7 +29,7 @@ KEYS = ("loss", "lm_loss", "kd_loss", "grad_norm")
 
 def _ki(out, cache_dir, teacher_dir, processes, **train):
     """KI over steps 0–2 from the full teacher distribution; a global batch of 8 sequences."""
-    return student_run(out, cache_dir, {"path": str(teacher_dir), "steps": 3}, per_device_train_batch_size=8 // processes,
+    return student_run(out, cache_dir, {"path": str(teacher_dir), "schedule": "linear", "steps": 3}, per_device_train_batch_size=8 // processes,
                        **RUN, **train)
 
 

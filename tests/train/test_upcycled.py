@@ -24,7 +24,7 @@ def test_upcycled_student_inherits_from_its_dense_source_resumes_exactly_and_its
 
     straight = tiny_run(tmp_path / "straight")
     straight["model"] = {"from": str(tmp_path / "moe")}
-    straight["teacher"] = {"path": str(dense), "steps": 4}
+    straight["teacher"] = {"path": str(dense), "schedule": "linear", "steps": 4}
     pretrain(validate_config(straight))
     crashed = {**straight, "out": str(tmp_path / "crashed")}
     with pytest.raises(RuntimeError, match="simulated crash"):
