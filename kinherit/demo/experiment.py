@@ -51,9 +51,9 @@ class ExperimentSpec(StrictModel):
     """Overrides for the students that start from the grown teacher (the LR; warm-up is the same as scratch's)."""
     inherit: dict[str, Any] = Field(default_factory=lambda: {
         "alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0})
-    """`schedule: auto` over the whole run (`steps: 1.0`): the KD weight follows the teacher/student gap and
-    inheritance stops once the student has caught up (README, "Knowledge inheritance"). τ = 1 here, not the paper's 2: with a teacher this small, τ = 2 slowed the
-    student (README, "Results")."""
+    """The library's defaults, written out: `schedule: auto` over the whole run (`steps: 1.0`), the KD weight
+    following the teacher/student gap until the student has caught up, and τ = 1 (README, "Knowledge inheritance
+    from an existing teacher: measured")."""
     grown_inherit: dict[str, Any] = Field(default_factory=dict)
     """Overrides of `inherit` for grown_ki (none by default: the auto rule adapts to a student that starts at the
     teacher's loss)."""
