@@ -181,11 +181,13 @@ def tuning_markdown(result: dict[str, Any]) -> str:
 
 
 def plot(out: Path, result: dict[str, Any], path: Path) -> None:
-    """Validation loss against total FLOPs of every reported seed (scratch solid, staged dashed), growths dotted."""
+    """Validation loss against total FLOPs of every reported seed (scratch solid, one dash style per schedule, colour
+    per seed), growths as thin dotted lines."""
     sizes = list(result["sizes"])
     fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 4), squeeze=False)
     for ax, size in zip(axes[0], sizes):
-        for name, style in (("scratch", "-"), *((n, "--") for n in result["sizes"][size]["report"])):
+        styles = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))  # one per schedule; growths are dotted
+        for name, style in (("scratch", "-"), *zip(result["sizes"][size]["report"], styles)):
             for i, seed in enumerate(result["args"]["seeds"]):
                 run_ = load_run(out / size / "report" / f"seed{seed}" / name)
                 (line,) = ax.plot(*zip(*run_.curve("flops")), style, marker="o", markersize=2, color=f"C{i}",
@@ -196,7 +198,7 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
                         ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=0.8)
         ax.set_xlabel("total training FLOPs (every stage counted)")
         ax.set_ylabel("validation loss")
-        ax.set_title(f"{size}: staged (dashed) vs tuned scratch (solid)")
+        ax.set_title(f"{size}: staged schedules vs tuned scratch (solid), colour = seed")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     save_png(fig, path)
