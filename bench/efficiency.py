@@ -25,20 +25,15 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from kinherit.config import read_yaml  # noqa: E402
-from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment  # noqa: E402
-from kinherit.errors import KinheritError  # noqa: E402
-from kinherit.io import atomic_file, write_json  # noqa: E402
-from kinherit.metrics.horizons import horizon_points  # noqa: E402
-from kinherit.metrics.plots import save_png  # noqa: E402
-from kinherit.metrics.report import sunk_flops  # noqa: E402
-from kinherit.metrics.runs import load_run  # noqa: E402
-from kinherit.metrics.savings import saving  # noqa: E402
+from kinherit.config import read_yaml
+from kinherit.demo.experiment import QUICK, STUDENTS, ExperimentSpec, run_experiment
+from kinherit.errors import KinheritError
+from kinherit.io import atomic_file, write_json
+from kinherit.metrics.horizons import horizon_points
+from kinherit.metrics.plots import plot_savings
+from kinherit.metrics.report import sunk_flops
+from kinherit.metrics.runs import load_run
+from kinherit.metrics.savings import saving
 
 TUNED = ("scratch", "grown")
 LR_OF = {"scratch": "scratch", "ki": "scratch", "grown": "grown", "grown_ki": "grown"}
@@ -179,24 +174,8 @@ def _summary(values: dict[str, list]) -> dict[str, dict[str, Any]]:
 
 
 def plot_horizons(summary: dict[str, Any], horizons: list[int], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name in STUDENTS[1:]:
-        stats = [summary[name][f"saving@{h}x"] for h in horizons]
-        xs = [h for h, s in zip(horizons, stats) if s["mean"] is not None]
-        ys = [s["mean"] * 100 for s in stats if s["mean"] is not None]
-        es = [s["std"] * 100 for s in stats if s["mean"] is not None]
-        line = ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)[0]
-        for h, s in zip(horizons, stats):
-            if s.get("bound"):  # an upper bound: some seed never reached the target
-                ax.annotate("≤", (h, s["mean"] * 100), textcoords="offset points", xytext=(6, 4), color=line.get_color())
-    ax.axhline(0, color="gray", linewidth=1)
-    ax.set_xlabel("horizon (multiples of the budget)")
-    ax.set_ylabel("FLOPs saved to reach scratch's loss (%)")
-    ax.set_title("does the saving last? (mean ± std over seeds; ≤: upper bound)")
-    ax.set_xticks(horizons)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_png(fig, path)
+    plot_savings({name: [summary[name][f"saving@{h}x"] for h in horizons] for name in STUDENTS[1:]}, horizons, path,
+                 "does the saving last? (mean ± std over seeds; ≤: upper bound)")
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -31,19 +31,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from kinherit.config import validate_config
+from kinherit.io import atomic_file, write_json
+from kinherit.metrics.horizons import horizon_points
+from kinherit.metrics.plots import plot_savings
+from kinherit.metrics.report import sunk_flops
+from kinherit.metrics.runs import load_run
+from kinherit.train.pretrain import pretrain
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from kinherit.config import validate_config  # noqa: E402
-from kinherit.io import atomic_file, write_json  # noqa: E402
-from kinherit.metrics.horizons import horizon_points  # noqa: E402
-from kinherit.metrics.plots import save_png  # noqa: E402
-from kinherit.metrics.report import sunk_flops  # noqa: E402
-from kinherit.metrics.runs import load_run  # noqa: E402
-from kinherit.train.pretrain import pretrain  # noqa: E402
-from progressive import DATA, _mean_std, final_loss, model_at, parse_size  # noqa: E402  (bench/ is sys.path[0])
+# siblings in bench/ (sys.path[0] when run as a script)
+from efficiency import summarize_savings
+from progressive import DATA, _mean_std, final_loss, model_at, parse_size
 
 TEACHER_SEED = 1000
 KI_GRID: dict[str, dict[str, Any]] = {
@@ -162,21 +160,12 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4))
     horizons = result["horizons"]
-    for name, entry in _rows(result):
-        seeds = entry["report"]
-        means = [statistics.mean(s["saving"][f"{h}x"] for s in seeds) * 100 for h in horizons]
-        errs = [statistics.stdev(s["saving"][f"{h}x"] for s in seeds) * 100 if len(seeds) > 1 else 0 for h in horizons]
-        ax.errorbar(horizons, means, yerr=errs, marker="o", capsize=3, label=f"teacher {name}")
-    ax.axhline(0, color="gray", linewidth=1)
-    ax.set_xlabel("horizon (multiples of the student's budget)")
-    ax.set_ylabel("FLOPs saved to reach scratch's loss (%)")
-    ax.set_title("KI from an existing teacher (teacher sunk; mean ± std over seeds)")
-    ax.set_xticks(horizons)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    save_png(fig, path)
+    series = {f"teacher {name}": [summarize_savings([s["saving"][f"{h}x"] for s in entry["report"]],
+                                                    [s["reached"][f"{h}x"] for s in entry["report"]]) for h in horizons]
+              for name, entry in _rows(result)}
+    plot_savings(series, horizons, path, "KI from an existing teacher (teacher sunk; mean ± std over seeds)",
+                 "horizon (multiples of the student's budget)")
 
 
 def non_embedding_params(hidden: int, layers: int) -> int:

@@ -1,4 +1,5 @@
-"""Report plots (PNG): validation loss against FLOPs, tokens and wall time; α over steps for KI runs."""
+"""Report plots (PNG): validation loss against FLOPs, tokens and wall time; α over steps for KI runs; savings over
+horizons (the benches)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from typing import Any  # noqa: E402
 
 from kinherit.io import atomic_file  # noqa: E402
 from kinherit.metrics.horizons import value_at  # noqa: E402
@@ -70,3 +73,25 @@ def plot_alpha(runs: list[Run], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, out / "alpha.png")
+
+
+def plot_savings(series: dict[str, list[dict[str, Any]]], horizons: list[int], path: Path, title: str,
+                 xlabel: str = "horizon (multiples of the budget)") -> Path:
+    """FLOPs saved (%) against the horizon, one line per series of per-horizon summaries {mean, std, bound}: mean ±
+    std over seeds, ≤ beside a mean that is an upper bound (a seed never reached the target), a None mean left out."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, stats in series.items():
+        known = [(h, s) for h, s in zip(horizons, stats) if s["mean"] is not None]
+        line = ax.errorbar([h for h, _ in known], [s["mean"] * 100 for _, s in known],
+                           yerr=[s["std"] * 100 for _, s in known], marker="o", capsize=3, label=name)[0]
+        for h, s in known:
+            if s.get("bound"):
+                ax.annotate("≤", (h, s["mean"] * 100), textcoords="offset points", xytext=(6, 4), color=line.get_color())
+    ax.axhline(0, color="gray", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("FLOPs saved to reach scratch's loss (%)")
+    ax.set_title(title)
+    ax.set_xticks(horizons)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_png(fig, path)

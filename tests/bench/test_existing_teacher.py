@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its sibling progressive.py, as when run as a script
+sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its siblings, as when run as a script
 _spec = importlib.util.spec_from_file_location("bench_existing_teacher", ROOT / "bench" / "existing_teacher.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
