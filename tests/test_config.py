@@ -76,3 +76,16 @@ def test_a_missing_relative_source_says_which_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(KinheritError, match=f"^data source 'corpus.txt' does not exist in {tmp_path}; "):
         resolve_sources(["corpus.txt"])
+
+
+def test_ki_defaults_follow_the_existing_teacher_bench():
+    """τ = 1 and auto over the whole run with an online teacher; a cache (no model to measure the teacher's
+    validation loss with) gets linear over half the run; a given schedule or T is kept."""
+    online = validate_config({"teacher": {"path": "t"}}).teacher
+    assert (online.schedule, online.steps, online.temperature, online.alpha0) == ("auto", 1.0, 1.0, 1.0)
+    cached = validate_config({"teacher": {"cache": "c"}}).teacher
+    assert (cached.schedule, cached.steps, cached.temperature) == ("linear", 0.5, 1.0)
+    assert validate_config({"teacher": {"path": "t", "schedule": "heaviside"}}).teacher.steps == 0.5
+    assert validate_config({"teacher": {"path": "t", "steps": 40}}).teacher.schedule == "auto"
+    with pytest.raises(KinheritError, match="teacher.schedule: auto .* set teacher.path, not teacher.cache"):
+        validate_config({"teacher": {"cache": "c", "schedule": "auto"}})
