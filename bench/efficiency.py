@@ -110,6 +110,11 @@ def summarize_savings(savings: list[float], reached: list[bool]) -> dict[str, An
             "reached": sum(reached), "n": len(savings), "bound": not all(reached)}
 
 
+def format_savings(savings: list[float], reached: list[bool]) -> str:
+    """One table cell: mean ± std of per-seed savings, unreached seeds at their bound and the mean marked ≤."""
+    return _fmt(summarize_savings(savings, reached))
+
+
 def _fmt(summary: dict[str, Any], pct: bool = True) -> str:
     if summary["mean"] is None:
         return "not reached"

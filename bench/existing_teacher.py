@@ -40,8 +40,8 @@ from kinherit.metrics.runs import load_run
 from kinherit.train.pretrain import pretrain
 
 # siblings in bench/ (sys.path[0] when run as a script)
-from efficiency import summarize_savings
-from progressive import DATA, _mean_std, final_loss, model_at, parse_size
+from efficiency import format_savings, summarize_savings
+from progressive import DATA, final_loss, model_at, parse_size
 
 TEACHER_SEED = 1000
 KI_GRID: dict[str, dict[str, Any]] = {
@@ -141,7 +141,7 @@ def markdown(result: dict[str, Any]) -> str:
              "|---|---|---|---|---|" + "---|" * (len(horizons) + 2)]
     for name, entry in _rows(result):
         seeds = entry["report"]
-        cells = [_mean_std([s["saving"][f"{h}x"] for s in seeds], [s["reached"][f"{h}x"] for s in seeds])
+        cells = [format_savings([s["saving"][f"{h}x"] for s in seeds], [s["reached"][f"{h}x"] for s in seeds])
                  for h in horizons]
         last = f"{horizons[-1]}x"
         ki_loss = [s["loss"][last] for s in seeds]

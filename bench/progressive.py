@@ -42,6 +42,8 @@ from kinherit.metrics.plots import save_png  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 from kinherit.train.pretrain import pretrain  # noqa: E402
 
+from efficiency import format_savings  # noqa: E402  (a sibling in bench/, sys.path[0] when run as a script)
+
 HEAD_DIM = 16
 DATA = {"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.005}
 
@@ -140,13 +142,6 @@ def compare(scratch: Path, staged: Path, budget: int, horizons: list[int]) -> di
             "max_excess": max(excess) if excess else None}
 
 
-def _mean_std(values: list[float], reached: list[bool]) -> str:
-    """Mean ± std over every seed; an unreached seed enters at its bound, so the mean is then an upper bound (≤)."""
-    text = f"{statistics.mean(values):.1%}" + (f" ± {statistics.stdev(values):.1%}" if len(values) > 1 else "")
-    missed = reached.count(False)
-    return ("≤ " + text + f" ({missed} of {len(values)} not reached)") if missed else text
-
-
 def markdown(result: dict[str, Any]) -> str:
     horizons = result["horizons"]
     lines = ["| size | run | peak LR (configs tried) | " + " | ".join(f"saving @{h}×" for h in horizons)
@@ -156,7 +151,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {size} | scratch | {tuning['best']['scratch']:g} ({tuning['configs_tried']['scratch']}) | "
                      + " | ".join("—" for _ in horizons) + " | — |")
         for name, per_seed in entry["report"].items():
-            cells = [_mean_std([s["saving"][f"{h}x"] for s in per_seed], [s["reached"][f"{h}x"] for s in per_seed])
+            cells = [format_savings([s["saving"][f"{h}x"] for s in per_seed], [s["reached"][f"{h}x"] for s in per_seed])
                      for h in horizons]
             ahead = f"{sum(s['not_worse_at_equal_flops'] for s in per_seed)} of {sum(s['evaluations'] for s in per_seed)}"
             lines.append(f"| {size} | {name} | {tuning['best'][name]:g} ({tuning['configs_tried'][name]}) | "
