@@ -31,17 +31,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinherit.config import validate_config
 from kinherit.io import atomic_file, write_json
 from kinherit.metrics.horizons import horizon_points
 from kinherit.metrics.plots import plot_savings
 from kinherit.metrics.report import sunk_flops
 from kinherit.metrics.runs import load_run
-from kinherit.train.pretrain import pretrain
 
 # siblings in bench/ (sys.path[0] when run as a script)
 from efficiency import format_savings, summarize_savings
-from progressive import DATA, final_loss, model_at, parse_size
+from progressive import final_loss, model_at, parse_size, train_once
 
 TEACHER_SEED = 1000
 KI_GRID: dict[str, dict[str, Any]] = {
@@ -60,22 +58,6 @@ def parse_teacher(text: str) -> tuple[tuple[int, int], int]:
     return parse_size(size), int(multiple)
 
 
-def train(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,
-          teacher: dict[str, Any] | None = None, selection: dict[str, Any] | None = None) -> Path:
-    """One pre-training run in `out` (reused when finished): warm-up 5%, cosine over `steps`, evaluations every B/4."""
-    if not (out / "model").is_dir():
-        config = {"out": str(out), "data": DATA, "model": model,
-                  "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
-                            "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
-                            "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True}}
-        if teacher is not None:
-            config["teacher"] = teacher
-        if selection is not None:
-            config["selection"] = selection
-        pretrain(validate_config(config))
-    return out
-
-
 def ki_settings(name: str, teacher_dir: Path, budget: int) -> dict[str, Any]:
     knobs = dict(KI_GRID[name])
     if knobs["steps"] == "budget":
@@ -91,8 +73,8 @@ def tune_scratch(student: dict[str, Any], grid: list[float], seeds: list[int], b
     for _ in range(max_extensions + 1):
         for lr in grid:
             if lr not in losses:
-                losses[lr] = statistics.mean(final_loss(train(out / f"lr{lr:g}-seed{s}", student, budget, lr, s,
-                                                              budget, batch)) for s in seeds)
+                losses[lr] = statistics.mean(final_loss(train_once(out / f"lr{lr:g}-seed{s}", student, budget, lr, s,
+                                                                   budget, batch)) for s in seeds)
         best = min(losses, key=losses.get)
         edge = best in (min(grid), max(grid))
         if not edge:
@@ -202,19 +184,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"scratch: tuned peak LR {lr:g} (interior: {scratch['interior']})", flush=True)
     result: dict[str, Any] = {"args": vars(args), "horizons": horizons, "scratch_tuning": scratch, "teachers": {}}
     for text, (size, multiple) in teachers.items():
-        teacher_dir = teacher_dirs[text] = train(out / "teachers" / text, model_at(*size), multiple * budget,
-                                                 args.teacher_lr, TEACHER_SEED, budget, args.batch)
-        ki_tuning = {name: statistics.mean(final_loss(train(
+        teacher_dir = teacher_dirs[text] = train_once(out / "teachers" / text, model_at(*size), multiple * budget,
+                                                      args.teacher_lr, TEACHER_SEED, budget, args.batch)
+        ki_tuning = {name: statistics.mean(final_loss(train_once(
             out / "tune" / text / f"{name}-seed{s}", student, budget, lr, s, budget, args.batch,
-            ki_settings(name, teacher_dir, budget))) for s in args.tune_seeds) for name in KI_GRID}
+            teacher=ki_settings(name, teacher_dir, budget))) for s in args.tune_seeds) for name in KI_GRID}
         knobs = min(ki_tuning, key=ki_tuning.get)
         print(f"teacher {text}: KI knobs {knobs} ({ki_tuning})", flush=True)
         report = []
         for seed in args.seeds:
             steps = budget * args.horizon
-            base = train(out / "report" / f"seed{seed}" / "scratch", student, steps, lr, seed, budget, args.batch)
-            ki = train(out / "report" / f"seed{seed}" / f"ki-{text}", student, steps, lr, seed, budget, args.batch,
-                       ki_settings(knobs, teacher_dir, budget))
+            base = train_once(out / "report" / f"seed{seed}" / "scratch", student, steps, lr, seed, budget, args.batch)
+            ki = train_once(out / "report" / f"seed{seed}" / f"ki-{text}", student, steps, lr, seed, budget, args.batch,
+                       teacher=ki_settings(knobs, teacher_dir, budget))
             report.append({"seed": seed, **compare(base, ki, budget, horizons)})
         result["teachers"][text] = {"params": non_embedding_params(*size), "multiple": multiple, "knobs": knobs,
                                     "ki_tuning": ki_tuning, "report": report}
@@ -228,8 +210,8 @@ def main(argv: list[str] | None = None) -> None:
             if method == "miniplm":
                 selection["reference"] = str(teacher_dirs[args.reference] / "model")
             base = out / "report" / f"seed{seed}" / "scratch"
-            run = train(out / "report" / f"seed{seed}" / f"ki-{args.select_with}-{method}", student, steps, lr, seed, budget,
-                        args.batch, ki_settings(entry["knobs"], teacher_dir, budget), selection)
+            run = train_once(out / "report" / f"seed{seed}" / f"ki-{args.select_with}-{method}", student, steps, lr, seed, budget,
+                        args.batch, teacher=ki_settings(entry["knobs"], teacher_dir, budget), selection=selection)
             selected.append({"seed": seed, **compare(base, run, budget, horizons)})
         entry.setdefault("selection", {})[method] = selected
         write_json(out / "existing_teacher.json", result)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sysconfig
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from kinherit.config import validate_config
 from kinherit.inherit.cache import build_cache
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
+
+from gpu_check import step_time  # bench/gpu_check.py: median wall time between logged steps
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -37,11 +38,6 @@ def _config(out: Path, hidden: int, layers: int, steps: int, teacher: dict[str, 
     if teacher is not None:
         config["teacher"] = teacher
     return config
-
-
-def _step_time(out: Path, skip: int) -> float:
-    times = [e["time_s"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
-    return statistics.median(b - a for a, b in zip(times[skip:], times[skip + 1 :]))
 
 
 def main() -> None:
@@ -66,7 +62,7 @@ def main() -> None:
         out = root / f"run{i}"
         shutil.rmtree(out, ignore_errors=True)
         pretrain(validate_config(_config(out, 256, 4, args.steps, section)))
-        times[name] = _step_time(out, skip=3)
+        times[name] = step_time(out, skip=3)
         last = [e for e in read_metrics(out / "metrics.jsonl") if "loss" in e][-1]
         flops[name] = last["flops"] / (last["flops"] - last.get("teacher_flops", 0))
     base = times["self-learning"]

@@ -88,17 +88,24 @@ def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tu
     raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both")
 
 
-def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int) -> Path:
-    """Train one run (reusing a finished one in `out`)."""
-    if (out / "model").is_dir():
-        return out
-    model, growth = schedule(name, *size, budget)
-    config = {"out": str(out), "data": DATA, "model": model, "growth": growth,
-              "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
-                        "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
-                        "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True}}
-    pretrain(validate_config(config))
+def train_once(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,
+               **sections: Any) -> Path:
+    """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine over `steps`,
+    evaluations every B/4; `sections` (growth, teacher, selection) are added to the config when not None."""
+    if not (out / "model").is_dir():
+        config = {"out": str(out), "data": DATA, "model": model,
+                  "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
+                            "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
+                            "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True},
+                  **{key: value for key, value in sections.items() if value is not None}}
+        pretrain(validate_config(config))
     return out
+
+
+def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int) -> Path:
+    """Train one run of schedule `name` (reusing a finished one in `out`)."""
+    model, growth = schedule(name, *size, budget)
+    return train_once(out, model, steps, lr, seed, budget, batch, growth=growth)
 
 
 def final_loss(folder: Path) -> float:
