@@ -43,7 +43,7 @@ def _with(spec: ExperimentSpec, seed: int, lrs: dict[str, float], steps: int) ->
     return spec.model_copy(update={
         "seed": seed,
         "student_train": {**spec.student_train, "learning_rate": lrs["scratch"], "max_steps": steps},
-        "grown_train": {**spec.grown_train, "learning_rate": lrs["grown"]},
+        "grown_train": {**spec.grown_train, "learning_rate": lrs["grown"]}, "growth_lr_factor": 1.0,  # the LR is tuned
     })
 
 

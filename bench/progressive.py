@@ -1,7 +1,8 @@
 """Staged training against scratch at the final size, all compute counted (nothing is sunk).
 
     python bench/progressive.py [--sizes 64x4 128x4] [--schedules depth width both] [--budget 200]
-        [--lr-grid 1e-3 2e-3 4e-3 8e-3] [--tune-seeds 100] [--seeds 0 1 2] [--horizon 3] [--out runs/progressive]
+        [--lr-grid 1e-3 2e-3 4e-3 8e-3] [--tune-seeds 100] [--seeds 0 1 2] [--horizon 3] [--scheduler cosine|wsd]
+        [--out runs/progressive]
 
 Protocol (the fair protocol of bench/efficiency.py):
 1. Tuning, on seeds that are never reported: scratch and each staged schedule are trained for the budget B at every
@@ -35,7 +36,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kinherit.config import validate_config  # noqa: E402
+from kinherit.config import WSD, validate_config  # noqa: E402
 from kinherit.io import atomic_file, write_json  # noqa: E402
 from kinherit.metrics.horizons import horizon_points, value_at  # noqa: E402
 from kinherit.metrics.plots import save_png  # noqa: E402
@@ -89,23 +90,26 @@ def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tu
 
 
 def train_once(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,
-               **sections: Any) -> Path:
-    """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine over `steps`,
-    evaluations every B/4; `sections` (growth, teacher, selection) are added to the config when not None."""
+               scheduler: str = "cosine", **sections: Any) -> Path:
+    """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine (or WSD, decaying over
+    the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage (growth_lr_factor 1: the
+    protocol tunes it); `sections` (growth, teacher, selection) are added to the config when not None."""
     if not (out / "model").is_dir():
+        wsd = {"lr_scheduler_type": WSD} if scheduler == "wsd" else {}
         config = {"out": str(out), "data": DATA, "model": model,
                   "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
                             "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
-                            "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True},
-                  **{key: value for key, value in sections.items() if value is not None}}
+                            "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True, **wsd},
+                  "growth_lr_factor": 1.0, **{key: value for key, value in sections.items() if value is not None}}
         pretrain(validate_config(config))
     return out
 
 
-def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int) -> Path:
+def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int,
+        scheduler: str = "cosine") -> Path:
     """Train one run of schedule `name` (reusing a finished one in `out`)."""
     model, growth = schedule(name, *size, budget)
-    return train_once(out, model, steps, lr, seed, budget, batch, growth=growth)
+    return train_once(out, model, steps, lr, seed, budget, batch, scheduler, growth=growth)
 
 
 def final_loss(folder: Path) -> float:
@@ -113,7 +117,7 @@ def final_loss(folder: Path) -> float:
 
 
 def tune(names: list[str], size: tuple[int, int], grid: list[float], seeds: list[int], budget: int, out: Path,
-         batch: int, max_extensions: int = 3) -> dict[str, Any]:
+         batch: int, scheduler: str = "cosine", max_extensions: int = 3) -> dict[str, Any]:
     """Each run's best peak LR over the same grid, extended until interior."""
     losses: dict[str, dict[float, float]] = {name: {} for name in names}
     grid = sorted(grid)
@@ -122,7 +126,7 @@ def tune(names: list[str], size: tuple[int, int], grid: list[float], seeds: list
             for lr in grid:
                 if lr not in losses[name]:
                     losses[name][lr] = statistics.mean(
-                        final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch))
+                        final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch, scheduler))
                         for s in seeds)
         best = {name: min(losses[name], key=losses[name].get) for name in names}
         edges = {lr for lr in best.values() if lr in (min(grid), max(grid))}
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--horizon", type=int, default=3)
+    parser.add_argument("--scheduler", choices=["cosine", "wsd"], default="cosine",
+                        help="every run's LR schedule: cosine, or WSD decaying over the last 20%% of its steps")
     parser.add_argument("--out", default="runs/progressive")
     parser.add_argument("--tune-only", action="store_true",
                         help="stop after tuning: compare the variants on the tuning seeds (progressive-tuning.md)")
@@ -227,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     for text in args.sizes:
         size = parse_size(text)
         names = ["scratch", *args.schedules]
-        tuning = tune(names, size, args.lr_grid, args.tune_seeds, args.budget, out / text / "tune", args.batch)
+        tuning = tune(names, size, args.lr_grid, args.tune_seeds, args.budget, out / text / "tune", args.batch,
+                      args.scheduler)
         print(f"{text}: tuned {tuning['best']} (interior: {tuning['interior']})", flush=True)
         if args.tune_only:
             result["sizes"][text] = {"tuning": tuning}
@@ -236,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             steps = args.budget * args.horizon
             folders = {name: run(name, size, tuning["best"][name], seed, steps, args.budget,
-                                 out / text / "report" / f"seed{seed}" / name, args.batch) for name in names}
+                                 out / text / "report" / f"seed{seed}" / name, args.batch, args.scheduler) for name in names}
             for name in args.schedules:
                 report[name].append({"seed": seed, **compare(folders["scratch"], folders[name], args.budget, horizons)})
         result["sizes"][text] = {"tuning": tuning, "report": report}

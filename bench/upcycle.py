@@ -96,7 +96,7 @@ def run_config(spec: UpcycleSpec, out: Path, model: dict[str, Any], train: dict[
 
 def train_from(spec: UpcycleSpec, start: Path, out: Path, seed: int, lr: float, steps: int) -> Path:
     train = {**spec.student_train, "learning_rate": lr, "max_steps": steps, "seed": seed}
-    _train(run_config(spec, out, {"from": str(start)}, train))
+    _train({**run_config(spec, out, {"from": str(start)}, train), "growth_lr_factor": 1.0})  # every run at the LR given
     return out
 
 

@@ -245,6 +245,10 @@ def read_recorded_config(path: Path) -> dict[str, Any]:
     tree = read_yaml(path.read_text(), str(path)) or {}
     if isinstance(tree, dict) and "teacher" in tree:
         tree["teacher"] = steps_auto_as_schedule(tree["teacher"])
+    if isinstance(tree, dict) and "growth_lr_factor" not in tree:  # before the LR rule after growth: grown runs had 1
+        start = (tree.get("model") or {}).get("from")
+        grown = start is not None and Path(start, "growth.json").is_file()
+        tree["growth_lr_factor"] = 1.0 if grown or tree.get("growth") else RunConfig.model_fields["growth_lr_factor"].default
     return tree
 
 
@@ -301,8 +305,10 @@ class GrowthStage(GrowthOptions):
     """One growth inside a `pretrain` run (staged training): at `at_step` the model grows exactly with the options of
     `kinherit grow` (sizes, operators, noise, seed, upcycling), and training continues on the same data stream."""
 
-    at_step: int | float
-    """When to grow: an optimizer step (int ≥ 1) or a fraction of train.max_steps (float in (0, 1))."""
+    at_step: int | float | Literal["auto"]
+    """When to grow: an optimizer step (int ≥ 1), a fraction of train.max_steps (float in (0, 1)), or `auto`:
+    stage k of n grows at AUTO_LAST_GROWTH·k/n of train.max_steps (two stages: 0.4 and 0.8), the rule measured
+    best in `bench/progressive.py` (README, "When to grow")."""
     optimizer_state: Literal["map", "reset"] = "map"
     """AdamW's moments through the growth: `map` carries them through the growth's unit maps (the gradient's
     image: a copy of a unit gets 1/k of its first moment, 1/k² of its second; new layers start fresh), `reset`
@@ -317,6 +323,36 @@ class GrowthStage(GrowthOptions):
     map's coefficient a (1/k on an axis that reads k copies of a unit), so Adam's first update after a `map`ped,
     noise-free growth is the grown image of the small model's update (muP's rule for Adam); `none`: the run's LR
     for every tensor (a unit read by k copies then moves k times as far)."""
+
+
+AUTO_LAST_GROWTH = 0.8
+"""`at_step: auto` puts the last growth at this fraction of train.max_steps (earlier ones evenly before it)."""
+
+
+def growth_steps(growth: list[GrowthStage], max_steps: int) -> list[int]:
+    """The step of each growth stage: `stage_step` of its `at_step`, with `auto` as AUTO_LAST_GROWTH·k/n for stage
+    k = 1..n of n."""
+    n = len(growth)
+    return [stage_step(AUTO_LAST_GROWTH * (k + 1) / n if stage.at_step == "auto" else stage.at_step, max_steps,
+                       f"growth[{k}].at_step") for k, stage in enumerate(growth)]
+
+
+WSD = "warmup_stable_decay"
+WSD_DECAY = 0.2
+"""WSD's decay length when `lr_scheduler_kwargs.num_decay_steps` is not given: the last 20% of the steps, where
+Hägele et al. (2024) find WSD matches cosine."""
+
+
+def wsd_kwargs(kwargs: dict[str, Any], max_steps: int) -> dict[str, Any]:
+    """transformers' WSD arguments with `num_decay_steps` as a step count: default WSD_DECAY, and a fraction
+    f ∈ (0, 1) of train.max_steps as round(f·max_steps), as `warmup_steps` takes one."""
+    key = "train.lr_scheduler_kwargs.num_decay_steps"
+    if max_steps <= 0 and not isinstance(kwargs.get("num_decay_steps"), int):
+        raise ValueError(f"{key} as a fraction needs train.max_steps; give train.max_steps or a step count")
+    decay = stage_step(kwargs.get("num_decay_steps", WSD_DECAY), max_steps, key)
+    if 0 < max_steps <= decay:
+        raise ValueError(f"{key} {decay} leaves no stable phase in train.max_steps {max_steps}; give a fraction such as 0.2")
+    return {**kwargs, "num_decay_steps": decay}
 
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -396,6 +432,10 @@ class RunConfig(StrictModel):
     """Staged training: grow the model at these steps within the run (empty: one shape throughout)."""
     selection: SelectionConfig | None = None
     """Train on the training blocks chosen by small trained models (None: every block)."""
+    growth_lr_factor: float = Field(2.0, gt=0)
+    """The LR rule after growth: a model that grows (`growth:` stages) or was grown (`model.from` a folder that
+    `kinherit grow` wrote) trains at train.learning_rate × this, train.learning_rate being the LR for the target
+    trained from scratch. 2 by measurement (README, "The learning rate after growth"); 1 keeps train.learning_rate."""
 
     @field_validator("train")
     @classmethod
@@ -406,14 +446,15 @@ class RunConfig(StrictModel):
     def _teacher_within_run(self) -> RunConfig:
         steps = self.teacher.steps if self.teacher is not None else None
         stateful = self.teacher is not None and self.teacher.stateful
-        max_steps = self.train_args.get("max_steps", -1)
+        max_steps = {**TRAIN_DEFAULTS, **self.train}.get("max_steps", -1)
         if isinstance(max_steps, bool) or not isinstance(max_steps, int):
             raise ValueError(f"train.max_steps must be a whole number of optimizer steps, got {max_steps!r}")
+        self.train_args  # noqa: B018  (WSD's decay length is checked against max_steps)
         if isinstance(steps, float) and max_steps <= 0:
             raise ValueError("teacher.steps as a fraction needs train.max_steps; give an absolute step count")
         if isinstance(steps, int) and 0 < max_steps < steps:
             raise ValueError(f"teacher.steps {steps} exceeds train.max_steps {max_steps}")
-        at = [stage_step(stage.at_step, max_steps, f"growth[{i}].at_step") for i, stage in enumerate(self.growth)]
+        at = growth_steps(self.growth, max_steps)
         for i, stage in enumerate(self.growth):
             if stage.lr_policy == "rewarm":
                 stage_step(stage.rewarm_steps, max_steps, f"growth[{i}].rewarm_steps")
@@ -433,8 +474,11 @@ class RunConfig(StrictModel):
 
     @property
     def train_args(self) -> dict[str, Any]:
-        """kinherit's defaults overlaid with the user's `train:` section."""
-        return {**TRAIN_DEFAULTS, **self.train}
+        """kinherit's defaults overlaid with the user's `train:` section (WSD's decay length as a step count)."""
+        args = {**TRAIN_DEFAULTS, **self.train}
+        if args.get("lr_scheduler_type") == WSD:
+            args["lr_scheduler_kwargs"] = wsd_kwargs(args.get("lr_scheduler_kwargs") or {}, args["max_steps"])
+        return args
 
 
 def stage_step(at: int | float, max_steps: int, key: str = "at_step") -> int:

@@ -47,8 +47,11 @@ class ExperimentSpec(StrictModel):
     """Without `intermediate_size`, the student keeps the teacher's FFN-to-hidden ratio (see `student_shape`)."""
     teacher_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 500, "learning_rate": 3e-3, "eval_steps": 50})
     student_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 500, "learning_rate": 2e-3, "eval_steps": 50})
-    grown_train: dict[str, Any] = Field(default_factory=lambda: {"learning_rate": 2e-3})
-    """Overrides for the students that start from the grown teacher (the LR; warm-up is the same as scratch's)."""
+    grown_train: dict[str, Any] = Field(default_factory=dict)
+    """Overrides for the students that start from the grown teacher (none: scratch's settings, warm-up included)."""
+    growth_lr_factor: float | None = None
+    """The grown students' LR multiplier (None: the library's LR rule after growth, `RunConfig.growth_lr_factor`;
+    1: the grown students train at their `learning_rate` as given, as a protocol that tunes it needs)."""
     inherit: dict[str, Any] = Field(default_factory=lambda: {
         "alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0})
     """The library's defaults, written out: `schedule: auto` over the whole run (`steps: 1.0`), the KD weight
@@ -99,6 +102,8 @@ def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: d
     if cache_dir is not None:
         data.setdefault("cache_dir", cache_dir)
     config = {"out": str(out), "data": data, "model": model, "train": {"seed": spec.seed, **train}}
+    if "from" in model and spec.growth_lr_factor is not None:
+        config["growth_lr_factor"] = spec.growth_lr_factor
     if teacher is not None:
         config["teacher"] = teacher
     return config

@@ -36,8 +36,8 @@ from kinherit.train.resume_check import check_resume
 from kinherit.train.progress import library_bars_off
 from kinherit.metrics.log import METRICS_FILE, append_event
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
-from kinherit.train.staged import (StopAt, Stages, check_stages, final_growth_record, grow_checkpoint, held_batch,
-                                   segment_of, stage_of)
+from kinherit.train.staged import (StopAt, Stages, check_stages, final_growth_record, grow_checkpoint, grown_learning_rate,
+                                   held_batch, segment_of, stage_of)
 from kinherit.train.trainer import KinheritTrainer, Segment
 
 
@@ -93,7 +93,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     out = Path(config.out)
     checkpoint = resume_checkpoint(out, resume)
     check_stages(config)
-    args = training_arguments({"prediction_loss_only": True, **config.train_args}, out, resuming=checkpoint is not None)
+    grown_lr = grown_learning_rate(config)
+    peak = {"learning_rate": grown_lr[0]} if grown_lr is not None else {}
+    args = training_arguments({"prediction_loss_only": True, **config.train_args, **peak}, out, resuming=checkpoint is not None)
     config = check_before_data(config, args)  # hook: kinherit.train.preflight (no data needed; model.from's real sizes)
     if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
         check_resume(out, resolved_yaml(config), corpus_fingerprint(config.data))
@@ -102,6 +104,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     if args.process_index == 0:
         print(corpus.describe(), flush=True)
+        if grown_lr is not None:
+            print(f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor {config.growth_lr_factor:g} = "
+                  f"{grown_lr[0]:g}: {grown_lr[1]} (set growth_lr_factor: 1 to keep train.learning_rate)", flush=True)
         with atomic_file(out / "config.resolved.yaml") as handle:
             handle.write(resolved_yaml(config))
 

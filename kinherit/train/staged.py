@@ -27,7 +27,7 @@ from transformers import PreTrainedModel, TrainerCallback, default_data_collator
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch.catalog import FAMILIES
-from kinherit.config import GrowthStage, RunConfig, stage_step
+from kinherit.config import GrowthStage, RunConfig, growth_steps, stage_step
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow
 from kinherit.grow.options import GrowthOptions
@@ -53,7 +53,7 @@ class Stages:
     @classmethod
     def of(cls, config: RunConfig) -> Stages:
         max_steps = config.train_args["max_steps"]
-        return cls(tuple(config.growth), tuple(stage_step(s.at_step, max_steps) for s in config.growth), max_steps)
+        return cls(tuple(config.growth), tuple(growth_steps(config.growth, max_steps)), max_steps)
 
     def next_step(self, stage: int) -> int | None:
         """The step at which stage `stage` ends (grows into stage + 1), None for the last stage."""
@@ -221,9 +221,24 @@ def held_batch(val: Any, size: int = 4) -> dict[str, torch.Tensor]:
 
 
 def final_growth_record(out: Path, stage: int, model_dir: Path) -> None:
-    """The last growth's record as the final model's `growth.json` (what `kinherit divergence` reads)."""
+    """The last growth's record as the final model's `growth.json` (what `kinherit divergence` reads), with the step
+    it grew at: the model has trained since (`grown_learning_rate` tells it from a folder `kinherit grow` wrote)."""
     if stage == 0:
         return
     record = read_json(record_path(out, stage))
-    write_json(model_dir / "growth.json", {"source": str((out / "checkpoints").resolve()), "options": record["options"],
-                                          "plan": record["plan"], "report": record["report"]})
+    write_json(model_dir / "growth.json", {"source": str((out / "checkpoints").resolve()), "at_step": record["at_step"],
+                                          "options": record["options"], "plan": record["plan"], "report": record["report"]})
+
+
+def grown_learning_rate(config: RunConfig) -> tuple[float, str] | None:
+    """(train.learning_rate × growth_lr_factor, why) for a model that grows in this run (`growth:` stages) or was
+    grown (`model.from` holds the growth.json of `kinherit grow`, not a staged run's: that model trained after its
+    growth); None for any other run, which trains at train.learning_rate."""
+    grown = Path(config.model.from_, "growth.json") if config.model.from_ is not None else None
+    if config.growth:
+        why = "the model grows in this run"
+    elif grown is not None and grown.is_file() and "at_step" not in read_json(grown):
+        why = f"{config.model.from_} was grown"
+    else:
+        return None
+    return config.train_args["learning_rate"] * config.growth_lr_factor, why

@@ -247,3 +247,86 @@ def test_rewarm_multiplies_the_schedule_from_zero_back_to_one_after_its_growth(t
     assert stages.rewarm(0) is None  # the first stage follows the run's schedule
     rewarm = stages.rewarm(1)
     assert [rewarm(t) for t in (2, 3, 4, 5, 8)] == [1.0, 0.5, 1.0, 1.0, 1.0]  # m(t) = min(1, (t − 3 + 1)/2) from step 3
+
+
+def test_auto_grows_stage_k_of_n_at_four_fifths_of_k_over_n(tmp_path, tiny_run):
+    """`at_step: auto`: stage k of n at round(0.8·k/n·max_steps): 0.4 and 0.8 of the run for two stages."""
+    from kinherit.train.staged import Stages
+
+    two = [{"at_step": "auto", "num_layers": 2}, {"at_step": "auto", "num_layers": 3}]
+    assert Stages.of(validate_config(_staged(tiny_run, tmp_path / "a", growth=two, max_steps=100))).steps == (40, 80)
+    assert Stages.of(validate_config(_staged(tiny_run, tmp_path / "b", growth=two[:1], max_steps=9))).steps == (7,)
+    with pytest.raises(KinheritError, match="increasing steps"):  # an explicit step after an auto one must come later
+        validate_config(_staged(tiny_run, tmp_path / "c", growth=[two[0], {"at_step": 30, "num_layers": 3}], max_steps=100))
+
+
+def test_a_growing_model_trains_at_growth_lr_factor_times_the_learning_rate(staged_run):
+    """The LR rule after growth: the staged run's LR is 2 × train.learning_rate × the cosine schedule λ (logged at step
+    t: the LR step t trained with, λ(t − 1))."""
+    from transformers.optimization import _get_cosine_schedule_with_warmup_lr_lambda as cosine
+
+    config, result = staged_run
+    assert config.growth_lr_factor == 2.0
+    logged = {e["step"]: e["learning_rate"] for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
+    peak = 2 * config.train_args["learning_rate"]
+    expected = {t: peak * cosine(t - 1, num_warmup_steps=1, num_training_steps=9, num_cycles=0.5) for t in logged}
+    assert logged == pytest.approx(expected, rel=1e-6)
+
+
+def test_grown_learning_rate_applies_to_grown_folders_but_not_to_trained_ones(tmp_path, tiny_run, staged_run):
+    """A folder that `kinherit grow` wrote gets the factor; a staged run's final model (it trained after its growth)
+    and a plain run do not; growth_lr_factor 1 keeps train.learning_rate."""
+    from kinherit.train.staged import grown_learning_rate
+
+    _, trained = staged_run
+    grown = tmp_path / "grown"
+    grown.mkdir()
+    (grown / "growth.json").write_text(json.dumps({"source": "small", "options": {}}))
+    plain = tiny_run(tmp_path / "run")
+
+    def rate(**update):  # noqa: ANN003, ANN202
+        config = {**plain, **update}
+        if "model" in update:
+            config["data"] = {**plain["data"], "tokenizer": {"path": str(trained.model_dir)}}
+        return grown_learning_rate(validate_config(config))
+
+    assert rate() is None
+    assert rate(model={"from": str(grown)}) == (pytest.approx(6e-3), f"{grown} was grown")
+    assert rate(model={"from": str(grown)}, growth_lr_factor=1.0)[0] == pytest.approx(3e-3)
+    assert rate(model={"from": str(trained.model_dir)}) is None
+
+
+def test_wsd_holds_the_peak_through_a_growth_and_decays_over_its_last_steps(tmp_path, tiny_run):
+    """train.lr_scheduler_type warmup_stable_decay, num_decay_steps 1/3 of 9 = 3: the logged LR is the WSD formula
+    before and after both growths (stable at the peak from the warm-up to step 6, cosine to 0 over 6..9; logged at step
+    t: λ(t − 1))."""
+    from transformers.optimization import _get_wsd_scheduler_lambda as wsd
+
+    config = validate_config(_staged(tiny_run, tmp_path / "run", lr_scheduler_type="warmup_stable_decay",
+                                     lr_scheduler_kwargs={"num_decay_steps": 1 / 3}))
+    assert config.train_args["lr_scheduler_kwargs"] == {"num_decay_steps": 3}
+    result = pretrain(config)
+    logged = {e["step"]: e["learning_rate"] for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
+    peak = 2 * config.train_args["learning_rate"]
+    expected = {t: peak * wsd(t - 1, num_warmup_steps=1, num_stable_steps=5, num_decay_steps=3, warmup_type="linear",
+                              decay_type="cosine", min_lr_ratio=0, num_cycles=0.5) for t in logged}
+    assert logged == pytest.approx(expected, rel=1e-6)
+    assert logged[3] == logged[5] == logged[7] == pytest.approx(peak)
+
+
+@pytest.mark.parametrize("kwargs, max_steps, expected", [
+    ({}, 100, 20),
+    ({"num_decay_steps": 0.5}, 100, 50),
+    ({"num_decay_steps": 7}, 100, 7),
+    ({"num_decay_steps": 1.5}, 100, "num_decay_steps 1.5 must be a step"),
+    ({"num_decay_steps": 100}, 100, "leaves no stable phase"),
+    ({}, -1, "needs train.max_steps"),
+])
+def test_wsd_decay_length_defaults_to_a_fifth_and_is_checked(tmp_path, tiny_run, kwargs, max_steps, expected):
+    raw = tiny_run(tmp_path / "run", max_steps=max_steps, lr_scheduler_type="warmup_stable_decay",
+                   **({"lr_scheduler_kwargs": kwargs} if kwargs else {}))
+    if isinstance(expected, int):
+        assert validate_config(raw).train_args["lr_scheduler_kwargs"]["num_decay_steps"] == expected
+    else:
+        with pytest.raises(KinheritError, match=expected):
+            validate_config(raw)
