@@ -17,6 +17,7 @@ Schedules, for a target of hidden d and L layers (heads d/16 ... as the size say
     depth  1 layer, at 0.25·B L/2 layers, at 0.5·B L layers (full width throughout)
     width  d/2 wide (half the heads), at 0.5·B d wide (full depth throughout)
     both   d/2 wide and 1 layer, at 0.25·B L/2 layers, at 0.5·B d wide and L layers
+    shallow  depth's start (d wide, 1 layer) trained throughout: the control that says whether growing beats not growing
 A variant is written NAME[@f][+option...]: `@f` moves the last growth to f·B (earlier growths keep their share of
 it, e.g. both@0.8: 0.4·B and 0.8·B); each option sets one growth-stage key on every stage: `+reset`
 (optimizer_state: reset), `+rewarm` (lr_policy: rewarm), `+lrscale` (lr_scaling: growth).
@@ -80,13 +81,15 @@ def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tu
     quarter, half = round(0.5 * last * budget), round(last * budget)
     if name == "scratch":
         return model_at(hidden, layers), []
+    if name == "shallow":  # the control: depth's one-layer start, never grown
+        return model_at(hidden, 1), []
     if name == "depth":
         return model_at(hidden, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)}, {"at_step": half, **full}]
     if name == "width":
         return model_at(hidden // 2, layers), [{"at_step": half, **full}]
     if name == "both":
         return model_at(hidden // 2, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)}, {"at_step": half, **full}]
-    raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both")
+    raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both, shallow")
 
 
 def train_once(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,

@@ -233,8 +233,10 @@ def final_growth_record(out: Path, stage: int, model_dir: Path) -> None:
 def grown_learning_rate(config: RunConfig) -> tuple[float, str] | None:
     """(train.learning_rate × growth_lr_factor, why) for a model that grows in this run (`growth:` stages) or was
     grown (`model.from` holds the growth.json of `kinherit grow`, not a staged run's: that model trained after its
-    growth); None for any other run, which trains at train.learning_rate."""
+    growth); None for any other run, and with growth_lr_factor 1: those train at train.learning_rate."""
     grown = Path(config.model.from_, "growth.json") if config.model.from_ is not None else None
+    if config.growth_lr_factor == 1.0:
+        return None
     if config.growth:
         why = "the model grows in this run"
     elif grown is not None and grown.is_file() and "at_step" not in read_json(grown):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -10,9 +11,16 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-_spec = importlib.util.spec_from_file_location("bench_progressive", ROOT / "bench" / "progressive.py")
-progressive = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(progressive)
+
+
+def _load(name: str):  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+progressive = _load("progressive")
 
 
 def test_a_variant_moves_the_growths_and_sets_every_stage():
@@ -21,6 +29,8 @@ def test_a_variant_moves_the_growths_and_sets_every_stage():
     assert [s["at_step"] for s in stages] == [48, 96]  # 0.4·B and 0.8·B
     assert all(s["optimizer_state"] == "reset" and s["lr_scaling"] == "growth" for s in stages)
     assert [s["at_step"] for s in progressive.schedule("both", 64, 4, 120)[1]] == [30, 60]
+    start, stages = progressive.schedule("shallow", 64, 4, 120)  # the control: depth's start, never grown
+    assert (start["hidden_size"], start["num_layers"], stages) == (64, 1, [])
     with pytest.raises(SystemExit, match=r"unknown option \+warm"):
         progressive.schedule("depth+warm", 64, 4, 120)
 
@@ -32,3 +42,22 @@ def test_the_tuning_table_shows_every_lr_tried_and_the_best():
     lines = progressive.tuning_markdown(result).splitlines()
     assert "| scratch | 5.900 | 5.740 | 5.800 | 0.004: 5.740 |" in lines
     assert "| both | — | 6.100 | — | 0.004: 6.100 |" in lines
+
+
+def test_the_size_trend_fits_a_power_law_in_the_compute_fraction_and_marks_unreached_seeds():
+    trend = _load("progressive_trend")
+    seed = lambda saving, reached=True: {"saving": {"1x": saving}, "reached": {"1x": reached}}  # noqa: E731
+    result = {"horizons": [1], "sizes": {
+        "32x4": {"report": {"depth@0.8": [seed(0.2), seed(0.4), seed(0.3)]}},
+        "64x4": {"report": {"depth@0.8": [seed(0.4), seed(0.5), seed(0.3, reached=False)]}},
+        "128x4": {"report": {"depth@0.8": [seed(0.5), seed(0.5), seed(0.5)], "both": [seed(0.1)]}}}}
+    rows = trend.points([result], "depth@0.8")
+    assert [r["params"] for r in rows] == [65824, 262720, 1049728]  # the built llamas' non-embedding parameters
+    fits = trend.trend(rows, 1e9)
+    xs, ys = [math.log10(n) for n in (65824, 262720, 1049728)], [math.log10(1 - s) for s in (0.3, 0.4, 0.5)]
+    mx, my = sum(xs) / 3, sum(ys) / 3
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    assert fits["1x"]["b"] == pytest.approx(b) and fits["1x"]["at"] == pytest.approx(1 - 10 ** (my + b * (9 - mx)))
+    table = trend.markdown(rows, fits, "depth@0.8", 1e9).splitlines()
+    assert table[3] == "| 64x4 | 262,720 | ≤ 40.0% ± 10.0% (1 of 3 not reached) |"
+    assert table[-1].startswith("| extrapolated to 1e+09 (not measured) |")
