@@ -324,6 +324,13 @@ class GrowthStage(GrowthOptions):
     noise-free growth is the grown image of the small model's update (muP's rule for Adam); `none`: the run's LR
     for every tensor (a unit read by k copies then moves k times as far)."""
 
+    @field_validator("at_step", mode="before")
+    @classmethod
+    def _step_fraction_or_auto(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"{value!r} is not a step (int ≥ 1), a fraction of train.max_steps in (0, 1) or auto")
+        return value
+
 
 AUTO_LAST_GROWTH = 0.8
 """`at_step: auto` puts the last growth at this fraction of train.max_steps (earlier ones evenly before it)."""

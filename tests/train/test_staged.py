@@ -117,6 +117,7 @@ def test_a_stage_that_cannot_grow_is_refused_before_any_data_is_read(tmp_path, t
     ([{"at_step": 5}, {"at_step": 4}], "increasing steps"),
     ([{"at_step": 9}], "increasing steps"),
     ([{"at_step": 1.5}], "fraction"),
+    ([{"at_step": "atuo"}], r"growth\.0\.at_step: 'atuo' is not a step \(int ≥ 1\), a fraction of train\.max_steps in \(0, 1\) or auto"),
     ([{"at_step": 3, "optimizer_state": "keep"}], "optimizer_state"),
     ([{"at_step": 3, "lr_policy": "rewarm", "rewarm_steps": 0}], r"growth\[0\]\.rewarm_steps"),
 ])
