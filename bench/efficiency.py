@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,14 @@ def summarize_savings(savings: list[float], reached: list[bool]) -> dict[str, An
         raise ValueError(f"{len(savings)} savings for {len(reached)} reached flags")
     return {"mean": statistics.mean(savings), "std": statistics.stdev(savings) if len(savings) > 1 else 0.0,
             "reached": sum(reached), "n": len(savings), "bound": not all(reached)}
+
+
+def write_table(out: Path, stem: str, text: str, draw: Callable[[Path], None]) -> None:
+    """A bench's result: `stem`.md (the table, then its figure) and `stem`.png drawn by `draw`; the table printed."""
+    with atomic_file(out / f"{stem}.md") as handle:
+        handle.write(text + f"\n![{stem}]({stem}.png)\n")
+    draw(out / f"{stem}.png")
+    print(text)
 
 
 def format_savings(savings: list[float], reached: list[bool]) -> str:

@@ -25,11 +25,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kinherit.demo.experiment import QUICK, ExperimentSpec, run_experiment  # noqa: E402
-from kinherit.io import atomic_file, write_json  # noqa: E402
-from kinherit.metrics.plots import save_png  # noqa: E402
+from kinherit.io import write_json  # noqa: E402
+from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 
-from efficiency import format_savings  # noqa: E402  (siblings in bench/, sys.path[0] when run as a script)
+from efficiency import format_savings, write_table  # noqa: E402  (siblings in bench/, sys.path[0] when run as a script)
 from progressive import compare  # noqa: E402
 
 
@@ -78,11 +78,8 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
         for h in range(1, result["horizons"][-1]):
             ax.axvline(h * result["corpora"][corpus]["budget"], color="grey", linestyle=":", linewidth=0.8)
         ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel("step (same shape: equal FLOPs)")
-        ax.set_ylabel("val loss − scratch's")
-        ax.set_title(f"{corpus}: grown vs scratch (LR {result['lr']:g}), no sweep")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        finish_axes(ax, "step (same shape: equal FLOPs)", "val loss − scratch's",
+                    f"{corpus}: grown vs scratch (LR {result['lr']:g}), no sweep", legend_size=7)
     save_png(fig, path)
 
 
@@ -101,11 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     for source in args.corpora:
         result["corpora"][corpus_name(source)] = run_corpus(spec, source, args.factors, args.horizon, out)
         write_json(out / "lr_after_growth.json", result)
-    text = markdown(result)
-    with atomic_file(out / "lr_after_growth.md") as handle:
-        handle.write(text + "\n![grown − scratch](lr_after_growth.png)\n")
-    plot(out, result, out / "lr_after_growth.png")
-    print(text)
+    write_table(out, "lr_after_growth", markdown(result), lambda path: plot(out, result, path))
 
 
 if __name__ == "__main__":

@@ -40,11 +40,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from kinherit.config import WSD, validate_config  # noqa: E402
 from kinherit.io import atomic_file, write_json  # noqa: E402
 from kinherit.metrics.horizons import horizon_points, value_at  # noqa: E402
-from kinherit.metrics.plots import save_png  # noqa: E402
+from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 from kinherit.train.pretrain import pretrain  # noqa: E402
 
-from efficiency import format_savings  # noqa: E402  (a sibling in bench/, sys.path[0] when run as a script)
+from efficiency import format_savings, write_table  # noqa: E402  (a sibling in bench/, sys.path[0] when run as a script)
 
 HEAD_DIM = 16
 DATA = {"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.005}
@@ -205,11 +205,8 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
                     at = value_at(sorted((float(e["step"]), float(e["flops"])) for e in run_.evals), float(growth["step"]))
                     if at is not None:
                         ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=0.8)
-        ax.set_xlabel("total training FLOPs (every stage counted)")
-        ax.set_ylabel("validation loss")
-        ax.set_title(f"{size}: staged schedules vs tuned scratch (solid), colour = seed")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        finish_axes(ax, "total training FLOPs (every stage counted)", "validation loss",
+                    f"{size}: staged schedules vs tuned scratch (solid), colour = seed", legend_size=6)
     save_png(fig, path)
 
 
@@ -257,11 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             handle.write(tuning_markdown(result))
         print(tuning_markdown(result))
         return
-    text = markdown(result)
-    with atomic_file(out / "progressive.md") as handle:
-        handle.write(text + "\n![savings](progressive.png)\n")
-    plot(out, result, out / "progressive.png")
-    print(text)
+    write_table(out, "progressive", markdown(result), lambda path: plot(out, result, path))
 
 
 if __name__ == "__main__":

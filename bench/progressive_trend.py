@@ -26,10 +26,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kinherit.io import atomic_file, write_json  # noqa: E402
-from kinherit.metrics.plots import save_png  # noqa: E402
+from kinherit.io import write_json  # noqa: E402
+from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 
-from progressive import parse_size  # noqa: E402  (a sibling in bench/, sys.path[0] when run as a script)
+from efficiency import write_table  # noqa: E402  (siblings in bench/, sys.path[0] when run as a script)
+from progressive import parse_size  # noqa: E402
 
 
 def non_embedding_params(hidden: int, layers: int) -> int:
@@ -106,11 +107,8 @@ def plot(rows: list[dict[str, Any]], fits: dict[str, Any], schedule: str, path: 
         ax.plot(grid, [100 * predicted(fits[h], x) for x in grid], color=f"C{i}", linewidth=0.8)
     ax.set_xscale("log")
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("target non-embedding parameters")
-    ax.set_ylabel("FLOPs saved vs tuned scratch (%), all counted")
-    ax.set_title("staged training: saving against model size")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, "target non-embedding parameters", "FLOPs saved vs tuned scratch (%), all counted",
+                "staged training: saving against model size", legend_size=7)
     save_png(fig, path)
 
 
@@ -127,11 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     fits = trend(rows, args.at)
     out = Path(args.out)
     write_json(out / "trend.json", {"args": vars(args), "points": rows, "fits": fits})
-    text = markdown(rows, fits, args.schedule, args.at)
-    with atomic_file(out / "trend.md") as handle:
-        handle.write(text + "\n![trend](trend.png)\n")
-    plot(rows, fits, args.schedule, out / "trend.png")
-    print(text)
+    write_table(out, "trend", markdown(rows, fits, args.schedule, args.at), lambda path: plot(rows, fits, args.schedule, path))
 
 
 if __name__ == "__main__":

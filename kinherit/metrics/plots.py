@@ -21,6 +21,15 @@ AXES = (("flops", "training FLOPs (teacher forward passes included)", False),
         ("time_s", "wall time (s)", False))
 
 
+def finish_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend_size: float | None = None) -> None:
+    """Every kinherit figure's axes: labels, title, a light grid and the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def save_png(fig: plt.Figure, path: Path) -> Path:
     """Write `fig` atomically as a 120-dpi PNG and close it."""
     with atomic_file(path, "wb") as handle:
@@ -46,11 +55,7 @@ def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
         ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"baseline final loss {target:.3f}")
         if log_x:
             ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel("validation loss")
-        ax.set_title(f"validation loss vs {label.split(' (')[0]}")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        finish_axes(ax, label, "validation loss", f"validation loss vs {label.split(' (')[0]}")
         paths.append(save_png(fig, out / f"val_loss_vs_{key.removesuffix('_s')}.png"))
     return paths
 
@@ -67,11 +72,7 @@ def plot_alpha(runs: list[Run], out: Path) -> Path:
         points = [(e["step"], e["alpha"]) for e in run.train if "alpha" in e]
         if points:
             ax.plot(*zip(*points), label=run.name)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("α (weight of the KD term)")
-    ax.set_title("knowledge-inheritance weight over training")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, "optimizer step", "α (weight of the KD term)", "knowledge-inheritance weight over training")
     return save_png(fig, out / "alpha.png")
 
 
@@ -88,10 +89,6 @@ def plot_savings(series: dict[str, list[dict[str, Any]]], horizons: list[int], p
             if s.get("bound"):
                 ax.annotate("≤", (h, s["mean"] * 100), textcoords="offset points", xytext=(6, 4), color=line.get_color())
     ax.axhline(0, color="gray", linewidth=1)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("FLOPs saved to reach scratch's loss (%)")
-    ax.set_title(title)
     ax.set_xticks(horizons)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, xlabel, "FLOPs saved to reach scratch's loss (%)", title, legend_size=7)
     return save_png(fig, path)
