@@ -95,15 +95,15 @@ def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tu
 def train_once(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,
                scheduler: str = "cosine", **sections: Any) -> Path:
     """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine (or WSD, decaying over
-    the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage (growth_lr_factor 1: the
-    protocol tunes it); `sections` (growth, teacher, selection) are added to the config when not None."""
+    the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage; `sections` (growth, teacher,
+    selection) are added to the config when not None."""
     if not (out / "model").is_dir():
         wsd = {"lr_scheduler_type": WSD} if scheduler == "wsd" else {}
         config = {"out": str(out), "data": DATA, "model": model,
                   "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
                             "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
                             "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True, **wsd},
-                  "growth_lr_factor": 1.0, **{key: value for key, value in sections.items() if value is not None}}
+                  **{key: value for key, value in sections.items() if value is not None}}
         pretrain(validate_config(config))
     return out
 

@@ -248,7 +248,7 @@ def read_recorded_config(path: Path) -> dict[str, Any]:
     if isinstance(tree, dict) and "growth_lr_factor" not in tree:  # before the LR rule after growth: grown runs had 1
         start = (tree.get("model") or {}).get("from")
         grown = start is not None and Path(start, "growth.json").is_file()
-        tree["growth_lr_factor"] = 1.0 if grown or tree.get("growth") else RunConfig.model_fields["growth_lr_factor"].default
+        tree["growth_lr_factor"] = 1.0 if grown else RunConfig.model_fields["growth_lr_factor"].default
     return tree
 
 
@@ -440,9 +440,10 @@ class RunConfig(StrictModel):
     selection: SelectionConfig | None = None
     """Train on the training blocks chosen by small trained models (None: every block)."""
     growth_lr_factor: float = Field(2.0, gt=0)
-    """The LR rule after growth: a model that grows (`growth:` stages) or was grown (`model.from` a folder that
-    `kinherit grow` wrote) trains at train.learning_rate × this, train.learning_rate being the LR for the target
-    trained from scratch. 2 by measurement (README, "The learning rate after growth"); 1 keeps train.learning_rate."""
+    """The LR rule after growth: a model that `kinherit grow` made (`model.from` holds its growth.json) trains at
+    train.learning_rate × this, train.learning_rate being the LR you would train its shape with from scratch. 2 by
+    measurement (README, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run (`growth:`)
+    trains at train.learning_rate: its measured best ratio depends on the budget and schedule (README)."""
 
     @field_validator("train")
     @classmethod

@@ -94,7 +94,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     checkpoint = resume_checkpoint(out, resume)
     check_stages(config)
     grown_lr = grown_learning_rate(config)
-    peak = {"learning_rate": grown_lr[0]} if grown_lr is not None else {}
+    peak = {"learning_rate": grown_lr} if grown_lr is not None else {}
     args = training_arguments({"prediction_loss_only": True, **config.train_args, **peak}, out, resuming=checkpoint is not None)
     config = check_before_data(config, args)  # hook: kinherit.train.preflight (no data needed; model.from's real sizes)
     if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
@@ -106,7 +106,7 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
         print(corpus.describe(), flush=True)
         if grown_lr is not None:
             print(f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor {config.growth_lr_factor:g} = "
-                  f"{grown_lr[0]:g}: {grown_lr[1]} (set growth_lr_factor: 1 to keep train.learning_rate)", flush=True)
+                  f"{grown_lr:g}: {config.model.from_} was grown (growth_lr_factor: 1 keeps train.learning_rate)", flush=True)
         with atomic_file(out / "config.resolved.yaml") as handle:
             handle.write(resolved_yaml(config))
 

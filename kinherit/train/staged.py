@@ -230,17 +230,12 @@ def final_growth_record(out: Path, stage: int, model_dir: Path) -> None:
                                           "options": record["options"], "plan": record["plan"], "report": record["report"]})
 
 
-def grown_learning_rate(config: RunConfig) -> tuple[float, str] | None:
-    """(train.learning_rate × growth_lr_factor, why) for a model that grows in this run (`growth:` stages) or was
-    grown (`model.from` holds the growth.json of `kinherit grow`, not a staged run's: that model trained after its
-    growth); None for any other run, and with growth_lr_factor 1: those train at train.learning_rate."""
-    grown = Path(config.model.from_, "growth.json") if config.model.from_ is not None else None
-    if config.growth_lr_factor == 1.0:
+def grown_learning_rate(config: RunConfig) -> float | None:
+    """train.learning_rate × growth_lr_factor for a run from a folder `kinherit grow` wrote (`model.from` holds its
+    growth.json; a staged run's final model records the step it grew at, and has trained since); None for any other
+    run (a staged one included) and with growth_lr_factor 1: those train at train.learning_rate."""
+    start = config.model.from_
+    grown = Path(start, "growth.json") if start is not None else None
+    if config.growth_lr_factor == 1.0 or grown is None or not grown.is_file() or "at_step" in read_json(grown):
         return None
-    if config.growth:
-        why = "the model grows in this run"
-    elif grown is not None and grown.is_file() and "at_step" not in read_json(grown):
-        why = f"{config.model.from_} was grown"
-    else:
-        return None
-    return config.train_args["learning_rate"] * config.growth_lr_factor, why
+    return config.train_args["learning_rate"] * config.growth_lr_factor

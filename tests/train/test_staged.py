@@ -261,25 +261,20 @@ def test_auto_grows_stage_k_of_n_at_four_fifths_of_k_over_n(tmp_path, tiny_run):
         validate_config(_staged(tiny_run, tmp_path / "c", growth=[two[0], {"at_step": 30, "num_layers": 3}], max_steps=100))
 
 
-def test_a_growing_model_trains_at_growth_lr_factor_times_the_learning_rate(staged_run):
-    """The LR rule after growth: the staged run's LR is 2 × train.learning_rate × the cosine schedule λ (logged at step
-    t: the LR step t trained with, λ(t − 1))."""
+def test_a_staged_run_trains_at_the_learning_rate_a_grown_folder_at_growth_lr_factor_times_it(tmp_path, tiny_run,
+                                                                                               staged_run):
+    """The LR rule after growth: the staged run's LR is train.learning_rate × the cosine schedule λ (logged at step t:
+    the LR step t trained with, λ(t − 1)); a folder that `kinherit grow` wrote gets growth_lr_factor × it; a staged
+    run's final model (it trained after its growth) and a plain run do not; growth_lr_factor 1 keeps it."""
     from transformers.optimization import _get_cosine_schedule_with_warmup_lr_lambda as cosine
 
-    config, result = staged_run
-    assert config.growth_lr_factor == 2.0
-    logged = {e["step"]: e["learning_rate"] for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
-    peak = 2 * config.train_args["learning_rate"]
-    expected = {t: peak * cosine(t - 1, num_warmup_steps=1, num_training_steps=9, num_cycles=0.5) for t in logged}
-    assert logged == pytest.approx(expected, rel=1e-6)
-
-
-def test_grown_learning_rate_applies_to_grown_folders_but_not_to_trained_ones(tmp_path, tiny_run, staged_run):
-    """A folder that `kinherit grow` wrote gets the factor; a staged run's final model (it trained after its growth)
-    and a plain run do not; growth_lr_factor 1 keeps train.learning_rate."""
     from kinherit.train.staged import grown_learning_rate
 
-    _, trained = staged_run
+    config, trained = staged_run
+    logged = {e["step"]: e["learning_rate"] for e in read_metrics(trained.out / "metrics.jsonl") if "loss" in e}
+    peak = config.train_args["learning_rate"]
+    assert logged == pytest.approx({t: peak * cosine(t - 1, num_warmup_steps=1, num_training_steps=9, num_cycles=0.5)
+                                    for t in logged}, rel=1e-6)
     grown = tmp_path / "grown"
     grown.mkdir()
     (grown / "growth.json").write_text(json.dumps({"source": "small", "options": {}}))
@@ -291,8 +286,8 @@ def test_grown_learning_rate_applies_to_grown_folders_but_not_to_trained_ones(tm
             config["data"] = {**plain["data"], "tokenizer": {"path": str(trained.model_dir)}}
         return grown_learning_rate(validate_config(config))
 
-    assert rate() is None
-    assert rate(model={"from": str(grown)}) == (pytest.approx(6e-3), f"{grown} was grown")
+    assert rate() is None and grown_learning_rate(config) is None
+    assert rate(model={"from": str(grown)}) == pytest.approx(6e-3)
     assert rate(model={"from": str(grown)}, growth_lr_factor=1.0) is None
     assert rate(model={"from": str(trained.model_dir)}) is None
 
@@ -308,7 +303,7 @@ def test_wsd_holds_the_peak_through_a_growth_and_decays_over_its_last_steps(tmp_
     assert config.train_args["lr_scheduler_kwargs"] == {"num_decay_steps": 3}
     result = pretrain(config)
     logged = {e["step"]: e["learning_rate"] for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
-    peak = 2 * config.train_args["learning_rate"]
+    peak = config.train_args["learning_rate"]
     expected = {t: peak * wsd(t - 1, num_warmup_steps=1, num_stable_steps=5, num_decay_steps=3, warmup_type="linear",
                               decay_type="cosine", min_lr_ratio=0, num_cycles=0.5) for t in logged}
     assert logged == pytest.approx(expected, rel=1e-6)
