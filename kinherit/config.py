@@ -245,7 +245,8 @@ def read_recorded_config(path: Path) -> dict[str, Any]:
     tree = read_yaml(path.read_text(), str(path)) or {}
     if isinstance(tree, dict) and "teacher" in tree:
         tree["teacher"] = steps_auto_as_schedule(tree["teacher"])
-    if isinstance(tree, dict) and "growth_lr_factor" not in tree:  # before the LR rule after growth: grown runs had 1
+    if isinstance(tree, dict) and "growth" in tree and "growth_lr_factor" not in tree:  # a pretrain run's record from
+        # before the LR rule after growth: a run from a grown folder trained at factor 1
         start = (tree.get("model") or {}).get("from")
         grown = start is not None and Path(start, "growth.json").is_file()
         tree["growth_lr_factor"] = 1.0 if grown else RunConfig.model_fields["growth_lr_factor"].default

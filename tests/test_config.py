@@ -89,3 +89,20 @@ def test_ki_defaults_follow_the_existing_teacher_bench():
     assert validate_config({"teacher": {"path": "t", "steps": 40}}).teacher.schedule == "auto"
     with pytest.raises(KinheritError, match="teacher.schedule: auto .* set teacher.path, not teacher.cache"):
         validate_config({"teacher": {"cache": "c", "schedule": "auto"}})
+
+
+def test_a_run_recorded_before_the_lr_rule_after_growth_reads_with_the_factor_it_trained_at(tmp_path):
+    """A pretrain record without growth_lr_factor: a run from a grown folder trained at 1 (so resuming it under the
+    default 2 is a changed config), any other at the default (so it resumes); a fine-tuning record gets no key."""
+    from kinherit.config import read_recorded_config
+
+    grown = tmp_path / "grown"
+    grown.mkdir()
+    (grown / "growth.json").write_text("{}")
+    record = tmp_path / "config.resolved.yaml"
+    record.write_text(f"growth: []\nmodel: {{from: {grown}}}\n")
+    assert read_recorded_config(record)["growth_lr_factor"] == 1.0
+    record.write_text("growth: []\nmodel: {family: llama}\n")
+    assert read_recorded_config(record)["growth_lr_factor"] == 2.0
+    record.write_text("model: {base: some/model}\n")
+    assert "growth_lr_factor" not in read_recorded_config(record)
