@@ -66,13 +66,16 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def plot(out: Path, result: dict[str, Any], path: Path) -> None:
-    """Grown minus scratch validation loss against the step, one panel per corpus, one line per factor."""
+    """Grown minus scratch validation loss against the step from half the budget on (before it the grown student
+    is far ahead), one panel per corpus, one line per factor."""
     corpora = list(result["corpora"])
     fig, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 3.8), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
         base = {e["step"]: e["val_loss"] for e in load_run(out / corpus / "scratch").evals}
+        start = result["corpora"][corpus]["budget"] / 2
         for factor in result["corpora"][corpus]["factors"]:
-            evals = [e for e in load_run(out / corpus / f"factor{factor}" / "grown").evals if e["step"] in base]
+            evals = [e for e in load_run(out / corpus / f"factor{factor}" / "grown").evals
+                     if e["step"] in base and e["step"] >= start]
             ax.plot([e["step"] for e in evals], [e["val_loss"] - base[e["step"]] for e in evals], marker="o",
                     markersize=2, label=f"grown, LR {result['lr']:g} × {factor}")
         for h in range(1, result["horizons"][-1]):
