@@ -31,14 +31,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kinherit.io import atomic_file, write_json
+from kinherit.io import write_json
 from kinherit.metrics.horizons import horizon_points
 from kinherit.metrics.plots import plot_savings
 from kinherit.metrics.report import sunk_flops
 from kinherit.metrics.runs import load_run
 
 # siblings in bench/ (sys.path[0] when run as a script)
-from efficiency import format_savings, summarize_savings
+from efficiency import format_savings, summarize_savings, write_table
 from progressive import final_loss, model_at, parse_size, train_once
 
 TEACHER_SEED = 1000
@@ -215,12 +215,8 @@ def main(argv: list[str] | None = None) -> None:
             selected.append({"seed": seed, **compare(base, run, budget, horizons)})
         entry.setdefault("selection", {})[method] = selected
         write_json(out / "existing_teacher.json", result)
-    text = markdown(result)
-    with atomic_file(out / "existing_teacher.md") as handle:
-        handle.write(f"student {args.student} ({non_embedding_params(*parse_size(args.student)):,} non-embedding "
-                     f"params), B = {budget} steps\n\n" + text + "\n![savings](existing_teacher.png)\n")
-    plot(result, out / "existing_teacher.png")
-    print(text)
+    header = f"student {args.student} ({non_embedding_params(*parse_size(args.student)):,} non-embedding params), B = {budget} steps"
+    write_table(out, "existing_teacher", header + "\n\n" + markdown(result), lambda path: plot(result, path))
 
 
 if __name__ == "__main__":
