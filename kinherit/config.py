@@ -250,6 +250,11 @@ def read_recorded_config(path: Path) -> dict[str, Any]:
         start = (tree.get("model") or {}).get("from")
         grown = start is not None and Path(start, "growth.json").is_file()
         tree["growth_lr_factor"] = 1.0 if grown else RunConfig.model_fields["growth_lr_factor"].default
+    if isinstance(tree, dict) and tree.get("growth"):  # a record from before growth steps were recorded resolved
+        max_steps = {**TRAIN_DEFAULTS, **(tree.get("train") or {})}.get("max_steps", -1)
+        stages = resolved_growth([GrowthStage.model_validate(stage) for stage in tree["growth"]], max_steps)
+        tree["growth"] = [{**raw, "at_step": stage.at_step, "rewarm_steps": stage.rewarm_steps}
+                          for raw, stage in zip(tree["growth"], stages)]
     return tree
 
 
@@ -333,6 +338,11 @@ class GrowthStage(GrowthOptions):
         return value
 
 
+MAPPABLE_OPTIMIZERS = ("adamw_torch_fused", "adamw_torch")
+"""`train.optim` values whose state (torch's Adam/AdamW: step, exp_avg, exp_avg_sq) `optimizer_state: map` carries."""
+NO_GROWTH_SCHEDULES = ("reduce_lr_on_plateau",)
+"""Schedules that are not a function of the step, so a growth cannot position them (`trainer.position_schedule`)."""
+
 AUTO_LAST_GROWTH = 0.8
 """`at_step: auto` puts the last growth at this fraction of train.max_steps (earlier ones evenly before it)."""
 
@@ -343,6 +353,13 @@ def growth_steps(growth: list[GrowthStage], max_steps: int) -> list[int]:
     n = len(growth)
     return [stage_step(AUTO_LAST_GROWTH * (k + 1) / n if stage.at_step == "auto" else stage.at_step, max_steps,
                        f"growth[{k}].at_step") for k, stage in enumerate(growth)]
+
+
+def resolved_growth(growth: list[GrowthStage], max_steps: int) -> list[GrowthStage]:
+    """The stages with `at_step` and `rewarm_steps` as the step counts they resolve to at `max_steps`: what a run
+    records in config.resolved.yaml when it starts, and keeps when it is resumed."""
+    return [stage.model_copy(update={"at_step": b, "rewarm_steps": stage_step(stage.rewarm_steps, max_steps)})
+            for stage, b in zip(growth, growth_steps(growth, max_steps))]
 
 
 WSD = "warmup_stable_decay"
@@ -479,6 +496,27 @@ class RunConfig(StrictModel):
         if stateful and self.train_args.get("eval_strategy") == "no":
             raise ValueError(f"teacher.schedule: {self.teacher.schedule} decides at evaluations (the student's validation "
                              "loss against the teacher's): remove train.eval_strategy: no and set train.eval_steps")
+        return self
+
+    @model_validator(mode="after")
+    def _growth_fits_training(self) -> RunConfig:
+        """What a growth inside the run cannot carry is refused here, before any data is read."""
+        if not self.growth:
+            return self
+        args = self.train_args
+        for key in ("fsdp", "deepspeed"):
+            if args.get(key):
+                raise ValueError(f"growth: is not supported with train.{key} (the growth reads and writes whole, "
+                                 f"unsharded checkpoints); remove train.{key} (DDP under torchrun works) or the growth stages")
+        if args.get("lr_scheduler_type") in NO_GROWTH_SCHEDULES:
+            raise ValueError(f"growth: needs a schedule that is a function of the step; train.lr_scheduler_type "
+                             f"{args['lr_scheduler_type']} is not: choose e.g. {WSD} or cosine")
+        optim = str(getattr(args.get("optim"), "value", args.get("optim", MAPPABLE_OPTIMIZERS[0])))
+        for i, stage in enumerate(self.growth):
+            if stage.optimizer_state == "map" and optim not in MAPPABLE_OPTIMIZERS:
+                raise ValueError(f"growth[{i}].optimizer_state: map carries AdamW's moments, and train.optim {optim} "
+                                 f"keeps other state; set growth[{i}].optimizer_state: reset or train.optim to one of "
+                                 f"{', '.join(MAPPABLE_OPTIMIZERS)}")
         return self
 
     @property

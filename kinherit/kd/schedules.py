@@ -134,6 +134,9 @@ def resolve_horizon(steps: int | float, max_steps: int) -> int:
     return steps
 
 
+CAUGHT_UP = 1e-4
+"""ε, in nats: `auto` releases the teacher once L_val(student) ≤ L_val(teacher) + ε (see `AutoStop`)."""
+
 GAP_MARGIN = 0.5
 """m, in nats: the teacher/student LM-loss gap at and above which the KD term gets its full scheduled weight."""
 
@@ -155,7 +158,7 @@ class AutoStop:
     mean NLL per aligned span of the validation text, `kinherit.inherit.held_out`),
 
         g = gap_weight(L_val(student), L_val(teacher))      the KD weight factor until the next evaluation
-        s = the first evaluated step with  L_val(student) ≤ L_val(teacher)
+        s = the first evaluated step with  L_val(student) ≤ L_val(teacher) + ε      (ε = CAUGHT_UP, 1e-4 nats)
         α_t = α₀·max(1 − t/T, 0) · g   for t < s,   α_t = 0 for every t ≥ s (the teacher is released)
 
     g starts at 1 (the full scheduled weight) until the first evaluation (the step-0 one by default). A gap
@@ -163,6 +166,11 @@ class AutoStop:
     those very batches (a demo's teacher and students share the data order), so its training loss is lower than
     its loss on new text. The validation gap has no such bias and changes only at evaluations, which is also
     what makes every checkpoint exact: the state is (`switch_step`, `gap`).
+
+    The two losses come from two code paths (the trainer's evaluation; kinherit's pass of the teacher over the same
+    batches at the same batch size) whose float sums differ in the last bits from one CPU to another (an exact copy
+    measured 6.2063007 against 6.2063001 on an AMD EPYC), so the comparison allows ε: a student within 1e-4 nats
+    of its teacher has caught up on every machine.
     """
 
     switch_step: int | None = None
@@ -175,7 +183,7 @@ class AutoStop:
 
     def observe(self, step: int, student: float, teacher: float) -> None:
         """Record losses measured after `step` optimizer steps; switch at `step` when the student caught up."""
-        if self.switch_step is None and student <= teacher:
+        if self.switch_step is None and student <= teacher + CAUGHT_UP:
             self.switch_step = step
 
     def observe_validation(self, step: int, student: float, teacher: float) -> None:

@@ -14,7 +14,13 @@ moves it by a_j·lr·u_i. Scaling the LR of element j by a_j (and its weight dec
 makes the first update after growth exactly the grown image of the small model's update (`lr_scales`; per
 tensor, which is exact when a is constant over the tensor, as for uniform cloning and identity depth).
 
-Parameters of new (zeroed) layers start fresh: no state, so their first update is a fresh Adam step.
+Elements whose growth image is zero have no history. A tensor with none (a new layer's parameter, the router and
+shared-expert gate of an upcycled block) gets no state: its first update is a fresh Adam step, at step 0 with its own
+bias correction. Inside a tensor that has history (new units drawn by `width: zero`), Adam's step count is the
+tensor's, so zero moments would be bias-corrected by the tensor's step t rather than their own: their update
+would start at (1 − β₁)/√(1 − β₂) ≈ 3.2× a fresh step's for large t and grow to ≈ 5× within tens of steps.
+They get m = 0 and v = the tensor's mean v over its mapped elements instead: v̂ is then a typical g², and
+their update ramps up with m (≈ (1 − β₁ᵏ)·g/rms(g) after k steps), never above a fresh step's size.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ def map_adam_state(plan: GrowthPlan, source_state: Mapping[str, Moments], source
     """The AdamW state of the grown parameters (see the module docstring). `source_state` maps each source
     parameter name to its state (parameters without state are skipped); parameters of new layers get none."""
     mapped = grown_params - new_layer_params(plan, grown_params)  # a new layer's gradient is not the image's
-    _, gram = _image_and_gram(plan, {n: torch.ones_like(p) for n, p in source_params.items()}, mapped)
+    reach, gram = _image_and_gram(plan, {n: torch.ones_like(p) for n, p in source_params.items()}, mapped)
     stated = {name: s for name, s in source_state.items() if "exp_avg" in s}
     if not stated:
         return {}
@@ -76,7 +82,16 @@ def map_adam_state(plan: GrowthPlan, source_state: Mapping[str, Moments], source
     first = _linear_map(plan, {n: over_gram(s["exp_avg"], n) for n, s in stated.items()}, mapped)
     root = _linear_map(plan, {n: over_gram(s["exp_avg_sq"].sqrt(), n) for n, s in stated.items()}, mapped)
     step = max(float(s["step"]) for s in stated.values())
-    return {key: {"step": torch.tensor(step), "exp_avg": first[key], "exp_avg_sq": root[key].square()} for key in first}
+    moments = {}
+    for key in first:
+        history = reach[key] != 0  # the elements with a source; the others are new (a router, a drawn unit)
+        if not history.any():
+            continue  # no history at all: no state, a fresh Adam step (step 0)
+        second = root[key].square()
+        if not history.all():  # m = 0; v = the tensor's mean v over its mapped elements (see the module docstring)
+            second = torch.where(history, second, second[history].mean())
+        moments[key] = {"step": torch.tensor(step), "exp_avg": first[key], "exp_avg_sq": second}
+    return moments
 
 
 def lr_scales(plan: GrowthPlan, source_params: Mapping[str, torch.Tensor], grown_params: set[str],

@@ -10,6 +10,8 @@ Output folder layout (see `kinherit.train.run` for the shared part):
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, TrainerCallback, default_data_collator, set_seed
 
-from kinherit.config import RunConfig, dump_yaml
+from kinherit.config import RunConfig, dump_yaml, resolved_growth
 from kinherit.data.dataset import MaskingSpec, PackedBlocks
 from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
@@ -33,12 +35,12 @@ from kinherit.train.objective import ModelLoss
 from kinherit.train.preflight import check_before_data, with_loaded_sizes
 from kinherit.train.record import start_run
 from kinherit.train.resume_check import check_resume
-from kinherit.train.progress import library_bars_off
-from kinherit.metrics.log import METRICS_FILE, append_event
+from kinherit.train.progress import ProgressBar, library_bars_off
+from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
-from kinherit.train.staged import (StopAt, Stages, check_stages, final_growth_record, grow_checkpoint, grown_learning_rate,
-                                   held_batch, segment_of, stage_of)
-from kinherit.train.trainer import KinheritTrainer, Segment
+from kinherit.train.staged import (StopAt, Stages, check_stages, describe_growth, final_growth_record, grow_checkpoint,
+                                   grown_learning_rate, held_batch, keep_recorded_steps, segment_of, stage_of)
+from kinherit.train.trainer import KinheritTrainer, Segment, tokens_per_step
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def _save_final(trainer: KinheritTrainer, tokenizer: Any, out: Path) -> Path:
 def resolved_yaml(config: RunConfig) -> str:
     """The config as a run records it in `config.resolved.yaml`: every default filled in, loadable with `--config`."""
     config = with_loaded_sizes(config)  # hook: kinherit.train.preflight (model.from's real sizes)
-    return dump_yaml(config.model_copy(update={"train": config.train_args}))
+    train = config.train_args
+    return dump_yaml(config.model_copy(update={"train": train, "growth": resolved_growth(config.growth, train["max_steps"])}))
 
 
 @library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
@@ -92,6 +95,8 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     with `config.growth`, the model grows at each stage's step within the run (`kinherit.train.staged`)."""
     out = Path(config.out)
     checkpoint = resume_checkpoint(out, resume)
+    if checkpoint is not None:
+        config = keep_recorded_steps(config, out)
     check_stages(config)
     grown_lr = grown_learning_rate(config)
     peak = {"learning_rate": grown_lr} if grown_lr is not None else {}
@@ -137,18 +142,22 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     if stage > 0:
         model = load_lm(checkpoint, "checkpoint")
     trainer: KinheritTrainer | None = None
+    bar, started = ProgressBar({}, out.name), False
     while True:
         end = stages.next_step(stage)
         if checkpoint is not None and end is not None and checkpoint_step(checkpoint) == end:  # a small model at its growth step
-            _grow(checkpoint, out, stages, stage, make_trainer, val, tokenizer, args)
+            _release(trainer)  # the stage's trainer, model and optimizer state are not needed to grow
+            trainer = model = None
+            _grow(checkpoint, out, stages, stage, held_batch(val), tokenizer, args, config.data.seq_len, bar)
             stage += 1
             model = load_lm(checkpoint, "checkpoint")
             continue
-        started, trainer = trainer is not None, make_trainer(model, segment_of(out, stages, stage))
+        trainer = make_trainer(model, segment_of(out, stages, stage))
         if not started:
             start_run(trainer, config, corpus, tokenizer)  # kinherit.train.record: sharding honoured; run.json
+            started = True
         evaluated = fit(trainer, out, checkpoint, [*callbacks, *([StopAt(end)] if end is not None else [])],
-                        final=end is None)
+                        final=end is None, bar=bar)
         if end is None:
             break
         checkpoint = last_checkpoint(out)
@@ -159,12 +168,29 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     return PretrainResult(out, model_dir, trainer.state.global_step, float(evaluated[-1]["eval_loss"]))
 
 
-def _grow(checkpoint: str, out: Path, stages: Stages, stage: int, make_trainer: Any, val: PackedBlocks, tokenizer: Any,
-          args: Any) -> None:
-    """Grow the checkpoint (main process) while the others wait; log the growth in metrics.jsonl."""
+def _release(trainer: KinheritTrainer | None) -> None:
+    """Free what a finished stage's trainer holds (its model, optimizer state and the accelerator's references)."""
+    if trainer is not None:
+        trainer.accelerator.free_memory()
+        trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _grow(checkpoint: str, out: Path, stages: Stages, stage: int, held: dict[str, torch.Tensor], tokenizer: Any,
+          args: Any, seq_len: int, bar: ProgressBar) -> None:
+    """Grow the checkpoint on the training device (main process) while the others wait; log the growth in
+    metrics.jsonl (its wall time counted in `time_s`) and print its line above the bar."""
     if args.process_index == 0:
-        record = grow_checkpoint(Path(checkpoint), out, stages, stage, make_trainer, held_batch(val), tokenizer)
-        append_event(out / METRICS_FILE, {"step": record["at_step"], "growth": stage + 1, "student_flops": record["flops_at_step"],
-                                          "held_loss_change": record["loss_after"] - record["loss_before"]})
+        began = time.perf_counter()
+        record = grow_checkpoint(Path(checkpoint), out, stages, stage, held, tokenizer, tokens_per_step(args, seq_len),
+                                 seq_len, args.device)
+        metrics = out / METRICS_FILE
+        spent = max((event.get("time_s", 0.0) for event in read_metrics(metrics)), default=0.0)
+        append_event(metrics, {"step": record["at_step"], "growth": stage + 1, "student_flops": record["flops_at_step"],
+                               "held_loss_change": record["loss_after"] - record["loss_before"],
+                               "time_s": spent + time.perf_counter() - began})
+        bar.note(describe_growth(record))
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()

@@ -30,13 +30,17 @@ def postfix(latest: dict[str, Any]) -> dict[str, str]:
 class ProgressBar(TrainerCallback):
     """A tqdm bar over optimizer steps, fed by the run's `MetricsJsonl` (`latest`), on the main process only."""
 
-    def __init__(self, latest: dict[str, Any], description: str):
-        self.latest, self.description = latest, description
+    def __init__(self, latest: dict[str, Any], description: str, close_at_end: bool = True):
+        self.latest, self.description, self.close_at_end = latest, description, close_at_end
         self.bar: tqdm | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if state.is_world_process_zero and not args.disable_tqdm:
+        if self.bar is None and state.is_world_process_zero and not args.disable_tqdm:  # a staged run's next stage continues it
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description, dynamic_ncols=True)
+
+    def note(self, line: str) -> None:
+        """Print one line above the bar (or alone without one), the bar continuing below it."""
+        (self.bar.write if self.bar is not None else print)(line)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         if self.bar is not None:
@@ -47,7 +51,7 @@ class ProgressBar(TrainerCallback):
             self.bar.set_postfix(postfix(self.latest), refresh=False)
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if self.bar is not None:
+        if self.bar is not None and self.close_at_end:
             self.bar.set_postfix(postfix(self.latest), refresh=False)
             self.bar.close()
             self.bar = None

@@ -64,15 +64,18 @@ def checkpoint_step(checkpoint: str | None) -> int | None:
 
 
 def fit(trainer: KinheritTrainer, out: Path, checkpoint: str | None, callbacks: Sequence[TrainerCallback] = (),
-        perplexity: bool = True, final: bool = True) -> list[dict[str, Any]]:
-    """Train (resuming from `checkpoint`) with the metrics log and the progress bar; make sure the last step
-    is evaluated when it ends the run (`final`; a stage of a staged run ends at a growth instead). Returns every
-    evaluation in the trainer's log history (`eval_loss`, ...)."""
+        perplexity: bool = True, final: bool = True, bar: ProgressBar | None = None) -> list[dict[str, Any]]:
+    """Train (resuming from `checkpoint`) with the metrics log and the progress bar (`bar`, which the segments of a
+    staged run share, else a new one); make sure the last step is evaluated when it ends the run (`final`; a stage
+    of a staged run ends at a growth instead, and its bar goes on). Returns every evaluation in the trainer's log
+    history (`eval_loss`, ...)."""
     metrics = out / METRICS_FILE
     time_offset = start_log(metrics, checkpoint_step(checkpoint)) if trainer.args.process_index == 0 else 0.0
     writer = MetricsJsonl(metrics, trainer, time_offset, perplexity)
+    bar = bar if bar is not None else ProgressBar(writer.latest, out.name)
+    bar.latest, bar.close_at_end = writer.latest, final
     trainer.add_callback(writer)
-    trainer.add_callback(ProgressBar(writer.latest, out.name))
+    trainer.add_callback(bar)
     for callback in callbacks:
         trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -1,45 +1,44 @@
 """Staged training: one `pretrain` run that grows its model at the steps of `config.growth`.
 
-A growth is a transformation of the checkpoint at its step b (`grow_checkpoint`): the small model's
-`checkpoint-b` is replaced, in one rename, by the grown model's, holding
-
-- the grown weights (`kinherit.grow.grow`, verified: logits, and the loss on a held validation batch);
-- AdamW's state through the growth (`optimizer_state: map`, `kinherit.train.optimizer_growth`) or none (`reset`);
-- the schedule at step b (with the stage's LR scales and re-warm), Trainer's state, RNG states and data position
-  copied, so training resumes from it exactly as from any checkpoint: same data stream, no batch seen twice.
+This module holds the run's side of it: the stages with their steps resolved (`Stages`), the segment each stage
+trains (`segment_of`), the stage's end (`StopAt`), and `grow_checkpoint`, which applies the growth — one transform
+of the training state, `kinherit.train.state_growth.grow_state` — to the checkpoint at the growth step b, on the
+training device, in place of that checkpoint (one rename). The loop in `kinherit.train.pretrain` owns the trainers:
+it ends a stage at b, releases its trainer, grows, and resumes the next stage from the grown checkpoint exactly as
+from any checkpoint (same data stream, no batch seen twice).
 
 The stage each checkpoint belongs to is in its `stage.json`; the record of growth k (`growth/stage-k.json` in the
 run folder, and `growth.json` in the final model for `kinherit divergence`) holds the plan, the verification,
 the cumulative student FLOPs at b and the LR scales, so a resumed run knows its segment (`segment_of`). A run
 killed before, during or after a growth resumes exactly: a checkpoint at b that is still small is grown first.
+The growth steps are resolved once, when the run starts, and recorded in `config.resolved.yaml`; a resume keeps
+them (`keep_recorded_steps`).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, TrainerCallback, default_data_collator
+from transformers import TrainerCallback, default_data_collator
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from kinherit.arch.catalog import FAMILIES
-from kinherit.config import GrowthStage, RunConfig, growth_steps, stage_step
+from kinherit.config import GrowthStage, RunConfig, growth_steps, read_recorded_config, stage_step
 from kinherit.errors import KinheritError
-from kinherit.grow.api import grow
 from kinherit.grow.options import GrowthOptions
 from kinherit.grow.plan import make_plan
 from kinherit.hf_folder import load_lm, read_config
-from kinherit.io import read_json, replace_dir, write_json
-from kinherit.train.optimizer_growth import lr_scales, map_adam_state
-from kinherit.train.trainer import STAGE_STATE, STAGING, KinheritTrainer, Segment
+from kinherit.io import read_json, write_json
+from kinherit.metrics.flops import flops_per_token
+from kinherit.train.resume_check import RESOLVED
+from kinherit.train.state_growth import TrainingState, grow_state, named_moments, write_grown_checkpoint
+from kinherit.train.trainer import STAGE_STATE, Segment
 
 GROWTH_DIR = "growth"
-LOSS_TOLERANCE = 1e-4
-"""|loss after − loss before| on the held batch allowed for an operator that claims exactness (fp32)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,25 @@ def check_stages(config: RunConfig) -> None:
         hf_config = CONFIG_MAPPING[plan.output_config["model_type"]].from_dict(plan.output_config)
 
 
+def keep_recorded_steps(config: RunConfig, out: Path) -> RunConfig:
+    """The config of a resumed run with the growth steps its run recorded when it started: a stage whose `at_step`
+    or `rewarm_steps` is relative (a fraction, `auto`) keeps the recorded step count whatever train.max_steps is now
+    (a changed int is refused by the resume check). A train.max_steps at or below a recorded growth step is refused."""
+    recorded = (read_recorded_config(out / RESOLVED).get("growth") or []) if (out / RESOLVED).is_file() else []
+    if len(recorded) != len(config.growth):
+        return config  # the resume check names the difference
+    growth = [stage.model_copy(update={key: old[key] for key in ("at_step", "rewarm_steps")
+                                       if not isinstance(getattr(stage, key), int) and isinstance(old.get(key), int)})
+              for stage, old in zip(config.growth, recorded)]
+    max_steps = config.train_args["max_steps"]
+    for i, stage in enumerate(growth):
+        if isinstance(stage.at_step, int) and stage.at_step >= max_steps:
+            raise KinheritError(f"--resume: train.max_steps={max_steps} would drop growth[{i}], which this run recorded "
+                                f"at step {stage.at_step}; resume with train.max_steps > {stage.at_step} (the growth steps "
+                                "are kept from the run's start), or remove the stage and start a new run")
+    return config.model_copy(update={"growth": growth})
+
+
 def stage_of(checkpoint: str | Path | None) -> int:
     """The stage a checkpoint belongs to (0 without a record: a plain run's, or the first stage's)."""
     if checkpoint is None or not Path(checkpoint, STAGE_STATE).is_file():
@@ -133,86 +151,35 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def _held_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> float:
-    model.eval()
-    with torch.no_grad():
-        loss = model(**batch).loss
-    return float(loss)
-
-
-def _param_order(trainer: KinheritTrainer) -> list[str]:
-    """Parameter names in the order the trainer's optimizer holds them (its state-dict indices)."""
-    names = {id(p): n for n, p in trainer.model.named_parameters()}
-    trainer.create_optimizer()
-    order = [names[id(p)] for group in trainer.optimizer.param_groups for p in group["params"]]
-    trainer.optimizer = None
-    return order
-
-
-def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, make_trainer: Callable[..., KinheritTrainer],
-                    held: dict[str, torch.Tensor], tokenizer: Any) -> dict[str, Any]:
-    """Replace the stage-`stage` checkpoint at its end step by the grown stage-(`stage`+1) one (main process only);
-    returns the growth's record (also written to `growth/stage-k.json`). See the module docstring."""
+def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, held: dict[str, torch.Tensor],
+                    tokenizer: Any, tokens_per_step: int, seq_len: int, device: torch.device | str) -> dict[str, Any]:
+    """Replace the stage-`stage` checkpoint at its end step by the grown stage-(`stage`+1) one, the growth computed on
+    `device` (main process only); returns the growth's record (also written to `growth/stage-k.json`)."""
     spec, step = stages.stages[stage], stages.steps[stage]
-    small = load_lm(checkpoint, "checkpoint")
     segment = segment_of(out, stages, stage)
-    probe = make_trainer(small, segment)
-    flops = segment.start_flops + (step - segment.start_step) * probe.tokens_per_step * probe.student_flops.train
-    order = _param_order(probe)
-    growth = grow(small, options(spec), tokenizer=tokenizer)
-    if not growth.report.passed:
-        raise KinheritError(f"growth[{stage}] at step {step} is not exact (max |Δlogits| "
-                            f"{growth.report.max_deviation:.2e}); nothing was changed")
-    grown = growth.model.float()
-    before, after = _held_loss(small, held), _held_loss(grown, held)
-    if growth.plan.exact_claimed and abs(after - before) > LOSS_TOLERANCE:
-        raise KinheritError(f"growth[{stage}] at step {step} changed the held-out loss by {after - before:+.2e} "
-                            f"(> {LOSS_TOLERANCE:.0e}); nothing was changed")
-    source_params = {n: p.detach() for n, p in small.named_parameters()}
-    grown_names = {n for n, _ in grown.named_parameters()}
-    scales = (lr_scales(growth.plan, source_params, grown_names, segment.lr_scales) if spec.lr_scaling == "growth" else {})
-    saved = torch.load(Path(checkpoint, "optimizer.pt"), weights_only=True, map_location="cpu")
-    moments = {}
-    if spec.optimizer_state == "map":
-        source_state = {order[i]: state for i, state in saved["state"].items()}
-        moments = map_adam_state(growth.plan, source_state, source_params, grown_names)
-    record = {"stage": stage + 1, "at_step": step, "flops_at_step": flops, "options": options(spec).model_dump(exclude_defaults=True),
-              "optimizer_state": spec.optimizer_state, "lr_policy": spec.lr_policy, "lr_scaling": spec.lr_scaling,
-              "loss_before": before, "loss_after": after, "params_before": sum(p.numel() for p in small.parameters()),
-              "params_after": sum(p.numel() for p in grown.parameters()), "lr_scales": scales,
-              "plan": growth.plan.to_dict(), "report": growth.report.to_dict()}
-    staging = checkpoint.parent / STAGING / checkpoint.name
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    grown.save_pretrained(staging)
-    trainer = make_trainer(grown, Segment(stage=stage + 1, start_step=step, start_flops=flops, lr_scales=scales,
-                                          lr_multiplier=stages.rewarm(stage + 1)))
-    _write_optimizer(trainer, moments, step, staging)
-    for item in checkpoint.iterdir():
-        if item.name.startswith(("trainer_state", "rng_state", "objective", "training_args")):
-            shutil.copy2(item, staging / item.name)
-    write_json(staging / STAGE_STATE, {"stage": stage + 1})
+    small = load_lm(checkpoint, "checkpoint").to(device)
+    flops = segment.student_flops(step, tokens_per_step, flops_per_token(small, seq_len).train)
+    moments = named_moments(checkpoint, device) if spec.optimizer_state == "map" else {}
+    grown, record = grow_state(TrainingState(small, moments, step, flops, dict(segment.lr_scales)), options(spec), held,
+                               optimizer_state=spec.optimizer_state, lr_scaling=spec.lr_scaling, tokenizer=tokenizer,
+                               what=f"growth[{stage}]")
+    record = {"stage": stage + 1, **record, "lr_policy": spec.lr_policy}
     record_path(out, stage + 1).parent.mkdir(parents=True, exist_ok=True)
-    write_json(record_path(out, stage + 1), record)
-    replace_dir(staging, checkpoint)
+    write_json(record_path(out, stage + 1), record)  # first: a checkpoint of stage k + 1 always has its record
+    write_grown_checkpoint(grown, checkpoint, stage + 1)
     return record
 
 
-def _write_optimizer(trainer: KinheritTrainer, moments: dict[str, dict[str, torch.Tensor]], step: int, folder: Path) -> None:
-    """optimizer.pt and scheduler.pt of the grown model at `step`: the mapped moments (none: fresh) in the
-    trainer's own parameter order, and the schedule (LR scales and re-warm included) positioned at `step`."""
-    trainer.create_optimizer_and_scheduler(num_training_steps=trainer.args.max_steps)
-    optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
-    for name, param in trainer.model.named_parameters():
-        if name in moments:
-            optimizer.state[param] = {k: v.clone() for k, v in moments[name].items()}
-    scheduler.last_epoch = step
-    for group, fn in zip(optimizer.param_groups, scheduler.lr_lambdas):
-        group["lr"] = group["initial_lr"] * fn(step)
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    torch.save(scheduler.state_dict(), folder / "scheduler.pt")
-    trainer.optimizer = trainer.lr_scheduler = None
+def describe_growth(record: dict[str, Any]) -> str:
+    """One console line for a growth: `step 160: grew 1 → 2 layers, held-loss change +0.0e+00`."""
+    plan = record["plan"]
+    old, new = plan["source_shape"], plan["target_shape"]
+    names = {"layers": "layers", "hidden": "hidden", "ffn": "ffn", "heads": "heads", "kv_heads": "kv heads"}
+    changes = [f"{old[key]} → {new[key]} {name}" for key, name in names.items() if old[key] != new[key]]
+    if plan.get("upcycle"):
+        changes.append(f"dense → {plan['upcycle']['num_experts']} experts")
+    return (f"step {record['at_step']}: grew {', '.join(changes)} ({record['params_before']:,} → "
+            f"{record['params_after']:,} parameters), held-loss change {record['loss_after'] - record['loss_before']:+.1e}")
 
 
 def held_batch(val: Any, size: int = 4) -> dict[str, torch.Tensor]:

@@ -24,7 +24,11 @@ What it changes, and nothing else:
 - with `sampler_seed`, the training sampler is `EpochShuffleSampler` (order is a function of seed and epoch);
 - the Trainer's own console output (log dicts, tqdm bars) is removed; `kinherit.train.progress` replaces it;
 - checkpoints are written to `<out>/.staging/checkpoint-N` and renamed into place when complete, with the
-  objective's state in `objective.json`.
+  objective's state in `objective.json` and the optimizer's parameter names in its state-dict order
+  (`optimizer_params.json`), so its state can be read by name (`named_moments`) without building a trainer;
+- a checkpoint a growth wrote (`kinherit.train.state_growth`) holds the optimizer state by parameter name
+  (`optimizer_by_name.pt`) instead of `optimizer.pt`/`scheduler.pt`: the trainer puts it into its own optimizer and
+  positions its schedule at the checkpoint's step (`_load_optimizer_and_scheduler`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import torch
 from safetensors import safe_open
 from transformers import PreTrainedModel, Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import SAFE_WEIGHTS_NAME
 
@@ -56,6 +61,10 @@ from kinherit.train.objective import Objective
 STAGING = ".staging"
 OBJECTIVE_STATE = "objective.json"
 STAGE_STATE = "stage.json"
+OPTIMIZER_PARAMS = "optimizer_params.json"
+"""The optimizer's parameter names, in the order of its state dict's indices."""
+GROWN_OPTIMIZER = "optimizer_by_name.pt"
+"""{"state": {parameter name: AdamW state}}: the optimizer state a growth wrote (no state: a fresh optimizer)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,11 @@ class Segment:
     start_flops: float = 0.0
     lr_scales: Mapping[str, float] = field(default_factory=dict)
     lr_multiplier: Callable[[int], float] | None = None
+
+    def student_flops(self, step: int, tokens_per_step: int, train_flops_per_token: float) -> float:
+        """Student training FLOPs after `step` optimizer steps: the earlier stages' (at their sizes) plus this
+        segment's steps at `train_flops_per_token`, the one place this sum is written."""
+        return self.start_flops + (step - self.start_step) * tokens_per_step * train_flops_per_token
 
 
 class KinheritTrainer(Trainer):
@@ -110,7 +124,7 @@ class KinheritTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         extras = {key: inputs.pop(key) for key in self.objective.extra_columns if key in inputs}
         if not model.training:
-            if _adds_router_loss(model):
+            if adds_router_loss(model):
                 inputs["output_router_logits"] = False
             loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
             self._record_eval(self.objective.eval_terms(outputs, inputs, extras))
@@ -156,15 +170,13 @@ class KinheritTrainer(Trainer):
         sizes) plus the objective's extras and the FLOPs spent before training; a staged run also says its stage."""
         tokens = step * self.tokens_per_step
         extra = {**self.upfront_flops, **self.objective.extra_flops(step, self.tokens_per_step)}
-        student = self.segment.start_flops + (step - self.segment.start_step) * self.tokens_per_step * self.student_flops.train
+        student = self.segment.student_flops(step, self.tokens_per_step, self.student_flops.train)
         stage = {"stage": self.segment.stage} if self.segment.stage or self.segment.start_step else {}
         return {"tokens": tokens, "flops": student + sum(extra.values()), **extra, **stage}
 
     @property
     def tokens_per_step(self) -> int:
-        """Sequences per optimizer step × sequence length (padding included: the compute is dense)."""
-        args = self.args
-        return args.train_batch_size * args.gradient_accumulation_steps * args.world_size * self.student_flops.seq_len
+        return tokens_per_step(self.args, self.student_flops.seq_len)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
@@ -244,11 +256,36 @@ class KinheritTrainer(Trainer):
         if self.args.should_save:
             write_json(staging / OBJECTIVE_STATE, self.objective.state_dict())
             write_json(staging / STAGE_STATE, {"stage": self.segment.stage})
+            if (staging / OPTIMIZER_NAME).is_file():
+                write_json(staging / OPTIMIZER_PARAMS, self._optimizer_param_names())
             replace_dir(staging, final)
             shutil.rmtree(Path(root, STAGING), ignore_errors=True)
             rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
+
+    def _optimizer_param_names(self) -> list[str]:
+        """The name of each parameter the optimizer holds, in its state dict's index order."""
+        names = {id(p): n for n, p in self.accelerator.unwrap_model(self.model).named_parameters()}
+        return [names[id(p)] for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """As Trainer's, and for a checkpoint a growth wrote: its by-name state into this optimizer (parameters
+        without an entry start fresh) and the schedule positioned at the checkpoint's step (`position_schedule`)."""
+        grown = Path(checkpoint, GROWN_OPTIMIZER) if checkpoint is not None else None
+        if grown is None or not grown.is_file():
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        saved = torch.load(grown, map_location="cpu", weights_only=True)["state"]
+        index = {name: i for i, name in enumerate(self._optimizer_param_names())}
+        unknown = set(saved) - set(index)
+        if unknown:
+            raise KinheritError(f"{grown} holds state for parameters the model does not have ({sorted(unknown)[0]}, ...); "
+                                "the checkpoint does not belong to this model")
+        state = self.optimizer.state_dict()
+        state["state"] = {index[name]: moments for name, moments in saved.items()}
+        self.optimizer.load_state_dict(state)  # torch puts each tensor on its parameter's device and dtype
+        step = json.loads(Path(checkpoint, TRAINER_STATE_NAME).read_text())["global_step"]
+        position_schedule(self.lr_scheduler, step)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         """Trainer reads a checkpoint's `model.safetensors` as raw keys, but `save_pretrained` writes some models in
@@ -269,6 +306,21 @@ class KinheritTrainer(Trainer):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
 
 
+def tokens_per_step(args: Any, seq_len: int) -> int:
+    """Sequences per optimizer step × sequence length (padding included: the compute is dense)."""
+    return args.train_batch_size * args.gradient_accumulation_steps * args.world_size * seq_len
+
+
+def position_schedule(scheduler: Any, step: int) -> None:
+    """Put a fresh `LambdaLR` (every transformers schedule but reduce_lr_on_plateau) at `step`: as if it had
+    stepped `step` times, so each group's LR is initial_lr · λ(step), through the scheduler's public state dict."""
+    state = scheduler.state_dict()
+    lrs = [base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    scheduler.load_state_dict({**state, "last_epoch": step, "_step_count": step + 1, "_last_lr": lrs})
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+
+
 def _scaled(schedule: Callable[[int], float], multiplier: Callable[[int], float], step: int) -> float:
     """λ(t)·m(t): a schedule's multiplier times a segment's."""
     return schedule(step) * multiplier(step)
@@ -279,7 +331,7 @@ def _router_coefficient(model: torch.nn.Module) -> float:
     return float(getattr(getattr(model, "module", model).config, "router_aux_loss_coef", 0.0))
 
 
-def _adds_router_loss(model: torch.nn.Module) -> bool:
+def adds_router_loss(model: torch.nn.Module) -> bool:
     """Whether `model` (possibly wrapped) adds a router auxiliary loss to its loss: a mixture-of-experts
     model whose config has `output_router_logits` on and whose forward takes it as an argument."""
     inner = getattr(model, "module", model)

@@ -8,7 +8,7 @@ import torch
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.kd.losses import lm_loss
-from kinherit.kd.schedules import GAP_MARGIN, AutoStop, gap_weight
+from kinherit.kd.schedules import CAUGHT_UP, GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.hf_folder import load_lm
@@ -80,10 +80,34 @@ def test_gap_weight():
     assert weight.tolist() == pytest.approx([1.0, 0.2 / GAP_MARGIN, 0.0, 0.0])
 
 
-def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, cache_dir, weak_teacher, teacher_calls):
+def test_a_student_within_float_noise_of_its_teacher_has_caught_up():
+    """The two validation losses come from two code paths; their sums differ in the last bits across CPUs (the exact
+    copy below was measured on an AMD EPYC). Within CAUGHT_UP the teacher is released; beyond it, not."""
+    rule = AutoStop()
+    rule.observe(0, student=6.2063007, teacher=6.2063001)
+    assert rule.switch_step == 0
+    rule = AutoStop()
+    rule.observe(0, student=6.2063001 + 2 * CAUGHT_UP, teacher=6.2063001)
+    assert rule.switch_step is None
+
+
+@pytest.mark.parametrize("last_bits", [0.0, 6e-7], ids=["same-sums", "sums-differ-in-the-last-bits"])
+def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, cache_dir, weak_teacher, teacher_calls,
+                                                                     monkeypatch, last_bits):
     """Right after an exact growth the student *is* the teacher: at the step-0 evaluation both validation losses
     are equal, so inheritance stops before the first step; grown + KI then costs one teacher pass over the
-    validation split and changes nothing else."""
+    validation split and changes nothing else. Also where the teacher's loss comes out a few ulps lower than the
+    student's evaluation of the same model (another CPU's reduction order), forced here."""
+    from kinherit.inherit.held_out import TeacherValidation
+
+    measure = TeacherValidation.measure
+
+    def lower(self, teacher):  # noqa: ANN001, ANN202
+        if self.loss is None:
+            self.loss = measure(self, teacher) - last_bits
+        return self.loss
+
+    monkeypatch.setattr(TeacherValidation, "measure", lower)
     raw = student_run(tmp_path / "same", cache_dir, {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
                       max_steps=6, eval_steps=6, save_steps=6, logging_steps=2)
     raw["model"] = {"from": str(weak_teacher)}

@@ -9,7 +9,7 @@ from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
-from kinherit.train.trainer import _adds_router_loss
+from kinherit.train.trainer import adds_router_loss
 from tests.conftest import CrashAt
 
 
@@ -169,9 +169,9 @@ def test_mixture_of_experts_logs_its_router_loss_and_evaluates_the_lm_loss_alone
         lm_only = model(input_ids=ids, labels=ids, output_router_logits=False)
     assert lm_only.aux_loss is None
     torch.testing.assert_close(full.loss, lm_only.loss + model.config.router_aux_loss_coef * full.aux_loss)
-    assert _adds_router_loss(model)
+    assert adds_router_loss(model)
     model.config.output_router_logits = False
-    assert not _adds_router_loss(model)
+    assert not adds_router_loss(model)
 
 
 def test_dense_family_refuses_expert_sizes(tiny_run, tmp_path):

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -326,3 +327,72 @@ def test_wsd_decay_length_defaults_to_a_fifth_and_is_checked(tmp_path, tiny_run,
     else:
         with pytest.raises(KinheritError, match=expected):
             validate_config(raw)
+
+
+def test_a_staged_run_builds_one_trainer_per_stage_and_none_to_grow(tmp_path, tiny_run, monkeypatch):
+    """The growth is a transform of the training state: no probe trainer to learn the parameter order, none to
+    write the optimizer (three stages: three trainers, one per stage)."""
+    import transformers
+
+    built = []
+    original = transformers.Trainer.__init__
+    monkeypatch.setattr(transformers.Trainer, "__init__", lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1])
+    pretrain(validate_config(_staged(tiny_run, tmp_path / "run")))
+    assert len(built) == 3
+
+
+def test_a_dense_to_moe_stage_trains_through_its_growth_and_says_so(tmp_path, tiny_run, capsys):
+    """The upcycled model's loss includes the router auxiliary loss; the growth compares the LM loss (exact), the
+    stage trains, and the console shows one line for the growth."""
+    result = pretrain(validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_experts": 4}],
+                                              max_steps=6)))
+    growth = [e for e in read_metrics(result.out / "metrics.jsonl") if "growth" in e]
+    assert len(growth) == 1 and abs(growth[0]["held_loss_change"]) <= 1e-4
+    assert load_lm(result.model_dir).config.num_local_experts == 4
+    train = [e for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e]
+    assert [e["step"] for e in train] == list(range(1, 7)) and all(e["aux_loss"] > 0 for e in train[3:])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "grew" in line]
+    assert len(lines) == 1 and lines[0].startswith("step 3: grew dense → 4 experts") and "held-loss change" in lines[0]
+
+
+def test_the_growth_time_is_counted_in_time_s(staged_run):
+    _, result = staged_run
+    events = read_metrics(result.out / "metrics.jsonl")
+    for i, event in enumerate(events):
+        if "growth" in event:
+            before = max(e.get("time_s", 0.0) for e in events[:i])
+            after = min(e["time_s"] for e in events[i + 1:] if "time_s" in e)
+            assert before < event["time_s"] <= after
+
+
+def test_a_resume_keeps_the_growth_steps_the_run_recorded(tmp_path, tiny_run):
+    """at_step 0.5 of 12 steps grows at 6. Killed at step 4 and resumed with max_steps 24, it still grows at 6
+    (the resolved step is recorded when the run starts); resumed with max_steps 6 it is refused in one line."""
+    raw = _staged(tiny_run, tmp_path / "run", growth=[{"at_step": 0.5, "num_layers": 2}], max_steps=12, save_steps=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(validate_config(raw), callbacks=[CrashAt(4)])
+    recorded = yaml.safe_load((tmp_path / "run" / "config.resolved.yaml").read_text())
+    assert recorded["growth"][0]["at_step"] == 6 and isinstance(recorded["growth"][0]["rewarm_steps"], int)
+    shorter = {**raw, "train": {**raw["train"], "max_steps": 6}}
+    with pytest.raises(KinheritError, match=r"train\.max_steps=6 would drop growth\[0\], which this run recorded at step 6"):
+        pretrain(validate_config(shorter), resume=True)
+    longer = {**raw, "train": {**raw["train"], "max_steps": 24}}
+    pretrain(validate_config(longer), resume=True)
+    assert [e["step"] for e in read_metrics(tmp_path / "run" / "metrics.jsonl") if "growth" in e] == [6]
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"fsdp": "full_shard"}, r"growth: is not supported with train\.fsdp"),
+    ({"deepspeed": "ds.json"}, r"growth: is not supported with train\.deepspeed"),
+    ({"lr_scheduler_type": "reduce_lr_on_plateau"}, "reduce_lr_on_plateau is not: choose e.g. warmup_stable_decay"),
+    ({"optim": "sgd"}, r"growth\[0\]\.optimizer_state: map carries AdamW's moments, and train\.optim sgd"),
+])
+def test_what_a_growth_cannot_carry_is_refused_in_one_line(tmp_path, tiny_run, train, message):
+    with pytest.raises(KinheritError, match=message):
+        validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_layers": 2}], **train))
+
+
+def test_another_optimizer_grows_with_a_fresh_state(tmp_path, tiny_run):
+    config = validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_layers": 2,
+                                                                         "optimizer_state": "reset"}], optim="sgd", max_steps=5))
+    assert pretrain(config).final_step == 5
