@@ -17,7 +17,10 @@ Prints, one section each:
    the source's own bf16-vs-fp32 deviation. Growth is exact in real arithmetic; in bf16 each matmul output is
    rounded to 8 significant bits and a duplicated unit splits a sum into halves rounded separately, so the grown
    model's bf16 outputs carry the same kind of round-off as the source's own, not less. The tolerance that holds
-   is therefore a small multiple of that floor (2×, `FLOOR_MULTIPLE`), not fp32's 1e-4.
+   is therefore a small multiple of that floor (2×, `FLOOR_MULTIPLE`), not fp32's 1e-4;
+7. staged training through `kinherit pretrain` (bf16 on a GPU): a half-width, half-depth llama grows in depth, then
+   in width, then into 4 experts (dense → MoE) inside one run; per growth the held-loss change, per stage the
+   tokens/s and peak GPU memory.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 from throughput import StepTimer, matmul_peak_gflops  # bench/throughput.py
-from transformers import AutoModelForCausalLM, LlamaConfig, PrinterCallback, Trainer, TrainingArguments, default_data_collator
+from transformers import (AutoModelForCausalLM, LlamaConfig, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
+                          default_data_collator)
 
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
@@ -225,6 +229,43 @@ def growth_in_bf16(sizes: Sizes, gpu: bool) -> None:
         print(f"    fp32: within the exact tolerance 1e-4: {deviation <= 1e-4}")
 
 
+class StagePeaks(TrainerCallback):
+    """Peak GPU memory of each stage (each stage of a staged run is one `train()` of its own trainer)."""
+
+    def __init__(self) -> None:
+        self.peaks: list[int] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.peaks.append(torch.cuda.max_memory_allocated())
+
+
+def staged(sizes: Sizes, work: Path, gpu: bool) -> None:
+    """Section 7: depth, width, then dense → MoE growth inside one bf16 run."""
+    per_stage = max(2, sizes.steps // 2)
+    config = run_config(work / "staged", sizes, sizes.hidden // 2, sizes.layers // 2, 4 * per_stage, gpu)
+    config["train"].update(save_steps=per_stage, eval_steps=per_stage)
+    config["growth"] = [{"at_step": per_stage, "num_layers": sizes.layers},
+                        {"at_step": 2 * per_stage, "hidden_size": sizes.hidden, "num_heads": sizes.heads},
+                        {"at_step": 3 * per_stage, "num_experts": 4}]
+    peaks = StagePeaks()
+    pretrain(validate_config(config), callbacks=[peaks] if gpu else [])
+    events = read_metrics(work / "staged" / "metrics.jsonl")
+    print(f"\n[7] staged training: {sizes.hidden // 2}×{sizes.layers // 2} → {sizes.layers} layers → hidden "
+          f"{sizes.hidden} → 4 experts, {per_stage} steps a stage, batch {sizes.batch}×{sizes.seq_len}")
+    for event in (e for e in events if "growth" in e):
+        print(f"    growth {event['growth']} at step {event['step']}: held-loss change {event['held_loss_change']:+.1e}")
+    print(f"    {'stage':>5} | {'tokens/s':>10} | {'peak GiB':>8}")
+    for stage in range(4):
+        times = [e["time_s"] for e in events if "loss" in e and e.get("stage", 0) == stage]
+        steps = statistics.median(b - a for a, b in zip(times[1:], times[2:])) if len(times) > 2 else float("nan")
+        peak = f"{peaks.peaks[stage] / 2**30:8.2f}" if gpu and stage < len(peaks.peaks) else f"{'-':>8}"
+        print(f"    {stage:>5} | {sizes.batch * sizes.seq_len / steps:10.0f} | {peak}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU in fp32 (what the test runs)")
@@ -242,6 +283,7 @@ def main() -> None:
         throughput(sizes, work, gpu)
         inheritance(sizes, work, gpu)
         growth_in_bf16(sizes, gpu)
+        staged(sizes, work, gpu)
         print(f"\ntotal {time.perf_counter() - start:.0f} s")
     finally:
         if not args.out:

@@ -26,3 +26,6 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path):
     assert "16 bytes/token" in out  # top-4: fp16 log-probs + uint16 ids
     assert "[5] peak GPU memory: no GPU (CPU run)" in out
     assert "fp32: within the exact tolerance 1e-4: True" in out
+    growths = re.findall(r"growth (\d) at step \d+: held-loss change ([+-][\d.e+-]+)", out)
+    assert [g for g, _ in growths] == ["1", "2", "3"] and all(abs(float(c)) <= 1e-4 for _, c in growths)
+    assert len(re.findall(r"^\s+\d \|\s+\d+ \|\s+-$", out, flags=re.M)) == 4  # tokens/s of each stage

@@ -256,8 +256,8 @@ class KinheritTrainer(Trainer):
         if self.args.should_save:
             write_json(staging / OBJECTIVE_STATE, self.objective.state_dict())
             write_json(staging / STAGE_STATE, {"stage": self.segment.stage})
-            if (staging / OPTIMIZER_NAME).is_file():
-                write_json(staging / OPTIMIZER_PARAMS, self._optimizer_param_names())
+            if (staging / OPTIMIZER_NAME).is_file() and not (self.is_fsdp_enabled or self.is_deepspeed_enabled):
+                write_json(staging / OPTIMIZER_PARAMS, self._optimizer_param_names())  # what a growth reads by name
             replace_dir(staging, final)
             shutil.rmtree(Path(root, STAGING), ignore_errors=True)
             rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
