@@ -14,7 +14,7 @@ Substitutions, the only differences from what a reader types:
   names its own `--data.sources`; the data files such commands name (corpus.txt, shakespeare.txt, notes.txt,
   data/train-*.parquet) are written into the workspace;
 - Python blocks: `load_config(PATH, [` gets the same TINY overrides in front of the block's own, and the
-  sizes in PYTHON_SUBSTITUTIONS are shrunk (each must still occur in the README);
+  sizes in PYTHON_SUBSTITUTIONS are shrunk (each must still occur in a page);
 - PREREQUISITES run first: models the pages use before the command that makes them (that command, met
   later, is not run twice) or describe only in words.
 
@@ -56,7 +56,8 @@ NOT_RUN = {
 }
 
 PREREQUISITES = [
-    # runs/small is used by the grow examples before the KI example's "the teacher" line makes it
+    # runs/small: the front page's first hour makes it (that command is then skipped); built first anyway so that
+    # the blocks of one page can run alone (-k "docs/grow.md"), e.g. the grow and KI examples that use it
     "kinherit pretrain --config configs/small.yaml --out runs/small",
     # "trained with a 1024-token BPE", described in words above the cross-tokenizer example
     "kinherit pretrain --config configs/small.yaml --data.tokenizer.train_vocab_size=1024 --out runs/small-1024bpe",
@@ -73,7 +74,7 @@ def _has_growth(argv: list[str]) -> bool:
     return path is not None and "growth" in (yaml.safe_load(Path(path).read_text()) or {})
 
 
-PYTHON_SUBSTITUTIONS = [  # (README text, replacement): a 128-wide source grown to 256 × 4 instead of 1024 × 24
+PYTHON_SUBSTITUTIONS = [  # (page text, replacement): a 128-wide source grown to 256 × 4 instead of 1024 × 24
     ("hidden_size=1024, num_layers=24", "hidden_size=256, num_layers=4"),
 ]
 
