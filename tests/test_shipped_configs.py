@@ -21,7 +21,8 @@ from tests.test_readme import tiny
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-README_BLOCKS = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_BLOCKS = [block for page in DOC_PAGES for block in re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)]
 
 # How each shipped config is run: the commands of its header comment (`#   kinherit ...`), after the setup
 # commands it needs; "experiment" specs (bench/efficiency.py) go through run_experiment, the bench's own path.

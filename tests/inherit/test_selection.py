@@ -231,7 +231,7 @@ def test_the_readme_example_runs(scorers, cache_dir, tmp_path, capsys):
     from kinherit.cli import main
     from kinherit.config import load_config
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "inherit.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("# configs/select.yaml"))
     raw = yaml.safe_load(block)
     model_dir, reference = scorers
