@@ -64,3 +64,28 @@ def test_a_folder_given_as_config_is_named_as_such(tmp_path, capsys):
 
     assert main(["pretrain", "--config", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"kinherit pretrain: error: config file {tmp_path} is a folder, not a YAML file"
+
+
+def test_pretrain_help_lists_out_and_the_override_syntax(tmp_path, monkeypatch, capsys):
+    from kinherit.cli import main
+    from kinherit.train import pretrain as pretrain_module
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out DIR output folder" in text and "--unset=model.hidden_size,model.num_layers removes keys" in text
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def stub(config, resume=False):
+        seen.append(config.out)
+        raise Stop
+
+    monkeypatch.setattr(pretrain_module, "pretrain", stub)
+    (tmp_path / "run.yaml").write_text("out: runs/a\n")
+    for out in ("runs/b", "yes", "007"):  # a path, never a YAML boolean or number
+        with pytest.raises(Stop):
+            main(["pretrain", "--config", str(tmp_path / "run.yaml"), "--out", out])
+    assert seen == ["runs/b", "yes", "007"]
