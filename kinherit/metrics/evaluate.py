@@ -1,7 +1,7 @@
 """`kinherit eval MODEL --data FILE`: a model folder's loss and perplexity on text it never trained on, packed
 as `pretrain` packs (the folder's own tokenizer, no special tokens, a separator after each document, the
-stream cut into non-overlapping blocks of seq_len tokens, a last partial block dropped), and a short greedy
-sample for reports.
+stream cut into non-overlapping blocks of seq_len tokens, a last partial block dropped), and a short seeded
+sample for reports (`SAMPLING`).
 
 loss = Σ_blocks Σ_predicted −log p(token) / (number of predicted tokens): every position after the first of
 each block for a causal LM, the masked positions (BERT masking seeded by `seed`) for a masked LM. For a causal
@@ -145,9 +145,21 @@ def evaluate_model(model_dir: str | Path, data: str, seq_len: int | None = None,
     return Evaluation(loss, math.exp(min(loss, 50.0)), tokens, len(blocks), count, seq_len)
 
 
+SAMPLING = {"do_sample": True, "temperature": 0.8, "top_k": 40, "repetition_penalty": 1.2}
+"""How `sample` decodes: greedy decoding of a small or briefly trained model is one repeated token or blank lines."""
+SAMPLE_SEED = 0
+
+
+def sampling_description() -> str:
+    """`SAMPLING` in words, for report.md."""
+    return (f"sampled at temperature {SAMPLING['temperature']:g} from the top {SAMPLING['top_k']} tokens, repetition penalty "
+            f"{SAMPLING['repetition_penalty']:g}, seed {SAMPLE_SEED}")
+
+
 @torch.no_grad()
-def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int = SAMPLE_TOKENS) -> str | None:
-    """`prompt` continued greedily by the causal LM in `model_dir` (None for a masked LM or a folder without tokenizer)."""
+def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int = SAMPLE_TOKENS, seed: int = SAMPLE_SEED) -> str | None:
+    """`prompt` continued by the causal LM in `model_dir` as `SAMPLING` decodes, seeded (the same text every time; the
+    global RNG is left as it was); None for a masked LM or a folder without tokenizer."""
     tokenizer = find_tokenizer(model_dir)
     if tokenizer is None:
         return None
@@ -155,5 +167,7 @@ def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int 
     if task_of(model.config) != "causal":
         return None
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids  # (1, P)
-    out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=separator_id(tokenizer))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = model.generate(ids, max_new_tokens=new_tokens, pad_token_id=separator_id(tokenizer), **SAMPLING)
     return tokenizer.decode(out[0], skip_special_tokens=True)

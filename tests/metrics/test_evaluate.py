@@ -1,5 +1,5 @@
 """`kinherit eval MODEL --data FILE`: perplexity on unseen text packed as pretrain packs (checked against a direct
-forward pass), refused for another tokenizer or for text the model trained on; report.md shows a greedy sample."""
+forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled continuation."""
 
 import math
 
@@ -59,13 +59,21 @@ def test_text_the_model_trained_on_is_refused(trained):
         evaluate_model(trained, str(SMALL_CORPUS[0]) + "/decoder.py")
 
 
-def test_report_shows_a_greedy_sample(trained, tmp_path):
+def test_report_shows_a_seeded_sample_that_is_not_one_repeated_token(trained, tmp_path):
     run = trained.parent
+    state = torch.random.get_rng_state()
     expected = sample(trained, "The ")
+    assert torch.equal(torch.random.get_rng_state(), state)  # seeded on its own: the caller's RNG is untouched
     assert expected.startswith("The ") and len(expected) > len("The ")
-    assert sample(trained, "The ") == expected  # greedy: the same text every time
+    assert sample(trained, "The ") == expected  # seeded: the same text every time
+    tokenizer = AutoTokenizer.from_pretrained(str(trained))
+    new = tokenizer(expected[len("The "):], add_special_tokens=False).input_ids
+    assert len(set(new)) >= 8, expected  # greedy decoding of this 4-step model repeats one or two tokens
+    assert expected.strip() != "The"  # not blank lines
     build_report([run], tmp_path / "r")
-    assert f"**run**\n\n```\n{expected}\n```" in (tmp_path / "r" / "report.md").read_text()
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert f"**run**\n\n```\n{expected}\n```" in text
+    assert "32 new tokens after the prompt 'The ', sampled at temperature 0.8 from the top 40 tokens, repetition penalty 1.2, seed 0" in text
 
 
 def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
