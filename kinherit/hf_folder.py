@@ -151,11 +151,18 @@ def is_adapter(folder: str | Path) -> bool:
     return (Path(folder) / ADAPTER_CONFIG).is_file()
 
 
+def run_folder_hint(folder: str | Path) -> str:
+    """` (it is a run folder: give its model, runs/x/model)` when `folder` is a kinherit run whose model folder is
+    inside it; empty otherwise."""
+    model = Path(folder) / "model"
+    return f" (it is a run folder: give its model, {model})" if (model / "config.json").is_file() else ""
+
+
 def read_config(folder: str | Path, role: str = "") -> PretrainedConfig:
     """The folder's transformers config; `role` (e.g. OLD_BASE, model.from) names it in errors."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        hint = " (it is a PEFT adapter folder: pass --adapter)" if is_adapter(folder) else ""
+        hint = " (it is a PEFT adapter folder: pass --adapter)" if is_adapter(folder) else run_folder_hint(folder)
         if not folder.exists() and not folder.is_absolute():
             hint = f" (it does not exist in {Path.cwd()}, which relative paths resolve against)"
         raise KinheritError(f"{_named(folder, role)} is not a Hugging Face model folder (no config.json){hint}")

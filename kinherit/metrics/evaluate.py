@@ -25,7 +25,7 @@ from kinherit.data.sources import resolve_sources
 from kinherit.data.split import iter_chunks
 from kinherit.data.tokenizer import separator_id
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import find_tokenizer, load_lm, max_sequence_length, task_of, vocabulary_signature
+from kinherit.hf_folder import find_tokenizer, load_lm, max_sequence_length, run_folder_hint, task_of, vocabulary_signature
 from kinherit.metrics.lineage import Ancestors, read_run_record, run_of, source_roots
 
 DEFAULT_PROMPT = "The "
@@ -49,7 +49,8 @@ def model_tokenizer(model_dir: Path, tokenizer_dir: str | Path | None = None):  
     added tokens), or every embedding row would stand for another token."""
     own = find_tokenizer(model_dir)
     if own is None:
-        raise KinheritError(f"{model_dir} has no tokenizer; kinherit eval packs text with the model's own tokenizer")
+        hint = run_folder_hint(model_dir)
+        raise KinheritError(f"{model_dir} has no tokenizer{hint}; kinherit eval packs text with the model's own tokenizer")
     if tokenizer_dir is not None:
         other = find_tokenizer(tokenizer_dir)
         if other is None or vocabulary_signature(other) != vocabulary_signature(own):

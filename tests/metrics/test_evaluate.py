@@ -85,3 +85,8 @@ def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
     positions = first.blocks * first.seq_len
     assert 0.10 * positions < first.predicted < 0.20 * positions  # 15% of the (non-special) tokens
     assert sample(model_dir) is None  # no generation for a masked LM
+
+
+def test_a_run_folder_given_as_model_names_its_model_folder(trained, capsys):
+    assert main(["eval", str(trained.parent), "--data", str(STDLIB / "textwrap.py")]) == 2
+    assert f"(it is a run folder: give its model, {trained})" in capsys.readouterr().err
