@@ -26,7 +26,7 @@ from kinherit.data.split import iter_chunks
 from kinherit.data.tokenizer import separator_id
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import find_tokenizer, load_lm, max_sequence_length, run_folder_hint, task_of, vocabulary_signature
-from kinherit.metrics.lineage import Ancestors, read_run_record, run_of, source_roots
+from kinherit.metrics.lineage import Ancestors, file_sha256, read_run_record, run_of, source_roots
 
 DEFAULT_PROMPT = "The "
 SAMPLE_TOKENS = 32
@@ -70,19 +70,51 @@ def trained_seq_len(model_dir: Path) -> int | None:
     return (read_yaml(resolved.read_text()) or {}).get("data", {}).get("seq_len")
 
 
+MIN_COMPARED_BYTES = 256
+"""Files shorter than this are not compared by content (empty `__init__.py`s and other boilerplate match anywhere)."""
+
+
 def check_unseen(model_dir: Path, data: str) -> None:
-    """Refuse text inside a corpus the model (or a model it inherited from) trained on, as far as run.json records it."""
+    """Refuse text the model (or a model it inherited from) trained on, as far as run.json records it: text inside a
+    training corpus's folders, or a file whose bytes equal a file of such a corpus (a copy elsewhere)."""
     runs = []
     if (found := run_of(model_dir)) is not None:
         runs.append(found[0])
         runs += list(Ancestors.of_run(found[0]).runs)
     target = Path(source_roots([data])[0])
+    trained_on = []
     for run in runs:
-        for root in ((read_run_record(run) or {}).get("data") or {}).get("roots", []):
+        record = (read_run_record(run) or {}).get("data") or {}
+        for root in record.get("roots", []):
             if target == Path(root) or Path(root) in target.parents or target in Path(root).parents:
                 raise KinheritError(
                     f"{data} is part of the corpus {root} that {run} trained on (its training side included): the perplexity "
                     "would measure memorisation; evaluate on text outside it"
+                )
+        trained_on += [(run, source, root) for source, root in zip(record.get("sources", []), record.get("roots", []))]
+    _check_contents(data, trained_on)
+
+
+def _check_contents(data: str, trained_on: list[tuple[Path, str, str]]) -> None:
+    """A file of `data` whose bytes equal a file of a corpus in `trained_on` (run, source as given, absolute root) is
+    refused. Only files of equal size are hashed, so a large corpus costs a directory walk, not a read."""
+    mine = [f.path for f in resolve_sources([data]) if f.path.is_file() and f.nbytes >= MIN_COMPARED_BYTES]
+    sizes = {path.stat().st_size for path in mine}
+    digests: dict[str, Path] | None = None
+    for run, source, root in trained_on:
+        try:
+            theirs = resolve_sources(["stdlib" if source == "stdlib" else root])
+        except KinheritError:  # the corpus is gone or moved: only its path could be compared
+            continue
+        for item in theirs:
+            if not item.path.is_file() or item.path.stat().st_size not in sizes:
+                continue
+            if digests is None:
+                digests = {file_sha256(path): path for path in mine}
+            if (copy := digests.get(file_sha256(item.path))) is not None:
+                raise KinheritError(
+                    f"{copy} has the same content as {item.path}, part of the corpus {root} that {run} trained on (its "
+                    "training side included): the perplexity would measure memorisation; evaluate on text outside it"
                 )
 
 

@@ -2,6 +2,7 @@
 forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled continuation."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,3 +91,18 @@ def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
 def test_a_run_folder_given_as_model_names_its_model_folder(trained, capsys):
     assert main(["eval", str(trained.parent), "--data", str(STDLIB / "textwrap.py")]) == 2
     assert f"(it is a run folder: give its model, {trained})" in capsys.readouterr().err
+
+
+def test_a_copy_of_a_training_file_is_refused_by_its_content(trained, tmp_path):
+    original = SMALL_CORPUS[0] + "/decoder.py"
+    copy = tmp_path / "elsewhere" / "my_text.py"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(original).read_bytes())
+    (copy.parent / "__init__.py").write_text("")  # an empty file matches many training files: not compared
+    for data in (copy, copy.parent):
+        with pytest.raises(KinheritError, match=rf"^{copy} has the same content as {original}, part of the corpus .*json that "
+                           rf".* trained on"):
+            evaluate_model(trained, str(data))
+    copy.write_bytes(Path(original).read_bytes() + b"\n# edited\n")  # other text: evaluated
+    (copy.parent / "__init__.py").unlink()
+    assert evaluate_model(trained, str(copy)).blocks > 0
