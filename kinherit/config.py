@@ -143,7 +143,8 @@ class ModelConfig(StrictModel):
     @model_validator(mode="after")
     def _family_or_from(self) -> ModelConfig:
         if self.family is not None and self.from_ is not None:
-            raise ValueError("set either model.family or model.from, not both")
+            raise ValueError("set either model.family or model.from, not both (on the command line, --unset=model.family "
+                             "or --unset=model.from removes the config file's)")
         if self.family is not None:
             family = FAMILIES[self.family]
             moe = (self.num_experts, self.num_experts_per_tok)

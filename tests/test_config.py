@@ -133,6 +133,8 @@ def test_model_from_on_the_command_line_replaces_the_files_family_and_sizes(tmp_
         f"model.from runs/grown overrides model.family/hidden_size/num_layers of {path} (the folder's model is trained as it is)"
     explicit = load_config(path, ["--model.from=runs/grown", "--model.hidden_size=64"])  # kept: preflight checks it
     assert "hidden_size" in explicit.model.model_fields_set and "num_layers" not in explicit.model.model_fields_set
-    with pytest.raises(KinheritError, match="set either model.family or model.from"):  # in the file, both stay refused
-        path.write_text("model: {family: llama, from: runs/grown}\n")
+    path.write_text("model: {family: llama, from: runs/grown}\n")
+    with pytest.raises(KinheritError, match=r"set either model.family or model.from, not both \(on the command line, "
+                       r"--unset=model.family or --unset=model.from removes the config file's\)"):  # in the file: refused
         load_config(path)
+    assert load_config(path, ["--unset=model.from"]).model.family == "llama"
