@@ -1,7 +1,10 @@
 """`kinherit` entry point: one subcommand per capability, each defined in its own `command.py`.
 
 Every command module exposes `add_parser(subparsers)`, which registers its subparser and sets
-`func(args) -> int`. User errors (`KinheritError`, pydantic validation) print one line and exit 2.
+`func(args) -> int`. User errors (`KinheritError`, pydantic validation) print one line and exit 2; a `--config` file
+that does not exist is refused before any command module (or torch) is imported. Every command runs inside
+`hf_folder.library_console`: transformers' progress bars off (a run draws its own one bar) and its known-harmless
+messages dropped.
 Config-driven commands get `--help-config` (the schema, generated from the pydantic models); `grow
 --help` lists the growth operators with their references.
 """
