@@ -97,3 +97,15 @@ def test_missing_keys_are_dropped_only_when_they_are_tied(tied, caplog):
     with caplog.at_level(logging.WARNING, logger="transformers.trainer"):  # outside kinherit's console: untouched
         _Trainer(model)._issue_warnings_after_load(SimpleNamespace(missing_keys=["lm_head.weight"]))
     assert "missing keys" in caplog.text
+
+
+def test_the_checkpoint_ordering_notice_is_dropped_inside_the_console_only(caplog):
+    """transformers says "mtime may not be reliable ... falling back to numerical ordering" when it rotates
+    checkpoints; checkpoint-N folders order by number anyway."""
+    notice = "mtime may not be reliable on this filesystem, falling back to numerical ordering"
+    with caplog.at_level(logging.WARNING, logger="transformers.trainer_utils"), library_console():
+        logging.getLogger("transformers.trainer_utils").warning(notice)
+    assert notice not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="transformers.trainer_utils"):
+        logging.getLogger("transformers.trainer_utils").warning(notice)
+    assert notice in caplog.text
