@@ -1,7 +1,10 @@
 """`kinherit` entry point: one subcommand per capability, each defined in its own `command.py`.
 
 Every command module exposes `add_parser(subparsers)`, which registers its subparser and sets
-`func(args) -> int`. User errors (`KinheritError`, pydantic validation) print one line and exit 2.
+`func(args) -> int`. User errors (`KinheritError`, pydantic validation) print one line and exit 2; a `--config` file
+that does not exist is refused before any command module (or torch) is imported. Every command runs inside
+`hf_folder.library_console`: transformers' progress bars off (a run draws its own one bar) and its known-harmless
+messages dropped.
 Config-driven commands get `--help-config` (the schema, generated from the pydantic models); `grow
 --help` lists the growth operators with their references.
 """
@@ -9,6 +12,7 @@ Config-driven commands get `--help-config` (the schema, generated from the pydan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import shlex
 import sys
@@ -126,20 +130,64 @@ def _command_of(argv: list[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
+def _config_argument(argv: list[str]) -> str | None:
+    """The value of `--config PATH` / `--config=PATH` in `argv`, if any."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv) or "")
+    words = sys.argv[1:] if argv is None else argv
+    command = _command_of(words)
+    if command in CONFIG_HELP and not {"-h", "--help", "--help-config"} & set(words):
+        try:  # before the command's module is imported: some import torch to build their parser (seconds)
+            check_config_file(_config_argument(words))
+        except KinheritError as err:
+            print(f"kinherit {command}: error: {err}", file=sys.stderr)
+            return 2
+    parser = build_parser(command or "")
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     try:
-        return int(args.func(args) or 0)
+        with _library_console():
+            return int(args.func(args) or 0)
     except KinheritError as err:
         print(f"kinherit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_bars()
         print(interrupted(args, sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return 130
+
+
+def check_config_file(path: str | None) -> None:
+    """`--config PATH` must be a file: checked before anything imports torch (seconds), so a typo is refused at once."""
+    if path is not None and not Path(path).is_file():
+        what = "is a folder, not a YAML file" if Path(path).is_dir() else f"not found (in {Path.cwd()})"
+        raise KinheritError(f"config file {path} {what}")
+
+
+@contextlib.contextmanager
+def _library_console() -> typing.Iterator[None]:
+    """The command runs with transformers' progress bars off and its known-harmless messages dropped
+    (`hf_folder.library_console`); imported here, after the cheap checks, because it imports torch."""
+    from kinherit.hf_folder import library_console
+
+    with library_console():
+        yield
+
+
+def _close_bars() -> None:
+    """Close the progress bars a Ctrl-C left open, so the line that follows starts on a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def interrupted(args: argparse.Namespace, argv: list[str]) -> str:

@@ -105,7 +105,8 @@ class ModelConfig(StrictModel):
     """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
     from_: str | None = Field(None, alias="from")
     """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
-    the loaded model's: a size key set to another value is refused, and config.resolved.yaml records the real ones."""
+    the loaded model's: a size key set to another value is refused, and config.resolved.yaml records the real ones.
+    Given on the command line (--model.from=DIR), it replaces the config file's family and size keys."""
     hidden_size: int = Field(128, ge=8)
     """Width of the residual stream (d)."""
     num_layers: int = Field(2, ge=1)
@@ -142,7 +143,8 @@ class ModelConfig(StrictModel):
     @model_validator(mode="after")
     def _family_or_from(self) -> ModelConfig:
         if self.family is not None and self.from_ is not None:
-            raise ValueError("set either model.family or model.from, not both")
+            raise ValueError("set either model.family or model.from, not both (on the command line, --unset=model.family "
+                             "or --unset=model.from removes the config file's)")
         if self.family is not None:
             family = FAMILIES[self.family]
             moe = (self.num_experts, self.num_experts_per_tok)
@@ -547,8 +549,22 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+class _Unset:
+    """The value `--unset=KEY` gives KEY in an override tree: `merge_trees` removes the key."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+UNSET = _Unset()
+UNSET_OPTION = "unset"
+"""`--unset=section.key[,section.key...]` removes keys of the config file, so they take their defaults (a value
+of null would set them to null, which is not the default for every key)."""
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """`["--train.max_steps=10", "--out", "x"]` → nested dict; values are parsed as YAML scalars."""
+    """`["--train.max_steps=10", "--out", "x", "--unset=model.hidden_size"]` → nested dict; values are parsed as
+    YAML scalars; an unset key holds `UNSET`."""
     tree: dict[str, Any] = {}
     items = list(overrides)
     while items:
@@ -560,19 +576,51 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
             if not items or items[0].startswith("--"):
                 raise KinheritError(f"override --{key} needs a value: --{key}=VALUE")
             raw = items.pop(0)
+        if key == UNSET_OPTION:
+            for dotted in raw.split(","):
+                if not dotted.strip() or any(not part for part in dotted.strip().split(".")):
+                    raise KinheritError(f"--unset={raw}: name the keys to remove, e.g. --unset=model.hidden_size,model.num_layers")
+                _set_dotted(tree, dotted.strip(), UNSET)
+            continue
         _set_dotted(tree, key, read_yaml(raw, f"override --{key}"))
     return tree
 
 
 def merge_trees(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict update: `extra`'s leaves win, sections merge."""
+    """Recursive dict update: `extra`'s leaves win, sections merge, and a key `extra` holds as `UNSET` is removed."""
     merged = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_trees(merged[key], value)
+        if value is UNSET:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            section = merge_trees(merged[key] if isinstance(merged.get(key), dict) else {}, value)
+            if section or not value or key in merged:  # unsetting keys of an absent section adds no empty one
+                merged[key] = section
         else:
             merged[key] = value
     return merged
+
+
+MODEL_SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "tie_word_embeddings",
+                   "max_position_embeddings", "num_experts", "num_experts_per_tok")
+"""`model:` keys that describe the loaded model when `model.from` is set."""
+
+
+def model_from_overrides(raw: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, Any]:
+    """`raw` (a config file's tree) without the `model:` family and size keys that a `model.from` set in `extra` (the
+    command line) replaces, saying so in one line; sizes given in `extra` itself stay, to be checked against the
+    folder (`train.preflight.with_loaded_sizes`)."""
+    given, model = extra.get("model"), raw.get("model")
+    if not isinstance(given, dict) or not isinstance(model, dict):
+        return raw
+    start = given.get("from", given.get("from_"))
+    if start is None or start is UNSET:
+        return raw
+    replaced = [key for key in ("family", *MODEL_SIZE_KEYS) if key in model and key not in given]
+    if not replaced:
+        return raw
+    print(f"model.from {start} overrides model.{'/'.join(replaced)} of {where} (the folder's model is trained as it is)")
+    return {**raw, "model": {key: value for key, value in model.items() if key not in replaced}}
 
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -644,8 +692,9 @@ def check_input_paths(raw: dict[str, Any], config_file: Path) -> None:
 
 
 def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
-    """Read YAML at `path` (optional), apply `--section.key=value` overrides, validate as `cls`. Relative paths
-    resolve against the current directory (see `check_input_paths`)."""
+    """Read YAML at `path` (optional), apply `--section.key=value` and `--unset=section.key` overrides, validate as
+    `cls`. A `model.from` among the overrides replaces the file's model family and sizes (`model_from_overrides`).
+    Relative paths resolve against the current directory (see `check_input_paths`)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -656,6 +705,8 @@ def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list
             raise KinheritError(f"config file {path} must hold a mapping of sections")
         check_input_paths(raw, path)
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])
+    if path is not None and cls.model_fields.get("model") is not None and cls.model_fields["model"].annotation is ModelConfig:
+        raw = model_from_overrides(raw, extra, str(path))
     return validate_as(cls, merge_trees(raw, extra))
 
 

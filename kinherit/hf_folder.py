@@ -10,6 +10,10 @@ the folder and its role (e.g. `NEW_BASE runs/B is not a Hugging Face model folde
 from __future__ import annotations
 
 import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +32,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+from transformers.utils import logging as hf_logging
 
 from kinherit.errors import KinheritError
 
@@ -62,6 +67,83 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
+# --- the console -------------------------------------------------------------------------------
+
+
+def tied_names(model: torch.nn.Module) -> set[str]:
+    """Parameter names that share their tensor with another name (a tied LM head and its embedding)."""
+    owners: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        owners.setdefault(id(param), []).append(name)
+    return {name for names in owners.values() if len(names) > 1 for name in names}
+
+
+class _KnownHarmless(logging.Filter):
+    """Drops transformers' messages that kinherit knows to be harmless: a checkpoint that lacks only tied
+    parameters (save_pretrained stores a tied head once, under the embedding's name; the Trainer calls it missing at
+    every resume and every growth of a staged run), and the notice that checkpoints are ordered by number rather than
+    mtime (kinherit's checkpoint-N names sort the same)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("mtime may not be reliable"):
+            return False
+        if message.startswith("There were missing keys in the checkpoint model loaded"):
+            return not _missing_keys_are_tied()
+        return True
+
+
+def _missing_keys_are_tied() -> bool:
+    """Inside transformers' `Trainer._issue_warnings_after_load`: whether every missing key is a tied parameter
+    of the trainer's model (read from that call's frame; False, so the message stays, when it cannot be found)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name != "_issue_warnings_after_load":
+        frame = frame.f_back
+    if frame is None:
+        return False
+    trainer, result = frame.f_locals.get("self"), frame.f_locals.get("load_result")
+    model = getattr(trainer, "model", None)
+    model = getattr(model, "module", model)
+    if not isinstance(model, torch.nn.Module) or result is None:
+        return False
+    return set(result.missing_keys) <= tied_names(model)
+
+
+HARMLESS_LOGGERS = ("transformers.trainer", "transformers.trainer_utils")
+"""The transformers loggers `library_console` filters (`_KnownHarmless`)."""
+
+
+@contextmanager
+def library_console() -> Iterator[None]:
+    """The console of a kinherit command: transformers' progress bars ("Loading weights", "Writing model shards")
+    off, kinherit drawing the one bar of a run, and its known-harmless messages dropped (`_KnownHarmless`);
+    restored after the block (or the decorated function)."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    harmless = _KnownHarmless()
+    for name in HARMLESS_LOGGERS:
+        logging.getLogger(name).addFilter(harmless)
+    try:
+        yield
+    finally:
+        for name in HARMLESS_LOGGERS:
+            logging.getLogger(name).removeFilter(harmless)
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def loading_checked_here() -> Iterator[None]:
+    """transformers at error verbosity while a loader that checks the loading info itself (every missing,
+    unexpected or mismatched key) runs: its LOAD REPORT would call a head kinherit fills itself "newly initialized"."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 # --- configs --------------------------------------------------------------------------------------
 
 
@@ -69,11 +151,18 @@ def is_adapter(folder: str | Path) -> bool:
     return (Path(folder) / ADAPTER_CONFIG).is_file()
 
 
+def run_folder_hint(folder: str | Path) -> str:
+    """` (it is a run folder: give its model, runs/x/model)` when `folder` is a kinherit run whose model folder is
+    inside it; empty otherwise."""
+    model = Path(folder) / "model"
+    return f" (it is a run folder: give its model, {model})" if (model / "config.json").is_file() else ""
+
+
 def read_config(folder: str | Path, role: str = "") -> PretrainedConfig:
     """The folder's transformers config; `role` (e.g. OLD_BASE, model.from) names it in errors."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        hint = " (it is a PEFT adapter folder: pass --adapter)" if is_adapter(folder) else ""
+        hint = " (it is a PEFT adapter folder: pass --adapter)" if is_adapter(folder) else run_folder_hint(folder)
         if not folder.exists() and not folder.is_absolute():
             hint = f" (it does not exist in {Path.cwd()}, which relative paths resolve against)"
         raise KinheritError(f"{_named(folder, role)} is not a Hugging Face model folder (no config.json){hint}")
@@ -149,9 +238,10 @@ def load_architecture(folder: str | Path, architecture: str, role: str = "") -> 
     """The folder loaded as `transformers.<architecture>` in fp32, eval mode; any missing,
     unexpected or mismatched key is an error (growth needs every tensor)."""
     try:
-        model, info = getattr(transformers, architecture).from_pretrained(
-            str(folder), dtype=torch.float32, output_loading_info=True, trust_remote_code=False
-        )
+        with loading_checked_here():
+            model, info = getattr(transformers, architecture).from_pretrained(
+                str(folder), dtype=torch.float32, output_loading_info=True, trust_remote_code=False
+            )
     except (OSError, ValueError) as err:
         raise KinheritError(f"cannot load {_named(folder, role)} as {architecture}: {_first_line(err)}") from None
     bad = {k: sorted(v)[:5] for k, v in info.items() if k != "error_msgs" and v}
@@ -227,9 +317,10 @@ def load_classifier(
         config.pad_token_id = pad_token_id
     config.use_cache = False
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(folder), config=config, dtype=torch.float32, output_loading_info=True, trust_remote_code=False
-        )
+        with loading_checked_here():  # the fresh head is returned, and reported by the caller
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                str(folder), config=config, dtype=torch.float32, output_loading_info=True, trust_remote_code=False
+            )
     except (OSError, ValueError) as err:
         raise KinheritError(f"cannot load {_named(folder, role)} as a classifier: {_first_line(err)}") from None
     fresh = set(info["missing_keys"])

@@ -87,6 +87,21 @@ class PackedCorpus:
             f"({self.train_documents:,} pieces), {self.val_tokens:,} val tokens ({self.val_documents:,} pieces)"
         )
 
+    def epochs_notice(self, tokens_per_step: int, max_steps: int) -> str | None:
+        """One line when `max_steps` steps of `tokens_per_step` tokens read more than the training tokens, so the
+        run repeats the corpus (the data loader starts over silently); None when every token is read at most once."""
+        return epochs_notice(self.train_tokens, tokens_per_step, max_steps)
+
+
+def epochs_notice(train_tokens: int, tokens_per_step: int, max_steps: int) -> str | None:
+    """See `PackedCorpus.epochs_notice`."""
+    read = tokens_per_step * max_steps
+    if max_steps <= 0 or train_tokens <= 0 or read <= train_tokens:
+        return None
+    return (f"the run reads {read:,} tokens ({max_steps:,} steps × {tokens_per_step:,}), {read / train_tokens:.1f} epochs "
+            f"over the {train_tokens:,} train tokens: the corpus is repeated (add text or lower train.max_steps to read "
+            "each token once)")
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("KINHERIT_CACHE", Path.home() / ".cache" / "kinherit"))

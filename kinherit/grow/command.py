@@ -58,7 +58,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default=defaults["depth"],
                         help=f"depth operator (default {defaults['depth']})")
     parser.add_argument("--noise-db", type=noise_db, default=DEFAULT_NOISE_DB, metavar="SNR|off",
-                        help=f"symmetry-breaking noise at this SNR in dB; it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
+                        help=f"symmetry-breaking noise at this SNR in dB against the weights (0 dB: noise std equal to the "
+                        f"weights' std); it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
                         "'off' leaves duplicated units identical forever")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random unit maps and the noise")
     moe = parser.add_argument_group(

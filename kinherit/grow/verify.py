@@ -97,9 +97,8 @@ class GrowthReport:
         for name, shape, params in (("source", self.source_shape, self.source_params),
                                      ("target", self.target_shape, self.target_params)):
             lines.append(f"  {name:8}" + "".join(f"{shape[c]:>10}" for c in cols) + f"{params:>14,}")
-        noise = "off" if self.noise_db is None else f"{self.noise_db:g} dB"
         claim = f"yes (tolerance {self.tolerance:.0e})" if self.exact_claimed else "no (deviation reported)"
-        lines.append(f"  width={self.width}  depth={self.depth}  noise={noise}  exact: {claim}")
+        lines.append(f"  width={self.width}  depth={self.depth}  {noise_words(self.noise_db)}  exact: {claim}")
         if self.upcycle:
             lines.append(f"  upcycled to {self.upcycle}")
         if not self.comparisons:
@@ -115,6 +114,14 @@ class GrowthReport:
                    f"FAIL: deviation {self.max_deviation:.2e} > {self.tolerance:.0e} (max |Δ| / max(1, max |output|))")
         lines.append(f"  result: {verdict if self.exact_claimed else 'reported (not an exact operator)'}")
         return "\n".join(lines)
+
+
+def noise_words(noise_db: float | None) -> str:
+    """The symmetry-breaking noise in words: "noise=0 dB" read as no noise, but 0 dB is an SNR, noise as strong
+    as the weights (its std is the weights' std × 10^(−dB/20))."""
+    if noise_db is None:
+        return "noise: off (duplicated units stay identical)"
+    return f"noise: SNR {noise_db:g} dB, std {10.0 ** (-noise_db / 20.0):.3g}× the weights' (symmetry breaking on)"
 
 
 def _fmt(value: float | None) -> str:

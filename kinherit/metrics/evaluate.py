@@ -1,7 +1,7 @@
 """`kinherit eval MODEL --data FILE`: a model folder's loss and perplexity on text it never trained on, packed
 as `pretrain` packs (the folder's own tokenizer, no special tokens, a separator after each document, the
-stream cut into non-overlapping blocks of seq_len tokens, a last partial block dropped), and a short greedy
-sample for reports.
+stream cut into non-overlapping blocks of seq_len tokens, a last partial block dropped), and a short seeded
+sample for reports (`SAMPLING`).
 
 loss = Σ_blocks Σ_predicted −log p(token) / (number of predicted tokens): every position after the first of
 each block for a causal LM, the masked positions (BERT masking seeded by `seed`) for a masked LM. For a causal
@@ -25,8 +25,8 @@ from kinherit.data.sources import resolve_sources
 from kinherit.data.split import iter_chunks
 from kinherit.data.tokenizer import separator_id
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import find_tokenizer, load_lm, max_sequence_length, task_of, vocabulary_signature
-from kinherit.metrics.lineage import Ancestors, read_run_record, run_of, source_roots
+from kinherit.hf_folder import find_tokenizer, load_lm, max_sequence_length, run_folder_hint, task_of, vocabulary_signature
+from kinherit.metrics.lineage import Ancestors, file_sha256, read_run_record, run_of, source_roots
 
 DEFAULT_PROMPT = "The "
 SAMPLE_TOKENS = 32
@@ -49,7 +49,8 @@ def model_tokenizer(model_dir: Path, tokenizer_dir: str | Path | None = None):  
     added tokens), or every embedding row would stand for another token."""
     own = find_tokenizer(model_dir)
     if own is None:
-        raise KinheritError(f"{model_dir} has no tokenizer; kinherit eval packs text with the model's own tokenizer")
+        hint = run_folder_hint(model_dir)
+        raise KinheritError(f"{model_dir} has no tokenizer{hint}; kinherit eval packs text with the model's own tokenizer")
     if tokenizer_dir is not None:
         other = find_tokenizer(tokenizer_dir)
         if other is None or vocabulary_signature(other) != vocabulary_signature(own):
@@ -69,19 +70,51 @@ def trained_seq_len(model_dir: Path) -> int | None:
     return (read_yaml(resolved.read_text()) or {}).get("data", {}).get("seq_len")
 
 
+MIN_COMPARED_BYTES = 256
+"""Files shorter than this are not compared by content (empty `__init__.py`s and other boilerplate match anywhere)."""
+
+
 def check_unseen(model_dir: Path, data: str) -> None:
-    """Refuse text inside a corpus the model (or a model it inherited from) trained on, as far as run.json records it."""
+    """Refuse text the model (or a model it inherited from) trained on, as far as run.json records it: text inside a
+    training corpus's folders, or a file whose bytes equal a file of such a corpus (a copy elsewhere)."""
     runs = []
     if (found := run_of(model_dir)) is not None:
         runs.append(found[0])
         runs += list(Ancestors.of_run(found[0]).runs)
     target = Path(source_roots([data])[0])
+    trained_on = []
     for run in runs:
-        for root in ((read_run_record(run) or {}).get("data") or {}).get("roots", []):
+        record = (read_run_record(run) or {}).get("data") or {}
+        for root in record.get("roots", []):
             if target == Path(root) or Path(root) in target.parents or target in Path(root).parents:
                 raise KinheritError(
                     f"{data} is part of the corpus {root} that {run} trained on (its training side included): the perplexity "
                     "would measure memorisation; evaluate on text outside it"
+                )
+        trained_on += [(run, source, root) for source, root in zip(record.get("sources", []), record.get("roots", []))]
+    _check_contents(data, trained_on)
+
+
+def _check_contents(data: str, trained_on: list[tuple[Path, str, str]]) -> None:
+    """A file of `data` whose bytes equal a file of a corpus in `trained_on` (run, source as given, absolute root) is
+    refused. Only files of equal size are hashed, so a large corpus costs a directory walk, not a read."""
+    mine = [f.path for f in resolve_sources([data]) if f.path.is_file() and f.nbytes >= MIN_COMPARED_BYTES]
+    sizes = {path.stat().st_size for path in mine}
+    digests: dict[str, Path] | None = None
+    for run, source, root in trained_on:
+        try:
+            theirs = resolve_sources(["stdlib" if source == "stdlib" else root])
+        except KinheritError:  # the corpus is gone or moved: only its path could be compared
+            continue
+        for item in theirs:
+            if not item.path.is_file() or item.path.stat().st_size not in sizes:
+                continue
+            if digests is None:
+                digests = {file_sha256(path): path for path in mine}
+            if (copy := digests.get(file_sha256(item.path))) is not None:
+                raise KinheritError(
+                    f"{copy} has the same content as {item.path}, part of the corpus {root} that {run} trained on (its "
+                    "training side included): the perplexity would measure memorisation; evaluate on text outside it"
                 )
 
 
@@ -145,9 +178,21 @@ def evaluate_model(model_dir: str | Path, data: str, seq_len: int | None = None,
     return Evaluation(loss, math.exp(min(loss, 50.0)), tokens, len(blocks), count, seq_len)
 
 
+SAMPLING = {"do_sample": True, "temperature": 0.8, "top_k": 40, "repetition_penalty": 1.2}
+"""How `sample` decodes: greedy decoding of a small or briefly trained model is one repeated token or blank lines."""
+SAMPLE_SEED = 0
+
+
+def sampling_description() -> str:
+    """`SAMPLING` in words, for report.md."""
+    return (f"sampled at temperature {SAMPLING['temperature']:g} from the top {SAMPLING['top_k']} tokens, repetition penalty "
+            f"{SAMPLING['repetition_penalty']:g}, seed {SAMPLE_SEED}")
+
+
 @torch.no_grad()
-def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int = SAMPLE_TOKENS) -> str | None:
-    """`prompt` continued greedily by the causal LM in `model_dir` (None for a masked LM or a folder without tokenizer)."""
+def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int = SAMPLE_TOKENS, seed: int = SAMPLE_SEED) -> str | None:
+    """`prompt` continued by the causal LM in `model_dir` as `SAMPLING` decodes, seeded (the same text every time; the
+    global RNG is left as it was); None for a masked LM or a folder without tokenizer."""
     tokenizer = find_tokenizer(model_dir)
     if tokenizer is None:
         return None
@@ -155,5 +200,7 @@ def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int 
     if task_of(model.config) != "causal":
         return None
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids  # (1, P)
-    out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=separator_id(tokenizer))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = model.generate(ids, max_new_tokens=new_tokens, pad_token_id=separator_id(tokenizer), **SAMPLING)
     return tokenizer.decode(out[0], skip_special_tokens=True)

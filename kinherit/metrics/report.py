@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file, write_json
-from kinherit.metrics.evaluate import DEFAULT_PROMPT, SAMPLE_TOKENS, sample
+from kinherit.metrics.evaluate import DEFAULT_PROMPT, SAMPLE_TOKENS, sample, sampling_description
 from kinherit.metrics.lineage import RUN_FILE, Ancestors, read_run_record, validation_differences
 from kinherit.metrics.plots import plot_alpha, plot_curves
 from kinherit.metrics.runs import Run, load_run
@@ -143,7 +143,8 @@ class Report:
 
 
 def samples_markdown(runs: list[Run], prompt: str) -> str:
-    """A greedy continuation of `prompt` by each run's final causal LM (`<run>/model`); empty when none has one."""
+    """A seeded, sampled continuation of `prompt` by each run's final causal LM (`<run>/model`; `evaluate.sample`);
+    empty when none has one."""
     parts = []
     for run in runs:
         text = sample(run.path / "model", prompt) if (run.path / "model" / "config.json").is_file() else None
@@ -151,7 +152,8 @@ def samples_markdown(runs: list[Run], prompt: str) -> str:
             parts.append(f"**{run.name}**\n\n```\n{text}\n```\n")
     if not parts:
         return ""
-    return f"## Samples\n\nGreedy, {SAMPLE_TOKENS} new tokens after the prompt {prompt!r}:\n\n" + "\n".join(parts)
+    return (f"## Samples\n\n{SAMPLE_TOKENS} new tokens after the prompt {prompt!r}, {sampling_description()}:\n\n"
+            + "\n".join(parts))
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None,

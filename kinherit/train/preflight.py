@@ -18,14 +18,13 @@ from transformers import TrainingArguments
 
 from kinherit.arch.catalog import detect
 from kinherit.arch.shape import read_shape
-from kinherit.config import RunConfig
+from kinherit.config import MODEL_SIZE_KEYS, RunConfig
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import check_positions, read_config, require_weights, task_of
 from kinherit.inherit.teacher import check_teacher_folder
 from kinherit.train.distributed import check_distributed_request
 
-SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "tie_word_embeddings",
-             "max_position_embeddings", "num_experts", "num_experts_per_tok")
+SIZE_KEYS = MODEL_SIZE_KEYS
 """`model:` keys that describe the loaded model when `model.from` is set."""
 
 
@@ -77,7 +76,8 @@ def with_loaded_sizes(config: RunConfig) -> RunConfig:
     if wrong:
         raise KinheritError(
             f"model.from {model.from_} sets the model's sizes, but the config asks for {', '.join(wrong)}; remove those "
-            "keys, or grow the model first (kinherit grow) to change its shape"
+            f"keys (on the command line: --unset={','.join(f'model.{key}' for key, value in given.items() if value != real[key])}), "
+            "or grow the model first (kinherit grow) to change its shape"
         )
     return config.model_copy(update={"model": model.model_copy(update=real)})
 

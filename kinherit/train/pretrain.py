@@ -109,6 +109,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     if args.process_index == 0:
         print(corpus.describe(), flush=True)
+        tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * config.data.seq_len
+        if (repeated := corpus.epochs_notice(tokens_per_step, args.max_steps)) is not None:
+            print(repeated, flush=True)
         if grown_lr is not None:
             print(f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor {config.growth_lr_factor:g} = "
                   f"{grown_lr:g}: {config.model.from_} was grown (growth_lr_factor: 1 keeps train.learning_rate)", flush=True)

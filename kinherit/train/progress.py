@@ -3,18 +3,19 @@
 The bar counts optimizer steps (with tqdm's ETA) and shows the latest LM loss, val loss, α (knowledge
 inheritance) and tokens/s in its postfix. A KI run shows its LM loss (`lm_loss`), not the mixed loss: the
 mix is dominated by the KD term early, so it would look nothing like the validation loss beside it. `train.disable_tqdm: true` turns it off. transformers' own bars
-(e.g. "Writing model shards" at every checkpoint) are silenced for the run (`library_bars_off`).
+(e.g. "Writing model shards" at every checkpoint) are silenced for the run, and so is its notice that a tied LM
+head is missing from every checkpoint it resumes from (`library_bars_off`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
-from transformers.utils import logging as hf_logging
+
+from kinherit.hf_folder import library_console
 
 POSTFIX = (("loss", "loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"), ("val_accuracy", "val acc", "{:.3f}"),
            ("alpha", "α", "{:.3f}"), ("tokens_per_s", "tok/s", "{:,.0f}"))
@@ -57,13 +58,7 @@ class ProgressBar(TrainerCallback):
             self.bar = None
 
 
-@contextmanager
-def library_bars_off() -> Iterator[None]:
-    """Silence transformers' progress bars inside the block (or the decorated function); restore the setting after."""
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
+def library_bars_off() -> AbstractContextManager[None]:
+    """Silence transformers' progress bars and its known-harmless messages inside the block (or the decorated
+    function); restore the setting after (`hf_folder.library_console`)."""
+    return library_console()

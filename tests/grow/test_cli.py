@@ -18,6 +18,7 @@ def test_grow_writes_a_folder_and_prints_the_report(save_tiny, tmp_path, kinheri
                           "--noise-db", "20"])
     out = capsys.readouterr().out
     assert code == 0 and "result: PASS" in out and "max|dlogits|" in out
+    assert "noise: SNR 20 dB, std 0.1× the weights' (symmetry breaking on)" in out
     growth = json.loads((tmp_path / "out" / "growth.json").read_text())
     assert growth["plan"]["target_config"]["n_embd"] == 64 and growth["report"]["passed"]
     assert not list(tmp_path.glob(".tmp-*"))  # written atomically
@@ -60,7 +61,7 @@ def test_noise_off_is_explicit_and_warns(save_tiny, tmp_path, kinherit_main, cap
     code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(tmp_path / "out"), "--hidden-size", "64",
                           "--noise-db", "off"])
     captured = capsys.readouterr()
-    assert code == 0 and "noise=off" in captured.out
+    assert code == 0 and "noise: off (duplicated units stay identical)" in captured.out
     assert "warning: symmetry-breaking noise is off" in captured.err and "stay identical copies" in captured.err
     growth = json.loads((tmp_path / "out" / "growth.json").read_text())
     assert growth["plan"]["noise"] is None
@@ -178,3 +179,19 @@ def test_dry_run_prints_the_plan_and_writes_nothing(save_tiny, tmp_path, kinheri
     assert ["heads", "4", "→", "8", "net2net", "copies", "×2"] in lines
     assert ["layers", "2", "→", "3", "identity", "1", "new", "layers", "with", "zeroed", "residual", "outputs"] in lines
     assert "max|dlogits|" not in printed  # nothing was compared
+
+
+def test_the_default_noise_does_not_read_as_no_noise(save_tiny, tmp_path, kinherit_main, capsys):
+    """0 dB is an SNR: noise as strong as the weights, not "no noise"."""
+    assert DEFAULT_NOISE_DB == 0
+    assert kinherit_main(["grow", str(save_tiny("llama")), str(tmp_path / "out"), "--hidden-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "noise: SNR 0 dB, std 1× the weights' (symmetry breaking on)" in out and "noise=0 dB" not in out
+
+
+def test_a_run_folder_as_source_names_its_model_folder(save_tiny, tmp_path, kinherit_main, capsys):
+    model = save_tiny("llama", name="run/model")
+    capsys.readouterr()
+    assert kinherit_main(["grow", str(model.parent), str(tmp_path / "out"), "--hidden-size", "64"]) == 2
+    assert capsys.readouterr().err.strip() == (f"kinherit grow: error: SRC_DIR {model.parent} is not a Hugging Face model "
+                                               f"folder (no config.json) (it is a run folder: give its model, {model})")

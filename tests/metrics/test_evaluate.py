@@ -1,7 +1,8 @@
 """`kinherit eval MODEL --data FILE`: perplexity on unseen text packed as pretrain packs (checked against a direct
-forward pass), refused for another tokenizer or for text the model trained on; report.md shows a greedy sample."""
+forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled continuation."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,13 +60,21 @@ def test_text_the_model_trained_on_is_refused(trained):
         evaluate_model(trained, str(SMALL_CORPUS[0]) + "/decoder.py")
 
 
-def test_report_shows_a_greedy_sample(trained, tmp_path):
+def test_report_shows_a_seeded_sample_that_is_not_one_repeated_token(trained, tmp_path):
     run = trained.parent
+    state = torch.random.get_rng_state()
     expected = sample(trained, "The ")
+    assert torch.equal(torch.random.get_rng_state(), state)  # seeded on its own: the caller's RNG is untouched
     assert expected.startswith("The ") and len(expected) > len("The ")
-    assert sample(trained, "The ") == expected  # greedy: the same text every time
+    assert sample(trained, "The ") == expected  # seeded: the same text every time
+    tokenizer = AutoTokenizer.from_pretrained(str(trained))
+    new = tokenizer(expected[len("The "):], add_special_tokens=False).input_ids
+    assert len(set(new)) >= 8, expected  # greedy decoding of this 4-step model repeats one or two tokens
+    assert expected.strip() != "The"  # not blank lines
     build_report([run], tmp_path / "r")
-    assert f"**run**\n\n```\n{expected}\n```" in (tmp_path / "r" / "report.md").read_text()
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert f"**run**\n\n```\n{expected}\n```" in text
+    assert "32 new tokens after the prompt 'The ', sampled at temperature 0.8 from the top 40 tokens, repetition penalty 1.2, seed 0" in text
 
 
 def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
@@ -77,3 +86,23 @@ def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
     positions = first.blocks * first.seq_len
     assert 0.10 * positions < first.predicted < 0.20 * positions  # 15% of the (non-special) tokens
     assert sample(model_dir) is None  # no generation for a masked LM
+
+
+def test_a_run_folder_given_as_model_names_its_model_folder(trained, capsys):
+    assert main(["eval", str(trained.parent), "--data", str(STDLIB / "textwrap.py")]) == 2
+    assert f"(it is a run folder: give its model, {trained})" in capsys.readouterr().err
+
+
+def test_a_copy_of_a_training_file_is_refused_by_its_content(trained, tmp_path):
+    original = SMALL_CORPUS[0] + "/decoder.py"
+    copy = tmp_path / "elsewhere" / "my_text.py"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(original).read_bytes())
+    (copy.parent / "__init__.py").write_text("")  # an empty file matches many training files: not compared
+    for data in (copy, copy.parent):
+        with pytest.raises(KinheritError, match=rf"^{copy} has the same content as {original}, part of the corpus .*json that "
+                           rf".* trained on"):
+            evaluate_model(trained, str(data))
+    copy.write_bytes(Path(original).read_bytes() + b"\n# edited\n")  # other text: evaluated
+    (copy.parent / "__init__.py").unlink()
+    assert evaluate_model(trained, str(copy)).blocks > 0

@@ -58,3 +58,18 @@ def test_finetune_config_error_is_one_line(tmp_path, capsys):
     assert main(["finetune", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"kinherit finetune: error: model.base {tmp_path / 'missing'} is not a Hugging Face model folder (no config.json)"
+
+
+def test_the_console_reports_the_head_once_as_kinherit_filled_it(tmp_path, tokenizer_dir, models, capfd, caplog):
+    """transformers' LOAD REPORT ("score.weight MISSING … newly initialized") is not shown right before kinherit
+    says where the head came from; kinherit checks every key of that load itself (`hf_folder.load_classifier`)."""
+    import logging
+
+    a, tuned = models
+    caplog.set_level(logging.INFO, logger="transformers")
+    capfd.readouterr()
+    assert main(["recycle", "--old-base", str(a), "--old-tuned", str(tuned), "--new-base", str(a), "--out", str(tmp_path / "out")]) == 0
+    out, err = capfd.readouterr()
+    console = out + err + caplog.text
+    assert "head: 1 tensors from A_tuned (score.weight)" in console
+    assert "LOAD REPORT" not in console and "newly initialized" not in console and "Loading weights" not in console, console

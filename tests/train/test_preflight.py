@@ -160,3 +160,23 @@ def test_the_users_fsdp_config_is_what_the_run_folder_records(tmp_path):
     settings = plugin_settings(plugin)
     assert settings["fsdp_version"] == 2 and settings["reshard_after_forward"] is True
     assert settings["state_dict_type"] == "FULL_STATE_DICT" and "auto_wrap_policy" not in settings  # a callable: left out
+
+
+def test_model_from_on_the_command_line_trains_the_folder_and_refuses_a_size_given_beside_it(tmp_path, tiny_run, trained, capsys):
+    """`kinherit pretrain --config small.yaml --model.from=DIR`: the file's family and sizes give way to the folder's;
+    a size given on the command line too is still checked against the folder (before any data is read)."""
+    import yaml
+
+    from kinherit.cli import main
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(tiny_run(tmp_path / "b", max_steps=1, eval_steps=1, save_steps=1)))
+    assert main(["pretrain", "--config", str(path), f"--model.from={trained}", "--model.num_layers=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("asks for model.num_layers=3 (the model has 2); remove those keys (on the command line: "
+                        "--unset=model.num_layers), or grow the model first (kinherit grow) to change its shape"), err
+    assert not (tmp_path / "b").exists()
+    assert main(["pretrain", "--config", str(path), f"--model.from={trained}"]) == 0
+    out = capsys.readouterr().out
+    assert f"model.from {trained} overrides model.family/hidden_size/num_layers/num_heads/intermediate_size of {path}" in out
+    assert yaml.safe_load((tmp_path / "b" / "config.resolved.yaml").read_text())["model"]["from"] == str(trained)
