@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,34 +78,11 @@ def tied_names(model: torch.nn.Module) -> set[str]:
 
 
 class _KnownHarmless(logging.Filter):
-    """Drops transformers' messages that kinherit knows to be harmless: a checkpoint that lacks only tied
-    parameters (save_pretrained stores a tied head once, under the embedding's name; the Trainer calls it missing at
-    every resume and every growth of a staged run), and the notice that checkpoints are ordered by number rather than
-    mtime (kinherit's checkpoint-N names sort the same)."""
+    """Drops transformers' notice that checkpoints are ordered by number rather than mtime (kinherit's checkpoint-N
+    names sort the same). A tied head called missing at resume is the trainer's to judge (`KinheritTrainer`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith("mtime may not be reliable"):
-            return False
-        if message.startswith("There were missing keys in the checkpoint model loaded"):
-            return not _missing_keys_are_tied()
-        return True
-
-
-def _missing_keys_are_tied() -> bool:
-    """Inside transformers' `Trainer._issue_warnings_after_load`: whether every missing key is a tied parameter
-    of the trainer's model (read from that call's frame; False, so the message stays, when it cannot be found)."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_name != "_issue_warnings_after_load":
-        frame = frame.f_back
-    if frame is None:
-        return False
-    trainer, result = frame.f_locals.get("self"), frame.f_locals.get("load_result")
-    model = getattr(trainer, "model", None)
-    model = getattr(model, "module", model)
-    if not isinstance(model, torch.nn.Module) or result is None:
-        return False
-    return set(result.missing_keys) <= tied_names(model)
+        return not record.getMessage().startswith("mtime may not be reliable")
 
 
 HARMLESS_LOGGERS = ("transformers.trainer", "transformers.trainer_utils")

@@ -54,6 +54,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 
 from kinherit.data.dataset import EpochShuffleSampler
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import tied_names
 from kinherit.io import replace_dir, write_json
 from kinherit.metrics.flops import FlopsPerToken
 from kinherit.train.objective import Objective
@@ -286,6 +287,13 @@ class KinheritTrainer(Trainer):
         self.optimizer.load_state_dict(state)  # torch puts each tensor on its parameter's device and dtype
         step = json.loads(Path(checkpoint, TRAINER_STATE_NAME).read_text())["global_step"]
         position_schedule(self.lr_scheduler, step)
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """As Trainer's, without calling a tied parameter missing: `save_pretrained` stores a tied head once, under
+        its embedding's name, so every resume (and every growth of a staged run) of a tied model would warn."""
+        tied = tied_names(self.accelerator.unwrap_model(self.model))
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=[
+            key for key in load_result.missing_keys if key not in tied]))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         """Trainer reads a checkpoint's `model.safetensors` as raw keys, but `save_pretrained` writes some models in
