@@ -161,7 +161,7 @@ class ModelConfig(StrictModel):
 
 
 class TeacherConfig(StrictModel):
-    """Knowledge inheritance: L = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ)); see the README."""
+    """Knowledge inheritance: L = (1 − α_t)·L_LM + α_t·τ²·KL(p_teacher(·/τ) ‖ p_student(·/τ)); see docs/inherit.md."""
 
     path: str | None = None
     """The teacher's HF model folder (with its tokenizer); it must share the student's vocabulary."""
@@ -175,14 +175,14 @@ class TeacherConfig(StrictModel):
     released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
     only; with cross_tokenizer, the mean NLL per aligned span of the validation text; see `kd.schedules.AutoStop`).
     Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model); chosen
-    by bench/existing_teacher.py (README, "Knowledge inheritance from an existing teacher"). `steps: auto` of earlier
+    by bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher"). `steps: auto` of earlier
     versions reads as `schedule: auto, steps: 1.0`."""
     steps: int | float = 1.0
     """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run).
     Default: 1.0 with schedule auto (it stops itself), else 0.5."""
     temperature: float = Field(1.0, gt=0.0)
     """τ, applied to both teacher and student logits. Default 1: better than the paper's 2 by 0.22–0.44 nats with every
-    teacher of bench/existing_teacher.py (README, "Knowledge inheritance from an existing teacher")."""
+    teacher of bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher")."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
     loss: Annotated[str, known(KD_LOSSES)] = DEFAULT_KD_LOSS
@@ -192,7 +192,7 @@ class TeacherConfig(StrictModel):
     """A teacher with another tokenizer (causal LM): `alm` matches the two models' log-likelihoods of every text
     span whose ends are token boundaries in both; at common boundaries, `shared_vocab` is KD over the tokens both
     vocabularies spell alike (renormalised), `shared_prefix` KD over buckets of tokens by their longest shared
-    prefix. None: the vocabularies must be identical. See the README."""
+    prefix. None: the vocabularies must be identical. See docs/inherit.md."""
 
     @model_validator(mode="before")
     @classmethod
@@ -261,7 +261,7 @@ def read_recorded_config(path: Path) -> dict[str, Any]:
 
 
 class SelectionConfig(StrictModel):
-    """Data selection scored by small trained models: which training blocks the run trains on (see the README and
+    """Data selection scored by small trained models: which training blocks the run trains on (see docs/inherit.md and
     `kinherit.inherit.selection`)."""
 
     method: Literal["salt", "miniplm"]
@@ -316,7 +316,7 @@ class GrowthStage(GrowthOptions):
     at_step: int | float | Literal["auto"]
     """When to grow: an optimizer step (int ≥ 1), a fraction of train.max_steps (float in (0, 1)), or `auto`:
     stage k of n grows at AUTO_LAST_GROWTH·k/n of train.max_steps (two stages: 0.4 and 0.8), the rule measured
-    best in `bench/progressive.py` (README, "When to grow")."""
+    best in `bench/progressive.py` (docs/results.md, "When to grow")."""
     optimizer_state: Literal["map", "reset"] = "map"
     """AdamW's moments through the growth: `map` carries them through the growth's unit maps (the gradient's
     image: a copy of a unit gets 1/k of its first moment, 1/k² of its second; new layers start fresh), `reset`
@@ -462,8 +462,8 @@ class RunConfig(StrictModel):
     growth_lr_factor: float = Field(2.0, gt=0)
     """The LR rule after growth: a model that `kinherit grow` made (`model.from` holds its growth.json) trains at
     train.learning_rate × this, train.learning_rate being the LR you would train its shape with from scratch. 2 by
-    measurement (README, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run (`growth:`)
-    trains at train.learning_rate: its measured best ratio depends on the budget and schedule (README)."""
+    measurement (docs/results.md, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run (`growth:`)
+    trains at train.learning_rate: its measured best ratio depends on the budget and schedule (docs/staged.md)."""
 
     @field_validator("train")
     @classmethod
@@ -650,7 +650,7 @@ def describe_validation_error(err: ValidationError, cls: type[BaseModel] | None 
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         hint = difflib.get_close_matches(str(first["loc"][-1]), section_keys(cls, first["loc"][:-1]), n=1) if cls else []
-        msg = f"unknown key (did you mean {hint[0]!r}?)" if hint else "unknown key (check the spelling; see README 'Configuration')"
+        msg = f"unknown key (did you mean {hint[0]!r}?)" if hint else "unknown key (check the spelling; see docs/pretrain.md, 'Configuration')"
     where = ".".join(str(p) for p in first["loc"])
     if where and msg.startswith(where + ".") and ": " in msg:  # the validator named a deeper key
         where, _, msg = msg.partition(": ")

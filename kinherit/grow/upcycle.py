@@ -22,7 +22,7 @@ every token and the others get no tokens until the balancing loss has moved the 
 
 No noise on the expert copies can keep the function for every top-k subset: Σ_{e∈S} w_e N_e = 0 for
 every subset S and every renormalised weight vector w forces every N_e = 0. `expert_noise_db` is
-therefore a reported deviation, not an exact option (see the README, "Dense → mixture of experts").
+therefore a reported deviation, not an exact option (see docs/grow.md, "Dense → mixture of experts").
 
 Every step is linear in the dense weights (copies, the factor s, zero gates); the router init and
 the expert noise are separate additive terms, so `grow_map` stays the linear part.

@@ -8,5 +8,5 @@ when fine-tuning the upgraded base B (A continually pre-trained, or grown).
     comparison.run(ExperimentConfig)                              scratch / init / distill / combined
 
 The task data lives in `kinherit.data.classification`, model folders are read by `kinherit.hf_folder`.
-Modules are imported on use (the CLI stays fast); see the README.
+Modules are imported on use (the CLI stays fast); see docs/recycle.md.
 """

@@ -1,4 +1,4 @@
-"""`kinherit finetune`, `kinherit recycle` and `kinherit recycle-experiment` (see the README)."""
+"""`kinherit finetune`, `kinherit recycle` and `kinherit recycle-experiment` (see docs/recycle.md)."""
 
 from __future__ import annotations
 

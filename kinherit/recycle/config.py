@@ -134,7 +134,7 @@ VARIANTS = ("scratch", "init", "distill", "combined")
 
 
 class ExperimentConfig(StrictModel):
-    """Fine-tune NEW_BASE four ways on the same data and budget (see the README)."""
+    """Fine-tune NEW_BASE four ways on the same data and budget (see docs/recycle.md)."""
 
     out: str = "runs/recycle-experiment"
     """Output folder: one sub-folder per variant, report.json, report.md, accuracy.png."""

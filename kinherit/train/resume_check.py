@@ -63,7 +63,7 @@ def check_resume(out: Path, resolved: str, corpus_fingerprint: str | None = None
         raise KinheritError(
             f"--resume: this config differs from the checkpoint run's ({recorded}) in {shown}{more}; resume with the "
             "run's values or start a new run in another out (only logging, evaluation, saving intervals, "
-            "train.max_steps and output paths may change on resume; see README 'Resume')"
+            "train.max_steps and output paths may change on resume; see docs/pretrain.md, 'Outputs')"
         )
     record = read_run_record(out)
     saved = (record or {}).get("data", {}).get("corpus")

@@ -12,7 +12,7 @@ renormalise over S:
 counts once)
 
 with the teacher's top-K over S when teacher.top_k is set (renormalised over K, as in `losses`). The
-student's mass outside S is ignored. Its known failure, measured in the README: where the two
+student's mass outside S is ignored. Its known failure, measured in docs/results.md: where the two
 vocabularies split text differently, a shared token (e.g. the teacher's "th") is the teacher's
 likely next token but one the student's own tokenization never emits at that point (it writes "the"),
 so KD_S pulls the student towards non-canonical tokens.
