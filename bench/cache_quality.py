@@ -1,7 +1,7 @@
 """What a truncated teacher cache costs in KD quality: a student's validation loss after N steps of KI from the
 full online teacher vs from top-K and top-p caches, with each cache's bytes per token.
 
-    python bench/cache_quality.py [--steps 300] [--temperatures 2 1] [--out runs/cache_quality]
+    python -m bench.cache_quality [--steps 300] [--temperatures 2 1] [--out runs/cache_quality]
 
 Everything goes through `kinherit pretrain` and `build_cache` on the stdlib corpus of the tests (json, email,
 logging; 512-token vocabulary, seq_len 32). The teacher (llama, hidden 64, 2 layers; LR 3e-3) trains
@@ -19,9 +19,9 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
+from bench.protocol import final_loss
 from kinherit.config import validate_config
 from kinherit.inherit.cache import build_cache
-from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -43,10 +43,6 @@ def _config(out: Path, hidden: int, steps: int, teacher: dict[str, Any] | None =
     if teacher is not None:
         config["teacher"] = teacher
     return config
-
-
-def _val_loss(out: Path) -> float:
-    return [e["val_loss"] for e in read_metrics(out / "metrics.jsonl") if "val_loss" in e][-1]
 
 
 def main() -> None:
@@ -71,7 +67,7 @@ def main() -> None:
         cache = build_cache(teacher.model_dir, validate_config(student), k, root / f"cache-{k}-{p}", top_p=p)
         mean_k = k if p is None else cache.meta["kept"] / cache.rows
         rows.append((f"cache {name}", f"{mean_k:.2f}", f"{cache.bytes_per_token:.1f}", {"cache": str(cache.root)}))
-    print(f"teacher val loss {_val_loss(root / 'teacher'):.4f} after {args.teacher_steps} steps; student {args.steps} steps")
+    print(f"teacher val loss {final_loss(root / 'teacher'):.4f} after {args.teacher_steps} steps; student {args.steps} steps")
     print("| teacher | mean tokens kept | bytes/token | " + " | ".join(f"student val loss, τ = {t:g} (vs online)" for t in args.temperatures) + " |")
     print("|---|---|---|" + "---|" * len(args.temperatures))
     online: dict[float, float] = {}
@@ -81,7 +77,7 @@ def main() -> None:
             run = root / f"student-{index}-t{tau:g}"
             teacher_section = None if teacher_cfg is None else {**teacher_cfg, "steps": args.steps, "temperature": tau}
             pretrain(validate_config(_config(run, 128, args.steps, teacher_section)))
-            loss = _val_loss(run)
+            loss = final_loss(run)
             if name.startswith("online"):
                 online[tau] = loss
             cells.append(f"{loss:.4f}" + (f" ({loss - online[tau]:+.4f})" if tau in online and not name.startswith("online") else ""))

@@ -1,8 +1,8 @@
 """The GPU path, checked in one run (≤ 8 minutes on one H100): throughput, MFU, KI and cache overheads, bf16 growth,
 peak memory.
 
-    python bench/gpu_check.py [--out runs/gpu_check]      # on a GPU, bf16
-    python bench/gpu_check.py --tiny                      # on the CPU, fp32, tiny sizes (a test runs this)
+    python -m bench.gpu_check [--out runs/gpu_check]      # on a GPU, bf16
+    python -m bench.gpu_check --tiny                      # on the CPU, fp32, tiny sizes (a test runs this)
 
 Prints, one section each:
 1. tokens/s of kinherit's trainer vs a plain `transformers.Trainer` on the same model, batch and random token
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
-import statistics
 import sys
 import sysconfig
 import tempfile
@@ -36,8 +35,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from throughput import StepTimer, matmul_peak_gflops  # bench/throughput.py
-from transformers import AutoModelForCausalLM, LlamaConfig, PrinterCallback, Trainer, TrainingArguments, default_data_collator
+from transformers import AutoModelForCausalLM, LlamaConfig, Trainer, TrainingArguments, default_data_collator
+
+from bench.protocol import matmul_peak_gflops, step_time, tokens_per_s
 
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
@@ -91,14 +91,6 @@ def trainer_args(out: Path, sizes: Sizes, gpu: bool) -> TrainingArguments:
                              report_to="none", disable_tqdm=True, use_cpu=not gpu, bf16=gpu, seed=0, dataloader_num_workers=0)
 
 
-def tokens_per_s(trainer: Trainer, sizes: Sizes) -> float:
-    timer = StepTimer(sizes.warmup)
-    trainer.add_callback(timer)
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    return timer.steps * sizes.batch * sizes.seq_len / (timer.end - timer.start)
-
-
 def throughput(sizes: Sizes, work: Path, gpu: bool) -> None:
     """Sections 1 and 2."""
     torch.manual_seed(0)
@@ -112,7 +104,9 @@ def throughput(sizes: Sizes, work: Path, gpu: bool) -> None:
                     data_collator=default_data_collator)
     ours = KinheritTrainer(model=copy.deepcopy(base), args=trainer_args(work / "ours", sizes, gpu), train_dataset=blocks,
                            data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt, sampler_seed=0)
-    rates = {"transformers.Trainer": tokens_per_s(plain, sizes), "kinherit": tokens_per_s(ours, sizes)}
+    step_tokens = sizes.batch * sizes.seq_len
+    rates = {"transformers.Trainer": tokens_per_s(plain, sizes.warmup, step_tokens),
+             "kinherit": tokens_per_s(ours, sizes.warmup, step_tokens)}
     peak, source = peak_flops(gpu)
     print(f"\n[1] throughput: llama hidden {sizes.hidden}, {sizes.layers} layers, vocab {sizes.vocab}, "
           f"{fpt.matmul_params / 1e6:.1f}M matmul params, batch {sizes.batch}×{sizes.seq_len}, {'bf16' if gpu else 'fp32'}")
@@ -148,12 +142,6 @@ def run_config(out: Path, sizes: Sizes, hidden: int, layers: int, steps: int, gp
     if teacher is not None:
         config["teacher"] = teacher
     return config
-
-
-def step_time(out: Path, skip: int) -> float:
-    """Median wall time between consecutive logged optimizer steps after `skip` steps."""
-    times = [e["time_s"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
-    return statistics.median(b - a for a, b in zip(times[skip:], times[skip + 1:]))
 
 
 def inheritance(sizes: Sizes, work: Path, gpu: bool) -> None:

@@ -1,6 +1,6 @@
 """Peak memory of `kinherit grow --stream` on a target of >= 4 GB (bf16).
 
-    python bench/grow_stream.py [--hidden 2048] [--layers 8] [--target-layers 10] [--vocab 32000] [--dir /tmp]
+    python -m bench.grow_stream [--hidden 2048] [--layers 8] [--target-layers 10] [--vocab 32000] [--dir /tmp]
 
 A random Llama in bf16 (hidden H, FFN 2.6875 H, head_dim 128, untied head) is written to disk shard by shard
 (0.5 GB shards with an index; never whole in memory), then grown to 2H and `--target-layers` layers by

@@ -1,6 +1,6 @@
 """Peak memory of one training step (forward + backward): LM only vs knowledge inheritance, 32k vocabulary.
 
-    python bench/kd_memory.py [--vocab 32000] [--batch 8] [--seq-len 256] [--block-rows 1024]
+    python -m bench.kd_memory [--vocab 32000] [--batch 8] [--seq-len 256] [--block-rows 1024]
 
 Each variant runs in its own subprocess: a warm-up step, then the kernel's peak-RSS counter is reset
 (`/proc/self/clear_refs` ← 5) and one measured step reports VmHWM − VmRSS before it. The KD steps run a

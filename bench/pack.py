@@ -9,8 +9,8 @@ Each job runs in its own process; its wall time (imports excluded) gives MB/s of
 polling every 50 ms gives the peak RSS summed over the job's process tree. Variants alternate order
 between repeats; the machine is shared, so compare ratios within a size, not absolute numbers.
 
-    python bench/pack.py                       # sizes 100M×3 (interleaved), 1G, 2G
-    python bench/pack.py --sizes 100M,100M,100M,2G:kinherit --workdir /tmp/packbench   # `:variant` runs one only
+    python -m bench.pack                       # sizes 100M×3 (interleaved), 1G, 2G
+    python -m bench.pack --sizes 100M,100M,100M,2G:kinherit --workdir /tmp/packbench   # `:variant` runs one only
 """
 
 from __future__ import annotations

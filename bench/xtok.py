@@ -1,6 +1,6 @@
 """Knowledge inheritance from a teacher with another tokenizer, measured against the same-tokenizer reference.
 
-    OMP_NUM_THREADS=1 python bench/xtok.py [--out /work/runs/xtok] [--seeds 0 1 2] [--methods alm shared_vocab shared_prefix]
+    OMP_NUM_THREADS=1 python -m bench.xtok [--out /work/runs/xtok] [--seeds 0 1 2] [--methods alm shared_vocab shared_prefix]
 
 On the demo corpus (the stdlib), two teachers of the same shape are trained identically (same seed, steps,
 batch and text per block): one with the student's 2048-token BPE (the same-tokenizer reference) and one with
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.protocol import budget_line, final_loss, mean_std, model_param_counts
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
@@ -96,9 +96,9 @@ def _saving(run: Path, target: float, budget: float) -> float | None:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """(mean, std) of `mean_std`, as xtok.json records it; None without values."""
+    summary = mean_std(values)
+    return None if summary["mean"] is None else (summary["mean"], summary["std"])
 
 
 def _measure(runs: dict[str, Path]) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def main() -> None:
     cross_teacher = _run(out / "teacher_cross", {"data": _data(args.teacher_vocab, teacher_len), "model": TEACHER, "train": teacher_train})
 
     results: dict[str, Any] = {"teacher_seq_len": teacher_len, "coverage": coverage(_data(args.student_vocab), cross_teacher / "model"),
-                               "teachers": {name: float(load_run(path).evals[-1]["val_loss"])
+                               "teachers": {name: final_loss(path)
                                             for name, path in (("same", same_teacher), ("cross", cross_teacher))},
                                "seeds": {}}
     names = ["scratch", "same", *args.methods]
@@ -197,6 +197,9 @@ def main() -> None:
     lines = [f"teachers llama 64×2, {args.teacher_steps} steps: val loss {results['teachers']['same']:.3f} ({args.student_vocab} BPE, "
              f"{SEQ_LEN} tokens/block), {results['teachers']['cross']:.3f} ({args.teacher_vocab} BPE, {teacher_len} tokens/block); "
              f"students llama 64×4, {args.student_steps} steps × {BATCH}×{SEQ_LEN} tokens, seeds {args.seeds}",
+             budget_line(args.student_steps, BATCH * SEQ_LEN, model_param_counts(
+                 out / f"s{args.seeds[0]}_scratch" / "model" if (out / f"s{args.seeds[0]}_scratch" / "model").is_dir()
+                 else STUDENT, args.student_vocab), "students' budget"),
              f"alignment on 200 training blocks: {cov['in_span']:.1%} of student tokens in an aligned span, "
              f"{cov['at_boundary']:.1%} at a common boundary; shared vocabulary {cov['shared_vocab']} tokens",
              "", "| run | seeds (steps done) | val loss at the last common step | saving vs scratch | share of the same-tokenizer saving "

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
-sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its siblings, as when run as a script
-_spec = importlib.util.spec_from_file_location("bench_existing_teacher", ROOT / "bench" / "existing_teacher.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from bench import existing_teacher as bench
 
 
 def test_a_teacher_is_written_size_at_multiple():
@@ -26,11 +19,6 @@ def test_linear_b_decays_over_the_first_budget_and_auto_is_left_to_the_run(tmp_p
     assert bench.ki_settings("tau1-linearB", tmp_path, 120)["steps"] == 120
     auto = bench.ki_settings("tau2-auto", tmp_path, 120)
     assert (auto["schedule"], auto["steps"], auto["temperature"], auto["path"]) == ("auto", 1.0, 2.0, str(tmp_path / "model"))
-
-
-def test_non_embedding_params_count_attention_and_the_gated_ffn():
-    assert bench.non_embedding_params(64, 4) == 4 * (4 * 64 * 64 + 3 * 64 * 256) == 262_144
-    assert bench.non_embedding_params(64, 2) * 2 == bench.non_embedding_params(64, 4)
 
 
 def _seed(saving: float, reached: bool, excess: float) -> dict:
