@@ -50,7 +50,8 @@ def main() -> None:
         shutil.rmtree(root / name, ignore_errors=True)
 
     teacher = pretrain(validate_config(_config(root / "teacher", 128, 2, 2)))
-    cache = build_cache(teacher.model_dir, validate_config(_config(root / "unused", 256, 4, args.steps)), 10, root / "cache")
+    cache = build_cache(teacher.model_dir, validate_config(_config(root / "unused", 256, 4, args.steps)), 10,
+                        root / "cache")
     runs = {
         "self-learning": None,
         "online KI": {"path": str(teacher.model_dir), "steps": args.steps},

@@ -144,7 +144,8 @@ def summarize(rows: list[dict]) -> None:
             speeds = [r["mb_per_s"] for r in sel]
             medians[variant] = statistics.median(speeds)
             runs = ", ".join(f"{s:.2f}" for s in speeds)
-            print(f"{size:>7}M {variant:>9} {medians[variant]:>8.2f} ({runs}){'':>4} {max(r['peak_rss_gib'] for r in sel):>10.2f}")
+            peak = max(r["peak_rss_gib"] for r in sel)
+            print(f"{size:>7}M {variant:>9} {medians[variant]:>8.2f} ({runs}){'':>4} {peak:>10.2f}")
         if len(medians) == 2:
             print(f"{'':>8} {'ratio':>9} {medians['kinherit'] / medians['baseline']:>8.2f}× kinherit / baseline")
 

@@ -56,7 +56,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tokens = Path(tmp) / "tokens.bin"
-        np.random.default_rng(0).integers(0, ns.vocab, ns.seq_len * ns.batch * (ns.steps + 1)).astype(np.uint16).tofile(tokens)
+        count = ns.seq_len * ns.batch * (ns.steps + 1)
+        np.random.default_rng(0).integers(0, ns.vocab, count).astype(np.uint16).tofile(tokens)
         blocks = PackedBlocks(tokens, np.uint16, ns.seq_len)
         results: dict[str, list[float]] = {"transformers.Trainer": [], "kinherit": []}
         for _ in range(ns.repeats):
@@ -64,10 +65,12 @@ def main() -> None:
                             data_collator=default_data_collator)
             results["transformers.Trainer"].append(tokens_per_s(plain, ns.warmup, ns.batch * ns.seq_len))
             ours = KinheritTrainer(model=copy.deepcopy(base), args=_args(Path(tmp) / "ours", ns), train_dataset=blocks,
-                                   data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt, sampler_seed=0)
+                                   data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt,
+                                   sampler_seed=0)
             results["kinherit"].append(tokens_per_s(ours, ns.warmup, ns.batch * ns.seq_len))
 
-    print(f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, {fpt.matmul_params / 1e6:.2f}M matmul params; "
+    print(f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, "
+          f"{fpt.matmul_params / 1e6:.2f}M matmul params; "
           f"batch {ns.batch}×{ns.seq_len} tokens; threads={torch.get_num_threads()} (cpu count {os.cpu_count()})")
     print(f"measured fp32 matmul peak: {peak:.1f} GFLOP/s; training FLOPs/token: {fpt.train / 1e6:.2f} M")
     for name, values in results.items():

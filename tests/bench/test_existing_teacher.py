@@ -18,7 +18,8 @@ def test_a_teacher_is_written_size_at_multiple():
 def test_linear_b_decays_over_the_first_budget_and_auto_is_left_to_the_run(tmp_path):
     assert bench.ki_settings("tau1-linearB", tmp_path, 120)["steps"] == 120
     auto = bench.ki_settings("tau2-auto", tmp_path, 120)
-    assert (auto["schedule"], auto["steps"], auto["temperature"], auto["path"]) == ("auto", 1.0, 2.0, str(tmp_path / "model"))
+    assert (auto["schedule"], auto["steps"], auto["temperature"], auto["path"]) == (
+        "auto", 1.0, 2.0, str(tmp_path / "model"))
 
 
 def _seed(saving: float, reached: bool, excess: float) -> dict:
@@ -32,7 +33,8 @@ def test_the_table_marks_an_unreached_seed_and_counts_evaluations():
                                       "ki_tuning": {"tau1-auto": 5.1},
                                       "report": [_seed(0.3, True, 0.01), _seed(-0.1, False, 0.03)]}}}
     row = next(line for line in bench.markdown(result).splitlines() if line.startswith("| 64x2@8"))
-    assert "≤ 10.0% ± 28.3% (1 of 2 not reached, counted at their bound)" in row  # (0.3 − 0.1)/2, the unreached seed at its bound
+    # (0.3 − 0.1)/2, the unreached seed at its bound
+    assert "≤ 10.0% ± 28.3% (1 of 2 not reached, counted at their bound)" in row
     assert "6 of 8 (worst +0.030)" in row and "5.020 ± 0.014 / 5.000 ± 0.000" in row
 
 

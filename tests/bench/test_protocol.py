@@ -112,7 +112,8 @@ def test_parameter_counts_of_a_saved_model_folder(tmp_path):
 
 def test_a_budget_is_steps_or_tokens_per_non_embedding_parameter():
     assert tokens_per_step() == 32 * 128  # the library's batch and seq_len
-    assert tokens_per_step({"per_device_train_batch_size": 16, "gradient_accumulation_steps": 2}, {"seq_len": 64}) == 2048
+    train = {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 2}
+    assert tokens_per_step(train, {"seq_len": 64}) == 2048
     assert budget_steps(262_720, 2048, steps=200) == 200
     assert budget_steps(262_720, 2048, tokens_per_param=20) == 2566  # 20 · 262,720 / 2048 = 2565.6
     assert budget_steps(262_720, 2048, tokens_per_param=20, multiple_of=4) == 2564
