@@ -6,12 +6,14 @@
 Protocol (README, "Dense → mixture of experts"):
 1. A dense llama teacher is pre-trained once (`teacher_train`); its FLOPs are the sunk cost, stated.
 2. Tuning, on seeds never reported: the upcycled MoE, the scratch MoE and the dense teacher trained on
-   are each trained for the budget B at every peak LR of the same grid; each keeps its best.
+   are each trained for the budget B at every peak LR of the same grid; each keeps its best (bench.protocol's
+   `tune_lr`; the grid is extended at an edge only with --max-extensions, default 0).
 3. Reporting, on fresh seeds, each for B steps at its tuned LR:
      upcycled   `kinherit grow TEACHER --num-experts E --experts-per-token k` (exact), then pre-trained
      scratch    the same MoE config, freshly initialised by transformers (same active FLOPs per token)
      dense      the teacher trained on (cheaper per token: it runs as many steps as the MoE's FLOPs allow)
-   saving = 1 − FLOPs(upcycled to scratch's best loss) / FLOPs(scratch to it); loss at scratch's final
+   saving = 1 − FLOPs(upcycled to scratch's best loss) / FLOPs(scratch to it), or where a seed never reaches that
+   loss its bound (bench.protocol's `compare`; the mean is then an upper bound, marked ≤); loss at scratch's final
    FLOPs for every run (student FLOPs; the teacher's pre-training is stated separately).
 4. Router init ablation: upcycled with each `--router` over `--router-seeds`, at the upcycled LR.
 Writes upcycle.json, upcycle.md and curves.png to --out; prints the table.
@@ -35,10 +37,12 @@ from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
 
 from bench.protocol import (  # noqa: E402
     budget_line,
+    compare,
     final_loss,
     format_summary,
     mean_std,
     model_param_counts,
+    summarize_savings,
     tokens_per_step,
     train_run,
     tune_lr,
@@ -49,7 +53,7 @@ from kinherit.grow.options import DEFAULT_ROUTER, ROUTER_INITS  # noqa: E402
 from kinherit.hf_folder import TOKENIZER_FILES  # noqa: E402
 from kinherit.io import atomic_dir, atomic_file, write_json  # noqa: E402
 from kinherit.metrics.flops import flops_per_token  # noqa: E402
-from kinherit.metrics.horizons import horizon_points, value_at  # noqa: E402
+from kinherit.metrics.horizons import value_at  # noqa: E402
 from kinherit.metrics.plots import save_png  # noqa: E402
 from kinherit.metrics.report import sunk_flops  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
@@ -184,26 +188,34 @@ def main() -> None:
 
     # reporting
     per_seed: dict[str, dict[str, list]] = {
-        name: {"final": [], "at_scratch_flops": [], "saving": [], "sunk": [], "flops_vs_scratch": []} for name in RUNS}
+        name: {"final": [], "at_scratch_flops": [], "saving": [], "reached": [], "sunk": [], "flops_vs_scratch": []}
+        for name in RUNS}
     curves: dict[str, list] = {name: [] for name in RUNS}
     for seed in args.seeds:
         folders = {name: run(name, seed, best[name], out / f"seed{seed}" / name, starts(seed)[name]) for name in RUNS}
         runs = {name: load_run(folder) for name, folder in folders.items()}
         scratch_flops = float(runs["scratch"].evals[-1]["flops"])
         for name, r in runs.items():
-            point = horizon_points(runs["scratch"].evals, r.evals, budget, [1])[0] if name != "dense" else None
             per_seed[name]["final"].append(float(r.evals[-1]["val_loss"]))
             last = float(r.evals[-1]["flops"])  # the dense run's steps are rounded to whole evaluations:
             # within 2% counts as equal
             at = min(scratch_flops, last) if last >= 0.98 * scratch_flops else scratch_flops
             per_seed[name]["at_scratch_flops"].append(value_at(r.curve("flops"), at))
             per_seed[name]["flops_vs_scratch"].append(last / scratch_flops)
-            per_seed[name]["saving"].append(point.saving if point else _dense_saving(runs["scratch"], r))
+            if name == "dense":  # other steps than the MoE's: no evaluation at step B to compare at
+                saved, reached = _dense_saving(runs["scratch"], r)
+            else:
+                one = compare(runs["scratch"].evals, r.evals, budget, [1])
+                saved, reached = one["saving"]["1x"], one["reached"]["1x"]
+            per_seed[name]["saving"].append(saved)
+            per_seed[name]["reached"].append(reached)
             per_seed[name]["sunk"].append(sunk_flops(r))
             curves[name].append(r.curve("flops"))
 
     def write(routers: dict[str, Any]) -> str:
-        summary = {name: {key: summary_of(vals) for key, vals in values.items()} for name, values in per_seed.items()}
+        summary = {name: {key: {**summarize_savings(vals, values["reached"]), "values": vals} if key == "saving"
+                          else summary_of(vals) for key, vals in values.items() if key != "reached"}
+                   for name, values in per_seed.items()}
         result = {"spec": spec.model_dump(), "teacher_flops": teacher_flops, "tune_seeds": args.tune_seeds,
                   "seeds": args.seeds, "lr_grid": args.lr_grid, "tuning": tuning, "best_lr": best, "interior": interior,
                   "dense_steps": steps_of["dense"], "summary": summary, "routers": routers,
@@ -235,13 +247,15 @@ def main() -> None:
     print(f"written {out / 'upcycle.json'}, {out / 'upcycle.md'}, {out / 'curves.png'}")
 
 
-def _dense_saving(scratch, dense) -> float | None:
-    """FLOPs saving of the dense run to scratch-MoE's best loss (None if never reached)."""
+def _dense_saving(scratch, dense) -> tuple[float, bool]:  # noqa: ANN001
+    """(FLOPs saving of the dense run to scratch-MoE's best loss, reached): where never reached, the bound
+    1 − F_dense(last evaluation) / F_scratch(target), as `compare` gives it."""
     from kinherit.metrics.savings import compute_to_reach, saving
 
     target = min(float(e["val_loss"]) for e in scratch.evals)
     base = compute_to_reach(scratch.curve("flops"), target)
-    return saving(compute_to_reach(dense.curve("flops"), target), base)[0]
+    needed = compute_to_reach(dense.curve("flops"), target)
+    return saving(needed if needed is not None else float(dense.evals[-1]["flops"]), base)[0], needed is not None
 
 
 def plot(curves: dict[str, list], path: Path) -> None:
