@@ -92,11 +92,6 @@ def coverage(student_data: dict[str, Any], teacher_dir: Path, blocks: int = 200)
             "teacher_len": length}
 
 
-def _saving(run: Path, target: float, budget: float) -> float | None:
-    reached = compute_to_reach(load_run(run).curve("flops"), target)
-    return None if reached is None else 1.0 - reached / budget
-
-
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
     """(mean, std) of `mean_std`, as xtok.json records it; None without values."""
     summary = mean_std(values)
