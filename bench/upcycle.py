@@ -279,7 +279,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"({r['teacher_flops']:.3g} FLOPs, sunk); MoE: {up}; "
         f"budget {r['spec']['student_train']['max_steps']} MoE steps "
         f"(dense trained on: {r['dense_steps']} steps, the same FLOPs)",
-        (f"LR tuned on seeds {r['tune_seeds']} over {r['lr_grid']}: " + ", ".join(
+        (f"LR tuned on seeds {r['tune_seeds']} over {sorted(float(lr) for lr in next(iter(r['tuning'].values())))} "
+         f"({len(next(iter(r['tuning'].values())))} configurations each): " + ", ".join(
             f"{n} {lr:g}" + ("" if r["interior"][n] else " (edge)") for n, lr in r["best_lr"].items()))
         if r["lr_grid"] else f"peak LR {r['best_lr']['upcycled']:g} for every run (not tuned)",
         f"reported seeds {r['seeds']}, mean ± std", "",
