@@ -59,3 +59,18 @@ def test_the_markdown_marks_an_upper_bound():
               "tuning": {"best": {"scratch": 1e-3, "grown": 2e-3}, "grid": [1e-3, 2e-3], "interior": True}}
     row = next(line for line in efficiency.markdown(result).splitlines() if line.startswith("| ki |"))
     assert row.startswith("| ki | ≤ 0.0% (1 of 1 not reached, counted at their bound) | 5.000 |")
+
+
+def test_the_markdown_states_the_tokens_per_parameter_and_the_configurations_tried():
+    values: dict[str, list] = {}
+    add_seed(values, _evals([6.0, 5.0, 4.0]), _evals([6.0, 4.5, 3.5]), budget=20, horizons=[1], sunk=0.0)
+    result = {"tune_seeds": [100], "seeds": [0], "budget": {"steps": 200, "tokens_per_step": 2048},
+              "params": {"non_embedding": 262_720, "with_embedding": 393_792},
+              "report": {"horizons": [1], "summary": {"ki": efficiency._summary(values)},
+                         "grown_vs_scratch_every_eval": []},
+              "tuning": {"best": {"scratch": 1e-3, "grown": 2e-3}, "grid": [5e-4, 1e-3, 2e-3, 4e-3], "interior": True,
+                         "configs_tried": {"scratch": 4, "grown": 4}}}
+    lines = efficiency.markdown(result).splitlines()
+    assert lines[0].endswith("(grid 0.0005, 0.001, 0.002, 0.004; interior: True; 4 configurations each)")
+    assert lines[2] == ("B = 200 steps × 2,048 tokens = 409,600 tokens: 1.56 tokens per non-embedding parameter "
+                        "(262,720), 1.04 with embeddings (393,792)")

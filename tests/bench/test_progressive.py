@@ -31,6 +31,17 @@ def test_the_tuning_table_shows_every_lr_tried_and_the_best():
     assert "| both | — | 6.100 | — | 0.004: 6.100 |" in lines
 
 
+def test_the_table_states_each_size_s_budget_in_tokens_per_parameter():
+    seed = {"saving": {"1x": 0.25}, "reached": {"1x": True}, "evaluations": 4, "not_worse_at_equal_flops": 3}
+    entry = {"budget": {"steps": 120, "tokens_per_step": 2048,
+                        "params": {"non_embedding": 262_720, "with_embedding": 393_792}},
+             "tuning": {"best": {"scratch": 4e-3, "depth": 8e-3}, "configs_tried": {"scratch": 4, "depth": 5}},
+             "report": {"depth": [seed]}}
+    lines = progressive.markdown({"horizons": [1], "sizes": {"64x4": entry}}).splitlines()
+    assert lines[2].startswith("| size | B (tokens per parameter) | run | peak LR (configs tried) |")
+    assert lines[5] == "| 64x4 | 0.935 / 0.624 | depth | 0.008 (5) | 25.0% | 3 of 4 |"  # 245,760 tokens / params
+
+
 def test_the_size_trend_fits_a_power_law_in_the_compute_fraction_and_marks_unreached_seeds():
     seed = lambda saving, reached=True: {"saving": {"1x": saving}, "reached": {"1x": reached}}  # noqa: E731
     result = {"horizons": [1], "sizes": {
