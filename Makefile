@@ -27,7 +27,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m ""
 
 bench: $(STAMP)
-	$(PY) bench/throughput.py
+	$(PY) -m bench.throughput
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,6 +1,7 @@
 """Knowledge inheritance from an existing teacher: when does it pay, and how much.
 
-    python bench/existing_teacher.py [--student 64x4] [--teachers 64x2@4 64x2@16 64x1@16] [--budget 120]
+    python -m bench.existing_teacher [--student 64x4] [--teachers 64x2@4 64x2@16 64x1@16]
+        [--budget 120 | --tokens-per-param 20]
         [--lr-grid 2e-3 4e-3 8e-3] [--tune-seeds 100] [--seeds 0 1 2] [--horizon 3] [--out runs/existing-teacher]
         [--selection salt miniplm --select-with 64x2@16 --reference 64x1@16]
 
@@ -8,7 +9,7 @@ A teacher `HxL@m` is a llama of hidden H and L layers trained for m·B steps at 
 the student's budget of tokens. It exists before the student (a user's earlier model), so its pre-training is
 sunk: reported next to every saving, not charged to it (the savings with it charged are reported too).
 
-Protocol (the fair protocol of bench/efficiency.py):
+Protocol (bench.protocol, as bench/efficiency.py runs it):
 1. Teachers: each trained once, seed 1000 (no student uses it), peak LR `--teacher-lr`, cosine over its m·B steps.
 2. Tuning, on seeds never reported: scratch's peak LR over the grid (extended by ×2 until the best is interior).
    Then, per teacher, KI's own knobs over `KI_GRID` (τ, schedule, `steps`) at scratch's LR: KI is tuned over
@@ -31,15 +32,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.protocol import (
+    DATA,
+    budget_line,
+    budget_steps,
+    compare,
+    final_loss,
+    format_savings,
+    mean_std,
+    model_at,
+    model_param_counts,
+    non_embedding_params,
+    parse_size,
+    summarize_savings,
+    tokens_per_step,
+    train_once,
+    tune_lr,
+    write_table,
+)
 from kinherit.io import write_json
-from kinherit.metrics.horizons import horizon_points
 from kinherit.metrics.plots import plot_savings
 from kinherit.metrics.report import sunk_flops
 from kinherit.metrics.runs import load_run
-
-# siblings in bench/ (sys.path[0] when run as a script)
-from efficiency import format_savings, summarize_savings, write_table
-from progressive import final_loss, model_at, parse_size, train_once
 
 TEACHER_SEED = 1000
 KI_GRID: dict[str, dict[str, Any]] = {
@@ -67,41 +81,20 @@ def ki_settings(name: str, teacher_dir: Path, budget: int) -> dict[str, Any]:
 
 def tune_scratch(student: dict[str, Any], grid: list[float], seeds: list[int], budget: int, out: Path, batch: int,
                  max_extensions: int = 3) -> dict[str, Any]:
-    """Scratch's best peak LR over the grid, extended by ×2 at an edge until interior."""
-    losses: dict[float, float] = {}
-    grid = sorted(grid)
-    for _ in range(max_extensions + 1):
-        for lr in grid:
-            if lr not in losses:
-                losses[lr] = statistics.mean(final_loss(train_once(out / f"lr{lr:g}-seed{s}", student, budget, lr, s,
-                                                                   budget, batch)) for s in seeds)
-        best = min(losses, key=losses.get)
-        edge = best in (min(grid), max(grid))
-        if not edge:
-            break
-        grid = sorted(set(grid) | {best / 2 if best == min(grid) else best * 2})
-    return {"best": best, "interior": not edge, "configs_tried": len(losses),
-            "mean_final_loss": {f"{lr:g}": v for lr, v in sorted(losses.items())}}
+    """Scratch's best peak LR over the grid, extended by ×2 at an edge until interior (`tune_lr`)."""
+    def evaluate(lr: float) -> dict[str, float]:
+        return {"scratch": statistics.mean(final_loss(train_once(out / f"lr{lr:g}-seed{s}", student, budget, lr, s,
+                                                                 budget, batch)) for s in seeds)}
+
+    tuned = tune_lr(["scratch"], grid, evaluate, max_extensions)
+    return {"best": tuned["best"]["scratch"], "interior": tuned["interior"],
+            "configs_tried": tuned["configs_tried"]["scratch"], "mean_final_loss": tuned["mean_final_loss"]["scratch"]}
 
 
-def compare(scratch: Path, ki: Path, budget: int, horizons: list[int]) -> dict[str, Any]:
-    """One seed's KI against scratch: savings (or bounds) at each horizon, and the per-evaluation excess."""
-    base, run = load_run(scratch), load_run(ki)
-    sunk = sunk_flops(run)
-    points = horizon_points(base.evals, run.evals, budget, horizons, sunk)
-    last = float(run.evals[-1]["flops"])
-    at_step = {e["step"]: e["val_loss"] for e in run.evals}
-    excess = [at_step[e["step"]] - e["val_loss"] for e in base.evals if e["step"] > 0 and e["step"] in at_step]
-    return {
-        "saving": {f"{p.horizon}x": p.saving if p.saving is not None else 1 - last / p.baseline_flops for p in points},
-        "reached": {f"{p.horizon}x": p.saving is not None for p in points},
-        "saving_sunk_counted": {f"{p.horizon}x": (1 - (p.flops_to_baseline_loss + sunk) / p.baseline_flops)
-                                if p.flops_to_baseline_loss is not None else None for p in points},
-        "loss": {f"{p.horizon}x": p.run_loss for p in points},
-        "scratch_loss": {f"{p.horizon}x": p.baseline_loss for p in points},
-        "sunk_flops": sunk, "evaluations": len(excess), "not_worse": sum(e <= 0 for e in excess),
-        "max_excess": max(excess),
-    }
+def compare_runs(scratch: Path, ki: Path, budget: int, horizons: list[int]) -> dict[str, Any]:
+    """One seed's KI against scratch (`compare` at the same step, the teacher's pre-training sunk)."""
+    run = load_run(ki)
+    return compare(load_run(scratch).evals, run.evals, budget, horizons, sunk_flops(run), at="step")
 
 
 def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -117,24 +110,24 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def markdown(result: dict[str, Any]) -> str:
     horizons, tuning = result["horizons"], result["scratch_tuning"]
     lines = [f"scratch: peak LR {tuning['best']:g} ({tuning['configs_tried']} configurations, interior: "
-             f"{tuning['interior']}); KI: scratch's LR and {len(KI_GRID)} configurations of its own knobs per teacher", "",
-             "| teacher | params (non-emb.) | tokens (× student budget) | sunk FLOPs | KI knobs | "
-             + " | ".join(f"saving @{h}×" for h in horizons) + " | KI ≤ scratch at evaluations | final loss KI / scratch |",
+             f"{tuning['interior']}); KI: scratch's LR and {len(KI_GRID)} configurations of its own knobs per teacher",
+             "", "| teacher | params (non-emb.) | tokens (× student budget) | sunk FLOPs | KI knobs | "
+             + " | ".join(f"saving @{h}×" for h in horizons)
+             + " | KI ≤ scratch at evaluations | final loss KI / scratch |",
              "|---|---|---|---|---|" + "---|" * (len(horizons) + 2)]
     for name, entry in _rows(result):
         seeds = entry["report"]
         cells = [format_savings([s["saving"][f"{h}x"] for s in seeds], [s["reached"][f"{h}x"] for s in seeds])
                  for h in horizons]
         last = f"{horizons[-1]}x"
-        ki_loss = [s["loss"][last] for s in seeds]
-        base = [s["scratch_loss"][last] for s in seeds]
+        ki_loss, base = mean_std([s["loss"][last] for s in seeds]), mean_std([s["scratch_loss"][last] for s in seeds])
         lines.append(
-            f"| {name} | {entry['params']:,} | {entry['multiple']}× | {seeds[0]['sunk_flops']:.2e} | {entry['knobs']} | "
+            f"| {name} | {entry['params']:,} | {entry['multiple']}× | {seeds[0]['sunk_flops']:.2e} | "
+            f"{entry['knobs']} | "
             + " | ".join(cells)
             + f" | {sum(s['not_worse'] for s in seeds)} of {sum(s['evaluations'] for s in seeds)} "
             f"(worst {max(s['max_excess'] for s in seeds):+.3f}) | "
-            f"{statistics.mean(ki_loss):.3f} ± {statistics.stdev(ki_loss) if len(seeds) > 1 else 0:.3f} / "
-            f"{statistics.mean(base):.3f} ± {statistics.stdev(base) if len(seeds) > 1 else 0:.3f} |")
+            f"{ki_loss['mean']:.3f} ± {ki_loss['std']:.3f} / {base['mean']:.3f} ± {base['std']:.3f} |")
     lines += ["", "KI knob tuning (final val loss at B on the tuning seed):", ""]
     for name, entry in result["teachers"].items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in entry["ki_tuning"].items()))
@@ -150,16 +143,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
                  "horizon (multiples of the student's budget)")
 
 
-def non_embedding_params(hidden: int, layers: int) -> int:
-    """Attention 4·d² plus gated FFN 3·d·4d per layer (the bench's llama shapes, norms left out)."""
-    return layers * (4 * hidden * hidden + 3 * hidden * 4 * hidden)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--student", default="64x4")
     parser.add_argument("--teachers", nargs="+", default=["64x2@4", "64x2@16", "64x1@16"])
-    parser.add_argument("--budget", type=int, default=120, help="B, the student's optimizer steps")
+    parser.add_argument("--budget", type=int, help="B, the student's optimizer steps (default 120)")
+    parser.add_argument("--tokens-per-param", type=float,
+                        help="B instead as this many tokens per non-embedding student parameter "
+                             "(rounded to a multiple of 4 steps)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--teacher-lr", type=float, default=4e-3)
     parser.add_argument("--lr-grid", type=float, nargs="+", default=[2e-3, 4e-3, 8e-3])
@@ -173,10 +164,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if set(args.tune_seeds) & set(args.seeds) or TEACHER_SEED in args.seeds:
         parser.error("tuning and teacher seeds must not be reported: --tune-seeds/--seeds overlap or use 1000")
-    out, horizons, budget = Path(args.out), list(range(1, args.horizon + 1)), args.budget
+    if args.budget is not None and args.tokens_per_param is not None:
+        parser.error("give B as --budget or as --tokens-per-param, not both")
+    if args.tokens_per_param is None:
+        args.budget = 120 if args.budget is None else args.budget
     student = model_at(*parse_size(args.student))
+    step_tokens = tokens_per_step({"per_device_train_batch_size": args.batch}, DATA)
+    budget = budget_steps(non_embedding_params(*parse_size(args.student)), step_tokens, steps=args.budget,
+                          tokens_per_param=args.tokens_per_param, multiple_of=1 if args.budget else 4)
+    out, horizons = Path(args.out), list(range(1, args.horizon + 1))
     teachers = {text: parse_teacher(text) for text in args.teachers}  # parsed before any training
-    if args.selection and (args.select_with not in teachers or ("miniplm" in args.selection and args.reference not in teachers)):
+    if args.selection and (args.select_with not in teachers
+                           or ("miniplm" in args.selection and args.reference not in teachers)):
         parser.error("--select-with and --reference must name teachers of --teachers")
     teacher_dirs: dict[str, Path] = {}
     scratch = tune_scratch(student, args.lr_grid, args.tune_seeds, budget, out / "tune" / "scratch", args.batch)
@@ -197,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             base = train_once(out / "report" / f"seed{seed}" / "scratch", student, steps, lr, seed, budget, args.batch)
             ki = train_once(out / "report" / f"seed{seed}" / f"ki-{text}", student, steps, lr, seed, budget, args.batch,
                        teacher=ki_settings(knobs, teacher_dir, budget))
-            report.append({"seed": seed, **compare(base, ki, budget, horizons)})
+            report.append({"seed": seed, **compare_runs(base, ki, budget, horizons)})
         result["teachers"][text] = {"params": non_embedding_params(*size), "multiple": multiple, "knobs": knobs,
                                     "ki_tuning": ki_tuning, "report": report}
         write_json(out / "existing_teacher.json", result)
@@ -210,12 +209,17 @@ def main(argv: list[str] | None = None) -> None:
             if method == "miniplm":
                 selection["reference"] = str(teacher_dirs[args.reference] / "model")
             base = out / "report" / f"seed{seed}" / "scratch"
-            run = train_once(out / "report" / f"seed{seed}" / f"ki-{args.select_with}-{method}", student, steps, lr, seed, budget,
-                        args.batch, teacher=ki_settings(entry["knobs"], teacher_dir, budget), selection=selection)
-            selected.append({"seed": seed, **compare(base, run, budget, horizons)})
+            run = train_once(out / "report" / f"seed{seed}" / f"ki-{args.select_with}-{method}", student, steps, lr,
+                             seed, budget, args.batch, teacher=ki_settings(entry["knobs"], teacher_dir, budget),
+                             selection=selection)
+            selected.append({"seed": seed, **compare_runs(base, run, budget, horizons)})
         entry.setdefault("selection", {})[method] = selected
         write_json(out / "existing_teacher.json", result)
-    header = f"student {args.student} ({non_embedding_params(*parse_size(args.student)):,} non-embedding params), B = {budget} steps"
+    counts = model_param_counts(out / "report" / f"seed{args.seeds[0]}" / "scratch" / "model")
+    result["student"] = {"budget": budget, "tokens_per_step": step_tokens, "params": counts}
+    write_json(out / "existing_teacher.json", result)
+    header = (f"student {args.student} ({counts['non_embedding']:,} non-embedding params), B = {budget} steps\n\n"
+              + budget_line(budget, step_tokens, counts) + " (the student's)")
     write_table(out, "existing_teacher", header + "\n\n" + markdown(result), lambda path: plot(result, path))
 
 

@@ -1,8 +1,8 @@
 """The GPU path, checked in one run (≤ 8 minutes on one H100): throughput, MFU, KI and cache overheads, bf16 growth,
 peak memory.
 
-    python bench/gpu_check.py [--out runs/gpu_check]      # on a GPU, bf16
-    python bench/gpu_check.py --tiny                      # on the CPU, fp32, tiny sizes (a test runs this)
+    python -m bench.gpu_check [--out runs/gpu_check]      # on a GPU, bf16
+    python -m bench.gpu_check --tiny                      # on the CPU, fp32, tiny sizes (a test runs this)
 
 Prints, one section each:
 1. tokens/s of kinherit's trainer vs a plain `transformers.Trainer` on the same model, batch and random token
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
-import statistics
 import sys
 import sysconfig
 import tempfile
@@ -39,9 +38,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from throughput import StepTimer, matmul_peak_gflops  # bench/throughput.py
-from transformers import (AutoModelForCausalLM, LlamaConfig, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
+from transformers import (AutoModelForCausalLM, LlamaConfig, Trainer, TrainerCallback, TrainingArguments,
                           default_data_collator)
+
+from bench.protocol import matmul_peak_gflops, step_time, tokens_per_s
 
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
@@ -85,22 +85,16 @@ TINY = Sizes(hidden=32, layers=2, heads=4, vocab=256, seq_len=32, batch=4, steps
 
 def llama(sizes: Sizes, hidden: int, layers: int, vocab: int) -> LlamaConfig:
     return LlamaConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-                       num_attention_heads=max(1, hidden * sizes.heads // sizes.hidden), intermediate_size=hidden * 8 // 3 // 8 * 8,
+                       num_attention_heads=max(1, hidden * sizes.heads // sizes.hidden),
+                       intermediate_size=hidden * 8 // 3 // 8 * 8,
                        max_position_embeddings=sizes.seq_len)
 
 
 def trainer_args(out: Path, sizes: Sizes, gpu: bool) -> TrainingArguments:
     return TrainingArguments(output_dir=str(out), max_steps=sizes.steps, per_device_train_batch_size=sizes.batch,
                              learning_rate=1e-4, logging_steps=sizes.steps, save_strategy="no", eval_strategy="no",
-                             report_to="none", disable_tqdm=True, use_cpu=not gpu, bf16=gpu, seed=0, dataloader_num_workers=0)
-
-
-def tokens_per_s(trainer: Trainer, sizes: Sizes) -> float:
-    timer = StepTimer(sizes.warmup)
-    trainer.add_callback(timer)
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    return timer.steps * sizes.batch * sizes.seq_len / (timer.end - timer.start)
+                             report_to="none", disable_tqdm=True, use_cpu=not gpu, bf16=gpu, seed=0,
+                             dataloader_num_workers=0)
 
 
 def throughput(sizes: Sizes, work: Path, gpu: bool) -> None:
@@ -114,12 +108,16 @@ def throughput(sizes: Sizes, work: Path, gpu: bool) -> None:
     blocks = PackedBlocks(tokens, np.uint16, sizes.seq_len)
     plain = Trainer(model=copy.deepcopy(base), args=trainer_args(work / "plain", sizes, gpu), train_dataset=blocks,
                     data_collator=default_data_collator)
-    ours = KinheritTrainer(model=copy.deepcopy(base), args=trainer_args(work / "ours", sizes, gpu), train_dataset=blocks,
-                           data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt, sampler_seed=0)
-    rates = {"transformers.Trainer": tokens_per_s(plain, sizes), "kinherit": tokens_per_s(ours, sizes)}
+    ours = KinheritTrainer(model=copy.deepcopy(base), args=trainer_args(work / "ours", sizes, gpu),
+                           train_dataset=blocks, data_collator=default_data_collator, objective=ModelLoss(),
+                           student_flops=fpt, sampler_seed=0)
+    step_tokens = sizes.batch * sizes.seq_len
+    rates = {"transformers.Trainer": tokens_per_s(plain, sizes.warmup, step_tokens),
+             "kinherit": tokens_per_s(ours, sizes.warmup, step_tokens)}
     peak, source = peak_flops(gpu)
     print(f"\n[1] throughput: llama hidden {sizes.hidden}, {sizes.layers} layers, vocab {sizes.vocab}, "
-          f"{fpt.matmul_params / 1e6:.1f}M matmul params, batch {sizes.batch}×{sizes.seq_len}, {'bf16' if gpu else 'fp32'}")
+          f"{fpt.matmul_params / 1e6:.1f}M matmul params, batch {sizes.batch}×{sizes.seq_len}, "
+          f"{'bf16' if gpu else 'fp32'}")
     for name, rate in rates.items():
         print(f"    {name:>22}: {rate:10.0f} tokens/s")
     print(f"    ratio kinherit / transformers.Trainer: {rates['kinherit'] / rates['transformers.Trainer']:.3f}")
@@ -146,26 +144,21 @@ def run_config(out: Path, sizes: Sizes, hidden: int, layers: int, steps: int, gp
                  "tokenizer": {"train_vocab_size": sizes.train_vocab}, "cache_dir": str(out.parent / "corpus")},
         "model": {"family": "llama", "hidden_size": hidden, "num_layers": layers,
                   "num_heads": max(1, hidden * sizes.heads // sizes.hidden)},
-        "train": {"max_steps": steps, "per_device_train_batch_size": sizes.batch, "eval_steps": steps, "save_steps": steps,
-                  "logging_steps": 1, "disable_tqdm": True, "seed": 0, "bf16": gpu},
+        "train": {"max_steps": steps, "per_device_train_batch_size": sizes.batch, "eval_steps": steps,
+                  "save_steps": steps, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "bf16": gpu},
     }
     if teacher is not None:
         config["teacher"] = teacher
     return config
 
 
-def step_time(out: Path, skip: int) -> float:
-    """Median wall time between consecutive logged optimizer steps after `skip` steps."""
-    times = [e["time_s"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
-    return statistics.median(b - a for a, b in zip(times[skip:], times[skip + 1:]))
-
-
 def inheritance(sizes: Sizes, work: Path, gpu: bool) -> None:
     """Sections 3, 4 and 5."""
-    teacher = pretrain(validate_config(run_config(work / "teacher", sizes, sizes.hidden // 2, sizes.layers // 2, 2, gpu)))
+    teacher = pretrain(validate_config(run_config(work / "teacher", sizes, sizes.hidden // 2, sizes.layers // 2, 2,
+                                                  gpu)))
     start = time.perf_counter()
-    cache = build_cache(teacher.model_dir, validate_config(run_config(work / "unused", sizes, sizes.hidden, sizes.layers,
-                                                                      sizes.steps, gpu)), sizes.top_k, work / "cache")
+    unused = validate_config(run_config(work / "unused", sizes, sizes.hidden, sizes.layers, sizes.steps, gpu))
+    cache = build_cache(teacher.model_dir, unused, sizes.top_k, work / "cache")
     cache_seconds = time.perf_counter() - start
     cache_bytes = sum(p.stat().st_size for p in Path(cache.root).iterdir())
     cached_tokens = cache.rows
@@ -191,11 +184,13 @@ def inheritance(sizes: Sizes, work: Path, gpu: bool) -> None:
         print(f"    {name:>18} | {times[name]:8.4f} | {times[name] / base:10.3f} | {flops[name]:11.3f}")
     print(f"    online KI overhead {times['online KI'] / base - 1:+.1%} vs predicted {flops['online KI'] - 1:+.1%}; "
           f"cached top-{sizes.top_k} overhead {times[f'cached KI top-{sizes.top_k}'] / base - 1:+.1%} (predicted +0%, "
-          f"no teacher runs); the cache took {cache_seconds:.1f} s to build, {cache_bytes / cached_tokens:.0f} bytes/token "
+          f"no teacher runs); the cache took {cache_seconds:.1f} s to build, "
+          f"{cache_bytes / cached_tokens:.0f} bytes/token "
           f"over {cached_tokens:,} tokens (its FLOPs ratio counts that one-off teacher pass)")
     if gpu:
         lm, kd = memory["self-learning"], memory["online KI"]
-        print(f"[5] peak GPU memory: LM step {lm / 2**30:.2f} GiB, online KD step {kd / 2**30:.2f} GiB ({kd / lm:.2f}x)")
+        print(f"[5] peak GPU memory: LM step {lm / 2**30:.2f} GiB, online KD step {kd / 2**30:.2f} GiB "
+              f"({kd / lm:.2f}x)")
     else:
         print("[5] peak GPU memory: no GPU (CPU run)")
 
@@ -219,11 +214,13 @@ def growth_in_bf16(sizes: Sizes, gpu: bool) -> None:
     floor = float((logits(source, dtype) - exact).abs().max()) / scale
     deviation = float((logits(grown, dtype) - logits(source, dtype)).abs().max()) / scale
     print(f"\n[6] growth in {str(dtype).removeprefix('torch.')}: hidden {sizes.hidden // 2}→{sizes.hidden}, layers "
-          f"{sizes.layers // 2}→{sizes.layers}, clone + identity, 0 dB noise: relative deviation {deviation:.2e}; the "
+          f"{sizes.layers // 2}→{sizes.layers}, clone + identity, 0 dB noise: relative deviation "
+          f"{deviation:.2e}; the "
           f"source's own {str(dtype).removeprefix('torch.')}-vs-fp32 deviation {floor:.2e}")
     if gpu:
         holds = deviation <= FLOOR_MULTIPLE * floor
-        print(f"    tolerance {FLOOR_MULTIPLE:g}× the floor = {FLOOR_MULTIPLE * floor:.2e}: {'holds' if holds else 'FAILS'} "
+        print(f"    tolerance {FLOOR_MULTIPLE:g}× the floor = {FLOOR_MULTIPLE * floor:.2e}: "
+              f"{'holds' if holds else 'FAILS'} "
               "(bf16 rounds every matmul output to 8 bits; growth splits sums into separately rounded halves)")
     else:
         print(f"    fp32: within the exact tolerance 1e-4: {deviation <= 1e-4}")
@@ -260,8 +257,7 @@ def staged(sizes: Sizes, work: Path, gpu: bool) -> None:
         print(f"    growth {event['growth']} at step {event['step']}: held-loss change {event['held_loss_change']:+.1e}")
     print(f"    {'stage':>5} | {'tokens/s':>10} | {'peak GiB':>8}")
     for stage in range(4):
-        times = [e["time_s"] for e in events if "loss" in e and e.get("stage", 0) == stage]
-        steps = statistics.median(b - a for a, b in zip(times[1:], times[2:])) if len(times) > 2 else float("nan")
+        steps = step_time(work / "staged", skip=1, stage=stage)  # the stage's first step waits for its growth
         peak = f"{peaks.peaks[stage] / 2**30:8.2f}" if gpu and stage < len(peaks.peaks) else f"{'-':>8}"
         print(f"    {stage:>5} | {sizes.batch * sizes.seq_len / steps:10.0f} | {peak}")
 

@@ -1,6 +1,6 @@
 """Time and peak memory of `kinherit grow` on a >= 100M-parameter target.
 
-    python bench/grow.py [--hidden 512] [--layers 12] [--vocab 32000] [--width clone] [--depth identity]
+    python -m bench.grow [--hidden 512] [--layers 12] [--vocab 32000] [--width clone] [--depth identity]
 
 A random-init Llama (hidden H, FFN 2.75 H, head_dim 64, GQA 2:1) is saved to a temporary folder,
 then grown to 2H in a *fresh* process running `grow_folder` (load, grow, verify, save, reload,

@@ -1,6 +1,6 @@
 """Peak memory of `kinherit grow --stream` on a target of >= 4 GB (bf16).
 
-    python bench/grow_stream.py [--hidden 2048] [--layers 8] [--target-layers 10] [--vocab 32000] [--dir /tmp]
+    python -m bench.grow_stream [--hidden 2048] [--layers 8] [--target-layers 10] [--vocab 32000] [--dir /tmp]
 
 A random Llama in bf16 (hidden H, FFN 2.6875 H, head_dim 128, untied head) is written to disk shard by shard
 (0.5 GB shards with an index; never whole in memory), then grown to 2H and `--target-layers` layers by
@@ -86,13 +86,16 @@ def main() -> None:
         report = json.loads((out / "growth.json").read_text())["report"]
         largest = max(source_shard, target_shard)
         print(stdout)
-        print(f"command: kinherit grow SRC OUT --stream --hidden-size {2 * args.hidden} --num-layers {args.target_layers}")
+        print(f"command: kinherit grow SRC OUT --stream --hidden-size {2 * args.hidden} "
+              f"--num-layers {args.target_layers}")
         print(f"source {source_bytes / GB:.2f} GB (largest shard {source_shard / GB:.2f} GB), "
               f"target {target_bytes / GB:.2f} GB bf16 (largest shard {target_shard / GB:.2f} GB), "
               f"{report['target_params']:,} parameters")
-        print(f"peak RSS {rss / GB:.2f} GB = {rss / largest:.2f}x the largest shard = {rss / target_bytes:.2f}x the target; "
+        print(f"peak RSS {rss / GB:.2f} GB = {rss / largest:.2f}x the largest shard = "
+              f"{rss / target_bytes:.2f}x the target; "
               f"after the imports alone {imports / GB:.2f} GB; {seconds:.0f} s (nice {os.nice(0)})")
-        print(f"verification: max relative deviation {report['max_deviation']:.2e} (tolerance {report['tolerance']:.2e}, "
+        print(f"verification: max relative deviation {report['max_deviation']:.2e} "
+              f"(tolerance {report['tolerance']:.2e}, "
               f"passed {report['passed']})")
     finally:
         shutil.rmtree(work, ignore_errors=True)

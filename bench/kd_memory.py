@@ -1,6 +1,6 @@
 """Peak memory of one training step (forward + backward): LM only vs knowledge inheritance, 32k vocabulary.
 
-    python bench/kd_memory.py [--vocab 32000] [--batch 8] [--seq-len 256] [--block-rows 1024]
+    python -m bench.kd_memory [--vocab 32000] [--batch 8] [--seq-len 256] [--block-rows 1024]
 
 Each variant runs in its own subprocess: a warm-up step, then the kernel's peak-RSS counter is reset
 (`/proc/self/clear_refs` ← 5) and one measured step reports VmHWM − VmRSS before it. The KD steps run a
@@ -91,7 +91,8 @@ def main() -> None:
     for variant in VARIANTS:
         cmd = [sys.executable, __file__, "--variant", variant, "--vocab", str(args.vocab), "--batch", str(args.batch),
                "--seq-len", str(args.seq_len), "--block-rows", str(args.block_rows)]
-        peaks[variant] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        child = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        peaks[variant] = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"{'step':>14} | {'peak MiB':>9} | {'× LM-only':>9} | {'(B,T,V) tensors':>15}")
     for variant, peak in peaks.items():
         print(f"{variant:>14} | {peak:9.0f} | {peak / peaks['lm']:9.2f} | {peak / full_tensor_mib:15.1f}")

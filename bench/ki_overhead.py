@@ -1,6 +1,6 @@
 """Step time of one student under self-learning, online KI and cached KI, against the FLOPs prediction.
 
-    python bench/ki_overhead.py [--steps 30] [--out runs/ki_overhead]
+    python -m bench.ki_overhead [--steps 30] [--out runs/ki_overhead]
 
 Everything goes through `kinherit pretrain` (real Trainer, data loading, logging). The teacher is a
 half-width model; online KI runs it on every step (teacher.steps = max_steps), cached KI reads its top-10
@@ -16,12 +16,12 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
+from bench.protocol import step_time
 from kinherit.config import validate_config
 from kinherit.inherit.cache import build_cache
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
-from gpu_check import step_time  # bench/gpu_check.py: median wall time between logged steps
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -50,7 +50,8 @@ def main() -> None:
         shutil.rmtree(root / name, ignore_errors=True)
 
     teacher = pretrain(validate_config(_config(root / "teacher", 128, 2, 2)))
-    cache = build_cache(teacher.model_dir, validate_config(_config(root / "unused", 256, 4, args.steps)), 10, root / "cache")
+    cache = build_cache(teacher.model_dir, validate_config(_config(root / "unused", 256, 4, args.steps)), 10,
+                        root / "cache")
     runs = {
         "self-learning": None,
         "online KI": {"path": str(teacher.model_dir), "steps": args.steps},

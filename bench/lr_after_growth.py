@@ -1,6 +1,6 @@
 """The LR rule after growth, without a sweep: one-shot growth at the demo's sizes and settings, over 3× the budget.
 
-    python bench/lr_after_growth.py [--corpora stdlib /usr/share/vim/vim90/doc] [--factors 2 1] [--horizon 3]
+    python -m bench.lr_after_growth [--corpora stdlib /usr/share/vim/vim90/doc] [--factors 2 1] [--horizon 3]
         [--out runs/lr-after-growth] [--quick]
 
 For each corpus: the demo's teacher (llama 64×2, 500 steps) is grown exactly into the demo's student (128×4) and
@@ -24,13 +24,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bench.protocol import (  # noqa: E402
+    budget_line,
+    compare,
+    final_loss,
+    format_savings,
+    model_param_counts,
+    tokens_per_step,
+    write_table,
+)
 from kinherit.demo.experiment import QUICK, ExperimentSpec, run_experiment  # noqa: E402
 from kinherit.io import write_json  # noqa: E402
 from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
-
-from efficiency import format_savings, write_table  # noqa: E402  (siblings in bench/, sys.path[0] when run as a script)
-from progressive import compare  # noqa: E402
 
 
 def corpus_name(source: str) -> str:
@@ -47,20 +53,26 @@ def run_corpus(spec: ExperimentSpec, source: str, factors: list[float], horizon:
         folder = shared / f"factor{factor:g}"
         run_experiment(spec.model_copy(update={"growth_lr_factor": factor}), folder, students=("scratch", "grown"),
                        shared=shared, share=frozenset({"teacher", "grown-init", "scratch"}))
-        rows[f"{factor:g}"] = compare(shared / "scratch", folder / "grown", budget, list(range(1, horizon + 1)))
-    return {"budget": budget, "scratch_final_loss": float(load_run(shared / "scratch").evals[-1]["val_loss"]), "factors": rows}
+        rows[f"{factor:g}"] = compare(load_run(shared / "scratch").evals, load_run(folder / "grown").evals, budget,
+                                      list(range(1, horizon + 1)))
+    return {"budget": budget, "tokens_per_step": tokens_per_step(spec.student_train, spec.data),
+            "params": model_param_counts(shared / "scratch" / "model"),
+            "scratch_final_loss": final_loss(shared / "scratch"), "factors": rows}
 
 
 def markdown(result: dict[str, Any]) -> str:
     horizons = result["horizons"]
-    lines = ["| corpus | grown LR | evaluations ≤ scratch | largest excess | "
+    lines = [f"{corpus}: " + budget_line(entry["budget"], entry["tokens_per_step"], entry["params"])
+             for corpus, entry in result["corpora"].items() if "params" in entry]
+    lines += [""] if lines else []
+    lines += ["| corpus | grown LR | evaluations ≤ scratch | largest excess | "
              + " | ".join(f"saving @{h}×" for h in horizons) + " | final loss (scratch) |",
              "|---|---|---|---|" + "---|" * (len(horizons) + 1)]
     for corpus, entry in result["corpora"].items():
         for factor, row in entry["factors"].items():
             cells = [format_savings([row["saving"][f"{h}x"]], [row["reached"][f"{h}x"]]) for h in horizons]
-            lines.append(f"| {corpus} | {result['lr']:g} × {factor} | {row['not_worse_at_equal_flops']} of {row['evaluations']} | "
-                         f"{row['max_excess']:+.4f} | " + " | ".join(cells)
+            lines.append(f"| {corpus} | {result['lr']:g} × {factor} | {row['not_worse_at_equal_flops']} of "
+                         f"{row['evaluations']} | {row['max_excess']:+.4f} | " + " | ".join(cells)
                          + f" | {row['loss'][f'{horizons[-1]}x']:.4f} ({entry['scratch_final_loss']:.4f}) |")
     return "\n".join(lines) + "\n"
 

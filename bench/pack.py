@@ -9,8 +9,8 @@ Each job runs in its own process; its wall time (imports excluded) gives MB/s of
 polling every 50 ms gives the peak RSS summed over the job's process tree. Variants alternate order
 between repeats; the machine is shared, so compare ratios within a size, not absolute numbers.
 
-    python bench/pack.py                       # sizes 100M×3 (interleaved), 1G, 2G
-    python bench/pack.py --sizes 100M,100M,100M,2G:kinherit --workdir /tmp/packbench   # `:variant` runs one only
+    python -m bench.pack                       # sizes 100M×3 (interleaved), 1G, 2G
+    python -m bench.pack --sizes 100M,100M,100M,2G:kinherit --workdir /tmp/packbench   # `:variant` runs one only
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def summarize(rows: list[dict]) -> None:
             speeds = [r["mb_per_s"] for r in sel]
             medians[variant] = statistics.median(speeds)
             runs = ", ".join(f"{s:.2f}" for s in speeds)
-            print(f"{size:>7}M {variant:>9} {medians[variant]:>8.2f} ({runs}){'':>4} {max(r['peak_rss_gib'] for r in sel):>10.2f}")
+            peak = max(r["peak_rss_gib"] for r in sel)
+            print(f"{size:>7}M {variant:>9} {medians[variant]:>8.2f} ({runs}){'':>4} {peak:>10.2f}")
         if len(medians) == 2:
             print(f"{'':>8} {'ratio':>9} {medians['kinherit'] / medians['baseline']:>8.2f}× kinherit / baseline")
 

@@ -1,10 +1,11 @@
 """Staged training against scratch at the final size, all compute counted (nothing is sunk).
 
-    python bench/progressive.py [--sizes 64x4 128x4] [--schedules depth width both] [--budget 200]
+    python -m bench.progressive [--sizes 64x4 128x4] [--schedules depth width both]
+        [--budget 200 | --tokens-per-param 20]
         [--lr-grid 1e-3 2e-3 4e-3 8e-3] [--tune-seeds 100] [--seeds 0 1 2] [--horizon 3] [--scheduler cosine|wsd]
         [--out runs/progressive]
 
-Protocol (the fair protocol of bench/efficiency.py):
+Protocol (bench.protocol, as bench/efficiency.py runs it):
 1. Tuning, on seeds that are never reported: scratch and each staged schedule are trained for the budget B at every
    peak LR of the same grid (extended by ×2 until each best LR is interior); the best is the lowest final val loss.
 2. Reporting, on fresh seeds: scratch and each schedule trained for H·B steps (cosine over H·B) at their tuned LRs.
@@ -26,7 +27,6 @@ it, e.g. both@0.8: 0.4·B and 0.8·B); each option sets one growth-stage key on 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -37,30 +37,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kinherit.config import WSD, validate_config  # noqa: E402
+from bench.protocol import (  # noqa: E402
+    DATA,
+    HEAD_DIM,
+    tokens_per_param,
+    budget_steps,
+    compare,
+    final_loss,
+    format_savings,
+    model_at,
+    model_param_counts,
+    parse_size,
+    tokens_per_step,
+    train_once,
+    tune_lr,
+    write_table,
+)
 from kinherit.io import atomic_file, write_json  # noqa: E402
-from kinherit.metrics.horizons import horizon_points, value_at  # noqa: E402
+from kinherit.metrics.horizons import value_at  # noqa: E402
 from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
-from kinherit.train.pretrain import pretrain  # noqa: E402
 
-from efficiency import format_savings, write_table  # noqa: E402  (a sibling in bench/, sys.path[0] when run as a script)
-
-HEAD_DIM = 16
-DATA = {"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.005}
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    hidden, layers = text.lower().split("x")
-    return int(hidden), int(layers)
-
-
-def model_at(hidden: int, layers: int) -> dict[str, Any]:
-    return {"family": "llama", "hidden_size": hidden, "num_layers": layers, "num_heads": hidden // HEAD_DIM,
-            "intermediate_size": 4 * hidden}
-
-
-OPTIONS = {"reset": {"optimizer_state": "reset"}, "rewarm": {"lr_policy": "rewarm"}, "lrscale": {"lr_scaling": "growth"}}
+OPTIONS = {"reset": {"optimizer_state": "reset"}, "rewarm": {"lr_policy": "rewarm"},
+           "lrscale": {"lr_scaling": "growth"}}
 """The `+option` suffixes of a schedule variant, each a growth-stage setting."""
 
 
@@ -70,14 +69,17 @@ def schedule(variant: str, hidden: int, layers: int, budget: int) -> tuple[dict[
     name, _, last = head.partition("@")
     unknown = [flag for flag in flags if flag not in OPTIONS]
     if unknown:
-        raise SystemExit(f"unknown option +{unknown[0]} in {variant!r}: choose from {', '.join('+' + o for o in OPTIONS)}")
+        raise SystemExit(f"unknown option +{unknown[0]} in {variant!r}: "
+                         f"choose from {', '.join('+' + o for o in OPTIONS)}")
     settings = {key: value for flag in flags for key, value in OPTIONS[flag].items()}
     model, stages = _stages(name, hidden, layers, budget, float(last) if last else 0.5)
     return model, [{**stage, **settings} for stage in stages]
 
 
-def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    full = {"hidden_size": hidden, "num_heads": hidden // HEAD_DIM, "intermediate_size": 4 * hidden, "num_layers": layers}
+def _stages(name: str, hidden: int, layers: int, budget: int,
+            last: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    full = {"hidden_size": hidden, "num_heads": hidden // HEAD_DIM, "intermediate_size": 4 * hidden,
+            "num_layers": layers}
     quarter, half = round(0.5 * last * budget), round(last * budget)
     if name == "scratch":
         return model_at(hidden, layers), []
@@ -88,24 +90,9 @@ def _stages(name: str, hidden: int, layers: int, budget: int, last: float) -> tu
     if name == "width":
         return model_at(hidden // 2, layers), [{"at_step": half, **full}]
     if name == "both":
-        return model_at(hidden // 2, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)}, {"at_step": half, **full}]
+        return model_at(hidden // 2, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)},
+                                          {"at_step": half, **full}]
     raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both, shallow")
-
-
-def train_once(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,
-               scheduler: str = "cosine", **sections: Any) -> Path:
-    """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine (or WSD, decaying over
-    the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage; `sections` (growth, teacher,
-    selection) are added to the config when not None."""
-    if not (out / "model").is_dir():
-        wsd = {"lr_scheduler_type": WSD} if scheduler == "wsd" else {}
-        config = {"out": str(out), "data": DATA, "model": model,
-                  "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
-                            "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
-                            "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True, **wsd},
-                  **{key: value for key, value in sections.items() if value is not None}}
-        pretrain(validate_config(config))
-    return out
 
 
 def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int,
@@ -115,60 +102,47 @@ def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budg
     return train_once(out, model, steps, lr, seed, budget, batch, scheduler, growth=growth)
 
 
-def final_loss(folder: Path) -> float:
-    return float(load_run(folder).evals[-1]["val_loss"])
-
-
 def tune(names: list[str], size: tuple[int, int], grid: list[float], seeds: list[int], budget: int, out: Path,
          batch: int, scheduler: str = "cosine", max_extensions: int = 3) -> dict[str, Any]:
-    """Each run's best peak LR over the same grid, extended until interior."""
-    losses: dict[str, dict[float, float]] = {name: {} for name in names}
-    grid = sorted(grid)
-    for _ in range(max_extensions + 1):
-        for name in names:
-            for lr in grid:
-                if lr not in losses[name]:
-                    losses[name][lr] = statistics.mean(
-                        final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch, scheduler))
-                        for s in seeds)
-        best = {name: min(losses[name], key=losses[name].get) for name in names}
-        edges = {lr for lr in best.values() if lr in (min(grid), max(grid))}
-        if not edges:
-            break
-        grid = sorted(set(grid) | {lr / 2 if lr == min(grid) else lr * 2 for lr in edges})
-    return {"best": best, "interior": not edges, "configs_tried": {n: len(v) for n, v in losses.items()},
-            "mean_final_loss": {n: {f"{lr:g}": v for lr, v in sorted(losses[n].items())} for n in names}}
+    """Each run's best peak LR over the same grid, extended until interior (`tune_lr`)."""
+    def evaluate(lr: float) -> dict[str, float]:
+        return {name: statistics.mean(
+            final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch, scheduler))
+            for s in seeds) for name in names}
+
+    return tune_lr(names, grid, evaluate, max_extensions)
 
 
-def compare(scratch: Path, staged: Path, budget: int, horizons: list[int]) -> dict[str, Any]:
-    base, other = load_run(scratch), load_run(staged)
-    points = horizon_points(base.evals, other.evals, budget, horizons, 0.0)
-    curve = [(e["flops"], e["val_loss"]) for e in other.evals]
-    excess = [value_at(curve, e["flops"]) - e["val_loss"] for e in base.evals
-              if e["step"] > 0 and value_at(curve, e["flops"]) is not None]
-    last = float(other.evals[-1]["flops"])
-    # a run that never reaches the target needed more than all its FLOPs: its saving is at most 1 − F_last/F_b
-    bound = {f"{p.horizon}x": 1 - last / p.baseline_flops for p in points if p.saving is None}
-    return {"saving": {f"{p.horizon}x": p.saving if p.saving is not None else bound[f"{p.horizon}x"] for p in points},
-            "reached": {f"{p.horizon}x": p.saving is not None for p in points},
-            "loss": {f"{p.horizon}x": p.run_loss for p in points},
-            "evaluations": len(excess), "not_worse_at_equal_flops": sum(e <= 0 for e in excess),
-            "max_excess": max(excess) if excess else None}
+def compare_runs(scratch: Path, staged: Path, budget: int, horizons: list[int]) -> dict[str, Any]:
+    """One seed's staged run against scratch (`compare` at equal FLOPs; nothing is sunk)."""
+    return compare(load_run(scratch).evals, load_run(staged).evals, budget, horizons)
+
+
+def _tpp(entry: dict[str, Any]) -> str:
+    """The size's budget B in tokens per parameter of the target, non-embedding / with embeddings."""
+    if "budget" not in entry:
+        return "—"
+    tpp = tokens_per_param(entry["budget"]["steps"], entry["budget"]["tokens_per_step"], entry["budget"]["params"])
+    return f"{tpp['non_embedding']:.3g} / {tpp['with_embedding']:.3g}"
 
 
 def markdown(result: dict[str, Any]) -> str:
     horizons = result["horizons"]
-    lines = ["| size | run | peak LR (configs tried) | " + " | ".join(f"saving @{h}×" for h in horizons)
-             + " | ≤ scratch at equal FLOPs |", "|---|---|---|" + "---|" * (len(horizons) + 1)]
+    lines = ["B (tokens per parameter): the budget in tokens per parameter of the target size, non-embedding / with "
+             "embeddings; a horizon h holds at h times it", "",
+             "| size | B (tokens per parameter) | run | peak LR (configs tried) | "
+             + " | ".join(f"saving @{h}×" for h in horizons) + " | ≤ scratch at equal FLOPs |",
+             "|---|---|---|---|" + "---|" * (len(horizons) + 1)]
     for size, entry in result["sizes"].items():
-        tuning = entry["tuning"]
-        lines.append(f"| {size} | scratch | {tuning['best']['scratch']:g} ({tuning['configs_tried']['scratch']}) | "
-                     + " | ".join("—" for _ in horizons) + " | — |")
+        tuning, tpp = entry["tuning"], _tpp(entry)
+        lines.append(f"| {size} | {tpp} | scratch | {tuning['best']['scratch']:g} "
+                     f"({tuning['configs_tried']['scratch']}) | " + " | ".join("—" for _ in horizons) + " | — |")
         for name, per_seed in entry["report"].items():
-            cells = [format_savings([s["saving"][f"{h}x"] for s in per_seed], [s["reached"][f"{h}x"] for s in per_seed])
-                     for h in horizons]
-            ahead = f"{sum(s['not_worse_at_equal_flops'] for s in per_seed)} of {sum(s['evaluations'] for s in per_seed)}"
-            lines.append(f"| {size} | {name} | {tuning['best'][name]:g} ({tuning['configs_tried'][name]}) | "
+            cells = [format_savings([s["saving"][f"{h}x"] for s in per_seed],
+                                    [s["reached"][f"{h}x"] for s in per_seed]) for h in horizons]
+            ahead = (f"{sum(s['not_worse_at_equal_flops'] for s in per_seed)} of "
+                     f"{sum(s['evaluations'] for s in per_seed)}")
+            lines.append(f"| {size} | {tpp} | {name} | {tuning['best'][name]:g} ({tuning['configs_tried'][name]}) | "
                          + " | ".join(cells) + f" | {ahead} |")
     return "\n".join(lines) + "\n"
 
@@ -178,9 +152,13 @@ def tuning_markdown(result: dict[str, Any]) -> str:
     lines = []
     for size, entry in result["sizes"].items():
         tuning = entry["tuning"]
+        budget = entry.get("budget", {"steps": result["args"]["budget"]})
         grid = sorted({float(lr) for losses in tuning["mean_final_loss"].values() for lr in losses})
-        lines += [f"{size}, tuning seeds {result['args']['tune_seeds']}: final val loss after B = {result['args']['budget']} steps",
-                  "", "| variant | " + " | ".join(f"LR {lr:g}" for lr in grid) + " | best |", "|---|" + "---|" * (len(grid) + 1)]
+        lines += [f"{size}, tuning seeds {result['args']['tune_seeds']}: final val loss after B = "
+                  f"{budget['steps']} steps" + (f" ({_tpp(entry)} tokens per parameter, non-embedding / with "
+                                                "embeddings)" if "params" in budget else ""),
+                  "", "| variant | " + " | ".join(f"LR {lr:g}" for lr in grid) + " | best |",
+                  "|---|" + "---|" * (len(grid) + 1)]
         for name, losses in tuning["mean_final_loss"].items():
             cells = [f"{losses[key]:.3f}" if (key := f"{lr:g}") in losses else "—" for lr in grid]
             best = tuning["best"][name]
@@ -202,7 +180,8 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
                 (line,) = ax.plot(*zip(*run_.curve("flops")), style, marker="o", markersize=2, color=f"C{i}",
                                   label=f"{name} seed {seed}")
                 for growth in run_.growths:
-                    at = value_at(sorted((float(e["step"]), float(e["flops"])) for e in run_.evals), float(growth["step"]))
+                    at = value_at(sorted((float(e["step"]), float(e["flops"])) for e in run_.evals),
+                                  float(growth["step"]))
                     if at is not None:
                         ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=0.8)
         finish_axes(ax, "total training FLOPs (every stage counted)", "validation loss",
@@ -210,11 +189,22 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
     save_png(fig, path)
 
 
+def size_budget(size: tuple[int, int], args: argparse.Namespace) -> int:
+    """B at this target size: --budget steps, or --tokens-per-param tokens per non-embedding parameter of the target
+    (rounded to a multiple of 4 steps, so that evaluations every B/4 fall on every horizon)."""
+    params = model_param_counts(model_at(*size), DATA["tokenizer"]["train_vocab_size"], DATA["seq_len"])
+    return budget_steps(params["non_embedding"], tokens_per_step({"per_device_train_batch_size": args.batch}, DATA),
+                        steps=args.budget, tokens_per_param=args.tokens_per_param,
+                        multiple_of=1 if args.tokens_per_param is None else 4)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["64x4", "128x4"])
     parser.add_argument("--schedules", nargs="+", default=["depth", "width", "both"])
-    parser.add_argument("--budget", type=int, default=200, help="B, optimizer steps")
+    parser.add_argument("--budget", type=int, help="B, optimizer steps (default 200)")
+    parser.add_argument("--tokens-per-param", type=float,
+                        help="B instead as this many tokens per non-embedding parameter of each target size")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr-grid", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3, 8e-3])
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
@@ -228,25 +218,34 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if set(args.tune_seeds) & set(args.seeds):
         parser.error("tuning seeds must not be reported: --tune-seeds and --seeds overlap")
+    if args.budget is not None and args.tokens_per_param is not None:
+        parser.error("give B as --budget or as --tokens-per-param, not both")
+    if args.tokens_per_param is None:
+        args.budget = 200 if args.budget is None else args.budget
     out, horizons = Path(args.out), list(range(1, args.horizon + 1))
     result: dict[str, Any] = {"args": vars(args), "horizons": horizons, "sizes": {}}
     for text in args.sizes:
         size = parse_size(text)
+        budget = size_budget(size, args)
         names = ["scratch", *args.schedules]
-        tuning = tune(names, size, args.lr_grid, args.tune_seeds, args.budget, out / text / "tune", args.batch,
+        tuning = tune(names, size, args.lr_grid, args.tune_seeds, budget, out / text / "tune", args.batch,
                       args.scheduler)
         print(f"{text}: tuned {tuning['best']} (interior: {tuning['interior']})", flush=True)
+        scratch_model = out / text / "tune" / "scratch" / f"lr{tuning['best']['scratch']:g}-seed{args.tune_seeds[0]}"
+        entry: dict[str, Any] = {"budget": {"steps": budget, "tokens_per_step": args.batch * DATA["seq_len"],
+                                            "params": model_param_counts(scratch_model / "model")}}
         if args.tune_only:
-            result["sizes"][text] = {"tuning": tuning}
+            result["sizes"][text] = {**entry, "tuning": tuning}
             continue
         report: dict[str, list[dict[str, Any]]] = {name: [] for name in args.schedules}
         for seed in args.seeds:
-            steps = args.budget * args.horizon
-            folders = {name: run(name, size, tuning["best"][name], seed, steps, args.budget,
-                                 out / text / "report" / f"seed{seed}" / name, args.batch, args.scheduler) for name in names}
+            steps = budget * args.horizon
+            folders = {name: run(name, size, tuning["best"][name], seed, steps, budget,
+                                 out / text / "report" / f"seed{seed}" / name, args.batch, args.scheduler)
+                       for name in names}
             for name in args.schedules:
-                report[name].append({"seed": seed, **compare(folders["scratch"], folders[name], args.budget, horizons)})
-        result["sizes"][text] = {"tuning": tuning, "report": report}
+                report[name].append({"seed": seed, **compare_runs(folders["scratch"], folders[name], budget, horizons)})
+        result["sizes"][text] = {**entry, "tuning": tuning, "report": report}
         write_json(out / "progressive.json", result)
     if args.tune_only:
         write_json(out / "progressive-tuning.json", result)

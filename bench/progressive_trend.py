@@ -1,6 +1,6 @@
-"""How the staged saving changes with model size: a fit over the sizes of one or more `bench/progressive.py` results.
+"""How the staged saving changes with model size: a fit over the sizes of one or more `bench.progressive` results.
 
-    python bench/progressive_trend.py runs/progressive/progressive.json [more.json ...] --schedule depth@0.8
+    python -m bench.progressive_trend runs/progressive/progressive.json [more.json ...] --schedule depth@0.8
         [--at 1e9] [--out runs/progressive-trend]
 
 For every size of every result file, the mean saving of `--schedule` at each horizon over the reported seeds (an
@@ -26,21 +26,36 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bench.protocol import (  # noqa: E402
+    DATA,
+    mean_std,
+    model_at,
+    model_param_counts,
+    non_embedding_params,
+    parse_size,
+    tokens_per_param,
+    write_table,
+)
 from kinherit.io import write_json  # noqa: E402
 from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 
-from efficiency import write_table  # noqa: E402  (siblings in bench/, sys.path[0] when run as a script)
-from progressive import parse_size  # noqa: E402
 
-
-def non_embedding_params(hidden: int, layers: int) -> int:
-    """A `progressive.model_at` llama block without biases: attention 4d² (as many kv heads as heads), SwiGLU FFN
-    3·d·4d, two RMSNorms 2d; plus the final norm d."""
-    return layers * (4 * hidden**2 + 12 * hidden**2 + 2 * hidden) + hidden
+def budget_tokens_per_param(result: dict[str, Any], size: str) -> dict[str, float] | None:
+    """B of `size` in a progressive.json result, in tokens per parameter of the target (non-embedding, with
+    embeddings); a result written before the budget was recorded per size has `args.budget` steps of `args.batch`
+    blocks of DATA's seq_len, at DATA's vocabulary; None for a result without either."""
+    entry = result["sizes"][size]
+    if "budget" not in entry and "budget" not in result.get("args", {}):
+        return None
+    budget = entry.get("budget") or {
+        "steps": result["args"]["budget"], "tokens_per_step": result["args"].get("batch", 16) * DATA["seq_len"],
+        "params": model_param_counts(model_at(*parse_size(size)), DATA["tokenizer"]["train_vocab_size"])}
+    return tokens_per_param(budget["steps"], budget["tokens_per_step"], budget["params"])
 
 
 def points(results: list[dict[str, Any]], schedule: str) -> list[dict[str, Any]]:
-    """(size, N, mean saving per horizon, seeds not reaching scratch per horizon), sorted by N."""
+    """(size, N, B in tokens per parameter, mean ± std saving per horizon, seeds not reaching scratch per horizon),
+    sorted by N (`non_embedding_params`)."""
     rows = []
     for result in results:
         for size, entry in result["sizes"].items():
@@ -48,10 +63,11 @@ def points(results: list[dict[str, Any]], schedule: str) -> list[dict[str, Any]]
             if per_seed is None:
                 continue
             horizons = [f"{h}x" for h in result["horizons"]]
+            stats = {h: mean_std([s["saving"][h] for s in per_seed]) for h in horizons}
             rows.append({"size": size, "params": non_embedding_params(*parse_size(size)), "seeds": len(per_seed),
-                         "saving": {h: statistics.mean(s["saving"][h] for s in per_seed) for h in horizons},
-                         "std": {h: statistics.stdev(s["saving"][h] for s in per_seed) if len(per_seed) > 1 else 0.0
-                                 for h in horizons},
+                         "tokens_per_param": budget_tokens_per_param(result, size),
+                         "saving": {h: stats[h]["mean"] for h in horizons},
+                         "std": {h: stats[h]["std"] for h in horizons},
                          "unreached": {h: sum(not s["reached"][h] for s in per_seed) for h in horizons}})
     return sorted(rows, key=lambda row: row["params"])
 
@@ -82,17 +98,24 @@ def predicted(line: dict[str, float], params: float) -> float:
 
 def markdown(rows: list[dict[str, Any]], fits: dict[str, Any], schedule: str, at: float) -> str:
     horizons = list(fits)
-    lines = [f"| size | non-embedding params | " + " | ".join(f"{schedule} saving @{h}" for h in horizons) + " |",
-             "|---|---|" + "---|" * len(horizons)]
+    lines = ["B (tokens per parameter): the budget of the progressive result in tokens per parameter of the size, "
+             "non-embedding / with embeddings; a horizon h holds at h times it", "",
+             "| size | non-embedding params | B (tokens per parameter) | "
+             + " | ".join(f"{schedule} saving @{h}" for h in horizons) + " |",
+             "|---|---|---|" + "---|" * len(horizons)]
     for row in rows:
-        cells = [("≤ " if row["unreached"][h] else "") + f"{100 * row['saving'][h]:.1f}% ± {100 * row['std'][h]:.1f}%"
+        cells = [("≤ " if row["unreached"][h] else "")
+                 + f"{100 * row['saving'][h]:.1f}% ± {100 * row['std'][h]:.1f}%"
                  + (f" ({row['unreached'][h]} of {row['seeds']} not reached)" if row["unreached"][h] else "")
                  for h in horizons]
-        lines.append(f"| {row['size']} | {row['params']:,} | " + " | ".join(cells) + " |")
+        tpp = row["tokens_per_param"]
+        per_param = f"{tpp['non_embedding']:.3g} / {tpp['with_embedding']:.3g}" if tpp else "—"
+        lines.append(f"| {row['size']} | {row['params']:,} | {per_param} | "
+                     + " | ".join(cells) + " |")
     slope = [f"N^({fits[h]['b']:+.2f}" + (f" ± {fits[h]['b_stderr']:.2f})" if fits[h]["b_stderr"] is not None else ")")
              for h in horizons]
-    lines.append("| fit: compute fraction 1 − saving ∝ | | " + " | ".join(slope) + " |")
-    lines.append(f"| extrapolated to {at:.0e} (not measured) | | "
+    lines.append("| fit: compute fraction 1 − saving ∝ | | | " + " | ".join(slope) + " |")
+    lines.append(f"| extrapolated to {at:.0e} (not measured) | | | "
                  + " | ".join(f"{100 * fits[h]['at']:.0f}%" for h in horizons) + " |")
     return "\n".join(lines) + "\n"
 
@@ -125,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     fits = trend(rows, args.at)
     out = Path(args.out)
     write_json(out / "trend.json", {"args": vars(args), "points": rows, "fits": fits})
-    write_table(out, "trend", markdown(rows, fits, args.schedule, args.at), lambda path: plot(rows, fits, args.schedule, path))
+    write_table(out, "trend", markdown(rows, fits, args.schedule, args.at),
+                lambda path: plot(rows, fits, args.schedule, path))
 
 
 if __name__ == "__main__":

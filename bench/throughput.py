@@ -4,7 +4,7 @@ Both train the same freshly initialised model on the same packed blocks with the
 optimizer settings; steady-state tokens/s is timed between optimizer steps after a warm-up. Also
 prints model FLOP utilisation against this machine's measured fp32 matmul peak.
 
-    python bench/throughput.py [--hidden 256 --layers 4 --seq-len 256 --batch 16 --steps 30]
+    python -m bench.throughput [--hidden 256 --layers 4 --seq-len 256 --batch 16 --steps 30]
 """
 
 from __future__ import annotations
@@ -13,39 +13,17 @@ import argparse
 import copy
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers import AutoModelForCausalLM, LlamaConfig, Trainer, TrainingArguments, default_data_collator
 
+from bench.protocol import matmul_peak_gflops, tokens_per_s
 from kinherit.data.dataset import PackedBlocks
 from kinherit.metrics.flops import flops_per_token
 from kinherit.train.objective import ModelLoss
 from kinherit.train.trainer import KinheritTrainer
-
-
-class StepTimer(TrainerCallback):
-    """Wall time of the optimizer steps after `warmup` steps."""
-
-    def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if state.global_step == self.warmup:
-            self.start = time.perf_counter()
-        elif state.global_step > self.warmup:
-            self.end, self.steps = time.perf_counter(), state.global_step - self.warmup
-
-
-def matmul_peak_gflops(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def _args(out: Path, ns: argparse.Namespace) -> TrainingArguments:
@@ -54,14 +32,6 @@ def _args(out: Path, ns: argparse.Namespace) -> TrainingArguments:
         logging_steps=10, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
         use_cpu=True, seed=0, dataloader_num_workers=0,
     )
-
-
-def tokens_per_s(trainer: Trainer, ns: argparse.Namespace) -> float:
-    timer = StepTimer(ns.warmup)
-    trainer.add_callback(timer)
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    return timer.steps * ns.batch * ns.seq_len / (timer.end - timer.start)
 
 
 def main() -> None:
@@ -86,18 +56,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tokens = Path(tmp) / "tokens.bin"
-        np.random.default_rng(0).integers(0, ns.vocab, ns.seq_len * ns.batch * (ns.steps + 1)).astype(np.uint16).tofile(tokens)
+        count = ns.seq_len * ns.batch * (ns.steps + 1)
+        np.random.default_rng(0).integers(0, ns.vocab, count).astype(np.uint16).tofile(tokens)
         blocks = PackedBlocks(tokens, np.uint16, ns.seq_len)
         results: dict[str, list[float]] = {"transformers.Trainer": [], "kinherit": []}
         for _ in range(ns.repeats):
             plain = Trainer(model=copy.deepcopy(base), args=_args(Path(tmp) / "plain", ns), train_dataset=blocks,
                             data_collator=default_data_collator)
-            results["transformers.Trainer"].append(tokens_per_s(plain, ns))
+            results["transformers.Trainer"].append(tokens_per_s(plain, ns.warmup, ns.batch * ns.seq_len))
             ours = KinheritTrainer(model=copy.deepcopy(base), args=_args(Path(tmp) / "ours", ns), train_dataset=blocks,
-                                   data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt, sampler_seed=0)
-            results["kinherit"].append(tokens_per_s(ours, ns))
+                                   data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt,
+                                   sampler_seed=0)
+            results["kinherit"].append(tokens_per_s(ours, ns.warmup, ns.batch * ns.seq_len))
 
-    print(f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, {fpt.matmul_params / 1e6:.2f}M matmul params; "
+    print(f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, "
+          f"{fpt.matmul_params / 1e6:.2f}M matmul params; "
           f"batch {ns.batch}×{ns.seq_len} tokens; threads={torch.get_num_threads()} (cpu count {os.cpu_count()})")
     print(f"measured fp32 matmul peak: {peak:.1f} GFLOP/s; training FLOPs/token: {fpt.train / 1e6:.2f} M")
     for name, values in results.items():

@@ -1,6 +1,7 @@
 """Knowledge inheritance from a teacher with another tokenizer, measured against the same-tokenizer reference.
 
-    OMP_NUM_THREADS=1 python bench/xtok.py [--out /work/runs/xtok] [--seeds 0 1 2] [--methods alm shared_vocab shared_prefix]
+    OMP_NUM_THREADS=1 python -m bench.xtok [--out /work/runs/xtok] [--seeds 0 1 2]
+        [--methods alm shared_vocab shared_prefix]
 
 On the demo corpus (the stdlib), two teachers of the same shape are trained identically (same seed, steps,
 batch and text per block): one with the student's 2048-token BPE (the same-tokenizer reference) and one with
@@ -22,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.protocol import budget_line, final_loss, mean_std, model_param_counts
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
@@ -87,18 +88,14 @@ def coverage(student_data: dict[str, Any], teacher_dir: Path, blocks: int = 200)
         in_span += int((ends - aligned.span_start[ends] + 1).sum())
         at_boundary += int((aligned.boundary >= 0).sum())
     total = min(blocks, len(train)) * SEQ_LEN
-    return {"in_span": in_span / total, "at_boundary": at_boundary / total, "shared_vocab": len(shared), "teacher_len": length}
-
-
-def _saving(run: Path, target: float, budget: float) -> float | None:
-    reached = compute_to_reach(load_run(run).curve("flops"), target)
-    return None if reached is None else 1.0 - reached / budget
+    return {"in_span": in_span / total, "at_boundary": at_boundary / total, "shared_vocab": len(shared),
+            "teacher_len": length}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """(mean, std) of `mean_std`, as xtok.json records it; None without values."""
+    summary = mean_std(values)
+    return None if summary["mean"] is None else (summary["mean"], summary["std"])
 
 
 def _measure(runs: dict[str, Path]) -> dict[str, Any]:
@@ -129,9 +126,11 @@ def _summarize(seeds: dict[int, dict[str, Any]], names: list[str]) -> dict[str, 
             continue
         decided = {s: r for s, r in rows.items() if not r["pending"]}
         savings = [r["saving"] or 0.0 for r in decided.values()]
-        shares = [(r["saving"] or 0.0) / seeds[s]["same"]["saving"] for s, r in decided.items() if seeds[s]["same"]["saving"]]
+        shares = [(r["saving"] or 0.0) / seeds[s]["same"]["saving"] for s, r in decided.items()
+                  if seeds[s]["same"]["saving"]]
         gains = [(seeds[s]["scratch"]["loss_at_common_step"] - r["loss_at_common_step"])
-                 / (seeds[s]["scratch"]["loss_at_common_step"] - seeds[s]["same"]["loss_at_common_step"]) for s, r in rows.items()]
+                 / (seeds[s]["scratch"]["loss_at_common_step"] - seeds[s]["same"]["loss_at_common_step"])
+                 for s, r in rows.items()]
         missed = sum(r["saving"] is None for r in decided.values())
         pending = len(rows) - len(decided)
         note = (f" ({missed} not reached)" if missed else "") + (f" ({pending} pending)" if pending else "")
@@ -155,9 +154,11 @@ def main() -> None:
     parser.add_argument("--student-steps", type=int, default=300)
     parser.add_argument("--eval-steps", type=int, default=50)
     parser.add_argument("--train-only", action="store_true",
-                        help="only train the --methods runs of --seeds (another process trains the references), then stop")
+                        help="only train the --methods runs of --seeds (another process trains the references), "
+                             "then stop")
     parser.add_argument("--summarize", action="store_true",
-                        help="train nothing: summarise the runs as they are (unfinished ones up to their last evaluation)")
+                        help="train nothing: summarise the runs as they are (unfinished ones up to their last "
+                             "evaluation)")
     args = parser.parse_args()
     out = Path(args.out)
     global READ_ONLY
@@ -165,19 +166,24 @@ def main() -> None:
 
     teacher_len = _teacher_seq_len(args)
     teacher_train = _train(args.teacher_steps, 3e-3, 0, 100)
-    same_teacher = _run(out / "teacher_same", {"data": _data(args.student_vocab), "model": TEACHER, "train": teacher_train})
-    cross_teacher = _run(out / "teacher_cross", {"data": _data(args.teacher_vocab, teacher_len), "model": TEACHER, "train": teacher_train})
+    same_teacher = _run(out / "teacher_same", {"data": _data(args.student_vocab), "model": TEACHER,
+                                               "train": teacher_train})
+    cross_teacher = _run(out / "teacher_cross", {"data": _data(args.teacher_vocab, teacher_len), "model": TEACHER,
+                                                 "train": teacher_train})
 
-    results: dict[str, Any] = {"teacher_seq_len": teacher_len, "coverage": coverage(_data(args.student_vocab), cross_teacher / "model"),
-                               "teachers": {name: float(load_run(path).evals[-1]["val_loss"])
+    results: dict[str, Any] = {"teacher_seq_len": teacher_len,
+                               "coverage": coverage(_data(args.student_vocab), cross_teacher / "model"),
+                               "teachers": {name: final_loss(path)
                                             for name, path in (("same", same_teacher), ("cross", cross_teacher))},
                                "seeds": {}}
     names = ["scratch", "same", *args.methods]
     for seed in args.seeds:
-        student = {"data": _data(args.student_vocab), "model": STUDENT, "train": _train(args.student_steps, 2e-3, seed, args.eval_steps)}
+        student = {"data": _data(args.student_vocab), "model": STUDENT,
+                   "train": _train(args.student_steps, 2e-3, seed, args.eval_steps)}
         runs = {} if args.train_only else {
             "scratch": _run(out / f"s{seed}_scratch", student),
-            "same": _run(out / f"s{seed}_same", {**student, "teacher": {"path": str(same_teacher / "model"), **INHERIT}})}
+            "same": _run(out / f"s{seed}_same",
+                         {**student, "teacher": {"path": str(same_teacher / "model"), **INHERIT}})}
         for name in args.methods:  # `method` or `method@τ`
             method, _, tau = name.partition("@")
             teacher = {"path": str(cross_teacher / "model"), **INHERIT, "cross_tokenizer": method}
@@ -186,7 +192,8 @@ def main() -> None:
             runs[name] = _run(out / f"s{seed}_{name}", {**student, "teacher": teacher})
         if args.train_only:
             continue
-        results["seeds"][seed] = _measure({name: path for name, path in runs.items() if (path / "metrics.jsonl").is_file()})
+        results["seeds"][seed] = _measure({name: path for name, path in runs.items()
+                                           if (path / "metrics.jsonl").is_file()})
         print(json.dumps({seed: results["seeds"][seed]}), flush=True)
 
     if args.train_only:
@@ -194,20 +201,26 @@ def main() -> None:
     results["summary"] = summary = _summarize(results["seeds"], names)
     write_json(out / "xtok.json", results)
     cov = results["coverage"]
-    lines = [f"teachers llama 64×2, {args.teacher_steps} steps: val loss {results['teachers']['same']:.3f} ({args.student_vocab} BPE, "
-             f"{SEQ_LEN} tokens/block), {results['teachers']['cross']:.3f} ({args.teacher_vocab} BPE, {teacher_len} tokens/block); "
+    scratch_model = out / f"s{args.seeds[0]}_scratch" / "model"
+    counts = model_param_counts(scratch_model if scratch_model.is_dir() else STUDENT, args.student_vocab)
+    lines = [f"teachers llama 64×2, {args.teacher_steps} steps: val loss {results['teachers']['same']:.3f} "
+             f"({args.student_vocab} BPE, {SEQ_LEN} tokens/block), {results['teachers']['cross']:.3f} "
+             f"({args.teacher_vocab} BPE, {teacher_len} tokens/block); "
              f"students llama 64×4, {args.student_steps} steps × {BATCH}×{SEQ_LEN} tokens, seeds {args.seeds}",
+             budget_line(args.student_steps, BATCH * SEQ_LEN, counts, "students' budget"),
              f"alignment on 200 training blocks: {cov['in_span']:.1%} of student tokens in an aligned span, "
              f"{cov['at_boundary']:.1%} at a common boundary; shared vocabulary {cov['shared_vocab']} tokens",
-             "", "| run | seeds (steps done) | val loss at the last common step | saving vs scratch | share of the same-tokenizer saving "
-             "| share of its loss gain at the common step |", "|---|---|---|---|---|---|"]
+             "", "| run | seeds (steps done) | val loss at the last common step | saving vs scratch "
+             "| share of the same-tokenizer saving | share of its loss gain at the common step |",
+             "|---|---|---|---|---|---|"]
     for name in names:
         if name not in summary:
             continue
         row = summary[name]
         fmt = lambda v, f: "—" if v is None else f"{v[0]:{f}} ± {v[1]:{f}}"  # noqa: E731
         reference = name in ("scratch", "same")
-        lines.append(f"| {name} | {row['seeds']} | {fmt(row['loss_at_common_step'], '.3f')} | {fmt(row['saving'], '.1%')}"
+        lines.append(f"| {name} | {row['seeds']} | {fmt(row['loss_at_common_step'], '.3f')} | "
+                     f"{fmt(row['saving'], '.1%')}"
                      f"{row['saving_note']} | {'—' if reference else fmt(row['share_of_saving'], '.0%')} | "
                      f"{'—' if reference else fmt(row['share_of_loss_gain'], '.0%')} |")
     with atomic_file(out / "xtok.md") as handle:

@@ -1,4 +1,4 @@
-"""`bench/gpu_check.py --tiny`: the GPU check's CPU run at tiny sizes, so the script cannot rot before a GPU runs it."""
+"""`python -m bench.gpu_check --tiny`: the GPU check's CPU run at tiny sizes, so it cannot rot before a GPU runs it."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).parent.parent / "bench" / "gpu_check.py"
+ROOT = Path(__file__).parent.parent
 
 
 def test_gpu_check_runs_on_the_cpu(tmp_path: Path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent.parent)}
-    done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(tmp_path)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--tiny", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert float(re.search(r"ratio kinherit / transformers\.Trainer: ([\d.]+)", out).group(1)) > 0

@@ -45,8 +45,10 @@ class ExperimentSpec(StrictModel):
     student_model: dict[str, Any] = Field(default_factory=lambda: {
         "family": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4})
     """Without `intermediate_size`, the student keeps the teacher's FFN-to-hidden ratio (see `student_shape`)."""
-    teacher_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 500, "learning_rate": 3e-3, "eval_steps": 50})
-    student_train: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 500, "learning_rate": 2e-3, "eval_steps": 50})
+    teacher_train: dict[str, Any] = Field(default_factory=lambda: {
+        "max_steps": 500, "learning_rate": 3e-3, "eval_steps": 50})
+    student_train: dict[str, Any] = Field(default_factory=lambda: {
+        "max_steps": 500, "learning_rate": 2e-3, "eval_steps": 50})
     grown_train: dict[str, Any] = Field(default_factory=dict)
     """Overrides for the students that start from the grown teacher (none: scratch's settings, warm-up included)."""
     growth_lr_factor: float | None = None
@@ -81,7 +83,8 @@ class ExperimentSpec(StrictModel):
             teacher = self.teacher_model
             ffn, hidden = teacher.get("intermediate_size"), teacher["hidden_size"]
             if ffn is None or (ffn * student["hidden_size"]) % hidden:
-                raise KinheritError("student_model needs an intermediate_size (the teacher's FFN ratio does not give an integer)")
+                raise KinheritError("student_model needs an intermediate_size "
+                                    "(the teacher's FFN ratio does not give an integer)")
             student["intermediate_size"] = ffn * student["hidden_size"] // hidden
         return student
 
@@ -116,8 +119,12 @@ def _refuse_changed(what: str, folder: Path, old: Any, new: Any) -> None:
                             "delete it or pass another --out")
 
 
-def _train(raw: dict[str, Any]) -> Path:
-    """Pre-train unless already done with this very config; resume an interrupted run."""
+def train_run(raw: dict[str, Any]) -> Path:
+    """Pre-train the run config `raw` (a `kinherit pretrain` config as a dict) and return its model folder.
+
+    A finished run in `raw["out"]` is reused when it was made with this very config and refused (KinheritError naming
+    the changed keys) when not; an interrupted run resumes from its last checkpoint. The experiment runner and the
+    benches train every run through it."""
     config = validate_config(raw)
     out = Path(config.out)
     recorded = out / "config.resolved.yaml"
@@ -138,7 +145,8 @@ def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
     if (out / "growth.json").is_file():
         recorded = json.loads((out / "growth.json").read_text())
         _refuse_changed("grown model", out,
-                        {"source": recorded.get("source"), **GrowthOptions.of(recorded.get("options", {})).model_dump()},
+                        {"source": recorded.get("source"),
+                         **GrowthOptions.of(recorded.get("options", {})).model_dump()},
                         {"source": str(teacher_dir.resolve()), **options.model_dump()})
         if not recorded["plan"]["exact_claimed"]:
             raise KinheritError(f"{out} holds a growth that is not exact; the experiment needs an exact one")
@@ -171,7 +179,8 @@ def run_experiment(
     total = 3 + len(students)
     stage = iter(range(1, total + 1))
     print(f"[{next(stage)}/{total}] teacher: pre-train the small model", flush=True)
-    teacher_dir = _train(_run_config(spec, home("teacher"), spec.teacher_model, spec.teacher_train, cache_dir=cache_dir))
+    teacher_dir = train_run(_run_config(spec, home("teacher"), spec.teacher_model, spec.teacher_train,
+                                        cache_dir=cache_dir))
     print(f"[{next(stage)}/{total}] grow the teacher to the student shape ({spec.grow})", flush=True)
     grown_dir = _grown_init(spec, teacher_dir, home("grown-init"))
     teacher = {"path": str(teacher_dir), **spec.inherit}
@@ -186,6 +195,6 @@ def run_experiment(
     for name in students:
         model, train, ki = plans[name]
         print(f"[{next(stage)}/{total}] student {name!r}", flush=True)
-        _train(_run_config(spec, folders[name], model, train, ki, cache_dir))
+        train_run(_run_config(spec, folders[name], model, train, ki, cache_dir))
     print(f"[{next(stage)}/{total}] report", flush=True)
     return build_report(list(folders.values()), out / "report", baseline=folders["scratch"])

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
-sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its siblings, as when run as a script
-_spec = importlib.util.spec_from_file_location("bench_existing_teacher", ROOT / "bench" / "existing_teacher.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from bench import existing_teacher as bench
 
 
 def test_a_teacher_is_written_size_at_multiple():
@@ -25,12 +18,8 @@ def test_a_teacher_is_written_size_at_multiple():
 def test_linear_b_decays_over_the_first_budget_and_auto_is_left_to_the_run(tmp_path):
     assert bench.ki_settings("tau1-linearB", tmp_path, 120)["steps"] == 120
     auto = bench.ki_settings("tau2-auto", tmp_path, 120)
-    assert (auto["schedule"], auto["steps"], auto["temperature"], auto["path"]) == ("auto", 1.0, 2.0, str(tmp_path / "model"))
-
-
-def test_non_embedding_params_count_attention_and_the_gated_ffn():
-    assert bench.non_embedding_params(64, 4) == 4 * (4 * 64 * 64 + 3 * 64 * 256) == 262_144
-    assert bench.non_embedding_params(64, 2) * 2 == bench.non_embedding_params(64, 4)
+    assert (auto["schedule"], auto["steps"], auto["temperature"], auto["path"]) == (
+        "auto", 1.0, 2.0, str(tmp_path / "model"))
 
 
 def _seed(saving: float, reached: bool, excess: float) -> dict:
@@ -44,7 +33,8 @@ def test_the_table_marks_an_unreached_seed_and_counts_evaluations():
                                       "ki_tuning": {"tau1-auto": 5.1},
                                       "report": [_seed(0.3, True, 0.01), _seed(-0.1, False, 0.03)]}}}
     row = next(line for line in bench.markdown(result).splitlines() if line.startswith("| 64x2@8"))
-    assert "≤ 10.0% ± 28.3% (1 of 2 not reached, counted at their bound)" in row  # (0.3 − 0.1)/2, the unreached seed at its bound
+    # (0.3 − 0.1)/2, the unreached seed at its bound
+    assert "≤ 10.0% ± 28.3% (1 of 2 not reached, counted at their bound)" in row
     assert "6 of 8 (worst +0.030)" in row and "5.020 ± 0.014 / 5.000 ± 0.000" in row
 
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-_spec = importlib.util.spec_from_file_location("bench_lr_after_growth", ROOT / "bench" / "lr_after_growth.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from bench import lr_after_growth as bench
 
 
 def test_the_table_has_one_row_per_corpus_and_factor():

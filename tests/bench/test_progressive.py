@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-
-def _load(name: str):  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-progressive = _load("progressive")
+from bench import progressive
+from bench import progressive_trend as trend
 
 
 def test_a_variant_moves_the_growths_and_sets_every_stage():
@@ -44,8 +31,18 @@ def test_the_tuning_table_shows_every_lr_tried_and_the_best():
     assert "| both | — | 6.100 | — | 0.004: 6.100 |" in lines
 
 
+def test_the_table_states_each_size_s_budget_in_tokens_per_parameter():
+    seed = {"saving": {"1x": 0.25}, "reached": {"1x": True}, "evaluations": 4, "not_worse_at_equal_flops": 3}
+    entry = {"budget": {"steps": 120, "tokens_per_step": 2048,
+                        "params": {"non_embedding": 262_720, "with_embedding": 393_792}},
+             "tuning": {"best": {"scratch": 4e-3, "depth": 8e-3}, "configs_tried": {"scratch": 4, "depth": 5}},
+             "report": {"depth": [seed]}}
+    lines = progressive.markdown({"horizons": [1], "sizes": {"64x4": entry}}).splitlines()
+    assert lines[2].startswith("| size | B (tokens per parameter) | run | peak LR (configs tried) |")
+    assert lines[5] == "| 64x4 | 0.935 / 0.624 | depth | 0.008 (5) | 25.0% | 3 of 4 |"  # 245,760 tokens / params
+
+
 def test_the_size_trend_fits_a_power_law_in_the_compute_fraction_and_marks_unreached_seeds():
-    trend = _load("progressive_trend")
     seed = lambda saving, reached=True: {"saving": {"1x": saving}, "reached": {"1x": reached}}  # noqa: E731
     result = {"horizons": [1], "sizes": {
         "32x4": {"report": {"depth@0.8": [seed(0.2), seed(0.4), seed(0.3)]}},
@@ -59,5 +56,5 @@ def test_the_size_trend_fits_a_power_law_in_the_compute_fraction_and_marks_unrea
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     assert fits["1x"]["b"] == pytest.approx(b) and fits["1x"]["at"] == pytest.approx(1 - 10 ** (my + b * (9 - mx)))
     table = trend.markdown(rows, fits, "depth@0.8", 1e9).splitlines()
-    assert table[3] == "| 64x4 | 262,720 | ≤ 40.0% ± 10.0% (1 of 3 not reached) |"
+    assert table[5] == "| 64x4 | 262,720 | — | ≤ 40.0% ± 10.0% (1 of 3 not reached) |"  # no budget recorded: —
     assert table[-1].startswith("| extrapolated to 1e+09 (not measured) |")

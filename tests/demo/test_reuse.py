@@ -5,26 +5,27 @@ from __future__ import annotations
 import pytest
 import transformers
 
-from kinherit.demo.experiment import ExperimentSpec, _grown_init, _refuse_changed, _train
+from kinherit.demo.experiment import ExperimentSpec, _grown_init, _refuse_changed, train_run
 from kinherit.errors import KinheritError
 
 
 def test_a_refusal_names_the_changed_keys_with_both_values(tmp_path):
     old = {"train": {"learning_rate": 1e-3, "seed": 0}, "out": "a"}
     new = {"train": {"learning_rate": 2e-3, "seed": 0}, "out": "a", "teacher": {"path": "t"}}
-    with pytest.raises(KinheritError, match=r"other settings \(teacher: None -> \{'path': 't'\}; train.learning_rate: 0.001 -> 0.002\)"):
+    match = r"other settings \(teacher: None -> \{'path': 't'\}; train.learning_rate: 0.001 -> 0.002\)"
+    with pytest.raises(KinheritError, match=match):
         _refuse_changed("run", tmp_path, old, new)
     _refuse_changed("run", tmp_path, old, old)
 
 
 def test_a_finished_run_is_reused_only_with_the_same_config(tmp_path, tiny_run, capsys):
     config = tiny_run(tmp_path / "run", max_steps=2, eval_steps=2, save_steps=2)
-    model_dir = _train(config)
+    model_dir = train_run(config)
     assert (model_dir / "config.json").is_file()
-    assert _train(config) == model_dir and "reusing finished run" in capsys.readouterr().out
+    assert train_run(config) == model_dir and "reusing finished run" in capsys.readouterr().out
     changed = {**config, "train": {**config["train"], "learning_rate": 1e-2}}
     with pytest.raises(KinheritError, match=r"made with other settings \(train.learning_rate: 0.003 -> 0.01\)"):
-        _train(changed)
+        train_run(changed)
 
 
 def test_a_grown_init_is_reused_only_with_the_same_growth(tmp_path):

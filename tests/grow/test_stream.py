@@ -45,8 +45,9 @@ def test_streamed_weights_are_the_in_memory_ones(tmp_path: Path, family, tied, d
         assert torch.equal(a[key].to(dtype), b[key]), key  # in-memory is fp32: cast, then bit for bit
     index = json.loads((tmp_path / "streamed" / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
-    sizes = [(sum(e["data_offsets"][1] - e["data_offsets"][0] for e in read_header(tmp_path / "streamed" / s)[1].values()),
-              len(read_header(tmp_path / "streamed" / s)[1])) for s in shards]
+    headers = [read_header(tmp_path / "streamed" / s)[1] for s in shards]
+    sizes = [(sum(e["data_offsets"][1] - e["data_offsets"][0] for e in header.values()), len(header))
+             for header in headers]
     assert len(shards) > 1 and all(size <= 30_000 or count == 1 for size, count in sizes)  # a larger tensor: alone
     assert streamed.passed and streamed.comparisons[0].model == "streamed"
     if dtype == torch.float32:  # the same weights and the same computation: the same deviation
@@ -113,14 +114,16 @@ def test_cli_stream_and_its_refusals(tmp_path: Path, save_tiny, kinherit_main, c
 
 @pytest.mark.slow  # three Python processes (~20 s of CPU); the streaming path itself is tested above
 def test_the_memory_bench_runs_at_tiny_size(tmp_path: Path):
-    """`bench/grow_stream.py` (the README's ≥ 4 GB measurement) at a tiny size: it builds, grows, measures, cleans up."""
+    """`python -m bench.grow_stream` (the README's ≥ 4 GB measurement) at a tiny size: it builds, grows, measures,
+    cleans up."""
     import os
     import subprocess
     import sys
 
     root = Path(__file__).parent.parent.parent
-    done = subprocess.run([sys.executable, str(root / "bench" / "grow_stream.py"), "--hidden", "256", "--layers", "1",
-                           "--target-layers", "2", "--vocab", "500", "--dir", str(tmp_path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "bench.grow_stream", "--hidden", "256", "--layers", "1",
+                           "--target-layers", "2", "--vocab", "500", "--dir", str(tmp_path)], cwd=root,
+                          capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "peak RSS" in done.stdout and "passed True" in done.stdout
