@@ -89,7 +89,9 @@ def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):
         assert evals[name][0]["step"] == 0 and validation_pass > 0
         assert validation_pass / TEACHER_FORWARD == int(validation_pass / TEACHER_FORWARD)
         teacher_steps = (by_name[name]["teacher_inference_flops"] - validation_pass) / (TEACHER_FORWARD * TOKENS_PER_STEP)
-        assert teacher_steps == int(teacher_steps) and 1 <= teacher_steps <= 30, teacher_steps
+        # ki: whole steps until the student passes its teacher; grown_ki starts as an exact copy of its teacher (equal
+        # validation losses up to float round-off, within CAUGHT_UP on any CPU): released before its first step
+        assert teacher_steps == int(teacher_steps) and teacher_steps in (range(1, 31) if name == "ki" else [0]), teacher_steps
         assert by_name[name]["total_flops"] == STUDENT_TRAINING + by_name[name]["teacher_inference_flops"]
 
     _check_savings(by_name, evals, "scratch")
