@@ -86,8 +86,14 @@ class TensorSpec:
         return replace(self, name=prefix + self.name)
 
 
-def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False, offset: float = 0.0,
-      scaled_by_sqrt: str | None = None) -> TensorSpec:
+def t(
+    name: str,
+    *axes: str,
+    optional: bool = False,
+    residual_out: bool = False,
+    offset: float = 0.0,
+    scaled_by_sqrt: str | None = None,
+) -> TensorSpec:
     """Shorthand used by the family tables: `t("mlp.c_fc.weight", "in:hidden", "out:ffn")`."""
     assert scaled_by_sqrt is None or scaled_by_sqrt in GROWABLE, f"bad space {scaled_by_sqrt!r}"
     return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out, offset, scaled_by_sqrt)
@@ -173,7 +179,11 @@ class MoeTarget:
 
     def architecture(self, source: str) -> str | None:
         """The target class of the dense class `source`; None when `source` is not one of the source family's."""
-        return self.target_prefix + source.removeprefix(self.source_prefix) if source.startswith(self.source_prefix) else None
+        return (
+            self.target_prefix + source.removeprefix(self.source_prefix)
+            if source.startswith(self.source_prefix)
+            else None
+        )
 
     @property
     def down_scale(self) -> float:

@@ -63,8 +63,12 @@ def snippets_of(files: list[Path], snippet_lines: int) -> list[str]:
     """All non-overlapping `snippet_lines`-line windows of the files' non-blank lines."""
     snippets = []
     for path in files:
-        lines = [line.rstrip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-        snippets += ["\n".join(lines[i : i + snippet_lines]) for i in range(0, len(lines) - snippet_lines + 1, snippet_lines)]
+        lines = [
+            line.rstrip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
+        ]
+        snippets += [
+            "\n".join(lines[i : i + snippet_lines]) for i in range(0, len(lines) - snippet_lines + 1, snippet_lines)
+        ]
     return snippets
 
 

@@ -98,9 +98,11 @@ def epochs_notice(train_tokens: int, tokens_per_step: int, max_steps: int) -> st
     read = tokens_per_step * max_steps
     if max_steps <= 0 or train_tokens <= 0 or read <= train_tokens:
         return None
-    return (f"the run reads {read:,} tokens ({max_steps:,} steps × {tokens_per_step:,}), {read / train_tokens:.1f} epochs "
-            f"over the {train_tokens:,} train tokens: the corpus is repeated (add text or lower train.max_steps to read "
-            "each token once)")
+    return (
+        f"the run reads {read:,} tokens ({max_steps:,} steps × {tokens_per_step:,}), {read / train_tokens:.1f} epochs "
+        f"over the {train_tokens:,} train tokens: the corpus is repeated (add text or lower train.max_steps to read "
+        "each token once)"
+    )
 
 
 def default_cache_dir() -> Path:
@@ -161,7 +163,11 @@ def tokenizer_sample(files: list[SourceFile], config: DataConfig, mode: str) -> 
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="sample for the tokenizer") as bar:
         for index, chunk in enumerate(iter_chunks(files, config, mode)):
             bar.update(chunk.nbytes)
-            if chunk.val or not chunk.text or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep):
+            if (
+                chunk.val
+                or not chunk.text
+                or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep)
+            ):
                 continue
             yield chunk.text
             taken += chunk.nbytes
@@ -238,9 +244,12 @@ def pack(files: list[SourceFile], config: DataConfig, mode: str, tokenizer_dir: 
         ids = iter(arrays)
         return [next(ids) if chunk.text and not chunk.text.isspace() else empty for chunk in batch]
 
-    with (out / "train.bin").open("wb") as train_file, (out / "val.bin").open("wb") as val_file, \
-            ThreadPoolExecutor(max_workers=1) as pool, \
-            tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenize and pack") as bar:
+    with (
+        (out / "train.bin").open("wb") as train_file,
+        (out / "val.bin").open("wb") as val_file,
+        ThreadPoolExecutor(max_workers=1) as pool,
+        tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenize and pack") as bar,
+    ):
         sides = {False: _SideWriter(train_file, dtype, separator), True: _SideWriter(val_file, dtype, separator)}
         start = time.perf_counter()
 
@@ -262,8 +271,14 @@ def pack(files: list[SourceFile], config: DataConfig, mode: str, tokenizer_dir: 
         if pending is not None:
             write(*pending)
     train, val = sides[False], sides[True]
-    return {"dtype": dtype.name, "vocab_size": vocab, "train_tokens": train.tokens, "val_tokens": val.tokens,
-            "train_documents": train.pieces, "val_documents": val.pieces}
+    return {
+        "dtype": dtype.name,
+        "vocab_size": vocab,
+        "train_tokens": train.tokens,
+        "val_tokens": val.tokens,
+        "train_documents": train.pieces,
+        "val_documents": val.pieces,
+    }
 
 
 def _check_sizes(stats: dict[str, int], config: DataConfig, mode: str) -> None:
@@ -323,5 +338,7 @@ def prepare_corpus(config: DataConfig, main_process: bool = True) -> PackedCorpu
             shutil.copytree(config.tokenizer.path, tokenizer_dir)
         stats = pack(files, config, mode, tokenizer_dir, staging)
         _check_sizes(stats, config, mode)
-        write_json(staging / "meta.json", {"fingerprint": fingerprint, "split": mode, **stats, "sources": config.sources})
+        write_json(
+            staging / "meta.json", {"fingerprint": fingerprint, "split": mode, **stats, "sources": config.sources}
+        )
     return _load_entry(entry)

@@ -73,9 +73,15 @@ def tensor_sources(plan: GrowthPlan) -> dict[str, TensorSource]:
         for j, (src, zeroed) in enumerate(plan.layers):
             donor = operator.donor_layer(src, plan.source_shape.layers)
             out[spec.name.format(layer=j)] = TensorSource(
-                spec.name.format(layer=src), axes, factor, zeroed=zeroed and spec.residual_out, layer=j,
-                source_layer=src, new_layer=src in seen,
-                donor=spec.name.format(layer=donor) if donor is not None and _produces(spec) else None)
+                spec.name.format(layer=src),
+                axes,
+                factor,
+                zeroed=zeroed and spec.residual_out,
+                layer=j,
+                source_layer=src,
+                new_layer=src in seen,
+                donor=spec.name.format(layer=donor) if donor is not None and _produces(spec) else None,
+            )
             seen.add(src)
     if plan.upcycle is not None:  # the dense MLPs became experts
         out = {k: v for k, v in out.items() if ".mlp." not in k}

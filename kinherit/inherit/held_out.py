@@ -99,7 +99,9 @@ class SpanValidation(_HeldOut):
         if self.loss is None:
             nll, spans = 0.0, 0
             for batch in self._batches(teacher):
-                logits = teacher(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"])  # (B, L, V_t)
+                logits = teacher(
+                    input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]
+                )  # (B, L, V_t)
                 at = batch["xt_span_start"] >= 0  # (B, T)
                 nll -= float(teacher_span_log_likelihoods(logits, batch)[at].double().sum())
                 spans += int(at.sum())

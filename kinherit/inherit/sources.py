@@ -120,13 +120,13 @@ class SameTokenizerTeacher(_OwnsModel):
         return teacher_steps * tokens_per_step * self.flops_per_token.forward
 
 
-
 class CrossTokenizerTeacher(_OwnsModel):
     """A teacher with another tokenizer (`teacher.cross_tokenizer`): it reads its own tokens of the same text
     (from the alignment columns), or its targets come from a cross-tokenizer cache."""
 
-    def __init__(self, term: CrossTokenizerTerm, model: OnlineModel | None, flops_per_token: FlopsPerToken,
-                 top_k: int | None):
+    def __init__(
+        self, term: CrossTokenizerTerm, model: OnlineModel | None, flops_per_token: FlopsPerToken, top_k: int | None
+    ):
         self.term, self.model, self.flops_per_token, self.top_k = term, model, flops_per_token, top_k
         self.extra_columns = term.extra_columns
 
@@ -135,7 +135,6 @@ class CrossTokenizerTeacher(_OwnsModel):
 
     def flops(self, teacher_steps: int, tokens_per_step: int) -> float:
         return self.term.teacher_flops(teacher_steps, tokens_per_step, self.flops_per_token)
-
 
 
 TeacherSource = SameTokenizerTeacher | CrossTokenizerTeacher

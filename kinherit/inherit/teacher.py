@@ -50,7 +50,9 @@ def check_teacher_folder(path: str | Path, task: str | None = None, seq_len: int
     `seq_len` tokens (None: not checked; a teacher with another tokenizer reads its own length). Its config."""
     path = Path(path)
     if not path.is_dir():
-        raise KinheritError(f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)")
+        raise KinheritError(
+            f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)"
+        )
     config = read_config(path, "teacher.path")
     require_weights(path, "teacher.path")
     if task is not None and task_of(config) != task:
@@ -64,7 +66,12 @@ def check_teacher_folder(path: str | Path, task: str | None = None, seq_len: int
 
 
 def inspect_teacher(
-    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k",
+    path: str | Path,
+    tokenizer: Any,
+    seq_len: int,
+    task: str,
+    top_k: int | None = None,
+    top_k_key: str = "teacher.top_k",
     cross_tokenizer: bool = False,
 ) -> TeacherSpec:
     """Check that the teacher at `path` can teach a `task` student using `tokenizer` (`check_teacher_folder`, then
@@ -82,7 +89,9 @@ def inspect_teacher(
                 f"teacher {path} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character "
                 "offsets, which only a fast tokenizer (tokenizer.json) gives; save the teacher's fast tokenizer there"
             )
-        raise KinheritError(f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary")
+        raise KinheritError(
+            f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary"
+        )
     from kinherit.data.tokenizer import load_tokenizer
 
     teacher_tokenizer = load_tokenizer(path)
@@ -97,7 +106,11 @@ def inspect_teacher(
         )
     shared = len(tokenizer)
     if config.vocab_size < shared:
-        raise KinheritError(f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens")
+        raise KinheritError(
+            f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens"
+        )
     if top_k is not None and top_k > shared:
-        raise KinheritError(f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per the KI paper)")
+        raise KinheritError(
+            f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per the KI paper)"
+        )
     return TeacherSpec(path, config, shared, flops_per_token(_meta_model(config), seq_len))

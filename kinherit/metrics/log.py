@@ -96,8 +96,13 @@ class MetricsJsonl(TrainerCallback):
             event["val_loss"] = logs["eval_loss"]
             if self.perplexity:
                 event["val_ppl"] = math.exp(min(logs["eval_loss"], 50.0))
-            event.update({"val_" + k.removeprefix("eval_"): v for k, v in logs.items()
-                          if k.startswith("eval_") and k != "eval_loss" and k not in _EVAL_SKIP})
+            event.update(
+                {
+                    "val_" + k.removeprefix("eval_"): v
+                    for k, v in logs.items()
+                    if k.startswith("eval_") and k != "eval_loss" and k not in _EVAL_SKIP
+                }
+            )
             self._last = (now, step)  # throughput intervals exclude evaluation time
         elif "loss" in logs:
             event.update({k: v for k, v in logs.items() if k not in _SKIP and k not in event})

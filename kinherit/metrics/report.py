@@ -152,12 +152,15 @@ def samples_markdown(runs: list[Run], prompt: str) -> str:
             parts.append(f"**{run.name}**\n\n```\n{text}\n```\n")
     if not parts:
         return ""
-    return (f"## Samples\n\n{SAMPLE_TOKENS} new tokens after the prompt {prompt!r}, {sampling_description()}:\n\n"
-            + "\n".join(parts))
+    return (
+        f"## Samples\n\n{SAMPLE_TOKENS} new tokens after the prompt {prompt!r}, {sampling_description()}:\n\n"
+        + "\n".join(parts)
+    )
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None,
-                 prompt: str | None = None) -> Report:
+def build_report(
+    run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None, prompt: str | None = None
+) -> Report:
     """Write report.md (with a sample of each causal LM's text), results.json and plots to `out`; the baseline
     defaults to the first run."""
     runs = [load_run(p) for p in run_dirs]
@@ -175,8 +178,10 @@ def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Pa
     plots = plot_curves(runs, target, out)
     if any("alpha" in e for r in runs for e in r.train):
         plots.append(plot_alpha(runs, out))
-    write_json(out / "results.json", {"baseline": base.name, "baseline_final_val_loss": target,
-                                      "runs": [asdict(r) for r in results]})
+    write_json(
+        out / "results.json",
+        {"baseline": base.name, "baseline_final_val_loss": target, "runs": [asdict(r) for r in results]},
+    )
     table = markdown_table(results, base.name, target)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots)
     with atomic_file(out / "report.md") as handle:

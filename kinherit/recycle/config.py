@@ -169,7 +169,11 @@ class ExperimentConfig(StrictModel):
             FinetuneConfig.model_validate(shared)
         except ValidationError as err:
             problem = describe_validation_error(err, FinetuneConfig)
-            inner = "finetune." + problem.removeprefix("config key ") if problem.startswith("config key ") else problem.removeprefix("config: ")
+            inner = (
+                "finetune." + problem.removeprefix("config key ")
+                if problem.startswith("config key ")
+                else problem.removeprefix("config: ")
+            )
             raise ValueError(inner) from None
         return value
 

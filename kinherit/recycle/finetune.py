@@ -70,7 +70,9 @@ class FinetuneResult:
 
 def load_task(data: TaskDataConfig) -> TaskData:
     if data.task == STDLIB_TASK:
-        return stdlib_packages_task(data.packages, data.train_per_class, data.val_per_class, data.snippet_lines, data.seed)
+        return stdlib_packages_task(
+            data.packages, data.train_per_class, data.val_per_class, data.snippet_lines, data.seed
+        )
     return file_task(data.train, data.validation, data.text_field, data.label_field, data.val_fraction, data.seed)
 
 
@@ -90,7 +92,9 @@ class Encoded(Dataset):
 
 
 def accuracy(prediction: Any) -> dict[str, float]:
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions  # (N, C)
+    logits = (
+        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    )  # (N, C)
     return {"accuracy": float((np.argmax(logits, -1) == prediction.label_ids).mean())}
 
 
@@ -106,8 +110,12 @@ def _student(config: FinetuneConfig, labels: list[str], pad_token_id: int) -> to
 
     lora = config.model.lora
     settings = LoraConfig(
-        task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=lora.target_modules, modules_to_save=head_modules(model),
+        task_type="SEQ_CLS",
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        modules_to_save=head_modules(model),
     )
     try:
         return get_peft_model(model, settings)
@@ -137,7 +145,11 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     resolved = dump_yaml(config.model_copy(update={"train": config.train_args}))
     if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
         check_resume(out, resolved)
-    defaults = {"eval_strategy": "steps", "eval_on_start": True, "label_names": ["labels"]}  # PeftModel's forward hides the labels
+    defaults = {
+        "eval_strategy": "steps",
+        "eval_on_start": True,
+        "label_names": ["labels"],
+    }  # PeftModel's forward hides the labels
     args = training_arguments({**defaults, **config.train_args}, out, resuming=checkpoint is not None)
     read_config(config.model.base, "model.base")
     task = load_task(config.data)
@@ -147,13 +159,16 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     limit = max_sequence_length(model.config) or DEFAULT_MAX_LENGTH
     max_length = config.data.max_length or min(DEFAULT_MAX_LENGTH, limit)
     if max_length > limit:
-        raise KinheritError(f"data.max_length {max_length} exceeds the model's {limit} positions; lower data.max_length")
+        raise KinheritError(
+            f"data.max_length {max_length} exceeds the model's {limit} positions; lower data.max_length"
+        )
     teacher = _teacher(config, task.label_names, model.config.vocab_size)
     objective = ModelLoss(normalised_by_step=False, term="ce")
     if teacher is not None:
         teacher = teacher.to(args.device).eval().requires_grad_(False)
-        objective = ClassificationDistillation(teacher, config.teacher.alpha, config.teacher.temperature,
-                                               flops_per_token(teacher, max_length))
+        objective = ClassificationDistillation(
+            teacher, config.teacher.alpha, config.teacher.temperature, flops_per_token(teacher, max_length)
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "config.resolved.yaml") as handle:
@@ -173,7 +188,9 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     model_dir = _save(trainer.model, tokenizer, task.label_names, out, adapter=adapter)
     accuracies = {int(e["step"]): e["eval_accuracy"] for e in evaluated}
     flops = {step: float(trainer.accounting(step)["flops"]) for step in accuracies}
-    return FinetuneResult(out, model_dir, trainer.state.global_step, dict(sorted(accuracies.items())), dict(sorted(flops.items())))
+    return FinetuneResult(
+        out, model_dir, trainer.state.global_step, dict(sorted(accuracies.items())), dict(sorted(flops.items()))
+    )
 
 
 def _save(model: torch.nn.Module, tokenizer: Any, labels: list[str], out: Path, adapter: bool) -> Path:

@@ -50,7 +50,9 @@ def resolve_growth(
             "tensor by tensor within one family (use distillation instead: kinherit finetune with teacher:)"
         )
     if old.vocab_size != new.vocab_size:
-        raise KinheritError(f"NEW_BASE has {new.vocab_size} tokens, OLD_BASE {old.vocab_size}; recycling needs the same tokenizer")
+        raise KinheritError(
+            f"NEW_BASE has {new.vocab_size} tokens, OLD_BASE {old.vocab_size}; recycling needs the same tokenizer"
+        )
     spec = FAMILIES[family]
     old_shape, new_shape = read_shape(spec, old), read_shape(spec, new)
     if plan is None:
@@ -81,7 +83,9 @@ def _reads_scaled_hidden(plan: GrowthPlan) -> bool:
     """True when B's backbone output is `h[idx] / count` (tied head compensated in the final norm)."""
     family, head = plan.family_spec()
     base = {s.name for s in family.base_tensors}
-    return plan.tied and any(n.startswith(head.base_prefix) and n.removeprefix(head.base_prefix) in base for n in head.head_norms)
+    return plan.tied and any(
+        n.startswith(head.base_prefix) and n.removeprefix(head.base_prefix) in base for n in head.head_norms
+    )
 
 
 def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -96,7 +100,9 @@ def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) ->
         if key in inside:
             continue
         if key not in specs:
-            raise KinheritError(f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it through growth")
+            raise KinheritError(
+                f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it through growth"
+            )
         spec = specs[key]
         if scaled:  # copy, not divide: the copies of h already carry 1/(c·count)
             spec = TensorSpec(spec.name, tuple(Axis("out", a.spaces) if a.kind == "in" else a for a in spec.axes))

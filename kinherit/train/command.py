@@ -17,9 +17,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--model.from=DIR trains the model in DIR in place of the config's model.family and sizes.",
     )
     parser.add_argument("--config", help="YAML run config (see configs/)")
-    parser.add_argument("--out", metavar="DIR", help="output folder (the config's out:, default runs/run): "
-                        "config.resolved.yaml, metrics.jsonl, checkpoints/, model/")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (the config's out:, default runs/run): "
+        "config.resolved.yaml, metrics.jsonl, checkpoints/, model/",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints"
+    )
     parser.set_defaults(func=run, accepts_overrides=True)
 
 
@@ -27,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from kinherit.config import load_config
     from kinherit.train.pretrain import pretrain
 
-    config = load_config(args.config, [*args.overrides, *([f"--out={json.dumps(args.out)}"] if args.out is not None else [])])
+    config = load_config(
+        args.config, [*args.overrides, *([f"--out={json.dumps(args.out)}"] if args.out is not None else [])]
+    )
     args.run_out = config.out  # where an interrupted run's checkpoints are (`kinherit.cli`)
     result = pretrain(config, resume=args.resume)
     print(

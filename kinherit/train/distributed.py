@@ -19,7 +19,7 @@ from kinherit.errors import KinheritError
 
 
 def requested_sharding(args: TrainingArguments) -> str | None:
-    """"FSDP" or "DEEPSPEED" when the training arguments ask for it, else None."""
+    """ "FSDP" or "DEEPSPEED" when the training arguments ask for it, else None."""
     if args.fsdp:
         return "FSDP"
     if args.deepspeed:
@@ -47,8 +47,9 @@ def check_distributed_request(args: TrainingArguments, distributed_type: Any = N
         )
 
 
-def run_layout(args: TrainingArguments, distributed_type: Any, teacher_placement: str | None,
-               fsdp_plugin: Any = None) -> dict[str, Any]:
+def run_layout(
+    args: TrainingArguments, distributed_type: Any, teacher_placement: str | None, fsdp_plugin: Any = None
+) -> dict[str, Any]:
     """The `distributed` block of run.json; with `train.fsdp`, the resolved fsdp_config and accelerate's plugin."""
     layout = {
         "world_size": args.world_size,

@@ -17,8 +17,13 @@ from transformers import TrainerCallback
 
 from kinherit.hf_folder import library_console
 
-POSTFIX = (("loss", "loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"), ("val_accuracy", "val acc", "{:.3f}"),
-           ("alpha", "α", "{:.3f}"), ("tokens_per_s", "tok/s", "{:,.0f}"))
+POSTFIX = (
+    ("loss", "loss", "{:.4f}"),
+    ("val_loss", "val loss", "{:.4f}"),
+    ("val_accuracy", "val acc", "{:.3f}"),
+    ("alpha", "α", "{:.3f}"),
+    ("tokens_per_s", "tok/s", "{:,.0f}"),
+)
 
 
 def postfix(latest: dict[str, Any]) -> dict[str, str]:
@@ -36,7 +41,9 @@ class ProgressBar(TrainerCallback):
         self.bar: tqdm | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if self.bar is None and state.is_world_process_zero and not args.disable_tqdm:  # a staged run's next stage continues it
+        if (
+            self.bar is None and state.is_world_process_zero and not args.disable_tqdm
+        ):  # a staged run's next stage continues it
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description, dynamic_ncols=True)
 
     def note(self, line: str) -> None:

@@ -20,23 +20,25 @@ from kinherit.metrics.lineage import read_run_record
 
 RESOLVED = "config.resolved.yaml"
 
-SAFE_ON_RESUME = frozenset({
-    "out",
-    "data.cache_dir",
-    "train.max_steps",
-    "train.logging_steps",
-    "train.logging_first_step",
-    "train.logging_dir",
-    "train.eval_steps",
-    "train.eval_on_start",
-    "train.per_device_eval_batch_size",
-    "train.save_steps",
-    "train.save_total_limit",
-    "train.report_to",
-    "train.run_name",
-    "train.disable_tqdm",
-    "train.dataloader_num_workers",
-})
+SAFE_ON_RESUME = frozenset(
+    {
+        "out",
+        "data.cache_dir",
+        "train.max_steps",
+        "train.logging_steps",
+        "train.logging_first_step",
+        "train.logging_dir",
+        "train.eval_steps",
+        "train.eval_on_start",
+        "train.per_device_eval_batch_size",
+        "train.save_steps",
+        "train.save_total_limit",
+        "train.report_to",
+        "train.run_name",
+        "train.disable_tqdm",
+        "train.dataloader_num_workers",
+    }
+)
 """Keys that may differ between a run and its `--resume` (see the module docstring)."""
 
 

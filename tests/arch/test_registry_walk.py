@@ -61,7 +61,9 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "qwen3": _llama_like,
     "phi3": _llama_like,
     "olmo2": _llama_like,
-    "gpt_neox": lambda s, v: s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
+    "gpt_neox": lambda s, v: (
+        s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden
+    ),  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "gemma2": _llama_like,  # same matmuls; norms, q/k norms and soft-caps are not matmuls
     "gemma3_text": _llama_like,
     "bert": _encoder,

@@ -79,7 +79,11 @@ def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):
     teacher_evals = [e for e in _events(out / "teacher" / "metrics.jsonl") if "val_loss" in e]
     assert teacher_evals[-1]["flops"] == TEACHER_PRETRAINING
     assert {name: by_name[name]["sunk_flops"] for name in STUDENTS} == {
-        "scratch": 0.0, "ki": TEACHER_PRETRAINING, "grown": TEACHER_PRETRAINING, "grown_ki": TEACHER_PRETRAINING}
+        "scratch": 0.0,
+        "ki": TEACHER_PRETRAINING,
+        "grown": TEACHER_PRETRAINING,
+        "grown_ki": TEACHER_PRETRAINING,
+    }
     # students' own training FLOPs by hand; KI adds the teacher's forward passes: its validation pass and whole steps
     assert by_name["scratch"]["total_flops"] == by_name["grown"]["total_flops"] == STUDENT_TRAINING
     assert by_name["grown"]["teacher_inference_flops"] == 0
@@ -88,15 +92,28 @@ def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):
         validation_pass = evals[name][0]["teacher_flops"]
         assert evals[name][0]["step"] == 0 and validation_pass > 0
         assert validation_pass / TEACHER_FORWARD == int(validation_pass / TEACHER_FORWARD)
-        teacher_steps = (by_name[name]["teacher_inference_flops"] - validation_pass) / (TEACHER_FORWARD * TOKENS_PER_STEP)
+        teacher_steps = (by_name[name]["teacher_inference_flops"] - validation_pass) / (
+            TEACHER_FORWARD * TOKENS_PER_STEP
+        )
         assert teacher_steps == int(teacher_steps) and 1 <= teacher_steps <= 30, teacher_steps
         assert by_name[name]["total_flops"] == STUDENT_TRAINING + by_name[name]["teacher_inference_flops"]
 
     _check_savings(by_name, evals, "scratch")
     assert by_name["grown"]["saving_fraction"] == 1.0  # its first evaluation, at 0 FLOPs, beats scratch's final loss
     # against ki, whose final loss scratch crosses between two evaluations, the interpolation itself is exercised
-    assert main(["report", *(str(out / name) for name in STUDENTS), "--baseline", str(out / "ki"),
-                 "--out", str(tmp_path / "against-ki")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                *(str(out / name) for name in STUDENTS),
+                "--baseline",
+                str(out / "ki"),
+                "--out",
+                str(tmp_path / "against-ki"),
+            ]
+        )
+        == 0
+    )
     against_ki = {r["name"]: r for r in json.loads((tmp_path / "against-ki" / "results.json").read_text())["runs"]}
     _check_savings(against_ki, evals, "ki")
     assert 0 < against_ki["scratch"]["saving_fraction"] < 1

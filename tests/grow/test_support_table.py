@@ -51,14 +51,17 @@ def walked(test) -> set[str]:
 
 
 def trains(name: str) -> str:
-    """"yes" when the registry walk pre-trains, teaches (KI) and hand-counts the FLOPs of the family."""
-    checked = (name in walked(walk.test_pretrains_grows_and_inherits) and name in walked(walk.test_flops_match_a_hand_count)
-               and name in walk.HAND_MATMUL_PARAMS)
+    """ "yes" when the registry walk pre-trains, teaches (KI) and hand-counts the FLOPs of the family."""
+    checked = (
+        name in walked(walk.test_pretrains_grows_and_inherits)
+        and name in walked(walk.test_flops_match_a_hand_count)
+        and name in walk.HAND_MATMUL_PARAMS
+    )
     return "yes" if checked else "no"
 
 
 def recycles(name: str) -> str:
-    """"yes" when the walk maps the family's classification head through growth (it needs a classifier)."""
+    """ "yes" when the walk maps the family's classification head through growth (it needs a classifier)."""
     if not FAMILIES[name].classifier:
         return "no (transformers has no sequence classifier)"
     return "yes" if name in walked(walk.test_classifier_head_maps_through_growth) else "no"
@@ -74,8 +77,10 @@ def support_table() -> str:
         exact = [c for c in EXACT if c[0] == name]
         inexact = [c for c in INEXACT if c[0] == name]
         upcycle = f"`{UPCYCLED[name]}`" if name in UPCYCLED else "–"
-        lines.append(f"| {name} | {family.task} LM | {trains(name)} | {recycles(name)} | {upcycle} | {_cell(exact)} "
-                     f"| {_cell(inexact)} |")
+        lines.append(
+            f"| {name} | {family.task} LM | {trains(name)} | {recycles(name)} | {upcycle} | {_cell(exact)} "
+            f"| {_cell(inexact)} |"
+        )
     return "\n".join(lines)
 
 

@@ -83,11 +83,20 @@ def gemma_config(config_cls: type[PretrainedConfig], layer_types: bool) -> Confi
                 "full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(cfg.num_layers)
             ]
         return config_cls(
-            vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads, intermediate_size=ffn_size(cfg, gated=True),
-            head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=sliding_window(positions),
-            attention_dropout=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings, pad_token_id=None, **extra,
+            vocab_size=vocab,
+            max_position_embeddings=positions,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads,
+            intermediate_size=ffn_size(cfg, gated=True),
+            head_dim=head_dim,
+            query_pre_attn_scalar=head_dim,
+            sliding_window=sliding_window(positions),
+            attention_dropout=cfg.dropout,
+            tie_word_embeddings=cfg.tie_word_embeddings,
+            pad_token_id=None,
+            **extra,
         )
 
     return build

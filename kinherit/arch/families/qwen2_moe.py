@@ -37,7 +37,11 @@ register_family(
         model_types=("qwen2_moe",),
         config=KEYS,
         residual="pre_norm",
-        base_tensors=LLAMA_EMBEDDING + LLAMA_ATTENTION + POST_ATTENTION_NORM + SPARSE_BLOCK + SHARED_EXPERT
+        base_tensors=LLAMA_EMBEDDING
+        + LLAMA_ATTENTION
+        + POST_ATTENTION_NORM
+        + SPARSE_BLOCK
+        + SHARED_EXPERT
         + LLAMA_FINAL_NORM,
         build_config=_build,
         classifier=SCORE,

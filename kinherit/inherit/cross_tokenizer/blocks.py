@@ -27,7 +27,9 @@ class CrossTokenizerBlocks(Dataset):
 
     def __init__(self, blocks: PackedBlocks, aligner: Aligner):
         if blocks.masking is not None:
-            raise KinheritError("teacher.cross_tokenizer supports causal-LM students only (the student's masked input has no text)")
+            raise KinheritError(
+                "teacher.cross_tokenizer supports causal-LM students only (the student's masked input has no text)"
+            )
         self.blocks, self.aligner = blocks, aligner
 
     def __len__(self) -> int:

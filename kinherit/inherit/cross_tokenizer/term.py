@@ -29,7 +29,14 @@ from kinherit.hf_folder import task_of
 from kinherit.kd.cross_tokenizer import METHODS, Method
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
 from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
-from kinherit.kd.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
+from kinherit.kd.cross_tokenizer.targets import (
+    CACHED_KEYS,
+    ONLINE_KEYS,
+    SharedVocab,
+    Targets,
+    cached_targets,
+    online_targets,
+)
 from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
@@ -62,20 +69,37 @@ class CrossTokenizerTerm:
         return teacher_steps * (tokens_per_step // self.seq_len) * self.teacher_len * flops.forward
 
 
-def prepare_cross_tokenizer(config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: Any, train: PackedBlocks
-                            ) -> tuple[Dataset, CrossTokenizerTerm, TeacherSpec | None, FlopsPerToken, int | None]:
+def prepare_cross_tokenizer(
+    config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: Any, train: PackedBlocks
+) -> tuple[Dataset, CrossTokenizerTerm, TeacherSpec | None, FlopsPerToken, int | None]:
     """(training dataset, term, online teacher or None, teacher FLOPs per token at teacher_len, top-K)."""
     cfg, seq_len = config.teacher, config.data.seq_len
     if task_of(student.config) != "causal":
-        raise KinheritError("teacher.cross_tokenizer supports causal-LM students only: a masked LM's corrupted input has no text to align")
+        raise KinheritError(
+            "teacher.cross_tokenizer supports causal-LM students only: a masked LM's corrupted input has no text to align"
+        )
     if cfg.cache is not None:
         cache = open_cross_cache(cfg.cache, corpus, seq_len, cfg.cross_tokenizer, cfg.top_k)
         shared = cache.shared_vocab(tokenizer)
         term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, cache.teacher_len, seq_len, cached=True)
-        return CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k), term, None, cache.teacher_flops, cfg.top_k or cache.top_k
+        return (
+            CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k),
+            term,
+            None,
+            cache.teacher_flops,
+            cfg.top_k or cache.top_k,
+        )
     spec = inspect_teacher(cfg.path, tokenizer, seq_len, "causal", cross_tokenizer=True)
     aligner, shared, length = build_aligner(spec, tokenizer, train)
     if cfg.top_k is not None and cfg.top_k > len(shared):
-        raise KinheritError(f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
+        raise KinheritError(
+            f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}"
+        )
     term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, length, seq_len, cached=False)
-    return CrossTokenizerBlocks(train, aligner), term, spec, flops_per_token(_meta_model(spec.config), length), cfg.top_k
+    return (
+        CrossTokenizerBlocks(train, aligner),
+        term,
+        spec,
+        flops_per_token(_meta_model(spec.config), length),
+        cfg.top_k,
+    )
