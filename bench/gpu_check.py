@@ -48,7 +48,6 @@ from transformers import (
 )
 
 from bench.protocol import matmul_peak_gflops, step_time, tokens_per_s
-
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.grow import grow

@@ -22,7 +22,6 @@ from kinherit.inherit.cache import build_cache
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
-
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 

@@ -40,7 +40,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bench.protocol import (  # noqa: E402
     DATA,
     HEAD_DIM,
-    tokens_per_param,
     budget_steps,
     compare,
     final_loss,
@@ -48,6 +47,7 @@ from bench.protocol import (  # noqa: E402
     model_at,
     model_param_counts,
     parse_size,
+    tokens_per_param,
     tokens_per_step,
     train_once,
     tune_lr,

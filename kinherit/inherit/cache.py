@@ -39,12 +39,12 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
-from kinherit.kd.losses import TopK
+from kinherit.hf_folder import read_config, task_of
 from kinherit.inherit.parts import PartWriter, join_parts, shared_staging
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import write_json
+from kinherit.kd.losses import TopK
 from kinherit.metrics.flops import FlopsPerToken
-from kinherit.hf_folder import read_config, task_of
 
 FORMAT = 1
 LOG_PROBS, INDICES, META = "log_probs.bin", "indices.bin", "meta.json"

@@ -32,10 +32,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from transformers import default_data_collator
 
+from kinherit.inherit.sources import OnlineModel
 from kinherit.kd.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.kd.cross_tokenizer.targets import teacher_span_log_likelihoods
 from kinherit.kd.losses import lm_loss
-from kinherit.inherit.sources import OnlineModel
 from kinherit.metrics.flops import FlopsPerToken
 
 

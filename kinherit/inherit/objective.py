@@ -37,9 +37,6 @@ from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, check_text
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
 from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation
-from kinherit.kd.cross_tokenizer import METHODS
-from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
-from kinherit.kd.schedules import SCHEDULES, Alpha, resolve_horizon
 from kinherit.inherit.sources import (
     CrossTokenizerTeacher,
     OnlineModel,
@@ -49,6 +46,9 @@ from kinherit.inherit.sources import (
     teacher_placement,
 )
 from kinherit.inherit.teacher import inspect_teacher
+from kinherit.kd.cross_tokenizer import METHODS
+from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
+from kinherit.kd.schedules import SCHEDULES, Alpha, resolve_horizon
 
 _SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 

@@ -42,9 +42,9 @@ from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import read_config, task_of
 from kinherit.inherit.cache import _teacher_digest
-from kinherit.kd.losses import lm_loss
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import read_json, write_json
+from kinherit.kd.losses import lm_loss
 
 FORMAT = 1
 

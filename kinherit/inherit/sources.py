@@ -15,8 +15,8 @@ The loss (`kinherit.inherit.objective.inheritance_loss`) is a pure function of t
 from __future__ import annotations
 
 import gc
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -25,10 +25,10 @@ import torch
 from torch import Tensor
 
 from kinherit.inherit.cache import CACHE_KEYS
-from kinherit.kd.cross_tokenizer.targets import Targets
 from kinherit.inherit.cross_tokenizer.term import CrossTokenizerTerm
-from kinherit.kd.losses import TopK
 from kinherit.inherit.teacher import TeacherSpec
+from kinherit.kd.cross_tokenizer.targets import Targets
+from kinherit.kd.losses import TopK
 from kinherit.metrics.flops import FlopsPerToken
 
 

@@ -17,9 +17,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import check_positions, load_lm, read_config, require_weights, task_of, vocabulary_signature
 from kinherit.kd.cross_tokenizer.method import METHODS
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
-from kinherit.hf_folder import check_positions, load_lm, read_config, require_weights, task_of, vocabulary_signature
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 from typing import Any  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
 
 from kinherit.io import atomic_file  # noqa: E402
 from kinherit.metrics.horizons import value_at  # noqa: E402

@@ -18,9 +18,6 @@ from kinherit.arch import Axis, TensorSpec
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan
 from kinherit.grow.surgery import widen
-from kinherit.io import atomic_dir, write_json
-from kinherit.recycle.delta import REPORT_FILE, RecycleReport, describe_growth
-from kinherit.recycle.growth import map_head, resolve_growth
 from kinherit.hf_folder import (
     LABELS_FILE,
     adapter_base,
@@ -31,6 +28,9 @@ from kinherit.hf_folder import (
     read_adapter,
     read_config,
 )
+from kinherit.io import atomic_dir, write_json
+from kinherit.recycle.delta import REPORT_FILE, RecycleReport, describe_growth
+from kinherit.recycle.growth import map_head, resolve_growth
 
 PEFT_PREFIX = "base_model.model."
 LORA_SUFFIXES = (".lora_A.weight", ".lora_B.weight")

@@ -77,8 +77,8 @@ def run_recycle(args: argparse.Namespace) -> int:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from kinherit.config import load_yaml_config
-    from kinherit.recycle.config import ExperimentConfig
     from kinherit.recycle.comparison import run
+    from kinherit.recycle.config import ExperimentConfig
 
     report = run(load_yaml_config(ExperimentConfig, args.config, args.overrides))
     print(report.markdown())

@@ -18,9 +18,9 @@ import torch
 
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan
+from kinherit.hf_folder import is_adapter, is_classifier, load_classifier, load_lm, load_model_tokenizer, read_config
 from kinherit.io import atomic_dir, write_json
 from kinherit.recycle.growth import map_backbone, map_head, resolve_growth
-from kinherit.hf_folder import is_adapter, is_classifier, load_classifier, load_lm, load_model_tokenizer, read_config
 
 REPORT_FILE = "recycle.json"
 

@@ -27,12 +27,8 @@ from torch.utils.data import Dataset
 from transformers import TrainerCallback, default_data_collator, set_seed
 
 from kinherit.config import dump_yaml
-from kinherit.errors import KinheritError
-from kinherit.io import atomic_dir, atomic_file, write_json
-from kinherit.metrics.flops import flops_per_token
-from kinherit.hf_folder import max_sequence_length
-from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
 from kinherit.data.classification import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
+from kinherit.errors import KinheritError
 from kinherit.hf_folder import (
     LABELS_FILE,
     check_labels,
@@ -45,6 +41,9 @@ from kinherit.hf_folder import (
     max_sequence_length,
     read_config,
 )
+from kinherit.io import atomic_dir, atomic_file, write_json
+from kinherit.metrics.flops import flops_per_token
+from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
 from kinherit.recycle.distillation import ClassificationDistillation
 from kinherit.train.objective import ModelLoss
 from kinherit.train.progress import library_bars_off

@@ -20,27 +20,27 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, TrainerCallback, default_data_collator, set_seed
 
+from kinherit.arch.build import build_model
 from kinherit.config import RunConfig, dump_yaml, resolved_growth
 from kinherit.data.dataset import MaskingSpec, PackedBlocks
 from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import load_lm, task_of
 from kinherit.inherit.objective import prepare_inheritance
 from kinherit.inherit.selection import SelectedBlocks, select_blocks
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
-from kinherit.arch.build import build_model
-from kinherit.hf_folder import load_lm, task_of
+from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics
 from kinherit.train.objective import ModelLoss
 from kinherit.train.preflight import check_before_data, with_loaded_sizes
+from kinherit.train.progress import ProgressBar, library_bars_off
 from kinherit.train.record import start_run
 from kinherit.train.resume_check import check_resume
-from kinherit.train.progress import ProgressBar, library_bars_off
-from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
 from kinherit.train.staged import (
-    StopAt,
     Stages,
+    StopAt,
     check_stages,
     describe_growth,
     final_growth_record,

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kinherit.version import __version__
 from kinherit.config import RunConfig
 from kinherit.data.packing import PackedCorpus
 from kinherit.hf_folder import vocabulary_signature
 from kinherit.metrics.lineage import Ancestors, check_leakage, data_record, lineage_links, write_run_record
 from kinherit.train.distributed import check_distributed_request, run_layout
+from kinherit.version import __version__
 
 
 def teacher_placement(config: RunConfig, args: Any, sharded: bool = False) -> str | None:

@@ -47,8 +47,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from transformers import PreTrainedModel, Trainer
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import SAFE_WEIGHTS_NAME
 

@@ -7,10 +7,10 @@ import re
 import pytest
 import torch
 import transformers
+from tiny_models import tiny_model
 
 from kinherit.arch import FAMILIES, bind, detect, read_shape, supported
 from kinherit.errors import KinheritError
-from tiny_models import tiny_model
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

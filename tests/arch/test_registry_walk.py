@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_models import randomize, registry_config
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
@@ -29,7 +30,6 @@ from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.hf_folder import load_classifier, open_tokenizer, task_of, vocabulary_signature
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
-from tiny_models import randomize, registry_config
 
 VOCAB = 300
 SEQ = 32

@@ -9,10 +9,10 @@ import warnings
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny_models import VOCAB, tiny_model
 
 from kinherit.arch import FAMILIES
 from kinherit.grow import DEFAULT_NOISE_DB, copy_divergence, grow
-from tiny_models import VOCAB, tiny_model
 
 
 def _train(model: torch.nn.Module, steps: int = 5) -> dict[str, torch.Tensor]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
+from tiny_models import tiny_model
 
 from kinherit.grow import grow
-from tiny_models import tiny_model
 
 
 def test_embedding_and_tied_final_norm_act_on_the_effective_scale():

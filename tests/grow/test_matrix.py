@@ -8,9 +8,9 @@ import json
 import math
 
 import pytest
-
 from tiny_models import tiny_config, tiny_model
 from training_step import dead_new_units
+
 from kinherit.arch import FAMILIES
 from kinherit.grow import DEPTH_OPERATORS, WIDTH_OPERATORS, grow_folder, load_plan
 from kinherit.hf_folder import load_architecture

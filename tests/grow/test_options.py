@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 from pydantic import ValidationError
+from tiny_models import tiny_model
 
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthOptions, grow, make_plan
 from kinherit.grow.command import add_parser
-from tiny_models import tiny_model
 
 
 @pytest.mark.parametrize(

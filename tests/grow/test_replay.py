@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_models import tiny_model
 
 from kinherit.grow import assemble_grown_model, grow, grow_folder, grow_map, load_plan, replay
 from kinherit.grow.verify import Verifier
-from tiny_models import tiny_model
 
 
 def test_replay_reproduces_the_saved_weights(tmp_path):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from kinherit.grow import grow
 from kinherit.grow.sources import TensorSource, tensor_sources
 from kinherit.grow.surgery import grow_state
-from tiny_models import tiny_model
 
 
 def _rebuild(entry: TensorSource, state: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -14,9 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from kinherit.arch import FAMILIES
 from test_matrix import EXACT, INEXACT
 from test_upcycle import TARGETS as UPCYCLED
+
+from kinherit.arch import FAMILIES
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "arch"))
 import test_registry_walk as walk  # noqa: E402

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from test_divergence import _train
+from tiny_models import VOCAB, tiny_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 from kinherit.errors import KinheritError
 from kinherit.grow import copy_divergence, grow, grow_folder, grow_map, load_plan, replay
-from test_divergence import _train
-from tiny_models import VOCAB, tiny_model
 
 TARGETS = {
     "llama": "MixtralForCausalLM",

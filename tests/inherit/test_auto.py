@@ -7,11 +7,11 @@ import torch
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import load_lm
 from kinherit.kd.losses import lm_loss
 from kinherit.kd.schedules import CAUGHT_UP, GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
-from kinherit.hf_folder import load_lm
 from kinherit.train.pretrain import pretrain
 from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run

@@ -11,10 +11,10 @@ from kinherit.cli import main
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
-from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
-from kinherit.kd.losses import TopK, kd_loss
-from kinherit.inherit.teacher import TeacherSpec
 from kinherit.hf_folder import load_lm
+from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
+from kinherit.inherit.teacher import TeacherSpec
+from kinherit.kd.losses import TopK, kd_loss
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run

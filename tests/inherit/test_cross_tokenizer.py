@@ -9,9 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-
 import torch
+import yaml
 
 from kinherit.cli import main
 from kinherit.config import load_config, validate_config
@@ -19,8 +18,8 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.hf_folder import load_lm
-from kinherit.kd.alignment import Aligner
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks
+from kinherit.kd.alignment import Aligner
 from kinherit.kd.schedules import GAP_MARGIN
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from kinherit.config import validate_config
-from kinherit.metrics.flops import flops_per_token
 from kinherit.hf_folder import load_lm
+from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run

@@ -15,8 +15,8 @@ from accelerate.utils import DistributedType
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.inherit.objective import KDSettings, KnowledgeInheritance
-from kinherit.kd.schedules import SCHEDULES, Alpha
 from kinherit.inherit.sources import OnlineModel, SameTokenizerTeacher
+from kinherit.kd.schedules import SCHEDULES, Alpha
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.conftest import torchrun_cli

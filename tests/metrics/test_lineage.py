@@ -2,7 +2,6 @@
 growth source), a missing link is an error, and a saving that pays for the sunk compute is reported."""
 
 import json
-import os
 
 import pytest
 

@@ -6,7 +6,6 @@ from kinherit.cli import main
 from kinherit.errors import KinheritError
 from kinherit.metrics.report import build_report
 
-
 DATA = {
     "sources": ["corpus"],
     "roots": ["/data/corpus"],

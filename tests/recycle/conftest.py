@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
+from kinherit.arch import FAMILIES
 from kinherit.config import ModelConfig
 from kinherit.data.sources import stdlib_files
 from kinherit.data.tokenizer import train_bpe
-from kinherit.arch import FAMILIES
 from kinherit.hf_folder import LABELS_FILE, head_modules, load_classifier
 from kinherit.io import write_json
 

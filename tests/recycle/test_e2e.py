@@ -7,12 +7,12 @@ import json
 
 from PIL import Image
 
-from kinherit.config import validate_config
 from kinherit.config import validate_as as validate
-from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
-from kinherit.recycle.comparison import run
-from kinherit.recycle.finetune import finetune
+from kinherit.config import validate_config
 from kinherit.metrics.log import read_metrics
+from kinherit.recycle.comparison import run
+from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
+from kinherit.recycle.finetune import finetune
 from kinherit.train.pretrain import pretrain
 
 DATA = {"task": "stdlib-packages", "train_per_class": 100, "val_per_class": 25, "max_length": 32}

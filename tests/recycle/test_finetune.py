@@ -4,19 +4,19 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, TrainerCallback
+from transformers import AutoModelForSequenceClassification
 
-from kinherit.errors import KinheritError
 from kinherit.config import load_yaml_config as load
 from kinherit.config import validate_as as validate
+from kinherit.data.classification import file_task, stdlib_packages_task
+from kinherit.errors import KinheritError
+from kinherit.metrics.log import read_metrics
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
 from kinherit.recycle.distillation import distill_loss
 from kinherit.recycle.finetune import finetune
-from kinherit.data.classification import file_task, stdlib_packages_task
-from kinherit.metrics.log import read_metrics
+from tests.conftest import CrashAt
 
 from .conftest import LABELS, make_base, sample_inputs
-from tests.conftest import CrashAt
 
 SMALL = {"task": "stdlib-packages", "packages": LABELS, "train_per_class": 8, "val_per_class": 4, "max_length": 16}
 FAST = {"max_steps": 4, "eval_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8}

@@ -6,9 +6,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from kinherit.grow import grow, grow_folder, grow_map, load_plan, replay
+from kinherit.hf_folder import load_adapter_classifier, load_classifier
 from kinherit.recycle.adapters import recycle_adapter
 from kinherit.recycle.delta import recycle_full
-from kinherit.hf_folder import load_adapter_classifier, load_classifier
 
 from .conftest import make_adapter, make_base, make_tuned, sample_inputs
 

@@ -15,9 +15,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow
+from kinherit.hf_folder import load_lm
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
-from kinherit.hf_folder import load_lm
 from kinherit.train.optimizer_growth import lr_scales, map_adam_state
 from kinherit.train.pretrain import pretrain
 from tests.conftest import CrashAt

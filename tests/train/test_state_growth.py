@@ -8,9 +8,9 @@ import warnings
 
 import pytest
 import torch
+import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import transformers
 from kinherit.grow.options import GrowthOptions
 from kinherit.train.state_growth import TrainingState, grow_state, held_lm_loss, named_moments, write_grown_checkpoint
 from kinherit.train.trainer import GROWN_OPTIMIZER, STAGE_STATE

@@ -8,7 +8,6 @@ from transformers import PretrainedConfig
 from kinherit.arch.families._shared import ffn_size
 from kinherit.arch.spec import ConfigBuilder, ConfigKeys, HeadSpec, ModelSizes, t
 
-
 ENCODER_BASE = (
     t("embeddings.word_embeddings.weight", "fixed:vocab", "out:hidden"),
     t("embeddings.position_embeddings.weight", "fixed:positions", "out:hidden"),

@@ -22,7 +22,6 @@ from kinherit.arch.spec import (
     t,
 )
 
-
 POST_ATTENTION_NORM = (t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden"),)
 SPARSE_BLOCK: tuple[TensorSpec, ...] = (
     t("layers.{layer}.mlp.gate.weight", "fixed:experts", "in:hidden"),

@@ -10,6 +10,7 @@ them is exact only when every head is copied equally often.
 from __future__ import annotations
 
 import dataclasses
+
 from transformers import Olmo2Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
@@ -24,7 +25,6 @@ from kinherit.arch.families._shared import (
     out_projection,
 )
 from kinherit.arch.spec import FamilySpec, ModelSizes, t
-
 
 OLMO2_LAYER = (
     QKV_PROJECTIONS

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+
 from transformers import Phi3Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
@@ -16,7 +17,6 @@ from kinherit.arch.families._shared import (
     ffn_size,
 )
 from kinherit.arch.spec import FamilySpec, ModelSizes, t
-
 
 PHI3_LAYER = (
     t("layers.{layer}.input_layernorm.weight", "norm:hidden"),

@@ -21,7 +21,6 @@ from kinherit.arch.families._shared import (
 )
 from kinherit.arch.spec import FamilySpec, ModelSizes, MoeTarget, t
 
-
 QK_NORMS = (
     t("layers.{layer}.self_attn.q_norm.weight", "fixed:head_dim"),
     t("layers.{layer}.self_attn.k_norm.weight", "fixed:head_dim"),

@@ -14,9 +14,9 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import max_sequence_length, task_of
+from kinherit.inherit.teacher import TeacherSpec
 from kinherit.kd.alignment import Aligner
 from kinherit.kd.cross_tokenizer.targets import SharedVocab
-from kinherit.inherit.teacher import TeacherSpec
 
 
 class CrossTokenizerBlocks(Dataset):

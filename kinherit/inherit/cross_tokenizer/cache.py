@@ -30,7 +30,6 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer, separator_id
 from kinherit.errors import KinheritError
-from kinherit.kd.alignment import token_bytes
 from kinherit.inherit.cache import (
     META,
     TeacherCache,
@@ -42,10 +41,11 @@ from kinherit.inherit.cache import (
     training_blocks,
 )
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
-from kinherit.kd.cross_tokenizer.method import METHODS
-from kinherit.kd.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.inherit.teacher import _meta_model, inspect_teacher
 from kinherit.io import atomic_dir, write_json
+from kinherit.kd.alignment import token_bytes
+from kinherit.kd.cross_tokenizer.method import METHODS
+from kinherit.kd.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 FORMAT = 2

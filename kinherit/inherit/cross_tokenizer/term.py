@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -26,9 +25,10 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
-from kinherit.kd.cross_tokenizer import METHODS, Method
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
 from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
+from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
+from kinherit.kd.cross_tokenizer import METHODS, Method
 from kinherit.kd.cross_tokenizer.targets import (
     CACHED_KEYS,
     ONLINE_KEYS,
@@ -37,7 +37,6 @@ from kinherit.kd.cross_tokenizer.targets import (
     cached_targets,
     online_targets,
 )
-from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 
