@@ -1,6 +1,6 @@
-import pytest
-
 """Online KI under torchrun: 2 CPU processes, gloo DDP, the teacher prepared by each process's accelerator."""
+
+import pytest
 
 from kinherit.metrics.log import read_metrics
 from tests.inherit.conftest import student_run

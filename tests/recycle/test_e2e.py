@@ -1,10 +1,9 @@
-import pytest
-
 """End to end on the built-in task: A pre-trained, fine-tuned (A_tuned), continually pre-trained into B;
 then B fine-tuned from scratch, init-based, distillation-based and combined (same data and budget)."""
 
 import json
 
+import pytest
 from PIL import Image
 
 from kinherit.config import validate_as as validate

@@ -1,5 +1,3 @@
-import pytest
-
 """The unchanged `kinherit pretrain` command under torchrun: 2 CPU processes, gloo DDP; a sharding request that
 accelerate does not honour there is refused, not silently dropped."""
 
@@ -9,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from kinherit.metrics.log import read_metrics
