@@ -86,7 +86,8 @@ def _experiment_config_help() -> str:
 
     return (
         config_help(ExperimentConfig)
-        + "\n\nfinetune: the sections of `kinherit finetune --help-config` (model.base and teacher.path are set per variant)"
+        + "\n\nfinetune: the sections of `kinherit finetune --help-config` (model.base and teacher.path are set "
+        "per variant)"
     )
 
 
@@ -118,7 +119,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The CLI; only `command`'s module is imported (every module with None, none with ""), the others are listed by name."""
+    """The CLI; only `command`'s module is imported (every module with None, none with ""), the others are listed by
+    name."""
     parser = _Parser(
         prog="kinherit",
         description="Train bigger language models by inheriting from smaller ones.",
@@ -229,7 +231,10 @@ def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
 
     last = last_checkpoint(Path(out))
     if last is None:
-        return f"kinherit {args.command}: interrupted before the first checkpoint of {out}; run the same command again to start over"
+        return (
+            f"kinherit {args.command}: interrupted before the first checkpoint of {out}; run the same command again "
+            "to start over"
+        )
     again = shlex.join(["kinherit", *argv, *([] if "--resume" in argv else ["--resume"])])
     return f"kinherit {args.command}: interrupted; last checkpoint {last}; continue with: {again}"
 

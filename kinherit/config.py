@@ -73,7 +73,8 @@ class DataConfig(StrictModel):
     """The corpus: where the text is, how it is tokenized, split and packed into token memmaps."""
 
     sources: list[str] = Field(default_factory=lambda: ["stdlib"], min_length=1)
-    """Text files, folders, globs, .jsonl/.parquet/.arrow (a `text` field), `datasets.save_to_disk` folders, or `stdlib`."""
+    """Text files, folders, globs, .jsonl/.parquet/.arrow (a `text` field), `datasets.save_to_disk` folders, or
+    `stdlib`."""
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     """How the tokenizer is trained or which one is loaded."""
     seq_len: int = Field(128, ge=8)
@@ -102,7 +103,8 @@ class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: Annotated[str | None, known(FAMILIES)] = None
-    """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
+    """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless
+    `from` is set."""
     from_: str | None = Field(None, alias="from")
     """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
     the loaded model's: a size key set to another value is refused, and config.resolved.yaml records the real ones.
@@ -183,9 +185,9 @@ class TeacherConfig(StrictModel):
     linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
     released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
     only; with cross_tokenizer, the mean NLL per aligned span of the validation text; see `kd.schedules.AutoStop`).
-    Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model); chosen
-    by bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher"). `steps: auto` of earlier
-    versions reads as `schedule: auto, steps: 1.0`."""
+    Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model);
+    chosen by bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher").
+    `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
     steps: int | float = 1.0
     """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run).
     Default: 1.0 with schedule auto (it stops itself), else 0.5."""
@@ -501,8 +503,9 @@ class RunConfig(StrictModel):
     growth_lr_factor: float = Field(2.0, gt=0)
     """The LR rule after growth: a model that `kinherit grow` made (`model.from` holds its growth.json) trains at
     train.learning_rate × this, train.learning_rate being the LR you would train its shape with from scratch. 2 by
-    measurement (docs/results.md, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run (`growth:`)
-    trains at train.learning_rate: its measured best ratio depends on the budget and schedule (docs/staged.md)."""
+    measurement (docs/results.md, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run
+    (`growth:`) trains at train.learning_rate: its measured best ratio depends on the budget and schedule
+    (docs/staged.md)."""
 
     @field_validator("train")
     @classmethod
@@ -533,12 +536,14 @@ class RunConfig(StrictModel):
         positions = self.model.max_position_embeddings
         if positions is not None and positions < self.data.seq_len:
             raise ValueError(
-                f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise it or lower data.seq_len"
+                f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise "
+                "it or lower data.seq_len"
             )
         selection = self.selection
         if selection is not None and selection.model is None and (self.teacher is None or self.teacher.path is None):
             raise ValueError(
-                "selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model folder"
+                "selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model "
+                "folder"
             )
         if stateful and self.train_args.get("eval_strategy") == "no":
             raise ValueError(
@@ -782,8 +787,9 @@ def check_input_paths(raw: dict[str, Any], config_file: Path) -> None:
                 and (beside / value).exists()
             ):
                 raise KinheritError(
-                    f"{dotted} {value!r} in {config_file} does not exist in the current directory {here} (paths in a config "
-                    f"resolve against it) but does next to the config file: run from {beside} or write it as {beside / value}"
+                    f"{dotted} {value!r} in {config_file} does not exist in the current directory {here} (paths in "
+                    f"a config resolve against it) but does next to the config file: run from {beside} or write it "
+                    f"as {beside / value}"
                 )
 
 

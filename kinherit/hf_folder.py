@@ -440,7 +440,8 @@ def vocabulary_signature(tokenizer: Any) -> str:
     tokens. Two tokenizers with equal signatures map every text to the same ids."""
     if not getattr(tokenizer, "is_fast", False):
         raise KinheritError(
-            f"tokenizer {tokenizer.name_or_path} is not a fast (tokenizer.json) tokenizer; its vocabulary cannot be compared"
+            f"tokenizer {tokenizer.name_or_path} is not a fast (tokenizer.json) tokenizer; its vocabulary cannot be "
+            "compared"
         )
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))

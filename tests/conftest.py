@@ -33,7 +33,8 @@ def one_thread():
 
 
 def torchrun_cli(args: list[str], module: str = "kinherit.cli", env: dict[str, str] | None = None) -> None:
-    """Run `kinherit ARGS` (as `python -m module ARGS`) under `torchrun --nproc_per_node 2` (gloo on CPU); assert success."""
+    """Run `kinherit ARGS` (as `python -m module ARGS`) under `torchrun --nproc_per_node 2` (gloo on CPU); assert
+    success."""
     with socket.socket() as sock:  # a free loopback port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -178,8 +178,8 @@ CASES = [
     ),
     # a continued model paired with a retrained BPE of the same size (300 tokens, other corpus)
     (
-        "pretrain --config {run} --model.from={model} --model.family=null --data.sources=[{email}] --data.tokenizer.path=null "
-        "--data.tokenizer.train_vocab_size=300",
+        "pretrain --config {run} --model.from={model} --model.family=null --data.sources=[{email}] "
+        "--data.tokenizer.path=null --data.tokenizer.train_vocab_size=300",
         "model.from {model} was trained with another tokenizer (300 tokens) than the data's (300 tokens",
     ),
     # a teacher with another tokenizer
@@ -193,11 +193,13 @@ CASES = [
     ),
     (
         "pretrain --config {run} --teacher.path={notok} --teacher.cross_tokenizer=alm",
-        "teacher {notok} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character offsets",
+        "teacher {notok} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character "
+        "offsets",
     ),
     (
         "pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=uld",
-        "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'uld'; choose one of alm, shared_prefix, shared_vocab",
+        "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'uld'; choose one of alm, "
+        "shared_prefix, shared_vocab",
     ),
     (
         "pretrain --config {run} --teacher.path={other} --teacher.cross_tokenizer=alm --model.family=bert",
@@ -252,8 +254,8 @@ CASES = [
     ("finetune --config {ft} --data.task=foo", "config key data.task: Input should be 'stdlib-packages'"),
     (
         "finetune --config {ft} --data.train_per_class=100000",
-        "training snippets of 6 lines (split by file), fewer than "
-        "val_per_class=1 / train_per_class=100000; lower them or data.snippet_lines, or pick larger packages in data.packages",
+        "training snippets of 6 lines (split by file), fewer than val_per_class=1 / train_per_class=100000; lower "
+        "them or data.snippet_lines, or pick larger packages in data.packages",
     ),
     ("finetune --config {ft} --model.lora.r=0", "config key model.lora.r: Input should be greater than or equal to 1"),
     ("finetune --config {ft} --teacher.path={model}", "teacher.path {model} is not a fine-tuned sequence classifier"),

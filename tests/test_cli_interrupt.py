@@ -49,7 +49,8 @@ def test_ctrl_c_before_any_checkpoint(tmp_path, tiny_run, monkeypatch, capsys):
     assert "Traceback" not in err
     assert (
         err.strip().splitlines()[-1]
-        == f"kinherit pretrain: interrupted before the first checkpoint of {tmp_path / 'run'}; run the same command again to start over"
+        == f"kinherit pretrain: interrupted before the first checkpoint of {tmp_path / 'run'}; run the same command "
+        "again to start over"
     )
 
 

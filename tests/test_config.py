@@ -72,8 +72,9 @@ def test_a_path_next_to_the_config_but_not_here_names_both_directories(tmp_path,
     with pytest.raises(KinheritError) as err:
         load_config(config)
     assert str(err.value) == (
-        f"data.sources 'corpus.txt' in {config} does not exist in the current directory {tmp_path} (paths in a config "
-        f"resolve against it) but does next to the config file: run from {tmp_path / 'project'} or write it as {tmp_path / 'project' / 'corpus.txt'}"
+        f"data.sources 'corpus.txt' in {config} does not exist in the current directory {tmp_path} (paths in a "
+        f"config resolve against it) but does next to the config file: run from {tmp_path / 'project'} or write it "
+        f"as {tmp_path / 'project' / 'corpus.txt'}"
     )
     monkeypatch.chdir(tmp_path / "project")
     assert load_config(config).data.sources == ["corpus.txt"]
@@ -144,7 +145,8 @@ def test_model_from_on_the_command_line_replaces_the_files_family_and_sizes(tmp_
     assert config.model.model_fields_set >= {"from_", "dropout"} and "hidden_size" not in config.model.model_fields_set
     assert (
         capsys.readouterr().out.strip()
-        == f"model.from runs/grown overrides model.family/hidden_size/num_layers of {path} (the folder's model is trained as it is)"
+        == f"model.from runs/grown overrides model.family/hidden_size/num_layers of {path} (the folder's model is "
+        "trained as it is)"
     )
     explicit = load_config(path, ["--model.from=runs/grown", "--model.hidden_size=64"])  # kept: preflight checks it
     assert "hidden_size" in explicit.model.model_fields_set and "num_layers" not in explicit.model.model_fields_set

@@ -53,8 +53,8 @@ NOT_RUN = {
     r"^kinherit divergence MODEL_DIR ": "a synopsis with placeholders; run below on runs/moe-train/model",
     r"^kinherit demo$": "the full demo takes 14–19 min; its --quick twin runs in tests/demo/test_demo.py",
     r"^kinherit demo --quick$": "run by tests/demo/test_demo.py (≈1 min)",
-    r"^(OMP_NUM_THREADS=1 )?(\.venv/bin/)?python (bench/|-m bench\.)": "a benchmark of minutes to hours (bench/efficiency.py's "
-    "aggregation is tested in tests/bench/test_efficiency.py)",
+    r"^(OMP_NUM_THREADS=1 )?(\.venv/bin/)?python (bench/|-m bench\.)": "a benchmark of minutes to hours "
+    "(bench/efficiency.py's aggregation is tested in tests/bench/test_efficiency.py)",
 }
 
 PREREQUISITES = [

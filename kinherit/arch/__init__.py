@@ -1,6 +1,6 @@
 """Per-family descriptions of which tensors live in which dimension space (data, not code)."""
 
-import kinherit.arch.families  # noqa: E402,F401  (registers the family tables)
+import kinherit.arch.families  # noqa: F401  (registers the family tables)
 from kinherit.arch.bind import Bound, bind
 from kinherit.arch.catalog import FAMILIES, detect, register_family, supported
 from kinherit.arch.shape import Shape, read_shape, write_shape

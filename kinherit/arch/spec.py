@@ -59,8 +59,8 @@ class TensorSpec:
     """One weight. `residual_out` marks the tensors whose zeroing makes a new layer the identity: the
     projections that write into the residual stream (attention out, MLP down, their biases), or, in a
     family with norms on the sublayer output (OLMo 2's `branch_norm`, Gemma's post-attention and
-    post-feedforward norms), those norms' gains -- RMSNorm(0) is 0 only in exact arithmetic (the round-off of a zeroed projection is
-    divided by √eps), while a zero gain gives an exact 0.
+    post-feedforward norms), those norms' gains -- RMSNorm(0) is 0 only in exact arithmetic (the round-off of a zeroed
+    projection is divided by √eps), while a zero gain gives an exact 0.
 
     `offset`: the module uses `offset + w` as its effective value (Gemma's RMSNorm scales by 1 + w).
     Every scaling acts on the effective value, w' = (offset + w)·c − offset, and "zero" means

@@ -100,7 +100,8 @@ def stdlib_packages_task(
             raise KinheritError(
                 f"package {package!r} yields {len(held_out)} validation and {len(training)} training snippets of "
                 f"{snippet_lines} lines (split by file), fewer than val_per_class={val_per_class} / "
-                f"train_per_class={train_per_class}; lower them or data.snippet_lines, or pick larger packages in data.packages"
+                f"train_per_class={train_per_class}; lower them or data.snippet_lines, or pick larger packages in "
+                "data.packages"
             )
         for split, chosen in ((train, training[:train_per_class]), (val, held_out[:val_per_class])):
             split.texts.extend(chosen)

@@ -14,8 +14,8 @@ overlaps it) and appends the ids to the two files, as uint16/uint32 arrays (neve
 Memory is bounded whatever the corpus size: two batches of text, and the encoder's working memory, which
 grows with the length of each text it encodes at once (a reading block, `sources.BLOCK_BYTES`; measured on
 20 MB of one file: +472 MiB peak over the loaded libraries with 1 MiB blocks and 8 MiB batches, +131 MiB
-with 256 KiB blocks and 2 MiB batches). Everything is written under `.tmp-<fingerprint>-<pid>-*` and renamed at the end, so a killed job
-leaves nothing that looks complete; leftovers of dead jobs are removed by the next build.
+with 256 KiB blocks and 2 MiB batches). Everything is written under `.tmp-<fingerprint>-<pid>-*` and renamed at the end,
+so a killed job leaves nothing that looks complete; leftovers of dead jobs are removed by the next build.
 """
 
 from __future__ import annotations
@@ -217,7 +217,8 @@ def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
 
 
 def _encoder(tokenizer_dir: Path) -> tuple[Tokenizer, int]:
-    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them), and the separator id."""
+    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them), and the separator
+    id."""
     tokenizer = load_tokenizer(tokenizer_dir)
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.no_truncation()
@@ -288,8 +289,8 @@ def _check_sizes(stats: dict[str, int], config: DataConfig, mode: str) -> None:
         if stats[f"{side}_tokens"] == 0:
             name = "validation" if side == "val" else "training"
             raise KinheritError(
-                f"the {name} split is empty: {stats[f'{other}_tokens']:,} tokens ({stats[f'{other}_documents']:,} pieces) "
-                f"went to {other} and 0 to {side} (data.split={mode}, val_fraction={config.val_fraction}); "
+                f"the {name} split is empty: {stats[f'{other}_tokens']:,} tokens ({stats[f'{other}_documents']:,} "
+                f"pieces) went to {other} and 0 to {side} (data.split={mode}, val_fraction={config.val_fraction}); "
                 "raise data.val_fraction, change data.split_seed or set data.split"
             )
 

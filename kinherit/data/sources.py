@@ -1,10 +1,10 @@
 """Corpus sources → files, and readers that stream each file's text in bounded pieces.
 
 A source is one of: `stdlib` (this Python's own standard library `.py` files, test suites
-excluded), a text file, a folder (every file below it except hidden ones and `__pycache__/`), a glob, a `.jsonl`/`.json`-lines,
-`.parquet` or `.arrow` file with a text field (read by `datasets.load_dataset(..., streaming=True)`),
-or a folder written by `datasets.Dataset.save_to_disk` (read batch by batch from its memory map).
-Order is sorted and therefore reproducible across machines with the same files.
+excluded), a text file, a folder (every file below it except hidden ones and `__pycache__/`), a glob, a
+`.jsonl`/`.json`-lines, `.parquet` or `.arrow` file with a text field (read by
+`datasets.load_dataset(..., streaming=True)`), or a folder written by `datasets.Dataset.save_to_disk` (read batch by
+batch from its memory map). Order is sorted and therefore reproducible across machines with the same files.
 
 Nothing is ever read whole: text files are read in blocks of about `BLOCK_BYTES`, cut after a
 newline; record files in batches of `RECORD_BATCH` rows. Files found in a folder or glob whose first

@@ -74,8 +74,8 @@ class ExperimentSpec(StrictModel):
         default_factory=lambda: {"alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0}
     )
     """The library's defaults, written out: `schedule: auto` over the whole run (`steps: 1.0`), the KD weight
-    following the teacher/student gap until the student has caught up, and τ = 1 (docs/inherit.md, "Knowledge inheritance
-    from an existing teacher: measured")."""
+    following the teacher/student gap until the student has caught up, and τ = 1 (docs/inherit.md, "Knowledge
+    inheritance from an existing teacher: measured")."""
     grown_inherit: dict[str, Any] = Field(default_factory=dict)
     """Overrides of `inherit` for grown_ki (none by default: the auto rule adapts to a student that starts at the
     teacher's loss)."""

@@ -24,7 +24,8 @@ DEFAULT_NOISE_DB = 0.0
 """Default SNR of the symmetry-breaking noise (see docs/results.md, "Symmetry breaking", for the sweep behind it)."""
 ROUTER_INITS = ("zero", "random", "orthogonal")
 DEFAULT_ROUTER = "random"
-"""Default router init of an upcycled mixture of experts (docs/results.md, "Dense → mixture of experts", for the measurement)."""
+"""Default router init of an upcycled mixture of experts (docs/results.md, "Dense → mixture of experts", for the
+measurement)."""
 UPCYCLING = ("experts_per_token", "router", "router_std", "expert_noise_db", "drop_upcycling")
 """The options that only mean something with `num_experts` (they set up the upcycling into experts)."""
 

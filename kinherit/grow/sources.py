@@ -52,8 +52,9 @@ class TensorSource:
 
 def tensor_sources(plan: GrowthPlan) -> dict[str, TensorSource]:
     """Target tensor name → its `TensorSource`, for every tensor the family table describes (optional tensors a
-    model lacks are included; look up the names you have). A tied head maps like the embedding it is tied to. Dense growth only: an upcycled plan's expert, router
-    and shared-expert tensors (`plan.upcycle`) have no single source and are not listed."""
+    model lacks are included; look up the names you have). A tied head maps like the embedding it is tied to. Dense
+    growth only: an upcycled plan's expert, router and shared-expert tensors (`plan.upcycle`) have no single source and
+    are not listed."""
     family, head = plan.family_spec()
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)

@@ -52,7 +52,8 @@ COUNTS, OFFSETS = "counts.bin", "offsets.bin"
 PAD_LOG_PROB = float("-inf")
 """The stored log-probability of a padding entry of a top-p row (probability 0)."""
 CACHE_KEYS = ("teacher_log_probs", "teacher_indices")
-"""Extra batch fields of a cached-teacher dataset, consumed (popped) by the KI objective (`objective.KnowledgeInheritance`)."""
+"""Extra batch fields of a cached-teacher dataset, consumed (popped) by the KI objective
+(`objective.KnowledgeInheritance`)."""
 
 
 @dataclass(frozen=True)
@@ -222,8 +223,9 @@ def _check_causal(path: Path) -> None:
         raise KinheritError(f"--teacher {path} not found; point it at a trained model folder")
     if task_of(read_config(path, "--teacher")) != "causal":
         raise KinheritError(
-            f"teacher {path} is a masked LM; the cache serves causal LMs only, because a masked-LM student corrupts each "
-            "block differently every epoch and the teacher must see that same input: use an online teacher (teacher.path)"
+            f"teacher {path} is a masked LM; the cache serves causal LMs only, because a masked-LM student corrupts "
+            "each block differently every epoch and the teacher must see that same input: use an online teacher "
+            "(teacher.path)"
         )
 
 
@@ -255,9 +257,11 @@ def open_cache(
     cache = TeacherCache(path, json.loads((path / META).read_text()))
     if bool(cache.meta.get("cross_tokenizer")) != cross_tokenizer:
         raise KinheritError(
-            f"teacher.cache {path} was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer"
+            f"teacher.cache {path} was built for a teacher with another tokenizer (cache-teacher "
+            "--cross-tokenizer): set teacher.cross_tokenizer"
             if not cross_tokenizer
-            else f"teacher.cache {path} is a same-tokenizer cache; with teacher.cross_tokenizer build one with kinherit cache-teacher --cross-tokenizer"
+            else f"teacher.cache {path} is a same-tokenizer cache; with teacher.cross_tokenizer build one with "
+            "kinherit cache-teacher --cross-tokenizer"
         )
     if cache.meta.get("format") != format_version:
         raise KinheritError(
@@ -267,8 +271,9 @@ def open_cache(
     built_for = (cache.meta.get("corpus_fingerprint"), cache.meta.get("seq_len"))
     if built_for != (corpus.fingerprint, seq_len):
         raise KinheritError(
-            f"teacher.cache {path} was built for different data (corpus {built_for[0]}, seq_len {built_for[1]}) than this run "
-            f"(corpus {corpus.fingerprint}, seq_len {seq_len}): fingerprint mismatch; rebuild it with kinherit cache-teacher --config"
+            f"teacher.cache {path} was built for different data (corpus {built_for[0]}, seq_len {built_for[1]}) "
+            f"than this run (corpus {corpus.fingerprint}, seq_len {seq_len}): fingerprint mismatch; rebuild it with "
+            "kinherit cache-teacher --config"
         )
     if top_k is not None and top_k > cache.top_k:
         raise KinheritError(f"teacher.top_k {top_k} exceeds the {cache.top_k} tokens stored in teacher.cache {path}")

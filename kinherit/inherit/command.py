@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if PartialState().is_main_process:
         print(
-            f"done: {kept} teacher outputs for {cache.rows:,} tokens in {cache.root}, {cache.bytes_per_token:.1f} bytes/token"
+            f"done: {kept} teacher outputs for {cache.rows:,} tokens in {cache.root}, {cache.bytes_per_token:.1f} "
+            "bytes/token"
         )
     return 0

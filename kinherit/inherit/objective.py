@@ -112,9 +112,9 @@ class KnowledgeInheritance:
         sharded = accelerator.distributed_type in _SHARDED and not getattr(accelerator, "is_fsdp2", False)
         if self.source.model is not None and sharded:
             raise KinheritError(
-                f"an online teacher is not supported under {accelerator.distributed_type.value} without FSDP2: it would be "
-                "replicated unsharded on every device; use FSDP2 (train.fsdp_config: {fsdp_version: 2}) or build an "
-                "offline cache (kinherit cache-teacher) and set teacher.cache"
+                f"an online teacher is not supported under {accelerator.distributed_type.value} without FSDP2: it "
+                "would be replicated unsharded on every device; use FSDP2 (train.fsdp_config: {fsdp_version: 2}) "
+                "or build an offline cache (kinherit cache-teacher) and set teacher.cache"
             )
         self.source.place(teacher_placement(accelerator))
         if self.validation is not None and self.source.model is not None:

@@ -51,7 +51,8 @@ def check_teacher_folder(path: str | Path, task: str | None = None, seq_len: int
     path = Path(path)
     if not path.is_dir():
         raise KinheritError(
-            f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)"
+            f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder "
+            "(e.g. runs/small/model)"
         )
     config = read_config(path, "teacher.path")
     require_weights(path, "teacher.path")
@@ -86,8 +87,9 @@ def inspect_teacher(
     if not (path / "tokenizer.json").is_file():
         if cross_tokenizer:
             raise KinheritError(
-                f"teacher {path} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character "
-                "offsets, which only a fast tokenizer (tokenizer.json) gives; save the teacher's fast tokenizer there"
+                f"teacher {path} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by "
+                "character offsets, which only a fast tokenizer (tokenizer.json) gives; save the teacher's fast "
+                "tokenizer there"
             )
         raise KinheritError(
             f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary"
@@ -111,6 +113,7 @@ def inspect_teacher(
         )
     if top_k is not None and top_k > shared:
         raise KinheritError(
-            f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per the KI paper)"
+            f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per "
+            "the KI paper)"
         )
     return TeacherSpec(path, config, shared, flops_per_token(_meta_model(config), seq_len))

@@ -111,8 +111,9 @@ def token_bytes(tokenizer: Any, role: str) -> list[bytes | None]:
                 table.append(token.replace("▁", " ").encode())
     else:
         raise KinheritError(
-            f"{role} tokenizer {_name(tokenizer)} uses a {'/'.join(sorted(kinds - {''})) or 'missing'} decoder: cross-tokenizer KI "
-            "maps tokens to text for byte-level BPE and SentencePiece-style (Metaspace, byte-fallback) tokenizers only"
+            f"{role} tokenizer {_name(tokenizer)} uses a {'/'.join(sorted(kinds - {''})) or 'missing'} decoder: "
+            "cross-tokenizer KI maps tokens to text for byte-level BPE and SentencePiece-style (Metaspace, "
+            "byte-fallback) tokenizers only"
         )
     return table
 

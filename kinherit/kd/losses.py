@@ -170,7 +170,8 @@ JSD_BETA = 0.5
 
 @register_kd_loss(
     "jsd",
-    reference="Agarwal et al. 2024, On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes (GKD), https://arxiv.org/abs/2306.13649",
+    reference="Agarwal et al. 2024, On-Policy Distillation of Language Models: Learning from Self-Generated "
+    "Mistakes (GKD), https://arxiv.org/abs/2306.13649",
 )
 def jsd(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     """Generalised Jensen–Shannon divergence, β = `JSD_BETA`: τ²·[β·KL(q ‖ m) + (1 − β)·KL(p ‖ m)],

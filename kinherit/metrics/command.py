@@ -16,8 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="folder for report.md, results.json and plots")
     parser.add_argument(
         "--prompt",
-        help="report.md shows each causal LM's continuation of it (default 'The '; sampled at temperature 0.8, top-k 40, "
-        "repetition penalty 1.2, seed 0: the same text at every run of the report)",
+        help="report.md shows each causal LM's continuation of it (default 'The '; sampled at temperature 0.8, "
+        "top-k 40, repetition penalty 1.2, seed 0: the same text at every run of the report)",
     )
     parser.set_defaults(func=run)
     add_eval_parser(subparsers)
@@ -35,8 +35,8 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="perplexity of a model folder on a text file it never trained on, packed as pretrain packs",
-        description="Loss and perplexity of MODEL on the text in --data (files, folders, globs, JSONL/Parquet), tokenized "
-        "with MODEL's own tokenizer and packed into blocks as pretrain does.",
+        description="Loss and perplexity of MODEL on the text in --data (files, folders, globs, JSONL/Parquet), "
+        "tokenized with MODEL's own tokenizer and packed into blocks as pretrain does.",
     )
     parser.add_argument("model", metavar="MODEL", help="an HF model folder with its tokenizer (e.g. runs/small/model)")
     parser.add_argument("--data", required=True, help="text the model never trained on")

@@ -97,8 +97,8 @@ def check_unseen(model_dir: Path, data: str) -> None:
         for root in record.get("roots", []):
             if target == Path(root) or Path(root) in target.parents or target in Path(root).parents:
                 raise KinheritError(
-                    f"{data} is part of the corpus {root} that {run} trained on (its training side included): the perplexity "
-                    "would measure memorisation; evaluate on text outside it"
+                    f"{data} is part of the corpus {root} that {run} trained on (its training side included): the "
+                    "perplexity would measure memorisation; evaluate on text outside it"
                 )
         trained_on += [(run, source, root) for source, root in zip(record.get("sources", []), record.get("roots", []))]
     _check_contents(data, trained_on)
@@ -184,7 +184,8 @@ def evaluate_model(
         blocks = PackedBlocks(path, dtype, seq_len, masking)
         if len(blocks) == 0:
             raise KinheritError(
-                f"{data} packs into {tokens} tokens, fewer than one block of {seq_len}; give more text or a lower --seq-len"
+                f"{data} packs into {tokens} tokens, fewer than one block of {seq_len}; give more text or a lower "
+                "--seq-len"
             )
         total, count = 0.0, 0
         for start in range(0, len(blocks), batch_size):
@@ -207,8 +208,8 @@ SAMPLE_SEED = 0
 def sampling_description() -> str:
     """`SAMPLING` in words, for report.md."""
     return (
-        f"sampled at temperature {SAMPLING['temperature']:g} from the top {SAMPLING['top_k']} tokens, repetition penalty "
-        f"{SAMPLING['repetition_penalty']:g}, seed {SAMPLE_SEED}"
+        f"sampled at temperature {SAMPLING['temperature']:g} from the top {SAMPLING['top_k']} tokens, repetition "
+        f"penalty {SAMPLING['repetition_penalty']:g}, seed {SAMPLE_SEED}"
     )
 
 

@@ -68,7 +68,8 @@ def file_sha256(path: Path) -> str:
 
 
 def source_roots(sources: list[str]) -> list[str]:
-    """Each source spec as an absolute path (`stdlib` as the standard library's folder; a glob up to its first wildcard)."""
+    """Each source spec as an absolute path (`stdlib` as the standard library's folder; a glob up to its first
+    wildcard)."""
     roots = []
     for spec in sources:
         if spec == "stdlib":
@@ -181,7 +182,8 @@ class Ancestors:
         if link["role"] == "teacher.cache":
             if link.get("teacher") is None:
                 raise KinheritError(
-                    f"lineage of {where}: teacher.cache {link['path']} records no teacher; its pre-training cannot be counted"
+                    f"lineage of {where}: teacher.cache {link['path']} records no teacher; its pre-training cannot "
+                    "be counted"
                 )
             self._add_model(Path(link["teacher"]), where, f"the teacher of cache {link['path']}")
         elif link.get("source") is not None:
@@ -249,8 +251,8 @@ def check_leakage(data: dict[str, Any], ancestors: Ancestors) -> None:
         differ += [f"source {b} vs {a}" for a, b in shared if a != b][:2]
         if differ:
             raise KinheritError(
-                f"{run} trained on the corpus this run validates on ({shared[0][0]}) with another train/validation split "
-                f"({', '.join(differ)}): its training text may include this run's validation text, so the validation loss "
-                "would be optimistic; use the same data.split, split_seed, val_fraction, text_field and source paths, or "
-                "validate on text it never saw"
+                f"{run} trained on the corpus this run validates on ({shared[0][0]}) with another train/validation "
+                f"split ({', '.join(differ)}): its training text may include this run's validation text, so the "
+                "validation loss would be optimistic; use the same data.split, split_seed, val_fraction, "
+                "text_field and source paths, or validate on text it never saw"
             )

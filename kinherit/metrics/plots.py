@@ -4,12 +4,11 @@ horizons (the benches)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-from typing import Any  # noqa: E402
-
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kinherit.io import atomic_file  # noqa: E402

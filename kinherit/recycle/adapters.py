@@ -48,7 +48,8 @@ def map_adapter(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str)
     """Grow the LoRA factors and head of a PEFT state dict (keys `base_model.model.<name>`)."""
     if plan.width == "aki":
         raise KinheritError(
-            "LoRA adapters cannot be mapped through AKI growth (not linear per layer); recycle a full fine-tuning instead"
+            "LoRA adapters cannot be mapped through AKI growth (not linear per layer); recycle a full fine-tuning "
+            "instead"
         )
     family, head_spec = plan.family_spec()
     where: dict[str, tuple[TensorSpec, int | None]] = {}
@@ -100,7 +101,8 @@ def recycle_adapter(
 
     if not is_adapter(adapter):
         raise KinheritError(
-            f"A_TUNED {adapter} is not a PEFT adapter folder (no adapter_config.json); drop --adapter for a full fine-tuning"
+            f"A_TUNED {adapter} is not a PEFT adapter folder (no adapter_config.json); drop --adapter for a full "
+            "fine-tuning"
         )
     old_config, new_config = read_config(old_base, "OLD_BASE"), read_config(new_base, "NEW_BASE")
     trained_on = read_config(adapter_base(adapter), "the adapter's base")

@@ -9,7 +9,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     finetune = subparsers.add_parser(
         "finetune",
         help="fine-tune a sequence classifier (full or LoRA), optionally distilling from an old fine-tuned model",
-        description="Fine-tune a classifier. Any config key can be overridden: --train.max_steps=100 --teacher.alpha=0.9",
+        description="Fine-tune a classifier. Any config key can be overridden: --train.max_steps=100 "
+        "--teacher.alpha=0.9",
     )
     finetune.add_argument("--config", help="YAML finetune config")
     finetune.add_argument(
@@ -45,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     experiment = subparsers.add_parser(
         "recycle-experiment",
         help="compare fine-tuning B from scratch, init-based, distillation-based and combined recycling",
-        description="Runs the four variants on the same data and budget; writes report.json, report.md and accuracy.png.",
+        description="Runs the four variants on the same data and budget; writes report.json, report.md and "
+        "accuracy.png.",
     )
     experiment.add_argument("--config", help="YAML experiment config")
     experiment.set_defaults(func=run_experiment, accepts_overrides=True)

@@ -76,7 +76,8 @@ class ExperimentReport:
     def markdown(self) -> str:
         rows = [
             f"| {v.name} | {v.step0:.3f} | {'not reached' if v.steps_to_target is None else v.steps_to_target} | "
-            f"{'not reached' if v.flops_to_target is None else f'{v.flops_to_target:.3g}'} | {v.total_flops:.3g} | {v.final:.3f} |"
+            f"{'not reached' if v.flops_to_target is None else f'{v.flops_to_target:.3g}'} | {v.total_flops:.3g} | "
+            f"{v.final:.3f} |"
             for v in self.variants
         ]
         return "\n".join(

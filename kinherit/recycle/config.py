@@ -82,7 +82,8 @@ class LoraSettings(StrictModel):
 
 class FinetuneModelConfig(StrictModel):
     base: str
-    """HF model folder: a pre-trained base (fresh head) or a sequence-classification folder (e.g. `kinherit recycle` output)."""
+    """HF model folder: a pre-trained base (fresh head) or a sequence-classification folder (e.g. `kinherit recycle`
+    output)."""
     lora: LoraSettings | None = None
     """Train a new LoRA adapter on the frozen base instead of all weights."""
     adapter: str | None = None

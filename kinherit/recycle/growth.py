@@ -58,15 +58,16 @@ def resolve_growth(
     if plan is None:
         if old_shape != new_shape:
             raise KinheritError(
-                f"NEW_BASE's shape {new_shape.as_dict()} differs from OLD_BASE's {old_shape.as_dict()} and NEW_BASE has "
-                "no growth.json; make NEW_BASE with `kinherit grow OLD_BASE ...` (it records the plan) or pass "
+                f"NEW_BASE's shape {new_shape.as_dict()} differs from OLD_BASE's {old_shape.as_dict()} and NEW_BASE "
+                "has no growth.json; make NEW_BASE with `kinherit grow OLD_BASE ...` (it records the plan) or pass "
                 "--growth GROWN_DIR/growth.json of the grow run it was continued from"
             )
         return None
     if plan.family != family or plan.source_shape != old_shape or plan.target_shape != new_shape:
         raise KinheritError(
-            f"growth plan {growth} grows a {plan.family} {plan.source_shape.as_dict()} into {plan.target_shape.as_dict()}, "
-            f"but OLD_BASE is {family} {old_shape.as_dict()} and NEW_BASE {new_shape.as_dict()}"
+            f"growth plan {growth} grows a {plan.family} {plan.source_shape.as_dict()} into "
+            f"{plan.target_shape.as_dict()}, but OLD_BASE is {family} {old_shape.as_dict()} and NEW_BASE "
+            f"{new_shape.as_dict()}"
         )
     return plan
 
@@ -101,7 +102,8 @@ def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) ->
             continue
         if key not in specs:
             raise KinheritError(
-                f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it through growth"
+                f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it "
+                "through growth"
             )
         spec = specs[key]
         if scaled:  # copy, not divide: the copies of h already carry 1/(c·count)

@@ -1,4 +1,5 @@
-"""`kinherit pretrain`: pre-training, self-learning or knowledge inheritance (a `teacher:` section), from a YAML config plus `--section.key=value` overrides."""
+"""`kinherit pretrain`: pre-training, self-learning or knowledge inheritance (a `teacher:` section), from a YAML config
+plus `--section.key=value` overrides."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pretrain",
         help="pre-train a model on a corpus: self-learning, or knowledge inheritance with a teacher: section",
-        description="Pre-train a model on a corpus, alone (self-learning) or taught by a smaller model (knowledge inheritance, "
-        "a teacher: section). Any config key can be overridden: --train.max_steps=100 --model.hidden_size=256; "
-        "--unset=model.hidden_size,model.num_layers removes keys of the config file (they take their defaults); "
-        "--model.from=DIR trains the model in DIR in place of the config's model.family and sizes.",
+        description="Pre-train a model on a corpus, alone (self-learning) or taught by a smaller model (knowledge "
+        "inheritance, a teacher: section). Any config key can be overridden: --train.max_steps=100 "
+        "--model.hidden_size=256; --unset=model.hidden_size,model.num_layers removes keys of the config file "
+        "(they take their defaults); --model.from=DIR trains the model in DIR in place of the config's "
+        "model.family and sizes.",
     )
     parser.add_argument("--config", help="YAML run config (see configs/)")
     parser.add_argument(

@@ -16,8 +16,8 @@ Objectives that run a teacher add its forward FLOPs (`extra_flops`), learn where
 keep state that a checkpoint must carry (`state_dict` / `load_state_dict`, written as `objective.json`).
 Evaluation always uses the model's own loss; the objective observes each evaluation's metrics (`on_evaluate`,
 e.g. to stop inheritance once the student's validation loss reaches the teacher's), with the sums over the split
-of what it computes per block of every evaluation batch (`eval_terms`), and may add metrics to it. The knowledge-inheritance objective
-(`kinherit.inherit.objective`) implements this protocol without importing from here.
+of what it computes per block of every evaluation batch (`eval_terms`), and may add metrics to it. The
+knowledge-inheritance objective (`kinherit.inherit.objective`) implements this protocol without importing from here.
 """
 
 from __future__ import annotations

@@ -86,9 +86,10 @@ def with_loaded_sizes(config: RunConfig) -> RunConfig:
     wrong = [f"model.{key}={value} (the model has {real[key]})" for key, value in given.items() if value != real[key]]
     if wrong:
         raise KinheritError(
-            f"model.from {model.from_} sets the model's sizes, but the config asks for {', '.join(wrong)}; remove those "
-            f"keys (on the command line: --unset={','.join(f'model.{key}' for key, value in given.items() if value != real[key])}), "
-            "or grow the model first (kinherit grow) to change its shape"
+            f"model.from {model.from_} sets the model's sizes, but the config asks for {', '.join(wrong)}; remove "
+            "those keys (on the command line: "
+            f"--unset={','.join(f'model.{key}' for key, value in given.items() if value != real[key])}), or grow "
+            "the model first (kinherit grow) to change its shape"
         )
     return config.model_copy(update={"model": model.model_copy(update=real)})
 
@@ -100,7 +101,8 @@ def _check_teacher(config: RunConfig, seq_len: int) -> None:
     if teacher.cache is not None:
         if not (Path(teacher.cache) / "meta.json").is_file():
             raise KinheritError(
-                f"teacher.cache {teacher.cache} is not a teacher cache (no meta.json); build one with kinherit cache-teacher"
+                f"teacher.cache {teacher.cache} is not a teacher cache (no meta.json); build one with kinherit "
+                "cache-teacher"
             )
         return
     if teacher.cross_tokenizer is not None:
@@ -129,9 +131,11 @@ def check_loggers(report_to: Any) -> None:
     for name in names:
         if name not in INTEGRATION_TO_CALLBACK:
             raise KinheritError(
-                f"train.report_to: unknown logger {name!r}; choose from {', '.join(sorted(INTEGRATION_TO_CALLBACK))} or none"
+                f"train.report_to: unknown logger {name!r}; choose from "
+                f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))} or none"
             )
         if name not in available:
             raise KinheritError(
-                f"train.report_to: the logger {name!r} is not installed; pip install it or remove it from train.report_to"
+                f"train.report_to: the logger {name!r} is not installed; pip install it or remove it from "
+                "train.report_to"
             )

@@ -133,8 +133,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
             print(repeated, flush=True)
         if grown_lr is not None:
             print(
-                f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor {config.growth_lr_factor:g} = "
-                f"{grown_lr:g}: {config.model.from_} was grown (growth_lr_factor: 1 keeps train.learning_rate)",
+                f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor "
+                f"{config.growth_lr_factor:g} = {grown_lr:g}: {config.model.from_} was grown (growth_lr_factor: 1 "
+                "keeps train.learning_rate)",
                 flush=True,
             )
         with atomic_file(out / "config.resolved.yaml") as handle:

@@ -2,9 +2,10 @@
 
 The bar counts optimizer steps (with tqdm's ETA) and shows the latest LM loss, val loss, α (knowledge
 inheritance) and tokens/s in its postfix. A KI run shows its LM loss (`lm_loss`), not the mixed loss: the
-mix is dominated by the KD term early, so it would look nothing like the validation loss beside it. `train.disable_tqdm: true` turns it off. transformers' own bars
-(e.g. "Writing model shards" at every checkpoint) are silenced for the run, and so is its notice that a tied LM
-head is missing from every checkpoint it resumes from (`library_bars_off`).
+mix is dominated by the KD term early, so it would look nothing like the validation loss beside it.
+`train.disable_tqdm: true` turns it off. transformers' own bars (e.g. "Writing model shards" at every checkpoint) are
+silenced for the run, and so is its notice that a tied LM head is missing from every checkpoint it resumes from
+(`library_bars_off`).
 """
 
 from __future__ import annotations

@@ -71,8 +71,9 @@ def check_resume(out: Path, resolved: str, corpus_fingerprint: str | None = None
     saved = (record or {}).get("data", {}).get("corpus")
     if corpus_fingerprint is not None and saved is not None and saved != corpus_fingerprint:
         raise KinheritError(
-            f"--resume: the corpus changed since the checkpoint (fingerprint {saved} -> {corpus_fingerprint}: a source "
-            "file was added, removed or modified, or the tokenizer folder changed); restore it or start a new run in another out"
+            f"--resume: the corpus changed since the checkpoint (fingerprint {saved} -> {corpus_fingerprint}: a "
+            "source file was added, removed or modified, or the tokenizer folder changed); restore it or start a "
+            "new run in another out"
         )
     notes = [f"{key}: {_show(old)} -> {_show(new)}" for key, old, new in changes]
     if notes:

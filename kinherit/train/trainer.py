@@ -175,7 +175,8 @@ class KinheritTrainer(Trainer):
                 self._eval_sums[name] = self._eval_sums.get(name, 0.0) + values.sum()
 
     def _mean_terms(self) -> dict[str, float]:
-        """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over processes."""
+        """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over
+        processes."""
         if not self._term_sums:
             return {}
         names = sorted(self._term_sums)
@@ -241,7 +242,8 @@ class KinheritTrainer(Trainer):
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None) -> Any:
-        """Trainer's schedule, multiplied by the segment's `lr_multiplier(t)` (a function of the step alone, so resume is exact)."""
+        """Trainer's schedule, multiplied by the segment's `lr_multiplier(t)` (a function of the step alone, so resume
+        is exact)."""
         scheduler = super().create_scheduler(num_training_steps, optimizer)
         multiplier = self.segment.lr_multiplier
         if multiplier is not None and hasattr(scheduler, "lr_lambdas"):

@@ -46,7 +46,8 @@ def _first_crossing(curve, target):
 
 
 def _check_savings(by_name, evals, baseline):
-    """Savings recomputed from the logged curves: 1 − F_run(target) / F_baseline(target), target = the baseline's final loss."""
+    """Savings recomputed from the logged curves: 1 − F_run(target) / F_baseline(target), target = the baseline's final
+    loss."""
     target = evals[baseline][-1]["val_loss"]
     base = _first_crossing([(e["flops"], e["val_loss"]) for e in evals[baseline]], target)
     for name in STUDENTS:

@@ -84,7 +84,8 @@ BASE = {
 
 
 def tiny_model(family: str, *, tied: bool = True, gqa: bool = False, base: bool = False, seed: int = 0, config=None):
-    """A randomized tiny model (of `config`, default `tiny_config`); `base=True` gives the bare body (e.g. BertModel)."""
+    """A randomized tiny model (of `config`, default `tiny_config`); `base=True` gives the bare body (e.g.
+    BertModel)."""
     from kinherit.arch import FAMILIES
 
     torch.manual_seed(seed)

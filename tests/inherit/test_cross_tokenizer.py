@@ -151,7 +151,8 @@ def test_caches_of_the_other_kind_are_refused(tmp_path, cache_dir, other_teacher
     for overrides, message in (
         (
             ["--teacher.cross_tokenizer=null"],
-            "was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer",
+            "was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set "
+            "teacher.cross_tokenizer",
         ),
         (
             ["--teacher.cross_tokenizer=shared_prefix"],
@@ -314,7 +315,8 @@ def test_auto_resumes_exactly_across_the_decision(tmp_path, cache_dir, other_tea
 def test_a_teacher_normalising_some_characters_is_refused_before_training(
     tmp_path, cache_dir, other_teacher, capsys, monkeypatch
 ):
-    """Its tokenizer writes "{" as "(" (the start-up probe has no "{"): refused in one line before any block is aligned."""
+    """Its tokenizer writes "{" as "(" (the start-up probe has no "{"): refused in one line before any block is
+    aligned."""
     teacher = tmp_path / "teacher"
     shutil.copytree(other_teacher, teacher)
     spec = json.loads((teacher / "tokenizer.json").read_text())

@@ -24,7 +24,8 @@ SEQ = 32
 
 @pytest.fixture(scope="module")
 def scorers(tmp_path_factory, cache_dir):
-    """Two small causal LMs on the test corpus's tokenizer: a model (trained 6 steps) and a smaller reference (2 steps)."""
+    """Two small causal LMs on the test corpus's tokenizer: a model (trained 6 steps) and a smaller reference (2
+    steps)."""
     root = tmp_path_factory.mktemp("selection")
     model = pretrain(
         validate_config(

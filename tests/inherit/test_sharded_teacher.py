@@ -81,8 +81,8 @@ def test_sharded_teacher_and_student_give_the_one_process_losses(sharded_run, tm
 
 
 def test_the_run_folder_says_how_the_sharded_run_ran(sharded_run):
-    """config.resolved.yaml keeps the fsdp_config the user gave; run.json the layout, transformers' resolved fsdp_config,
-    accelerate's FSDP plugin and the teacher's placement."""
+    """config.resolved.yaml keeps the fsdp_config the user gave; run.json the layout, transformers' resolved
+    fsdp_config, accelerate's FSDP plugin and the teacher's placement."""
     resolved = yaml.safe_load((sharded_run / "two" / "config.resolved.yaml").read_text())
     assert resolved["train"]["fsdp"] == "full_shard" and resolved["train"]["fsdp_config"] == {"fsdp_version": 2}
     layout = json.loads((sharded_run / "two" / "run.json").read_text())["distributed"]

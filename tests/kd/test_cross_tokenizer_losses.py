@@ -149,7 +149,8 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
 
 def test_byte_fallback_ids_spelling_the_same_string_count_once():
     """Both vocabularies hold "a" and "<0x61>" (and so for every letter): each string is one entry of S, and each
-    model's probability of it sums both ids (before, the teacher's "a" logit stood in S twice and "<0x61>" not at all)."""
+    model's probability of it sums both ids (before, the teacher's "a" logit stood in S twice and "<0x61>" not at
+    all)."""
     from tests.kd.test_alignment import byte_fallback_bpe
 
     student, teacher = byte_fallback_bpe(["▁cat"]), byte_fallback_bpe(["▁the"])

@@ -1,5 +1,6 @@
 """`kinherit eval MODEL --data FILE`: perplexity on unseen text packed as pretrain packs (checked against a direct
-forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled continuation."""
+forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled
+continuation."""
 
 import math
 from pathlib import Path
@@ -80,8 +81,8 @@ def test_report_shows_a_seeded_sample_that_is_not_one_repeated_token(trained, tm
     text = (tmp_path / "r" / "report.md").read_text()
     assert f"**run**\n\n```\n{expected}\n```" in text
     assert (
-        "32 new tokens after the prompt 'The ', sampled at temperature 0.8 from the top 40 tokens, repetition penalty 1.2, seed 0"
-        in text
+        "32 new tokens after the prompt 'The ', sampled at temperature 0.8 from the top 40 tokens, repetition "
+        "penalty 1.2, seed 0" in text
     )
 
 

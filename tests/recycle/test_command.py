@@ -67,8 +67,8 @@ def test_finetune_config_error_is_one_line(tmp_path, capsys):
     assert main(["finetune", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert (
-        err
-        == f"kinherit finetune: error: model.base {tmp_path / 'missing'} is not a Hugging Face model folder (no config.json)"
+        err == f"kinherit finetune: error: model.base {tmp_path / 'missing'} is not a Hugging Face model folder (no "
+        "config.json)"
     )
 
 

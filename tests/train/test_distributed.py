@@ -25,7 +25,8 @@ def test_two_process_ddp_run(tmp_path, tiny_run, torchrun_pretrain):
     assert layout == {"world_size": 2, "distributed_type": "MULTI_CPU", "requested": None, "teacher": None}
 
 
-@pytest.mark.slow  # 10 s under torchrun; the detection (check_distributed_request) is unit-tested in tests/train/test_preflight.py
+# 10 s under torchrun; the detection (check_distributed_request) is unit-tested in tests/train/test_preflight.py
+@pytest.mark.slow
 def test_fsdp_that_falls_back_to_ddp_is_refused(tmp_path, tiny_run):
     config = tiny_run(
         tmp_path / "fsdp", max_steps=2, eval_steps=2, save_steps=2, fsdp="full_shard", fsdp_config={"fsdp_version": 2}

@@ -1,5 +1,6 @@
 """The trainer stack's import graph: metrics/ and inherit/ never import train/ (the trainer is given objectives),
-and there is no cycle among the modules of train/, inherit/, metrics/ and recycle/ (static, from the modules' import statements)."""
+and there is no cycle among the modules of train/, inherit/, metrics/ and recycle/ (static, from the modules' import
+statements)."""
 
 import ast
 from pathlib import Path

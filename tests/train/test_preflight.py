@@ -109,7 +109,8 @@ def test_model_from_refuses_a_size_it_does_not_have(tmp_path, tiny_run, trained,
     raw["model"] = {"from": str(trained), "hidden_size": 64, "num_layers": 2}  # num_layers matches: not named
     _fails(
         raw,
-        r"^model.from .* sets the model's sizes, but the config asks for model.hidden_size=64 \(the model has 32\); remove",
+        r"^model.from .* sets the model's sizes, but the config asks for model.hidden_size=64 \(the model has 32\); "
+        r"remove",
     )
 
 
@@ -171,8 +172,8 @@ def test_a_sharding_request_accelerate_does_not_honour_is_refused_not_dropped():
 
 
 def test_the_users_fsdp_config_is_what_the_run_folder_records(tmp_path):
-    """TrainingArguments rewrites a nested fsdp_config in place ({fsdp_version: 2} became {version: 2, xla: false, ...});
-    config.resolved.yaml keeps the user's keys, run.json what transformers and accelerate resolved."""
+    """TrainingArguments rewrites a nested fsdp_config in place ({fsdp_version: 2} became {version: 2, xla: false,
+    ...}); config.resolved.yaml keeps the user's keys, run.json what transformers and accelerate resolved."""
     from pathlib import Path
 
     import yaml

@@ -71,8 +71,9 @@ def gemma_config(config_cls: type[PretrainedConfig], layer_types: bool) -> Confi
     """A builder for Gemma configs: head_dim = hidden/heads, `query_pre_attn_scalar` = head_dim (the
     1/√head_dim softmax scale), tied embeddings unless `model.tie_word_embeddings` is false, a
     sliding window of half the positions, and no pad id (Gemma's default 0 is the embedding's
-    `padding_idx`, whose row never trains, and kinherit's tokenizers put the document separator there). `layer_types`: write Gemma 3's local:global pattern (5:1,
-    or sliding then full when there are fewer than 6 layers) instead of its all-sliding default."""
+    `padding_idx`, whose row never trains, and kinherit's tokenizers put the document separator there). `layer_types`:
+    write Gemma 3's local:global pattern (5:1, or sliding then full when there are fewer than 6 layers) instead of its
+    all-sliding default."""
 
     def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         head_dim = cfg.hidden_size // cfg.num_heads

@@ -49,7 +49,8 @@ from kinherit.kd.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 FORMAT = 2
-"""2: span_start.bin (was chunk_start.bin), one shared-vocabulary entry per string (byte-fallback duplicates grouped)."""
+"""2: span_start.bin (was chunk_start.bin), one shared-vocabulary entry per string (byte-fallback duplicates
+grouped)."""
 FILES = {
     "span_start": ("span_start.bin", np.int32),
     "teacher_ll": ("teacher_ll.bin", np.float32),

@@ -54,7 +54,8 @@ def span_log_likelihoods(student_logits: Tensor, input_ids: Tensor, span_start: 
 @register_method(
     "alm",
     boundary_targets=None,
-    reference="Minixhofer, Vulić & Ponti 2025, Universal Cross-Tokenizer Distillation via Approximate Likelihood Matching, https://arxiv.org/abs/2503.20083",
+    reference="Minixhofer, Vulić & Ponti 2025, Universal Cross-Tokenizer Distillation via Approximate Likelihood "
+    "Matching, https://arxiv.org/abs/2503.20083",
 )
 def alm_loss(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
     """τ · mean over the batch's aligned spans of the binarised KL (module docstring); 0 without spans."""
