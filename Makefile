@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.kinherit-installed
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,17 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/kinherit demo
 
-test: $(STAMP)
+# CI (.ci/run) runs `make test`: a lint or format finding fails it before the tests run.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# lint fixes first (import sorting), then the formatter lays out what they wrote
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
 	$(PY) -m pytest
 
 test-all: $(STAMP)

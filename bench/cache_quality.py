@@ -27,22 +27,46 @@ from kinherit.train.pretrain import pretrain
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SETTINGS: list[tuple[str, int, float | None]] = [  # (name, K, p)
-    ("top-1", 1, None), ("top-5", 5, None), ("top-10", 10, None), ("top-50", 50, None),
-    ("top-p 0.5, K ≤ 64", 64, 0.5), ("top-p 0.8, K ≤ 64", 64, 0.8), ("top-p 0.95, K ≤ 128", 128, 0.95),
+    ("top-1", 1, None),
+    ("top-5", 5, None),
+    ("top-10", 10, None),
+    ("top-50", 50, None),
+    ("top-p 0.5, K ≤ 64", 64, 0.5),
+    ("top-p 0.8, K ≤ 64", 64, 0.8),
+    ("top-p 0.95, K ≤ 128", 128, 0.95),
 ]
 
 
-def _config(out: Path, hidden: int, steps: int, teacher: dict[str, Any] | None = None,
-            lr: float = 1e-3) -> dict[str, Any]:
+def _config(
+    out: Path, hidden: int, steps: int, teacher: dict[str, Any] | None = None, lr: float = 1e-3
+) -> dict[str, Any]:
     config = {
         "out": str(out),
-        "data": {"sources": [str(STDLIB / p) for p in ("json", "email", "logging")], "seq_len": 32,
-                 "tokenizer": {"train_vocab_size": 512}, "val_fraction": 0.05, "cache_dir": str(out.parent / "corpus")},
-        "model": {"family": "llama", "hidden_size": hidden, "num_layers": 2, "num_heads": 4,
-                  "intermediate_size": 2 * hidden},
-        "train": {"max_steps": steps, "per_device_train_batch_size": 8, "learning_rate": lr,
-                  "warmup_steps": steps // 10, "eval_steps": steps, "save_steps": steps, "logging_steps": steps,
-                  "disable_tqdm": True, "seed": 0},
+        "data": {
+            "sources": [str(STDLIB / p) for p in ("json", "email", "logging")],
+            "seq_len": 32,
+            "tokenizer": {"train_vocab_size": 512},
+            "val_fraction": 0.05,
+            "cache_dir": str(out.parent / "corpus"),
+        },
+        "model": {
+            "family": "llama",
+            "hidden_size": hidden,
+            "num_layers": 2,
+            "num_heads": 4,
+            "intermediate_size": 2 * hidden,
+        },
+        "train": {
+            "max_steps": steps,
+            "per_device_train_batch_size": 8,
+            "learning_rate": lr,
+            "warmup_steps": steps // 10,
+            "eval_steps": steps,
+            "save_steps": steps,
+            "logging_steps": steps,
+            "disable_tqdm": True,
+            "seed": 0,
+        },
     }
     if teacher is not None:
         config["teacher"] = teacher
@@ -65,19 +89,32 @@ def main() -> None:
     teacher = pretrain(validate_config(_config(root / "teacher", 64, args.teacher_steps, lr=3e-3)))
     student = _config(root / "unused", 128, args.steps)
     vocab = student["data"]["tokenizer"]["train_vocab_size"]
-    rows = [("no teacher (self-learning)", "–", "–", None),
-            ("online, full distribution", "–", f"{2 * vocab} (fp16 logits)", {"path": str(teacher.model_dir)})]
+    rows = [
+        ("no teacher (self-learning)", "–", "–", None),
+        ("online, full distribution", "–", f"{2 * vocab} (fp16 logits)", {"path": str(teacher.model_dir)}),
+    ]
     for name, k, p in SETTINGS:
         cache = build_cache(teacher.model_dir, validate_config(student), k, root / f"cache-{k}-{p}", top_p=p)
         mean_k = k if p is None else cache.meta["kept"] / cache.rows
         rows.append((f"cache {name}", f"{mean_k:.2f}", f"{cache.bytes_per_token:.1f}", {"cache": str(cache.root)}))
-    print(f"teacher val loss {final_loss(root / 'teacher'):.4f} after {args.teacher_steps} steps; "
-          f"student {args.steps} steps")
+    print(
+        f"teacher val loss {final_loss(root / 'teacher'):.4f} after {args.teacher_steps} steps; "
+        f"student {args.steps} steps"
+    )
     student_config = _config(root / "unused", 128, args.steps)
-    print(budget_line(args.steps, tokens_per_step(student_config["train"], student_config["data"]),
-                      model_param_counts(student_config["model"], vocab=512), "student budget"))
-    print("| teacher | mean tokens kept | bytes/token | "
-          + " | ".join(f"student val loss, τ = {t:g} (vs online)" for t in args.temperatures) + " |")
+    print(
+        budget_line(
+            args.steps,
+            tokens_per_step(student_config["train"], student_config["data"]),
+            model_param_counts(student_config["model"], vocab=512),
+            "student budget",
+        )
+    )
+    print(
+        "| teacher | mean tokens kept | bytes/token | "
+        + " | ".join(f"student val loss, τ = {t:g} (vs online)" for t in args.temperatures)
+        + " |"
+    )
     print("|---|---|---|" + "---|" * len(args.temperatures))
     online: dict[float, float] = {}
     for index, (name, kept, size, teacher_cfg) in enumerate(rows):

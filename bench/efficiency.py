@@ -51,16 +51,19 @@ LR_OF = {"scratch": "scratch", "ki": "scratch", "grown": "grown", "grown_ki": "g
 
 
 def _with(spec: ExperimentSpec, seed: int, lrs: dict[str, float], steps: int) -> ExperimentSpec:
-    return spec.model_copy(update={
-        "seed": seed,
-        "student_train": {**spec.student_train, "learning_rate": lrs["scratch"], "max_steps": steps},
-        "grown_train": {**spec.grown_train, "learning_rate": lrs["grown"]},
-        "growth_lr_factor": 1.0,  # the LR is tuned
-    })
+    return spec.model_copy(
+        update={
+            "seed": seed,
+            "student_train": {**spec.student_train, "learning_rate": lrs["scratch"], "max_steps": steps},
+            "grown_train": {**spec.grown_train, "learning_rate": lrs["grown"]},
+            "growth_lr_factor": 1.0,  # the LR is tuned
+        }
+    )
 
 
-def tune(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path,
-         max_extensions: int = 3) -> dict[str, Any]:
+def tune(
+    spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path, max_extensions: int = 3
+) -> dict[str, Any]:
     """Best peak LR of scratch and grown over the same grid (`tune_lr`: extended until interior)."""
     budget = int(spec.student_train["max_steps"])
 
@@ -68,8 +71,13 @@ def tune(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path,
         final: dict[str, list[float]] = {name: [] for name in TUNED}
         for seed in seeds:
             folder = out / f"seed{seed}" / f"lr{lr:g}"
-            run_experiment(_with(spec, seed, {"scratch": lr, "grown": lr}, budget), folder, students=TUNED,
-                           shared=out / f"seed{seed}", share=frozenset({"teacher", "grown-init"}))
+            run_experiment(
+                _with(spec, seed, {"scratch": lr, "grown": lr}, budget),
+                folder,
+                students=TUNED,
+                shared=out / f"seed{seed}",
+                share=frozenset({"teacher", "grown-init"}),
+            )
             for name in TUNED:
                 final[name].append(final_loss(folder / name))
         return {name: statistics.mean(values) for name, values in final.items()}
@@ -80,8 +88,11 @@ def tune(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path,
 def _tuning(spec: ExperimentSpec, grid: list[float], seeds: list[int], out: Path) -> dict[str, Any]:
     """The tuning result, from OUT/tuning.json when an earlier call made it with the same settings. Inheritance
     settings are not part of tuning (only scratch and grown are tuned), so they may change in between."""
-    key = {"spec": spec.model_dump(exclude={"inherit", "grown_inherit", "seed"}), "grid": sorted(grid),
-           "tune_seeds": seeds}
+    key = {
+        "spec": spec.model_dump(exclude={"inherit", "grown_inherit", "seed"}),
+        "grid": sorted(grid),
+        "tune_seeds": seeds,
+    }
     saved = out / "tuning.json"
     if saved.is_file():
         recorded = json.loads(saved.read_text())
@@ -106,8 +117,14 @@ def report(spec: ExperimentSpec, lrs: dict[str, float], seeds: list[int], horizo
         for name, run in runs.items():
             add_seed(per_run[name], scratch.evals, run.evals, budget, horizons, sunk_flops(run))
         same_step = compare(scratch.evals, runs["grown"].evals, budget, horizons, at="step")
-        grown_ahead.append({"seed": seed, "evaluations": same_step["evaluations"],
-                            "grown_not_worse": same_step["not_worse"], "max_excess": same_step["max_excess"]})
+        grown_ahead.append(
+            {
+                "seed": seed,
+                "evaluations": same_step["evaluations"],
+                "grown_not_worse": same_step["not_worse"],
+                "max_excess": same_step["max_excess"],
+            }
+        )
     summary = {name: _summary(values) for name, values in per_run.items()}
     return {"horizons": horizons, "per_seed": per_run, "summary": summary, "grown_vs_scratch_every_eval": grown_ahead}
 
@@ -124,52 +141,73 @@ def _summary(values: dict[str, list]) -> dict[str, dict[str, Any]]:
 
 
 def plot_horizons(summary: dict[str, Any], horizons: list[int], path: Path) -> None:
-    plot_savings({name: [summary[name][f"saving@{h}x"] for h in horizons] for name in STUDENTS[1:]}, horizons, path,
-                 "does the saving last? (mean ± std over seeds; ≤: upper bound)")
+    plot_savings(
+        {name: [summary[name][f"saving@{h}x"] for h in horizons] for name in STUDENTS[1:]},
+        horizons,
+        path,
+        "does the saving last? (mean ± std over seeds; ≤: upper bound)",
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
     tuning, rep = result["tuning"], result["report"]
     horizons = rep["horizons"]
     tried = tuning.get("configs_tried")
-    lines = [f"tuning seeds {result['tune_seeds']}: best peak LR scratch {tuning['best']['scratch']:g}, "
-             f"grown {tuning['best']['grown']:g} (grid {', '.join(f'{lr:g}' for lr in tuning['grid'])}; "
-             f"interior: {tuning['interior']}"
-             + (f"; {tried['scratch']} configurations each" if tried else "") + ")", ""]
+    lines = [
+        f"tuning seeds {result['tune_seeds']}: best peak LR scratch {tuning['best']['scratch']:g}, "
+        f"grown {tuning['best']['grown']:g} (grid {', '.join(f'{lr:g}' for lr in tuning['grid'])}; "
+        f"interior: {tuning['interior']}" + (f"; {tried['scratch']} configurations each" if tried else "") + ")",
+        "",
+    ]
     if "budget" in result:
         lines += [budget_line(result["budget"]["steps"], result["budget"]["tokens_per_step"], result["params"]), ""]
-    lines += [f"reported seeds {result['seeds']} (mean ± std over every seed; a seed that never reached the target "
-              "counts at its bound, the saving had it reached it at its last evaluation, and the mean is then an upper "
-              "bound, marked ≤); saving = FLOPs saved to reach scratch's best val loss within h budgets (teacher "
-              "forward passes counted; the teacher's own pre-training is not, see the last column, where it is)", "",
-              "| run | " + " | ".join(f"saving @{h}×" for h in horizons) + " | "
-              + " | ".join(f"loss @{h}×" for h in horizons)
-              + f" | loss at scratch's {horizons[-1]}× FLOPs, sunk counted |",
-              "|---|" + "---|" * (2 * len(horizons) + 1)]
+    lines += [
+        f"reported seeds {result['seeds']} (mean ± std over every seed; a seed that never reached the target "
+        "counts at its bound, the saving had it reached it at its last evaluation, and the mean is then an upper "
+        "bound, marked ≤); saving = FLOPs saved to reach scratch's best val loss within h budgets (teacher "
+        "forward passes counted; the teacher's own pre-training is not, see the last column, where it is)",
+        "",
+        "| run | "
+        + " | ".join(f"saving @{h}×" for h in horizons)
+        + " | "
+        + " | ".join(f"loss @{h}×" for h in horizons)
+        + f" | loss at scratch's {horizons[-1]}× FLOPs, sunk counted |",
+        "|---|" + "---|" * (2 * len(horizons) + 1),
+    ]
     for name, stats in rep["summary"].items():
-        cells = ([format_summary(stats[f"saving@{h}x"]) for h in horizons]
-                 + [format_summary(stats[f"loss@{h}x"], False) for h in horizons])
+        cells = [format_summary(stats[f"saving@{h}x"]) for h in horizons] + [
+            format_summary(stats[f"loss@{h}x"], False) for h in horizons
+        ]
         equal = stats[f"loss_equal_total_flops@{horizons[-1]}x"]
         cells.append(format_summary(equal, False).replace("undefined", "sunk > budget"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for row in rep["grown_vs_scratch_every_eval"]:
-        lines.append(f"seed {row['seed']}: grown ≤ scratch at {row['grown_not_worse']} of {row['evaluations']} "
-                     f"evaluations (largest excess {row['max_excess']:+.4f})")
+        lines.append(
+            f"seed {row['seed']}: grown ≤ scratch at {row['grown_not_worse']} of {row['evaluations']} "
+            f"evaluations (largest excess {row['max_excess']:+.4f})"
+        )
     return "\n".join(lines) + "\n"
 
 
 def load_spec(args: argparse.Namespace) -> ExperimentSpec:
     """The spec of --quick or --spec (default: the demo's), its budget B set from --tokens-per-param when given."""
-    spec = QUICK if args.quick else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec
-                                                                  else {})
+    spec = (
+        QUICK
+        if args.quick
+        else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec else {})
+    )
     if args.tokens_per_param is None:
         return spec
     vocab = int(spec.data.get("tokenizer", {}).get("train_vocab_size", 4096))
     params = model_param_counts(spec.student_shape(), vocab, int(spec.data.get("seq_len", 128)))["non_embedding"]
     every = int(spec.student_train.get("eval_steps", 40))
-    steps = budget_steps(params, tokens_per_step(spec.student_train, spec.data), tokens_per_param=args.tokens_per_param,
-                         multiple_of=every)
+    steps = budget_steps(
+        params,
+        tokens_per_step(spec.student_train, spec.data),
+        tokens_per_param=args.tokens_per_param,
+        multiple_of=every,
+    )
     return spec.model_copy(update={"student_train": {**spec.student_train, "max_steps": steps}})
 
 
@@ -180,9 +218,12 @@ def main() -> None:
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--horizon", type=int, default=3, help="train the reported runs for this many budgets")
-    parser.add_argument("--tokens-per-param", type=float,
-                        help="set B (student_train.max_steps) to this many tokens per non-embedding student parameter, "
-                             "rounded to whole evaluations")
+    parser.add_argument(
+        "--tokens-per-param",
+        type=float,
+        help="set B (student_train.max_steps) to this many tokens per non-embedding student parameter, "
+        "rounded to whole evaluations",
+    )
     parser.add_argument("--out", default="runs/efficiency")
     parser.add_argument("--quick", action="store_true", help="the demo's --quick sizes")
     parser.add_argument("--tune-only", action="store_true", help="stop after tuning (a later call reuses its runs)")
@@ -198,13 +239,27 @@ def main() -> None:
         return
     rep = report(spec, tuning["best"], args.seeds, args.horizon, out / "report")
     scratch_model = out / "report" / f"seed{args.seeds[0]}" / "scratch" / "model"
-    result = {"spec": spec.model_dump(), "tune_seeds": args.tune_seeds, "seeds": args.seeds, "tuning": tuning,
-              "budget": {"steps": int(spec.student_train["max_steps"]),
-                         "tokens_per_step": tokens_per_step(spec.student_train, spec.data)},
-              "params": model_param_counts(scratch_model), "report": rep}
+    result = {
+        "spec": spec.model_dump(),
+        "tune_seeds": args.tune_seeds,
+        "seeds": args.seeds,
+        "tuning": tuning,
+        "budget": {
+            "steps": int(spec.student_train["max_steps"]),
+            "tokens_per_step": tokens_per_step(spec.student_train, spec.data),
+        },
+        "params": model_param_counts(scratch_model),
+        "report": rep,
+    }
     write_json(out / "efficiency.json", result)
-    write_table(out, "efficiency", markdown(result), lambda path: plot_horizons(rep["summary"], rep["horizons"], path),
-                alt="savings over horizons", figure="horizons.png")
+    write_table(
+        out,
+        "efficiency",
+        markdown(result),
+        lambda path: plot_horizons(rep["summary"], rep["horizons"], path),
+        alt="savings over horizons",
+        figure="horizons.png",
+    )
     print(f"written {out / 'efficiency.json'}, {out / 'efficiency.md'}, {out / 'horizons.png'}")
 
 

@@ -79,16 +79,31 @@ def ki_settings(name: str, teacher_dir: Path, budget: int) -> dict[str, Any]:
     return {"path": str(teacher_dir / "model"), **knobs}
 
 
-def tune_scratch(student: dict[str, Any], grid: list[float], seeds: list[int], budget: int, out: Path, batch: int,
-                 max_extensions: int = 3) -> dict[str, Any]:
+def tune_scratch(
+    student: dict[str, Any],
+    grid: list[float],
+    seeds: list[int],
+    budget: int,
+    out: Path,
+    batch: int,
+    max_extensions: int = 3,
+) -> dict[str, Any]:
     """Scratch's best peak LR over the grid, extended by ×2 at an edge until interior (`tune_lr`)."""
+
     def evaluate(lr: float) -> dict[str, float]:
-        return {"scratch": statistics.mean(final_loss(train_once(out / f"lr{lr:g}-seed{s}", student, budget, lr, s,
-                                                                 budget, batch)) for s in seeds)}
+        return {
+            "scratch": statistics.mean(
+                final_loss(train_once(out / f"lr{lr:g}-seed{s}", student, budget, lr, s, budget, batch)) for s in seeds
+            )
+        }
 
     tuned = tune_lr(["scratch"], grid, evaluate, max_extensions)
-    return {"best": tuned["best"]["scratch"], "interior": tuned["interior"],
-            "configs_tried": tuned["configs_tried"]["scratch"], "mean_final_loss": tuned["mean_final_loss"]["scratch"]}
+    return {
+        "best": tuned["best"]["scratch"],
+        "interior": tuned["interior"],
+        "configs_tried": tuned["configs_tried"]["scratch"],
+        "mean_final_loss": tuned["mean_final_loss"]["scratch"],
+    }
 
 
 def compare_runs(scratch: Path, ki: Path, budget: int, horizons: list[int]) -> dict[str, Any]:
@@ -102,23 +117,30 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     rows = []
     for name, entry in result["teachers"].items():
         rows.append((name, entry))
-        rows += [(f"{name} + {method}", {**entry, "knobs": f"{entry['knobs']}, {method}", "report": seeds})
-                 for method, seeds in entry.get("selection", {}).items()]
+        rows += [
+            (f"{name} + {method}", {**entry, "knobs": f"{entry['knobs']}, {method}", "report": seeds})
+            for method, seeds in entry.get("selection", {}).items()
+        ]
     return rows
 
 
 def markdown(result: dict[str, Any]) -> str:
     horizons, tuning = result["horizons"], result["scratch_tuning"]
-    lines = [f"scratch: peak LR {tuning['best']:g} ({tuning['configs_tried']} configurations, interior: "
-             f"{tuning['interior']}); KI: scratch's LR and {len(KI_GRID)} configurations of its own knobs per teacher",
-             "", "| teacher | params (non-emb.) | tokens (× student budget) | sunk FLOPs | KI knobs | "
-             + " | ".join(f"saving @{h}×" for h in horizons)
-             + " | KI ≤ scratch at evaluations | final loss KI / scratch |",
-             "|---|---|---|---|---|" + "---|" * (len(horizons) + 2)]
+    lines = [
+        f"scratch: peak LR {tuning['best']:g} ({tuning['configs_tried']} configurations, interior: "
+        f"{tuning['interior']}); KI: scratch's LR and {len(KI_GRID)} configurations of its own knobs per teacher",
+        "",
+        "| teacher | params (non-emb.) | tokens (× student budget) | sunk FLOPs | KI knobs | "
+        + " | ".join(f"saving @{h}×" for h in horizons)
+        + " | KI ≤ scratch at evaluations | final loss KI / scratch |",
+        "|---|---|---|---|---|" + "---|" * (len(horizons) + 2),
+    ]
     for name, entry in _rows(result):
         seeds = entry["report"]
-        cells = [format_savings([s["saving"][f"{h}x"] for s in seeds], [s["reached"][f"{h}x"] for s in seeds])
-                 for h in horizons]
+        cells = [
+            format_savings([s["saving"][f"{h}x"] for s in seeds], [s["reached"][f"{h}x"] for s in seeds])
+            for h in horizons
+        ]
         last = f"{horizons[-1]}x"
         ki_loss, base = mean_std([s["loss"][last] for s in seeds]), mean_std([s["scratch_loss"][last] for s in seeds])
         lines.append(
@@ -127,7 +149,8 @@ def markdown(result: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {sum(s['not_worse'] for s in seeds)} of {sum(s['evaluations'] for s in seeds)} "
             f"(worst {max(s['max_excess'] for s in seeds):+.3f}) | "
-            f"{ki_loss['mean']:.3f} ± {ki_loss['std']:.3f} / {base['mean']:.3f} ± {base['std']:.3f} |")
+            f"{ki_loss['mean']:.3f} ± {ki_loss['std']:.3f} / {base['mean']:.3f} ± {base['std']:.3f} |"
+        )
     lines += ["", "KI knob tuning (final val loss at B on the tuning seed):", ""]
     for name, entry in result["teachers"].items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in entry["ki_tuning"].items()))
@@ -136,11 +159,22 @@ def markdown(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: Path) -> None:
     horizons = result["horizons"]
-    series = {f"teacher {name}": [summarize_savings([s["saving"][f"{h}x"] for s in entry["report"]],
-                                                    [s["reached"][f"{h}x"] for s in entry["report"]]) for h in horizons]
-              for name, entry in _rows(result)}
-    plot_savings(series, horizons, path, "KI from an existing teacher (teacher sunk; mean ± std over seeds)",
-                 "horizon (multiples of the student's budget)")
+    series = {
+        f"teacher {name}": [
+            summarize_savings(
+                [s["saving"][f"{h}x"] for s in entry["report"]], [s["reached"][f"{h}x"] for s in entry["report"]]
+            )
+            for h in horizons
+        ]
+        for name, entry in _rows(result)
+    }
+    plot_savings(
+        series,
+        horizons,
+        path,
+        "KI from an existing teacher (teacher sunk; mean ± std over seeds)",
+        "horizon (multiples of the student's budget)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,9 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--student", default="64x4")
     parser.add_argument("--teachers", nargs="+", default=["64x2@4", "64x2@16", "64x1@16"])
     parser.add_argument("--budget", type=int, help="B, the student's optimizer steps (default 120)")
-    parser.add_argument("--tokens-per-param", type=float,
-                        help="B instead as this many tokens per non-embedding student parameter "
-                             "(rounded to a multiple of 4 steps)")
+    parser.add_argument(
+        "--tokens-per-param",
+        type=float,
+        help="B instead as this many tokens per non-embedding student parameter (rounded to a multiple of 4 steps)",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--teacher-lr", type=float, default=4e-3)
     parser.add_argument("--lr-grid", type=float, nargs="+", default=[2e-3, 4e-3, 8e-3])
@@ -170,12 +206,18 @@ def main(argv: list[str] | None = None) -> None:
         args.budget = 120 if args.budget is None else args.budget
     student = model_at(*parse_size(args.student))
     step_tokens = tokens_per_step({"per_device_train_batch_size": args.batch}, DATA)
-    budget = budget_steps(non_embedding_params(*parse_size(args.student)), step_tokens, steps=args.budget,
-                          tokens_per_param=args.tokens_per_param, multiple_of=1 if args.budget else 4)
+    budget = budget_steps(
+        non_embedding_params(*parse_size(args.student)),
+        step_tokens,
+        steps=args.budget,
+        tokens_per_param=args.tokens_per_param,
+        multiple_of=1 if args.budget else 4,
+    )
     out, horizons = Path(args.out), list(range(1, args.horizon + 1))
     teachers = {text: parse_teacher(text) for text in args.teachers}  # parsed before any training
-    if args.selection and (args.select_with not in teachers
-                           or ("miniplm" in args.selection and args.reference not in teachers)):
+    if args.selection and (
+        args.select_with not in teachers or ("miniplm" in args.selection and args.reference not in teachers)
+    ):
         parser.error("--select-with and --reference must name teachers of --teachers")
     teacher_dirs: dict[str, Path] = {}
     scratch = tune_scratch(student, args.lr_grid, args.tune_seeds, budget, out / "tune" / "scratch", args.batch)
@@ -183,22 +225,57 @@ def main(argv: list[str] | None = None) -> None:
     print(f"scratch: tuned peak LR {lr:g} (interior: {scratch['interior']})", flush=True)
     result: dict[str, Any] = {"args": vars(args), "horizons": horizons, "scratch_tuning": scratch, "teachers": {}}
     for text, (size, multiple) in teachers.items():
-        teacher_dir = teacher_dirs[text] = train_once(out / "teachers" / text, model_at(*size), multiple * budget,
-                                                      args.teacher_lr, TEACHER_SEED, budget, args.batch)
-        ki_tuning = {name: statistics.mean(final_loss(train_once(
-            out / "tune" / text / f"{name}-seed{s}", student, budget, lr, s, budget, args.batch,
-            teacher=ki_settings(name, teacher_dir, budget))) for s in args.tune_seeds) for name in KI_GRID}
+        teacher_dir = teacher_dirs[text] = train_once(
+            out / "teachers" / text,
+            model_at(*size),
+            multiple * budget,
+            args.teacher_lr,
+            TEACHER_SEED,
+            budget,
+            args.batch,
+        )
+        ki_tuning = {
+            name: statistics.mean(
+                final_loss(
+                    train_once(
+                        out / "tune" / text / f"{name}-seed{s}",
+                        student,
+                        budget,
+                        lr,
+                        s,
+                        budget,
+                        args.batch,
+                        teacher=ki_settings(name, teacher_dir, budget),
+                    )
+                )
+                for s in args.tune_seeds
+            )
+            for name in KI_GRID
+        }
         knobs = min(ki_tuning, key=ki_tuning.get)
         print(f"teacher {text}: KI knobs {knobs} ({ki_tuning})", flush=True)
         report = []
         for seed in args.seeds:
             steps = budget * args.horizon
             base = train_once(out / "report" / f"seed{seed}" / "scratch", student, steps, lr, seed, budget, args.batch)
-            ki = train_once(out / "report" / f"seed{seed}" / f"ki-{text}", student, steps, lr, seed, budget, args.batch,
-                       teacher=ki_settings(knobs, teacher_dir, budget))
+            ki = train_once(
+                out / "report" / f"seed{seed}" / f"ki-{text}",
+                student,
+                steps,
+                lr,
+                seed,
+                budget,
+                args.batch,
+                teacher=ki_settings(knobs, teacher_dir, budget),
+            )
             report.append({"seed": seed, **compare_runs(base, ki, budget, horizons)})
-        result["teachers"][text] = {"params": non_embedding_params(*size), "multiple": multiple, "knobs": knobs,
-                                    "ki_tuning": ki_tuning, "report": report}
+        result["teachers"][text] = {
+            "params": non_embedding_params(*size),
+            "multiple": multiple,
+            "knobs": knobs,
+            "ki_tuning": ki_tuning,
+            "report": report,
+        }
         write_json(out / "existing_teacher.json", result)
     for method in args.selection:
         steps = budget * args.horizon
@@ -209,17 +286,28 @@ def main(argv: list[str] | None = None) -> None:
             if method == "miniplm":
                 selection["reference"] = str(teacher_dirs[args.reference] / "model")
             base = out / "report" / f"seed{seed}" / "scratch"
-            run = train_once(out / "report" / f"seed{seed}" / f"ki-{args.select_with}-{method}", student, steps, lr,
-                             seed, budget, args.batch, teacher=ki_settings(entry["knobs"], teacher_dir, budget),
-                             selection=selection)
+            run = train_once(
+                out / "report" / f"seed{seed}" / f"ki-{args.select_with}-{method}",
+                student,
+                steps,
+                lr,
+                seed,
+                budget,
+                args.batch,
+                teacher=ki_settings(entry["knobs"], teacher_dir, budget),
+                selection=selection,
+            )
             selected.append({"seed": seed, **compare_runs(base, run, budget, horizons)})
         entry.setdefault("selection", {})[method] = selected
         write_json(out / "existing_teacher.json", result)
     counts = model_param_counts(out / "report" / f"seed{args.seeds[0]}" / "scratch" / "model")
     result["student"] = {"budget": budget, "tokens_per_step": step_tokens, "params": counts}
     write_json(out / "existing_teacher.json", result)
-    header = (f"student {args.student} ({counts['non_embedding']:,} non-embedding params), B = {budget} steps\n\n"
-              + budget_line(budget, step_tokens, counts) + " (the student's)")
+    header = (
+        f"student {args.student} ({counts['non_embedding']:,} non-embedding params), B = {budget} steps\n\n"
+        + budget_line(budget, step_tokens, counts)
+        + " (the student's)"
+    )
     write_table(out, "existing_teacher", header + "\n\n" + markdown(result), lambda path: plot(result, path))
 
 

@@ -38,11 +38,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import (AutoModelForCausalLM, LlamaConfig, Trainer, TrainerCallback, TrainingArguments,
-                          default_data_collator)
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    default_data_collator,
+)
 
 from bench.protocol import matmul_peak_gflops, step_time, tokens_per_s
-
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.grow import grow
@@ -54,8 +59,19 @@ from kinherit.train.objective import ModelLoss
 from kinherit.train.pretrain import pretrain
 from kinherit.train.trainer import KinheritTrainer
 
-PEAK_BF16 = {"H200": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12, "GH200": 989e12,
-             "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12, "RTX 4090": 165e12}
+PEAK_BF16 = {
+    "H200": 989e12,
+    "H100 NVL": 835e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "GH200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "A10G": 70e12,
+    "A10": 125e12,
+    "RTX 4090": 165e12,
+}
 """Dense bf16 tensor-core peak (FLOP/s, no sparsity) by a substring of `torch.cuda.get_device_name()`, first match
 wins (so "H100 NVL" and "H100 PCIe" come before "H100", the SXM part)."""
 FLOOR_MULTIPLE = 2.0
@@ -77,24 +93,61 @@ class Sizes:
     top_k: int
 
 
-GPU = Sizes(hidden=1024, layers=8, heads=16, vocab=32000, seq_len=512, batch=16, steps=30, warmup=5,
-            corpus=("json", "email", "logging", "asyncio", "concurrent", "xml"), train_vocab=8192, top_k=32)
-TINY = Sizes(hidden=32, layers=2, heads=4, vocab=256, seq_len=32, batch=4, steps=6, warmup=2,
-             corpus=("json",), train_vocab=300, top_k=4)
+GPU = Sizes(
+    hidden=1024,
+    layers=8,
+    heads=16,
+    vocab=32000,
+    seq_len=512,
+    batch=16,
+    steps=30,
+    warmup=5,
+    corpus=("json", "email", "logging", "asyncio", "concurrent", "xml"),
+    train_vocab=8192,
+    top_k=32,
+)
+TINY = Sizes(
+    hidden=32,
+    layers=2,
+    heads=4,
+    vocab=256,
+    seq_len=32,
+    batch=4,
+    steps=6,
+    warmup=2,
+    corpus=("json",),
+    train_vocab=300,
+    top_k=4,
+)
 
 
 def llama(sizes: Sizes, hidden: int, layers: int, vocab: int) -> LlamaConfig:
-    return LlamaConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-                       num_attention_heads=max(1, hidden * sizes.heads // sizes.hidden),
-                       intermediate_size=hidden * 8 // 3 // 8 * 8,
-                       max_position_embeddings=sizes.seq_len)
+    return LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden * sizes.heads // sizes.hidden),
+        intermediate_size=hidden * 8 // 3 // 8 * 8,
+        max_position_embeddings=sizes.seq_len,
+    )
 
 
 def trainer_args(out: Path, sizes: Sizes, gpu: bool) -> TrainingArguments:
-    return TrainingArguments(output_dir=str(out), max_steps=sizes.steps, per_device_train_batch_size=sizes.batch,
-                             learning_rate=1e-4, logging_steps=sizes.steps, save_strategy="no", eval_strategy="no",
-                             report_to="none", disable_tqdm=True, use_cpu=not gpu, bf16=gpu, seed=0,
-                             dataloader_num_workers=0)
+    return TrainingArguments(
+        output_dir=str(out),
+        max_steps=sizes.steps,
+        per_device_train_batch_size=sizes.batch,
+        learning_rate=1e-4,
+        logging_steps=sizes.steps,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not gpu,
+        bf16=gpu,
+        seed=0,
+        dataloader_num_workers=0,
+    )
 
 
 def throughput(sizes: Sizes, work: Path, gpu: bool) -> None:
@@ -106,23 +159,39 @@ def throughput(sizes: Sizes, work: Path, gpu: bool) -> None:
     count = sizes.seq_len * sizes.batch * (sizes.steps + 1)
     np.random.default_rng(0).integers(0, sizes.vocab, count).astype(np.uint16).tofile(tokens)
     blocks = PackedBlocks(tokens, np.uint16, sizes.seq_len)
-    plain = Trainer(model=copy.deepcopy(base), args=trainer_args(work / "plain", sizes, gpu), train_dataset=blocks,
-                    data_collator=default_data_collator)
-    ours = KinheritTrainer(model=copy.deepcopy(base), args=trainer_args(work / "ours", sizes, gpu),
-                           train_dataset=blocks, data_collator=default_data_collator, objective=ModelLoss(),
-                           student_flops=fpt, sampler_seed=0)
+    plain = Trainer(
+        model=copy.deepcopy(base),
+        args=trainer_args(work / "plain", sizes, gpu),
+        train_dataset=blocks,
+        data_collator=default_data_collator,
+    )
+    ours = KinheritTrainer(
+        model=copy.deepcopy(base),
+        args=trainer_args(work / "ours", sizes, gpu),
+        train_dataset=blocks,
+        data_collator=default_data_collator,
+        objective=ModelLoss(),
+        student_flops=fpt,
+        sampler_seed=0,
+    )
     step_tokens = sizes.batch * sizes.seq_len
-    rates = {"transformers.Trainer": tokens_per_s(plain, sizes.warmup, step_tokens),
-             "kinherit": tokens_per_s(ours, sizes.warmup, step_tokens)}
+    rates = {
+        "transformers.Trainer": tokens_per_s(plain, sizes.warmup, step_tokens),
+        "kinherit": tokens_per_s(ours, sizes.warmup, step_tokens),
+    }
     peak, source = peak_flops(gpu)
-    print(f"\n[1] throughput: llama hidden {sizes.hidden}, {sizes.layers} layers, vocab {sizes.vocab}, "
-          f"{fpt.matmul_params / 1e6:.1f}M matmul params, batch {sizes.batch}×{sizes.seq_len}, "
-          f"{'bf16' if gpu else 'fp32'}")
+    print(
+        f"\n[1] throughput: llama hidden {sizes.hidden}, {sizes.layers} layers, vocab {sizes.vocab}, "
+        f"{fpt.matmul_params / 1e6:.1f}M matmul params, batch {sizes.batch}×{sizes.seq_len}, "
+        f"{'bf16' if gpu else 'fp32'}"
+    )
     for name, rate in rates.items():
         print(f"    {name:>22}: {rate:10.0f} tokens/s")
     print(f"    ratio kinherit / transformers.Trainer: {rates['kinherit'] / rates['transformers.Trainer']:.3f}")
-    print(f"[2] MFU: {rates['kinherit'] * fpt.train / peak:.1%} of {peak / 1e12:.4g} TFLOP/s ({source}); "
-          f"training FLOPs/token {fpt.train / 1e6:.1f}M")
+    print(
+        f"[2] MFU: {rates['kinherit'] * fpt.train / peak:.1%} of {peak / 1e12:.4g} TFLOP/s ({source}); "
+        f"training FLOPs/token {fpt.train / 1e6:.1f}M"
+    )
 
 
 def peak_flops(gpu: bool) -> tuple[float, str]:
@@ -136,16 +205,34 @@ def peak_flops(gpu: bool) -> tuple[float, str]:
     sys.exit(f"no bf16 peak for {name!r}: add it to PEAK_BF16 in bench/gpu_check.py")
 
 
-def run_config(out: Path, sizes: Sizes, hidden: int, layers: int, steps: int, gpu: bool,
-               teacher: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_config(
+    out: Path, sizes: Sizes, hidden: int, layers: int, steps: int, gpu: bool, teacher: dict[str, Any] | None = None
+) -> dict[str, Any]:
     config = {
         "out": str(out),
-        "data": {"sources": [str(STDLIB / p) for p in sizes.corpus], "seq_len": sizes.seq_len, "val_fraction": 0.05,
-                 "tokenizer": {"train_vocab_size": sizes.train_vocab}, "cache_dir": str(out.parent / "corpus")},
-        "model": {"family": "llama", "hidden_size": hidden, "num_layers": layers,
-                  "num_heads": max(1, hidden * sizes.heads // sizes.hidden)},
-        "train": {"max_steps": steps, "per_device_train_batch_size": sizes.batch, "eval_steps": steps,
-                  "save_steps": steps, "logging_steps": 1, "disable_tqdm": True, "seed": 0, "bf16": gpu},
+        "data": {
+            "sources": [str(STDLIB / p) for p in sizes.corpus],
+            "seq_len": sizes.seq_len,
+            "val_fraction": 0.05,
+            "tokenizer": {"train_vocab_size": sizes.train_vocab},
+            "cache_dir": str(out.parent / "corpus"),
+        },
+        "model": {
+            "family": "llama",
+            "hidden_size": hidden,
+            "num_layers": layers,
+            "num_heads": max(1, hidden * sizes.heads // sizes.hidden),
+        },
+        "train": {
+            "max_steps": steps,
+            "per_device_train_batch_size": sizes.batch,
+            "eval_steps": steps,
+            "save_steps": steps,
+            "logging_steps": 1,
+            "disable_tqdm": True,
+            "seed": 0,
+            "bf16": gpu,
+        },
     }
     if teacher is not None:
         config["teacher"] = teacher
@@ -154,17 +241,20 @@ def run_config(out: Path, sizes: Sizes, hidden: int, layers: int, steps: int, gp
 
 def inheritance(sizes: Sizes, work: Path, gpu: bool) -> None:
     """Sections 3, 4 and 5."""
-    teacher = pretrain(validate_config(run_config(work / "teacher", sizes, sizes.hidden // 2, sizes.layers // 2, 2,
-                                                  gpu)))
+    teacher = pretrain(
+        validate_config(run_config(work / "teacher", sizes, sizes.hidden // 2, sizes.layers // 2, 2, gpu))
+    )
     start = time.perf_counter()
     unused = validate_config(run_config(work / "unused", sizes, sizes.hidden, sizes.layers, sizes.steps, gpu))
     cache = build_cache(teacher.model_dir, unused, sizes.top_k, work / "cache")
     cache_seconds = time.perf_counter() - start
     cache_bytes = sum(p.stat().st_size for p in Path(cache.root).iterdir())
     cached_tokens = cache.rows
-    runs = {"self-learning": None,
-            "online KI": {"path": str(teacher.model_dir), "steps": sizes.steps},
-            f"cached KI top-{sizes.top_k}": {"cache": str(cache.root), "steps": sizes.steps}}
+    runs = {
+        "self-learning": None,
+        "online KI": {"path": str(teacher.model_dir), "steps": sizes.steps},
+        f"cached KI top-{sizes.top_k}": {"cache": str(cache.root), "steps": sizes.steps},
+    }
     times, flops, memory = {}, {}, {}
     for i, (name, section) in enumerate(runs.items()):
         if gpu:
@@ -177,20 +267,25 @@ def inheritance(sizes: Sizes, work: Path, gpu: bool) -> None:
         flops[name] = last["flops"] / (last["flops"] - last.get("teacher_flops", 0))
         memory[name] = torch.cuda.max_memory_allocated() if gpu else None
     base = times["self-learning"]
-    print(f"\n[3,4] KI through kinherit pretrain: student hidden {sizes.hidden}×{sizes.layers}, teacher "
-          f"{sizes.hidden // 2}×{sizes.layers // 2}, batch {sizes.batch}×{sizes.seq_len}")
+    print(
+        f"\n[3,4] KI through kinherit pretrain: student hidden {sizes.hidden}×{sizes.layers}, teacher "
+        f"{sizes.hidden // 2}×{sizes.layers // 2}, batch {sizes.batch}×{sizes.seq_len}"
+    )
     print(f"    {'run':>18} | {'step s':>8} | {'time ratio':>10} | {'FLOPs ratio':>11}")
     for name in runs:
         print(f"    {name:>18} | {times[name]:8.4f} | {times[name] / base:10.3f} | {flops[name]:11.3f}")
-    print(f"    online KI overhead {times['online KI'] / base - 1:+.1%} vs predicted {flops['online KI'] - 1:+.1%}; "
-          f"cached top-{sizes.top_k} overhead {times[f'cached KI top-{sizes.top_k}'] / base - 1:+.1%} (predicted +0%, "
-          f"no teacher runs); the cache took {cache_seconds:.1f} s to build, "
-          f"{cache_bytes / cached_tokens:.0f} bytes/token "
-          f"over {cached_tokens:,} tokens (its FLOPs ratio counts that one-off teacher pass)")
+    print(
+        f"    online KI overhead {times['online KI'] / base - 1:+.1%} vs predicted {flops['online KI'] - 1:+.1%}; "
+        f"cached top-{sizes.top_k} overhead {times[f'cached KI top-{sizes.top_k}'] / base - 1:+.1%} (predicted +0%, "
+        f"no teacher runs); the cache took {cache_seconds:.1f} s to build, "
+        f"{cache_bytes / cached_tokens:.0f} bytes/token "
+        f"over {cached_tokens:,} tokens (its FLOPs ratio counts that one-off teacher pass)"
+    )
     if gpu:
         lm, kd = memory["self-learning"], memory["online KI"]
-        print(f"[5] peak GPU memory: LM step {lm / 2**30:.2f} GiB, online KD step {kd / 2**30:.2f} GiB "
-              f"({kd / lm:.2f}x)")
+        print(
+            f"[5] peak GPU memory: LM step {lm / 2**30:.2f} GiB, online KD step {kd / 2**30:.2f} GiB ({kd / lm:.2f}x)"
+        )
     else:
         print("[5] peak GPU memory: no GPU (CPU run)")
 
@@ -213,15 +308,19 @@ def growth_in_bf16(sizes: Sizes, gpu: bool) -> None:
     scale = max(1.0, float(exact.abs().max()))
     floor = float((logits(source, dtype) - exact).abs().max()) / scale
     deviation = float((logits(grown, dtype) - logits(source, dtype)).abs().max()) / scale
-    print(f"\n[6] growth in {str(dtype).removeprefix('torch.')}: hidden {sizes.hidden // 2}→{sizes.hidden}, layers "
-          f"{sizes.layers // 2}→{sizes.layers}, clone + identity, 0 dB noise: relative deviation "
-          f"{deviation:.2e}; the "
-          f"source's own {str(dtype).removeprefix('torch.')}-vs-fp32 deviation {floor:.2e}")
+    print(
+        f"\n[6] growth in {str(dtype).removeprefix('torch.')}: hidden {sizes.hidden // 2}→{sizes.hidden}, layers "
+        f"{sizes.layers // 2}→{sizes.layers}, clone + identity, 0 dB noise: relative deviation "
+        f"{deviation:.2e}; the "
+        f"source's own {str(dtype).removeprefix('torch.')}-vs-fp32 deviation {floor:.2e}"
+    )
     if gpu:
         holds = deviation <= FLOOR_MULTIPLE * floor
-        print(f"    tolerance {FLOOR_MULTIPLE:g}× the floor = {FLOOR_MULTIPLE * floor:.2e}: "
-              f"{'holds' if holds else 'FAILS'} "
-              "(bf16 rounds every matmul output to 8 bits; growth splits sums into separately rounded halves)")
+        print(
+            f"    tolerance {FLOOR_MULTIPLE:g}× the floor = {FLOOR_MULTIPLE * floor:.2e}: "
+            f"{'holds' if holds else 'FAILS'} "
+            "(bf16 rounds every matmul output to 8 bits; growth splits sums into separately rounded halves)"
+        )
     else:
         print(f"    fp32: within the exact tolerance 1e-4: {deviation <= 1e-4}")
 
@@ -245,16 +344,22 @@ def staged(sizes: Sizes, work: Path, gpu: bool) -> None:
     per_stage = max(2, sizes.steps // 2)
     config = run_config(work / "staged", sizes, sizes.hidden // 2, sizes.layers // 2, 4 * per_stage, gpu)
     config["train"].update(save_steps=per_stage, eval_steps=per_stage)
-    config["growth"] = [{"at_step": per_stage, "num_layers": sizes.layers},
-                        {"at_step": 2 * per_stage, "hidden_size": sizes.hidden, "num_heads": sizes.heads},
-                        {"at_step": 3 * per_stage, "num_experts": 4}]
+    config["growth"] = [
+        {"at_step": per_stage, "num_layers": sizes.layers},
+        {"at_step": 2 * per_stage, "hidden_size": sizes.hidden, "num_heads": sizes.heads},
+        {"at_step": 3 * per_stage, "num_experts": 4},
+    ]
     peaks = StagePeaks()
     pretrain(validate_config(config), callbacks=[peaks] if gpu else [])
     events = read_metrics(work / "staged" / "metrics.jsonl")
-    print(f"\n[7] staged training: {sizes.hidden // 2}×{sizes.layers // 2} → {sizes.layers} layers → hidden "
-          f"{sizes.hidden} → 4 experts, {per_stage} steps a stage, batch {sizes.batch}×{sizes.seq_len}")
+    print(
+        f"\n[7] staged training: {sizes.hidden // 2}×{sizes.layers // 2} → {sizes.layers} layers → hidden "
+        f"{sizes.hidden} → 4 experts, {per_stage} steps a stage, batch {sizes.batch}×{sizes.seq_len}"
+    )
     for event in (e for e in events if "growth" in e):
-        print(f"    growth {event['growth']} at step {event['step']}: held-loss change {event['held_loss_change']:+.1e}")
+        print(
+            f"    growth {event['growth']} at step {event['step']}: held-loss change {event['held_loss_change']:+.1e}"
+        )
     print(f"    {'stage':>5} | {'tokens/s':>10} | {'peak GiB':>8}")
     for stage in range(4):
         steps = step_time(work / "staged", skip=1, stage=stage)  # the stage's first step waits for its growth

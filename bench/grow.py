@@ -41,9 +41,19 @@ def child(src: str, out: str, hidden: int, width: str, depth: str, layers: int) 
     report = grow_folder(src, out, hidden_size=hidden, width=width, depth=depth, num_layers=layers)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "baseline_mib": baseline,
-                      "source_params": report.source_params, "target_params": report.target_params,
-                      "max_deviation": report.max_deviation, "exact": report.exact_claimed}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mib": peak,
+                "baseline_mib": baseline,
+                "source_params": report.source_params,
+                "target_params": report.target_params,
+                "max_deviation": report.max_deviation,
+                "exact": report.exact_claimed,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -64,22 +74,43 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     h = args.hidden
-    config = LlamaConfig(hidden_size=h, intermediate_size=h * 11 // 4, num_hidden_layers=args.layers,
-                         num_attention_heads=h // 64, num_key_value_heads=h // 128, vocab_size=args.vocab,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        hidden_size=h,
+        intermediate_size=h * 11 // 4,
+        num_hidden_layers=args.layers,
+        num_attention_heads=h // 64,
+        num_key_value_heads=h // 128,
+        vocab_size=args.vocab,
+        tie_word_embeddings=False,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         LlamaForCausalLM(config).save_pretrained(Path(tmp) / "src")
-        cmd = [sys.executable, __file__, "--child", str(Path(tmp) / "src"), str(Path(tmp) / "out"),
-               "--hidden", str(h), "--width", args.width, "--depth", args.depth, "--layers", str(args.layers),
-               *(["--target-layers", str(args.target_layers)] if args.target_layers else [])]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(Path(tmp) / "src"),
+            str(Path(tmp) / "out"),
+            "--hidden",
+            str(h),
+            "--width",
+            args.width,
+            "--depth",
+            args.depth,
+            "--layers",
+            str(args.layers),
+            *(["--target-layers", str(args.target_layers)] if args.target_layers else []),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode:
             sys.exit(result.stderr)
         m = json.loads(result.stdout.strip().splitlines()[-1])
     target_mib = m["target_params"] * 4 / 2**20
-    print(f"grow llama hidden {h}->{2 * h}, {args.layers}->{args.target_layers or args.layers} layers, "
-          f"vocab {args.vocab}, width={args.width} depth={args.depth}")
+    print(
+        f"grow llama hidden {h}->{2 * h}, {args.layers}->{args.target_layers or args.layers} layers, "
+        f"vocab {args.vocab}, width={args.width} depth={args.depth}"
+    )
     print(f"  source params        {m['source_params'] / 1e6:10.1f} M")
     print(f"  target params        {m['target_params'] / 1e6:10.1f} M  ({target_mib:.0f} MiB fp32)")
     print(f"  time (load, grow, verify, save, reload, verify)  {m['seconds']:.1f} s")

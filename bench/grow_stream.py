@@ -33,9 +33,16 @@ def write_source(folder: Path, hidden: int, layers: int, vocab: int) -> None:
     from kinherit.grow.api import meta_model
     from kinherit.grow.shards import ShardWriter
 
-    config = transformers.LlamaConfig(hidden_size=hidden, intermediate_size=hidden * 43 // 16, num_hidden_layers=layers,
-                                      num_attention_heads=hidden // 128, num_key_value_heads=hidden // 128,
-                                      vocab_size=vocab, max_position_embeddings=512, tie_word_embeddings=False)
+    config = transformers.LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=hidden * 43 // 16,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 128,
+        num_key_value_heads=hidden // 128,
+        vocab_size=vocab,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+    )
     config.dtype = torch.bfloat16
     folder.mkdir(parents=True)
     gen = torch.Generator().manual_seed(0)
@@ -79,24 +86,40 @@ def main() -> None:
         write_source(src, args.hidden, args.layers, args.vocab)
         python = [sys.executable, "-m", "kinherit.cli"]
         imports, _, _ = peak_rss([sys.executable, "-c", "import kinherit.cli, kinherit.grow.stream, kinherit.grow.api"])
-        command = [*python, "grow", str(src), str(out), "--stream", "--hidden-size", str(2 * args.hidden),
-                   "--num-layers", str(args.target_layers)]
+        command = [
+            *python,
+            "grow",
+            str(src),
+            str(out),
+            "--stream",
+            "--hidden-size",
+            str(2 * args.hidden),
+            "--num-layers",
+            str(args.target_layers),
+        ]
         rss, seconds, stdout = peak_rss(command)
         (source_bytes, source_shard), (target_bytes, target_shard) = folder_bytes(src), folder_bytes(out)
         report = json.loads((out / "growth.json").read_text())["report"]
         largest = max(source_shard, target_shard)
         print(stdout)
-        print(f"command: kinherit grow SRC OUT --stream --hidden-size {2 * args.hidden} "
-              f"--num-layers {args.target_layers}")
-        print(f"source {source_bytes / GB:.2f} GB (largest shard {source_shard / GB:.2f} GB), "
-              f"target {target_bytes / GB:.2f} GB bf16 (largest shard {target_shard / GB:.2f} GB), "
-              f"{report['target_params']:,} parameters")
-        print(f"peak RSS {rss / GB:.2f} GB = {rss / largest:.2f}x the largest shard = "
-              f"{rss / target_bytes:.2f}x the target; "
-              f"after the imports alone {imports / GB:.2f} GB; {seconds:.0f} s (nice {os.nice(0)})")
-        print(f"verification: max relative deviation {report['max_deviation']:.2e} "
-              f"(tolerance {report['tolerance']:.2e}, "
-              f"passed {report['passed']})")
+        print(
+            f"command: kinherit grow SRC OUT --stream --hidden-size {2 * args.hidden} --num-layers {args.target_layers}"
+        )
+        print(
+            f"source {source_bytes / GB:.2f} GB (largest shard {source_shard / GB:.2f} GB), "
+            f"target {target_bytes / GB:.2f} GB bf16 (largest shard {target_shard / GB:.2f} GB), "
+            f"{report['target_params']:,} parameters"
+        )
+        print(
+            f"peak RSS {rss / GB:.2f} GB = {rss / largest:.2f}x the largest shard = "
+            f"{rss / target_bytes:.2f}x the target; "
+            f"after the imports alone {imports / GB:.2f} GB; {seconds:.0f} s (nice {os.nice(0)})"
+        )
+        print(
+            f"verification: max relative deviation {report['max_deviation']:.2e} "
+            f"(tolerance {report['tolerance']:.2e}, "
+            f"passed {report['passed']})"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -37,8 +37,14 @@ def _measure(variant: str, vocab: int, batch: int, seq_len: int, block_rows: int
     from kinherit.kd.losses import TopK, kd_loss
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=seq_len)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=seq_len,
+    )
     student, teacher = LlamaForCausalLM(config), LlamaForCausalLM(config).eval().requires_grad_(False)
     input_ids = torch.randint(vocab, (batch, seq_len))
 
@@ -85,12 +91,26 @@ def main() -> None:
         return
 
     full_tensor_mib = args.batch * args.seq_len * args.vocab * 4 / 2**20
-    print(f"vocab {args.vocab}, batch {args.batch}×{args.seq_len}, KD blocks of {args.block_rows} positions: "
-          f"one fp32 (B, T, V) tensor = {full_tensor_mib:.0f} MiB")
+    print(
+        f"vocab {args.vocab}, batch {args.batch}×{args.seq_len}, KD blocks of {args.block_rows} positions: "
+        f"one fp32 (B, T, V) tensor = {full_tensor_mib:.0f} MiB"
+    )
     peaks = {}
     for variant in VARIANTS:
-        cmd = [sys.executable, __file__, "--variant", variant, "--vocab", str(args.vocab), "--batch", str(args.batch),
-               "--seq-len", str(args.seq_len), "--block-rows", str(args.block_rows)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            variant,
+            "--vocab",
+            str(args.vocab),
+            "--batch",
+            str(args.batch),
+            "--seq-len",
+            str(args.seq_len),
+            "--block-rows",
+            str(args.block_rows),
+        ]
         child = subprocess.run(cmd, check=True, capture_output=True, text=True)
         peaks[variant] = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"{'step':>14} | {'peak MiB':>9} | {'× LM-only':>9} | {'(B,T,V) tensors':>15}")

@@ -22,18 +22,28 @@ from kinherit.inherit.cache import build_cache
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 
-
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 
 def _config(out: Path, hidden: int, layers: int, steps: int, teacher: dict[str, Any] | None = None) -> dict[str, Any]:
     config = {
         "out": str(out),
-        "data": {"sources": [str(STDLIB / p) for p in ("json", "email", "logging")], "seq_len": 128,
-                 "tokenizer": {"train_vocab_size": 4096}, "cache_dir": str(out.parent / "corpus")},
+        "data": {
+            "sources": [str(STDLIB / p) for p in ("json", "email", "logging")],
+            "seq_len": 128,
+            "tokenizer": {"train_vocab_size": 4096},
+            "cache_dir": str(out.parent / "corpus"),
+        },
         "model": {"family": "llama", "hidden_size": hidden, "num_layers": layers, "num_heads": 4},
-        "train": {"max_steps": steps, "per_device_train_batch_size": 8, "eval_steps": steps, "save_steps": steps,
-                  "logging_steps": 1, "disable_tqdm": True, "seed": 0},
+        "train": {
+            "max_steps": steps,
+            "per_device_train_batch_size": 8,
+            "eval_steps": steps,
+            "save_steps": steps,
+            "logging_steps": 1,
+            "disable_tqdm": True,
+            "seed": 0,
+        },
     }
     if teacher is not None:
         config["teacher"] = teacher
@@ -50,8 +60,9 @@ def main() -> None:
         shutil.rmtree(root / name, ignore_errors=True)
 
     teacher = pretrain(validate_config(_config(root / "teacher", 128, 2, 2)))
-    cache = build_cache(teacher.model_dir, validate_config(_config(root / "unused", 256, 4, args.steps)), 10,
-                        root / "cache")
+    cache = build_cache(
+        teacher.model_dir, validate_config(_config(root / "unused", 256, 4, args.steps)), 10, root / "cache"
+    )
     runs = {
         "self-learning": None,
         "online KI": {"path": str(teacher.model_dir), "steps": args.steps},

@@ -46,34 +46,57 @@ def corpus_name(source: str) -> str:
 def run_corpus(spec: ExperimentSpec, source: str, factors: list[float], horizon: int, out: Path) -> dict[str, Any]:
     """Teacher, growth and scratch once per corpus (shared), one grown student per factor; compared with scratch."""
     budget = int(spec.student_train["max_steps"])
-    spec = spec.model_copy(update={"data": {**spec.data, "sources": [source]},
-                                   "student_train": {**spec.student_train, "max_steps": horizon * budget}})
+    spec = spec.model_copy(
+        update={
+            "data": {**spec.data, "sources": [source]},
+            "student_train": {**spec.student_train, "max_steps": horizon * budget},
+        }
+    )
     shared, rows = out / corpus_name(source), {}
     for factor in factors:
         folder = shared / f"factor{factor:g}"
-        run_experiment(spec.model_copy(update={"growth_lr_factor": factor}), folder, students=("scratch", "grown"),
-                       shared=shared, share=frozenset({"teacher", "grown-init", "scratch"}))
-        rows[f"{factor:g}"] = compare(load_run(shared / "scratch").evals, load_run(folder / "grown").evals, budget,
-                                      list(range(1, horizon + 1)))
-    return {"budget": budget, "tokens_per_step": tokens_per_step(spec.student_train, spec.data),
-            "params": model_param_counts(shared / "scratch" / "model"),
-            "scratch_final_loss": final_loss(shared / "scratch"), "factors": rows}
+        run_experiment(
+            spec.model_copy(update={"growth_lr_factor": factor}),
+            folder,
+            students=("scratch", "grown"),
+            shared=shared,
+            share=frozenset({"teacher", "grown-init", "scratch"}),
+        )
+        rows[f"{factor:g}"] = compare(
+            load_run(shared / "scratch").evals, load_run(folder / "grown").evals, budget, list(range(1, horizon + 1))
+        )
+    return {
+        "budget": budget,
+        "tokens_per_step": tokens_per_step(spec.student_train, spec.data),
+        "params": model_param_counts(shared / "scratch" / "model"),
+        "scratch_final_loss": final_loss(shared / "scratch"),
+        "factors": rows,
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
     horizons = result["horizons"]
-    lines = [f"{corpus}: " + budget_line(entry["budget"], entry["tokens_per_step"], entry["params"])
-             for corpus, entry in result["corpora"].items() if "params" in entry]
+    lines = [
+        f"{corpus}: " + budget_line(entry["budget"], entry["tokens_per_step"], entry["params"])
+        for corpus, entry in result["corpora"].items()
+        if "params" in entry
+    ]
     lines += [""] if lines else []
-    lines += ["| corpus | grown LR | evaluations ≤ scratch | largest excess | "
-             + " | ".join(f"saving @{h}×" for h in horizons) + " | final loss (scratch) |",
-             "|---|---|---|---|" + "---|" * (len(horizons) + 1)]
+    lines += [
+        "| corpus | grown LR | evaluations ≤ scratch | largest excess | "
+        + " | ".join(f"saving @{h}×" for h in horizons)
+        + " | final loss (scratch) |",
+        "|---|---|---|---|" + "---|" * (len(horizons) + 1),
+    ]
     for corpus, entry in result["corpora"].items():
         for factor, row in entry["factors"].items():
             cells = [format_savings([row["saving"][f"{h}x"]], [row["reached"][f"{h}x"]]) for h in horizons]
-            lines.append(f"| {corpus} | {result['lr']:g} × {factor} | {row['not_worse_at_equal_flops']} of "
-                         f"{row['evaluations']} | {row['max_excess']:+.4f} | " + " | ".join(cells)
-                         + f" | {row['loss'][f'{horizons[-1]}x']:.4f} ({entry['scratch_final_loss']:.4f}) |")
+            lines.append(
+                f"| {corpus} | {result['lr']:g} × {factor} | {row['not_worse_at_equal_flops']} of "
+                f"{row['evaluations']} | {row['max_excess']:+.4f} | "
+                + " | ".join(cells)
+                + f" | {row['loss'][f'{horizons[-1]}x']:.4f} ({entry['scratch_final_loss']:.4f}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -86,15 +109,28 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
         base = {e["step"]: e["val_loss"] for e in load_run(out / corpus / "scratch").evals}
         start = result["corpora"][corpus]["budget"] / 2
         for factor in result["corpora"][corpus]["factors"]:
-            evals = [e for e in load_run(out / corpus / f"factor{factor}" / "grown").evals
-                     if e["step"] in base and e["step"] >= start]
-            ax.plot([e["step"] for e in evals], [e["val_loss"] - base[e["step"]] for e in evals], marker="o",
-                    markersize=2, label=f"grown, LR {result['lr']:g} × {factor}")
+            evals = [
+                e
+                for e in load_run(out / corpus / f"factor{factor}" / "grown").evals
+                if e["step"] in base and e["step"] >= start
+            ]
+            ax.plot(
+                [e["step"] for e in evals],
+                [e["val_loss"] - base[e["step"]] for e in evals],
+                marker="o",
+                markersize=2,
+                label=f"grown, LR {result['lr']:g} × {factor}",
+            )
         for h in range(1, result["horizons"][-1]):
             ax.axvline(h * result["corpora"][corpus]["budget"], color="grey", linestyle=":", linewidth=0.8)
         ax.axhline(0.0, color="black", linewidth=0.8)
-        finish_axes(ax, "step (same shape: equal FLOPs)", "val loss − scratch's",
-                    f"{corpus}: grown vs scratch (LR {result['lr']:g}), no sweep", legend_size=7)
+        finish_axes(
+            ax,
+            "step (same shape: equal FLOPs)",
+            "val loss − scratch's",
+            f"{corpus}: grown vs scratch (LR {result['lr']:g}), no sweep",
+            legend_size=7,
+        )
     save_png(fig, path)
 
 
@@ -108,8 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     spec = QUICK if args.quick else ExperimentSpec()
     out = Path(args.out)
-    result = {"args": vars(args), "lr": float(spec.student_train["learning_rate"]),
-              "horizons": list(range(1, args.horizon + 1)), "corpora": {}}
+    result = {
+        "args": vars(args),
+        "lr": float(spec.student_train["learning_rate"]),
+        "horizons": list(range(1, args.horizon + 1)),
+        "corpora": {},
+    }
     for source in args.corpora:
         result["corpora"][corpus_name(source)] = run_corpus(spec, source, args.factors, args.horizon, out)
         write_json(out / "lr_after_growth.json", result)

@@ -65,8 +65,11 @@ def job_kinherit(corpus: Path, tokenizer: Path, out: Path) -> dict:
     from kinherit.data.packing import prepare_corpus
 
     start = time.perf_counter()
-    packed = prepare_corpus(DataConfig(sources=[str(corpus)], tokenizer={"path": str(tokenizer)},
-                                       val_fraction=VAL_FRACTION, cache_dir=str(out)))
+    packed = prepare_corpus(
+        DataConfig(
+            sources=[str(corpus)], tokenizer={"path": str(tokenizer)}, val_fraction=VAL_FRACTION, cache_dir=str(out)
+        )
+    )
     return {"seconds": time.perf_counter() - start, "tokens": packed.train_tokens + packed.val_tokens}
 
 
@@ -109,8 +112,18 @@ def run_job(variant: str, corpus: Path, tokenizer: Path, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     result = out / "result.json"
-    cmd = [sys.executable, __file__, "--job", variant, "--corpus", str(corpus), "--tokenizer", str(tokenizer),
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--job",
+        variant,
+        "--corpus",
+        str(corpus),
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "TQDM_DISABLE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env)
     parent = psutil.Process(proc.pid)
@@ -126,9 +139,14 @@ def run_job(variant: str, corpus: Path, tokenizer: Path, out: Path) -> dict:
         raise SystemExit(f"{variant} job failed with exit code {proc.returncode}")
     measured = json.loads(result.read_text())
     mb = corpus.stat().st_size / 1e6
-    row = {"variant": variant, "size_mb": round(mb), "seconds": round(measured["seconds"], 2),
-           "mb_per_s": round(mb / measured["seconds"], 3), "tokens": measured["tokens"],
-           "peak_rss_gib": round(peak / GiB, 3)}
+    row = {
+        "variant": variant,
+        "size_mb": round(mb),
+        "seconds": round(measured["seconds"], 2),
+        "mb_per_s": round(mb / measured["seconds"], 3),
+        "tokens": measured["tokens"],
+        "peak_rss_gib": round(peak / GiB, 3),
+    }
     shutil.rmtree(out, ignore_errors=True)
     return row
 

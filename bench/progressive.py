@@ -40,7 +40,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bench.protocol import (  # noqa: E402
     DATA,
     HEAD_DIM,
-    tokens_per_param,
     budget_steps,
     compare,
     final_loss,
@@ -48,6 +47,7 @@ from bench.protocol import (  # noqa: E402
     model_at,
     model_param_counts,
     parse_size,
+    tokens_per_param,
     tokens_per_step,
     train_once,
     tune_lr,
@@ -58,8 +58,11 @@ from kinherit.metrics.horizons import value_at  # noqa: E402
 from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 
-OPTIONS = {"reset": {"optimizer_state": "reset"}, "rewarm": {"lr_policy": "rewarm"},
-           "lrscale": {"lr_scaling": "growth"}}
+OPTIONS = {
+    "reset": {"optimizer_state": "reset"},
+    "rewarm": {"lr_policy": "rewarm"},
+    "lrscale": {"lr_scaling": "growth"},
+}
 """The `+option` suffixes of a schedule variant, each a growth-stage setting."""
 
 
@@ -69,17 +72,23 @@ def schedule(variant: str, hidden: int, layers: int, budget: int) -> tuple[dict[
     name, _, last = head.partition("@")
     unknown = [flag for flag in flags if flag not in OPTIONS]
     if unknown:
-        raise SystemExit(f"unknown option +{unknown[0]} in {variant!r}: "
-                         f"choose from {', '.join('+' + o for o in OPTIONS)}")
+        raise SystemExit(
+            f"unknown option +{unknown[0]} in {variant!r}: choose from {', '.join('+' + o for o in OPTIONS)}"
+        )
     settings = {key: value for flag in flags for key, value in OPTIONS[flag].items()}
     model, stages = _stages(name, hidden, layers, budget, float(last) if last else 0.5)
     return model, [{**stage, **settings} for stage in stages]
 
 
-def _stages(name: str, hidden: int, layers: int, budget: int,
-            last: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    full = {"hidden_size": hidden, "num_heads": hidden // HEAD_DIM, "intermediate_size": 4 * hidden,
-            "num_layers": layers}
+def _stages(
+    name: str, hidden: int, layers: int, budget: int, last: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    full = {
+        "hidden_size": hidden,
+        "num_heads": hidden // HEAD_DIM,
+        "intermediate_size": 4 * hidden,
+        "num_layers": layers,
+    }
     quarter, half = round(0.5 * last * budget), round(last * budget)
     if name == "scratch":
         return model_at(hidden, layers), []
@@ -90,25 +99,50 @@ def _stages(name: str, hidden: int, layers: int, budget: int,
     if name == "width":
         return model_at(hidden // 2, layers), [{"at_step": half, **full}]
     if name == "both":
-        return model_at(hidden // 2, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)},
-                                          {"at_step": half, **full}]
+        return model_at(hidden // 2, 1), [
+            {"at_step": quarter, "num_layers": max(2, layers // 2)},
+            {"at_step": half, **full},
+        ]
     raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both, shallow")
 
 
-def run(name: str, size: tuple[int, int], lr: float, seed: int, steps: int, budget: int, out: Path, batch: int,
-        scheduler: str = "cosine") -> Path:
+def run(
+    name: str,
+    size: tuple[int, int],
+    lr: float,
+    seed: int,
+    steps: int,
+    budget: int,
+    out: Path,
+    batch: int,
+    scheduler: str = "cosine",
+) -> Path:
     """Train one run of schedule `name` (reusing a finished one in `out`)."""
     model, growth = schedule(name, *size, budget)
     return train_once(out, model, steps, lr, seed, budget, batch, scheduler, growth=growth)
 
 
-def tune(names: list[str], size: tuple[int, int], grid: list[float], seeds: list[int], budget: int, out: Path,
-         batch: int, scheduler: str = "cosine", max_extensions: int = 3) -> dict[str, Any]:
+def tune(
+    names: list[str],
+    size: tuple[int, int],
+    grid: list[float],
+    seeds: list[int],
+    budget: int,
+    out: Path,
+    batch: int,
+    scheduler: str = "cosine",
+    max_extensions: int = 3,
+) -> dict[str, Any]:
     """Each run's best peak LR over the same grid, extended until interior (`tune_lr`)."""
+
     def evaluate(lr: float) -> dict[str, float]:
-        return {name: statistics.mean(
-            final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch, scheduler))
-            for s in seeds) for name in names}
+        return {
+            name: statistics.mean(
+                final_loss(run(name, size, lr, s, budget, budget, out / name / f"lr{lr:g}-seed{s}", batch, scheduler))
+                for s in seeds
+            )
+            for name in names
+        }
 
     return tune_lr(names, grid, evaluate, max_extensions)
 
@@ -128,22 +162,34 @@ def _tpp(entry: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     horizons = result["horizons"]
-    lines = ["B (tokens per parameter): the budget in tokens per parameter of the target size, non-embedding / with "
-             "embeddings; a horizon h holds at h times it", "",
-             "| size | B (tokens per parameter) | run | peak LR (configs tried) | "
-             + " | ".join(f"saving @{h}×" for h in horizons) + " | ≤ scratch at equal FLOPs |",
-             "|---|---|---|---|" + "---|" * (len(horizons) + 1)]
+    lines = [
+        "B (tokens per parameter): the budget in tokens per parameter of the target size, non-embedding / with "
+        "embeddings; a horizon h holds at h times it",
+        "",
+        "| size | B (tokens per parameter) | run | peak LR (configs tried) | "
+        + " | ".join(f"saving @{h}×" for h in horizons)
+        + " | ≤ scratch at equal FLOPs |",
+        "|---|---|---|---|" + "---|" * (len(horizons) + 1),
+    ]
     for size, entry in result["sizes"].items():
         tuning, tpp = entry["tuning"], _tpp(entry)
-        lines.append(f"| {size} | {tpp} | scratch | {tuning['best']['scratch']:g} "
-                     f"({tuning['configs_tried']['scratch']}) | " + " | ".join("—" for _ in horizons) + " | — |")
+        lines.append(
+            f"| {size} | {tpp} | scratch | {tuning['best']['scratch']:g} "
+            f"({tuning['configs_tried']['scratch']}) | " + " | ".join("—" for _ in horizons) + " | — |"
+        )
         for name, per_seed in entry["report"].items():
-            cells = [format_savings([s["saving"][f"{h}x"] for s in per_seed],
-                                    [s["reached"][f"{h}x"] for s in per_seed]) for h in horizons]
-            ahead = (f"{sum(s['not_worse_at_equal_flops'] for s in per_seed)} of "
-                     f"{sum(s['evaluations'] for s in per_seed)}")
-            lines.append(f"| {size} | {tpp} | {name} | {tuning['best'][name]:g} ({tuning['configs_tried'][name]}) | "
-                         + " | ".join(cells) + f" | {ahead} |")
+            cells = [
+                format_savings([s["saving"][f"{h}x"] for s in per_seed], [s["reached"][f"{h}x"] for s in per_seed])
+                for h in horizons
+            ]
+            ahead = (
+                f"{sum(s['not_worse_at_equal_flops'] for s in per_seed)} of {sum(s['evaluations'] for s in per_seed)}"
+            )
+            lines.append(
+                f"| {size} | {tpp} | {name} | {tuning['best'][name]:g} ({tuning['configs_tried'][name]}) | "
+                + " | ".join(cells)
+                + f" | {ahead} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -154,11 +200,14 @@ def tuning_markdown(result: dict[str, Any]) -> str:
         tuning = entry["tuning"]
         budget = entry.get("budget", {"steps": result["args"]["budget"]})
         grid = sorted({float(lr) for losses in tuning["mean_final_loss"].values() for lr in losses})
-        lines += [f"{size}, tuning seeds {result['args']['tune_seeds']}: final val loss after B = "
-                  f"{budget['steps']} steps" + (f" ({_tpp(entry)} tokens per parameter, non-embedding / with "
-                                                "embeddings)" if "params" in budget else ""),
-                  "", "| variant | " + " | ".join(f"LR {lr:g}" for lr in grid) + " | best |",
-                  "|---|" + "---|" * (len(grid) + 1)]
+        lines += [
+            f"{size}, tuning seeds {result['args']['tune_seeds']}: final val loss after B = "
+            f"{budget['steps']} steps"
+            + (f" ({_tpp(entry)} tokens per parameter, non-embedding / with embeddings)" if "params" in budget else ""),
+            "",
+            "| variant | " + " | ".join(f"LR {lr:g}" for lr in grid) + " | best |",
+            "|---|" + "---|" * (len(grid) + 1),
+        ]
         for name, losses in tuning["mean_final_loss"].items():
             cells = [f"{losses[key]:.3f}" if (key := f"{lr:g}") in losses else "—" for lr in grid]
             best = tuning["best"][name]
@@ -177,15 +226,27 @@ def plot(out: Path, result: dict[str, Any], path: Path) -> None:
         for name, style in (("scratch", "-"), *zip(result["sizes"][size]["report"], styles)):
             for i, seed in enumerate(result["args"]["seeds"]):
                 run_ = load_run(out / size / "report" / f"seed{seed}" / name)
-                (line,) = ax.plot(*zip(*run_.curve("flops")), style, marker="o", markersize=2, color=f"C{i}",
-                                  label=f"{name} seed {seed}")
+                (line,) = ax.plot(
+                    *zip(*run_.curve("flops")),
+                    style,
+                    marker="o",
+                    markersize=2,
+                    color=f"C{i}",
+                    label=f"{name} seed {seed}",
+                )
                 for growth in run_.growths:
-                    at = value_at(sorted((float(e["step"]), float(e["flops"])) for e in run_.evals),
-                                  float(growth["step"]))
+                    at = value_at(
+                        sorted((float(e["step"]), float(e["flops"])) for e in run_.evals), float(growth["step"])
+                    )
                     if at is not None:
                         ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=0.8)
-        finish_axes(ax, "total training FLOPs (every stage counted)", "validation loss",
-                    f"{size}: staged schedules vs tuned scratch (solid), colour = seed", legend_size=6)
+        finish_axes(
+            ax,
+            "total training FLOPs (every stage counted)",
+            "validation loss",
+            f"{size}: staged schedules vs tuned scratch (solid), colour = seed",
+            legend_size=6,
+        )
     save_png(fig, path)
 
 
@@ -193,9 +254,13 @@ def size_budget(size: tuple[int, int], args: argparse.Namespace) -> int:
     """B at this target size: --budget steps, or --tokens-per-param tokens per non-embedding parameter of the target
     (rounded to a multiple of 4 steps, so that evaluations every B/4 fall on every horizon)."""
     params = model_param_counts(model_at(*size), DATA["tokenizer"]["train_vocab_size"], DATA["seq_len"])
-    return budget_steps(params["non_embedding"], tokens_per_step({"per_device_train_batch_size": args.batch}, DATA),
-                        steps=args.budget, tokens_per_param=args.tokens_per_param,
-                        multiple_of=1 if args.tokens_per_param is None else 4)
+    return budget_steps(
+        params["non_embedding"],
+        tokens_per_step({"per_device_train_batch_size": args.batch}, DATA),
+        steps=args.budget,
+        tokens_per_param=args.tokens_per_param,
+        multiple_of=1 if args.tokens_per_param is None else 4,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,18 +268,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=["64x4", "128x4"])
     parser.add_argument("--schedules", nargs="+", default=["depth", "width", "both"])
     parser.add_argument("--budget", type=int, help="B, optimizer steps (default 200)")
-    parser.add_argument("--tokens-per-param", type=float,
-                        help="B instead as this many tokens per non-embedding parameter of each target size")
+    parser.add_argument(
+        "--tokens-per-param",
+        type=float,
+        help="B instead as this many tokens per non-embedding parameter of each target size",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr-grid", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3, 8e-3])
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--horizon", type=int, default=3)
-    parser.add_argument("--scheduler", choices=["cosine", "wsd"], default="cosine",
-                        help="every run's LR schedule: cosine, or WSD decaying over the last 20%% of its steps")
+    parser.add_argument(
+        "--scheduler",
+        choices=["cosine", "wsd"],
+        default="cosine",
+        help="every run's LR schedule: cosine, or WSD decaying over the last 20%% of its steps",
+    )
     parser.add_argument("--out", default="runs/progressive")
-    parser.add_argument("--tune-only", action="store_true",
-                        help="stop after tuning: compare the variants on the tuning seeds (progressive-tuning.md)")
+    parser.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="stop after tuning: compare the variants on the tuning seeds (progressive-tuning.md)",
+    )
     args = parser.parse_args(argv)
     if set(args.tune_seeds) & set(args.seeds):
         parser.error("tuning seeds must not be reported: --tune-seeds and --seeds overlap")
@@ -228,21 +303,38 @@ def main(argv: list[str] | None = None) -> None:
         size = parse_size(text)
         budget = size_budget(size, args)
         names = ["scratch", *args.schedules]
-        tuning = tune(names, size, args.lr_grid, args.tune_seeds, budget, out / text / "tune", args.batch,
-                      args.scheduler)
+        tuning = tune(
+            names, size, args.lr_grid, args.tune_seeds, budget, out / text / "tune", args.batch, args.scheduler
+        )
         print(f"{text}: tuned {tuning['best']} (interior: {tuning['interior']})", flush=True)
         scratch_model = out / text / "tune" / "scratch" / f"lr{tuning['best']['scratch']:g}-seed{args.tune_seeds[0]}"
-        entry: dict[str, Any] = {"budget": {"steps": budget, "tokens_per_step": args.batch * DATA["seq_len"],
-                                            "params": model_param_counts(scratch_model / "model")}}
+        entry: dict[str, Any] = {
+            "budget": {
+                "steps": budget,
+                "tokens_per_step": args.batch * DATA["seq_len"],
+                "params": model_param_counts(scratch_model / "model"),
+            }
+        }
         if args.tune_only:
             result["sizes"][text] = {**entry, "tuning": tuning}
             continue
         report: dict[str, list[dict[str, Any]]] = {name: [] for name in args.schedules}
         for seed in args.seeds:
             steps = budget * args.horizon
-            folders = {name: run(name, size, tuning["best"][name], seed, steps, budget,
-                                 out / text / "report" / f"seed{seed}" / name, args.batch, args.scheduler)
-                       for name in names}
+            folders = {
+                name: run(
+                    name,
+                    size,
+                    tuning["best"][name],
+                    seed,
+                    steps,
+                    budget,
+                    out / text / "report" / f"seed{seed}" / name,
+                    args.batch,
+                    args.scheduler,
+                )
+                for name in names
+            }
             for name in args.schedules:
                 report[name].append({"seed": seed, **compare_runs(folders["scratch"], folders[name], budget, horizons)})
         result["sizes"][text] = {**entry, "tuning": tuning, "report": report}

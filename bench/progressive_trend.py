@@ -48,8 +48,10 @@ def budget_tokens_per_param(result: dict[str, Any], size: str) -> dict[str, floa
     if "budget" not in entry and "budget" not in result.get("args", {}):
         return None
     budget = entry.get("budget") or {
-        "steps": result["args"]["budget"], "tokens_per_step": result["args"].get("batch", 16) * DATA["seq_len"],
-        "params": model_param_counts(model_at(*parse_size(size)), DATA["tokenizer"]["train_vocab_size"])}
+        "steps": result["args"]["budget"],
+        "tokens_per_step": result["args"].get("batch", 16) * DATA["seq_len"],
+        "params": model_param_counts(model_at(*parse_size(size)), DATA["tokenizer"]["train_vocab_size"]),
+    }
     return tokens_per_param(budget["steps"], budget["tokens_per_step"], budget["params"])
 
 
@@ -64,11 +66,17 @@ def points(results: list[dict[str, Any]], schedule: str) -> list[dict[str, Any]]
                 continue
             horizons = [f"{h}x" for h in result["horizons"]]
             stats = {h: mean_std([s["saving"][h] for s in per_seed]) for h in horizons}
-            rows.append({"size": size, "params": non_embedding_params(*parse_size(size)), "seeds": len(per_seed),
-                         "tokens_per_param": budget_tokens_per_param(result, size),
-                         "saving": {h: stats[h]["mean"] for h in horizons},
-                         "std": {h: stats[h]["std"] for h in horizons},
-                         "unreached": {h: sum(not s["reached"][h] for s in per_seed) for h in horizons}})
+            rows.append(
+                {
+                    "size": size,
+                    "params": non_embedding_params(*parse_size(size)),
+                    "seeds": len(per_seed),
+                    "tokens_per_param": budget_tokens_per_param(result, size),
+                    "saving": {h: stats[h]["mean"] for h in horizons},
+                    "std": {h: stats[h]["std"] for h in horizons},
+                    "unreached": {h: sum(not s["reached"][h] for s in per_seed) for h in horizons},
+                }
+            )
     return sorted(rows, key=lambda row: row["params"])
 
 
@@ -98,25 +106,35 @@ def predicted(line: dict[str, float], params: float) -> float:
 
 def markdown(rows: list[dict[str, Any]], fits: dict[str, Any], schedule: str, at: float) -> str:
     horizons = list(fits)
-    lines = ["B (tokens per parameter): the budget of the progressive result in tokens per parameter of the size, "
-             "non-embedding / with embeddings; a horizon h holds at h times it", "",
-             "| size | non-embedding params | B (tokens per parameter) | "
-             + " | ".join(f"{schedule} saving @{h}" for h in horizons) + " |",
-             "|---|---|---|" + "---|" * len(horizons)]
+    lines = [
+        "B (tokens per parameter): the budget of the progressive result in tokens per parameter of the size, "
+        "non-embedding / with embeddings; a horizon h holds at h times it",
+        "",
+        "| size | non-embedding params | B (tokens per parameter) | "
+        + " | ".join(f"{schedule} saving @{h}" for h in horizons)
+        + " |",
+        "|---|---|---|" + "---|" * len(horizons),
+    ]
     for row in rows:
-        cells = [("≤ " if row["unreached"][h] else "")
-                 + f"{100 * row['saving'][h]:.1f}% ± {100 * row['std'][h]:.1f}%"
-                 + (f" ({row['unreached'][h]} of {row['seeds']} not reached)" if row["unreached"][h] else "")
-                 for h in horizons]
+        cells = [
+            ("≤ " if row["unreached"][h] else "")
+            + f"{100 * row['saving'][h]:.1f}% ± {100 * row['std'][h]:.1f}%"
+            + (f" ({row['unreached'][h]} of {row['seeds']} not reached)" if row["unreached"][h] else "")
+            for h in horizons
+        ]
         tpp = row["tokens_per_param"]
         per_param = f"{tpp['non_embedding']:.3g} / {tpp['with_embedding']:.3g}" if tpp else "—"
-        lines.append(f"| {row['size']} | {row['params']:,} | {per_param} | "
-                     + " | ".join(cells) + " |")
-    slope = [f"N^({fits[h]['b']:+.2f}" + (f" ± {fits[h]['b_stderr']:.2f})" if fits[h]["b_stderr"] is not None else ")")
-             for h in horizons]
+        lines.append(f"| {row['size']} | {row['params']:,} | {per_param} | " + " | ".join(cells) + " |")
+    slope = [
+        f"N^({fits[h]['b']:+.2f}" + (f" ± {fits[h]['b_stderr']:.2f})" if fits[h]["b_stderr"] is not None else ")")
+        for h in horizons
+    ]
     lines.append("| fit: compute fraction 1 − saving ∝ | | | " + " | ".join(slope) + " |")
-    lines.append(f"| extrapolated to {at:.0e} (not measured) | | | "
-                 + " | ".join(f"{100 * fits[h]['at']:.0f}%" for h in horizons) + " |")
+    lines.append(
+        f"| extrapolated to {at:.0e} (not measured) | | | "
+        + " | ".join(f"{100 * fits[h]['at']:.0f}%" for h in horizons)
+        + " |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -124,14 +142,26 @@ def plot(rows: list[dict[str, Any]], fits: dict[str, Any], schedule: str, path: 
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [r["params"] for r in rows]
     for i, h in enumerate(fits):
-        ax.errorbar(xs, [100 * r["saving"][h] for r in rows], yerr=[100 * r["std"][h] for r in rows], fmt="o",
-                    color=f"C{i}", capsize=3, label=f"{schedule} @{h} (mean ± std over seeds)")
+        ax.errorbar(
+            xs,
+            [100 * r["saving"][h] for r in rows],
+            yerr=[100 * r["std"][h] for r in rows],
+            fmt="o",
+            color=f"C{i}",
+            capsize=3,
+            label=f"{schedule} @{h} (mean ± std over seeds)",
+        )
         grid = [min(xs) / 1.5, max(xs) * 1.5]
         ax.plot(grid, [100 * predicted(fits[h], x) for x in grid], color=f"C{i}", linewidth=0.8)
     ax.set_xscale("log")
     ax.axhline(0.0, color="black", linewidth=0.8)
-    finish_axes(ax, "target non-embedding parameters", "FLOPs saved vs tuned scratch (%), all counted",
-                "staged training: saving against model size", legend_size=7)
+    finish_axes(
+        ax,
+        "target non-embedding parameters",
+        "FLOPs saved vs tuned scratch (%), all counted",
+        "staged training: saving against model size",
+        legend_size=7,
+    )
     save_png(fig, path)
 
 
@@ -148,8 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     fits = trend(rows, args.at)
     out = Path(args.out)
     write_json(out / "trend.json", {"args": vars(args), "points": rows, "fits": fits})
-    write_table(out, "trend", markdown(rows, fits, args.schedule, args.at),
-                lambda path: plot(rows, fits, args.schedule, path))
+    write_table(
+        out, "trend", markdown(rows, fits, args.schedule, args.at), lambda path: plot(rows, fits, args.schedule, path)
+    )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,32 @@ from kinherit.metrics.savings import saving
 from kinherit.train.pretrain import pretrain
 
 __all__ = [
-    "DATA", "HEAD_DIM", "StepTimer", "add_seed", "budget_line", "budget_steps", "compare", "final_loss",
-    "format_savings", "format_summary", "matmul_peak_gflops", "mean_std", "model_at", "model_param_counts",
-    "non_embedding_params", "param_counts", "parse_size", "step_time", "summarize_savings", "tokens_per_s",
-    "tokens_per_param", "tokens_per_step", "train_once", "train_run", "tune_lr", "write_table",
+    "DATA",
+    "HEAD_DIM",
+    "StepTimer",
+    "add_seed",
+    "budget_line",
+    "budget_steps",
+    "compare",
+    "final_loss",
+    "format_savings",
+    "format_summary",
+    "matmul_peak_gflops",
+    "mean_std",
+    "model_at",
+    "model_param_counts",
+    "non_embedding_params",
+    "param_counts",
+    "parse_size",
+    "step_time",
+    "summarize_savings",
+    "tokens_per_s",
+    "tokens_per_param",
+    "tokens_per_step",
+    "train_once",
+    "train_run",
+    "tune_lr",
+    "write_table",
 ]
 
 # ---------------------------------------------------------------------------------------------------- sizes
@@ -58,25 +80,52 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def model_at(hidden: int, layers: int) -> dict[str, Any]:
     """The `model:` section of the llama `HxL`: heads of 16, FFN 4·H."""
-    return {"family": "llama", "hidden_size": hidden, "num_layers": layers, "num_heads": hidden // HEAD_DIM,
-            "intermediate_size": 4 * hidden}
+    return {
+        "family": "llama",
+        "hidden_size": hidden,
+        "num_layers": layers,
+        "num_heads": hidden // HEAD_DIM,
+        "intermediate_size": 4 * hidden,
+    }
 
 
 # -------------------------------------------------------------------------------------------------- one run
 
 
-def train_once(out: Path, model: dict[str, Any], steps: int, lr: float, seed: int, budget: int, batch: int,
-               scheduler: str = "cosine", **sections: Any) -> Path:
+def train_once(
+    out: Path,
+    model: dict[str, Any],
+    steps: int,
+    lr: float,
+    seed: int,
+    budget: int,
+    batch: int,
+    scheduler: str = "cosine",
+    **sections: Any,
+) -> Path:
     """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine (or WSD, decaying over
     the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage; `sections` (growth, teacher,
     selection) are added to the config when not None."""
     if not (out / "model").is_dir():
         wsd = {"lr_scheduler_type": WSD} if scheduler == "wsd" else {}
-        config = {"out": str(out), "data": DATA, "model": model,
-                  "train": {"max_steps": steps, "learning_rate": lr, "per_device_train_batch_size": batch,
-                            "warmup_steps": 0.05, "eval_steps": max(budget // 4, 1), "save_steps": steps,
-                            "logging_steps": max(budget // 20, 1), "seed": seed, "disable_tqdm": True, **wsd},
-                  **{key: value for key, value in sections.items() if value is not None}}
+        config = {
+            "out": str(out),
+            "data": DATA,
+            "model": model,
+            "train": {
+                "max_steps": steps,
+                "learning_rate": lr,
+                "per_device_train_batch_size": batch,
+                "warmup_steps": 0.05,
+                "eval_steps": max(budget // 4, 1),
+                "save_steps": steps,
+                "logging_steps": max(budget // 20, 1),
+                "seed": seed,
+                "disable_tqdm": True,
+                **wsd,
+            },
+            **{key: value for key, value in sections.items() if value is not None},
+        }
         pretrain(validate_config(config))
     return out
 
@@ -97,8 +146,9 @@ def tokens_per_step(train: dict[str, Any] | None = None, data: dict[str, Any] | 
     return int(train["per_device_train_batch_size"]) * int(train.get("gradient_accumulation_steps", 1)) * seq_len
 
 
-def budget_steps(params: int, step_tokens: int, steps: int | None = None, tokens_per_param: float | None = None,
-                 multiple_of: int = 1) -> int:
+def budget_steps(
+    params: int, step_tokens: int, steps: int | None = None, tokens_per_param: float | None = None, multiple_of: int = 1
+) -> int:
     """A run's budget in optimizer steps, given either as `steps` or as `tokens_per_param` tokens per non-embedding
     parameter (`params`): tokens_per_param · params / step_tokens rounded to a multiple of `multiple_of` (e.g. the
     evaluation interval, so that every horizon has an evaluation), at least `multiple_of`."""
@@ -118,16 +168,19 @@ def tokens_per_param(steps: int, step_tokens: int, counts: dict[str, int]) -> di
 def budget_line(steps: int, step_tokens: int, counts: dict[str, int], what: str = "B") -> str:
     """The header line that states at which tokens per parameter a table's figures hold."""
     tpp = tokens_per_param(steps, step_tokens, counts)
-    return (f"{what} = {steps:,} steps × {step_tokens:,} tokens = {steps * step_tokens:,} tokens: "
-            f"{tpp['non_embedding']:.3g} tokens per non-embedding parameter ({counts['non_embedding']:,}), "
-            f"{tpp['with_embedding']:.3g} with embeddings ({counts['with_embedding']:,})")
+    return (
+        f"{what} = {steps:,} steps × {step_tokens:,} tokens = {steps * step_tokens:,} tokens: "
+        f"{tpp['non_embedding']:.3g} tokens per non-embedding parameter ({counts['non_embedding']:,}), "
+        f"{tpp['with_embedding']:.3g} with embeddings ({counts['with_embedding']:,})"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- tuning
 
 
-def tune_lr(names: Iterable[str], grid: Iterable[float], evaluate: Callable[[float], dict[str, float]],
-            max_extensions: int = 3) -> dict[str, Any]:
+def tune_lr(
+    names: Iterable[str], grid: Iterable[float], evaluate: Callable[[float], dict[str, float]], max_extensions: int = 3
+) -> dict[str, Any]:
     """Each run's best peak LR over one shared grid, extended until the best is interior.
 
     `evaluate(lr)` trains every run of `names` at `lr` (on the tuning seeds) and returns each one's mean final
@@ -148,17 +201,27 @@ def tune_lr(names: Iterable[str], grid: Iterable[float], evaluate: Callable[[flo
         if not edges or extension == max_extensions:
             break
         grid = sorted(set(grid) | {lr / 2 if lr == grid[0] else lr * 2 for lr in edges})
-    return {"grid": grid, "best": best, "interior": not edges,
-            "interior_by_run": {name: best[name] not in (grid[0], grid[-1]) for name in names},
-            "configs_tried": {name: len(losses[name]) for name in names},
-            "mean_final_loss": {name: {f"{lr:g}": v for lr, v in sorted(losses[name].items())} for name in names}}
+    return {
+        "grid": grid,
+        "best": best,
+        "interior": not edges,
+        "interior_by_run": {name: best[name] not in (grid[0], grid[-1]) for name in names},
+        "configs_tried": {name: len(losses[name]) for name in names},
+        "mean_final_loss": {name: {f"{lr:g}": v for lr, v in sorted(losses[name].items())} for name in names},
+    }
 
 
 # -------------------------------------------------------------------------------------------------- results
 
 
-def compare(base_evals: list[dict], run_evals: list[dict], budget: int, horizons: list[int], sunk: float = 0.0,
-            at: str = "flops") -> dict[str, Any]:
+def compare(
+    base_evals: list[dict],
+    run_evals: list[dict],
+    budget: int,
+    horizons: list[int],
+    sunk: float = 0.0,
+    at: str = "flops",
+) -> dict[str, Any]:
     """One seed's run against the baseline: per horizon h (`"{h}x"`), the FLOPs saving to reach the baseline's best
     loss within h·`budget` steps, or, where the run never reaches it, its bound 1 − F_run(last) / F_baseline (the
     true saving is below it; `reached` says which); the run's and the baseline's loss after h·B steps; the saving
@@ -168,13 +231,18 @@ def compare(base_evals: list[dict], run_evals: list[dict], budget: int, horizons
     points = horizon_points(base_evals, run_evals, budget, horizons, sunk)
     for p in points:
         if p.baseline_flops <= 0:
-            raise KinheritError(f"the baseline never improved on its first evaluation within {p.horizon}x the budget: "
-                                "no saving is defined; train it longer or with another learning rate")
+            raise KinheritError(
+                f"the baseline never improved on its first evaluation within {p.horizon}x the budget: "
+                "no saving is defined; train it longer or with another learning rate"
+            )
     last = float(run_evals[-1]["flops"])
     if at == "flops":
         curve = [(float(e["flops"]), float(e["val_loss"])) for e in run_evals]
-        excess = [value_at(curve, float(e["flops"])) - e["val_loss"] for e in base_evals
-                  if e["step"] > 0 and value_at(curve, float(e["flops"])) is not None]
+        excess = [
+            value_at(curve, float(e["flops"])) - e["val_loss"]
+            for e in base_evals
+            if e["step"] > 0 and value_at(curve, float(e["flops"])) is not None
+        ]
         key = "not_worse_at_equal_flops"
     elif at == "step":
         at_step = {e["step"]: e["val_loss"] for e in run_evals}
@@ -183,21 +251,34 @@ def compare(base_evals: list[dict], run_evals: list[dict], budget: int, horizons
     else:
         raise ValueError(f"at: 'flops' or 'step', not {at!r}")
     return {
-        "saving": {f"{p.horizon}x": p.saving if p.saving is not None else saving(last, p.baseline_flops)[0]
-                   for p in points},
+        "saving": {
+            f"{p.horizon}x": p.saving if p.saving is not None else saving(last, p.baseline_flops)[0] for p in points
+        },
         "reached": {f"{p.horizon}x": p.saving is not None for p in points},
-        "saving_sunk_counted": {f"{p.horizon}x": (1 - (p.flops_to_baseline_loss + sunk) / p.baseline_flops)
-                                if p.flops_to_baseline_loss is not None else None for p in points},
+        "saving_sunk_counted": {
+            f"{p.horizon}x": (1 - (p.flops_to_baseline_loss + sunk) / p.baseline_flops)
+            if p.flops_to_baseline_loss is not None
+            else None
+            for p in points
+        },
         "loss": {f"{p.horizon}x": p.run_loss for p in points},
         "scratch_loss": {f"{p.horizon}x": p.baseline_loss for p in points},
         "loss_equal_total_flops": {f"{p.horizon}x": p.loss_at_equal_total_flops for p in points},
-        "sunk_flops": sunk, "evaluations": len(excess), key: sum(e <= 0 for e in excess),
+        "sunk_flops": sunk,
+        "evaluations": len(excess),
+        key: sum(e <= 0 for e in excess),
         "max_excess": max(excess) if excess else None,
     }
 
 
-def add_seed(values: dict[str, list], baseline_evals: list[dict], run_evals: list[dict], budget: int,
-             horizons: list[int], sunk: float) -> None:
+def add_seed(
+    values: dict[str, list],
+    baseline_evals: list[dict],
+    run_evals: list[dict],
+    budget: int,
+    horizons: list[int],
+    sunk: float,
+) -> None:
     """Append one seed's horizon figures (`compare`) to `values` (key -> one entry per seed): `sunk_flops`, and per
     horizon `saving@{h}x` (the bound where not reached), `reached@`, `loss@`, `loss_equal_total_flops@`."""
     one = compare(baseline_evals, run_evals, budget, horizons, sunk)
@@ -215,9 +296,12 @@ def mean_std(values: list[float | None]) -> dict[str, Any]:
     """Mean ± sample std of the values that exist (None or not finite: undefined, e.g. a loss at equal FLOPs where
     the sunk cost exceeds the budget), with how many exist (`reached`) of `n`."""
     known = [v for v in values if v is not None and v == v and abs(v) != float("inf")]
-    return {"mean": statistics.mean(known) if known else None,
-            "std": statistics.stdev(known) if len(known) > 1 else 0.0,
-            "reached": len(known), "n": len(values)}
+    return {
+        "mean": statistics.mean(known) if known else None,
+        "std": statistics.stdev(known) if len(known) > 1 else 0.0,
+        "reached": len(known),
+        "n": len(values),
+    }
 
 
 def summarize_savings(savings: list[float], reached: list[bool]) -> dict[str, Any]:
@@ -226,8 +310,13 @@ def summarize_savings(savings: list[float], reached: list[bool]) -> dict[str, An
     upper bound (`bound: true`): an unreached seed is never dropped, and never raises the mean above the truth."""
     if len(savings) != len(reached) or not savings:
         raise ValueError(f"{len(savings)} savings for {len(reached)} reached flags")
-    return {"mean": statistics.mean(savings), "std": statistics.stdev(savings) if len(savings) > 1 else 0.0,
-            "reached": sum(reached), "n": len(savings), "bound": not all(reached)}
+    return {
+        "mean": statistics.mean(savings),
+        "std": statistics.stdev(savings) if len(savings) > 1 else 0.0,
+        "reached": sum(reached),
+        "n": len(savings),
+        "bound": not all(reached),
+    }
 
 
 def format_summary(summary: dict[str, Any], pct: bool = True, digits: int = 3) -> str:
@@ -265,8 +354,12 @@ def param_counts(model: torch.nn.Module) -> dict[str, int]:
     seen: dict[int, int] = {}
     for p in model.parameters():
         seen[id(p)] = p.numel()
-    embedding_ids = {id(p) for module in (model.get_input_embeddings(), model.get_output_embeddings())
-                     if module is not None for p in module.parameters()}
+    embedding_ids = {
+        id(p)
+        for module in (model.get_input_embeddings(), model.get_output_embeddings())
+        if module is not None
+        for p in module.parameters()
+    }
     total = sum(seen.values())
     return {"non_embedding": total - sum(n for i, n in seen.items() if i in embedding_ids), "with_embedding": total}
 
@@ -322,9 +415,12 @@ def tokens_per_s(trainer: Trainer, warmup: int, step_tokens: int) -> float:
 def step_time(out: Path, skip: int, stage: int | None = None) -> float:
     """Median wall time between consecutive logged optimizer steps of the run in `out`, after `skip` steps (of
     `stage` alone, for a staged run; NaN when fewer than two steps are left)."""
-    times = [e["time_s"] for e in read_metrics(out / "metrics.jsonl")
-             if "loss" in e and (stage is None or e.get("stage", 0) == stage)]
-    gaps = [b - a for a, b in zip(times[skip:], times[skip + 1:])]
+    times = [
+        e["time_s"]
+        for e in read_metrics(out / "metrics.jsonl")
+        if "loss" in e and (stage is None or e.get("stage", 0) == stage)
+    ]
+    gaps = [b - a for a, b in zip(times[skip:], times[skip + 1 :])]
     return statistics.median(gaps) if gaps else float("nan")
 
 
@@ -341,8 +437,9 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 10) -> float:
 # --------------------------------------------------------------------------------------------------- output
 
 
-def write_table(out: Path, stem: str, text: str, draw: Callable[[Path], None], alt: str | None = None,
-                figure: str | None = None) -> None:
+def write_table(
+    out: Path, stem: str, text: str, draw: Callable[[Path], None], alt: str | None = None, figure: str | None = None
+) -> None:
     """A bench's result: `stem`.md (the table, then its figure) and the figure (`figure`, default `stem`.png) drawn by
     `draw`; the table printed. `alt` is the figure's alt text (default: the stem)."""
     figure = figure or f"{stem}.png"

@@ -51,24 +51,33 @@ def main() -> None:
     parser.add_argument("--out", default="runs/sweep")
     args = parser.parse_args()
 
-    base = QUICK if args.quick else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec
-                                                                  else {})
+    base = (
+        QUICK
+        if args.quick
+        else ExperimentSpec.model_validate(read_yaml(Path(args.spec).read_text()) if args.spec else {})
+    )
     share = frozenset(UNCHANGED_BY.get(args.param.split(".")[0], set()))
     rows = []
     for value in read_yaml(args.values):
         folder = Path(args.out) / f"{args.param}={value}"
         spec = _with(base, args.param, value)
-        report = run_experiment(spec, folder, students=tuple(args.students), shared=Path(args.out) / "shared",
-                                share=share)
+        report = run_experiment(
+            spec, folder, students=tuple(args.students), shared=Path(args.out) / "shared", share=share
+        )
         scratch = (Path(args.out) / "shared" if "scratch" in share else folder) / "scratch" / "model"
-        tpp = tokens_per_param(int(spec.student_train["max_steps"]), tokens_per_step(spec.student_train, spec.data),
-                               model_param_counts(scratch))
+        tpp = tokens_per_param(
+            int(spec.student_train["max_steps"]),
+            tokens_per_step(spec.student_train, spec.data),
+            model_param_counts(scratch),
+        )
         for result in report.results:
             if result.name in args.students and result.name != "scratch":
                 rows.append((value, result, tpp))
 
-    print(f"\nsweep of {args.param}; saving = FLOPs saved vs scratch to reach scratch's final val loss; "
-          "tokens/param: the student's budget in tokens per parameter, non-embedding / with embeddings")
+    print(
+        f"\nsweep of {args.param}; saving = FLOPs saved vs scratch to reach scratch's final val loss; "
+        "tokens/param: the student's budget in tokens per parameter, non-embedding / with embeddings"
+    )
     print(f"{args.param:>28} | {'run':>9} | {'tokens/param':>13} | {'final val loss':>14} | saving")
     for value, r, tpp in rows:
         saved = "not reached" if r.saving_fraction is None else f"{r.saving_fraction:.1%}"

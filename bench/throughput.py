@@ -28,9 +28,18 @@ from kinherit.train.trainer import KinheritTrainer
 
 def _args(out: Path, ns: argparse.Namespace) -> TrainingArguments:
     return TrainingArguments(
-        output_dir=str(out), max_steps=ns.steps, per_device_train_batch_size=ns.batch, learning_rate=1e-3,
-        logging_steps=10, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-        use_cpu=True, seed=0, dataloader_num_workers=0,
+        output_dir=str(out),
+        max_steps=ns.steps,
+        per_device_train_batch_size=ns.batch,
+        learning_rate=1e-3,
+        logging_steps=10,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
     )
 
 
@@ -46,9 +55,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternate the two trainers this many times")
     ns = parser.parse_args()
 
-    config = LlamaConfig(vocab_size=ns.vocab, hidden_size=ns.hidden, num_hidden_layers=ns.layers,
-                         num_attention_heads=max(1, ns.hidden // 64), intermediate_size=int(8 * ns.hidden / 3) // 8 * 8,
-                         max_position_embeddings=ns.seq_len)
+    config = LlamaConfig(
+        vocab_size=ns.vocab,
+        hidden_size=ns.hidden,
+        num_hidden_layers=ns.layers,
+        num_attention_heads=max(1, ns.hidden // 64),
+        intermediate_size=int(8 * ns.hidden / 3) // 8 * 8,
+        max_position_embeddings=ns.seq_len,
+    )
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_config(config)
     fpt = flops_per_token(base, ns.seq_len)
@@ -61,17 +75,29 @@ def main() -> None:
         blocks = PackedBlocks(tokens, np.uint16, ns.seq_len)
         results: dict[str, list[float]] = {"transformers.Trainer": [], "kinherit": []}
         for _ in range(ns.repeats):
-            plain = Trainer(model=copy.deepcopy(base), args=_args(Path(tmp) / "plain", ns), train_dataset=blocks,
-                            data_collator=default_data_collator)
+            plain = Trainer(
+                model=copy.deepcopy(base),
+                args=_args(Path(tmp) / "plain", ns),
+                train_dataset=blocks,
+                data_collator=default_data_collator,
+            )
             results["transformers.Trainer"].append(tokens_per_s(plain, ns.warmup, ns.batch * ns.seq_len))
-            ours = KinheritTrainer(model=copy.deepcopy(base), args=_args(Path(tmp) / "ours", ns), train_dataset=blocks,
-                                   data_collator=default_data_collator, objective=ModelLoss(), student_flops=fpt,
-                                   sampler_seed=0)
+            ours = KinheritTrainer(
+                model=copy.deepcopy(base),
+                args=_args(Path(tmp) / "ours", ns),
+                train_dataset=blocks,
+                data_collator=default_data_collator,
+                objective=ModelLoss(),
+                student_flops=fpt,
+                sampler_seed=0,
+            )
             results["kinherit"].append(tokens_per_s(ours, ns.warmup, ns.batch * ns.seq_len))
 
-    print(f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, "
-          f"{fpt.matmul_params / 1e6:.2f}M matmul params; "
-          f"batch {ns.batch}×{ns.seq_len} tokens; threads={torch.get_num_threads()} (cpu count {os.cpu_count()})")
+    print(
+        f"model: llama hidden={ns.hidden} layers={ns.layers} vocab={ns.vocab}, "
+        f"{fpt.matmul_params / 1e6:.2f}M matmul params; "
+        f"batch {ns.batch}×{ns.seq_len} tokens; threads={torch.get_num_threads()} (cpu count {os.cpu_count()})"
+    )
     print(f"measured fp32 matmul peak: {peak:.1f} GFLOP/s; training FLOPs/token: {fpt.train / 1e6:.2f} M")
     for name, values in results.items():
         best = max(values)

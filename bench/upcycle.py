@@ -64,14 +64,39 @@ RUNS = ("upcycled", "scratch", "dense")
 class UpcycleSpec(StrictModel):
     """Sizes and budgets; `data`, `teacher_model` and the `*_train` sections are ordinary run-config sections."""
 
-    data: dict[str, Any] = Field(default_factory=lambda: {
-        "sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.02})
-    teacher_model: dict[str, Any] = Field(default_factory=lambda: {
-        "family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 176})
-    teacher_train: dict[str, Any] = Field(default_factory=lambda: {
-        "max_steps": 400, "learning_rate": 3e-3, "eval_steps": 50, "per_device_train_batch_size": 16})
-    student_train: dict[str, Any] = Field(default_factory=lambda: {
-        "max_steps": 200, "learning_rate": 2e-3, "eval_steps": 50, "per_device_train_batch_size": 16})
+    data: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "sources": ["stdlib"],
+            "tokenizer": {"train_vocab_size": 2048},
+            "seq_len": 128,
+            "val_fraction": 0.02,
+        }
+    )
+    teacher_model: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "family": "llama",
+            "hidden_size": 64,
+            "num_layers": 2,
+            "num_heads": 2,
+            "intermediate_size": 176,
+        }
+    )
+    teacher_train: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "max_steps": 400,
+            "learning_rate": 3e-3,
+            "eval_steps": 50,
+            "per_device_train_batch_size": 16,
+        }
+    )
+    student_train: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "max_steps": 200,
+            "learning_rate": 2e-3,
+            "eval_steps": 50,
+            "per_device_train_batch_size": 16,
+        }
+    )
     upcycle: dict[str, Any] = Field(default_factory=lambda: {"num_experts": 4, "experts_per_token": 2})
     """`kinherit grow` upcycling options (the router init defaults to the library's)."""
 
@@ -136,11 +161,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", help="YAML UpcycleSpec")
     parser.add_argument("--out", default="/work/runs/upcycle")
-    parser.add_argument("--lr-grid", type=float, nargs="+",
-                        help="tune each run's peak LR over this grid on --tune-seeds "
-                             "(default: student_train's LR for all)")
-    parser.add_argument("--max-extensions", type=int, default=0,
-                        help="extend the LR grid ×2 at an edge up to this many times (default 0: the grid as given)")
+    parser.add_argument(
+        "--lr-grid",
+        type=float,
+        nargs="+",
+        help="tune each run's peak LR over this grid on --tune-seeds (default: student_train's LR for all)",
+    )
+    parser.add_argument(
+        "--max-extensions",
+        type=int,
+        default=0,
+        help="extend the LR grid ×2 at an edge up to this many times (default 0: the grid as given)",
+    )
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=[100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--router-seeds", type=int, nargs="+", default=[0, 1])
@@ -159,8 +191,11 @@ def main() -> None:
         options = {**spec.upcycle, **({"router": router} if router else {})}
         name = f"upcycled-init-{router or 'default'}"
         up = upcycled_init(teacher, options, seed, out / f"seed{seed}" / name)
-        return {"upcycled": up, "scratch": scratch_init(up, teacher, seed, out / f"seed{seed}" / "scratch-init"),
-                "dense": teacher}
+        return {
+            "upcycled": up,
+            "scratch": scratch_init(up, teacher, seed, out / f"seed{seed}" / "scratch-init"),
+            "dense": teacher,
+        }
 
     steps_of: dict[str, int] = {}
 
@@ -173,9 +208,13 @@ def main() -> None:
 
     # tuning (the protocol's tuner; the grid is extended at an edge only with --max-extensions)
     def evaluate(lr: float) -> dict[str, float]:
-        return {name: statistics.mean(final_loss(run(name, seed, lr, out / f"tune/seed{seed}/lr{lr:g}/{name}",
-                                                     starts(seed)[name])) for seed in args.tune_seeds)
-                for name in RUNS}
+        return {
+            name: statistics.mean(
+                final_loss(run(name, seed, lr, out / f"tune/seed{seed}/lr{lr:g}/{name}", starts(seed)[name]))
+                for seed in args.tune_seeds
+            )
+            for name in RUNS
+        }
 
     tuning: dict[str, dict[str, float]] = {name: {} for name in RUNS}
     if args.lr_grid:
@@ -189,7 +228,8 @@ def main() -> None:
     # reporting
     per_seed: dict[str, dict[str, list]] = {
         name: {"final": [], "at_scratch_flops": [], "saving": [], "reached": [], "sunk": [], "flops_vs_scratch": []}
-        for name in RUNS}
+        for name in RUNS
+    }
     curves: dict[str, list] = {name: [] for name in RUNS}
     for seed in args.seeds:
         folders = {name: run(name, seed, best[name], out / f"seed{seed}" / name, starts(seed)[name]) for name in RUNS}
@@ -213,15 +253,35 @@ def main() -> None:
             curves[name].append(r.curve("flops"))
 
     def write(routers: dict[str, Any]) -> str:
-        summary = {name: {key: {**summarize_savings(vals, values["reached"]), "values": vals} if key == "saving"
-                          else summary_of(vals) for key, vals in values.items() if key != "reached"}
-                   for name, values in per_seed.items()}
-        result = {"spec": spec.model_dump(), "teacher_flops": teacher_flops, "tune_seeds": args.tune_seeds,
-                  "seeds": args.seeds, "lr_grid": args.lr_grid, "tuning": tuning, "best_lr": best, "interior": interior,
-                  "dense_steps": steps_of["dense"], "summary": summary, "routers": routers,
-                  "router_seeds": args.router_seeds, "tokens_per_step": tokens_per_step(spec.student_train, spec.data),
-                  "params": {"moe": model_param_counts(out / f"seed{args.seeds[0]}" / "scratch" / "model"),
-                             "dense": model_param_counts(teacher)}}
+        summary = {
+            name: {
+                key: {**summarize_savings(vals, values["reached"]), "values": vals}
+                if key == "saving"
+                else summary_of(vals)
+                for key, vals in values.items()
+                if key != "reached"
+            }
+            for name, values in per_seed.items()
+        }
+        result = {
+            "spec": spec.model_dump(),
+            "teacher_flops": teacher_flops,
+            "tune_seeds": args.tune_seeds,
+            "seeds": args.seeds,
+            "lr_grid": args.lr_grid,
+            "tuning": tuning,
+            "best_lr": best,
+            "interior": interior,
+            "dense_steps": steps_of["dense"],
+            "summary": summary,
+            "routers": routers,
+            "router_seeds": args.router_seeds,
+            "tokens_per_step": tokens_per_step(spec.student_train, spec.data),
+            "params": {
+                "moe": model_param_counts(out / f"seed{args.seeds[0]}" / "scratch" / "model"),
+                "dense": model_param_counts(teacher),
+            },
+        }
         write_json(out / "upcycle.json", result)
         plot(curves, out / "curves.png")
         text = markdown(result)
@@ -239,8 +299,11 @@ def main() -> None:
                 losses.append(final_loss(out / f"seed{seed}" / "upcycled"))
                 continue
             start = starts(seed, router)["upcycled"]
-            losses.append(final_loss(train_from(spec, start, out / f"seed{seed}" / f"router-{router}", seed,
-                                                best["upcycled"], budget)))
+            losses.append(
+                final_loss(
+                    train_from(spec, start, out / f"seed{seed}" / f"router-{router}", seed, best["upcycled"], budget)
+                )
+            )
         routers[router] = summary_of(losses)
     text = write(routers)
     print("\n" + text)
@@ -279,25 +342,42 @@ def markdown(r: dict[str, Any]) -> str:
         f"({r['teacher_flops']:.3g} FLOPs, sunk); MoE: {up}; "
         f"budget {r['spec']['student_train']['max_steps']} MoE steps "
         f"(dense trained on: {r['dense_steps']} steps, the same FLOPs)",
-        (f"LR tuned on seeds {r['tune_seeds']} over {sorted(float(lr) for lr in next(iter(r['tuning'].values())))} "
-         f"({len(next(iter(r['tuning'].values())))} configurations each): " + ", ".join(
-            f"{n} {lr:g}" + ("" if r["interior"][n] else " (edge)") for n, lr in r["best_lr"].items()))
-        if r["lr_grid"] else f"peak LR {r['best_lr']['upcycled']:g} for every run (not tuned)",
-        f"reported seeds {r['seeds']}, mean ± std", "",
-        *([budget_line(r["spec"]["student_train"]["max_steps"], r["tokens_per_step"], r["params"]["moe"],
-                       "MoE budget") + " (every expert counted)",
-           budget_line(r["dense_steps"], r["tokens_per_step"], r["params"]["dense"], "dense trained on"), ""]
-          if "params" in r else []),
+        (
+            f"LR tuned on seeds {r['tune_seeds']} over {sorted(float(lr) for lr in next(iter(r['tuning'].values())))} "
+            f"({len(next(iter(r['tuning'].values())))} configurations each): "
+            + ", ".join(f"{n} {lr:g}" + ("" if r["interior"][n] else " (edge)") for n, lr in r["best_lr"].items())
+        )
+        if r["lr_grid"]
+        else f"peak LR {r['best_lr']['upcycled']:g} for every run (not tuned)",
+        f"reported seeds {r['seeds']}, mean ± std",
+        "",
+        *(
+            [
+                budget_line(
+                    r["spec"]["student_train"]["max_steps"], r["tokens_per_step"], r["params"]["moe"], "MoE budget"
+                )
+                + " (every expert counted)",
+                budget_line(r["dense_steps"], r["tokens_per_step"], r["params"]["dense"], "dense trained on"),
+                "",
+            ]
+            if "params" in r
+            else []
+        ),
         "| run | FLOPs saved to scratch-MoE's best loss | val loss at scratch's final FLOPs | final val loss "
         "| its FLOPs / scratch's |",
         "|---|---|---|---|---|",
     ]
     for name, s in r["summary"].items():
-        lines.append(f"| {name} | {fmt(s['saving'], True)} | {fmt(s['at_scratch_flops'])} | {fmt(s['final'])} | "
-                     f"{s['flops_vs_scratch']['mean']:.3f} |")
+        lines.append(
+            f"| {name} | {fmt(s['saving'], True)} | {fmt(s['at_scratch_flops'])} | {fmt(s['final'])} | "
+            f"{s['flops_vs_scratch']['mean']:.3f} |"
+        )
     if r["routers"]:
-        lines += ["", f"router init (upcycled, seeds {r['router_seeds']}): final val loss " + ", ".join(
-            f"{name} {fmt(s)}" for name, s in r["routers"].items())]
+        lines += [
+            "",
+            f"router init (upcycled, seeds {r['router_seeds']}): final val loss "
+            + ", ".join(f"{name} {fmt(s)}" for name, s in r["routers"].items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -25,16 +25,40 @@ from kinherit.errors import KinheritError
 from kinherit.version import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "pretrain": ("kinherit.train.command", "pre-train a model on a corpus: self-learning, or knowledge inheritance with a teacher: section"),
+    "pretrain": (
+        "kinherit.train.command",
+        "pre-train a model on a corpus: self-learning, or knowledge inheritance with a teacher: section",
+    ),
     "grow": ("kinherit.grow.command", "grow a trained model into a bigger shape (width and/or depth) and verify it"),
-    "divergence": ("kinherit.grow.command", "how far the copies of every duplicated unit of a grown (and trained) model have drifted apart"),
+    "divergence": (
+        "kinherit.grow.command",
+        "how far the copies of every duplicated unit of a grown (and trained) model have drifted apart",
+    ),
     "report": ("kinherit.metrics.command", "compare runs: compute to reach the baseline's loss, savings, plots"),
-    "eval": ("kinherit.metrics.command", "perplexity of a model folder on a text file it never trained on, packed as pretrain packs"),
-    "demo": ("kinherit.demo.command", "end-to-end: teacher → grow → scratch / KI / grown / grown+KI students → savings report"),
-    "finetune": ("kinherit.recycle.command", "fine-tune a sequence classifier (full or LoRA), optionally distilling from an old fine-tuned model"),
-    "recycle": ("kinherit.recycle.command", "start a new base's fine-tuning from an old fine-tuning: B + λ·(A_tuned − A), or A's adapter on B"),
-    "recycle-experiment": ("kinherit.recycle.command", "compare fine-tuning B from scratch, init-based, distillation-based and combined recycling"),
-    "cache-teacher": ("kinherit.inherit.command", "precompute a teacher's top-K outputs for knowledge inheritance (teacher.cache)"),
+    "eval": (
+        "kinherit.metrics.command",
+        "perplexity of a model folder on a text file it never trained on, packed as pretrain packs",
+    ),
+    "demo": (
+        "kinherit.demo.command",
+        "end-to-end: teacher → grow → scratch / KI / grown / grown+KI students → savings report",
+    ),
+    "finetune": (
+        "kinherit.recycle.command",
+        "fine-tune a sequence classifier (full or LoRA), optionally distilling from an old fine-tuned model",
+    ),
+    "recycle": (
+        "kinherit.recycle.command",
+        "start a new base's fine-tuning from an old fine-tuning: B + λ·(A_tuned − A), or A's adapter on B",
+    ),
+    "recycle-experiment": (
+        "kinherit.recycle.command",
+        "compare fine-tuning B from scratch, init-based, distillation-based and combined recycling",
+    ),
+    "cache-teacher": (
+        "kinherit.inherit.command",
+        "precompute a teacher's top-K outputs for knowledge inheritance (teacher.cache)",
+    ),
 }
 """Every subcommand: the module whose `add_parser` defines it, and its one-line help. Only the module of the
 command being run is imported, so `kinherit --help` and `--version` start without torch; `tests/test_cli.py`
@@ -60,7 +84,11 @@ def _finetune_config_help() -> str:
 def _experiment_config_help() -> str:
     from kinherit.recycle.config import ExperimentConfig
 
-    return config_help(ExperimentConfig) + "\n\nfinetune: the sections of `kinherit finetune --help-config` (model.base and teacher.path are set per variant)"
+    return (
+        config_help(ExperimentConfig)
+        + "\n\nfinetune: the sections of `kinherit finetune --help-config` (model.base and teacher.path are set "
+        "per variant)"
+    )
 
 
 CONFIG_HELP: dict[str, Callable[[], str]] = {
@@ -91,7 +119,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The CLI; only `command`'s module is imported (every module with None, none with ""), the others are listed by name."""
+    """The CLI; only `command`'s module is imported (every module with None, none with ""), the others are listed by
+    name."""
     parser = _Parser(
         prog="kinherit",
         description="Train bigger language models by inheriting from smaller ones.",
@@ -108,7 +137,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, text in CONFIG_HELP.items():
         if COMMANDS[name][0] in wanted:
             subparsers.choices[name].add_argument(
-                "--help-config", action=_PrintConfigHelp, text=text, help="print every config key with its default and meaning, and exit"
+                "--help-config",
+                action=_PrintConfigHelp,
+                text=text,
+                help="print every config key with its default and meaning, and exit",
             )
     if COMMANDS["grow"][0] in wanted:
         _add_references(subparsers.choices["grow"])
@@ -199,7 +231,10 @@ def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
 
     last = last_checkpoint(Path(out))
     if last is None:
-        return f"kinherit {args.command}: interrupted before the first checkpoint of {out}; run the same command again to start over"
+        return (
+            f"kinherit {args.command}: interrupted before the first checkpoint of {out}; run the same command again "
+            "to start over"
+        )
     again = shlex.join(["kinherit", *argv, *([] if "--resume" in argv else ["--resume"])])
     return f"kinherit {args.command}: interrupted; last checkpoint {last}; continue with: {again}"
 

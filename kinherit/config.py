@@ -73,7 +73,8 @@ class DataConfig(StrictModel):
     """The corpus: where the text is, how it is tokenized, split and packed into token memmaps."""
 
     sources: list[str] = Field(default_factory=lambda: ["stdlib"], min_length=1)
-    """Text files, folders, globs, .jsonl/.parquet/.arrow (a `text` field), `datasets.save_to_disk` folders, or `stdlib`."""
+    """Text files, folders, globs, .jsonl/.parquet/.arrow (a `text` field), `datasets.save_to_disk` folders, or
+    `stdlib`."""
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     """How the tokenizer is trained or which one is loaded."""
     seq_len: int = Field(128, ge=8)
@@ -102,7 +103,8 @@ class ModelConfig(StrictModel):
     """Build `family` at the given sizes, or load an HF model folder with `from`."""
 
     family: Annotated[str | None, known(FAMILIES)] = None
-    """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless `from` is set."""
+    """A registered family (`family choices` below: causal LMs, or bert/roberta as masked LMs); default llama unless
+    `from` is set."""
     from_: str | None = Field(None, alias="from")
     """Start from this HF model folder (e.g. a grown model) instead; it must hold the data's tokenizer. Its sizes are
     the loaded model's: a size key set to another value is refused, and config.resolved.yaml records the real ones.
@@ -136,20 +138,29 @@ class ModelConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _default_family(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("family") is None and data.get("from") is None and data.get("from_") is None:
+        if (
+            isinstance(data, dict)
+            and data.get("family") is None
+            and data.get("from") is None
+            and data.get("from_") is None
+        ):
             return {**data, "family": "llama"}
         return data
 
     @model_validator(mode="after")
     def _family_or_from(self) -> ModelConfig:
         if self.family is not None and self.from_ is not None:
-            raise ValueError("set either model.family or model.from, not both (on the command line, --unset=model.family "
-                             "or --unset=model.from removes the config file's)")
+            raise ValueError(
+                "set either model.family or model.from, not both (on the command line, --unset=model.family "
+                "or --unset=model.from removes the config file's)"
+            )
         if self.family is not None:
             family = FAMILIES[self.family]
             moe = (self.num_experts, self.num_experts_per_tok)
             if family.config.experts is None and moe != (None, None):
-                raise ValueError(f"num_experts / num_experts_per_tok are for mixture-of-experts families; {self.family} is dense")
+                raise ValueError(
+                    f"num_experts / num_experts_per_tok are for mixture-of-experts families; {self.family} is dense"
+                )
             k, experts = self.num_experts_per_tok or DEFAULT_EXPERTS_PER_TOKEN, self.num_experts or DEFAULT_NUM_EXPERTS
             if k > experts:
                 raise ValueError(f"num_experts_per_tok {k} exceeds num_experts {experts}")
@@ -174,9 +185,9 @@ class TeacherConfig(StrictModel):
     linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
     released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
     only; with cross_tokenizer, the mean NLL per aligned span of the validation text; see `kd.schedules.AutoStop`).
-    Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model); chosen
-    by bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher"). `steps: auto` of earlier
-    versions reads as `schedule: auto, steps: 1.0`."""
+    Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model);
+    chosen by bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher").
+    `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""
     steps: int | float = 1.0
     """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run).
     Default: 1.0 with schedule auto (it stops itself), else 0.5."""
@@ -206,9 +217,11 @@ class TeacherConfig(StrictModel):
         if isinstance(data, dict) and "steps" not in data and data.get("schedule", AUTO) != AUTO:
             data = {**data, "steps": 0.5}
         if isinstance(data, dict) and data.get("steps") == AUTO:
-            raise ValueError(f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
-                             f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "
-                             f"{data['schedule']}: set teacher.schedule: auto and teacher.steps: 1.0")
+            raise ValueError(
+                f"teacher.steps: auto is now teacher.schedule: auto (linear, weighted by the "
+                f"teacher/student gap, stopping itself); it cannot follow teacher.schedule "
+                f"{data['schedule']}: set teacher.schedule: auto and teacher.steps: 1.0"
+            )
         return data
 
     @model_validator(mode="after")
@@ -216,11 +229,15 @@ class TeacherConfig(StrictModel):
         if (self.path is None) == (self.cache is None):
             raise ValueError("set exactly one of teacher.path (online teacher) or teacher.cache (offline top-K cache)")
         if self.cross_tokenizer is not None and self.loss != DEFAULT_KD_LOSS:
-            raise ValueError(f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
-                             f"{self.cross_tokenizer} has its own loss: remove teacher.loss")
+            raise ValueError(
+                f"teacher.loss {self.loss} applies to same-tokenizer teachers; teacher.cross_tokenizer "
+                f"{self.cross_tokenizer} has its own loss: remove teacher.loss"
+            )
         if self.stateful and self.cache is not None:
-            raise ValueError(f"teacher.schedule: {self.schedule} compares the teacher's validation loss, which needs the "
-                             "teacher model: set teacher.path, not teacher.cache")
+            raise ValueError(
+                f"teacher.schedule: {self.schedule} compares the teacher's validation loss, which needs the "
+                "teacher model: set teacher.path, not teacher.cache"
+            )
         if isinstance(self.steps, bool) or (isinstance(self.steps, float) and not 0.0 < self.steps <= 1.0):
             raise ValueError(f"teacher.steps {self.steps} must be a step count (int ≥ 1) or a fraction in (0, 1]")
         if isinstance(self.steps, int) and self.steps < 1:
@@ -236,7 +253,11 @@ class TeacherConfig(StrictModel):
 def steps_auto_as_schedule(teacher: Any) -> Any:
     """A `teacher:` section in this version's spelling: `steps: auto` (with the linear schedule) of the versions
     before `auto` became a schedule reads as `schedule: auto` over the whole run, `steps: 1.0` (the same T)."""
-    if isinstance(teacher, dict) and teacher.get("steps") == AUTO and teacher.get("schedule", "linear") in ("linear", AUTO):
+    if (
+        isinstance(teacher, dict)
+        and teacher.get("steps") == AUTO
+        and teacher.get("schedule", "linear") in ("linear", AUTO)
+    ):
         return {**teacher, "schedule": AUTO, "steps": 1.0}
     return teacher
 
@@ -255,8 +276,10 @@ def read_recorded_config(path: Path) -> dict[str, Any]:
     if isinstance(tree, dict) and tree.get("growth"):  # a record from before growth steps were recorded resolved
         max_steps = {**TRAIN_DEFAULTS, **(tree.get("train") or {})}.get("max_steps", -1)
         stages = resolved_growth([GrowthStage.model_validate(stage) for stage in tree["growth"]], max_steps)
-        tree["growth"] = [{**raw, "at_step": stage.at_step, "rewarm_steps": stage.rewarm_steps}
-                          for raw, stage in zip(tree["growth"], stages)]
+        tree["growth"] = [
+            {**raw, "at_step": stage.at_step, "rewarm_steps": stage.rewarm_steps}
+            for raw, stage in zip(tree["growth"], stages)
+        ]
     return tree
 
 
@@ -290,15 +313,23 @@ class SelectionConfig(StrictModel):
         if isinstance(c, bool) or (isinstance(c, int) and c < 1) or (isinstance(c, float) and not 0.0 < c <= 1.0):
             raise ValueError(f"selection.candidates: {c!r} must be a block count (int ≥ 1) or a fraction in (0, 1]")
         if self.method == "miniplm" and self.reference is None:
-            raise ValueError("selection.reference: method miniplm scores log p_model − log p_reference; set it to a "
-                             "smaller trained model folder")
+            raise ValueError(
+                "selection.reference: method miniplm scores log p_model − log p_reference; set it to a "
+                "smaller trained model folder"
+            )
         if self.method == "salt" and self.reference is not None:
-            raise ValueError("selection.reference: used by method miniplm only; remove it or set selection.method to miniplm")
+            raise ValueError(
+                "selection.reference: used by method miniplm only; remove it or set selection.method to miniplm"
+            )
         if self.method == "miniplm" and self.skip_easiest is not None:
-            raise ValueError("selection.skip_easiest: used by method salt only (miniplm keeps the top blocks); remove it")
+            raise ValueError(
+                "selection.skip_easiest: used by method salt only (miniplm keeps the top blocks); remove it"
+            )
         if self.skip_easiest is not None and self.skip_easiest + self.keep > 1.0 + 1e-9:
-            raise ValueError(f"selection.skip_easiest: {self.skip_easiest} + keep {self.keep} exceeds 1, the band must fit "
-                             "inside the blocks; lower one of them")
+            raise ValueError(
+                f"selection.skip_easiest: {self.skip_easiest} + keep {self.keep} exceeds 1, the band must fit "
+                "inside the blocks; lower one of them"
+            )
         return self
 
     @property
@@ -353,15 +384,23 @@ def growth_steps(growth: list[GrowthStage], max_steps: int) -> list[int]:
     """The step of each growth stage: `stage_step` of its `at_step`, with `auto` as AUTO_LAST_GROWTH·k/n for stage
     k = 1..n of n."""
     n = len(growth)
-    return [stage_step(AUTO_LAST_GROWTH * (k + 1) / n if stage.at_step == "auto" else stage.at_step, max_steps,
-                       f"growth[{k}].at_step") for k, stage in enumerate(growth)]
+    return [
+        stage_step(
+            AUTO_LAST_GROWTH * (k + 1) / n if stage.at_step == "auto" else stage.at_step,
+            max_steps,
+            f"growth[{k}].at_step",
+        )
+        for k, stage in enumerate(growth)
+    ]
 
 
 def resolved_growth(growth: list[GrowthStage], max_steps: int) -> list[GrowthStage]:
     """The stages with `at_step` and `rewarm_steps` as the step counts they resolve to at `max_steps`: what a run
     records in config.resolved.yaml when it starts, and keeps when it is resumed."""
-    return [stage.model_copy(update={"at_step": b, "rewarm_steps": stage_step(stage.rewarm_steps, max_steps)})
-            for stage, b in zip(growth, growth_steps(growth, max_steps))]
+    return [
+        stage.model_copy(update={"at_step": b, "rewarm_steps": stage_step(stage.rewarm_steps, max_steps)})
+        for stage, b in zip(growth, growth_steps(growth, max_steps))
+    ]
 
 
 WSD = "warmup_stable_decay"
@@ -378,7 +417,9 @@ def wsd_kwargs(kwargs: dict[str, Any], max_steps: int) -> dict[str, Any]:
         raise ValueError(f"{key} as a fraction needs train.max_steps; give train.max_steps or a step count")
     decay = stage_step(kwargs.get("num_decay_steps", WSD_DECAY), max_steps, key)
     if 0 < max_steps <= decay:
-        raise ValueError(f"{key} {decay} leaves no stable phase in train.max_steps {max_steps}; give a fraction such as 0.2")
+        raise ValueError(
+            f"{key} {decay} leaves no stable phase in train.max_steps {max_steps}; give a fraction such as 0.2"
+        )
     return {**kwargs, "num_decay_steps": decay}
 
 
@@ -462,8 +503,9 @@ class RunConfig(StrictModel):
     growth_lr_factor: float = Field(2.0, gt=0)
     """The LR rule after growth: a model that `kinherit grow` made (`model.from` holds its growth.json) trains at
     train.learning_rate × this, train.learning_rate being the LR you would train its shape with from scratch. 2 by
-    measurement (docs/results.md, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run (`growth:`)
-    trains at train.learning_rate: its measured best ratio depends on the budget and schedule (docs/staged.md)."""
+    measurement (docs/results.md, "The learning rate after growth"); 1 keeps train.learning_rate. A staged run
+    (`growth:`) trains at train.learning_rate: its measured best ratio depends on the budget and schedule
+    (docs/staged.md)."""
 
     @field_validator("train")
     @classmethod
@@ -487,17 +529,27 @@ class RunConfig(StrictModel):
             if stage.lr_policy == "rewarm":
                 stage_step(stage.rewarm_steps, max_steps, f"growth[{i}].rewarm_steps")
         if at and (max_steps <= 0 or any(b <= a for a, b in zip(at, at[1:])) or at[-1] >= max_steps):
-            raise ValueError(f"growth stages must grow at increasing steps inside the run (1 … train.max_steps − 1 = "
-                             f"{max_steps - 1}); they resolve to {at}")
+            raise ValueError(
+                f"growth stages must grow at increasing steps inside the run (1 … train.max_steps − 1 = "
+                f"{max_steps - 1}); they resolve to {at}"
+            )
         positions = self.model.max_position_embeddings
         if positions is not None and positions < self.data.seq_len:
-            raise ValueError(f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise it or lower data.seq_len")
+            raise ValueError(
+                f"model.max_position_embeddings: {positions} is fewer than data.seq_len {self.data.seq_len}; raise "
+                "it or lower data.seq_len"
+            )
         selection = self.selection
         if selection is not None and selection.model is None and (self.teacher is None or self.teacher.path is None):
-            raise ValueError("selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model folder")
+            raise ValueError(
+                "selection.model: needed to score the training blocks; set it (or teacher.path) to a trained model "
+                "folder"
+            )
         if stateful and self.train_args.get("eval_strategy") == "no":
-            raise ValueError(f"teacher.schedule: {self.teacher.schedule} decides at evaluations (the student's validation "
-                             "loss against the teacher's): remove train.eval_strategy: no and set train.eval_steps")
+            raise ValueError(
+                f"teacher.schedule: {self.teacher.schedule} decides at evaluations (the student's validation "
+                "loss against the teacher's): remove train.eval_strategy: no and set train.eval_steps"
+            )
         return self
 
     @model_validator(mode="after")
@@ -508,17 +560,23 @@ class RunConfig(StrictModel):
         args = self.train_args
         for key in ("fsdp", "deepspeed"):
             if args.get(key):
-                raise ValueError(f"growth: is not supported with train.{key} (the growth reads and writes whole, "
-                                 f"unsharded checkpoints); remove train.{key} (DDP under torchrun works) or the growth stages")
+                raise ValueError(
+                    f"growth: is not supported with train.{key} (the growth reads and writes whole, "
+                    f"unsharded checkpoints); remove train.{key} (DDP under torchrun works) or the growth stages"
+                )
         if args.get("lr_scheduler_type") in NO_GROWTH_SCHEDULES:
-            raise ValueError(f"growth: needs a schedule that is a function of the step; train.lr_scheduler_type "
-                             f"{args['lr_scheduler_type']} is not: choose e.g. {WSD} or cosine")
+            raise ValueError(
+                f"growth: needs a schedule that is a function of the step; train.lr_scheduler_type "
+                f"{args['lr_scheduler_type']} is not: choose e.g. {WSD} or cosine"
+            )
         optim = str(getattr(args.get("optim"), "value", args.get("optim", MAPPABLE_OPTIMIZERS[0])))
         for i, stage in enumerate(self.growth):
             if stage.optimizer_state == "map" and optim not in MAPPABLE_OPTIMIZERS:
-                raise ValueError(f"growth[{i}].optimizer_state: map carries AdamW's moments, and train.optim {optim} "
-                                 f"keeps other state; set growth[{i}].optimizer_state: reset or train.optim to one of "
-                                 f"{', '.join(MAPPABLE_OPTIMIZERS)}")
+                raise ValueError(
+                    f"growth[{i}].optimizer_state: map carries AdamW's moments, and train.optim {optim} "
+                    f"keeps other state; set growth[{i}].optimizer_state: reset or train.optim to one of "
+                    f"{', '.join(MAPPABLE_OPTIMIZERS)}"
+                )
         return self
 
     @property
@@ -579,7 +637,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if key == UNSET_OPTION:
             for dotted in raw.split(","):
                 if not dotted.strip() or any(not part for part in dotted.strip().split(".")):
-                    raise KinheritError(f"--unset={raw}: name the keys to remove, e.g. --unset=model.hidden_size,model.num_layers")
+                    raise KinheritError(
+                        f"--unset={raw}: name the keys to remove, e.g. --unset=model.hidden_size,model.num_layers"
+                    )
                 _set_dotted(tree, dotted.strip(), UNSET)
             continue
         _set_dotted(tree, key, read_yaml(raw, f"override --{key}"))
@@ -601,8 +661,17 @@ def merge_trees(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-MODEL_SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "tie_word_embeddings",
-                   "max_position_embeddings", "num_experts", "num_experts_per_tok")
+MODEL_SIZE_KEYS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "intermediate_size",
+    "tie_word_embeddings",
+    "max_position_embeddings",
+    "num_experts",
+    "num_experts_per_tok",
+)
 """`model:` keys that describe the loaded model when `model.from` is set."""
 
 
@@ -619,7 +688,9 @@ def model_from_overrides(raw: dict[str, Any], extra: dict[str, Any], where: str)
     replaced = [key for key in ("family", *MODEL_SIZE_KEYS) if key in model and key not in given]
     if not replaced:
         return raw
-    print(f"model.from {start} overrides model.{'/'.join(replaced)} of {where} (the folder's model is trained as it is)")
+    print(
+        f"model.from {start} overrides model.{'/'.join(replaced)} of {where} (the folder's model is trained as it is)"
+    )
     return {**raw, "model": {key: value for key, value in model.items() if key not in replaced}}
 
 
@@ -627,8 +698,11 @@ def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, 
     """(dotted key, old value, new value) for every leaf where two nested config trees differ, sorted by key;
     a key missing on one side reads as None there."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new), key=str)
-                for d in config_differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+        return [
+            d
+            for key in sorted(set(old) | set(new), key=str)
+            for d in config_differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
     return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
@@ -636,7 +710,15 @@ def section_keys(cls: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
     """The keys a config section accepts: `path` (e.g. ("data", "tokenizer")) walked down from the model `cls`."""
     for part in path:
         field = next((f for name, f in cls.model_fields.items() if part in (name, f.alias)), None)
-        nested = [t for t in (field.annotation, *typing.get_args(field.annotation)) if isinstance(t, type) and issubclass(t, BaseModel)] if field else []
+        nested = (
+            [
+                t
+                for t in (field.annotation, *typing.get_args(field.annotation))
+                if isinstance(t, type) and issubclass(t, BaseModel)
+            ]
+            if field
+            else []
+        )
         if not nested:
             return []
         cls = nested[0]
@@ -649,8 +731,14 @@ def describe_validation_error(err: ValidationError, cls: type[BaseModel] | None 
     first = err.errors()[0]
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        hint = difflib.get_close_matches(str(first["loc"][-1]), section_keys(cls, first["loc"][:-1]), n=1) if cls else []
-        msg = f"unknown key (did you mean {hint[0]!r}?)" if hint else "unknown key (check the spelling; see docs/pretrain.md, 'Configuration')"
+        hint = (
+            difflib.get_close_matches(str(first["loc"][-1]), section_keys(cls, first["loc"][:-1]), n=1) if cls else []
+        )
+        msg = (
+            f"unknown key (did you mean {hint[0]!r}?)"
+            if hint
+            else "unknown key (check the spelling; see docs/pretrain.md, 'Configuration')"
+        )
     where = ".".join(str(p) for p in first["loc"])
     if where and msg.startswith(where + ".") and ": " in msg:  # the validator named a deeper key
         where, _, msg = msg.partition(": ")
@@ -668,7 +756,15 @@ def validate_as(cls: type[Config], raw: dict[str, Any]) -> Config:
         raise KinheritError(describe_validation_error(err, cls)) from None
 
 
-INPUT_PATHS = ("data.sources", "data.tokenizer.path", "model.from", "model.base", "model.adapter", "teacher.path", "teacher.cache")
+INPUT_PATHS = (
+    "data.sources",
+    "data.tokenizer.path",
+    "model.from",
+    "model.base",
+    "model.adapter",
+    "teacher.path",
+    "teacher.cache",
+)
 """Config keys that name existing files or folders (`check_input_paths`)."""
 
 
@@ -683,15 +779,23 @@ def check_input_paths(raw: dict[str, Any], config_file: Path) -> None:
         for key in dotted.split("."):
             node = node.get(key) if isinstance(node, dict) else None
         for value in node if isinstance(node, list) else [node]:
-            if isinstance(value, str) and value != "stdlib" and not Path(value).is_absolute() \
-                    and not Path(value).exists() and (beside / value).exists():
+            if (
+                isinstance(value, str)
+                and value != "stdlib"
+                and not Path(value).is_absolute()
+                and not Path(value).exists()
+                and (beside / value).exists()
+            ):
                 raise KinheritError(
-                    f"{dotted} {value!r} in {config_file} does not exist in the current directory {here} (paths in a config "
-                    f"resolve against it) but does next to the config file: run from {beside} or write it as {beside / value}"
+                    f"{dotted} {value!r} in {config_file} does not exist in the current directory {here} (paths in "
+                    f"a config resolve against it) but does next to the config file: run from {beside} or write it "
+                    f"as {beside / value}"
                 )
 
 
-def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
+def load_yaml_config(
+    cls: type[Config], path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None
+) -> Config:
     """Read YAML at `path` (optional), apply `--section.key=value` and `--unset=section.key` overrides, validate as
     `cls`. A `model.from` among the overrides replaces the file's model family and sizes (`model_from_overrides`).
     Relative paths resolve against the current directory (see `check_input_paths`)."""
@@ -705,7 +809,11 @@ def load_yaml_config(cls: type[Config], path: str | Path | None, overrides: list
             raise KinheritError(f"config file {path} must hold a mapping of sections")
         check_input_paths(raw, path)
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])
-    if path is not None and cls.model_fields.get("model") is not None and cls.model_fields["model"].annotation is ModelConfig:
+    if (
+        path is not None
+        and cls.model_fields.get("model") is not None
+        and cls.model_fields["model"].annotation is ModelConfig
+    ):
         raw = model_from_overrides(raw, extra, str(path))
     return validate_as(cls, merge_trees(raw, extra))
 

@@ -59,12 +59,21 @@ def schema_rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str
             rows.append((key, _type_name(field.annotation), _default(field), field.description or ""))
         else:
             default = _default(field)
-            rows.append((key, "section", default if default in ("required", "null") else "its keys' defaults", field.description or ""))
+            rows.append(
+                (
+                    key,
+                    "section",
+                    default if default in ("required", "null") else "its keys' defaults",
+                    field.description or "",
+                )
+            )
             rows += schema_rows(nested, key + ".")
     return rows
 
 
-def config_help(model: type[BaseModel], train_defaults: dict[str, Any] | None = None, registries: tuple[Registry, ...] = ()) -> str:
+def config_help(
+    model: type[BaseModel], train_defaults: dict[str, Any] | None = None, registries: tuple[Registry, ...] = ()
+) -> str:
     """The text of `--help-config`: the model's docstring, one block per key, the `train:` defaults
     and every registry entry with its reference."""
     lines = [(model.__doc__ or model.__name__).strip(), ""]

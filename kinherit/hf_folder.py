@@ -25,10 +25,10 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    PreTrainedTokenizerFast,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
@@ -40,7 +40,12 @@ MASKED_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra",
 ROBERTA_POSITION_OFFSET = 2  # RoBERTa positions start at padding_idx + 1
 ADAPTER_CONFIG = "adapter_config.json"
 LABELS_FILE = "labels.json"  # written next to an adapter: the label names its head was trained on
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -151,7 +156,9 @@ def read_config(folder: str | Path, role: str = "") -> PretrainedConfig:
 def require_weights(folder: str | Path, role: str = "") -> None:
     """The folder must hold weights next to its config."""
     if not any((Path(folder) / name).is_file() for name in WEIGHT_FILES):
-        raise KinheritError(f"{_named(folder, role)} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})")
+        raise KinheritError(
+            f"{_named(folder, role)} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})"
+        )
 
 
 def read_state_dict(folder: str | Path, role: str = "") -> dict[str, torch.Tensor]:
@@ -171,7 +178,10 @@ def read_model_state(folder: str | Path, role: str = "") -> dict[str, torch.Tens
     """The weights as the model holds them: `read_state_dict`, except for mixture-of-experts models, whose
     fused 3-D expert tensors transformers writes to disk as per-expert matrices (e.g. Mixtral's
     `block_sparse_moe.experts.{e}.w1`); those are loaded through `from_pretrained`, which converts them back."""
-    if not (Path(folder) / "config.json").is_file() or getattr(read_config(folder, role), "num_experts_per_tok", None) is None:
+    if (
+        not (Path(folder) / "config.json").is_file()
+        or getattr(read_config(folder, role), "num_experts_per_tok", None) is None
+    ):
         return read_state_dict(folder, role)
     return load_lm(folder, role).state_dict()
 
@@ -222,7 +232,9 @@ def load_architecture(folder: str | Path, architecture: str, role: str = "") -> 
         raise KinheritError(f"cannot load {_named(folder, role)} as {architecture}: {_first_line(err)}") from None
     bad = {k: sorted(v)[:5] for k, v in info.items() if k != "error_msgs" and v}
     if bad or info.get("error_msgs"):
-        raise KinheritError(f"loading {_named(folder, role)} as {architecture} did not match its weights: {bad or info['error_msgs']}")
+        raise KinheritError(
+            f"loading {_named(folder, role)} as {architecture} did not match its weights: {bad or info['error_msgs']}"
+        )
     return model.eval()
 
 
@@ -276,8 +288,10 @@ def load_classifier(
     fresh head of that size, a classifier must agree (`check_labels`) and is renamed to them."""
     config = read_config(folder, role)
     if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
-        raise KinheritError(f"{_named(folder, role)} is a {config.model_type} model, for which transformers has no "
-                            "sequence classifier: it cannot be fine-tuned or recycled as one")
+        raise KinheritError(
+            f"{_named(folder, role)} is a {config.model_type} model, for which transformers has no "
+            "sequence classifier: it cannot be fine-tuned or recycled as one"
+        )
     names = labels
     if is_classifier(config):
         existing = labels_of(config)
@@ -367,7 +381,9 @@ def load_any_classifier(folder: str | Path, role: str):  # noqa: ANN201
         return load_adapter_classifier(folder, role)
     config = read_config(folder, role)
     if not is_classifier(config):
-        raise KinheritError(f"{_named(folder, role)} is not a fine-tuned sequence classifier (architectures {config.architectures})")
+        raise KinheritError(
+            f"{_named(folder, role)} is not a fine-tuned sequence classifier (architectures {config.architectures})"
+        )
     return load_classifier(folder, role)[0]
 
 
@@ -423,7 +439,10 @@ def vocabulary_signature(tokenizer: Any) -> str:
     """The part of a fast tokenizer that decides token ids: its model (vocab, merges) and added
     tokens. Two tokenizers with equal signatures map every text to the same ids."""
     if not getattr(tokenizer, "is_fast", False):
-        raise KinheritError(f"tokenizer {tokenizer.name_or_path} is not a fast (tokenizer.json) tokenizer; its vocabulary cannot be compared")
+        raise KinheritError(
+            f"tokenizer {tokenizer.name_or_path} is not a fast (tokenizer.json) tokenizer; its vocabulary cannot be "
+            "compared"
+        )
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))
     return json.dumps([spec["model"], added], sort_keys=True)

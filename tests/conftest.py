@@ -33,13 +33,28 @@ def one_thread():
 
 
 def torchrun_cli(args: list[str], module: str = "kinherit.cli", env: dict[str, str] | None = None) -> None:
-    """Run `kinherit ARGS` (as `python -m module ARGS`) under `torchrun --nproc_per_node 2` (gloo on CPU); assert success."""
+    """Run `kinherit ARGS` (as `python -m module ARGS`) under `torchrun --nproc_per_node 2` (gloo on CPU); assert
+    success."""
     with socket.socket() as sock:  # a free loopback port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", module, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        module,
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -70,12 +85,26 @@ def tiny_run(cache_dir: Path):  # noqa: ANN201
 def _tiny_run(out: Path, cache: Path, family: str, **train: Any) -> dict[str, Any]:
     return {
         "out": str(out),
-        "data": {"sources": SMALL_CORPUS, "tokenizer": {"train_vocab_size": 512}, "seq_len": 32,
-                 "val_fraction": 0.05, "cache_dir": str(cache)},
+        "data": {
+            "sources": SMALL_CORPUS,
+            "tokenizer": {"train_vocab_size": 512},
+            "seq_len": 32,
+            "val_fraction": 0.05,
+            "cache_dir": str(cache),
+        },
         "model": {"family": family, "hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64},
-        "train": {"max_steps": 8, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 32,
-                  "learning_rate": 3e-3, "eval_steps": 4, "logging_steps": 1, "save_steps": 4,
-                  "disable_tqdm": True, "seed": 0, **train},
+        "train": {
+            "max_steps": 8,
+            "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 32,
+            "learning_rate": 3e-3,
+            "eval_steps": 4,
+            "logging_steps": 1,
+            "save_steps": 4,
+            "disable_tqdm": True,
+            "seed": 0,
+            **train,
+        },
     }
 
 

@@ -15,7 +15,9 @@ CURVE_KEYS = ("loss", "lm_loss", "kd_loss", "alpha", "ce", "kd", "val_loss", "va
 
 def curve(run_dir: Path) -> list[dict[str, float]]:
     """The run's events reduced to step and the loss-like values."""
-    return [{"step": e["step"], **{k: e[k] for k in CURVE_KEYS if k in e}} for e in read_metrics(run_dir / "metrics.jsonl")]
+    return [
+        {"step": e["step"], **{k: e[k] for k in CURVE_KEYS if k in e}} for e in read_metrics(run_dir / "metrics.jsonl")
+    ]
 
 
 def assert_matches_golden(run_dir: Path, golden: Path) -> None:

@@ -22,7 +22,10 @@ def _run(tmp_path, tiny_run, capsys, *overrides, config=None):
         (["--model.family=gpt5"], "(did you mean 'gpt2'?)"),
         (["--train.max_stesp=3"], "did you mean 'max_steps'"),
         (["--model.max_position_embeddings=8"], "model.max_position_embeddings: 8 is fewer than data.seq_len 32"),
-        (["--model.from=/nonexistent/model", "--model.family=null"], "/nonexistent/model is not a Hugging Face model folder"),
+        (
+            ["--model.from=/nonexistent/model", "--model.family=null"],
+            "/nonexistent/model is not a Hugging Face model folder",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_run, capsys, overrides, message):
@@ -41,5 +44,7 @@ def test_empty_corpus(tmp_path, tiny_run, capsys):
 
 
 def test_console_script_help_lists_subcommands():
-    out = subprocess.run([sys.executable, "-m", "kinherit.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "kinherit.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "pretrain" in out

@@ -23,7 +23,9 @@ def test_ctrl_c_prints_the_resume_command_which_then_continues(tmp_path, tiny_ru
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(tiny_run(tmp_path / "run", max_steps=6, save_steps=2, eval_steps=2)))
     real = pretrain_module.pretrain
-    monkeypatch.setattr(pretrain_module, "pretrain", lambda config, resume=False: real(config, resume, callbacks=[CtrlCAt(3)]))
+    monkeypatch.setattr(
+        pretrain_module, "pretrain", lambda config, resume=False: real(config, resume, callbacks=[CtrlCAt(3)])
+    )
     assert main(["pretrain", "--config", str(path), "--train.seed=0"]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
     checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-2"
@@ -39,18 +41,28 @@ def test_ctrl_c_before_any_checkpoint(tmp_path, tiny_run, monkeypatch, capsys):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(tiny_run(tmp_path / "run", max_steps=6, save_steps=4, eval_steps=2)))
     real = pretrain_module.pretrain
-    monkeypatch.setattr(pretrain_module, "pretrain", lambda config, resume=False: real(config, resume, callbacks=[CtrlCAt(1)]))
+    monkeypatch.setattr(
+        pretrain_module, "pretrain", lambda config, resume=False: real(config, resume, callbacks=[CtrlCAt(1)])
+    )
     assert main(["pretrain", "--config", str(path)]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == f"kinherit pretrain: interrupted before the first checkpoint of {tmp_path / 'run'}; run the same command again to start over"
+    assert (
+        err.strip().splitlines()[-1]
+        == f"kinherit pretrain: interrupted before the first checkpoint of {tmp_path / 'run'}; run the same command "
+        "again to start over"
+    )
 
 
 def test_the_interrupted_line_starts_on_a_line_of_its_own(tmp_path, tiny_run, monkeypatch, capfd):
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(tiny_run(tmp_path / "run", max_steps=6, save_steps=4, eval_steps=2, disable_tqdm=False)))
+    path.write_text(
+        yaml.safe_dump(tiny_run(tmp_path / "run", max_steps=6, save_steps=4, eval_steps=2, disable_tqdm=False))
+    )
     real = pretrain_module.pretrain
-    monkeypatch.setattr(pretrain_module, "pretrain", lambda config, resume=False: real(config, resume, callbacks=[CtrlCAt(3)]))
+    monkeypatch.setattr(
+        pretrain_module, "pretrain", lambda config, resume=False: real(config, resume, callbacks=[CtrlCAt(3)])
+    )
     assert main(["pretrain", "--config", str(path)]) == 130
     err = capfd.readouterr().err
     assert "run:  50%" in err  # the bar was drawn (3 of 6 steps), and left on its own line

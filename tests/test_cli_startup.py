@@ -17,10 +17,12 @@ def _python(code):
 
 
 def test_help_and_version_do_not_import_torch():
-    probe = ("import sys\nfrom kinherit.cli import main\n"
-             "for argv in (['--help'], ['--version'], ['pretrain', '--help']):\n"
-             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-             "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    probe = (
+        "import sys\nfrom kinherit.cli import main\n"
+        "for argv in (['--help'], ['--version'], ['pretrain', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     proc = _python(probe)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False False"
@@ -46,12 +48,20 @@ def test_the_command_table_matches_the_modules():
 def test_a_missing_config_file_is_refused_before_torch_is_imported(command, tmp_path):
     """(cache-teacher's parser imports torch: the file is checked before the parser is built.)"""
     required = ", '--teacher', 'runs/small/model'" if command == "cache-teacher" else ""
-    probe = ("import sys, time\nfrom kinherit.cli import main\nstart = time.perf_counter()\n"
-             f"code = main([{command!r}, '--config', 'nonexist.yaml'{required}])\n"
-             "print(code, 'torch' in sys.modules, time.perf_counter() - start)")
+    probe = (
+        "import sys, time\nfrom kinherit.cli import main\nstart = time.perf_counter()\n"
+        f"code = main([{command!r}, '--config', 'nonexist.yaml'{required}])\n"
+        "print(code, 'torch' in sys.modules, time.perf_counter() - start)"
+    )
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
     elapsed = time.perf_counter() - started
     code, torch_imported, _ = proc.stdout.split()
     assert (code, torch_imported) == ("2", "False"), proc.stderr
@@ -63,7 +73,10 @@ def test_a_folder_given_as_config_is_named_as_such(tmp_path, capsys):
     from kinherit.cli import main
 
     assert main(["pretrain", "--config", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"kinherit pretrain: error: config file {tmp_path} is a folder, not a YAML file"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"kinherit pretrain: error: config file {tmp_path} is a folder, not a YAML file"
+    )
 
 
 def test_pretrain_help_lists_out_and_the_override_syntax(tmp_path, monkeypatch, capsys):

@@ -39,13 +39,22 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"model": {"hiden_size": 64}}, "config key model.hiden_size: unknown key (did you mean 'hidden_size'?)"),
-    ({"data": {"tokenizer": {"train_vocab": 64}}}, "config key data.tokenizer.train_vocab: unknown key (did you mean 'train_vocab_size'?)"),
-    ({"teacher": {"path": "t", "temprature": 2}}, "config key teacher.temprature: unknown key (did you mean 'temperature'?)"),
-    ({"model": {"form": "x"}}, "config key model.form: unknown key (did you mean 'from'?)"),
-    ({"dat": {}}, "config key dat: unknown key (did you mean 'data'?)"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"model": {"hiden_size": 64}}, "config key model.hiden_size: unknown key (did you mean 'hidden_size'?)"),
+        (
+            {"data": {"tokenizer": {"train_vocab": 64}}},
+            "config key data.tokenizer.train_vocab: unknown key (did you mean 'train_vocab_size'?)",
+        ),
+        (
+            {"teacher": {"path": "t", "temprature": 2}},
+            "config key teacher.temprature: unknown key (did you mean 'temperature'?)",
+        ),
+        ({"model": {"form": "x"}}, "config key model.form: unknown key (did you mean 'from'?)"),
+        ({"dat": {}}, "config key dat: unknown key (did you mean 'data'?)"),
+    ],
+)
 def test_did_you_mean_in_every_section(raw, message):
     with pytest.raises(KinheritError) as err:
         validate_config(raw)
@@ -63,8 +72,9 @@ def test_a_path_next_to_the_config_but_not_here_names_both_directories(tmp_path,
     with pytest.raises(KinheritError) as err:
         load_config(config)
     assert str(err.value) == (
-        f"data.sources 'corpus.txt' in {config} does not exist in the current directory {tmp_path} (paths in a config "
-        f"resolve against it) but does next to the config file: run from {tmp_path / 'project'} or write it as {tmp_path / 'project' / 'corpus.txt'}"
+        f"data.sources 'corpus.txt' in {config} does not exist in the current directory {tmp_path} (paths in a "
+        f"config resolve against it) but does next to the config file: run from {tmp_path / 'project'} or write it "
+        f"as {tmp_path / 'project' / 'corpus.txt'}"
     )
     monkeypatch.chdir(tmp_path / "project")
     assert load_config(config).data.sources == ["corpus.txt"]
@@ -110,8 +120,12 @@ def test_a_run_recorded_before_the_lr_rule_after_growth_reads_with_the_factor_it
 
 def test_unset_removes_keys_of_the_file_so_they_take_their_defaults(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("model: {family: gpt2, hidden_size: 64, num_layers: 3}\ndata: {tokenizer: {train_vocab_size: 300}}\n")
-    config = load_config(path, ["--unset=model.hidden_size,model.num_layers", "--unset", "data.tokenizer.train_vocab_size"])
+    path.write_text(
+        "model: {family: gpt2, hidden_size: 64, num_layers: 3}\ndata: {tokenizer: {train_vocab_size: 300}}\n"
+    )
+    config = load_config(
+        path, ["--unset=model.hidden_size,model.num_layers", "--unset", "data.tokenizer.train_vocab_size"]
+    )
     assert (config.model.family, config.model.hidden_size, config.model.num_layers) == ("gpt2", 128, 2)
     assert config.data.tokenizer.train_vocab_size == 4096  # the default; null would have set None
     assert load_config(path, ["--unset=teacher.path"]).teacher is None  # a key the file lacks: nothing to remove
@@ -129,12 +143,18 @@ def test_model_from_on_the_command_line_replaces_the_files_family_and_sizes(tmp_
     config = load_config(path, ["--model.from=runs/grown"])
     assert config.model.from_ == "runs/grown" and config.model.family is None and config.model.dropout == 0.1
     assert config.model.model_fields_set >= {"from_", "dropout"} and "hidden_size" not in config.model.model_fields_set
-    assert capsys.readouterr().out.strip() == \
-        f"model.from runs/grown overrides model.family/hidden_size/num_layers of {path} (the folder's model is trained as it is)"
+    assert (
+        capsys.readouterr().out.strip()
+        == f"model.from runs/grown overrides model.family/hidden_size/num_layers of {path} (the folder's model is "
+        "trained as it is)"
+    )
     explicit = load_config(path, ["--model.from=runs/grown", "--model.hidden_size=64"])  # kept: preflight checks it
     assert "hidden_size" in explicit.model.model_fields_set and "num_layers" not in explicit.model.model_fields_set
     path.write_text("model: {family: llama, from: runs/grown}\n")
-    with pytest.raises(KinheritError, match=r"set either model.family or model.from, not both \(on the command line, "
-                       r"--unset=model.family or --unset=model.from removes the config file's\)"):  # in the file: refused
+    with pytest.raises(
+        KinheritError,
+        match=r"set either model.family or model.from, not both \(on the command line, "
+        r"--unset=model.family or --unset=model.from removes the config file's\)",
+    ):  # in the file: refused
         load_config(path)
     assert load_config(path, ["--unset=model.from"]).model.family == "llama"

@@ -18,7 +18,8 @@ def _help(capsys, argv):
 
 
 @pytest.mark.parametrize(
-    ("command", "model"), [("pretrain", RunConfig), ("finetune", FinetuneConfig), ("recycle-experiment", ExperimentConfig)]
+    ("command", "model"),
+    [("pretrain", RunConfig), ("finetune", FinetuneConfig), ("recycle-experiment", ExperimentConfig)],
 )
 def test_help_config_lists_every_key_with_its_default_and_doc(capsys, command, model):
     text = _help(capsys, [command, "--help-config"])
@@ -35,7 +36,10 @@ def test_pretrain_help_config_shows_defaults_families_and_schedule_references(ca
     text = _help(capsys, ["pretrain", "--help-config"])
     assert "model.hidden_size  (int, default 128)\n    Width of the residual stream (d)." in text
     assert "teacher  (section, default null)" in text and "    max_steps: 400" in text
-    assert "linear — Qin et al. 2022, Knowledge Inheritance for Pre-trained Language Models, https://arxiv.org/abs/2105.13880" in text
+    assert (
+        "linear — Qin et al. 2022, Knowledge Inheritance for Pre-trained Language Models, https://arxiv.org/abs/2105.13880"
+        in text
+    )
     assert "llama — Touvron et al. 2023" in text
 
 
@@ -51,5 +55,9 @@ def test_grow_help_lists_every_operator_with_its_reference(capsys):
 
 def test_data_section_models_are_in_the_schema():
     keys = [row[0] for row in schema_rows(RunConfig)]
-    assert [f"data.{k}" for k in DataConfig.model_fields if k != "tokenizer"] == [k for k in keys if k.startswith("data.") and not k.startswith("data.tokenizer")]
-    assert [f"data.tokenizer.{k}" for k in TokenizerConfig.model_fields] == [k for k in keys if k.startswith("data.tokenizer.")]
+    assert [f"data.{k}" for k in DataConfig.model_fields if k != "tokenizer"] == [
+        k for k in keys if k.startswith("data.") and not k.startswith("data.tokenizer")
+    ]
+    assert [f"data.tokenizer.{k}" for k in TokenizerConfig.model_fields] == [
+        k for k in keys if k.startswith("data.tokenizer.")
+    ]

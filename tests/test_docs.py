@@ -34,7 +34,7 @@ def tables() -> list[tuple[str, str, str]]:
 def contains_lines(whole: str, part: str) -> bool:
     """Whether `part`'s lines are a contiguous run of `whole`'s lines."""
     lines, want = whole.splitlines(), part.splitlines()
-    return any(lines[i:i + len(want)] == want for i in range(len(lines) - len(want) + 1))
+    return any(lines[i : i + len(want)] == want for i in range(len(lines) - len(want) + 1))
 
 
 def test_the_checks_find_what_they_check():

@@ -13,8 +13,14 @@ ROOT = Path(__file__).parent.parent
 
 def test_gpu_check_runs_on_the_cpu(tmp_path: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--tiny", "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--tiny", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert float(re.search(r"ratio kinherit / transformers\.Trainer: ([\d.]+)", out).group(1)) > 0

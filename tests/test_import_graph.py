@@ -40,7 +40,9 @@ def _imports(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base.startswith("kinherit"):
                 found.add(base)
                 found |= {f"{base}.{a.name}" for a in node.names}
@@ -57,7 +59,10 @@ MODULE_LAYERS = {
     "kinherit.kd.schedules": 1,
     "kinherit.kd.losses": 1,  # the KD-loss registry (teacher.loss)
     # the cross-tokenizer method registry (teacher.cross_tokenizer): the methods' pure losses and what they read
-    **{f"kinherit.inherit.cross_tokenizer{m}": 1 for m in ("", ".method", ".alm", ".shared_vocab", ".shared_prefix", ".targets")},
+    **{
+        f"kinherit.inherit.cross_tokenizer{m}": 1
+        for m in ("", ".method", ".alm", ".shared_vocab", ".shared_prefix", ".targets")
+    },
     "kinherit.kd.alignment": 1,
     # the growth options and the operator registries they validate names against (no torch at import), which
     # growth stages of a training config embed
@@ -90,8 +95,13 @@ def test_every_package_has_a_layer():
 
 
 def test_no_import_runs_up_the_layers():
-    upward = sorted(f"{a} -> {b}" for a, deps in _graph().items() if a != "kinherit" for b in deps
-                    if _top(a) != _top(b) and _layer(b) > _layer(a))
+    upward = sorted(
+        f"{a} -> {b}"
+        for a, deps in _graph().items()
+        if a != "kinherit"
+        for b in deps
+        if _top(a) != _top(b) and _layer(b) > _layer(a)
+    )
     assert not upward, upward
 
 
@@ -105,7 +115,7 @@ def test_no_cycles():
         stack.append(node)
         for dep in sorted(graph[node]):
             if state.get(dep) == 1:
-                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(dep):] + [dep]))
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(dep) :] + [dep]))
             if dep not in state:
                 visit(dep)
         stack.pop()
@@ -123,4 +133,3 @@ def test_no_two_way_package_pairs():
     edges = {(_top(a), _top(b)) for a, deps in _graph().items() for b in deps if _top(a) != _top(b)}
     pairs = sorted({tuple(sorted(e)) for e in edges if e[::-1] in edges})
     assert not pairs, pairs
-

@@ -37,8 +37,10 @@ from tests.conftest import SMALL_CORPUS, STDLIB
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
-PAGES = [README] + [ROOT / "docs" / f"{name}.md" for name in (
-    "pretrain", "staged", "grow", "inherit", "recycle", "reports", "results", "architecture")]
+PAGES = [README] + [
+    ROOT / "docs" / f"{name}.md"
+    for name in ("pretrain", "staged", "grow", "inherit", "recycle", "reports", "results", "architecture")
+]
 """The order the blocks run in: a page may use the runs an earlier page made."""
 
 NOT_RUN = {
@@ -51,8 +53,8 @@ NOT_RUN = {
     r"^kinherit divergence MODEL_DIR ": "a synopsis with placeholders; run below on runs/moe-train/model",
     r"^kinherit demo$": "the full demo takes 14–19 min; its --quick twin runs in tests/demo/test_demo.py",
     r"^kinherit demo --quick$": "run by tests/demo/test_demo.py (≈1 min)",
-    r"^(OMP_NUM_THREADS=1 )?(\.venv/bin/)?python (bench/|-m bench\.)": "a benchmark of minutes to hours (bench/efficiency.py's "
-                                                                    "aggregation is tested in tests/bench/test_efficiency.py)",
+    r"^(OMP_NUM_THREADS=1 )?(\.venv/bin/)?python (bench/|-m bench\.)": "a benchmark of minutes to hours "
+    "(bench/efficiency.py's aggregation is tested in tests/bench/test_efficiency.py)",
 }
 
 PREREQUISITES = [
@@ -63,8 +65,14 @@ PREREQUISITES = [
     "kinherit pretrain --config configs/small.yaml --data.tokenizer.train_vocab_size=1024 --out runs/small-1024bpe",
 ]
 
-TINY_TRAIN = ["--train.max_steps=2", "--train.eval_steps=2", "--train.save_steps=2", "--train.logging_steps=1",
-              "--train.per_device_train_batch_size=8", "--train.per_device_eval_batch_size=32"]
+TINY_TRAIN = [
+    "--train.max_steps=2",
+    "--train.eval_steps=2",
+    "--train.save_steps=2",
+    "--train.logging_steps=1",
+    "--train.per_device_train_batch_size=8",
+    "--train.per_device_eval_batch_size=32",
+]
 STAGED_STEPS = ["--train.max_steps=8"]  # a config with growth stages needs room for them: fractions of 8 steps
 
 
@@ -87,7 +95,9 @@ class Block:
     page: str = "README.md"
 
 
-RUNNABLE_YAML = re.compile(r"# (\S+\.yaml) — (kinherit .*)")  # a YAML block headed `# NAME.yaml — kinherit ... NAME.yaml`
+RUNNABLE_YAML = re.compile(
+    r"# (\S+\.yaml) — (kinherit .*)"
+)  # a YAML block headed `# NAME.yaml — kinherit ... NAME.yaml`
 
 
 def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
@@ -201,15 +211,21 @@ def test_the_pages_have_blocks_and_every_exclusion_matches_one():
     assert len(commands) >= 20 and any(b.language == "python" for b in BLOCKS)
     assert any("kinherit recycle-experiment --config experiment.yaml" in b.text for b in BLOCKS)  # a headed YAML block
     for pattern in NOT_RUN:
-        assert any(re.search(pattern, c) for c in commands), f"NOT_RUN entry {pattern!r} matches no command of the pages"
+        assert any(re.search(pattern, c) for c in commands), (
+            f"NOT_RUN entry {pattern!r} matches no command of the pages"
+        )
     for old, _ in PYTHON_SUBSTITUTIONS:
         assert old in ALL_TEXT, f"substitution {old!r} no longer matches the pages"
     assert PREREQUISITES[0] in README.read_text()  # the first hour trains runs/small; the workspace builds it first
 
 
 def test_bench_commands_are_not_run_in_either_form():
-    for command in ("python bench/upcycle.py --seeds 0", "python -m bench.upcycle --seeds 0",
-                    "OMP_NUM_THREADS=1 python -m bench.xtok --seeds 0", ".venv/bin/python -m bench.throughput"):
+    for command in (
+        "python bench/upcycle.py --seeds 0",
+        "python -m bench.upcycle --seeds 0",
+        "OMP_NUM_THREADS=1 python -m bench.xtok --seeds 0",
+        ".venv/bin/python -m bench.throughput",
+    ):
         assert not_run_reason(command) is not None, command
     assert not_run_reason("python -m kinherit.cli pretrain") is None
 
@@ -222,7 +238,7 @@ def test_bash_parsing():
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: f"{b.page}:{b.language}@{b.line}")
 def test_readme_block_runs(block: Block, workspace: dict):
     if block.language == "python":
-        code = re.sub(r'load_config\(("[^"]+"), \[', r'load_config(\1, [*TINY, ', block.text)
+        code = re.sub(r'load_config\(("[^"]+"), \[', r"load_config(\1, [*TINY, ", block.text)
         for old, new in PYTHON_SUBSTITUTIONS:
             code = code.replace(old, new)
         tiny_overrides = tiny(["pretrain"], workspace["cache"])

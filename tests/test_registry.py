@@ -29,9 +29,13 @@ def test_known_checks_a_config_field_with_the_lookup_wording():
         mode: Annotated[str, known(("fast", "slow"), "mode")] = "fast"
 
     assert Options().op is None and Options(op="double").op == "double"
-    with pytest.raises(ValidationError, match=r"unknown operator 'doubel'; choose one of double \(did you mean 'double'\?\)"):
+    with pytest.raises(
+        ValidationError, match=r"unknown operator 'doubel'; choose one of double \(did you mean 'double'\?\)"
+    ):
         Options(op="doubel")
-    with pytest.raises(ValidationError, match=r"unknown mode 'fats'; choose one of fast, slow \(did you mean 'fast'\?\)"):
+    with pytest.raises(
+        ValidationError, match=r"unknown mode 'fats'; choose one of fast, slow \(did you mean 'fast'\?\)"
+    ):
         Options(mode="fats")
     assert Options.model_fields["op"].annotation == str | None  # --help-config shows the plain type
 

@@ -75,7 +75,9 @@ def test_shipped_config_validates(path):
     dumped = config.model_dump(by_alias=True)
     for section, value in raw.items():
         if isinstance(value, dict) and isinstance(dumped.get(section), dict):
-            assert set(value) <= set(dumped[section]), f"{path.name}: {section} keys {set(value) - set(dumped[section])}"
+            assert set(value) <= set(dumped[section]), (
+                f"{path.name}: {section} keys {set(value) - set(dumped[section])}"
+            )
 
 
 @pytest.mark.parametrize("block", README_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
@@ -113,16 +115,21 @@ def _run(command: str, state: dict) -> None:
 SLOW = {"efficiency.yaml", "efficiency-proxy.yaml"}  # 7 s each; run_experiment runs in tests/demo/test_demo.py
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(RUNS)], ids=str)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(RUNS)], ids=str
+)
 def test_shipped_config_runs_at_tiny_size(name, workspace):
     how = RUNS[name]
     if how == "experiment":
         spec = ExperimentSpec.model_validate(read_yaml((ROOT / "configs" / name).read_text()))
         steps = {"max_steps": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8}
-        spec = spec.model_copy(update={
-            "data": {**spec.data, "sources": SMALL_CORPUS, "cache_dir": str(workspace["cache"])},
-            "teacher_train": {**spec.teacher_train, **steps}, "student_train": {**spec.student_train, **steps},
-        })
+        spec = spec.model_copy(
+            update={
+                "data": {**spec.data, "sources": SMALL_CORPUS, "cache_dir": str(workspace["cache"])},
+                "teacher_train": {**spec.teacher_train, **steps},
+                "student_train": {**spec.student_train, **steps},
+            }
+        )
         report = run_experiment(spec, workspace["root"] / name)
         assert [r.name for r in report.results] == list(STUDENTS)
         return

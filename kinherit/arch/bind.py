@@ -29,8 +29,7 @@ def expected_shape(spec: TensorSpec, shape: Shape, actual: tuple[int, ...]) -> t
     """The shape `spec` implies under `shape`; `fixed` axes take the actual size."""
     sizes = shape.space_sizes()
     return tuple(
-        actual[i] if axis.kind == "fixed" else sum(sizes[s] for s in axis.spaces)
-        for i, axis in enumerate(spec.axes)
+        actual[i] if axis.kind == "fixed" else sum(sizes[s] for s in axis.spaces) for i, axis in enumerate(spec.axes)
     )
 
 

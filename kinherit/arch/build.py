@@ -9,7 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from kinherit.arch.catalog import FAMILIES
 from kinherit.arch.spec import ModelSizes
@@ -31,9 +37,15 @@ def build_model(cfg: ModelSizes, tokenizer: PreTrainedTokenizerBase, seq_len: in
         family = FAMILIES.lookup(cfg.family)
         try:
             hf_config = family.build_config(cfg, len(tokenizer), cfg.positions(seq_len))
-        except (ValueError, TypeError, StrictDataclassError) as err:  # transformers' own checks (e.g. RoPE needs an even head_dim)
+        except (
+            ValueError,
+            TypeError,
+            StrictDataclassError,
+        ) as err:  # transformers' own checks (e.g. RoPE needs an even head_dim)
             cause = err.__cause__ or err
-            raise KinheritError(f"transformers rejects this {cfg.family} model: {str(cause).strip().splitlines()[0]}") from None
+            raise KinheritError(
+                f"transformers rejects this {cfg.family} model: {str(cause).strip().splitlines()[0]}"
+            ) from None
         auto = AutoModelForMaskedLM if family.task == "masked" else AutoModelForCausalLM
         model = auto.from_config(hf_config, dtype="float32")
         check_compatible(model.config, len(tokenizer), seq_len)

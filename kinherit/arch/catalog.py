@@ -36,6 +36,5 @@ def detect(config, architecture: str | None = None) -> tuple[FamilySpec, HeadSpe
             if arch is not None:
                 return family, family.head(arch)
     raise KinheritError(
-        f"unsupported model family {model_type!r} (architectures {architectures or 'unset'}); "
-        f"supported: {supported()}"
+        f"unsupported model family {model_type!r} (architectures {architectures or 'unset'}); supported: {supported()}"
     )

@@ -59,8 +59,8 @@ class TensorSpec:
     """One weight. `residual_out` marks the tensors whose zeroing makes a new layer the identity: the
     projections that write into the residual stream (attention out, MLP down, their biases), or, in a
     family with norms on the sublayer output (OLMo 2's `branch_norm`, Gemma's post-attention and
-    post-feedforward norms), those norms' gains -- RMSNorm(0) is 0 only in exact arithmetic (the round-off of a zeroed projection is
-    divided by √eps), while a zero gain gives an exact 0.
+    post-feedforward norms), those norms' gains -- RMSNorm(0) is 0 only in exact arithmetic (the round-off of a zeroed
+    projection is divided by √eps), while a zero gain gives an exact 0.
 
     `offset`: the module uses `offset + w` as its effective value (Gemma's RMSNorm scales by 1 + w).
     Every scaling acts on the effective value, w' = (offset + w)·c − offset, and "zero" means
@@ -86,8 +86,14 @@ class TensorSpec:
         return replace(self, name=prefix + self.name)
 
 
-def t(name: str, *axes: str, optional: bool = False, residual_out: bool = False, offset: float = 0.0,
-      scaled_by_sqrt: str | None = None) -> TensorSpec:
+def t(
+    name: str,
+    *axes: str,
+    optional: bool = False,
+    residual_out: bool = False,
+    offset: float = 0.0,
+    scaled_by_sqrt: str | None = None,
+) -> TensorSpec:
     """Shorthand used by the family tables: `t("mlp.c_fc.weight", "in:hidden", "out:ffn")`."""
     assert scaled_by_sqrt is None or scaled_by_sqrt in GROWABLE, f"bad space {scaled_by_sqrt!r}"
     return TensorSpec(name, tuple(Axis.parse(a) for a in axes), optional, residual_out, offset, scaled_by_sqrt)
@@ -173,7 +179,11 @@ class MoeTarget:
 
     def architecture(self, source: str) -> str | None:
         """The target class of the dense class `source`; None when `source` is not one of the source family's."""
-        return self.target_prefix + source.removeprefix(self.source_prefix) if source.startswith(self.source_prefix) else None
+        return (
+            self.target_prefix + source.removeprefix(self.source_prefix)
+            if source.startswith(self.source_prefix)
+            else None
+        )
 
     @property
     def down_scale(self) -> float:

@@ -63,8 +63,12 @@ def snippets_of(files: list[Path], snippet_lines: int) -> list[str]:
     """All non-overlapping `snippet_lines`-line windows of the files' non-blank lines."""
     snippets = []
     for path in files:
-        lines = [line.rstrip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-        snippets += ["\n".join(lines[i : i + snippet_lines]) for i in range(0, len(lines) - snippet_lines + 1, snippet_lines)]
+        lines = [
+            line.rstrip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
+        ]
+        snippets += [
+            "\n".join(lines[i : i + snippet_lines]) for i in range(0, len(lines) - snippet_lines + 1, snippet_lines)
+        ]
     return snippets
 
 
@@ -96,7 +100,8 @@ def stdlib_packages_task(
             raise KinheritError(
                 f"package {package!r} yields {len(held_out)} validation and {len(training)} training snippets of "
                 f"{snippet_lines} lines (split by file), fewer than val_per_class={val_per_class} / "
-                f"train_per_class={train_per_class}; lower them or data.snippet_lines, or pick larger packages in data.packages"
+                f"train_per_class={train_per_class}; lower them or data.snippet_lines, or pick larger packages in "
+                "data.packages"
             )
         for split, chosen in ((train, training[:train_per_class]), (val, held_out[:val_per_class])):
             split.texts.extend(chosen)

@@ -14,8 +14,8 @@ overlaps it) and appends the ids to the two files, as uint16/uint32 arrays (neve
 Memory is bounded whatever the corpus size: two batches of text, and the encoder's working memory, which
 grows with the length of each text it encodes at once (a reading block, `sources.BLOCK_BYTES`; measured on
 20 MB of one file: +472 MiB peak over the loaded libraries with 1 MiB blocks and 8 MiB batches, +131 MiB
-with 256 KiB blocks and 2 MiB batches). Everything is written under `.tmp-<fingerprint>-<pid>-*` and renamed at the end, so a killed job
-leaves nothing that looks complete; leftovers of dead jobs are removed by the next build.
+with 256 KiB blocks and 2 MiB batches). Everything is written under `.tmp-<fingerprint>-<pid>-*` and renamed at the end,
+so a killed job leaves nothing that looks complete; leftovers of dead jobs are removed by the next build.
 """
 
 from __future__ import annotations
@@ -98,9 +98,11 @@ def epochs_notice(train_tokens: int, tokens_per_step: int, max_steps: int) -> st
     read = tokens_per_step * max_steps
     if max_steps <= 0 or train_tokens <= 0 or read <= train_tokens:
         return None
-    return (f"the run reads {read:,} tokens ({max_steps:,} steps × {tokens_per_step:,}), {read / train_tokens:.1f} epochs "
-            f"over the {train_tokens:,} train tokens: the corpus is repeated (add text or lower train.max_steps to read "
-            "each token once)")
+    return (
+        f"the run reads {read:,} tokens ({max_steps:,} steps × {tokens_per_step:,}), {read / train_tokens:.1f} epochs "
+        f"over the {train_tokens:,} train tokens: the corpus is repeated (add text or lower train.max_steps to read "
+        "each token once)"
+    )
 
 
 def default_cache_dir() -> Path:
@@ -161,7 +163,11 @@ def tokenizer_sample(files: list[SourceFile], config: DataConfig, mode: str) -> 
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="sample for the tokenizer") as bar:
         for index, chunk in enumerate(iter_chunks(files, config, mode)):
             bar.update(chunk.nbytes)
-            if chunk.val or not chunk.text or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep):
+            if (
+                chunk.val
+                or not chunk.text
+                or (keep < 1.0 and unit_hash(config.split_seed, b"sample%d" % index) >= keep)
+            ):
                 continue
             yield chunk.text
             taken += chunk.nbytes
@@ -211,7 +217,8 @@ def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
 
 
 def _encoder(tokenizer_dir: Path) -> tuple[Tokenizer, int]:
-    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them), and the separator id."""
+    """The Rust tokenizer without truncation or padding (a folder's tokenizer.json may set them), and the separator
+    id."""
     tokenizer = load_tokenizer(tokenizer_dir)
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.no_truncation()
@@ -238,9 +245,12 @@ def pack(files: list[SourceFile], config: DataConfig, mode: str, tokenizer_dir: 
         ids = iter(arrays)
         return [next(ids) if chunk.text and not chunk.text.isspace() else empty for chunk in batch]
 
-    with (out / "train.bin").open("wb") as train_file, (out / "val.bin").open("wb") as val_file, \
-            ThreadPoolExecutor(max_workers=1) as pool, \
-            tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenize and pack") as bar:
+    with (
+        (out / "train.bin").open("wb") as train_file,
+        (out / "val.bin").open("wb") as val_file,
+        ThreadPoolExecutor(max_workers=1) as pool,
+        tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenize and pack") as bar,
+    ):
         sides = {False: _SideWriter(train_file, dtype, separator), True: _SideWriter(val_file, dtype, separator)}
         start = time.perf_counter()
 
@@ -262,8 +272,14 @@ def pack(files: list[SourceFile], config: DataConfig, mode: str, tokenizer_dir: 
         if pending is not None:
             write(*pending)
     train, val = sides[False], sides[True]
-    return {"dtype": dtype.name, "vocab_size": vocab, "train_tokens": train.tokens, "val_tokens": val.tokens,
-            "train_documents": train.pieces, "val_documents": val.pieces}
+    return {
+        "dtype": dtype.name,
+        "vocab_size": vocab,
+        "train_tokens": train.tokens,
+        "val_tokens": val.tokens,
+        "train_documents": train.pieces,
+        "val_documents": val.pieces,
+    }
 
 
 def _check_sizes(stats: dict[str, int], config: DataConfig, mode: str) -> None:
@@ -273,8 +289,8 @@ def _check_sizes(stats: dict[str, int], config: DataConfig, mode: str) -> None:
         if stats[f"{side}_tokens"] == 0:
             name = "validation" if side == "val" else "training"
             raise KinheritError(
-                f"the {name} split is empty: {stats[f'{other}_tokens']:,} tokens ({stats[f'{other}_documents']:,} pieces) "
-                f"went to {other} and 0 to {side} (data.split={mode}, val_fraction={config.val_fraction}); "
+                f"the {name} split is empty: {stats[f'{other}_tokens']:,} tokens ({stats[f'{other}_documents']:,} "
+                f"pieces) went to {other} and 0 to {side} (data.split={mode}, val_fraction={config.val_fraction}); "
                 "raise data.val_fraction, change data.split_seed or set data.split"
             )
 
@@ -323,5 +339,7 @@ def prepare_corpus(config: DataConfig, main_process: bool = True) -> PackedCorpu
             shutil.copytree(config.tokenizer.path, tokenizer_dir)
         stats = pack(files, config, mode, tokenizer_dir, staging)
         _check_sizes(stats, config, mode)
-        write_json(staging / "meta.json", {"fingerprint": fingerprint, "split": mode, **stats, "sources": config.sources})
+        write_json(
+            staging / "meta.json", {"fingerprint": fingerprint, "split": mode, **stats, "sources": config.sources}
+        )
     return _load_entry(entry)

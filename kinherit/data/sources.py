@@ -1,10 +1,10 @@
 """Corpus sources → files, and readers that stream each file's text in bounded pieces.
 
 A source is one of: `stdlib` (this Python's own standard library `.py` files, test suites
-excluded), a text file, a folder (every file below it except hidden ones and `__pycache__/`), a glob, a `.jsonl`/`.json`-lines,
-`.parquet` or `.arrow` file with a text field (read by `datasets.load_dataset(..., streaming=True)`),
-or a folder written by `datasets.Dataset.save_to_disk` (read batch by batch from its memory map).
-Order is sorted and therefore reproducible across machines with the same files.
+excluded), a text file, a folder (every file below it except hidden ones and `__pycache__/`), a glob, a
+`.jsonl`/`.json`-lines, `.parquet` or `.arrow` file with a text field (read by
+`datasets.load_dataset(..., streaming=True)`), or a folder written by `datasets.Dataset.save_to_disk` (read batch by
+batch from its memory map). Order is sorted and therefore reproducible across machines with the same files.
 
 Nothing is ever read whole: text files are read in blocks of about `BLOCK_BYTES`, cut after a
 newline; record files in batches of `RECORD_BATCH` rows. Files found in a folder or glob whose first
@@ -62,9 +62,7 @@ class SourceFile:
 def stdlib_files() -> list[Path]:
     """The standard library's `.py` files, without test suites and installed packages."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    return sorted(
-        p for p in root.rglob("*.py") if not _STDLIB_SKIP.intersection(p.relative_to(root).parts[:-1])
-    )
+    return sorted(p for p in root.rglob("*.py") if not _STDLIB_SKIP.intersection(p.relative_to(root).parts[:-1]))
 
 
 def _is_saved_dataset(folder: Path) -> bool:
@@ -116,7 +114,9 @@ def resolve_sources(sources: list[str]) -> list[SourceFile]:
             path = Path(spec).expanduser()
             if not path.exists():
                 where = "" if path.is_absolute() else f" in {Path.cwd()}"
-                raise KinheritError(f"data source {spec!r} does not exist{where}; give a file, folder, glob or 'stdlib'")
+                raise KinheritError(
+                    f"data source {spec!r} does not exist{where}; give a file, folder, glob or 'stdlib'"
+                )
             if path.is_dir() and _is_saved_dataset(path):
                 found = [SourceFile(path, "saved", path.name)]
             elif path.is_dir():
@@ -125,7 +125,9 @@ def resolve_sources(sources: list[str]) -> list[SourceFile]:
             else:
                 found = [_classify(path, path.name)]
                 if found[0].kind == "text" and is_binary(path):
-                    raise KinheritError(f"data source {spec!r} is a binary file (it contains NUL bytes); give a text file")
+                    raise KinheritError(
+                        f"data source {spec!r} is a binary file (it contains NUL bytes); give a text file"
+                    )
         if not found:
             raise KinheritError(f"data source {spec!r} matched no text files")
         resolved.extend(found)

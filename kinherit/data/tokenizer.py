@@ -43,7 +43,9 @@ def bpe_pieces(documents: Iterable[str], size: int = PIECE_CHARS) -> Iterator[st
         yield text[start:] if start else text
 
 
-def train_bpe(documents: Iterable[str], vocab_size: int, out_dir: Path, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_bpe(
+    documents: Iterable[str], vocab_size: int, out_dir: Path, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE of `vocab_size` tokens (specials included) and save it to `out_dir`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

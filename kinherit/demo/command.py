@@ -12,7 +12,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train a small teacher on the Python standard library's source, grow it, train four students "
         "on the same budget and report the compute each needs to reach the from-scratch loss. No data or GPU needed.",
     )
-    parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo); re-running reuses finished runs")
+    parser.add_argument(
+        "--out", default="runs/demo", help="output folder (default runs/demo); re-running reuses finished runs"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and budgets (≈1–2 min; a smoke test)")
     parser.add_argument("--cache-dir", help="corpus cache folder (default $KINHERIT_CACHE or ~/.cache/kinherit)")
     parser.set_defaults(func=run)

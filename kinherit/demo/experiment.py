@@ -38,27 +38,44 @@ STUDENTS = ("scratch", "ki", "grown", "grown_ki")
 class ExperimentSpec(StrictModel):
     """Sizes and budgets of one experiment; every field is a section of an ordinary run config."""
 
-    data: dict[str, Any] = Field(default_factory=lambda: {
-        "sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.02})
-    teacher_model: dict[str, Any] = Field(default_factory=lambda: {
-        "family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 176})
-    student_model: dict[str, Any] = Field(default_factory=lambda: {
-        "family": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4})
+    data: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "sources": ["stdlib"],
+            "tokenizer": {"train_vocab_size": 2048},
+            "seq_len": 128,
+            "val_fraction": 0.02,
+        }
+    )
+    teacher_model: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "family": "llama",
+            "hidden_size": 64,
+            "num_layers": 2,
+            "num_heads": 2,
+            "intermediate_size": 176,
+        }
+    )
+    student_model: dict[str, Any] = Field(
+        default_factory=lambda: {"family": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4}
+    )
     """Without `intermediate_size`, the student keeps the teacher's FFN-to-hidden ratio (see `student_shape`)."""
-    teacher_train: dict[str, Any] = Field(default_factory=lambda: {
-        "max_steps": 500, "learning_rate": 3e-3, "eval_steps": 50})
-    student_train: dict[str, Any] = Field(default_factory=lambda: {
-        "max_steps": 500, "learning_rate": 2e-3, "eval_steps": 50})
+    teacher_train: dict[str, Any] = Field(
+        default_factory=lambda: {"max_steps": 500, "learning_rate": 3e-3, "eval_steps": 50}
+    )
+    student_train: dict[str, Any] = Field(
+        default_factory=lambda: {"max_steps": 500, "learning_rate": 2e-3, "eval_steps": 50}
+    )
     grown_train: dict[str, Any] = Field(default_factory=dict)
     """Overrides for the students that start from the grown teacher (none: scratch's settings, warm-up included)."""
     growth_lr_factor: float | None = None
     """The grown students' LR multiplier (None: the library's LR rule after growth, `RunConfig.growth_lr_factor`;
     1: the grown students train at their `learning_rate` as given, as a protocol that tunes it needs)."""
-    inherit: dict[str, Any] = Field(default_factory=lambda: {
-        "alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0})
+    inherit: dict[str, Any] = Field(
+        default_factory=lambda: {"alpha0": 1.0, "schedule": "auto", "steps": 1.0, "temperature": 1.0}
+    )
     """The library's defaults, written out: `schedule: auto` over the whole run (`steps: 1.0`), the KD weight
-    following the teacher/student gap until the student has caught up, and τ = 1 (docs/inherit.md, "Knowledge inheritance
-    from an existing teacher: measured")."""
+    following the teacher/student gap until the student has caught up, and τ = 1 (docs/inherit.md, "Knowledge
+    inheritance from an existing teacher: measured")."""
     grown_inherit: dict[str, Any] = Field(default_factory=dict)
     """Overrides of `inherit` for grown_ki (none by default: the auto rule adapts to a student that starts at the
     teacher's loss)."""
@@ -83,15 +100,21 @@ class ExperimentSpec(StrictModel):
             teacher = self.teacher_model
             ffn, hidden = teacher.get("intermediate_size"), teacher["hidden_size"]
             if ffn is None or (ffn * student["hidden_size"]) % hidden:
-                raise KinheritError("student_model needs an intermediate_size "
-                                    "(the teacher's FFN ratio does not give an integer)")
+                raise KinheritError(
+                    "student_model needs an intermediate_size (the teacher's FFN ratio does not give an integer)"
+                )
             student["intermediate_size"] = ffn * student["hidden_size"] // hidden
         return student
 
 
 QUICK = ExperimentSpec(
-    data={"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 512}, "seq_len": 64, "val_fraction": 0.1,
-          "max_documents": 60},
+    data={
+        "sources": ["stdlib"],
+        "tokenizer": {"train_vocab_size": 512},
+        "seq_len": 64,
+        "val_fraction": 0.1,
+        "max_documents": 60,
+    },
     teacher_model={"family": "llama", "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
     student_model={"family": "llama", "hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
     teacher_train={"max_steps": 60, "learning_rate": 3e-3, "per_device_train_batch_size": 16, "eval_steps": 20},
@@ -99,8 +122,14 @@ QUICK = ExperimentSpec(
 )
 
 
-def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: dict[str, Any],
-                teacher: dict[str, Any] | None = None, cache_dir: str | None = None) -> dict[str, Any]:
+def _run_config(
+    spec: ExperimentSpec,
+    out: Path,
+    model: dict[str, Any],
+    train: dict[str, Any],
+    teacher: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
     data = copy.deepcopy(spec.data)
     if cache_dir is not None:
         data.setdefault("cache_dir", cache_dir)
@@ -115,8 +144,10 @@ def _run_config(spec: ExperimentSpec, out: Path, model: dict[str, Any], train: d
 def _refuse_changed(what: str, folder: Path, old: Any, new: Any) -> None:
     changed = [f"{key}: {was!r} -> {now!r}" for key, was, now in config_differences(old, new)]
     if changed:
-        raise KinheritError(f"{folder} holds a {what} made with other settings ({'; '.join(changed[:3])}); "
-                            "delete it or pass another --out")
+        raise KinheritError(
+            f"{folder} holds a {what} made with other settings ({'; '.join(changed[:3])}); "
+            "delete it or pass another --out"
+        )
 
 
 def train_run(raw: dict[str, Any]) -> Path:
@@ -144,10 +175,12 @@ def _grown_init(spec: ExperimentSpec, teacher_dir: Path, out: Path) -> Path:
     options = GrowthOptions.of({**shape, "seed": spec.seed, **spec.grow})
     if (out / "growth.json").is_file():
         recorded = json.loads((out / "growth.json").read_text())
-        _refuse_changed("grown model", out,
-                        {"source": recorded.get("source"),
-                         **GrowthOptions.of(recorded.get("options", {})).model_dump()},
-                        {"source": str(teacher_dir.resolve()), **options.model_dump()})
+        _refuse_changed(
+            "grown model",
+            out,
+            {"source": recorded.get("source"), **GrowthOptions.of(recorded.get("options", {})).model_dump()},
+            {"source": str(teacher_dir.resolve()), **options.model_dump()},
+        )
         if not recorded["plan"]["exact_claimed"]:
             raise KinheritError(f"{out} holds a growth that is not exact; the experiment needs an exact one")
         return out
@@ -179,8 +212,9 @@ def run_experiment(
     total = 3 + len(students)
     stage = iter(range(1, total + 1))
     print(f"[{next(stage)}/{total}] teacher: pre-train the small model", flush=True)
-    teacher_dir = train_run(_run_config(spec, home("teacher"), spec.teacher_model, spec.teacher_train,
-                                        cache_dir=cache_dir))
+    teacher_dir = train_run(
+        _run_config(spec, home("teacher"), spec.teacher_model, spec.teacher_train, cache_dir=cache_dir)
+    )
     print(f"[{next(stage)}/{total}] grow the teacher to the student shape ({spec.grow})", flush=True)
     grown_dir = _grown_init(spec, teacher_dir, home("grown-init"))
     teacher = {"path": str(teacher_dir), **spec.inherit}

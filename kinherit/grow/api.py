@@ -31,6 +31,7 @@ from kinherit.grow.verify import GrowthReport, Verifier
 from kinherit.hf_folder import TOKENIZER_FILES, find_tokenizer, load_architecture, read_config, require_weights
 from kinherit.io import write_json
 
+
 def assemble_grown_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Tensor]]) -> PreTrainedModel:
     """Instantiate the target architecture on the meta device and assign the grown tensors."""
     config = CONFIG_MAPPING[plan.output_config["model_type"]].from_dict(plan.output_config)
@@ -40,9 +41,13 @@ def assemble_grown_model(plan: GrowthPlan, tensors: Iterable[tuple[str, torch.Te
     expected = model.state_dict()
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        raise KinheritError(f"grown weights do not match {plan.output_architecture}: missing {missing[:5]}, extra {extra[:5]}")
+        raise KinheritError(
+            f"grown weights do not match {plan.output_architecture}: missing {missing[:5]}, extra {extra[:5]}"
+        )
     for key, value in state.items():
-        assert value.shape == expected[key].shape, f"{key}: grown {tuple(value.shape)} != model {tuple(expected[key].shape)}"
+        assert value.shape == expected[key].shape, (
+            f"{key}: grown {tuple(value.shape)} != model {tuple(expected[key].shape)}"
+        )
     model.load_state_dict(state, strict=True, assign=True)
     model.tie_weights()
     return model.eval()
@@ -89,8 +94,10 @@ def grow(
     the unit maps of its axes."""
     options = GrowthOptions.of(options, **kwargs)
     plan = make_plan(model.config, options, architecture=type(model).__name__)
-    state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype)  # no copy when CPU fp32
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype)  # no copy when CPU fp32
+        for k, v in model.state_dict().items()
+    }
     plan = resolve_noise(plan, state)
     grown = assemble_grown_model(plan, grow_state(plan, state))
     report = _report(plan, _params(model), _params(grown))
@@ -99,8 +106,14 @@ def grow(
     return Growth(grown, plan, report)
 
 
-def grow_folder(src: str | os.PathLike, out: str | os.PathLike, options: GrowthOptions | dict | None = None, *,
-                overwrite: bool = False, **kwargs) -> GrowthReport:
+def grow_folder(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    options: GrowthOptions | dict | None = None,
+    *,
+    overwrite: bool = False,
+    **kwargs,
+) -> GrowthReport:
     """Grow the HF model folder `src` into `out` (config, safetensors, tokenizer, growth.json),
     verifying the in-memory model and the reloaded folder. `options` as for `grow`. `stream.grow_streaming` does
     the same from disk to disk, without both models in memory.
@@ -133,14 +146,26 @@ def grow_folder(src: str | os.PathLike, out: str | os.PathLike, options: GrowthO
         report.comparisons += verifier.check(reloaded, "reloaded")
         if not report.passed:
             raise GrowthNotExact(report)  # the staging folder is removed; `out` stays as it was
-        write_json(stage / "growth.json", {"source": str(src.resolve()), "options": options.model_dump(exclude_defaults=True),
-                                           "plan": plan.to_dict(), "report": report.to_dict()})
+        write_json(
+            stage / "growth.json",
+            {
+                "source": str(src.resolve()),
+                "options": options.model_dump(exclude_defaults=True),
+                "plan": plan.to_dict(),
+                "report": report.to_dict(),
+            },
+        )
     return report
 
 
-def plan_folder(src: str | os.PathLike, out: str | os.PathLike | None = None,
-                options: GrowthOptions | dict | None = None, *, overwrite: bool = False,
-                **kwargs) -> tuple[GrowthPlan, GrowthReport]:
+def plan_folder(
+    src: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    options: GrowthOptions | dict | None = None,
+    *,
+    overwrite: bool = False,
+    **kwargs,
+) -> tuple[GrowthPlan, GrowthReport]:
     """A dry run of `grow_folder`: the plan and a report of the shapes and parameter counts (no comparisons),
     from `src`'s config alone (no weights are read; the models are built on the meta device). With `out`,
     the same OUT_DIR check as `grow_folder`. Writes nothing."""

@@ -35,32 +35,59 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("src", metavar="SRC_DIR", help="source model folder")
     parser.add_argument("out", metavar="OUT_DIR", help="output folder (written atomically; must be empty or new)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace kinherit's outputs in a non-empty OUT_DIR (config, weights, tokenizer files, "
-                        "growth.json); every other file in it is kept")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the target shapes, parameter counts and the operator per space; write nothing")
-    parser.add_argument("--stream", action="store_true",
-                        help="grow tensor by tensor from disk to disk: memory holds one tensor, not both models; the "
-                        "weights are stored in the source's dtype (bf16 included) and verified module by module, "
-                        "a bf16 (fp16) output held to 2^-5 (2^-8) instead of 1e-4: its rounding breaks the noise's "
-                        "exact cancellation")
-    parser.add_argument("--max-shard-size", type=float, default=2.0, metavar="GB",
-                        help="with --stream, the largest output shard in GB (10^9 bytes; default 2)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace kinherit's outputs in a non-empty OUT_DIR (config, weights, tokenizer files, "
+        "growth.json); every other file in it is kept",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the target shapes, parameter counts and the operator per space; write nothing",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="grow tensor by tensor from disk to disk: memory holds one tensor, not both models; the "
+        "weights are stored in the source's dtype (bf16 included) and verified module by module, "
+        "a bf16 (fp16) output held to 2^-5 (2^-8) instead of 1e-4: its rounding breaks the noise's "
+        "exact cancellation",
+    )
+    parser.add_argument(
+        "--max-shard-size",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="with --stream, the largest output shard in GB (10^9 bytes; default 2)",
+    )
     parser.add_argument("--hidden-size", type=int, help="target hidden size (default: the source's)")
     parser.add_argument("--intermediate-size", type=int, help="target FFN size (default: keeps the ratio to hidden)")
     parser.add_argument("--num-heads", type=int, help="target attention heads (default: hidden / head_dim)")
     parser.add_argument("--num-kv-heads", type=int, help="target key/value heads (default: keeps the GQA group size)")
     parser.add_argument("--num-layers", type=int, help="target number of layers (default: the source's)")
     defaults = {name: field.default for name, field in GrowthOptions.model_fields.items()}
-    parser.add_argument("--width", choices=sorted(WIDTH_OPERATORS), default=defaults["width"],
-                        help=f"width operator (default {defaults['width']})")
-    parser.add_argument("--depth", choices=sorted(DEPTH_OPERATORS), default=defaults["depth"],
-                        help=f"depth operator (default {defaults['depth']})")
-    parser.add_argument("--noise-db", type=noise_db, default=DEFAULT_NOISE_DB, metavar="SNR|off",
-                        help=f"symmetry-breaking noise at this SNR in dB against the weights (0 dB: noise std equal to the "
-                        f"weights' std); it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
-                        "'off' leaves duplicated units identical forever")
+    parser.add_argument(
+        "--width",
+        choices=sorted(WIDTH_OPERATORS),
+        default=defaults["width"],
+        help=f"width operator (default {defaults['width']})",
+    )
+    parser.add_argument(
+        "--depth",
+        choices=sorted(DEPTH_OPERATORS),
+        default=defaults["depth"],
+        help=f"depth operator (default {defaults['depth']})",
+    )
+    parser.add_argument(
+        "--noise-db",
+        type=noise_db,
+        default=DEFAULT_NOISE_DB,
+        metavar="SNR|off",
+        help=f"symmetry-breaking noise at this SNR in dB against the weights (0 dB: noise std equal to the "
+        f"weights' std); it cancels exactly (default {DEFAULT_NOISE_DB:g}). "
+        "'off' leaves duplicated units identical forever",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random unit maps and the noise")
     moe = parser.add_argument_group(
         "dense → mixture of experts (sparse upcycling, Komatsuzaki et al. 2022, https://arxiv.org/abs/2212.05055)",
@@ -69,16 +96,34 @@ def add_parser(subparsers) -> None:
     )
     moe.add_argument("--num-experts", type=int, metavar="E", help="upcycle into E experts per layer")
     moe.add_argument("--experts-per-token", type=int, metavar="K", help="experts each token is routed to (default 2)")
-    moe.add_argument("--router", choices=ROUTER_INITS, default=DEFAULT_ROUTER,
-                     help=f"router init (default {DEFAULT_ROUTER}; any init is exact: the selected weights are renormalised)")
-    moe.add_argument("--router-std", type=float, metavar="STD",
-                     help="std of a random router's entries, orthogonal: same row norm (default: the config's initializer_range)")
-    moe.add_argument("--expert-noise-db", type=noise_db, default=None, metavar="SNR|off",
-                     help="independent noise on every expert copy at this SNR in dB (default off); NOT exact: no "
-                     "noise on the copies cancels for every top-k subset, the deviation is reported")
-    moe.add_argument("--drop-upcycling", type=float, default=0.0, metavar="R",
-                     help="Drop-Upcycling (Nakamura et al. 2025, https://arxiv.org/abs/2502.19261): re-initialise a "
-                     "random share R of every expert's FFN units with the dense weights' mean/std (default 0); NOT exact")
+    moe.add_argument(
+        "--router",
+        choices=ROUTER_INITS,
+        default=DEFAULT_ROUTER,
+        help=f"router init (default {DEFAULT_ROUTER}; any init is exact: the selected weights are renormalised)",
+    )
+    moe.add_argument(
+        "--router-std",
+        type=float,
+        metavar="STD",
+        help="std of a random router's entries, orthogonal: same row norm (default: the config's initializer_range)",
+    )
+    moe.add_argument(
+        "--expert-noise-db",
+        type=noise_db,
+        default=None,
+        metavar="SNR|off",
+        help="independent noise on every expert copy at this SNR in dB (default off); NOT exact: no "
+        "noise on the copies cancels for every top-k subset, the deviation is reported",
+    )
+    moe.add_argument(
+        "--drop-upcycling",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="Drop-Upcycling (Nakamura et al. 2025, https://arxiv.org/abs/2502.19261): re-initialise a "
+        "random share R of every expert's FFN units with the dense weights' mean/std (default 0); NOT exact",
+    )
     parser.set_defaults(func=run)
 
     check = subparsers.add_parser(
@@ -108,8 +153,13 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if args.stream:
-                report = grow_streaming(args.src, args.out, options, overwrite=args.overwrite,
-                                        max_shard_bytes=int(args.max_shard_size * 1e9))
+                report = grow_streaming(
+                    args.src,
+                    args.out,
+                    options,
+                    overwrite=args.overwrite,
+                    max_shard_bytes=int(args.max_shard_size * 1e9),
+                )
             else:
                 report = grow_folder(args.src, args.out, options, overwrite=args.overwrite)
     except GrowthNotExact as err:

@@ -34,8 +34,9 @@ class DepthOperator:
 DEPTH_OPERATORS: Registry[DepthOperator] = Registry("depth operator")
 
 
-def register_depth(name: str, reference: str | None = None,
-                   exact_for: tuple[str, ...] = ()) -> Callable[[Callable[[int, int], LayerPlan]], DepthOperator]:
+def register_depth(
+    name: str, reference: str | None = None, exact_for: tuple[str, ...] = ()
+) -> Callable[[Callable[[int, int], LayerPlan]], DepthOperator]:
     """Decorator: register the layer map `fn(old, new)` as the depth operator `name`, exact for the residual
     layouts `exact_for`."""
     return lambda fn: DEPTH_OPERATORS.add(name, DepthOperator(fn, exact_for), reference)

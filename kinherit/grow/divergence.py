@@ -80,7 +80,9 @@ class DivergenceReport:
 
     @property
     def all_identical(self) -> bool:
-        return all(s.identical == s.groups for s in self.spaces) and all(e.copies == e.experts - 1 for e in self.experts)
+        return all(s.identical == s.groups for s in self.spaces) and all(
+            e.copies == e.experts - 1 for e in self.experts
+        )
 
     @property
     def median(self) -> float:
@@ -88,33 +90,49 @@ class DivergenceReport:
         return min((s.median for s in self.spaces), default=float("nan"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spaces": [{**asdict(s), "in_use": s.in_use} for s in self.spaces],
-                "experts": [asdict(e) for e in self.experts]}
+        return {
+            "spaces": [{**asdict(s), "in_use": s.in_use} for s in self.spaces],
+            "experts": [asdict(e) for e in self.experts],
+        }
 
     def table(self) -> str:
         lines = []
         if self.spaces or not self.experts:
             lines.append(f"{'space':8}{'groups':>8}{'identical':>11}{'in use':>9}{'median':>11}{'min':>11}")
         for s in self.spaces:
-            lines.append(f"{s.space:8}{s.groups:>8}{s.identical:>11}{s.in_use:>9.1%}{s.median:>11.2e}{s.minimum:>11.2e}")
+            lines.append(
+                f"{s.space:8}{s.groups:>8}{s.identical:>11}{s.in_use:>9.1%}{s.median:>11.2e}{s.minimum:>11.2e}"
+            )
         if self.experts:
-            lines.append(f"{'experts of':28}{'experts':>8}{'pairs':>7}{'identical':>11}{'copies':>8}{'median':>11}{'min':>11}")
+            lines.append(
+                f"{'experts of':28}{'experts':>8}{'pairs':>7}{'identical':>11}{'copies':>8}{'median':>11}{'min':>11}"
+            )
         for e in self.experts:
-            lines.append(f"{e.layer:28}{e.experts:>8}{e.pairs:>7}{e.identical_pairs:>11}{e.copies:>8}{e.median:>11.2e}{e.minimum:>11.2e}")
+            lines.append(
+                f"{e.layer:28}{e.experts:>8}{e.pairs:>7}{e.identical_pairs:>11}{e.copies:>8}{e.median:>11.2e}{e.minimum:>11.2e}"
+            )
         if self.experts and all(e.copies == e.experts - 1 for e in self.experts):
-            lines.append("every expert is still an identical copy: the experts are not specialising (they get the same "
-                         "tokens with the same weights; upcycle with --router random)")
+            lines.append(
+                "every expert is still an identical copy: the experts are not specialising (they get the same "
+                "tokens with the same weights; upcycle with --router random)"
+            )
         elif any(e.copies for e in self.experts):
-            lines.append("some experts are still identical copies: they get the same tokens with the same weights "
-                         "(a zero router that no balancing loss moves, or every expert selected)")
+            lines.append(
+                "some experts are still identical copies: they get the same tokens with the same weights "
+                "(a zero router that no balancing loss moves, or every expert selected)"
+            )
         if self.spaces and all(s.identical == s.groups for s in self.spaces):
             if self.noise_db is None:
-                lines.append("every duplicated unit is still an exact copy: the added width is not in use, and "
-                             "without symmetry-breaking noise it never will be (grow with the default --noise-db)")
+                lines.append(
+                    "every duplicated unit is still an exact copy: the added width is not in use, and "
+                    "without symmetry-breaking noise it never will be (grow with the default --noise-db)"
+                )
             else:
-                lines.append(f"every duplicated unit is still an exact copy, as at initialisation: the growth's "
-                             f"symmetry-breaking noise ({self.noise_db:g} dB) cancels on the copies, so they are exact "
-                             "when grown and diverge in training (train the model, then check again)")
+                lines.append(
+                    f"every duplicated unit is still an exact copy, as at initialisation: the growth's "
+                    f"symmetry-breaking noise ({self.noise_db:g} dB) cancels on the copies, so they are exact "
+                    "when grown and diverge in training (train the model, then check again)"
+                )
         return "\n".join(lines)
 
 
@@ -186,7 +204,9 @@ def copy_divergence(plan: GrowthPlan | dict | str | Path, state: dict[str, torch
             values.append(float(spread / mean.norm().clamp_min(1e-30)))
         if values:
             t = torch.tensor(values)
-            spaces.append(SpaceDivergence(space, len(values), int((t <= IDENTICAL).sum()), float(t.median()), float(t.min())))
+            spaces.append(
+                SpaceDivergence(space, len(values), int((t <= IDENTICAL).sum()), float(t.median()), float(t.min()))
+            )
     return DivergenceReport(tuple(spaces), experts, plan.noise_db)
 
 
@@ -206,8 +226,17 @@ def expert_divergence(state: dict[str, torch.Tensor]) -> tuple[ExpertDivergence,
         pairs = d[i, j]
         same = d <= IDENTICAL
         copies = sum(bool(same[e, :e].any()) for e in range(n))
-        layers.append(ExpertDivergence(prefix, n, len(pairs), int((pairs <= IDENTICAL).sum()), copies,
-                                       float(pairs.median()), float(pairs.min())))
+        layers.append(
+            ExpertDivergence(
+                prefix,
+                n,
+                len(pairs),
+                int((pairs <= IDENTICAL).sum()),
+                copies,
+                float(pairs.median()),
+                float(pairs.min()),
+            )
+        )
     return tuple(layers)
 
 

@@ -45,7 +45,9 @@ def plain(spec: TensorSpec) -> TensorSpec:
     return dataclasses.replace(spec, axes=tuple(dataclasses.replace(a, interleaved=False) for a in spec.axes))
 
 
-def segments_layout(x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], grown: bool) -> tuple[torch.Tensor, TensorSpec]:
+def segments_layout(
+    x: torch.Tensor, spec: TensorSpec, maps: dict[str, UnitMap], grown: bool
+) -> tuple[torch.Tensor, TensorSpec]:
     """x with every interleaved axis permuted to concatenated segments, and the matching plain spec."""
     for dim, axis in enumerate(spec.axes):
         if axis.interleaved:

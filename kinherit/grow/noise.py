@@ -18,6 +18,7 @@ from kinherit.arch.spec import TensorSpec
 from kinherit.grow.interleave import to_heads
 from kinherit.grow.maps import UnitMap
 
+
 def seeded_generator(seed: int, key: str) -> torch.Generator:
     """The generator of every seeded random term of a growth: one stream per (seed, tensor key, purpose),
     seeded with (seed · 1000003 + crc32(key)) mod 2^63, so a term never depends on the order tensors are grown in."""
@@ -41,8 +42,9 @@ ROWS_PER_BLOCK = 4096
 """Rows projected at a time: the projection's temporaries stay a few MiB whatever the tensor's size."""
 
 
-def noise_term(key: str, shape: tuple[int, ...], dim: int, spec: TensorSpec, maps: dict[str, UnitMap],
-               std: float, seed: int) -> torch.Tensor:
+def noise_term(
+    key: str, shape: tuple[int, ...], dim: int, spec: TensorSpec, maps: dict[str, UnitMap], std: float, seed: int
+) -> torch.Tensor:
     """The projected noise for target tensor `key` (grown shape `shape`, consumer axis `dim`)."""
     noise = torch.randn(shape, generator=seeded_generator(seed, key)).mul_(std)
     moved = noise.movedim(dim, -1)  # (..., C) view with C the fused consumer axis
@@ -87,8 +89,9 @@ def unit_mask(spec: TensorSpec, maps: dict[str, UnitMap], kinds: tuple[str, ...]
     return mask
 
 
-def drawn_term(key: str, shape: tuple[int, ...], spec: TensorSpec, maps: dict[str, UnitMap],
-               mean: float, std: float, seed: int) -> torch.Tensor:
+def drawn_term(
+    key: str, shape: tuple[int, ...], spec: TensorSpec, maps: dict[str, UnitMap], mean: float, std: float, seed: int
+) -> torch.Tensor:
     """The in-coming weights of the drawn units (index −1, `--width zero`): N(mean, std²) entries (the
     source tensor's statistics) on their producer rows and norm entries, read from live inputs only, zero
     elsewhere. Their out-going (consumer) columns stay zero, so the function is kept while every drawn unit

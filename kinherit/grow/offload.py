@@ -34,7 +34,9 @@ def offloaded(folder: str | Path, architecture: str, config: PretrainedConfig, r
         keys = {local: f"{prefix}.{local}" if prefix else local for local in own}
         for local, key in keys.items():
             if tensors.shape(key) != tuple(own[local].shape):
-                raise KinheritError(f"{key} in {folder} has shape {tensors.shape(key)}, the config implies {tuple(own[local].shape)}")
+                raise KinheritError(
+                    f"{key} in {folder} has shape {tensors.shape(key)}, the config implies {tuple(own[local].shape)}"
+                )
         module.register_forward_pre_hook(_load(tensors, keys))
         module.register_forward_hook(_drop(own))
     return model.eval()
@@ -60,10 +62,12 @@ def _load(tensors: FolderTensors, keys: dict[str, str]):
     def hook(module: torch.nn.Module, args) -> None:
         for local, key in keys.items():
             module._parameters[local] = torch.nn.Parameter(tensors[key], requires_grad=False)
+
     return hook
 
 
 def _drop(meta: dict[str, torch.nn.Parameter]):
     def hook(module: torch.nn.Module, args, output) -> None:
         module._parameters.update(meta)
+
     return hook

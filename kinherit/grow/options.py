@@ -24,7 +24,8 @@ DEFAULT_NOISE_DB = 0.0
 """Default SNR of the symmetry-breaking noise (see docs/results.md, "Symmetry breaking", for the sweep behind it)."""
 ROUTER_INITS = ("zero", "random", "orthogonal")
 DEFAULT_ROUTER = "random"
-"""Default router init of an upcycled mixture of experts (docs/results.md, "Dense → mixture of experts", for the measurement)."""
+"""Default router init of an upcycled mixture of experts (docs/results.md, "Dense → mixture of experts", for the
+measurement)."""
 UPCYCLING = ("experts_per_token", "router", "router_std", "expert_noise_db", "drop_upcycling")
 """The options that only mean something with `num_experts` (they set up the upcycling into experts)."""
 
@@ -93,14 +94,18 @@ class GrowthOptions(BaseModel):
     def _upcycling(self) -> GrowthOptions:
         if self.num_experts is None:
             if any(getattr(self, key) != GrowthOptions.model_fields[key].default for key in UPCYCLING):
-                raise ValueError(", ".join(map(_flag, UPCYCLING[:-1])) + f" and {_flag(UPCYCLING[-1])} need "
-                                 "--num-experts (they set up the upcycling into experts)")
+                raise ValueError(
+                    ", ".join(map(_flag, UPCYCLING[:-1])) + f" and {_flag(UPCYCLING[-1])} need "
+                    "--num-experts (they set up the upcycling into experts)"
+                )
             return self
         if self.num_experts < 2:
             raise ValueError(f"--num-experts must be at least 2, got {self.num_experts}")
         if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"--experts-per-token must be between 1 and --num-experts {self.num_experts}, "
-                             f"got {self.experts_per_token}")
+            raise ValueError(
+                f"--experts-per-token must be between 1 and --num-experts {self.num_experts}, "
+                f"got {self.experts_per_token}"
+            )
         if not 0.0 <= self.drop_upcycling < 1.0:
             raise ValueError(f"--drop-upcycling must be in [0, 1), got {self.drop_upcycling}")
         if self.router != "zero" and self.router_std is not None and not self.router_std > 0:
@@ -115,7 +120,9 @@ class GrowthOptions(BaseModel):
     @property
     def sizes(self) -> dict[str, int | None]:
         """The target sizes, as `plan.target_shape` takes them."""
-        return {k: getattr(self, k) for k in ("hidden_size", "intermediate_size", "num_heads", "num_kv_heads", "num_layers")}
+        return {
+            k: getattr(self, k) for k in ("hidden_size", "intermediate_size", "num_heads", "num_kv_heads", "num_layers")
+        }
 
     @classmethod
     def of(cls, options: GrowthOptions | dict[str, Any] | None = None, **kwargs: Any) -> GrowthOptions:
@@ -123,8 +130,10 @@ class GrowthOptions(BaseModel):
         KinheritError naming it."""
         if isinstance(options, GrowthOptions) and not kwargs:
             return options
-        data = {**(options.model_dump(exclude_defaults=True) if isinstance(options, GrowthOptions) else options or {}),
-                **kwargs}
+        data = {
+            **(options.model_dump(exclude_defaults=True) if isinstance(options, GrowthOptions) else options or {}),
+            **kwargs,
+        }
         try:
             return cls(**data)
         except ValidationError as err:

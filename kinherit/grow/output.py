@@ -21,8 +21,15 @@ from kinherit.errors import KinheritError
 from kinherit.hf_folder import TOKENIZER_FILES
 from kinherit.io import replace_dir
 
-OWN_OUTPUTS = ("config.json", "generation_config.json", "growth.json", "model.safetensors",
-               "model.safetensors.index.json", "model-*-of-*.safetensors", *TOKENIZER_FILES)
+OWN_OUTPUTS = (
+    "config.json",
+    "generation_config.json",
+    "growth.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*-of-*.safetensors",
+    *TOKENIZER_FILES,
+)
 """Names (glob patterns) of the files `kinherit grow` writes: the only ones `overwrite` replaces or removes."""
 
 
@@ -37,9 +44,11 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries and not overwrite:
         shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
-        raise KinheritError(f"OUT_DIR {out} is not empty (it holds {shown}); pass --overwrite "
-                            "(Python: overwrite=True) to replace kinherit's outputs in it (other files are kept), "
-                            "or choose a new folder")
+        raise KinheritError(
+            f"OUT_DIR {out} is not empty (it holds {shown}); pass --overwrite "
+            "(Python: overwrite=True) to replace kinherit's outputs in it (other files are kept), "
+            "or choose a new folder"
+        )
 
 
 @contextmanager

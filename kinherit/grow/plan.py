@@ -91,15 +91,30 @@ class GrowthPlan:
             old = self.source_shape.as_dict()[m]
             copies = sorted({index.count(i) for i in range(old)})
             drawn = index.count(-1)
-            what = ("unchanged" if len(index) == old else
-                    ", ".join(filter(None, [f"copies ×{'/'.join(map(str, copies))}" if copies != [1] else "",
-                                            f"{drawn} drawn" if drawn else ""])))
+            what = (
+                "unchanged"
+                if len(index) == old
+                else ", ".join(
+                    filter(
+                        None,
+                        [
+                            f"copies ×{'/'.join(map(str, copies))}" if copies != [1] else "",
+                            f"{drawn} drawn" if drawn else "",
+                        ],
+                    )
+                )
+            )
             lines.append(f"{space:10}{old:>6} → {len(index):<6}{self.width if len(index) != old else '':9}{what}")
         new_layers = sum(z for _, z in self.layers)
-        layers = "unchanged" if len(self.layers) == self.source_shape.layers else (
-            f"{new_layers} new layers with zeroed residual outputs" if new_layers else "copies of trained layers")
-        lines.append(f"{'layers':10}{self.source_shape.layers:>6} → {len(self.layers):<6}"
-                     f"{self.depth if len(self.layers) != self.source_shape.layers else '':9}{layers}")
+        layers = (
+            "unchanged"
+            if len(self.layers) == self.source_shape.layers
+            else (f"{new_layers} new layers with zeroed residual outputs" if new_layers else "copies of trained layers")
+        )
+        lines.append(
+            f"{'layers':10}{self.source_shape.layers:>6} → {len(self.layers):<6}"
+            f"{self.depth if len(self.layers) != self.source_shape.layers else '':9}{layers}"
+        )
         return lines
 
     def hidden_map(self) -> UnitMap:
@@ -213,8 +228,9 @@ def _not_smaller(flag: str, new: int, old: int) -> None:
         raise KinheritError(f"{flag} must be positive")
 
 
-def make_plan(config, options: GrowthOptions | dict | None = None, *, architecture: str | None = None,
-              **kwargs) -> GrowthPlan:
+def make_plan(
+    config, options: GrowthOptions | dict | None = None, *, architecture: str | None = None, **kwargs
+) -> GrowthPlan:
     """Plan the growth of a model with `config` (and class name `architecture`, default the config's) by
     `options` (a `GrowthOptions`, or its fields as keyword arguments). `noise_db=None` turns the
     symmetry-breaking noise off (with a warning when units are duplicated: they would never diverge).
@@ -231,14 +247,17 @@ def make_plan(config, options: GrowthOptions | dict | None = None, *, architectu
     g_old, g_new = src.heads // src.kv_heads, tgt.heads // tgt.kv_heads
     slots = op.unit_map(g_old, g_new, rng, "query heads per kv-head")
     # query head j sits in kv group j // g_new and must copy a query head of that group's source
-    heads = [-1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
-             for j in range(tgt.heads)]
+    heads = [
+        -1 if kv[j // g_new] < 0 or slots[j % g_new] < 0 else kv[j // g_new] * g_old + slots[j % g_new]
+        for j in range(tgt.heads)
+    ]
     unit_maps = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv}
     depth = DEPTH_OPERATORS.lookup(options.depth)
     layers = depth(src.layers, tgt.layers)
     channel_maps = GrowthPlan.channel_maps_of(src, unit_maps)
-    exact = (op.claims_exact(channel_maps, family.normalized_spaces)
-             and depth.claims_exact(family.residual, src.layers, tgt.layers))
+    exact = op.claims_exact(channel_maps, family.normalized_spaces) and depth.claims_exact(
+        family.residual, src.layers, tgt.layers
+    )
     target_config = write_shape(family, config, tgt, [s for s, _ in layers])
     upcycle = None
     if options.num_experts is not None:

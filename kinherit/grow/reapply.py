@@ -1,7 +1,7 @@
 """Replay a recorded growth on other weights of the same source shape.
 
-    replay(growth, A)      == the grown weights (noise included)
-    grow_map(growth, D)    == the linear part only, so grow(A + D) == grow(A) + grow_map(D)
+replay(growth, A)      == the grown weights (noise included)
+grow_map(growth, D)    == the linear part only, so grow(A + D) == grow(A) + grow_map(D)
 """
 
 from __future__ import annotations

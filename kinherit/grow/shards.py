@@ -20,9 +20,18 @@ import torch
 from kinherit.errors import KinheritError
 from kinherit.io import write_json
 
-DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-          "BOOL": torch.bool}
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 NAMES = {dtype: name for name, dtype in DTYPES.items()}
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -43,15 +52,19 @@ class FolderTensors(Mapping[str, torch.Tensor]):
     tensor every time; nothing is cached). `upcast` returns floating-point tensors as fp32. `aliases` maps names
     the folder does not store to the stored name of the same (tied) parameter (`offload.stored_names`)."""
 
-    def __init__(self, folder: str | Path, role: str = "", upcast: bool = False, aliases: Mapping[str, str] | None = None):
+    def __init__(
+        self, folder: str | Path, role: str = "", upcast: bool = False, aliases: Mapping[str, str] | None = None
+    ):
         folder = Path(folder)
         if (folder / SINGLE).is_file():
             files = {SINGLE}
         elif (folder / INDEX).is_file():
             files = set(json.loads((folder / INDEX).read_text())["weight_map"].values())
         else:
-            raise KinheritError(f"{role + ' ' if role else ''}{folder} has no safetensors weights ({SINGLE} or {INDEX}); "
-                                "streaming reads safetensors only (re-save the model with save_pretrained)")
+            raise KinheritError(
+                f"{role + ' ' if role else ''}{folder} has no safetensors weights ({SINGLE} or {INDEX}); "
+                "streaming reads safetensors only (re-save the model with save_pretrained)"
+            )
         self.upcast = upcast
         self.entries: dict[str, tuple[Path, int, dict]] = {}
         for name in sorted(files):
@@ -108,7 +121,11 @@ class ShardWriter:
             self._close()
             self.shards.append({})
             self.data, self.size = self.folder / f".shard-{len(self.shards)}.data", 0
-        self.shards[-1][key] = {"dtype": NAMES[x.dtype], "shape": list(x.shape), "data_offsets": [self.size, self.size + nbytes]}
+        self.shards[-1][key] = {
+            "dtype": NAMES[x.dtype],
+            "shape": list(x.shape),
+            "data_offsets": [self.size, self.size + nbytes],
+        }
         with open(self.data, "ab") as f:
             f.write(x.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
         self.size += nbytes
@@ -122,8 +139,13 @@ class ShardWriter:
             (self.folder / f".shard-{i}.safetensors").rename(self.folder / name)
         if count > 1:
             total = sum(e["data_offsets"][1] - e["data_offsets"][0] for shard in self.shards for e in shard.values())
-            write_json(self.folder / INDEX, {"metadata": {"total_size": total},
-                                             "weight_map": {k: n for n, shard in zip(names, self.shards) for k in shard}})
+            write_json(
+                self.folder / INDEX,
+                {
+                    "metadata": {"total_size": total},
+                    "weight_map": {k: n for n, shard in zip(names, self.shards) for k in shard},
+                },
+            )
         return names
 
     def _close(self) -> None:

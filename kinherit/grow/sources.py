@@ -52,8 +52,9 @@ class TensorSource:
 
 def tensor_sources(plan: GrowthPlan) -> dict[str, TensorSource]:
     """Target tensor name → its `TensorSource`, for every tensor the family table describes (optional tensors a
-    model lacks are included; look up the names you have). A tied head maps like the embedding it is tied to. Dense growth only: an upcycled plan's expert, router
-    and shared-expert tensors (`plan.upcycle`) have no single source and are not listed."""
+    model lacks are included; look up the names you have). A tied head maps like the embedding it is tied to. Dense
+    growth only: an upcycled plan's expert, router and shared-expert tensors (`plan.upcycle`) have no single source and
+    are not listed."""
     family, head = plan.family_spec()
     maps = plan.channel_maps()
     operator = WIDTH_OPERATORS.lookup(plan.width)
@@ -73,9 +74,15 @@ def tensor_sources(plan: GrowthPlan) -> dict[str, TensorSource]:
         for j, (src, zeroed) in enumerate(plan.layers):
             donor = operator.donor_layer(src, plan.source_shape.layers)
             out[spec.name.format(layer=j)] = TensorSource(
-                spec.name.format(layer=src), axes, factor, zeroed=zeroed and spec.residual_out, layer=j,
-                source_layer=src, new_layer=src in seen,
-                donor=spec.name.format(layer=donor) if donor is not None and _produces(spec) else None)
+                spec.name.format(layer=src),
+                axes,
+                factor,
+                zeroed=zeroed and spec.residual_out,
+                layer=j,
+                source_layer=src,
+                new_layer=src in seen,
+                donor=spec.name.format(layer=donor) if donor is not None and _produces(spec) else None,
+            )
             seen.add(src)
     if plan.upcycle is not None:  # the dense MLPs became experts
         out = {k: v for k, v in out.items() if ".mlp." not in k}

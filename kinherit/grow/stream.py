@@ -43,8 +43,15 @@ TOLERANCE = {torch.float32: EXACT_TOLERANCE, torch.bfloat16: 2.0**-5, torch.floa
 """The relative deviation an exact operator is held to, by the dtype the grown weights are stored in."""
 
 
-def grow_streaming(src: str | os.PathLike, out: str | os.PathLike, options: GrowthOptions | dict | None = None, *,
-                   overwrite: bool = False, max_shard_bytes: int = DEFAULT_SHARD_BYTES, **kwargs) -> GrowthReport:
+def grow_streaming(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    options: GrowthOptions | dict | None = None,
+    *,
+    overwrite: bool = False,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    **kwargs,
+) -> GrowthReport:
     """`grow_folder` from disk to disk: the same options, OUT_DIR rules, outputs (config, safetensors shards with an
     index when there are several, tokenizer files, growth.json) and `GrowthNotExact`, with the weights stored in
     the source's dtype and verified module by module. Dense models only (no mixture of experts)."""
@@ -54,8 +61,10 @@ def grow_streaming(src: str | os.PathLike, out: str | os.PathLike, options: Grow
         raise KinheritError(f"the largest shard must be positive, got {max_shard_bytes} bytes (--max-shard-size GB)")
     config, head = _check_folders(src, out, overwrite)
     if options.num_experts is not None or getattr(config, "num_experts_per_tok", None) is not None:
-        raise KinheritError("--stream grows dense models only (transformers stores experts per expert on disk, not as "
-                            "the model holds them); drop --stream to grow a mixture of experts in memory")
+        raise KinheritError(
+            "--stream grows dense models only (transformers stores experts per expert on disk, not as "
+            "the model holds them); drop --stream to grow a mixture of experts in memory"
+        )
     plan = make_plan(config, options, architecture=head.architecture)  # bad options fail before any weight is read
     source_model = meta_model(config.to_dict(), head.architecture)
     source = FolderTensors(src, "SRC_DIR", upcast=True, aliases=stored_names(source_model, src, "SRC_DIR"))
@@ -69,13 +78,17 @@ def grow_streaming(src: str | os.PathLike, out: str | os.PathLike, options: Grow
         writer, grown = ShardWriter(stage, max_shard_bytes), set()
         for key, x in grow_state(plan, source):
             if target.get(key) != tuple(x.shape):
-                raise KinheritError(f"grown tensor {key} {tuple(x.shape)} does not fit {plan.output_architecture} "
-                                    f"({target.get(key, 'no such tensor')})")
+                raise KinheritError(
+                    f"grown tensor {key} {tuple(x.shape)} does not fit {plan.output_architecture} "
+                    f"({target.get(key, 'no such tensor')})"
+                )
             if not (plan.tied and key == head.tied[0]):  # a tied head is stored once, as its embedding
                 writer.add(key, x.to(dtype) if x.is_floating_point() else x)
             grown.add(key)
         if grown != set(target):
-            raise KinheritError(f"grown weights do not match {plan.output_architecture}: missing {sorted(set(target) - grown)[:5]}")
+            raise KinheritError(
+                f"grown weights do not match {plan.output_architecture}: missing {sorted(set(target) - grown)[:5]}"
+            )
         writer.finish()
         grown_config = CONFIG_MAPPING[plan.output_config["model_type"]].from_dict(plan.output_config)
         grown_config.dtype = dtype
@@ -83,14 +96,22 @@ def grow_streaming(src: str | os.PathLike, out: str | os.PathLike, options: Grow
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, stage / name)
-        verifier = Verifier(offloaded(src, head.architecture, config, "SRC_DIR"), plan, find_tokenizer(src), options.seed)
+        verifier = Verifier(
+            offloaded(src, head.architecture, config, "SRC_DIR"), plan, find_tokenizer(src), options.seed
+        )
         report.comparisons += verifier.check(offloaded(stage, plan.output_architecture, grown_config), "streamed")
         if not report.passed:
             raise GrowthNotExact(report)  # the staging folder is removed; `out` stays as it was
-        write_json(stage / "growth.json", {"source": str(src.resolve()), "options": options.model_dump(exclude_defaults=True),
-                                           "stream": {"dtype": str(dtype).removeprefix("torch."),
-                                                      "max_shard_bytes": max_shard_bytes},
-                                           "plan": plan.to_dict(), "report": report.to_dict()})
+        write_json(
+            stage / "growth.json",
+            {
+                "source": str(src.resolve()),
+                "options": options.model_dump(exclude_defaults=True),
+                "stream": {"dtype": str(dtype).removeprefix("torch."), "max_shard_bytes": max_shard_bytes},
+                "plan": plan.to_dict(),
+                "report": report.to_dict(),
+            },
+        )
     return report
 
 
@@ -98,6 +119,8 @@ def _stored_dtype(source: FolderTensors) -> torch.dtype:
     """The one floating-point dtype of the source's tensors (the grown model is stored in it)."""
     dtypes = {source.dtype(k) for k in source if source.dtype(k).is_floating_point}
     if len(dtypes) != 1 or next(iter(dtypes)) not in TOLERANCE:
-        raise KinheritError(f"--stream needs the source's floating-point tensors in one of fp32, bf16, fp16; found "
-                            f"{sorted(str(d) for d in dtypes)} (drop --stream to grow in fp32 in memory)")
+        raise KinheritError(
+            f"--stream needs the source's floating-point tensors in one of fp32, bf16, fp16; found "
+            f"{sorted(str(d) for d in dtypes)} (drop --stream to grow in fp32 in memory)"
+        )
     return dtypes.pop()

@@ -161,8 +161,11 @@ def resolve_noise(plan: GrowthPlan, state: Mapping[str, torch.Tensor]) -> Growth
         plan = dataclasses.replace(plan, drawn_stats=stats)
     if plan.noise_db is None or plan.noise_std is not None:
         return plan
-    stds = {key: noise_std(x, plan.noise_db) for key, spec, x in _grown_tensors(plan, state, strict=True, zero=False)
-            if x is not None and consumer_axis(spec, maps) is not None}
+    stds = {
+        key: noise_std(x, plan.noise_db)
+        for key, spec, x in _grown_tensors(plan, state, strict=True, zero=False)
+        if x is not None and consumer_axis(spec, maps) is not None
+    }
     return dataclasses.replace(plan, noise_std=stds)
 
 

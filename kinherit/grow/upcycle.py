@@ -46,8 +46,10 @@ from kinherit.grow.noise import seeded_generator
 from kinherit.grow.options import GrowthOptions
 from kinherit.registry import Registry
 
-REFERENCE = ("Komatsuzaki et al. 2022, Sparse Upcycling: Training Mixture-of-Experts from Dense Checkpoints, "
-             "https://arxiv.org/abs/2212.05055")
+REFERENCE = (
+    "Komatsuzaki et al. 2022, Sparse Upcycling: Training Mixture-of-Experts from Dense Checkpoints, "
+    "https://arxiv.org/abs/2212.05055"
+)
 MLP_PARTS = ("gate_proj", "up_proj", "down_proj")
 
 
@@ -86,9 +88,12 @@ class UpcyclePlan:
 
     def describe(self) -> str:
         noise = "off" if self.expert_noise_db is None else f"{self.expert_noise_db:g} dB"
-        return (f"{self.architecture}: {self.num_experts} experts, top-{self.experts_per_token}, router={self.router}, "
-                f"expert noise={noise}" + (f", drop-upcycling {self.drop_ratio:g}" if self.drop_ratio else "")
-                + (", shared expert" if self.shared_expert else ""))
+        return (
+            f"{self.architecture}: {self.num_experts} experts, top-{self.experts_per_token}, router={self.router}, "
+            f"expert noise={noise}"
+            + (f", drop-upcycling {self.drop_ratio:g}" if self.drop_ratio else "")
+            + (", shared expert" if self.shared_expert else "")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,15 +114,23 @@ def plan_upcycle(family: str, architecture: str, dense: PretrainedConfig, option
     if arch is None:
         raise KinheritError(f"cannot upcycle {architecture}: expected a {target.source_prefix}* architecture")
     return UpcyclePlan(
-        num_experts=options.num_experts, experts_per_token=options.top_k, router=options.router, router_std=std,
-        seed=options.seed, architecture=arch,
+        num_experts=options.num_experts,
+        experts_per_token=options.top_k,
+        router=options.router,
+        router_std=std,
+        seed=options.seed,
+        architecture=arch,
         config=moe_config(target, dense, arch, options.num_experts, options.top_k).to_dict(),
-        down_scale=target.down_scale, shared_expert=target.shared_expert, expert_noise_db=options.expert_noise_db,
+        down_scale=target.down_scale,
+        shared_expert=target.shared_expert,
+        expert_noise_db=options.expert_noise_db,
         drop_ratio=float(options.drop_upcycling),
     )
 
 
-def moe_config(target: MoeTarget, dense: PretrainedConfig, architecture: str, experts: int, top_k: int) -> PretrainedConfig:
+def moe_config(
+    target: MoeTarget, dense: PretrainedConfig, architecture: str, experts: int, top_k: int
+) -> PretrainedConfig:
     """The target's config: every entry the target's config class knows is taken from the dense config
     (sizes, RoPE, norms, vocabulary, tying, biases), each expert has the dense FFN size."""
     cls = CONFIG_MAPPING[target.model_type]
@@ -127,9 +140,18 @@ def moe_config(target: MoeTarget, dense: PretrainedConfig, architecture: str, ex
     skip = {"model_type", "architectures", "transformers_version"}
     data = {k: v for k, v in dense.to_dict().items() if k in known and k not in skip}
     ffn = int(dense.intermediate_size)
-    data.update({target.experts_key: experts, "num_experts_per_tok": top_k, target.expert_ffn_key: ffn,
-                 "intermediate_size": ffn, "output_router_logits": True, "architectures": [architecture],
-                 **dict(_target_family(target).required_config), **dict(target.fixed)})
+    data.update(
+        {
+            target.experts_key: experts,
+            "num_experts_per_tok": top_k,
+            target.expert_ffn_key: ffn,
+            "intermediate_size": ffn,
+            "output_router_logits": True,
+            "architectures": [architecture],
+            **dict(_target_family(target).required_config),
+            **dict(target.fixed),
+        }
+    )
     if target.shared_expert:
         data["shared_expert_intermediate_size"] = ffn
     if "qkv_bias" in known:  # qwen2_moe: q/k/v biases are a config switch (Qwen2 always has them)
@@ -173,7 +195,9 @@ def expert_noise(plan: UpcyclePlan, key: str, dense_key: str, shape: tuple[int, 
 
 
 def needs_resolving(plan: UpcyclePlan) -> bool:
-    return (plan.expert_noise_db is not None and plan.expert_noise_std is None) or (plan.drop_ratio > 0 and plan.drop_stats is None)
+    return (plan.expert_noise_db is not None and plan.expert_noise_std is None) or (
+        plan.drop_ratio > 0 and plan.drop_stats is None
+    )
 
 
 def resolve_expert_noise(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]]) -> UpcyclePlan:
@@ -193,18 +217,24 @@ def resolve_expert_noise(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Ten
 def dropped_units(plan: UpcyclePlan, prefix: str, ffn: int) -> list[torch.Tensor]:
     """Drop-Upcycling (Nakamura et al. 2025): per expert, the round(r·F) FFN units it re-initialises (seeded)."""
     count = round(plan.drop_ratio * ffn)
-    return [torch.randperm(ffn, generator=seeded_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
-            for e in range(plan.num_experts)]
+    return [
+        torch.randperm(ffn, generator=seeded_generator(plan.seed, f"{prefix}drop.{e}"))[:count]
+        for e in range(plan.num_experts)
+    ]
 
 
-def _drop(plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Tensor, keys: tuple[str, str, str] | None) -> None:
+def _drop(
+    plan: UpcyclePlan, prefix: str, gate_up: torch.Tensor, down: torch.Tensor, keys: tuple[str, str, str] | None
+) -> None:
     """In place: every expert's dropped units, rows of gate/up and columns of down, become zero (`keys` None: the
     linear part M⊙W) or new N(mean, std²) draws with the dense tensor's statistics (the additive part)."""
     ffn = gate_up.shape[1] // 2
     for e, idx in enumerate(dropped_units(plan, prefix, ffn)):
         for rows, sl, key in ((idx, gate_up[e], keys and keys[0]), (idx + ffn, gate_up[e], keys and keys[1])):
             sl[rows] = 0.0 if key is None else _redrawn(plan, key, prefix, e, (len(rows), sl.shape[1]))
-        down[e][:, idx] = 0.0 if keys is None else _redrawn(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
+        down[e][:, idx] = (
+            0.0 if keys is None else _redrawn(plan, keys[2], prefix, e, (down.shape[1], len(idx))) * plan.down_scale
+        )
 
 
 def _redrawn(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -214,8 +244,9 @@ def _redrawn(plan: UpcyclePlan, key: str, prefix: str, expert: int, shape: tuple
     return mean + std * torch.randn(shape, generator=seeded_generator(plan.seed, f"{prefix}fresh.{expert}.{key}"))
 
 
-def upcycle_tensors(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]], *, noise: bool = True,
-                    strict: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+def upcycle_tensors(
+    plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]], *, noise: bool = True, strict: bool = True
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Turn the grown dense tensors into the target's: non-MLP tensors pass through; each layer's
     gate/up/down become the fused expert tensors (plus the shared expert), and with `noise` the
     router init and the expert noise are added. `strict=False` (a partial delta) maps the MLP parts
@@ -231,12 +262,16 @@ def upcycle_tensors(plan: UpcyclePlan, dense: Iterable[tuple[str, torch.Tensor]]
         if len(pending[prefix]) == len(MLP_PARTS):
             yield from _layer(plan, prefix, pending.pop(prefix), noise)
     if strict and pending:
-        raise KinheritError(f"the dense MLP of {sorted(pending)[0]} is incomplete: {sorted(pending[sorted(pending)[0]])}")
+        raise KinheritError(
+            f"the dense MLP of {sorted(pending)[0]} is incomplete: {sorted(pending[sorted(pending)[0]])}"
+        )
     for prefix, parts in pending.items():  # a partial delta: the linear map of what is there
         yield from _partial(plan, prefix, parts)
 
 
-def _layer(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Tensor]], noise: bool) -> Iterator[tuple[str, torch.Tensor]]:
+def _layer(
+    plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Tensor]], noise: bool
+) -> Iterator[tuple[str, torch.Tensor]]:
     (gate_key, gate), (up_key, up), (down_key, down) = (parts[p] for p in MLP_PARTS)
     E = plan.num_experts
     gate_up = torch.cat([gate, up], 0).unsqueeze(0).repeat(E, 1, 1)  # (E, 2F, H)
@@ -259,7 +294,9 @@ def _layer(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Ten
         yield prefix + "shared_expert_gate.weight", torch.zeros(1, hidden)  # σ(0) = ½
 
 
-def _partial(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+def _partial(
+    plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.Tensor]]
+) -> Iterator[tuple[str, torch.Tensor]]:
     """The linear map of an incomplete MLP (a delta touching some of gate/up/down): the fused gate/up
     tensor needs both halves, so a missing half is a zero delta; drop-upcycled units get none."""
     E = plan.num_experts
@@ -267,13 +304,27 @@ def _partial(plan: UpcyclePlan, prefix: str, parts: dict[str, tuple[str, torch.T
     gate_up = down = None
     if gate is not None or up is not None:
         half = gate if gate is not None else up
-        gate_up = torch.cat([gate if gate is not None else torch.zeros_like(half),
-                             up if up is not None else torch.zeros_like(half)], 0).unsqueeze(0).repeat(E, 1, 1)
+        gate_up = (
+            torch.cat(
+                [
+                    gate if gate is not None else torch.zeros_like(half),
+                    up if up is not None else torch.zeros_like(half),
+                ],
+                0,
+            )
+            .unsqueeze(0)
+            .repeat(E, 1, 1)
+        )
     if "down_proj" in parts:
         down = (parts["down_proj"][1] * plan.down_scale).unsqueeze(0).repeat(E, 1, 1)
     if plan.drop_ratio > 0:
-        _drop(plan, prefix, gate_up if gate_up is not None else torch.zeros(E, 2 * down.shape[2], 0),
-              down if down is not None else torch.zeros(E, 0, gate_up.shape[1] // 2), None)
+        _drop(
+            plan,
+            prefix,
+            gate_up if gate_up is not None else torch.zeros(E, 2 * down.shape[2], 0),
+            down if down is not None else torch.zeros(E, 0, gate_up.shape[1] // 2),
+            None,
+        )
     if gate_up is not None:
         yield prefix + "experts.gate_up_proj", gate_up
     if down is not None:

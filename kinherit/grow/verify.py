@@ -31,7 +31,7 @@ TEXT = (
     "smaller one as its teacher, and growth starts the larger model from the smaller one's weights. "
     "Both are checked on real text, not only on random token ids.\n\n"
     "def mean(values: list[float]) -> float:\n"
-    "    \"\"\"The arithmetic mean of a non-empty list.\"\"\"\n"
+    '    """The arithmetic mean of a non-empty list."""\n'
     "    return sum(values) / len(values)\n\n"
     "print(mean([1.0, 2.5, 4.0]))  # 2.5\n"
 )
@@ -94,8 +94,10 @@ class GrowthReport:
         cols = ("hidden", "ffn", "heads", "kv_heads", "head_dim", "layers")
         lines = [f"grow {self.family} ({self.architecture})"]
         lines.append(f"  {'':8}" + "".join(f"{c:>10}" for c in cols) + f"{'params':>14}")
-        for name, shape, params in (("source", self.source_shape, self.source_params),
-                                     ("target", self.target_shape, self.target_params)):
+        for name, shape, params in (
+            ("source", self.source_shape, self.source_params),
+            ("target", self.target_shape, self.target_params),
+        ):
             lines.append(f"  {name:8}" + "".join(f"{shape[c]:>10}" for c in cols) + f"{params:>14,}")
         claim = f"yes (tolerance {self.tolerance:.0e})" if self.exact_claimed else "no (deviation reported)"
         lines.append(f"  width={self.width}  depth={self.depth}  {noise_words(self.noise_db)}  exact: {claim}")
@@ -103,15 +105,28 @@ class GrowthReport:
             lines.append(f"  upcycled to {self.upcycle}")
         if not self.comparisons:
             return "\n".join(lines)
-        lines.append(f"  {'inputs':15}{'model':11}{'max|dlogits|':>14}{'max|dhidden|':>14}{'scale':>10}"
-                     f"{'relative':>11}{'mean KL':>11}{'max KL':>11}")
+        lines.append(
+            f"  {'inputs':15}{'model':11}{'max|dlogits|':>14}{'max|dhidden|':>14}{'scale':>10}"
+            f"{'relative':>11}{'mean KL':>11}{'max KL':>11}"
+        )
         for c in self.comparisons:
-            cells = [_fmt(c.max_abs_logits), _fmt(c.max_abs_hidden), f"{c.scale:.3g}", _fmt(c.max_deviation),
-                     _fmt(c.mean_kl), _fmt(c.max_kl)]
-            lines.append(f"  {c.inputs:15}{c.model:11}{cells[0]:>14}{cells[1]:>14}{cells[2]:>10}{cells[3]:>11}"
-                         f"{cells[4]:>11}{cells[5]:>11}")
-        verdict = ("PASS" if self.passed else
-                   f"FAIL: deviation {self.max_deviation:.2e} > {self.tolerance:.0e} (max |Δ| / max(1, max |output|))")
+            cells = [
+                _fmt(c.max_abs_logits),
+                _fmt(c.max_abs_hidden),
+                f"{c.scale:.3g}",
+                _fmt(c.max_deviation),
+                _fmt(c.mean_kl),
+                _fmt(c.max_kl),
+            ]
+            lines.append(
+                f"  {c.inputs:15}{c.model:11}{cells[0]:>14}{cells[1]:>14}{cells[2]:>10}{cells[3]:>11}"
+                f"{cells[4]:>11}{cells[5]:>11}"
+            )
+        verdict = (
+            "PASS"
+            if self.passed
+            else f"FAIL: deviation {self.max_deviation:.2e} > {self.tolerance:.0e} (max |Δ| / max(1, max |output|))"
+        )
         lines.append(f"  result: {verdict if self.exact_claimed else 'reported (not an exact operator)'}")
         return "\n".join(lines)
 
@@ -159,8 +174,12 @@ def sample_inputs(config, vocab: int, tokenizer=None, seed: int = 0) -> list[tup
         samples.append(ids(1, min(limit, window + PAST_WINDOW)))
     if tokenizer is not None:
         encoded = tokenizer(TEXT, return_tensors="pt", truncation=True, max_length=min(limit, 512))
-        samples.append((f"text 1x{encoded['input_ids'].shape[1]}",
-                        {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}))
+        samples.append(
+            (
+                f"text 1x{encoded['input_ids'].shape[1]}",
+                {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")},
+            )
+        )
     return samples
 
 

@@ -63,7 +63,10 @@ class Clone(WidthOperator):
     """
 
     name = "clone"
-    reference = "Samragh et al. 2024, HyperCloning: Scaling Smart: Accelerating Large Language Model Pre-training with Small Model Initialization, https://arxiv.org/abs/2409.12903"
+    reference = (
+        "Samragh et al. 2024, HyperCloning: Scaling Smart: Accelerating Large Language Model Pre-training with "
+        "Small Model Initialization, https://arxiv.org/abs/2409.12903"
+    )
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         if new % old:
@@ -90,7 +93,10 @@ class Net2Net(WidthOperator):
     """
 
     name = "net2net"
-    reference = "Chen, Goodfellow & Shlens 2016, Net2Net, https://arxiv.org/abs/1511.05641; Chen et al. 2022, bert2BERT (FPI), https://arxiv.org/abs/2110.07143"
+    reference = (
+        "Chen, Goodfellow & Shlens 2016, Net2Net, https://arxiv.org/abs/1511.05641; Chen et al. 2022, bert2BERT "
+        "(FPI), https://arxiv.org/abs/2110.07143"
+    )
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return _balanced(old, new, rng)
@@ -108,7 +114,10 @@ class Zero(WidthOperator):
     units and heads, not for the hidden size: the new channels change LayerNorm mean/variance and RMSNorm's RMS."""
 
     name = "zero"
-    reference = "Gesmundo & Maile 2023, Composable Function-preserving Expansions for Transformer Architectures (zero-initialised expansion), https://arxiv.org/abs/2308.06103"
+    reference = (
+        "Gesmundo & Maile 2023, Composable Function-preserving Expansions for Transformer Architectures "
+        "(zero-initialised expansion), https://arxiv.org/abs/2308.06103"
+    )
 
     def unit_map(self, old: int, new: int, rng: random.Random, what: str) -> list[int]:
         return list(range(old)) + [-1] * (new - old)

@@ -39,12 +39,12 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
-from kinherit.kd.losses import TopK
+from kinherit.hf_folder import read_config, task_of
 from kinherit.inherit.parts import PartWriter, join_parts, shared_staging
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import write_json
+from kinherit.kd.losses import TopK
 from kinherit.metrics.flops import FlopsPerToken
-from kinherit.hf_folder import read_config, task_of
 
 FORMAT = 1
 LOG_PROBS, INDICES, META = "log_probs.bin", "indices.bin", "meta.json"
@@ -52,7 +52,8 @@ COUNTS, OFFSETS = "counts.bin", "offsets.bin"
 PAD_LOG_PROB = float("-inf")
 """The stored log-probability of a padding entry of a top-p row (probability 0)."""
 CACHE_KEYS = ("teacher_log_probs", "teacher_indices")
-"""Extra batch fields of a cached-teacher dataset, consumed (popped) by the KI objective (`objective.KnowledgeInheritance`)."""
+"""Extra batch fields of a cached-teacher dataset, consumed (popped) by the KI objective
+(`objective.KnowledgeInheritance`)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,9 @@ def _teacher_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def default_cache_path(teacher: Path, corpus: PackedCorpus, seq_len: int, top_k: int, top_p: float | None = None) -> Path:
+def default_cache_path(
+    teacher: Path, corpus: PackedCorpus, seq_len: int, top_k: int, top_p: float | None = None
+) -> Path:
     nucleus = "" if top_p is None else f"-p{top_p:g}"
     return teacher.resolve().parent / f"teacher-cache-{corpus.fingerprint}-s{seq_len}-k{top_k}{nucleus}"
 
@@ -123,7 +126,9 @@ def check_cache_sizes(top_k: int, batch_size: int, top_p: float | None = None) -
     if batch_size < 1:
         raise KinheritError(f"--batch-size must be ≥ 1, got {batch_size}")
     if top_p is not None and not 0 < top_p < 1:
-        raise KinheritError(f"--top-p must be in (0, 1), got {top_p}; e.g. --top-p 0.95 keeps the tokens holding 95% of the probability")
+        raise KinheritError(
+            f"--top-p must be in (0, 1), got {top_p}; e.g. --top-p 0.95 keeps the tokens holding 95% of the probability"
+        )
 
 
 def nucleus(logits: Tensor, top_k: int, top_p: float) -> tuple[TopK, Tensor]:
@@ -147,8 +152,14 @@ def training_blocks(corpus: PackedCorpus, seq_len: int) -> PackedBlocks:
     return blocks
 
 
-def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str | Path | None = None, batch_size: int = 32,
-                top_p: float | None = None) -> TeacherCache:
+def build_cache(
+    teacher_dir: str | Path,
+    config: RunConfig,
+    top_k: int,
+    out: str | Path | None = None,
+    batch_size: int = 32,
+    top_p: float | None = None,
+) -> TeacherCache:
     """Run the teacher once over every training block of `config.data` and store its top-K outputs (top-p within
     the top-K with `top_p`). Under torchrun / accelerate launch each process runs its share of the batches
     (`kinherit.inherit.parts`); the cache is the same, byte for byte."""
@@ -189,8 +200,16 @@ def build_cache(teacher_dir: str | Path, config: RunConfig, top_k: int, out: str
         state.wait_for_everyone()
         if state.is_main_process:
             join_parts(staging, state.num_processes, files)
-            meta = {"format": FORMAT, "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len, "num_blocks": len(blocks),
-                    "top_k": top_k, "vocab": spec.shared_vocab, "index_dtype": index_dtype.name, "teacher": _teacher_identity(spec)}
+            meta = {
+                "format": FORMAT,
+                "corpus_fingerprint": corpus.fingerprint,
+                "seq_len": seq_len,
+                "num_blocks": len(blocks),
+                "top_k": top_k,
+                "vocab": spec.shared_vocab,
+                "index_dtype": index_dtype.name,
+                "teacher": _teacher_identity(spec),
+            }
             if top_p is not None:
                 sizes = np.fromfile(staging / OFFSETS, dtype=np.int64)  # (num_blocks,) → offsets (num_blocks + 1,)
                 np.concatenate([[0], sizes.cumsum()]).astype(np.int64).tofile(staging / OFFSETS)
@@ -204,8 +223,9 @@ def _check_causal(path: Path) -> None:
         raise KinheritError(f"--teacher {path} not found; point it at a trained model folder")
     if task_of(read_config(path, "--teacher")) != "causal":
         raise KinheritError(
-            f"teacher {path} is a masked LM; the cache serves causal LMs only, because a masked-LM student corrupts each "
-            "block differently every epoch and the teacher must see that same input: use an online teacher (teacher.path)"
+            f"teacher {path} is a masked LM; the cache serves causal LMs only, because a masked-LM student corrupts "
+            "each block differently every epoch and the teacher must see that same input: use an online teacher "
+            "(teacher.path)"
         )
 
 
@@ -219,19 +239,29 @@ def _teacher_identity(spec: TeacherSpec) -> dict[str, Any]:
     }
 
 
-def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int | None = None, cross_tokenizer: bool = False,
-               format_version: int = FORMAT) -> TeacherCache:
+def open_cache(
+    path: str | Path,
+    corpus: PackedCorpus,
+    seq_len: int,
+    top_k: int | None = None,
+    cross_tokenizer: bool = False,
+    format_version: int = FORMAT,
+) -> TeacherCache:
     """The cache at `path`, checked against the run's data (corpus fingerprint, seq_len), `top_k`, its kind
     (same-tokenizer, or `cross_tokenizer` built by `cache-teacher --cross-tokenizer`) and its `format_version`."""
     path = Path(path)
     if not (path / META).is_file():
-        raise KinheritError(f"teacher.cache {path} is not a teacher cache (no {META}); build one with kinherit cache-teacher")
+        raise KinheritError(
+            f"teacher.cache {path} is not a teacher cache (no {META}); build one with kinherit cache-teacher"
+        )
     cache = TeacherCache(path, json.loads((path / META).read_text()))
     if bool(cache.meta.get("cross_tokenizer")) != cross_tokenizer:
         raise KinheritError(
-            f"teacher.cache {path} was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer"
-            if not cross_tokenizer else
-            f"teacher.cache {path} is a same-tokenizer cache; with teacher.cross_tokenizer build one with kinherit cache-teacher --cross-tokenizer"
+            f"teacher.cache {path} was built for a teacher with another tokenizer (cache-teacher "
+            "--cross-tokenizer): set teacher.cross_tokenizer"
+            if not cross_tokenizer
+            else f"teacher.cache {path} is a same-tokenizer cache; with teacher.cross_tokenizer build one with "
+            "kinherit cache-teacher --cross-tokenizer"
         )
     if cache.meta.get("format") != format_version:
         raise KinheritError(
@@ -241,8 +271,9 @@ def open_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, top_k: int 
     built_for = (cache.meta.get("corpus_fingerprint"), cache.meta.get("seq_len"))
     if built_for != (corpus.fingerprint, seq_len):
         raise KinheritError(
-            f"teacher.cache {path} was built for different data (corpus {built_for[0]}, seq_len {built_for[1]}) than this run "
-            f"(corpus {corpus.fingerprint}, seq_len {seq_len}): fingerprint mismatch; rebuild it with kinherit cache-teacher --config"
+            f"teacher.cache {path} was built for different data (corpus {built_for[0]}, seq_len {built_for[1]}) "
+            f"than this run (corpus {corpus.fingerprint}, seq_len {seq_len}): fingerprint mismatch; rebuild it with "
+            "kinherit cache-teacher --config"
         )
     if top_k is not None and top_k > cache.top_k:
         raise KinheritError(f"teacher.top_k {top_k} exceeds the {cache.top_k} tokens stored in teacher.cache {path}")
@@ -266,7 +297,11 @@ class CachedTeacherBlocks(Dataset):
             self._arrays = self.cache.arrays() + (self.cache.ragged() if self.cache.top_p is not None else ())
         block = int(index) % len(self.blocks)
         log_probs, indices = self._block_rows(block) if self.cache.top_p is not None else self._dense_rows(block)
-        return {**self.blocks[index], CACHE_KEYS[0]: torch.from_numpy(log_probs), CACHE_KEYS[1]: torch.from_numpy(indices)}
+        return {
+            **self.blocks[index],
+            CACHE_KEYS[0]: torch.from_numpy(log_probs),
+            CACHE_KEYS[1]: torch.from_numpy(indices),
+        }
 
     def _dense_rows(self, block: int) -> tuple[np.ndarray, np.ndarray]:
         """A top-K cache's (T, k) rows of `block`: float16 and int64."""
@@ -278,7 +313,7 @@ class CachedTeacherBlocks(Dataset):
         """A top-p cache's rows of `block` as (T, k): each row's first min(count, k) entries, then padding."""
         log_probs, indices, counts, offsets = self._arrays
         seq_len, k = self.blocks.seq_len, self.top_k
-        count = counts[block * seq_len: (block + 1) * seq_len].astype(np.int64)  # (T,)
+        count = counts[block * seq_len : (block + 1) * seq_len].astype(np.int64)  # (T,)
         first = offsets[block] + np.cumsum(count) - count  # (T,) where each row starts in the flat files
         column = np.arange(k)  # (k,)
         kept = column[None, :] < np.minimum(count, k)[:, None]  # (T, k)

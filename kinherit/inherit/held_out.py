@@ -32,10 +32,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from transformers import default_data_collator
 
+from kinherit.inherit.sources import OnlineModel
 from kinherit.kd.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.kd.cross_tokenizer.targets import teacher_span_log_likelihoods
 from kinherit.kd.losses import lm_loss
-from kinherit.inherit.sources import OnlineModel
 from kinherit.metrics.flops import FlopsPerToken
 
 
@@ -99,7 +99,9 @@ class SpanValidation(_HeldOut):
         if self.loss is None:
             nll, spans = 0.0, 0
             for batch in self._batches(teacher):
-                logits = teacher(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"])  # (B, L, V_t)
+                logits = teacher(
+                    input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]
+                )  # (B, L, V_t)
                 at = batch["xt_span_start"] >= 0  # (B, T)
                 nll -= float(teacher_span_log_likelihoods(logits, batch)[at].double().sum())
                 spans += int(at.sum())

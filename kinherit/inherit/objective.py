@@ -37,12 +37,18 @@ from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, check_text
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
 from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation
+from kinherit.inherit.sources import (
+    CrossTokenizerTeacher,
+    OnlineModel,
+    SameTokenizerTeacher,
+    TeacherOutputs,
+    TeacherSource,
+    teacher_placement,
+)
+from kinherit.inherit.teacher import inspect_teacher
 from kinherit.kd.cross_tokenizer import METHODS
 from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
 from kinherit.kd.schedules import SCHEDULES, Alpha, resolve_horizon
-from kinherit.inherit.sources import (CrossTokenizerTeacher, OnlineModel, SameTokenizerTeacher, TeacherOutputs,
-                                      TeacherSource, teacher_placement)
-from kinherit.inherit.teacher import inspect_teacher
 
 _SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
@@ -66,11 +72,20 @@ def kd_term(student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOu
         method = METHODS.lookup(settings.cross_tokenizer)
         return method.loss(student_logits, batch["input_ids"], teacher.targets, settings.temperature)
     mask = batch["labels"] != IGNORE_INDEX if settings.masked else None  # (B, T)
-    return kd_loss(student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask, loss=settings.loss)
+    return kd_loss(
+        student_logits[..., : settings.shared_vocab], teacher.targets, settings.temperature, mask, loss=settings.loss
+    )
 
 
-def inheritance_loss(lm: Tensor, student_logits: Tensor, batch: dict[str, Tensor], teacher: TeacherOutputs | None,
-                     alpha: Alpha, step: int, settings: KDSettings) -> tuple[Tensor, dict[str, Tensor]]:
+def inheritance_loss(
+    lm: Tensor,
+    student_logits: Tensor,
+    batch: dict[str, Tensor],
+    teacher: TeacherOutputs | None,
+    alpha: Alpha,
+    step: int,
+    settings: KDSettings,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """(1 − w)·L_LM + w·KD with w = α_t (times a stateful schedule's factor, `Alpha.weight`), and the terms to
     log. `teacher` is None exactly when α_t = 0 (the teacher need not run); the loss is then L_LM."""
     terms: dict[str, Tensor] = {"lm_loss": lm}
@@ -87,8 +102,7 @@ class KnowledgeInheritance:
 
     normalised_by_step = False  # both terms are micro-batch means; the trainer divides them by the accumulation steps
 
-    def __init__(self, alpha: Alpha, source: TeacherSource, settings: KDSettings,
-                 validation: Validation | None = None):
+    def __init__(self, alpha: Alpha, source: TeacherSource, settings: KDSettings, validation: Validation | None = None):
         self.alpha, self.source, self.settings, self.validation = alpha, source, settings, validation
         self.extra_columns = source.extra_columns
 
@@ -98,16 +112,17 @@ class KnowledgeInheritance:
         sharded = accelerator.distributed_type in _SHARDED and not getattr(accelerator, "is_fsdp2", False)
         if self.source.model is not None and sharded:
             raise KinheritError(
-                f"an online teacher is not supported under {accelerator.distributed_type.value} without FSDP2: it would be "
-                "replicated unsharded on every device; use FSDP2 (train.fsdp_config: {fsdp_version: 2}) or build an "
-                "offline cache (kinherit cache-teacher) and set teacher.cache"
+                f"an online teacher is not supported under {accelerator.distributed_type.value} without FSDP2: it "
+                "would be replicated unsharded on every device; use FSDP2 (train.fsdp_config: {fsdp_version: 2}) "
+                "or build an offline cache (kinherit cache-teacher) and set teacher.cache"
             )
         self.source.place(teacher_placement(accelerator))
         if self.validation is not None and self.source.model is not None:
             self.validation.measure(self.source.model)
 
-    def loss(self, step: int, lm: Tensor, outputs: Any, batch: dict[str, Tensor], extras: dict[str, Tensor]
-             ) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(
+        self, step: int, lm: Tensor, outputs: Any, batch: dict[str, Tensor], extras: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         teacher = self.source.outputs(batch, extras) if self.alpha(step) > 0 else None
         loss, terms = inheritance_loss(lm, outputs.logits, batch, teacher, self.alpha, step, self.settings)
         if self.alpha.done(step):
@@ -147,7 +162,12 @@ class KnowledgeInheritance:
 
 
 def prepare_inheritance(
-    config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: PreTrainedModel, train: PackedBlocks, max_steps: int,
+    config: RunConfig,
+    corpus: PackedCorpus,
+    tokenizer: Any,
+    student: PreTrainedModel,
+    train: PackedBlocks,
+    max_steps: int,
     val: PackedBlocks,
 ) -> tuple[Dataset, Dataset, KnowledgeInheritance]:
     """The training and validation datasets (serving the teacher source's columns) and the KI objective; `val` is

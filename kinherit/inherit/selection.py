@@ -42,9 +42,9 @@ from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import read_config, task_of
 from kinherit.inherit.cache import _teacher_digest
-from kinherit.kd.losses import lm_loss
 from kinherit.inherit.teacher import TeacherSpec, inspect_teacher
 from kinherit.io import read_json, write_json
+from kinherit.kd.losses import lm_loss
 
 FORMAT = 1
 
@@ -68,14 +68,17 @@ def draw_candidates(num_blocks: int, candidates: int | float | None, seed: int) 
         return np.arange(num_blocks)
     count = candidates if isinstance(candidates, int) else max(1, round(candidates * num_blocks))
     if count > num_blocks:
-        raise KinheritError(f"selection.candidates {candidates} exceeds the {num_blocks} training blocks; lower it, give a "
-                            "fraction in (0, 1], or remove it to score every block")
+        raise KinheritError(
+            f"selection.candidates {candidates} exceeds the {num_blocks} training blocks; lower it, give a "
+            "fraction in (0, 1], or remove it to score every block"
+        )
     generator = torch.Generator().manual_seed(seed)
     return np.sort(torch.randperm(num_blocks, generator=generator)[:count].numpy())
 
 
-def block_nll(model: torch.nn.Module, blocks: Dataset, batch_size: int, device: torch.device | str = "cpu"
-              ) -> np.ndarray:
+def block_nll(
+    model: torch.nn.Module, blocks: Dataset, batch_size: int, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """Mean next-token NLL of every block under `model` (causal LM), float64 (N,)."""
     scores = np.empty(len(blocks), dtype=np.float64)
     for start in range(0, len(blocks), batch_size):
@@ -119,10 +122,18 @@ def _inspect(path: str, key: str, tokenizer: Any, seq_len: int) -> TeacherSpec:
 
 
 def _cache_key(cfg: SelectionConfig, corpus: PackedCorpus, seq_len: int, specs: list[TeacherSpec]) -> dict[str, Any]:
-    return {"format": FORMAT, "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len, "method": cfg.method,
-            "keep": cfg.keep, "skip_easiest": cfg.band_start, "seed": cfg.seed, "batch_size": cfg.batch_size,
-            "candidates": cfg.candidates,
-            "models": [_teacher_digest(spec.path) for spec in specs]}
+    return {
+        "format": FORMAT,
+        "corpus_fingerprint": corpus.fingerprint,
+        "seq_len": seq_len,
+        "method": cfg.method,
+        "keep": cfg.keep,
+        "skip_easiest": cfg.band_start,
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "candidates": cfg.candidates,
+        "models": [_teacher_digest(spec.path) for spec in specs],
+    }
 
 
 def selection_path(corpus: PackedCorpus, key: dict[str, Any]) -> Path:
@@ -130,8 +141,9 @@ def selection_path(corpus: PackedCorpus, key: dict[str, Any]) -> Path:
     return corpus.root / f"selection-{digest}.json"
 
 
-def select_blocks(config: RunConfig, corpus: PackedCorpus, tokenizer: Any, device: torch.device | str = "cpu"
-                  ) -> Selection:
+def select_blocks(
+    config: RunConfig, corpus: PackedCorpus, tokenizer: Any, device: torch.device | str = "cpu"
+) -> Selection:
     """The selection of `config.selection` among the training blocks of `corpus` (never its validation split):
     read from the cache, or scored (one forward pass per scoring model on `device`) and cached."""
     cfg = config.selection
@@ -169,8 +181,10 @@ def select_training_data(config: RunConfig, device: torch.device | str = "cpu") 
         raise KinheritError("the config has no selection: section; add one (method, keep, ...)")
     corpus = prepare_corpus(config.data)
     if corpus.train_tokens < config.data.seq_len:
-        raise KinheritError(f"the training split has {corpus.train_tokens} tokens, fewer than one block of "
-                            f"data.seq_len={config.data.seq_len}; add text or lower data.seq_len")
+        raise KinheritError(
+            f"the training split has {corpus.train_tokens} tokens, fewer than one block of "
+            f"data.seq_len={config.data.seq_len}; add text or lower data.seq_len"
+        )
     return select_blocks(config, corpus, load_tokenizer(corpus.tokenizer_dir), device)
 
 

@@ -15,8 +15,8 @@ The loss (`kinherit.inherit.objective.inheritance_loss`) is a pure function of t
 from __future__ import annotations
 
 import gc
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -25,10 +25,10 @@ import torch
 from torch import Tensor
 
 from kinherit.inherit.cache import CACHE_KEYS
-from kinherit.kd.cross_tokenizer.targets import Targets
 from kinherit.inherit.cross_tokenizer.term import CrossTokenizerTerm
-from kinherit.kd.losses import TopK
 from kinherit.inherit.teacher import TeacherSpec
+from kinherit.kd.cross_tokenizer.targets import Targets
+from kinherit.kd.losses import TopK
 from kinherit.metrics.flops import FlopsPerToken
 
 
@@ -120,13 +120,13 @@ class SameTokenizerTeacher(_OwnsModel):
         return teacher_steps * tokens_per_step * self.flops_per_token.forward
 
 
-
 class CrossTokenizerTeacher(_OwnsModel):
     """A teacher with another tokenizer (`teacher.cross_tokenizer`): it reads its own tokens of the same text
     (from the alignment columns), or its targets come from a cross-tokenizer cache."""
 
-    def __init__(self, term: CrossTokenizerTerm, model: OnlineModel | None, flops_per_token: FlopsPerToken,
-                 top_k: int | None):
+    def __init__(
+        self, term: CrossTokenizerTerm, model: OnlineModel | None, flops_per_token: FlopsPerToken, top_k: int | None
+    ):
         self.term, self.model, self.flops_per_token, self.top_k = term, model, flops_per_token, top_k
         self.extra_columns = term.extra_columns
 
@@ -135,7 +135,6 @@ class CrossTokenizerTeacher(_OwnsModel):
 
     def flops(self, teacher_steps: int, tokens_per_step: int) -> float:
         return self.term.teacher_flops(teacher_steps, tokens_per_step, self.flops_per_token)
-
 
 
 TeacherSource = SameTokenizerTeacher | CrossTokenizerTeacher

@@ -17,9 +17,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import check_positions, load_lm, read_config, require_weights, task_of, vocabulary_signature
 from kinherit.kd.cross_tokenizer.method import METHODS
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
-from kinherit.hf_folder import check_positions, load_lm, read_config, require_weights, task_of, vocabulary_signature
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,10 @@ def check_teacher_folder(path: str | Path, task: str | None = None, seq_len: int
     `seq_len` tokens (None: not checked; a teacher with another tokenizer reads its own length). Its config."""
     path = Path(path)
     if not path.is_dir():
-        raise KinheritError(f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder (e.g. runs/small/model)")
+        raise KinheritError(
+            f"teacher.path {path} not found (resolved against {Path.cwd()}); point it at a trained model folder "
+            "(e.g. runs/small/model)"
+        )
     config = read_config(path, "teacher.path")
     require_weights(path, "teacher.path")
     if task is not None and task_of(config) != task:
@@ -64,7 +67,12 @@ def check_teacher_folder(path: str | Path, task: str | None = None, seq_len: int
 
 
 def inspect_teacher(
-    path: str | Path, tokenizer: Any, seq_len: int, task: str, top_k: int | None = None, top_k_key: str = "teacher.top_k",
+    path: str | Path,
+    tokenizer: Any,
+    seq_len: int,
+    task: str,
+    top_k: int | None = None,
+    top_k_key: str = "teacher.top_k",
     cross_tokenizer: bool = False,
 ) -> TeacherSpec:
     """Check that the teacher at `path` can teach a `task` student using `tokenizer` (`check_teacher_folder`, then
@@ -79,10 +87,13 @@ def inspect_teacher(
     if not (path / "tokenizer.json").is_file():
         if cross_tokenizer:
             raise KinheritError(
-                f"teacher {path} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by character "
-                "offsets, which only a fast tokenizer (tokenizer.json) gives; save the teacher's fast tokenizer there"
+                f"teacher {path} has no tokenizer.json: teacher.cross_tokenizer aligns the two tokenizations by "
+                "character offsets, which only a fast tokenizer (tokenizer.json) gives; save the teacher's fast "
+                "tokenizer there"
             )
-        raise KinheritError(f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary")
+        raise KinheritError(
+            f"teacher {path} has no tokenizer.json; KI needs the teacher's tokenizer to check the vocabulary"
+        )
     from kinherit.data.tokenizer import load_tokenizer
 
     teacher_tokenizer = load_tokenizer(path)
@@ -97,7 +108,12 @@ def inspect_teacher(
         )
     shared = len(tokenizer)
     if config.vocab_size < shared:
-        raise KinheritError(f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens")
+        raise KinheritError(
+            f"teacher {path}: its embedding holds {config.vocab_size} rows but its tokenizer has {shared} tokens"
+        )
     if top_k is not None and top_k > shared:
-        raise KinheritError(f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per the KI paper)")
+        raise KinheritError(
+            f"{top_k_key} {top_k} exceeds the vocabulary of {shared} tokens; choose K ≤ {shared} (10 is enough per "
+            "the KI paper)"
+        )
     return TeacherSpec(path, config, shared, flops_per_token(_meta_model(config), seq_len))

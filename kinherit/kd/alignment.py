@@ -48,7 +48,9 @@ PROBE = "Hello World.\n\tÜber café — naïve 😀 x = f(1, 2)  # OK\n"
 @lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
     """Inverse of GPT-2's `bytes_to_unicode`: the printable character that byte-level BPE uses for each byte."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = printable[:], 0
     for byte in range(256):
         if byte not in printable:
@@ -109,8 +111,9 @@ def token_bytes(tokenizer: Any, role: str) -> list[bytes | None]:
                 table.append(token.replace("▁", " ").encode())
     else:
         raise KinheritError(
-            f"{role} tokenizer {_name(tokenizer)} uses a {'/'.join(sorted(kinds - {''})) or 'missing'} decoder: cross-tokenizer KI "
-            "maps tokens to text for byte-level BPE and SentencePiece-style (Metaspace, byte-fallback) tokenizers only"
+            f"{role} tokenizer {_name(tokenizer)} uses a {'/'.join(sorted(kinds - {''})) or 'missing'} decoder: "
+            "cross-tokenizer KI maps tokens to text for byte-level BPE and SentencePiece-style (Metaspace, "
+            "byte-fallback) tokenizers only"
         )
     return table
 
@@ -212,7 +215,11 @@ class Aligner:
             at = np.flatnonzero(partial[ids])
             edges = np.flatnonzero(np.diff(at) != 1) + 1
             groups = np.split(at, edges) if len(at) else []
-            carry = ids[groups.pop()] if groups and groups[-1][-1] == len(ids) - 1 and start + piece < len(tokens) else carry[:0]
+            carry = (
+                ids[groups.pop()]
+                if groups and groups[-1][-1] == len(ids) - 1 and start + piece < len(tokens)
+                else carry[:0]
+            )
             runs.update(ids[group].tobytes() for group in groups)
         texts = [table[i].decode() for i in np.flatnonzero(seen[:-1] & ~partial[:-1]) if table[i] is not None]
         for run in runs:
@@ -254,7 +261,9 @@ class Aligner:
             try:
                 texts.append(data[lead:stop].decode("utf-8"))
             except UnicodeDecodeError:
-                raise KinheritError("a student block holds bytes that are not UTF-8 text; cross-tokenizer KI needs text corpora") from None
+                raise KinheritError(
+                    "a student block holds bytes that are not UTF-8 text; cross-tokenizer KI needs text corpora"
+                ) from None
             bases.append(start + lead)
         encoded = self.encode_exact(texts) if texts else []
         t_ids: list[int] = []

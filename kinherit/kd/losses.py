@@ -54,9 +54,12 @@ def lm_loss(logits: Tensor, labels: Tensor, masked: bool, reduction: str = "mean
     if not masked:
         logits, labels = logits[:, :-1], labels[:, 1:]  # (B, T−1, V), (B, T−1)
     if reduction == "mean":
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
-    nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
-                                            reduction="none").view(labels.shape)
+        return torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX
+        )
+    nll = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view(labels.shape)
     return nll if masked else torch.cat([nll.new_zeros(labels.shape[0], 1), nll], dim=1)  # (B, T)
 
 
@@ -103,8 +106,9 @@ def register_kd_loss(name: str, reference: str) -> Callable[[RowFn], RowFn]:
     rows at a time. `reference` is the paper it comes from (printed by --help-config)."""
 
     def decorator(fn: RowFn) -> RowFn:
-        def block(student: Tensor, teacher: Tensor | TopK, tau: float, grad_scale: float | None, out: Tensor | None
-                  ) -> tuple[Tensor, Tensor | None]:
+        def block(
+            student: Tensor, teacher: Tensor | TopK, tau: float, grad_scale: float | None, out: Tensor | None
+        ) -> tuple[Tensor, Tensor | None]:
             s = student.detach().to(_compute_dtype(student.dtype)).requires_grad_(grad_scale is not None)
             with torch.enable_grad():
                 total = fn(s, teacher, tau).sum()
@@ -119,8 +123,9 @@ def register_kd_loss(name: str, reference: str) -> Callable[[RowFn], RowFn]:
     return decorator
 
 
-def _forward_kl_block(student: Tensor, teacher: Tensor | TopK, tau: float, grad_scale: float | None, out: Tensor | None
-                      ) -> tuple[Tensor, Tensor | None]:
+def _forward_kl_block(
+    student: Tensor, teacher: Tensor | TopK, tau: float, grad_scale: float | None, out: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
     """forward_kl: τ²·KL(q ‖ p) = τ²·Σ_v q_v·(log q_v − log p_v), summed over the block (top-K: over the K kept
     tokens, p normalised over the whole vocabulary). ∂/∂s = τ·(p − q), formed in closed form (into `out`)."""
     dtype = _compute_dtype(student.dtype)
@@ -138,18 +143,24 @@ def _forward_kl_block(student: Tensor, teacher: Tensor | TopK, tau: float, grad_
 
 
 KD_LOSSES.add(
-    DEFAULT_KD_LOSS, _forward_kl_block,
+    DEFAULT_KD_LOSS,
+    _forward_kl_block,
     "Hinton, Vinyals & Dean 2015, Distilling the Knowledge in a Neural Network, https://arxiv.org/abs/1503.02531",
 )
 
 
-@register_kd_loss("reverse_kl", reference="Gu et al. 2024, MiniLLM: Knowledge Distillation of Large Language Models, https://arxiv.org/abs/2306.08543")
+@register_kd_loss(
+    "reverse_kl",
+    reference="Gu et al. 2024, MiniLLM: Knowledge Distillation of Large Language Models, https://arxiv.org/abs/2306.08543",
+)
 def reverse_kl(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     """τ²·KL(p ‖ q) = τ²·Σ_v p_v·(log p_v − log q_v): mode-seeking, the student puts its mass where the teacher
     is confident. Top-K: q is 0 outside its K tokens, so both are taken over those K tokens, the student
     renormalised there (p̃_k = softmax_k(s_k / τ)); a top-p row's padding is outside both."""
     log_q, index = _teacher_log_probs(teacher, tau, student.dtype)
-    log_p = (student / tau if index is None else _student_on_top_k(student / tau, log_q, index)).log_softmax(-1)  # (c, V) or (c, K)
+    log_p = (student / tau if index is None else _student_on_top_k(student / tau, log_q, index)).log_softmax(
+        -1
+    )  # (c, V) or (c, K)
     return tau**2 * (log_p.exp() * (_finite(log_p) - _finite(log_q))).sum(-1)
 
 
@@ -157,7 +168,11 @@ JSD_BETA = 0.5
 """β of `jsd`: 0.5 is the symmetric Jensen–Shannon divergence."""
 
 
-@register_kd_loss("jsd", reference="Agarwal et al. 2024, On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes (GKD), https://arxiv.org/abs/2306.13649")
+@register_kd_loss(
+    "jsd",
+    reference="Agarwal et al. 2024, On-Policy Distillation of Language Models: Learning from Self-Generated "
+    "Mistakes (GKD), https://arxiv.org/abs/2306.13649",
+)
 def jsd(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     """Generalised Jensen–Shannon divergence, β = `JSD_BETA`: τ²·[β·KL(q ‖ m) + (1 − β)·KL(p ‖ m)],
     m = β·q + (1 − β)·p, bounded by τ²·h(β) (h: binary entropy). Top-K: outside the K tokens q = 0 and
@@ -180,7 +195,10 @@ SKEW_LAMBDA = 0.1
 """λ of `skew_kl`, DistiLLM's default."""
 
 
-@register_kd_loss("skew_kl", reference="Ko et al. 2024, DistiLLM: Towards Streamlined Distillation for Large Language Models, https://arxiv.org/abs/2402.03898")
+@register_kd_loss(
+    "skew_kl",
+    reference="Ko et al. 2024, DistiLLM: Towards Streamlined Distillation for Large Language Models, https://arxiv.org/abs/2402.03898",
+)
 def skew_kl(student: Tensor, teacher: Tensor | TopK, tau: float) -> Tensor:
     """Skew KL, λ = `SKEW_LAMBDA`: τ²·KL(q ‖ λ·q + (1 − λ)·p), finite even where the student gives a token no
     mass. Top-K: tokens outside the K kept ones have q = 0 and add nothing."""
@@ -217,7 +235,9 @@ def kd_loss(
     if mask is not None and mask.shape != lead:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match positions {tuple(lead)}")
     rows = None if mask is None else mask.reshape(-1).nonzero().squeeze(1)  # (n,)
-    return _BlockwiseKD.apply(student_logits, teacher, float(temperature), rows, int(block_rows), KD_LOSSES.lookup(loss))
+    return _BlockwiseKD.apply(
+        student_logits, teacher, float(temperature), rows, int(block_rows), KD_LOSSES.lookup(loss)
+    )
 
 
 def _flat(tensor: Tensor) -> Tensor:
@@ -230,8 +250,15 @@ def _take(flat: Tensor, rows: Tensor | None, start: int, stop: int) -> Tensor:
 
 class _BlockwiseKD(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, student_logits: Tensor, teacher: Tensor | TopK, tau: float, rows: Tensor | None, block_rows: int,  # noqa: ANN001
-                block_fn: BlockFn):
+    def forward(
+        ctx,
+        student_logits: Tensor,
+        teacher: Tensor | TopK,
+        tau: float,
+        rows: Tensor | None,
+        block_rows: int,  # noqa: ANN001
+        block_fn: BlockFn,
+    ):
         flat_s = _flat(student_logits)  # (N, V)
         flat_t = TopK(_flat(teacher.log_probs), _flat(teacher.indices)) if isinstance(teacher, TopK) else _flat(teacher)
         n = flat_s.shape[0] if rows is None else rows.numel()
@@ -247,7 +274,9 @@ class _BlockwiseKD(torch.autograd.Function):
             )
             in_place = grad is not None and rows is None and grad.dtype == _compute_dtype(grad.dtype)
             out = grad[start:stop] if in_place else None  # the block's gradient may be computed right in its rows
-            value, part_grad = block_fn(_take(flat_s, rows, start, stop), part_t, tau, 1 / n if want_grad else None, out)
+            value, part_grad = block_fn(
+                _take(flat_s, rows, start, stop), part_t, tau, 1 / n if want_grad else None, out
+            )
             total += value.double()
             if part_grad is not None and not (in_place and part_grad.data_ptr() == out.data_ptr()):
                 if rows is None:

@@ -83,8 +83,9 @@ def _check_ends(schedule: Schedule, horizon: int = 16) -> None:
         raise ValueError(f"schedule {schedule.name!r} claims `ends` but is not > 0 before T and 0 from T on")
 
 
-def register_schedule(name: str, ends: bool, reference: str, state: Callable[[], ScheduleState] | None = None
-                      ) -> Callable[[AlphaFn], AlphaFn]:
+def register_schedule(
+    name: str, ends: bool, reference: str, state: Callable[[], ScheduleState] | None = None
+) -> Callable[[AlphaFn], AlphaFn]:
     """Register `fn` as schedule `name`, stateful with `state` (see `Schedule`); `reference` is the paper it
     comes from (printed by --help-config). `ends` is checked on `fn`, which a state only scales or cuts short."""
 
@@ -141,8 +142,9 @@ GAP_MARGIN = 0.5
 """m, in nats: the teacher/student LM-loss gap at and above which the KD term gets its full scheduled weight."""
 
 
-def gap_weight(student_lm: torch.Tensor | float, teacher_lm: torch.Tensor | float, margin: float = GAP_MARGIN
-               ) -> torch.Tensor:
+def gap_weight(
+    student_lm: torch.Tensor | float, teacher_lm: torch.Tensor | float, margin: float = GAP_MARGIN
+) -> torch.Tensor:
     """g = clip((L(student) − L(teacher)) / m, 0, 1), detached: how much the teacher still has to teach."""
     return ((torch.as_tensor(student_lm).detach() - torch.as_tensor(teacher_lm).detach()) / margin).clamp(0.0, 1.0)
 
@@ -204,7 +206,7 @@ register_schedule(
     AUTO,
     ends=True,
     reference="after Qin et al. 2022, Knowledge Inheritance for Pre-trained Language Models (linear α; inheritance "
-              "ends once the student stops learning from the teacher), https://arxiv.org/abs/2105.13880",
+    "ends once the student stops learning from the teacher), https://arxiv.org/abs/2105.13880",
     state=AutoStop,
 )(linear)
 

@@ -25,7 +25,14 @@ from kinherit.data.sources import resolve_sources
 from kinherit.data.split import iter_chunks
 from kinherit.data.tokenizer import separator_id
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import find_tokenizer, load_lm, max_sequence_length, run_folder_hint, task_of, vocabulary_signature
+from kinherit.hf_folder import (
+    find_tokenizer,
+    load_lm,
+    max_sequence_length,
+    run_folder_hint,
+    task_of,
+    vocabulary_signature,
+)
 from kinherit.metrics.lineage import Ancestors, file_sha256, read_run_record, run_of, source_roots
 
 DEFAULT_PROMPT = "The "
@@ -50,7 +57,9 @@ def model_tokenizer(model_dir: Path, tokenizer_dir: str | Path | None = None):  
     own = find_tokenizer(model_dir)
     if own is None:
         hint = run_folder_hint(model_dir)
-        raise KinheritError(f"{model_dir} has no tokenizer{hint}; kinherit eval packs text with the model's own tokenizer")
+        raise KinheritError(
+            f"{model_dir} has no tokenizer{hint}; kinherit eval packs text with the model's own tokenizer"
+        )
     if tokenizer_dir is not None:
         other = find_tokenizer(tokenizer_dir)
         if other is None or vocabulary_signature(other) != vocabulary_signature(own):
@@ -88,8 +97,8 @@ def check_unseen(model_dir: Path, data: str) -> None:
         for root in record.get("roots", []):
             if target == Path(root) or Path(root) in target.parents or target in Path(root).parents:
                 raise KinheritError(
-                    f"{data} is part of the corpus {root} that {run} trained on (its training side included): the perplexity "
-                    "would measure memorisation; evaluate on text outside it"
+                    f"{data} is part of the corpus {root} that {run} trained on (its training side included): the "
+                    "perplexity would measure memorisation; evaluate on text outside it"
                 )
         trained_on += [(run, source, root) for source, root in zip(record.get("sources", []), record.get("roots", []))]
     _check_contents(data, trained_on)
@@ -143,8 +152,14 @@ def pack_text(data: str, tokenizer, out: Path, text_field: str = "text") -> tupl
 
 
 @torch.no_grad()
-def evaluate_model(model_dir: str | Path, data: str, seq_len: int | None = None, tokenizer_dir: str | Path | None = None,
-                   batch_size: int = 16, seed: int = 0) -> Evaluation:
+def evaluate_model(
+    model_dir: str | Path,
+    data: str,
+    seq_len: int | None = None,
+    tokenizer_dir: str | Path | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> Evaluation:
     """The loss and perplexity of the model in `model_dir` on the text `data` (see the module docstring)."""
     model_dir = Path(model_dir)
     if batch_size < 1 or (seq_len is not None and seq_len < 2):
@@ -153,7 +168,9 @@ def evaluate_model(model_dir: str | Path, data: str, seq_len: int | None = None,
     check_unseen(model_dir, data)
     seq_len = seq_len or trained_seq_len(model_dir)
     if seq_len is None:
-        raise KinheritError(f"{model_dir} was not written by a kinherit run, so its block length is unknown: pass --seq-len")
+        raise KinheritError(
+            f"{model_dir} was not written by a kinherit run, so its block length is unknown: pass --seq-len"
+        )
     model = load_lm(model_dir, "MODEL").eval()
     limit = max_sequence_length(model.config)
     if limit is not None and seq_len > limit:
@@ -161,10 +178,15 @@ def evaluate_model(model_dir: str | Path, data: str, seq_len: int | None = None,
     masked = task_of(model.config) == "masked"
     with tempfile.TemporaryDirectory() as tmp:
         path, dtype, tokens = pack_text(data, tokenizer, Path(tmp))
-        masking = MaskingSpec(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, seed) if masked else None
+        masking = (
+            MaskingSpec(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, seed) if masked else None
+        )
         blocks = PackedBlocks(path, dtype, seq_len, masking)
         if len(blocks) == 0:
-            raise KinheritError(f"{data} packs into {tokens} tokens, fewer than one block of {seq_len}; give more text or a lower --seq-len")
+            raise KinheritError(
+                f"{data} packs into {tokens} tokens, fewer than one block of {seq_len}; give more text or a lower "
+                "--seq-len"
+            )
         total, count = 0.0, 0
         for start in range(0, len(blocks), batch_size):
             items = [blocks[i] for i in range(start, min(start + batch_size, len(blocks)))]
@@ -185,12 +207,16 @@ SAMPLE_SEED = 0
 
 def sampling_description() -> str:
     """`SAMPLING` in words, for report.md."""
-    return (f"sampled at temperature {SAMPLING['temperature']:g} from the top {SAMPLING['top_k']} tokens, repetition penalty "
-            f"{SAMPLING['repetition_penalty']:g}, seed {SAMPLE_SEED}")
+    return (
+        f"sampled at temperature {SAMPLING['temperature']:g} from the top {SAMPLING['top_k']} tokens, repetition "
+        f"penalty {SAMPLING['repetition_penalty']:g}, seed {SAMPLE_SEED}"
+    )
 
 
 @torch.no_grad()
-def sample(model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int = SAMPLE_TOKENS, seed: int = SAMPLE_SEED) -> str | None:
+def sample(
+    model_dir: str | Path, prompt: str = DEFAULT_PROMPT, new_tokens: int = SAMPLE_TOKENS, seed: int = SAMPLE_SEED
+) -> str | None:
     """`prompt` continued by the causal LM in `model_dir` as `SAMPLING` decodes, seeded (the same text every time; the
     global RNG is left as it was); None for a masked LM or a folder without tokenizer."""
     tokenizer = find_tokenizer(model_dir)

@@ -40,7 +40,9 @@ def matmul_params(model: nn.Module) -> int:
                 if p.dim() == 2:  # a router: (E, d)
                     total += p.numel()
                 elif p.dim() == 3:  # fused experts: (E, out, in), k of the E active per token
-                    assert k is not None, f"{type(module).__name__} holds experts but the config has no num_experts_per_tok"
+                    assert k is not None, (
+                        f"{type(module).__name__} holds experts but the config has no num_experts_per_tok"
+                    )
                     total += p.numel() // p.shape[0] * k
     return total
 

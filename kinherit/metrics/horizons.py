@@ -50,8 +50,13 @@ def _eval_at_step(evals: list[dict], step: int, name: str) -> dict:
     raise KinheritError(f"{name} has no evaluation at step {step}: eval_steps must divide the budget")
 
 
-def horizon_points(baseline_evals: list[dict], run_evals: list[dict], budget_steps: int,
-                   horizons: Sequence[float], sunk_flops: float = 0.0) -> list[HorizonPoint]:
+def horizon_points(
+    baseline_evals: list[dict],
+    run_evals: list[dict],
+    budget_steps: int,
+    horizons: Sequence[float],
+    sunk_flops: float = 0.0,
+) -> list[HorizonPoint]:
     """The run against the baseline at each horizon (evaluation events: step, flops, val_loss)."""
     run_curve = [(float(e["flops"]), float(e["val_loss"])) for e in run_evals]
     points = []
@@ -62,10 +67,15 @@ def horizon_points(baseline_evals: list[dict], run_evals: list[dict], budget_ste
         target = min(loss for _, loss in seen)
         base_flops = compute_to_reach(seen, target)
         needed = compute_to_reach(run_curve, target)
-        points.append(HorizonPoint(
-            horizon=h, baseline_loss=target, baseline_flops=base_flops,
-            run_loss=float(_eval_at_step(run_evals, step, "the run")["val_loss"]),
-            flops_to_baseline_loss=needed, saving=saving(needed, base_flops)[0] if base_flops > 0 else None,
-            loss_at_equal_total_flops=value_at(run_curve, spent - sunk_flops),
-        ))
+        points.append(
+            HorizonPoint(
+                horizon=h,
+                baseline_loss=target,
+                baseline_flops=base_flops,
+                run_loss=float(_eval_at_step(run_evals, step, "the run")["val_loss"]),
+                flops_to_baseline_loss=needed,
+                saving=saving(needed, base_flops)[0] if base_flops > 0 else None,
+                loss_at_equal_total_flops=value_at(run_curve, spent - sunk_flops),
+            )
+        )
     return points

@@ -31,7 +31,16 @@ from kinherit.metrics.log import METRICS_FILE, read_metrics
 RUN_FILE = "run.json"
 SPLIT_KEYS = ("split", "split_seed", "val_fraction", "text_field", "roots")
 """The fields that decide which text lands on which side (max_documents only through the resolved `split`)."""
-VALIDATION_KEYS = ("sources", "split", "split_seed", "val_fraction", "max_documents", "text_field", "tokenizer", "val_sha256")
+VALIDATION_KEYS = (
+    "sources",
+    "split",
+    "split_seed",
+    "val_fraction",
+    "max_documents",
+    "text_field",
+    "tokenizer",
+    "val_sha256",
+)
 """The fields that make up the validation fingerprint; the last one is decisive, the others name a difference."""
 
 
@@ -59,7 +68,8 @@ def file_sha256(path: Path) -> str:
 
 
 def source_roots(sources: list[str]) -> list[str]:
-    """Each source spec as an absolute path (`stdlib` as the standard library's folder; a glob up to its first wildcard)."""
+    """Each source spec as an absolute path (`stdlib` as the standard library's folder; a glob up to its first
+    wildcard)."""
     roots = []
     for spec in sources:
         if spec == "stdlib":
@@ -71,7 +81,9 @@ def source_roots(sources: list[str]) -> list[str]:
     return roots
 
 
-def data_record(data: Any, split: str, corpus_fingerprint: str, tokenizer_signature: str, val_path: Path) -> dict[str, Any]:
+def data_record(
+    data: Any, split: str, corpus_fingerprint: str, tokenizer_signature: str, val_path: Path
+) -> dict[str, Any]:
     """The `data` block of run.json (`data` is a `config.DataConfig`, `split` the resolved rule)."""
     return {
         "sources": list(data.sources),
@@ -169,7 +181,10 @@ class Ancestors:
     def _add_link(self, link: dict[str, Any], where: str) -> None:
         if link["role"] == "teacher.cache":
             if link.get("teacher") is None:
-                raise KinheritError(f"lineage of {where}: teacher.cache {link['path']} records no teacher; its pre-training cannot be counted")
+                raise KinheritError(
+                    f"lineage of {where}: teacher.cache {link['path']} records no teacher; its pre-training cannot "
+                    "be counted"
+                )
             self._add_model(Path(link["teacher"]), where, f"the teacher of cache {link['path']}")
         elif link.get("source") is not None:
             self._add_model(Path(link["source"]), where, f"the growth source of {link['path']}")
@@ -200,7 +215,9 @@ class Ancestors:
         """Total training FLOPs of every ancestor run (teacher forward passes included), up to the step used."""
         total = 0.0
         for run, step in self.runs.items():
-            events = [e for e in read_metrics(run / METRICS_FILE) if "flops" in e and (step is None or e["step"] <= step)]
+            events = [
+                e for e in read_metrics(run / METRICS_FILE) if "flops" in e and (step is None or e["step"] <= step)
+            ]
             total += float(events[-1]["flops"]) if events else 0.0
         return total
 
@@ -226,13 +243,16 @@ def check_leakage(data: dict[str, Any], ancestors: Ancestors) -> None:
         shared = [(a, b) for a in data["roots"] for b in theirs.get("roots", []) if _overlap(a, b)]
         if not shared:
             continue
-        differ = [f"{key} {theirs.get(key)!r} vs {data[key]!r}" for key in ("split", "split_seed", "val_fraction", "text_field")
-                  if theirs.get(key) != data[key]]
+        differ = [
+            f"{key} {theirs.get(key)!r} vs {data[key]!r}"
+            for key in ("split", "split_seed", "val_fraction", "text_field")
+            if theirs.get(key) != data[key]
+        ]
         differ += [f"source {b} vs {a}" for a, b in shared if a != b][:2]
         if differ:
             raise KinheritError(
-                f"{run} trained on the corpus this run validates on ({shared[0][0]}) with another train/validation split "
-                f"({', '.join(differ)}): its training text may include this run's validation text, so the validation loss "
-                "would be optimistic; use the same data.split, split_seed, val_fraction, text_field and source paths, or "
-                "validate on text it never saw"
+                f"{run} trained on the corpus this run validates on ({shared[0][0]}) with another train/validation "
+                f"split ({', '.join(differ)}): its training text may include this run's validation text, so the "
+                "validation loss would be optimistic; use the same data.split, split_seed, val_fraction, "
+                "text_field and source paths, or validate on text it never saw"
             )

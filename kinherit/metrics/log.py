@@ -1,10 +1,10 @@
 """`metrics.jsonl`, the record of a run: one JSON object per training log or evaluation, appended by the
 main process. This module owns the format: writing, reading, and truncating on resume.
 
-Training events: step, tokens, flops [, teacher_flops] [, selection_flops], loss (+ the objective's loss terms, e.g. lm_loss,
-kd_loss, alpha, ce, kd), learning_rate, grad_norm, tokens_per_s, time_s. Evaluation events: step, tokens,
-flops [, teacher_flops] [, selection_flops], val_loss [, val_ppl for language models] (+ every other `eval_<name>` metric as
-`val_<name>`, e.g. val_accuracy), time_s. `time_s` is cumulative training wall time across resumes. On
+Training events: step, tokens, flops [, teacher_flops] [, selection_flops], loss (+ the objective's loss terms, e.g.
+lm_loss, kd_loss, alpha, ce, kd), learning_rate, grad_norm, tokens_per_s, time_s. Evaluation events: step, tokens,
+flops [, teacher_flops] [, selection_flops], val_loss [, val_ppl for language models] (+ every other `eval_<name>`
+metric as `val_<name>`, e.g. val_accuracy), time_s. `time_s` is cumulative training wall time across resumes. On
 resume, events after the checkpoint's step are dropped first, so the file never holds two histories.
 """
 
@@ -96,8 +96,13 @@ class MetricsJsonl(TrainerCallback):
             event["val_loss"] = logs["eval_loss"]
             if self.perplexity:
                 event["val_ppl"] = math.exp(min(logs["eval_loss"], 50.0))
-            event.update({"val_" + k.removeprefix("eval_"): v for k, v in logs.items()
-                          if k.startswith("eval_") and k != "eval_loss" and k not in _EVAL_SKIP})
+            event.update(
+                {
+                    "val_" + k.removeprefix("eval_"): v
+                    for k, v in logs.items()
+                    if k.startswith("eval_") and k != "eval_loss" and k not in _EVAL_SKIP
+                }
+            )
             self._last = (now, step)  # throughput intervals exclude evaluation time
         elif "loss" in logs:
             event.update({k: v for k, v in logs.items() if k not in _SKIP and k not in event})

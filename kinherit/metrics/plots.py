@@ -4,21 +4,22 @@ horizons (the benches)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from typing import Any  # noqa: E402
-
 from kinherit.io import atomic_file  # noqa: E402
 from kinherit.metrics.horizons import value_at  # noqa: E402
 from kinherit.metrics.runs import Run  # noqa: E402
 
-AXES = (("flops", "training FLOPs (teacher forward passes included)", False),
-        ("tokens", "training tokens", False),
-        ("time_s", "wall time (s)", False))
+AXES = (
+    ("flops", "training FLOPs (teacher forward passes included)", False),
+    ("tokens", "training tokens", False),
+    ("time_s", "wall time (s)", False),
+)
 
 
 def finish_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend_size: float | None = None) -> None:
@@ -76,18 +77,31 @@ def plot_alpha(runs: list[Run], out: Path) -> Path:
     return save_png(fig, out / "alpha.png")
 
 
-def plot_savings(series: dict[str, list[dict[str, Any]]], horizons: list[int], path: Path, title: str,
-                 xlabel: str = "horizon (multiples of the budget)") -> Path:
+def plot_savings(
+    series: dict[str, list[dict[str, Any]]],
+    horizons: list[int],
+    path: Path,
+    title: str,
+    xlabel: str = "horizon (multiples of the budget)",
+) -> Path:
     """FLOPs saved (%) against the horizon, one line per series of per-horizon summaries {mean, std, bound}: mean ±
     std over seeds, ≤ beside a mean that is an upper bound (a seed never reached the target), a None mean left out."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, stats in series.items():
         known = [(h, s) for h, s in zip(horizons, stats) if s["mean"] is not None]
-        line = ax.errorbar([h for h, _ in known], [s["mean"] * 100 for _, s in known],
-                           yerr=[s["std"] * 100 for _, s in known], marker="o", capsize=3, label=name)[0]
+        line = ax.errorbar(
+            [h for h, _ in known],
+            [s["mean"] * 100 for _, s in known],
+            yerr=[s["std"] * 100 for _, s in known],
+            marker="o",
+            capsize=3,
+            label=name,
+        )[0]
         for h, s in known:
             if s.get("bound"):
-                ax.annotate("≤", (h, s["mean"] * 100), textcoords="offset points", xytext=(6, 4), color=line.get_color())
+                ax.annotate(
+                    "≤", (h, s["mean"] * 100), textcoords="offset points", xytext=(6, 4), color=line.get_color()
+                )
     ax.axhline(0, color="gray", linewidth=1)
     ax.set_xticks(horizons)
     finish_axes(ax, xlabel, "FLOPs saved to reach scratch's loss (%)", title, legend_size=7)

@@ -1,8 +1,8 @@
 """`kinherit report`: compare runs against a baseline by the compute each needs to reach its loss.
 
 For every run: final validation loss and perplexity, mean training tokens/s, total FLOPs (teacher
-forward passes and data-selection scoring included), and the FLOPs needed to first reach the baseline's final validation loss
-(`savings.compute_to_reach`), as a saving fraction and a speed-up. The compute that produced a
+forward passes and data-selection scoring included), and the FLOPs needed to first reach the baseline's final validation
+loss (`savings.compute_to_reach`), as a saving fraction and a speed-up. The compute that produced a
 teacher or a grown model's source (their own pre-training, and that of their own teachers and sources,
 recursively: `lineage.Ancestors`) is a sunk cost: reported per run as `sunk_flops`, kept out of `saving`,
 and paid for in `saving_including_sunk`. Runs validated on other data than the baseline are refused.
@@ -57,8 +57,8 @@ def check_comparable(runs: list[Run], baseline: Run) -> None:
     for name, data in records.items():
         if data is None:
             raise KinheritError(
-                f"run {name} has no validation-data record ({RUN_FILE}), so kinherit cannot check that it is comparable "
-                f"with the others; train it with this version of kinherit"
+                f"run {name} has no validation-data record ({RUN_FILE}), so kinherit cannot check that it is "
+                "comparable with the others; train it with this version of kinherit"
             )
     base = records[baseline.name]
     for run in runs:
@@ -66,8 +66,9 @@ def check_comparable(runs: list[Run], baseline: Run) -> None:
         if differ:
             shown = ", ".join(f"{key} {base.get(key)!r} vs {records[run.name].get(key)!r}" for key in differ[:3])
             raise KinheritError(
-                f"run {run.name} was validated on other data than the baseline {baseline.name} ({shown}): their losses are "
-                "not comparable; compare runs that share data.sources, the split settings and the tokenizer"
+                f"run {run.name} was validated on other data than the baseline {baseline.name} ({shown}): their "
+                "losses are not comparable; compare runs that share data.sources, the split settings and the "
+                "tokenizer"
             )
 
 
@@ -116,7 +117,8 @@ def markdown_table(results: list[RunResult], baseline: str, target: float) -> st
         "data-selection scoring; `sunk` is the teacher's / grown source's own pre-training (their lineage walked "
         "recursively), not counted in `saving`; `saving incl. sunk` pays for it too.",
         "",
-        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | selection FLOPs | sunk FLOPs | saving incl. sunk | tokens/s |",
+        "| run | final val loss | ppl | FLOPs to baseline loss | saving | speed-up | teacher FLOPs | selection "
+        "FLOPs | sunk FLOPs | saving incl. sunk | tokens/s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -128,8 +130,9 @@ def markdown_table(results: list[RunResult], baseline: str, target: float) -> st
         sunk = f"{r.sunk_flops:.3g}" + (f" + unknown ({len(r.sunk_unknown)} external)" if r.sunk_unknown else "")
         with_sunk = "—" if r.saving_including_sunk is None else f"{r.saving_including_sunk:.1%}"
         lines.append(
-            f"| {r.name} | {r.final_val_loss:.4f} | {r.final_val_ppl:.2f} | {_fmt_flops(r.flops_to_baseline_loss)} | "
-            f"{saved} | {speed} | {r.teacher_inference_flops:.3g} | {r.selection_flops:.3g} | {sunk} | {with_sunk} | {tps} |"
+            f"| {r.name} | {r.final_val_loss:.4f} | {r.final_val_ppl:.2f} | {_fmt_flops(r.flops_to_baseline_loss)} "
+            f"| {saved} | {speed} | {r.teacher_inference_flops:.3g} | {r.selection_flops:.3g} | {sunk} | "
+            f"{with_sunk} | {tps} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -152,12 +155,15 @@ def samples_markdown(runs: list[Run], prompt: str) -> str:
             parts.append(f"**{run.name}**\n\n```\n{text}\n```\n")
     if not parts:
         return ""
-    return (f"## Samples\n\n{SAMPLE_TOKENS} new tokens after the prompt {prompt!r}, {sampling_description()}:\n\n"
-            + "\n".join(parts))
+    return (
+        f"## Samples\n\n{SAMPLE_TOKENS} new tokens after the prompt {prompt!r}, {sampling_description()}:\n\n"
+        + "\n".join(parts)
+    )
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None,
-                 prompt: str | None = None) -> Report:
+def build_report(
+    run_dirs: list[str | Path], out: str | Path, baseline: str | Path | None = None, prompt: str | None = None
+) -> Report:
     """Write report.md (with a sample of each causal LM's text), results.json and plots to `out`; the baseline
     defaults to the first run."""
     runs = [load_run(p) for p in run_dirs]
@@ -175,8 +181,10 @@ def build_report(run_dirs: list[str | Path], out: str | Path, baseline: str | Pa
     plots = plot_curves(runs, target, out)
     if any("alpha" in e for r in runs for e in r.train):
         plots.append(plot_alpha(runs, out))
-    write_json(out / "results.json", {"baseline": base.name, "baseline_final_val_loss": target,
-                                      "runs": [asdict(r) for r in results]})
+    write_json(
+        out / "results.json",
+        {"baseline": base.name, "baseline_final_val_loss": target, "runs": [asdict(r) for r in results]},
+    )
     table = markdown_table(results, base.name, target)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots)
     with atomic_file(out / "report.md") as handle:

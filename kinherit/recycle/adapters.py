@@ -18,9 +18,6 @@ from kinherit.arch import Axis, TensorSpec
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan
 from kinherit.grow.surgery import widen
-from kinherit.io import atomic_dir, write_json
-from kinherit.recycle.delta import REPORT_FILE, RecycleReport, describe_growth
-from kinherit.recycle.growth import map_head, resolve_growth
 from kinherit.hf_folder import (
     LABELS_FILE,
     adapter_base,
@@ -31,6 +28,9 @@ from kinherit.hf_folder import (
     read_adapter,
     read_config,
 )
+from kinherit.io import atomic_dir, write_json
+from kinherit.recycle.delta import REPORT_FILE, RecycleReport, describe_growth
+from kinherit.recycle.growth import map_head, resolve_growth
 
 PEFT_PREFIX = "base_model.model."
 LORA_SUFFIXES = (".lora_A.weight", ".lora_B.weight")
@@ -47,7 +47,10 @@ def _lora_spec(base: TensorSpec, which: str) -> TensorSpec:
 def map_adapter(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Grow the LoRA factors and head of a PEFT state dict (keys `base_model.model.<name>`)."""
     if plan.width == "aki":
-        raise KinheritError("LoRA adapters cannot be mapped through AKI growth (not linear per layer); recycle a full fine-tuning instead")
+        raise KinheritError(
+            "LoRA adapters cannot be mapped through AKI growth (not linear per layer); recycle a full fine-tuning "
+            "instead"
+        )
     family, head_spec = plan.family_spec()
     where: dict[str, tuple[TensorSpec, int | None]] = {}
     for spec in family.tensors(plan.architecture):
@@ -65,11 +68,17 @@ def map_adapter(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str)
             continue
         weight = head_spec.base_prefix + name.removesuffix(suffix).removeprefix(prefix) + ".weight"
         if weight not in where:
-            raise KinheritError(f"adapter tensor {key!r} adapts {weight!r}, which the {plan.family} family does not have")
+            raise KinheritError(
+                f"adapter tensor {key!r} adapts {weight!r}, which the {plan.family} family does not have"
+            )
         spec, layer = where[weight]
         factor = "A" if suffix == LORA_SUFFIXES[0] else "B"
         grown = widen(value, _lora_spec(spec, factor), maps, scale_norm=False)
-        targets = [(None, False)] if layer is None else [(j, zeroed) for j, (src, zeroed) in enumerate(plan.layers) if src == layer]
+        targets = (
+            [(None, False)]
+            if layer is None
+            else [(j, zeroed) for j, (src, zeroed) in enumerate(plan.layers) if src == layer]
+        )
         for j, zeroed in targets:
             module = spec.name.format(layer=j).removesuffix(".weight").removeprefix(head_spec.base_prefix)
             silenced = zeroed and spec.residual_out and factor == "B"  # the new layer starts as the identity
@@ -79,19 +88,28 @@ def map_adapter(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str)
 
 
 def recycle_adapter(
-    old_base: str | Path, adapter: str | Path, new_base: str | Path, out: str | Path,
-    scale: float = 1.0, growth: str | Path | None = None,
+    old_base: str | Path,
+    adapter: str | Path,
+    new_base: str | Path,
+    out: str | Path,
+    scale: float = 1.0,
+    growth: str | Path | None = None,
 ) -> RecycleReport:
     """Write A's LoRA adapter, re-based on (and if needed grown to) NEW_BASE, as an adapter folder."""
     from peft import get_peft_model
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     if not is_adapter(adapter):
-        raise KinheritError(f"A_TUNED {adapter} is not a PEFT adapter folder (no adapter_config.json); drop --adapter for a full fine-tuning")
+        raise KinheritError(
+            f"A_TUNED {adapter} is not a PEFT adapter folder (no adapter_config.json); drop --adapter for a full "
+            "fine-tuning"
+        )
     old_config, new_config = read_config(old_base, "OLD_BASE"), read_config(new_base, "NEW_BASE")
     trained_on = read_config(adapter_base(adapter), "the adapter's base")
     if trained_on.model_type != old_config.model_type:
-        raise KinheritError(f"adapter {adapter} was trained on a {trained_on.model_type} base, but OLD_BASE is {old_config.model_type}")
+        raise KinheritError(
+            f"adapter {adapter} was trained on a {trained_on.model_type} base, but OLD_BASE is {old_config.model_type}"
+        )
     plan = resolve_growth(old_config, new_config, new_base, growth)
     settings, tensors = read_adapter(adapter, "A_TUNED")
     if settings.peft_type != "LORA":
@@ -113,14 +131,18 @@ def recycle_adapter(
     try:
         model = get_peft_model(target, settings)
     except ValueError as err:
-        raise KinheritError(f"adapter {adapter} does not fit NEW_BASE ({new_config.model_type}): {str(err).splitlines()[0]}") from None
+        raise KinheritError(
+            f"adapter {adapter} does not fit NEW_BASE ({new_config.model_type}): {str(err).splitlines()[0]}"
+        ) from None
     expected = get_peft_model_state_dict(model)
     for key in sorted(expected.keys() | tensors.keys()):
         if key not in tensors or key not in expected:
             side = "NEW_BASE has no place for" if key in tensors else "the adapter lacks"
             raise KinheritError(f"adapter {adapter} does not fit NEW_BASE: {side} {key!r}")
         if expected[key].shape != tensors[key].shape:
-            raise KinheritError(f"adapter tensor {key!r} is {tuple(tensors[key].shape)}, NEW_BASE needs {tuple(expected[key].shape)}")
+            raise KinheritError(
+                f"adapter tensor {key!r} is {tuple(tensors[key].shape)}, NEW_BASE needs {tuple(expected[key].shape)}"
+            )
     set_peft_model_state_dict(model, tensors)
     with atomic_dir(out) as staging:
         model.save_pretrained(str(staging))

@@ -9,10 +9,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     finetune = subparsers.add_parser(
         "finetune",
         help="fine-tune a sequence classifier (full or LoRA), optionally distilling from an old fine-tuned model",
-        description="Fine-tune a classifier. Any config key can be overridden: --train.max_steps=100 --teacher.alpha=0.9",
+        description="Fine-tune a classifier. Any config key can be overridden: --train.max_steps=100 "
+        "--teacher.alpha=0.9",
     )
     finetune.add_argument("--config", help="YAML finetune config")
-    finetune.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints")
+    finetune.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in <out>/checkpoints"
+    )
     finetune.set_defaults(func=run_finetune, accepts_overrides=True)
 
     recycle = subparsers.add_parser(
@@ -23,10 +26,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "When B was grown from A, the delta is mapped through the growth plan (growth.json).",
     )
     recycle.add_argument("--old-base", required=True, metavar="A", help="the base model A_TUNED was fine-tuned from")
-    recycle.add_argument("--old-tuned", required=True, metavar="A_TUNED", help="A fine-tuned (classifier folder, or adapter folder with --adapter)")
-    recycle.add_argument("--new-base", required=True, metavar="B", help="the upgraded base: A continually pre-trained, or grown")
+    recycle.add_argument(
+        "--old-tuned",
+        required=True,
+        metavar="A_TUNED",
+        help="A fine-tuned (classifier folder, or adapter folder with --adapter)",
+    )
+    recycle.add_argument(
+        "--new-base", required=True, metavar="B", help="the upgraded base: A continually pre-trained, or grown"
+    )
     recycle.add_argument("--out", required=True, metavar="DIR", help="output folder (written atomically)")
-    recycle.add_argument("--scale", type=float, default=1.0, metavar="λ", help="scale of the recycled delta (default 1)")
+    recycle.add_argument(
+        "--scale", type=float, default=1.0, metavar="λ", help="scale of the recycled delta (default 1)"
+    )
     recycle.add_argument("--adapter", action="store_true", help="A_TUNED is a PEFT LoRA adapter on A")
     recycle.add_argument("--growth", metavar="PATH", help="growth.json (or the grown folder) when B lacks its own")
     recycle.set_defaults(func=run_recycle)
@@ -34,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     experiment = subparsers.add_parser(
         "recycle-experiment",
         help="compare fine-tuning B from scratch, init-based, distillation-based and combined recycling",
-        description="Runs the four variants on the same data and budget; writes report.json, report.md and accuracy.png.",
+        description="Runs the four variants on the same data and budget; writes report.json, report.md and "
+        "accuracy.png.",
     )
     experiment.add_argument("--config", help="YAML experiment config")
     experiment.set_defaults(func=run_experiment, accepts_overrides=True)
@@ -66,8 +79,8 @@ def run_recycle(args: argparse.Namespace) -> int:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from kinherit.config import load_yaml_config
-    from kinherit.recycle.config import ExperimentConfig
     from kinherit.recycle.comparison import run
+    from kinherit.recycle.config import ExperimentConfig
 
     report = run(load_yaml_config(ExperimentConfig, args.config, args.overrides))
     print(report.markdown())

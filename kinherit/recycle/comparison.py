@@ -60,10 +60,15 @@ class ExperimentReport:
         return {
             "target_accuracy": self.target,
             "variants": {
-                v.name: {"step0_accuracy": v.step0, "steps_to_target": v.steps_to_target,
-                         "flops_to_target": v.flops_to_target, "total_flops": v.total_flops, "final_accuracy": v.final,
-                         "accuracy": {str(k): a for k, a in v.accuracy.items()},
-                         "flops": {str(k): f for k, f in v.flops.items()}}
+                v.name: {
+                    "step0_accuracy": v.step0,
+                    "steps_to_target": v.steps_to_target,
+                    "flops_to_target": v.flops_to_target,
+                    "total_flops": v.total_flops,
+                    "final_accuracy": v.final,
+                    "accuracy": {str(k): a for k, a in v.accuracy.items()},
+                    "flops": {str(k): f for k, f in v.flops.items()},
+                }
                 for v in self.variants
             },
         }
@@ -71,17 +76,20 @@ class ExperimentReport:
     def markdown(self) -> str:
         rows = [
             f"| {v.name} | {v.step0:.3f} | {'not reached' if v.steps_to_target is None else v.steps_to_target} | "
-            f"{'not reached' if v.flops_to_target is None else f'{v.flops_to_target:.3g}'} | {v.total_flops:.3g} | {v.final:.3f} |"
+            f"{'not reached' if v.flops_to_target is None else f'{v.flops_to_target:.3g}'} | {v.total_flops:.3g} | "
+            f"{v.final:.3f} |"
             for v in self.variants
         ]
-        return "\n".join([
-            f"Target: the from-scratch run's final validation accuracy, {self.target:.3f}. "
-            "FLOPs include the teacher's forward passes (distill, combined).",
-            "",
-            "| variant | step-0 accuracy | steps to target | FLOPs to target | total FLOPs | final accuracy |",
-            "|---|---|---|---|---|---|",
-            *rows,
-        ])
+        return "\n".join(
+            [
+                f"Target: the from-scratch run's final validation accuracy, {self.target:.3f}. "
+                "FLOPs include the teacher's forward passes (distill, combined).",
+                "",
+                "| variant | step-0 accuracy | steps to target | FLOPs to target | total FLOPs | final accuracy |",
+                "|---|---|---|---|---|---|",
+                *rows,
+            ]
+        )
 
 
 def steps_to_reach(accuracy: dict[int, float], target: float) -> int | None:
@@ -109,7 +117,11 @@ def _variant_config(config: ExperimentConfig, name: str, old_tuned: Path, init: 
 def _tune_old(config: ExperimentConfig) -> Path:
     """A_tuned made here: OLD_BASE fine-tuned with the shared settings (no teacher)."""
     raw = {k: v for k, v in config.finetune.items() if k != "teacher"}
-    raw = {**raw, "out": str(Path(config.out) / "old-tuned"), "model": {**raw.get("model", {}), "base": config.old_base}}
+    raw = {
+        **raw,
+        "out": str(Path(config.out) / "old-tuned"),
+        "model": {**raw.get("model", {}), "base": config.old_base},
+    }
     return finetune(validate_as(FinetuneConfig, raw)).model_dir
 
 
@@ -129,7 +141,9 @@ def run(config: ExperimentConfig) -> ExperimentReport:
     runs = {name: finetune(_variant_config(config, name, old_tuned, init)) for name in names}
     scratch = runs["scratch"].accuracy
     target = scratch[max(scratch)]
-    result = ExperimentReport(target, [VariantResult(n, r.accuracy, r.flops, steps_to_reach(r.accuracy, target)) for n, r in runs.items()])
+    result = ExperimentReport(
+        target, [VariantResult(n, r.accuracy, r.flops, steps_to_reach(r.accuracy, target)) for n, r in runs.items()]
+    )
     write_json(out / "report.json", result.to_dict())
     with atomic_file(out / "report.md") as handle:
         handle.write(result.markdown() + "\n")

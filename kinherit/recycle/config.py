@@ -82,7 +82,8 @@ class LoraSettings(StrictModel):
 
 class FinetuneModelConfig(StrictModel):
     base: str
-    """HF model folder: a pre-trained base (fresh head) or a sequence-classification folder (e.g. `kinherit recycle` output)."""
+    """HF model folder: a pre-trained base (fresh head) or a sequence-classification folder (e.g. `kinherit recycle`
+    output)."""
     lora: LoraSettings | None = None
     """Train a new LoRA adapter on the frozen base instead of all weights."""
     adapter: str | None = None
@@ -169,7 +170,11 @@ class ExperimentConfig(StrictModel):
             FinetuneConfig.model_validate(shared)
         except ValidationError as err:
             problem = describe_validation_error(err, FinetuneConfig)
-            inner = "finetune." + problem.removeprefix("config key ") if problem.startswith("config key ") else problem.removeprefix("config: ")
+            inner = (
+                "finetune." + problem.removeprefix("config key ")
+                if problem.startswith("config key ")
+                else problem.removeprefix("config: ")
+            )
             raise ValueError(inner) from None
         return value
 

@@ -18,9 +18,9 @@ import torch
 
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthPlan
+from kinherit.hf_folder import is_adapter, is_classifier, load_classifier, load_lm, load_model_tokenizer, read_config
 from kinherit.io import atomic_dir, write_json
 from kinherit.recycle.growth import map_backbone, map_head, resolve_growth
-from kinherit.hf_folder import is_adapter, is_classifier, load_classifier, load_lm, load_model_tokenizer, read_config
 
 REPORT_FILE = "recycle.json"
 
@@ -39,7 +39,10 @@ class RecycleReport:
     skipped: dict[str, str] = field(default_factory=dict)  # A's tensor -> why it was not used
 
     def lines(self) -> list[str]:
-        out = [f"{self.method} recycling, λ = {self.scale:g}" + (f", through growth ({self.growth})" if self.growth else "")]
+        out = [
+            f"{self.method} recycling, λ = {self.scale:g}"
+            + (f", through growth ({self.growth})" if self.growth else "")
+        ]
         lora = self.method == "adapter"
         if self.transferred:
             how = "LoRA factors moved to B as they are (λ scales lora_B)" if lora else "B + λ·(A_tuned − A), same shape"
@@ -48,9 +51,14 @@ class RecycleReport:
             how = "lora_B widened like the weight's rows, lora_A like its columns" if lora else "B + λ·G(A_tuned − A)"
             out.append(f"  mapped {len(self.mapped)} tensors through growth: {how}")
         if self.head:
-            out.append(f"  head: {len(self.head)} tensors from A_tuned ({', '.join(self.head)})" + (", widened" if self.growth else ""))
+            out.append(
+                f"  head: {len(self.head)} tensors from A_tuned ({', '.join(self.head)})"
+                + (", widened" if self.growth else "")
+            )
         if self.kept:
-            out.append(f"  kept {len(self.kept)} tensors of B unchanged (no tuned counterpart): {', '.join(self.kept[:5])}")
+            out.append(
+                f"  kept {len(self.kept)} tensors of B unchanged (no tuned counterpart): {', '.join(self.kept[:5])}"
+            )
         for key, why in self.skipped.items():
             out.append(f"  skipped {key}: {why}")
         return out
@@ -95,7 +103,9 @@ def apply_delta(
         if key not in state:
             raise KinheritError(f"NEW_BASE has no tensor {key!r} to receive A_TUNED's update")
         if state[key].shape != value.shape:
-            raise KinheritError(f"tensor {key!r} is {tuple(state[key].shape)} in NEW_BASE but {tuple(value.shape)} from A_TUNED")
+            raise KinheritError(
+                f"tensor {key!r} is {tuple(state[key].shape)} in NEW_BASE but {tuple(value.shape)} from A_TUNED"
+            )
     for key, value in delta.items():
         out[key] = state[key] + scale * value.to(state[key].dtype)
     for key, value in head.items():
@@ -104,15 +114,21 @@ def apply_delta(
 
 
 def recycle_full(
-    old_base: str | Path, old_tuned: str | Path, new_base: str | Path, out: str | Path,
-    scale: float = 1.0, growth: str | Path | None = None,
+    old_base: str | Path,
+    old_tuned: str | Path,
+    new_base: str | Path,
+    out: str | Path,
+    scale: float = 1.0,
+    growth: str | Path | None = None,
 ) -> RecycleReport:
     """Write the init-based starting point (an HF sequence-classification folder) to `out`."""
     tuned_config = read_config(old_tuned, "A_TUNED") if not is_adapter(old_tuned) else None
     if tuned_config is None:
         raise KinheritError(f"A_TUNED {old_tuned} is a PEFT adapter folder; pass --adapter")
     if not is_classifier(tuned_config):
-        raise KinheritError(f"A_TUNED {old_tuned} is not a fine-tuned sequence classifier (architectures {tuned_config.architectures})")
+        raise KinheritError(
+            f"A_TUNED {old_tuned} is not a fine-tuned sequence classifier (architectures {tuned_config.architectures})"
+        )
     old_config, new_config = read_config(old_base, "OLD_BASE"), read_config(new_base, "NEW_BASE")
     if tuned_config.model_type != old_config.model_type:
         raise KinheritError(f"A_TUNED is a {tuned_config.model_type} model but OLD_BASE is {old_config.model_type}")

@@ -36,10 +36,13 @@ class ClassificationDistillation(ModelLoss):
         super().__init__(normalised_by_step=False)
         self.teacher, self.alpha, self.temperature, self.teacher_flops = teacher, alpha, temperature, teacher_flops
 
-    def loss(self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor],
-             extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
-            teacher_logits = self.teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, C)
+            teacher_logits = self.teacher(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits  # (B, C)
         return distill_loss(outputs.logits, batch["labels"], teacher_logits, self.alpha, self.temperature)
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:

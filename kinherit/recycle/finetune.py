@@ -27,12 +27,8 @@ from torch.utils.data import Dataset
 from transformers import TrainerCallback, default_data_collator, set_seed
 
 from kinherit.config import dump_yaml
-from kinherit.errors import KinheritError
-from kinherit.io import atomic_dir, atomic_file, write_json
-from kinherit.metrics.flops import flops_per_token
-from kinherit.hf_folder import max_sequence_length
-from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
 from kinherit.data.classification import STDLIB_TASK, Split, TaskData, file_task, stdlib_packages_task
+from kinherit.errors import KinheritError
 from kinherit.hf_folder import (
     LABELS_FILE,
     check_labels,
@@ -45,6 +41,9 @@ from kinherit.hf_folder import (
     max_sequence_length,
     read_config,
 )
+from kinherit.io import atomic_dir, atomic_file, write_json
+from kinherit.metrics.flops import flops_per_token
+from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
 from kinherit.recycle.distillation import ClassificationDistillation
 from kinherit.train.objective import ModelLoss
 from kinherit.train.progress import library_bars_off
@@ -70,7 +69,9 @@ class FinetuneResult:
 
 def load_task(data: TaskDataConfig) -> TaskData:
     if data.task == STDLIB_TASK:
-        return stdlib_packages_task(data.packages, data.train_per_class, data.val_per_class, data.snippet_lines, data.seed)
+        return stdlib_packages_task(
+            data.packages, data.train_per_class, data.val_per_class, data.snippet_lines, data.seed
+        )
     return file_task(data.train, data.validation, data.text_field, data.label_field, data.val_fraction, data.seed)
 
 
@@ -90,7 +91,9 @@ class Encoded(Dataset):
 
 
 def accuracy(prediction: Any) -> dict[str, float]:
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions  # (N, C)
+    logits = (
+        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    )  # (N, C)
     return {"accuracy": float((np.argmax(logits, -1) == prediction.label_ids).mean())}
 
 
@@ -106,8 +109,12 @@ def _student(config: FinetuneConfig, labels: list[str], pad_token_id: int) -> to
 
     lora = config.model.lora
     settings = LoraConfig(
-        task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=lora.target_modules, modules_to_save=head_modules(model),
+        task_type="SEQ_CLS",
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        modules_to_save=head_modules(model),
     )
     try:
         return get_peft_model(model, settings)
@@ -137,7 +144,11 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     resolved = dump_yaml(config.model_copy(update={"train": config.train_args}))
     if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
         check_resume(out, resolved)
-    defaults = {"eval_strategy": "steps", "eval_on_start": True, "label_names": ["labels"]}  # PeftModel's forward hides the labels
+    defaults = {
+        "eval_strategy": "steps",
+        "eval_on_start": True,
+        "label_names": ["labels"],
+    }  # PeftModel's forward hides the labels
     args = training_arguments({**defaults, **config.train_args}, out, resuming=checkpoint is not None)
     read_config(config.model.base, "model.base")
     task = load_task(config.data)
@@ -147,13 +158,16 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     limit = max_sequence_length(model.config) or DEFAULT_MAX_LENGTH
     max_length = config.data.max_length or min(DEFAULT_MAX_LENGTH, limit)
     if max_length > limit:
-        raise KinheritError(f"data.max_length {max_length} exceeds the model's {limit} positions; lower data.max_length")
+        raise KinheritError(
+            f"data.max_length {max_length} exceeds the model's {limit} positions; lower data.max_length"
+        )
     teacher = _teacher(config, task.label_names, model.config.vocab_size)
     objective = ModelLoss(normalised_by_step=False, term="ce")
     if teacher is not None:
         teacher = teacher.to(args.device).eval().requires_grad_(False)
-        objective = ClassificationDistillation(teacher, config.teacher.alpha, config.teacher.temperature,
-                                               flops_per_token(teacher, max_length))
+        objective = ClassificationDistillation(
+            teacher, config.teacher.alpha, config.teacher.temperature, flops_per_token(teacher, max_length)
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "config.resolved.yaml") as handle:
@@ -173,7 +187,9 @@ def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[T
     model_dir = _save(trainer.model, tokenizer, task.label_names, out, adapter=adapter)
     accuracies = {int(e["step"]): e["eval_accuracy"] for e in evaluated}
     flops = {step: float(trainer.accounting(step)["flops"]) for step in accuracies}
-    return FinetuneResult(out, model_dir, trainer.state.global_step, dict(sorted(accuracies.items())), dict(sorted(flops.items())))
+    return FinetuneResult(
+        out, model_dir, trainer.state.global_step, dict(sorted(accuracies.items())), dict(sorted(flops.items()))
+    )
 
 
 def _save(model: torch.nn.Module, tokenizer: Any, labels: list[str], out: Path, adapter: bool) -> Path:

@@ -50,21 +50,24 @@ def resolve_growth(
             "tensor by tensor within one family (use distillation instead: kinherit finetune with teacher:)"
         )
     if old.vocab_size != new.vocab_size:
-        raise KinheritError(f"NEW_BASE has {new.vocab_size} tokens, OLD_BASE {old.vocab_size}; recycling needs the same tokenizer")
+        raise KinheritError(
+            f"NEW_BASE has {new.vocab_size} tokens, OLD_BASE {old.vocab_size}; recycling needs the same tokenizer"
+        )
     spec = FAMILIES[family]
     old_shape, new_shape = read_shape(spec, old), read_shape(spec, new)
     if plan is None:
         if old_shape != new_shape:
             raise KinheritError(
-                f"NEW_BASE's shape {new_shape.as_dict()} differs from OLD_BASE's {old_shape.as_dict()} and NEW_BASE has "
-                "no growth.json; make NEW_BASE with `kinherit grow OLD_BASE ...` (it records the plan) or pass "
+                f"NEW_BASE's shape {new_shape.as_dict()} differs from OLD_BASE's {old_shape.as_dict()} and NEW_BASE "
+                "has no growth.json; make NEW_BASE with `kinherit grow OLD_BASE ...` (it records the plan) or pass "
                 "--growth GROWN_DIR/growth.json of the grow run it was continued from"
             )
         return None
     if plan.family != family or plan.source_shape != old_shape or plan.target_shape != new_shape:
         raise KinheritError(
-            f"growth plan {growth} grows a {plan.family} {plan.source_shape.as_dict()} into {plan.target_shape.as_dict()}, "
-            f"but OLD_BASE is {family} {old_shape.as_dict()} and NEW_BASE {new_shape.as_dict()}"
+            f"growth plan {growth} grows a {plan.family} {plan.source_shape.as_dict()} into "
+            f"{plan.target_shape.as_dict()}, but OLD_BASE is {family} {old_shape.as_dict()} and NEW_BASE "
+            f"{new_shape.as_dict()}"
         )
     return plan
 
@@ -81,7 +84,9 @@ def _reads_scaled_hidden(plan: GrowthPlan) -> bool:
     """True when B's backbone output is `h[idx] / count` (tied head compensated in the final norm)."""
     family, head = plan.family_spec()
     base = {s.name for s in family.base_tensors}
-    return plan.tied and any(n.startswith(head.base_prefix) and n.removeprefix(head.base_prefix) in base for n in head.head_norms)
+    return plan.tied and any(
+        n.startswith(head.base_prefix) and n.removeprefix(head.base_prefix) in base for n in head.head_norms
+    )
 
 
 def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -96,7 +101,10 @@ def map_head(plan: GrowthPlan, tensors: dict[str, torch.Tensor], prefix: str) ->
         if key in inside:
             continue
         if key not in specs:
-            raise KinheritError(f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it through growth")
+            raise KinheritError(
+                f"A_TUNED's head tensor {key!r} is not a known {plan.family} classifier tensor; cannot map it "
+                "through growth"
+            )
         spec = specs[key]
         if scaled:  # copy, not divide: the copies of h already carry 1/(c·count)
             spec = TensorSpec(spec.name, tuple(Axis("out", a.spaces) if a.kind == "in" else a for a in spec.axes))

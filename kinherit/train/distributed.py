@@ -19,7 +19,7 @@ from kinherit.errors import KinheritError
 
 
 def requested_sharding(args: TrainingArguments) -> str | None:
-    """"FSDP" or "DEEPSPEED" when the training arguments ask for it, else None."""
+    """`"FSDP"` or `"DEEPSPEED"` when the training arguments ask for it, else None."""
     if args.fsdp:
         return "FSDP"
     if args.deepspeed:
@@ -42,13 +42,14 @@ def check_distributed_request(args: TrainingArguments, distributed_type: Any = N
     if distributed_type is not None and getattr(distributed_type, "name", str(distributed_type)) != wanted:
         raise KinheritError(
             f"{key} asks for {wanted}, but accelerate runs these {args.world_size} processes as "
-            f"{getattr(distributed_type, 'name', distributed_type)} (on CPU it does not shard): the request would silently "
-            f"become plain data parallelism; run on GPUs or remove {key}"
+            f"{getattr(distributed_type, 'name', distributed_type)} (on CPU it does not shard): the request would "
+            f"silently become plain data parallelism; run on GPUs or remove {key}"
         )
 
 
-def run_layout(args: TrainingArguments, distributed_type: Any, teacher_placement: str | None,
-               fsdp_plugin: Any = None) -> dict[str, Any]:
+def run_layout(
+    args: TrainingArguments, distributed_type: Any, teacher_placement: str | None, fsdp_plugin: Any = None
+) -> dict[str, Any]:
     """The `distributed` block of run.json; with `train.fsdp`, the resolved fsdp_config and accelerate's plugin."""
     layout = {
         "world_size": args.world_size,

@@ -16,8 +16,8 @@ Objectives that run a teacher add its forward FLOPs (`extra_flops`), learn where
 keep state that a checkpoint must carry (`state_dict` / `load_state_dict`, written as `objective.json`).
 Evaluation always uses the model's own loss; the objective observes each evaluation's metrics (`on_evaluate`,
 e.g. to stop inheritance once the student's validation loss reaches the teacher's), with the sums over the split
-of what it computes per block of every evaluation batch (`eval_terms`), and may add metrics to it. The knowledge-inheritance objective
-(`kinherit.inherit.objective`) implements this protocol without importing from here.
+of what it computes per block of every evaluation batch (`eval_terms`), and may add metrics to it. The
+knowledge-inheritance objective (`kinherit.inherit.objective`) implements this protocol without importing from here.
 """
 
 from __future__ import annotations
@@ -35,15 +35,17 @@ class Objective(Protocol):
     def start(self, accelerator: Any) -> None:
         """Called once before training with the run's accelerator (device and precision for a teacher)."""
 
-    def loss(self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor],
-             extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, terms) of one training micro-batch at optimizer step `step` from the model's loss `lm`."""
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """FLOPs beyond the student's training (e.g. `teacher_flops`) in the first `step` optimizer steps."""
 
-    def eval_terms(self, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
-                   ) -> dict[str, torch.Tensor]:
+    def eval_terms(
+        self, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Per-block values (B,) of one evaluation batch, summed over the split and passed to `on_evaluate`."""
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
@@ -73,15 +75,17 @@ class ModelLoss:
     def start(self, accelerator: Any) -> None:
         return None
 
-    def loss(self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor],
-             extras: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, step: int, lm: torch.Tensor, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return lm, ({self.term: lm} if self.term else {})
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         return {}
 
-    def eval_terms(self, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
-                   ) -> dict[str, torch.Tensor]:
+    def eval_terms(
+        self, outputs: Any, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         return {}
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> dict[str, float]:

@@ -54,8 +54,9 @@ def new_layer_params(plan: GrowthPlan, grown_params: set[str]) -> set[str]:
     return {key for key in grown_params if layer_of(key) in zeroed}
 
 
-def _image_and_gram(plan: GrowthPlan, fill: Mapping[str, torch.Tensor], grown_params: set[str]
-                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def _image_and_gram(
+    plan: GrowthPlan, fill: Mapping[str, torch.Tensor], grown_params: set[str]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(A(fill) per grown parameter, Aᵀ(A(fill)) per source parameter), the latter by autograd through A."""
     leaves = {name: value.detach().clone().requires_grad_(True) for name, value in fill.items()}
     image = _linear_map(plan, leaves, grown_params)
@@ -65,8 +66,12 @@ def _image_and_gram(plan: GrowthPlan, fill: Mapping[str, torch.Tensor], grown_pa
     return {key: value.detach() for key, value in image.items()}, gram
 
 
-def map_adam_state(plan: GrowthPlan, source_state: Mapping[str, Moments], source_params: Mapping[str, torch.Tensor],
-                   grown_params: set[str]) -> dict[str, Moments]:
+def map_adam_state(
+    plan: GrowthPlan,
+    source_state: Mapping[str, Moments],
+    source_params: Mapping[str, torch.Tensor],
+    grown_params: set[str],
+) -> dict[str, Moments]:
     """The AdamW state of the grown parameters (see the module docstring). `source_state` maps each source
     parameter name to its state (parameters without state are skipped); parameters of new layers get none."""
     mapped = grown_params - new_layer_params(plan, grown_params)  # a new layer's gradient is not the image's
@@ -94,8 +99,9 @@ def map_adam_state(plan: GrowthPlan, source_state: Mapping[str, Moments], source
     return moments
 
 
-def lr_scales(plan: GrowthPlan, source_params: Mapping[str, torch.Tensor], grown_params: set[str],
-              previous: Mapping[str, float]) -> dict[str, float]:
+def lr_scales(
+    plan: GrowthPlan, source_params: Mapping[str, torch.Tensor], grown_params: set[str], previous: Mapping[str, float]
+) -> dict[str, float]:
     """Per grown parameter, the LR scale that keeps the update's image: the mean |A(s)| over its non-zero
     elements, where s fills each source parameter with its own scale (`previous`, 1 when absent), so scales
     compound over stages. A tensor that is zero in full (a new layer's zeroed output) takes the scale of the

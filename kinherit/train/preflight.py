@@ -49,14 +49,25 @@ def model_sizes(folder: str | Path) -> dict[str, Any]:
         family, _ = detect(hf)
         shape, keys = read_shape(family, hf), family.config
     except KinheritError:  # a family kinherit cannot grow still trains: read transformers' standard names
-        sizes = {"hidden_size": hf.hidden_size, "num_layers": hf.num_hidden_layers, "num_heads": hf.num_attention_heads,
-                 "num_kv_heads": getattr(hf, "num_key_value_heads", None), "intermediate_size": getattr(hf, "intermediate_size", None),
-                 "num_experts": None, "num_experts_per_tok": None}
+        sizes = {
+            "hidden_size": hf.hidden_size,
+            "num_layers": hf.num_hidden_layers,
+            "num_heads": hf.num_attention_heads,
+            "num_kv_heads": getattr(hf, "num_key_value_heads", None),
+            "intermediate_size": getattr(hf, "intermediate_size", None),
+            "num_experts": None,
+            "num_experts_per_tok": None,
+        }
     else:
-        sizes = {"hidden_size": shape.hidden, "num_layers": shape.layers, "num_heads": shape.heads, "num_kv_heads": shape.kv_heads,
-                 "intermediate_size": shape.ffn,
-                 "num_experts": getattr(hf, keys.experts, None) if keys.experts else None,
-                 "num_experts_per_tok": getattr(hf, keys.experts_per_token, None) if keys.experts_per_token else None}
+        sizes = {
+            "hidden_size": shape.hidden,
+            "num_layers": shape.layers,
+            "num_heads": shape.heads,
+            "num_kv_heads": shape.kv_heads,
+            "intermediate_size": shape.ffn,
+            "num_experts": getattr(hf, keys.experts, None) if keys.experts else None,
+            "num_experts_per_tok": getattr(hf, keys.experts_per_token, None) if keys.experts_per_token else None,
+        }
     return {
         **sizes,
         "tie_word_embeddings": bool(getattr(hf, "tie_word_embeddings", True)),
@@ -75,9 +86,10 @@ def with_loaded_sizes(config: RunConfig) -> RunConfig:
     wrong = [f"model.{key}={value} (the model has {real[key]})" for key, value in given.items() if value != real[key]]
     if wrong:
         raise KinheritError(
-            f"model.from {model.from_} sets the model's sizes, but the config asks for {', '.join(wrong)}; remove those "
-            f"keys (on the command line: --unset={','.join(f'model.{key}' for key, value in given.items() if value != real[key])}), "
-            "or grow the model first (kinherit grow) to change its shape"
+            f"model.from {model.from_} sets the model's sizes, but the config asks for {', '.join(wrong)}; remove "
+            "those keys (on the command line: "
+            f"--unset={','.join(f'model.{key}' for key, value in given.items() if value != real[key])}), or grow "
+            "the model first (kinherit grow) to change its shape"
         )
     return config.model_copy(update={"model": model.model_copy(update=real)})
 
@@ -88,7 +100,10 @@ def _check_teacher(config: RunConfig, seq_len: int) -> None:
     teacher = config.teacher
     if teacher.cache is not None:
         if not (Path(teacher.cache) / "meta.json").is_file():
-            raise KinheritError(f"teacher.cache {teacher.cache} is not a teacher cache (no meta.json); build one with kinherit cache-teacher")
+            raise KinheritError(
+                f"teacher.cache {teacher.cache} is not a teacher cache (no meta.json); build one with kinherit "
+                "cache-teacher"
+            )
         return
     if teacher.cross_tokenizer is not None:
         check_teacher_folder(teacher.path)
@@ -105,13 +120,22 @@ def _family_task(family: str) -> str:
 
 def check_loggers(report_to: Any) -> None:
     """Every logger named in train.report_to must be importable (transformers would fail only when training starts)."""
-    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
 
     names = [report_to] if isinstance(report_to, str) else list(report_to or [])
     names = [n for n in names if n not in ("none", "all")]
     available = set(get_available_reporting_integrations())
     for name in names:
         if name not in INTEGRATION_TO_CALLBACK:
-            raise KinheritError(f"train.report_to: unknown logger {name!r}; choose from {', '.join(sorted(INTEGRATION_TO_CALLBACK))} or none")
+            raise KinheritError(
+                f"train.report_to: unknown logger {name!r}; choose from "
+                f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))} or none"
+            )
         if name not in available:
-            raise KinheritError(f"train.report_to: the logger {name!r} is not installed; pip install it or remove it from train.report_to")
+            raise KinheritError(
+                f"train.report_to: the logger {name!r} is not installed; pip install it or remove it from "
+                "train.report_to"
+            )

@@ -20,26 +20,37 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, TrainerCallback, default_data_collator, set_seed
 
+from kinherit.arch.build import build_model
 from kinherit.config import RunConfig, dump_yaml, resolved_growth
 from kinherit.data.dataset import MaskingSpec, PackedBlocks
 from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import load_lm, task_of
 from kinherit.inherit.objective import prepare_inheritance
 from kinherit.inherit.selection import SelectedBlocks, select_blocks
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
-from kinherit.arch.build import build_model
-from kinherit.hf_folder import load_lm, task_of
+from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics
 from kinherit.train.objective import ModelLoss
 from kinherit.train.preflight import check_before_data, with_loaded_sizes
+from kinherit.train.progress import ProgressBar, library_bars_off
 from kinherit.train.record import start_run
 from kinherit.train.resume_check import check_resume
-from kinherit.train.progress import ProgressBar, library_bars_off
-from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
-from kinherit.train.staged import (StopAt, Stages, check_stages, describe_growth, final_growth_record, grow_checkpoint,
-                                   grown_learning_rate, held_batch, keep_recorded_steps, segment_of, stage_of)
+from kinherit.train.staged import (
+    Stages,
+    StopAt,
+    check_stages,
+    describe_growth,
+    final_growth_record,
+    grow_checkpoint,
+    grown_learning_rate,
+    held_batch,
+    keep_recorded_steps,
+    segment_of,
+    stage_of,
+)
 from kinherit.train.trainer import KinheritTrainer, Segment, tokens_per_step
 
 
@@ -56,7 +67,9 @@ def _datasets(corpus: PackedCorpus, tokenizer: Any, model: PreTrainedModel, conf
     masking = None
     if task_of(model.config) == "masked":
         if tokenizer.mask_token_id is None:
-            raise KinheritError("masked-LM training needs a tokenizer with a mask token; train one (data.tokenizer.train_vocab_size)")
+            raise KinheritError(
+                "masked-LM training needs a tokenizer with a mask token; train one (data.tokenizer.train_vocab_size)"
+            )
         masking = MaskingSpec(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, seed)
     train = PackedBlocks(corpus.train_path, corpus.dtype, seq_len, masking)
     val = PackedBlocks(corpus.val_path, corpus.dtype, seq_len, masking)
@@ -86,7 +99,9 @@ def resolved_yaml(config: RunConfig) -> str:
     """The config as a run records it in `config.resolved.yaml`: every default filled in, loadable with `--config`."""
     config = with_loaded_sizes(config)  # hook: kinherit.train.preflight (model.from's real sizes)
     train = config.train_args
-    return dump_yaml(config.model_copy(update={"train": train, "growth": resolved_growth(config.growth, train["max_steps"])}))
+    return dump_yaml(
+        config.model_copy(update={"train": train, "growth": resolved_growth(config.growth, train["max_steps"])})
+    )
 
 
 @library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
@@ -100,7 +115,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     check_stages(config)
     grown_lr = grown_learning_rate(config)
     peak = {"learning_rate": grown_lr} if grown_lr is not None else {}
-    args = training_arguments({"prediction_loss_only": True, **config.train_args, **peak}, out, resuming=checkpoint is not None)
+    args = training_arguments(
+        {"prediction_loss_only": True, **config.train_args, **peak}, out, resuming=checkpoint is not None
+    )
     config = check_before_data(config, args)  # hook: kinherit.train.preflight (no data needed; model.from's real sizes)
     if checkpoint is not None:  # hook: kinherit.train.resume_check (the same run, or a one-line refusal)
         check_resume(out, resolved_yaml(config), corpus_fingerprint(config.data))
@@ -109,12 +126,18 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     if args.process_index == 0:
         print(corpus.describe(), flush=True)
-        tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * config.data.seq_len
+        tokens_per_step = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * config.data.seq_len
+        )
         if (repeated := corpus.epochs_notice(tokens_per_step, args.max_steps)) is not None:
             print(repeated, flush=True)
         if grown_lr is not None:
-            print(f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor {config.growth_lr_factor:g} = "
-                  f"{grown_lr:g}: {config.model.from_} was grown (growth_lr_factor: 1 keeps train.learning_rate)", flush=True)
+            print(
+                f"learning rate {config.train_args['learning_rate']:g} × growth_lr_factor "
+                f"{config.growth_lr_factor:g} = {grown_lr:g}: {config.model.from_} was grown (growth_lr_factor: 1 "
+                "keeps train.learning_rate)",
+                flush=True,
+            )
         with atomic_file(out / "config.resolved.yaml") as handle:
             handle.write(resolved_yaml(config))
 
@@ -124,21 +147,34 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     train, val = _datasets(corpus, tokenizer, model, config, data_seed)
     objective, evaluated_on = ModelLoss(), val
     if config.teacher is not None:  # knowledge inheritance, fed cached teacher targets if any
-        train, evaluated_on, objective = prepare_inheritance(config, corpus, tokenizer, model, train, args.max_steps, val)
+        train, evaluated_on, objective = prepare_inheritance(
+            config, corpus, tokenizer, model, train, args.max_steps, val
+        )
     upfront: dict[str, float] = {}
     if config.selection is not None:  # the main process scores (or reads the cache), then the others read it
         with args.main_process_first(local=False, desc="select the training data"):
             selection = select_blocks(config, corpus, tokenizer, args.device)
         train, upfront = SelectedBlocks(train, selection.indices), {"selection_flops": selection.flops}
         if args.process_index == 0:
-            print(f"selection: {len(selection.indices):,} of {selection.candidates:,} scored training blocks "
-                  f"({selection.num_blocks:,} in all; {selection.path.name})", flush=True)
+            print(
+                f"selection: {len(selection.indices):,} of {selection.candidates:,} scored training blocks "
+                f"({selection.num_blocks:,} in all; {selection.path.name})",
+                flush=True,
+            )
 
     def make_trainer(student: PreTrainedModel, segment: Segment) -> KinheritTrainer:
-        return KinheritTrainer(model=student, args=args, train_dataset=train, eval_dataset=evaluated_on,
-                               data_collator=default_data_collator, objective=objective,
-                               student_flops=flops_per_token(student, config.data.seq_len), sampler_seed=data_seed,
-                               segment=segment, upfront_flops=upfront)
+        return KinheritTrainer(
+            model=student,
+            args=args,
+            train_dataset=train,
+            eval_dataset=evaluated_on,
+            data_collator=default_data_collator,
+            objective=objective,
+            student_flops=flops_per_token(student, config.data.seq_len),
+            sampler_seed=data_seed,
+            segment=segment,
+            upfront_flops=upfront,
+        )
 
     stages = Stages.of(config)
     stage = stage_of(checkpoint)
@@ -148,7 +184,9 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     bar, started = ProgressBar({}, out.name), False
     while True:
         end = stages.next_step(stage)
-        if checkpoint is not None and end is not None and checkpoint_step(checkpoint) == end:  # a small model at its growth step
+        if (
+            checkpoint is not None and end is not None and checkpoint_step(checkpoint) == end
+        ):  # a small model at its growth step
             _release(trainer)  # the stage's trainer, model and optimizer state are not needed to grow
             trainer = model = None
             _grow(checkpoint, out, stages, stage, held_batch(val), tokenizer, args, config.data.seq_len, bar)
@@ -159,8 +197,14 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
         if not started:
             start_run(trainer, config, corpus, tokenizer)  # kinherit.train.record: sharding honoured; run.json
             started = True
-        evaluated = fit(trainer, out, checkpoint, [*callbacks, *([StopAt(end)] if end is not None else [])],
-                        final=end is None, bar=bar)
+        evaluated = fit(
+            trainer,
+            out,
+            checkpoint,
+            [*callbacks, *([StopAt(end)] if end is not None else [])],
+            final=end is None,
+            bar=bar,
+        )
         if end is None:
             break
         checkpoint = last_checkpoint(out)
@@ -181,19 +225,36 @@ def _release(trainer: KinheritTrainer | None) -> None:
         torch.cuda.empty_cache()
 
 
-def _grow(checkpoint: str, out: Path, stages: Stages, stage: int, held: dict[str, torch.Tensor], tokenizer: Any,
-          args: Any, seq_len: int, bar: ProgressBar) -> None:
+def _grow(
+    checkpoint: str,
+    out: Path,
+    stages: Stages,
+    stage: int,
+    held: dict[str, torch.Tensor],
+    tokenizer: Any,
+    args: Any,
+    seq_len: int,
+    bar: ProgressBar,
+) -> None:
     """Grow the checkpoint on the training device (main process) while the others wait; log the growth in
     metrics.jsonl (its wall time counted in `time_s`) and print its line above the bar."""
     if args.process_index == 0:
         began = time.perf_counter()
-        record = grow_checkpoint(Path(checkpoint), out, stages, stage, held, tokenizer, tokens_per_step(args, seq_len),
-                                 seq_len, args.device)
+        record = grow_checkpoint(
+            Path(checkpoint), out, stages, stage, held, tokenizer, tokens_per_step(args, seq_len), seq_len, args.device
+        )
         metrics = out / METRICS_FILE
         spent = max((event.get("time_s", 0.0) for event in read_metrics(metrics)), default=0.0)
-        append_event(metrics, {"step": record["at_step"], "growth": stage + 1, "student_flops": record["flops_at_step"],
-                               "held_loss_change": record["loss_after"] - record["loss_before"],
-                               "time_s": spent + time.perf_counter() - began})
+        append_event(
+            metrics,
+            {
+                "step": record["at_step"],
+                "growth": stage + 1,
+                "student_flops": record["flops_at_step"],
+                "held_loss_change": record["loss_after"] - record["loss_before"],
+                "time_s": spent + time.perf_counter() - began,
+            },
+        )
         bar.note(describe_growth(record))
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()

@@ -2,9 +2,10 @@
 
 The bar counts optimizer steps (with tqdm's ETA) and shows the latest LM loss, val loss, α (knowledge
 inheritance) and tokens/s in its postfix. A KI run shows its LM loss (`lm_loss`), not the mixed loss: the
-mix is dominated by the KD term early, so it would look nothing like the validation loss beside it. `train.disable_tqdm: true` turns it off. transformers' own bars
-(e.g. "Writing model shards" at every checkpoint) are silenced for the run, and so is its notice that a tied LM
-head is missing from every checkpoint it resumes from (`library_bars_off`).
+mix is dominated by the KD term early, so it would look nothing like the validation loss beside it.
+`train.disable_tqdm: true` turns it off. transformers' own bars (e.g. "Writing model shards" at every checkpoint) are
+silenced for the run, and so is its notice that a tied LM head is missing from every checkpoint it resumes from
+(`library_bars_off`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from transformers import TrainerCallback
 
 from kinherit.hf_folder import library_console
 
-POSTFIX = (("loss", "loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"), ("val_accuracy", "val acc", "{:.3f}"),
-           ("alpha", "α", "{:.3f}"), ("tokens_per_s", "tok/s", "{:,.0f}"))
+POSTFIX = (
+    ("loss", "loss", "{:.4f}"),
+    ("val_loss", "val loss", "{:.4f}"),
+    ("val_accuracy", "val acc", "{:.3f}"),
+    ("alpha", "α", "{:.3f}"),
+    ("tokens_per_s", "tok/s", "{:,.0f}"),
+)
 
 
 def postfix(latest: dict[str, Any]) -> dict[str, str]:
@@ -36,7 +42,9 @@ class ProgressBar(TrainerCallback):
         self.bar: tqdm | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if self.bar is None and state.is_world_process_zero and not args.disable_tqdm:  # a staged run's next stage continues it
+        if (
+            self.bar is None and state.is_world_process_zero and not args.disable_tqdm
+        ):  # a staged run's next stage continues it
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description, dynamic_ncols=True)
 
     def note(self, line: str) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kinherit.version import __version__
 from kinherit.config import RunConfig
 from kinherit.data.packing import PackedCorpus
 from kinherit.hf_folder import vocabulary_signature
 from kinherit.metrics.lineage import Ancestors, check_leakage, data_record, lineage_links, write_run_record
 from kinherit.train.distributed import check_distributed_request, run_layout
+from kinherit.version import __version__
 
 
 def teacher_placement(config: RunConfig, args: Any, sharded: bool = False) -> str | None:
@@ -27,7 +27,9 @@ def teacher_placement(config: RunConfig, args: Any, sharded: bool = False) -> st
     return f"online, a full copy on {args.device} in each of the {args.world_size} processes"
 
 
-def start_run(trainer: Any, config: RunConfig, corpus: PackedCorpus, tokenizer: Any, command: str = "pretrain") -> dict[str, Any]:
+def start_run(
+    trainer: Any, config: RunConfig, corpus: PackedCorpus, tokenizer: Any, command: str = "pretrain"
+) -> dict[str, Any]:
     """Check the process layout against the request and the ancestors' splits against this run's (`check_leakage`),
     then (main process) write `run.json`; return the record."""
     args = trainer.args
@@ -37,11 +39,16 @@ def start_run(trainer: Any, config: RunConfig, corpus: PackedCorpus, tokenizer: 
         "command": command,
         "out": str(Path(config.out).resolve()),
         "cwd": str(Path.cwd()),
-        "data": data_record(config.data, corpus.split, corpus.fingerprint, vocabulary_signature(tokenizer), corpus.val_path),
+        "data": data_record(
+            config.data, corpus.split, corpus.fingerprint, vocabulary_signature(tokenizer), corpus.val_path
+        ),
         "lineage": lineage_links(config),
-        "distributed": run_layout(args, trainer.accelerator.distributed_type,
-                                  teacher_placement(config, args, getattr(trainer.accelerator, "is_fsdp2", False)),
-                                  getattr(trainer.accelerator.state, "fsdp_plugin", None)),
+        "distributed": run_layout(
+            args,
+            trainer.accelerator.distributed_type,
+            teacher_placement(config, args, getattr(trainer.accelerator, "is_fsdp2", False)),
+            getattr(trainer.accelerator.state, "fsdp_plugin", None),
+        ),
     }
     check_leakage(record["data"], Ancestors.of_links(record["lineage"]))
     if args.process_index == 0:

@@ -20,23 +20,25 @@ from kinherit.metrics.lineage import read_run_record
 
 RESOLVED = "config.resolved.yaml"
 
-SAFE_ON_RESUME = frozenset({
-    "out",
-    "data.cache_dir",
-    "train.max_steps",
-    "train.logging_steps",
-    "train.logging_first_step",
-    "train.logging_dir",
-    "train.eval_steps",
-    "train.eval_on_start",
-    "train.per_device_eval_batch_size",
-    "train.save_steps",
-    "train.save_total_limit",
-    "train.report_to",
-    "train.run_name",
-    "train.disable_tqdm",
-    "train.dataloader_num_workers",
-})
+SAFE_ON_RESUME = frozenset(
+    {
+        "out",
+        "data.cache_dir",
+        "train.max_steps",
+        "train.logging_steps",
+        "train.logging_first_step",
+        "train.logging_dir",
+        "train.eval_steps",
+        "train.eval_on_start",
+        "train.per_device_eval_batch_size",
+        "train.save_steps",
+        "train.save_total_limit",
+        "train.report_to",
+        "train.run_name",
+        "train.disable_tqdm",
+        "train.dataloader_num_workers",
+    }
+)
 """Keys that may differ between a run and its `--resume` (see the module docstring)."""
 
 
@@ -69,8 +71,9 @@ def check_resume(out: Path, resolved: str, corpus_fingerprint: str | None = None
     saved = (record or {}).get("data", {}).get("corpus")
     if corpus_fingerprint is not None and saved is not None and saved != corpus_fingerprint:
         raise KinheritError(
-            f"--resume: the corpus changed since the checkpoint (fingerprint {saved} -> {corpus_fingerprint}: a source "
-            "file was added, removed or modified, or the tokenizer folder changed); restore it or start a new run in another out"
+            f"--resume: the corpus changed since the checkpoint (fingerprint {saved} -> {corpus_fingerprint}: a "
+            "source file was added, removed or modified, or the tokenizer folder changed); restore it or start a "
+            "new run in another out"
         )
     notes = [f"{key}: {_show(old)} -> {_show(new)}" for key, old, new in changes]
     if notes:

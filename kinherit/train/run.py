@@ -55,7 +55,9 @@ def resume_checkpoint(out: Path, resume: bool) -> str | None:
     if resume and last is None:
         raise KinheritError(f"--resume: no complete checkpoint in {checkpoints}; start without --resume")
     if not resume and last is not None:
-        raise KinheritError(f"{out} already holds a run (checkpoints/); pass --resume to continue it or choose another out")
+        raise KinheritError(
+            f"{out} already holds a run (checkpoints/); pass --resume to continue it or choose another out"
+        )
     return last
 
 
@@ -63,8 +65,15 @@ def checkpoint_step(checkpoint: str | None) -> int | None:
     return None if checkpoint is None else int(Path(checkpoint).name.split("-")[-1])
 
 
-def fit(trainer: KinheritTrainer, out: Path, checkpoint: str | None, callbacks: Sequence[TrainerCallback] = (),
-        perplexity: bool = True, final: bool = True, bar: ProgressBar | None = None) -> list[dict[str, Any]]:
+def fit(
+    trainer: KinheritTrainer,
+    out: Path,
+    checkpoint: str | None,
+    callbacks: Sequence[TrainerCallback] = (),
+    perplexity: bool = True,
+    final: bool = True,
+    bar: ProgressBar | None = None,
+) -> list[dict[str, Any]]:
     """Train (resuming from `checkpoint`) with the metrics log and the progress bar (`bar`, which the segments of a
     staged run share, else a new one); make sure the last step is evaluated when it ends the run (`final`; a stage
     of a staged run ends at a growth instead, and its bar goes on). Returns every evaluation in the trainer's log

@@ -60,8 +60,11 @@ class Stages:
 
     def rewarm(self, stage: int) -> Callable[[int], float] | None:
         """m(t) = min(1, (t − b + 1)/w) after the latest re-warming growth at b ≤ t (1 before any): a function of t."""
-        starts = [(b, stage_step(s.rewarm_steps, self.max_steps)) for s, b in zip(self.stages[:stage], self.steps)
-                  if s.lr_policy == "rewarm"]
+        starts = [
+            (b, stage_step(s.rewarm_steps, self.max_steps))
+            for s, b in zip(self.stages[:stage], self.steps)
+            if s.lr_policy == "rewarm"
+        ]
         return _Rewarm(tuple(starts)) if starts else None
 
 
@@ -91,7 +94,9 @@ def check_stages(config: RunConfig) -> None:
     else:
         family = FAMILIES.lookup(config.model.family)
         vocab = config.data.tokenizer.train_vocab_size or 256  # the shapes do not depend on the vocabulary
-        hf_config = family.build_config(config.model, vocab, config.model.max_position_embeddings or config.data.seq_len)
+        hf_config = family.build_config(
+            config.model, vocab, config.model.max_position_embeddings or config.data.seq_len
+        )
     for i, stage in enumerate(config.growth):
         try:
             plan = make_plan(hf_config, options(stage))
@@ -107,15 +112,24 @@ def keep_recorded_steps(config: RunConfig, out: Path) -> RunConfig:
     recorded = (read_recorded_config(out / RESOLVED).get("growth") or []) if (out / RESOLVED).is_file() else []
     if len(recorded) != len(config.growth):
         return config  # the resume check names the difference
-    growth = [stage.model_copy(update={key: old[key] for key in ("at_step", "rewarm_steps")
-                                       if not isinstance(getattr(stage, key), int) and isinstance(old.get(key), int)})
-              for stage, old in zip(config.growth, recorded)]
+    growth = [
+        stage.model_copy(
+            update={
+                key: old[key]
+                for key in ("at_step", "rewarm_steps")
+                if not isinstance(getattr(stage, key), int) and isinstance(old.get(key), int)
+            }
+        )
+        for stage, old in zip(config.growth, recorded)
+    ]
     max_steps = config.train_args["max_steps"]
     for i, stage in enumerate(growth):
         if isinstance(stage.at_step, int) and stage.at_step >= max_steps:
-            raise KinheritError(f"--resume: train.max_steps={max_steps} would drop growth[{i}], which this run recorded "
-                                f"at step {stage.at_step}; resume with train.max_steps > {stage.at_step} (the growth steps "
-                                "are kept from the run's start), or remove the stage and start a new run")
+            raise KinheritError(
+                f"--resume: train.max_steps={max_steps} would drop growth[{i}], which this run recorded "
+                f"at step {stage.at_step}; resume with train.max_steps > {stage.at_step} (the growth steps "
+                "are kept from the run's start), or remove the stage and start a new run"
+            )
     return config.model_copy(update={"growth": growth})
 
 
@@ -135,8 +149,13 @@ def segment_of(out: Path, stages: Stages, stage: int) -> Segment:
     if stage == 0:
         return Segment(lr_multiplier=stages.rewarm(0))
     record = read_json(record_path(out, stage))
-    return Segment(stage=stage, start_step=record["at_step"], start_flops=record["flops_at_step"],
-                   lr_scales=record["lr_scales"], lr_multiplier=stages.rewarm(stage))
+    return Segment(
+        stage=stage,
+        start_step=record["at_step"],
+        start_flops=record["flops_at_step"],
+        lr_scales=record["lr_scales"],
+        lr_multiplier=stages.rewarm(stage),
+    )
 
 
 class StopAt(TrainerCallback):
@@ -151,8 +170,17 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, held: dict[str, torch.Tensor],
-                    tokenizer: Any, tokens_per_step: int, seq_len: int, device: torch.device | str) -> dict[str, Any]:
+def grow_checkpoint(
+    checkpoint: Path,
+    out: Path,
+    stages: Stages,
+    stage: int,
+    held: dict[str, torch.Tensor],
+    tokenizer: Any,
+    tokens_per_step: int,
+    seq_len: int,
+    device: torch.device | str,
+) -> dict[str, Any]:
     """Replace the stage-`stage` checkpoint at its end step by the grown stage-(`stage`+1) one, the growth computed on
     `device` (main process only); returns the growth's record (also written to `growth/stage-k.json`)."""
     spec, step = stages.stages[stage], stages.steps[stage]
@@ -160,9 +188,15 @@ def grow_checkpoint(checkpoint: Path, out: Path, stages: Stages, stage: int, hel
     small = load_lm(checkpoint, "checkpoint").to(device)
     flops = segment.student_flops(step, tokens_per_step, flops_per_token(small, seq_len).train)
     moments = named_moments(checkpoint, device) if spec.optimizer_state == "map" else {}
-    grown, record = grow_state(TrainingState(small, moments, step, flops, dict(segment.lr_scales)), options(spec), held,
-                               optimizer_state=spec.optimizer_state, lr_scaling=spec.lr_scaling, tokenizer=tokenizer,
-                               what=f"growth[{stage}]")
+    grown, record = grow_state(
+        TrainingState(small, moments, step, flops, dict(segment.lr_scales)),
+        options(spec),
+        held,
+        optimizer_state=spec.optimizer_state,
+        lr_scaling=spec.lr_scaling,
+        tokenizer=tokenizer,
+        what=f"growth[{stage}]",
+    )
     record = {"stage": stage + 1, **record, "lr_policy": spec.lr_policy}
     record_path(out, stage + 1).parent.mkdir(parents=True, exist_ok=True)
     write_json(record_path(out, stage + 1), record)  # first: a checkpoint of stage k + 1 always has its record
@@ -178,8 +212,10 @@ def describe_growth(record: dict[str, Any]) -> str:
     changes = [f"{old[key]} → {new[key]} {name}" for key, name in names.items() if old[key] != new[key]]
     if plan.get("upcycle"):
         changes.append(f"dense → {plan['upcycle']['num_experts']} experts")
-    return (f"step {record['at_step']}: grew {', '.join(changes)} ({record['params_before']:,} → "
-            f"{record['params_after']:,} parameters), held-loss change {record['loss_after'] - record['loss_before']:+.1e}")
+    return (
+        f"step {record['at_step']}: grew {', '.join(changes)} ({record['params_before']:,} → "
+        f"{record['params_after']:,} parameters), held-loss change {record['loss_after'] - record['loss_before']:+.1e}"
+    )
 
 
 def held_batch(val: Any, size: int = 4) -> dict[str, torch.Tensor]:
@@ -193,8 +229,16 @@ def final_growth_record(out: Path, stage: int, model_dir: Path) -> None:
     if stage == 0:
         return
     record = read_json(record_path(out, stage))
-    write_json(model_dir / "growth.json", {"source": str((out / "checkpoints").resolve()), "at_step": record["at_step"],
-                                          "options": record["options"], "plan": record["plan"], "report": record["report"]})
+    write_json(
+        model_dir / "growth.json",
+        {
+            "source": str((out / "checkpoints").resolve()),
+            "at_step": record["at_step"],
+            "options": record["options"],
+            "plan": record["plan"],
+            "report": record["report"],
+        },
+    )
 
 
 def grown_learning_rate(config: RunConfig) -> float | None:

@@ -74,31 +74,50 @@ def held_lm_loss(model: PreTrainedModel, batch: Mapping[str, torch.Tensor]) -> f
         return float(model(**inputs).loss)
 
 
-def grow_state(state: TrainingState, options: GrowthOptions, held: Mapping[str, torch.Tensor], *,
-               optimizer_state: Literal["map", "reset"] = "map", lr_scaling: Literal["none", "growth"] = "none",
-               tokenizer: Any = None, what: str = "growth") -> tuple[TrainingState, dict[str, Any]]:
+def grow_state(
+    state: TrainingState,
+    options: GrowthOptions,
+    held: Mapping[str, torch.Tensor],
+    *,
+    optimizer_state: Literal["map", "reset"] = "map",
+    lr_scaling: Literal["none", "growth"] = "none",
+    tokenizer: Any = None,
+    what: str = "growth",
+) -> tuple[TrainingState, dict[str, Any]]:
     """The training state after growing by `options` at `state.step`, and the growth's record (plan, verification,
     held losses, LR scales). Refused in one line, changing nothing, when the growth is not exact."""
     small, step = state.model, state.step
     device = next(small.parameters()).device
     growth = grow(small, options, tokenizer=tokenizer)
     if not growth.report.passed:
-        raise KinheritError(f"{what} at step {step} is not exact (max |Δlogits| {growth.report.max_deviation:.2e}); "
-                            "nothing was changed")
+        raise KinheritError(
+            f"{what} at step {step} is not exact (max |Δlogits| {growth.report.max_deviation:.2e}); nothing was changed"
+        )
     grown = growth.model.float().to(device)
     before, after = held_lm_loss(small, held), held_lm_loss(grown, held)
     if growth.plan.exact_claimed and abs(after - before) > LOSS_TOLERANCE:
-        raise KinheritError(f"{what} at step {step} changed the held-out loss by {after - before:+.2e} "
-                            f"(> {LOSS_TOLERANCE:.0e}); nothing was changed")
+        raise KinheritError(
+            f"{what} at step {step} changed the held-out loss by {after - before:+.2e} "
+            f"(> {LOSS_TOLERANCE:.0e}); nothing was changed"
+        )
     source_params = {n: p.detach() for n, p in small.named_parameters()}
     grown_names = {n for n, _ in grown.named_parameters()}
     scales = lr_scales(growth.plan, source_params, grown_names, state.lr_scales) if lr_scaling == "growth" else {}
     moments = map_adam_state(growth.plan, state.moments, source_params, grown_names) if optimizer_state == "map" else {}
-    record = {"at_step": step, "flops_at_step": state.flops, "options": options.model_dump(exclude_defaults=True),
-              "optimizer_state": optimizer_state, "lr_scaling": lr_scaling, "loss_before": before, "loss_after": after,
-              "params_before": sum(p.numel() for p in small.parameters()),
-              "params_after": sum(p.numel() for p in grown.parameters()), "lr_scales": scales,
-              "plan": growth.plan.to_dict(), "report": growth.report.to_dict()}
+    record = {
+        "at_step": step,
+        "flops_at_step": state.flops,
+        "options": options.model_dump(exclude_defaults=True),
+        "optimizer_state": optimizer_state,
+        "lr_scaling": lr_scaling,
+        "loss_before": before,
+        "loss_after": after,
+        "params_before": sum(p.numel() for p in small.parameters()),
+        "params_after": sum(p.numel() for p in grown.parameters()),
+        "lr_scales": scales,
+        "plan": growth.plan.to_dict(),
+        "report": growth.report.to_dict(),
+    }
     return TrainingState(grown, moments, step, state.flops, scales), record
 
 
@@ -115,15 +134,18 @@ def named_moments(checkpoint: Path, device: torch.device | str = "cpu") -> dict[
     if not saved["state"]:
         return {}
     if not (checkpoint / OPTIMIZER_PARAMS).is_file():
-        raise KinheritError(f"{checkpoint} has no {OPTIMIZER_PARAMS} (written by an earlier kinherit), so its optimizer "
-                            "state cannot be mapped through the growth; resume from an earlier checkpoint, or set "
-                            "optimizer_state: reset for this stage")
+        raise KinheritError(
+            f"{checkpoint} has no {OPTIMIZER_PARAMS} (written by an earlier kinherit), so its optimizer "
+            "state cannot be mapped through the growth; resume from an earlier checkpoint, or set "
+            "optimizer_state: reset for this stage"
+        )
     names = read_json(checkpoint / OPTIMIZER_PARAMS)
     return {names[index]: state for index, state in saved["state"].items()}
 
 
-def read_state(checkpoint: Path, step: int, flops: float, lr_scales: Mapping[str, float],
-               device: torch.device | str = "cpu") -> TrainingState:
+def read_state(
+    checkpoint: Path, step: int, flops: float, lr_scales: Mapping[str, float], device: torch.device | str = "cpu"
+) -> TrainingState:
     """A checkpoint's training state on `device`."""
     model = load_lm(checkpoint, "checkpoint").to(device)
     return TrainingState(model, named_moments(checkpoint, device), step, flops, dict(lr_scales))
@@ -139,7 +161,12 @@ def write_grown_checkpoint(state: TrainingState, checkpoint: Path, stage: int) -
     moments = {name: {k: v.detach().cpu() for k, v in m.items()} for name, m in state.moments.items()}
     torch.save({"state": moments}, staging / GROWN_OPTIMIZER)
     for item in checkpoint.iterdir():
-        if item.is_file() and item.name not in _REPLACED and not (staging / item.name).exists() and not _weights(item.name):
+        if (
+            item.is_file()
+            and item.name not in _REPLACED
+            and not (staging / item.name).exists()
+            and not _weights(item.name)
+        ):
             shutil.copy2(item, staging / item.name)
     write_json(staging / STAGE_STATE, {"stage": stage})
     replace_dir(staging, checkpoint)

@@ -47,8 +47,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from transformers import PreTrainedModel, Trainer
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import SAFE_WEIGHTS_NAME
 
@@ -90,10 +90,23 @@ class Segment:
 class KinheritTrainer(Trainer):
     """Trainer for every kinherit run; see the module docstring for what differs."""
 
-    def __init__(self, *args: Any, objective: Objective, student_flops: FlopsPerToken, sampler_seed: int | None = None,
-                 segment: Segment = Segment(), upfront_flops: Mapping[str, float] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        objective: Objective,
+        student_flops: FlopsPerToken,
+        sampler_seed: int | None = None,
+        segment: Segment = Segment(),
+        upfront_flops: Mapping[str, float] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
-        self.objective, self.student_flops, self.sampler_seed, self.segment = objective, student_flops, sampler_seed, segment
+        self.objective, self.student_flops, self.sampler_seed, self.segment = (
+            objective,
+            student_flops,
+            sampler_seed,
+            segment,
+        )
         self.upfront_flops = dict(upfront_flops or {})
         self.loss_is_scaled_for_ga = None if objective.normalised_by_step else False  # None: Trainer's rule
         self._term_sums: dict[str, torch.Tensor] = {}
@@ -132,13 +145,17 @@ class KinheritTrainer(Trainer):
             return (loss, outputs) if return_outputs else loss
         by_step = self.objective.normalised_by_step
         lm, outputs = super().compute_loss(model, inputs, True, num_items_in_batch if by_step else None)
-        share = by_step and self.model_accepts_loss_kwargs and num_items_in_batch is not None  # a share of the step's mean
+        share = (
+            by_step and self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        )  # a share of the step's mean
         aux = outputs.get("aux_loss") if isinstance(outputs, dict) else None
         if aux is not None:  # transformers added c·aux to its loss (×processes for a share): take it out
             lm = lm - self._aux_factor(model, share) * aux
         loss, terms = self.objective.loss(self.state.global_step, lm, outputs, inputs, extras)
         ga = self.current_gradient_accumulation_steps
-        self._record_terms({"loss": loss * (ga if share else 1), **terms, **({"aux_loss": aux} if aux is not None else {})})
+        self._record_terms(
+            {"loss": loss * (ga if share else 1), **terms, **({"aux_loss": aux} if aux is not None else {})}
+        )
         if aux is not None:  # once per step at its coefficient: Trainer divides a micro-batch mean by GA, not a share
             loss = loss + _router_coefficient(model) * aux / (ga if share else 1)
         return (loss, outputs) if return_outputs else loss
@@ -146,7 +163,9 @@ class KinheritTrainer(Trainer):
     def _aux_factor(self, model: torch.nn.Module, share: bool) -> float:
         """The factor of aux_loss inside the loss `Trainer.compute_loss` returned: c, times the processes when
         Trainer scaled a step-normalised loss by them (`average_tokens_across_devices`)."""
-        return _router_coefficient(model) * (self.accelerator.num_processes if share and self.args.average_tokens_across_devices else 1)
+        return _router_coefficient(model) * (
+            self.accelerator.num_processes if share and self.args.average_tokens_across_devices else 1
+        )
 
     def _record_eval(self, terms: dict[str, torch.Tensor]) -> None:
         """Add one evaluation batch's per-block values (B,) to the split's sums, over all processes."""
@@ -156,7 +175,8 @@ class KinheritTrainer(Trainer):
                 self._eval_sums[name] = self._eval_sums.get(name, 0.0) + values.sum()
 
     def _mean_terms(self) -> dict[str, float]:
-        """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over processes."""
+        """Mean of each recorded term over the micro-batches that recorded it since the last log, averaged over
+        processes."""
         if not self._term_sums:
             return {}
         names = sorted(self._term_sums)
@@ -208,18 +228,28 @@ class KinheritTrainer(Trainer):
                 groups.setdefault((name in decay, self.segment.lr_scales.get(name, 1.0)), []).append(param)
         optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         args = self.args
-        self.optimizer = optimizer_cls([
-            {"params": params, "lr": args.learning_rate * scale, "weight_decay": args.weight_decay / scale if decays else 0.0}
-            for (decays, scale), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))
-        ], **{k: v for k, v in kwargs.items() if k != "lr"})
+        self.optimizer = optimizer_cls(
+            [
+                {
+                    "params": params,
+                    "lr": args.learning_rate * scale,
+                    "weight_decay": args.weight_decay / scale if decays else 0.0,
+                }
+                for (decays, scale), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))
+            ],
+            **{k: v for k, v in kwargs.items() if k != "lr"},
+        )
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None) -> Any:
-        """Trainer's schedule, multiplied by the segment's `lr_multiplier(t)` (a function of the step alone, so resume is exact)."""
+        """Trainer's schedule, multiplied by the segment's `lr_multiplier(t)` (a function of the step alone, so resume
+        is exact)."""
         scheduler = super().create_scheduler(num_training_steps, optimizer)
         multiplier = self.segment.lr_multiplier
         if multiplier is not None and hasattr(scheduler, "lr_lambdas"):
-            scheduler.lr_lambdas = [partial(_scaled, fn, multiplier) for fn in scheduler.lr_lambdas]  # saved as {} like transformers' own
+            scheduler.lr_lambdas = [
+                partial(_scaled, fn, multiplier) for fn in scheduler.lr_lambdas
+            ]  # saved as {} like transformers' own
             for group, fn in zip(scheduler.optimizer.param_groups, scheduler.lr_lambdas):
                 group["lr"] = group["initial_lr"] * fn(scheduler.last_epoch)
         return scheduler
@@ -261,8 +291,12 @@ class KinheritTrainer(Trainer):
                 write_json(staging / OPTIMIZER_PARAMS, self._optimizer_param_names())  # what a growth reads by name
             replace_dir(staging, final)
             shutil.rmtree(Path(root, STAGING), ignore_errors=True)
-            rotate_checkpoints(output_dir=root, save_total_limit=self.args.save_total_limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+            rotate_checkpoints(
+                output_dir=root,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
         self.accelerator.wait_for_everyone()
 
     def _optimizer_param_names(self) -> list[str]:
@@ -280,8 +314,10 @@ class KinheritTrainer(Trainer):
         index = {name: i for i, name in enumerate(self._optimizer_param_names())}
         unknown = set(saved) - set(index)
         if unknown:
-            raise KinheritError(f"{grown} holds state for parameters the model does not have ({sorted(unknown)[0]}, ...); "
-                                "the checkpoint does not belong to this model")
+            raise KinheritError(
+                f"{grown} holds state for parameters the model does not have ({sorted(unknown)[0]}, ...); "
+                "the checkpoint does not belong to this model"
+            )
         state = self.optimizer.state_dict()
         state["state"] = {index[name]: moments for name, moments in saved.items()}
         self.optimizer.load_state_dict(state)  # torch puts each tensor on its parameter's device and dtype
@@ -292,8 +328,9 @@ class KinheritTrainer(Trainer):
         """As Trainer's, without calling a tied parameter missing: `save_pretrained` stores a tied head once, under
         its embedding's name, so every resume (and every growth of a staged run) of a tied model would warn."""
         tied = tied_names(self.accelerator.unwrap_model(self.model))
-        super()._issue_warnings_after_load(load_result._replace(missing_keys=[
-            key for key in load_result.missing_keys if key not in tied]))
+        super()._issue_warnings_after_load(
+            load_result._replace(missing_keys=[key for key in load_result.missing_keys if key not in tied])
+        )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         """Trainer reads a checkpoint's `model.safetensors` as raw keys, but `save_pretrained` writes some models in
@@ -301,7 +338,9 @@ class KinheritTrainer(Trainer):
         matrices, not the fused 3-D tensors the model holds), which only `from_pretrained` converts back. Such a
         checkpoint is loaded through `from_pretrained`, so resume restores every weight (otherwise the experts would
         silently restart from the initial weights)."""
-        inner = getattr(model if model is not None else self.model, "module", model if model is not None else self.model)
+        inner = getattr(
+            model if model is not None else self.model, "module", model if model is not None else self.model
+        )
         weights = os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)
         if not self.is_fsdp_enabled and isinstance(inner, PreTrainedModel) and os.path.isfile(weights):
             with safe_open(weights, "pt") as handle:
@@ -343,5 +382,7 @@ def adds_router_loss(model: torch.nn.Module) -> bool:
     """Whether `model` (possibly wrapped) adds a router auxiliary loss to its loss: a mixture-of-experts
     model whose config has `output_router_logits` on and whose forward takes it as an argument."""
     inner = getattr(model, "module", model)
-    return bool(getattr(getattr(inner, "config", None), "output_router_logits", False)) and \
-        "output_router_logits" in inspect.signature(inner.forward).parameters
+    return (
+        bool(getattr(getattr(inner, "config", None), "output_router_logits", False))
+        and "output_router_logits" in inspect.signature(inner.forward).parameters
+    )

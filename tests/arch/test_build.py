@@ -26,9 +26,14 @@ def test_model_from_must_use_its_own_tokenizer(tmp_path):
 
     grown = build_model(ModelConfig(**{"from": str(tmp_path / "grown")}), ours, 32)  # its own tokenizer: fine
     assert (grown.config.hidden_size, grown.config.num_hidden_layers) == (64, 3)
-    with pytest.raises(KinheritError, match=r"^model.from .*grown was trained with another tokenizer \(300 tokens\) than the data's \(300 tokens"):
+    with pytest.raises(
+        KinheritError,
+        match=r"^model.from .*grown was trained with another tokenizer \(300 tokens\) than the data's \(300 tokens",
+    ):
         build_model(ModelConfig(**{"from": str(tmp_path / "grown")}), retrained, 32)
 
-    AutoModelForCausalLM.from_pretrained(str(tmp_path / "small")).save_pretrained(str(tmp_path / "bare"))  # no tokenizer files
+    AutoModelForCausalLM.from_pretrained(str(tmp_path / "small")).save_pretrained(
+        str(tmp_path / "bare")
+    )  # no tokenizer files
     with pytest.raises(KinheritError, match="has no tokenizer"):
         build_model(ModelConfig(**{"from": str(tmp_path / "bare")}), ours, 32)

@@ -7,10 +7,10 @@ import re
 import pytest
 import torch
 import transformers
+from tiny_models import tiny_model
 
 from kinherit.arch import FAMILIES, bind, detect, read_shape, supported
 from kinherit.errors import KinheritError
-from tiny_models import tiny_model
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -59,6 +59,8 @@ def test_qwen_moe_with_dense_layers_is_refused_naming_the_key(key, value):
     setattr(config, key, value)
     with pytest.raises(KinheritError, match=re.escape(f"qwen2_moe with {key}={value!r} is not supported")):
         make_plan(config, hidden_size=64)
+
+
 def test_gemma_records_mark_the_norm_offset_and_the_embedding_scale():
     """Gemma's RMSNorms scale by 1 + w (every norm, incl. Gemma 3's per-head q/k norms), its embedding is
     multiplied by √hidden, and new layers are zeroed through the post-sublayer norms, not the projections."""
@@ -68,7 +70,9 @@ def test_gemma_records_mark_the_norm_offset_and_the_embedding_scale():
         assert len(norms) == 5 + 2 * qk and all(specs[n].offset == 1.0 for n in norms)
         assert specs["embed_tokens.weight"].scaled_by_sqrt == "hidden"
         assert {n for n, s in specs.items() if s.residual_out} == {
-            "layers.{layer}.post_attention_layernorm.weight", "layers.{layer}.post_feedforward_layernorm.weight"}
+            "layers.{layer}.post_attention_layernorm.weight",
+            "layers.{layer}.post_feedforward_layernorm.weight",
+        }
 
 
 def test_gemma_configs_from_model_sizes():
@@ -77,7 +81,9 @@ def test_gemma_configs_from_model_sizes():
     from kinherit.config import ModelConfig
 
     for name in ("gemma2", "gemma3_text"):
-        config = FAMILIES[name].build_config(ModelConfig(family=name, hidden_size=64, num_heads=4, num_layers=2), 300, 32)
+        config = FAMILIES[name].build_config(
+            ModelConfig(family=name, hidden_size=64, num_heads=4, num_layers=2), 300, 32
+        )
         assert (config.head_dim, config.query_pre_attn_scalar, config.sliding_window) == (16, 16, 16)
         assert config.tie_word_embeddings and config.layer_types == ["sliding_attention", "full_attention"]
         assert config.pad_token_id is None  # id 0 would be a padding_idx row that never trains

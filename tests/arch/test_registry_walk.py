@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_models import randomize, registry_config
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
@@ -29,7 +30,6 @@ from kinherit.grow.depth import DEPTH_OPERATORS
 from kinherit.hf_folder import load_classifier, open_tokenizer, task_of, vocabulary_signature
 from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.delta import recycle_full
-from tiny_models import randomize, registry_config
 
 VOCAB = 300
 SEQ = 32
@@ -61,7 +61,9 @@ HAND_MATMUL_PARAMS: dict[str, Callable[[Shape, int], int]] = {
     "qwen3": _llama_like,
     "phi3": _llama_like,
     "olmo2": _llama_like,
-    "gpt_neox": lambda s, v: s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden,  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
+    "gpt_neox": lambda s, v: (
+        s.layers * (4 * s.hidden * s.hidden + 2 * s.hidden * s.ffn) + v * s.hidden
+    ),  # fused qkv_proj / gate_up_proj hold the same weights as Llama's separate ones
     "gemma2": _llama_like,  # same matmuls; norms, q/k norms and soft-caps are not matmuls
     "gemma3_text": _llama_like,
     "bert": _encoder,

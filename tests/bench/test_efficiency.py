@@ -29,8 +29,8 @@ def test_an_unreached_seed_counts_at_its_bound_and_marks_the_mean():
 
 def test_add_seed_records_the_bound_of_a_run_that_never_reaches_the_target():
     scratch = _evals([6.0, 5.0, 4.0, 3.0, 2.0])  # budget 20 steps, horizons 1 and 2 (steps 20, 40)
-    fast = _evals([6.0, 4.0, 3.0, 2.5, 2.0])     # reaches 4.0 at 10 FLOPs (scratch: 20) and 2.0 at 40 (scratch: 40)
-    slow = _evals([6.0, 5.5, 5.0, 4.5, 4.2])     # never reaches 4.0 nor 2.0 within its 40 FLOPs
+    fast = _evals([6.0, 4.0, 3.0, 2.5, 2.0])  # reaches 4.0 at 10 FLOPs (scratch: 20) and 2.0 at 40 (scratch: 40)
+    slow = _evals([6.0, 5.5, 5.0, 4.5, 4.2])  # never reaches 4.0 nor 2.0 within its 40 FLOPs
     values: dict[str, list] = {}
     for run in (fast, slow):
         add_seed(values, scratch, run, budget=20, horizons=[1, 2], sunk=0.0)
@@ -55,8 +55,12 @@ def test_the_markdown_marks_an_upper_bound():
     scratch = _evals([6.0, 5.0, 4.0])
     add_seed(values, scratch, _evals([6.0, 5.5, 5.0]), budget=20, horizons=[1], sunk=0.0)
     rep = {"horizons": [1], "summary": {"ki": efficiency._summary(values)}, "grown_vs_scratch_every_eval": []}
-    result = {"tune_seeds": [100], "seeds": [0], "report": rep,
-              "tuning": {"best": {"scratch": 1e-3, "grown": 2e-3}, "grid": [1e-3, 2e-3], "interior": True}}
+    result = {
+        "tune_seeds": [100],
+        "seeds": [0],
+        "report": rep,
+        "tuning": {"best": {"scratch": 1e-3, "grown": 2e-3}, "grid": [1e-3, 2e-3], "interior": True},
+    }
     row = next(line for line in efficiency.markdown(result).splitlines() if line.startswith("| ki |"))
     assert row.startswith("| ki | ≤ 0.0% (1 of 1 not reached, counted at their bound) | 5.000 |")
 
@@ -64,13 +68,22 @@ def test_the_markdown_marks_an_upper_bound():
 def test_the_markdown_states_the_tokens_per_parameter_and_the_configurations_tried():
     values: dict[str, list] = {}
     add_seed(values, _evals([6.0, 5.0, 4.0]), _evals([6.0, 4.5, 3.5]), budget=20, horizons=[1], sunk=0.0)
-    result = {"tune_seeds": [100], "seeds": [0], "budget": {"steps": 200, "tokens_per_step": 2048},
-              "params": {"non_embedding": 262_720, "with_embedding": 393_792},
-              "report": {"horizons": [1], "summary": {"ki": efficiency._summary(values)},
-                         "grown_vs_scratch_every_eval": []},
-              "tuning": {"best": {"scratch": 1e-3, "grown": 2e-3}, "grid": [5e-4, 1e-3, 2e-3, 4e-3], "interior": True,
-                         "configs_tried": {"scratch": 4, "grown": 4}}}
+    result = {
+        "tune_seeds": [100],
+        "seeds": [0],
+        "budget": {"steps": 200, "tokens_per_step": 2048},
+        "params": {"non_embedding": 262_720, "with_embedding": 393_792},
+        "report": {"horizons": [1], "summary": {"ki": efficiency._summary(values)}, "grown_vs_scratch_every_eval": []},
+        "tuning": {
+            "best": {"scratch": 1e-3, "grown": 2e-3},
+            "grid": [5e-4, 1e-3, 2e-3, 4e-3],
+            "interior": True,
+            "configs_tried": {"scratch": 4, "grown": 4},
+        },
+    }
     lines = efficiency.markdown(result).splitlines()
     assert lines[0].endswith("(grid 0.0005, 0.001, 0.002, 0.004; interior: True; 4 configurations each)")
-    assert lines[2] == ("B = 200 steps × 2,048 tokens = 409,600 tokens: 1.56 tokens per non-embedding parameter "
-                        "(262,720), 1.04 with embeddings (393,792)")
+    assert lines[2] == (
+        "B = 200 steps × 2,048 tokens = 409,600 tokens: 1.56 tokens per non-embedding parameter "
+        "(262,720), 1.04 with embeddings (393,792)"
+    )

@@ -10,13 +10,23 @@ from bench import lr_after_growth as bench
 
 
 def test_the_table_has_one_row_per_corpus_and_factor():
-    row = {"saving": {"1x": 0.5, "2x": -0.1}, "reached": {"1x": True, "2x": False}, "loss": {"1x": 4.2, "2x": 3.9},
-           "evaluations": 20, "not_worse_at_equal_flops": 17, "max_excess": 0.021}
-    result = {"lr": 2e-3, "horizons": [1, 2], "corpora": {"doc": {"budget": 500, "scratch_final_loss": 3.88,
-                                                                  "factors": {"2": row}}}}
+    row = {
+        "saving": {"1x": 0.5, "2x": -0.1},
+        "reached": {"1x": True, "2x": False},
+        "loss": {"1x": 4.2, "2x": 3.9},
+        "evaluations": 20,
+        "not_worse_at_equal_flops": 17,
+        "max_excess": 0.021,
+    }
+    result = {
+        "lr": 2e-3,
+        "horizons": [1, 2],
+        "corpora": {"doc": {"budget": 500, "scratch_final_loss": 3.88, "factors": {"2": row}}},
+    }
     assert bench.markdown(result).splitlines()[2] == (
         "| doc | 0.002 × 2 | 17 of 20 | +0.0210 | 50.0% | ≤ -10.0% (1 of 1 not reached, counted at their bound) | "
-        "3.9000 (3.8800) |")
+        "3.9000 (3.8800) |"
+    )
 
 
 @pytest.mark.slow

@@ -23,9 +23,17 @@ def test_a_variant_moves_the_growths_and_sets_every_stage():
 
 
 def test_the_tuning_table_shows_every_lr_tried_and_the_best():
-    result = {"args": {"tune_seeds": [100], "budget": 120}, "sizes": {"64x4": {"tuning": {
-        "best": {"scratch": 0.004, "both": 0.004},
-        "mean_final_loss": {"scratch": {"0.002": 5.9, "0.004": 5.74, "0.008": 5.8}, "both": {"0.004": 6.1}}}}}}
+    result = {
+        "args": {"tune_seeds": [100], "budget": 120},
+        "sizes": {
+            "64x4": {
+                "tuning": {
+                    "best": {"scratch": 0.004, "both": 0.004},
+                    "mean_final_loss": {"scratch": {"0.002": 5.9, "0.004": 5.74, "0.008": 5.8}, "both": {"0.004": 6.1}},
+                }
+            }
+        },
+    }
     lines = progressive.tuning_markdown(result).splitlines()
     assert "| scratch | 5.900 | 5.740 | 5.800 | 0.004: 5.740 |" in lines
     assert "| both | — | 6.100 | — | 0.004: 6.100 |" in lines
@@ -33,10 +41,15 @@ def test_the_tuning_table_shows_every_lr_tried_and_the_best():
 
 def test_the_table_states_each_size_s_budget_in_tokens_per_parameter():
     seed = {"saving": {"1x": 0.25}, "reached": {"1x": True}, "evaluations": 4, "not_worse_at_equal_flops": 3}
-    entry = {"budget": {"steps": 120, "tokens_per_step": 2048,
-                        "params": {"non_embedding": 262_720, "with_embedding": 393_792}},
-             "tuning": {"best": {"scratch": 4e-3, "depth": 8e-3}, "configs_tried": {"scratch": 4, "depth": 5}},
-             "report": {"depth": [seed]}}
+    entry = {
+        "budget": {
+            "steps": 120,
+            "tokens_per_step": 2048,
+            "params": {"non_embedding": 262_720, "with_embedding": 393_792},
+        },
+        "tuning": {"best": {"scratch": 4e-3, "depth": 8e-3}, "configs_tried": {"scratch": 4, "depth": 5}},
+        "report": {"depth": [seed]},
+    }
     lines = progressive.markdown({"horizons": [1], "sizes": {"64x4": entry}}).splitlines()
     assert lines[2].startswith("| size | B (tokens per parameter) | run | peak LR (configs tried) |")
     assert lines[5] == "| 64x4 | 0.935 / 0.624 | depth | 0.008 (5) | 25.0% | 3 of 4 |"  # 245,760 tokens / params
@@ -44,10 +57,14 @@ def test_the_table_states_each_size_s_budget_in_tokens_per_parameter():
 
 def test_the_size_trend_fits_a_power_law_in_the_compute_fraction_and_marks_unreached_seeds():
     seed = lambda saving, reached=True: {"saving": {"1x": saving}, "reached": {"1x": reached}}  # noqa: E731
-    result = {"horizons": [1], "sizes": {
-        "32x4": {"report": {"depth@0.8": [seed(0.2), seed(0.4), seed(0.3)]}},
-        "64x4": {"report": {"depth@0.8": [seed(0.4), seed(0.5), seed(0.3, reached=False)]}},
-        "128x4": {"report": {"depth@0.8": [seed(0.5), seed(0.5), seed(0.5)], "both": [seed(0.1)]}}}}
+    result = {
+        "horizons": [1],
+        "sizes": {
+            "32x4": {"report": {"depth@0.8": [seed(0.2), seed(0.4), seed(0.3)]}},
+            "64x4": {"report": {"depth@0.8": [seed(0.4), seed(0.5), seed(0.3, reached=False)]}},
+            "128x4": {"report": {"depth@0.8": [seed(0.5), seed(0.5), seed(0.5)], "both": [seed(0.1)]}},
+        },
+    }
     rows = trend.points([result], "depth@0.8")
     assert [r["params"] for r in rows] == [65824, 262720, 1049728]  # the built llamas' non-embedding parameters
     fits = trend.trend(rows, 1e9)

@@ -89,20 +89,35 @@ def test_compare_gives_a_bound_where_the_target_is_not_reached():
 
 
 def test_parameter_counts_of_a_tiny_llama_match_a_hand_count():
-    sizes = {"family": "llama", "hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
-             "intermediate_size": 64}
+    sizes = {
+        "family": "llama",
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 4,
+        "num_kv_heads": 2,
+        "intermediate_size": 64,
+    }
     # per layer: q, o 32·32 each; k, v 32·16 each (2 kv heads of 8); gate, up, down 32·64 each; 2 RMSNorms of 32
     layer = 2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * 64 + 2 * 32
-    assert model_param_counts(sizes, vocab=97) == {"non_embedding": 2 * layer + 32, "with_embedding": 2 * layer + 32
-                                                   + 97 * 32}  # final norm; the tied head is the embedding
+    assert model_param_counts(sizes, vocab=97) == {
+        "non_embedding": 2 * layer + 32,
+        "with_embedding": 2 * layer + 32 + 97 * 32,
+    }  # final norm; the tied head is the embedding
     untied = model_param_counts({**sizes, "tie_word_embeddings": False}, vocab=97)
     assert untied == {"non_embedding": 2 * layer + 32, "with_embedding": 2 * layer + 32 + 2 * 97 * 32}
     assert non_embedding_params(64, 4) == model_param_counts(model_at(64, 4))["non_embedding"] == 262_720
 
 
 def test_parameter_counts_of_a_saved_model_folder(tmp_path):
-    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                                      num_key_value_heads=4, vocab_size=50, max_position_embeddings=16)
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=50,
+        max_position_embeddings=16,
+    )
     model = transformers.LlamaForCausalLM(config)
     model.save_pretrained(tmp_path)
     counts = model_param_counts(tmp_path)
@@ -121,7 +136,11 @@ def test_a_budget_is_steps_or_tokens_per_non_embedding_parameter():
     with pytest.raises(ValueError, match="not both or neither"):
         budget_steps(100, 2048, steps=10, tokens_per_param=20)
     counts = {"non_embedding": 262_720, "with_embedding": 393_792}
-    assert tokens_per_param(200, 2048, counts) == {"non_embedding": pytest.approx(1.559, abs=1e-3), "with_embedding":
-                                                   pytest.approx(1.040, abs=1e-3)}
-    assert budget_line(200, 2048, counts) == ("B = 200 steps × 2,048 tokens = 409,600 tokens: 1.56 tokens per "
-                                              "non-embedding parameter (262,720), 1.04 with embeddings (393,792)")
+    assert tokens_per_param(200, 2048, counts) == {
+        "non_embedding": pytest.approx(1.559, abs=1e-3),
+        "with_embedding": pytest.approx(1.040, abs=1e-3),
+    }
+    assert budget_line(200, 2048, counts) == (
+        "B = 200 steps × 2,048 tokens = 409,600 tokens: 1.56 tokens per "
+        "non-embedding parameter (262,720), 1.04 with embeddings (393,792)"
+    )

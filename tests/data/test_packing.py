@@ -134,8 +134,13 @@ def test_a_killed_packing_job_leaves_no_entry_that_looks_complete(tmp_path):
     path = _book(tmp_path, 2000)
     config = _config([path], tmp_path / "c")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_FIRST_WRITE, config.model_dump_json()], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_FIRST_WRITE, config.model_dump_json()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     (leftover,) = (tmp_path / "c").iterdir()
     assert leftover.name.startswith(".tmp-") and (leftover / "train.bin").stat().st_size > 0
@@ -149,8 +154,11 @@ def test_a_killed_packing_job_leaves_no_entry_that_looks_complete(tmp_path):
 def test_an_empty_split_is_refused_with_the_sizes(tmp_path):
     path = tmp_path / "one-line.txt"
     path.write_text("a single line without any newline, so the window has no line start to begin at " * 20)
-    with pytest.raises(KinheritError, match=r"validation split is empty: [\d,]+ tokens \(1 pieces\) went to train "
-                                            r"and 0 to val \(data.split=contiguous"):
+    with pytest.raises(
+        KinheritError,
+        match=r"validation split is empty: [\d,]+ tokens \(1 pieces\) went to train "
+        r"and 0 to val \(data.split=contiguous",
+    ):
         prepare_corpus(_config([path], tmp_path / "c"))
     assert not any((tmp_path / "c").iterdir())  # nothing cached
 

@@ -33,12 +33,17 @@ def test_a_run_longer_than_its_corpus_says_how_many_epochs_it_reads(tmp_path, ti
     read = 12 * 16 * 32
     assert read > train  # the corpus is smaller than the run
     assert out.count("epochs over") == 1
-    assert f"the run reads {read:,} tokens (12 steps × 512), {read / train:.1f} epochs over the {train:,} train tokens" in out
+    assert (
+        f"the run reads {read:,} tokens (12 steps × 512), {read / train:.1f} epochs over the {train:,} train tokens"
+        in out
+    )
 
 
 def test_no_epochs_line_while_each_token_is_read_at_most_once():
     from kinherit.data.packing import epochs_notice
 
     assert epochs_notice(10_000, 512, 19) is None and epochs_notice(9_728, 512, 19) is None
-    assert epochs_notice(9_727, 512, 19).startswith("the run reads 9,728 tokens (19 steps × 512), 1.0 epochs over the 9,727")
+    assert epochs_notice(9_727, 512, 19).startswith(
+        "the run reads 9,728 tokens (19 steps × 512), 1.0 epochs over the 9,727"
+    )
     assert epochs_notice(58_000, 4096, 55).startswith("the run reads 225,280 tokens (55 steps × 4,096), 3.9 epochs")

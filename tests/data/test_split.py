@@ -83,5 +83,7 @@ def test_a_document_split_that_leaves_a_side_empty_is_refused_up_front(tmp_path)
     files = resolve_sources(config.sources)
     val = sum(unit_hash(0, f.key.encode()) < 0.02 for f in files)
     assert val == 0
-    with pytest.raises(KinheritError, match="validation split would be empty: 0 of 3 files .* set data.split=contiguous"):
+    with pytest.raises(
+        KinheritError, match="validation split would be empty: 0 of 3 files .* set data.split=contiguous"
+    ):
         check_document_split(config, files)

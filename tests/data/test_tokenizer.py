@@ -16,7 +16,7 @@ def test_trained_bpe_round_trips_and_loads_with_auto(tmp_path):
 
 
 ADVERSARIAL = (
-    "def f(x):\n    return x  \n\nclass A:\n\tpass\n"     # indentation, trailing spaces, blank lines, tabs
+    "def f(x):\n    return x  \n\nclass A:\n\tpass\n"  # indentation, trailing spaces, blank lines, tabs
     "it's\nthe end.\n  \n'll\n\u00e9t\u00e9\n\u00a0x\ny\n"  # contractions, non-ASCII letters, no-break space
     "a\n\n\nb\nc \nd\n 12\n34\n"
 ) * 40

@@ -46,7 +46,8 @@ def _first_crossing(curve, target):
 
 
 def _check_savings(by_name, evals, baseline):
-    """Savings recomputed from the logged curves: 1 − F_run(target) / F_baseline(target), target = the baseline's final loss."""
+    """Savings recomputed from the logged curves: 1 − F_run(target) / F_baseline(target), target = the baseline's final
+    loss."""
     target = evals[baseline][-1]["val_loss"]
     base = _first_crossing([(e["flops"], e["val_loss"]) for e in evals[baseline]], target)
     for name in STUDENTS:
@@ -79,7 +80,11 @@ def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):
     teacher_evals = [e for e in _events(out / "teacher" / "metrics.jsonl") if "val_loss" in e]
     assert teacher_evals[-1]["flops"] == TEACHER_PRETRAINING
     assert {name: by_name[name]["sunk_flops"] for name in STUDENTS} == {
-        "scratch": 0.0, "ki": TEACHER_PRETRAINING, "grown": TEACHER_PRETRAINING, "grown_ki": TEACHER_PRETRAINING}
+        "scratch": 0.0,
+        "ki": TEACHER_PRETRAINING,
+        "grown": TEACHER_PRETRAINING,
+        "grown_ki": TEACHER_PRETRAINING,
+    }
     # students' own training FLOPs by hand; KI adds the teacher's forward passes: its validation pass and whole steps
     assert by_name["scratch"]["total_flops"] == by_name["grown"]["total_flops"] == STUDENT_TRAINING
     assert by_name["grown"]["teacher_inference_flops"] == 0
@@ -88,17 +93,31 @@ def test_quick_demo_produces_the_full_report(tmp_path, cache_dir, capsys):
         validation_pass = evals[name][0]["teacher_flops"]
         assert evals[name][0]["step"] == 0 and validation_pass > 0
         assert validation_pass / TEACHER_FORWARD == int(validation_pass / TEACHER_FORWARD)
-        teacher_steps = (by_name[name]["teacher_inference_flops"] - validation_pass) / (TEACHER_FORWARD * TOKENS_PER_STEP)
+        teacher_steps = (by_name[name]["teacher_inference_flops"] - validation_pass) / (
+            TEACHER_FORWARD * TOKENS_PER_STEP
+        )
         # ki: whole steps until the student passes its teacher; grown_ki starts as an exact copy of its teacher (equal
         # validation losses up to float round-off, within CAUGHT_UP on any CPU): released before its first step
-        assert teacher_steps == int(teacher_steps) and teacher_steps in (range(1, 31) if name == "ki" else [0]), teacher_steps
+        expected = range(1, 31) if name == "ki" else [0]
+        assert teacher_steps == int(teacher_steps) and teacher_steps in expected, teacher_steps
         assert by_name[name]["total_flops"] == STUDENT_TRAINING + by_name[name]["teacher_inference_flops"]
 
     _check_savings(by_name, evals, "scratch")
     assert by_name["grown"]["saving_fraction"] == 1.0  # its first evaluation, at 0 FLOPs, beats scratch's final loss
     # against ki, whose final loss scratch crosses between two evaluations, the interpolation itself is exercised
-    assert main(["report", *(str(out / name) for name in STUDENTS), "--baseline", str(out / "ki"),
-                 "--out", str(tmp_path / "against-ki")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                *(str(out / name) for name in STUDENTS),
+                "--baseline",
+                str(out / "ki"),
+                "--out",
+                str(tmp_path / "against-ki"),
+            ]
+        )
+        == 0
+    )
     against_ki = {r["name"]: r for r in json.loads((tmp_path / "against-ki" / "results.json").read_text())["runs"]}
     _check_savings(against_ki, evals, "ki")
     assert 0 < against_ki["scratch"]["saving_fraction"] < 1

@@ -30,12 +30,20 @@ def test_a_finished_run_is_reused_only_with_the_same_config(tmp_path, tiny_run, 
 
 def test_a_grown_init_is_reused_only_with_the_same_growth(tmp_path):
     teacher = tmp_path / "teacher"
-    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=4, vocab_size=97, max_position_embeddings=64)
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=97,
+        max_position_embeddings=64,
+    )
     transformers.LlamaForCausalLM(config).save_pretrained(teacher)
-    spec = ExperimentSpec(teacher_model={"family": "llama", "hidden_size": 32, "num_layers": 2, "num_heads": 4,
-                                         "intermediate_size": 64},
-                          student_model={"family": "llama", "hidden_size": 64, "num_layers": 4, "num_heads": 8})
+    spec = ExperimentSpec(
+        teacher_model={"family": "llama", "hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64},
+        student_model={"family": "llama", "hidden_size": 64, "num_layers": 4, "num_heads": 8},
+    )
     assert spec.student_shape()["intermediate_size"] == 128  # the teacher's FFN ratio, derived once
     out = _grown_init(spec, teacher, tmp_path / "grown")
     assert _grown_init(spec, teacher, out) == out

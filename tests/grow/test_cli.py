@@ -14,8 +14,9 @@ from kinherit.grow.verify import Verifier
 
 def test_grow_writes_a_folder_and_prints_the_report(save_tiny, tmp_path, kinherit_main, capsys):
     src = save_tiny("gpt2")
-    code = kinherit_main(["grow", str(src), str(tmp_path / "out"), "--hidden-size", "64", "--num-layers", "3",
-                          "--noise-db", "20"])
+    code = kinherit_main(
+        ["grow", str(src), str(tmp_path / "out"), "--hidden-size", "64", "--num-layers", "3", "--noise-db", "20"]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "result: PASS" in out and "max|dlogits|" in out
     assert "noise: SNR 20 dB, std 0.1× the weights' (symmetry breaking on)" in out
@@ -58,8 +59,9 @@ def test_failure_after_the_reload_keeps_the_previous_output(save_tiny, tmp_path,
 
 
 def test_noise_off_is_explicit_and_warns(save_tiny, tmp_path, kinherit_main, capsys):
-    code = kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(tmp_path / "out"), "--hidden-size", "64",
-                          "--noise-db", "off"])
+    code = kinherit_main(
+        ["grow", str(save_tiny("llama", gqa=True)), str(tmp_path / "out"), "--hidden-size", "64", "--noise-db", "off"]
+    )
     captured = capsys.readouterr()
     assert code == 0 and "noise: off (duplicated units stay identical)" in captured.out
     assert "warning: symmetry-breaking noise is off" in captured.err and "stay identical copies" in captured.err
@@ -83,8 +85,11 @@ def test_noise_is_on_by_default(save_tiny, tmp_path, kinherit_main, capsys):
         ("llama", ["--hidden-size", "48"], "--width clone needs integer multiples, but hidden 32->48 is x1.5"),
         ("gpt2", ["--hidden-size", "64", "--num-heads", "5"], "--num-heads 5 does not divide --hidden-size 64"),
         ("gpt2", ["--hidden-size", "64", "--num-heads", "4"], "head_dim 16, but the source's head_dim is 8"),
-        ("llama", ["--hidden-size", "64", "--num-heads", "8", "--num-kv-heads", "3"],
-         "--num-kv-heads 3 does not divide the 8 heads"),
+        (
+            "llama",
+            ["--hidden-size", "64", "--num-heads", "8", "--num-kv-heads", "3"],
+            "--num-kv-heads 3 does not divide the 8 heads",
+        ),
         ("llama", ["--hidden-size", "64", "--num-kv-heads", "8"], "query groups cannot be split"),
         ("bert", ["--hidden-size", "64", "--num-kv-heads", "4"], "family bert has no grouped-query attention"),
     ],
@@ -100,11 +105,18 @@ def test_bad_sizes_are_one_line_errors(save_tiny, tmp_path, kinherit_main, capsy
 def test_unsupported_family_lists_the_supported_ones(tmp_path, kinherit_main, capsys):
     import transformers
 
-    transformers.T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, vocab_size=50).save_pretrained(tmp_path / "t5")
+    transformers.T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, vocab_size=50).save_pretrained(
+        tmp_path / "t5"
+    )
     (tmp_path / "t5" / "model.safetensors").write_bytes(b"")
     code = kinherit_main(["grow", str(tmp_path / "t5"), str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and "unsupported model family 't5'" in err and "gpt2 (GPT2Model, GPT2LMHeadModel)" in err and "bert (" in err
+    assert (
+        code == 2
+        and "unsupported model family 't5'" in err
+        and "gpt2 (GPT2Model, GPT2LMHeadModel)" in err
+        and "bert (" in err
+    )
 
 
 @pytest.mark.parametrize("make", ["empty", "missing", "no-weights"])
@@ -143,8 +155,14 @@ def test_overwrite_replaces_only_kinherits_outputs(save_tiny, tmp_path, kinherit
     inode = (out / "notes.txt").stat().st_ino
     assert kinherit_main(["grow", str(src), str(out), "--hidden-size", "96", "--overwrite"]) == 0
     assert json.loads((out / "growth.json").read_text())["plan"]["target_config"]["n_embd"] == 96
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "generation_config.json", "growth.json",
-                                                     "model.safetensors", "notes.txt", "runs"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "generation_config.json",
+        "growth.json",
+        "model.safetensors",
+        "notes.txt",
+        "runs",
+    ]
     assert (out / "notes.txt").read_text() == "mine" and (out / "runs" / "a" / "log.txt").read_text() == "run log"
     assert (out / "notes.txt").stat().st_ino == inode
     assert not list(tmp_path.glob(".tmp-*"))
@@ -165,12 +183,32 @@ def test_python_grow_folder_refuses_a_non_empty_out_unless_overwrite(save_tiny, 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(save_tiny, tmp_path, kinherit_main, capsys):
     src, out = save_tiny("llama", gqa=True), tmp_path / "out"
-    code = kinherit_main(["grow", str(src), str(out), "--hidden-size", "64", "--intermediate-size", "80",
-                          "--num-layers", "3", "--width", "net2net", "--dry-run"])
+    code = kinherit_main(
+        [
+            "grow",
+            str(src),
+            str(out),
+            "--hidden-size",
+            "64",
+            "--intermediate-size",
+            "80",
+            "--num-layers",
+            "3",
+            "--width",
+            "net2net",
+            "--dry-run",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and not out.exists() and f"dry run: nothing written to {out}" in printed
-    grown = api.grow(api.load_architecture(src, "LlamaForCausalLM"), hidden_size=64, intermediate_size=80,
-                     num_layers=3, width="net2net", verify=False).model
+    grown = api.grow(
+        api.load_architecture(src, "LlamaForCausalLM"),
+        hidden_size=64,
+        intermediate_size=80,
+        num_layers=3,
+        width="net2net",
+        verify=False,
+    ).model
     source_params = sum(p.numel() for p in api.load_architecture(src, "LlamaForCausalLM").parameters())
     assert f"{source_params:>14,}" in printed and f"{sum(p.numel() for p in grown.parameters()):>14,}" in printed
     lines = [line.split() for line in printed.splitlines()]
@@ -193,5 +231,7 @@ def test_a_run_folder_as_source_names_its_model_folder(save_tiny, tmp_path, kinh
     model = save_tiny("llama", name="run/model")
     capsys.readouterr()
     assert kinherit_main(["grow", str(model.parent), str(tmp_path / "out"), "--hidden-size", "64"]) == 2
-    assert capsys.readouterr().err.strip() == (f"kinherit grow: error: SRC_DIR {model.parent} is not a Hugging Face model "
-                                               f"folder (no config.json) (it is a run folder: give its model, {model})")
+    assert capsys.readouterr().err.strip() == (
+        f"kinherit grow: error: SRC_DIR {model.parent} is not a Hugging Face model "
+        f"folder (no config.json) (it is a run folder: give its model, {model})"
+    )

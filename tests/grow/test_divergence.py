@@ -9,10 +9,10 @@ import warnings
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny_models import VOCAB, tiny_model
 
 from kinherit.arch import FAMILIES
 from kinherit.grow import DEFAULT_NOISE_DB, copy_divergence, grow
-from tiny_models import VOCAB, tiny_model
 
 
 def _train(model: torch.nn.Module, steps: int = 5) -> dict[str, torch.Tensor]:
@@ -34,8 +34,14 @@ def _grown(noise_db):
     """Grow a tiny llama 32 -> 64 wide, 2 -> 4 layers; noise off must warn, the default must not."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        growth = grow(tiny_model("llama", gqa=True), hidden_size=64, intermediate_size=128, num_layers=4,
-                      noise_db=noise_db, verify=True)
+        growth = grow(
+            tiny_model("llama", gqa=True),
+            hidden_size=64,
+            intermediate_size=128,
+            num_layers=4,
+            noise_db=noise_db,
+            verify=True,
+        )
     assert any("stay identical copies" in str(w.message) for w in caught) == (noise_db is None)
     return growth
 
@@ -48,8 +54,9 @@ def test_right_after_growth_every_copy_is_identical():
     assert divergence.all_identical  # noise sits on consumer columns only
 
 
-def test_divergence_right_after_a_default_grow_says_the_copies_diverge_in_training(save_tiny, tmp_path,
-                                                                                  kinherit_main, capsys):
+def test_divergence_right_after_a_default_grow_says_the_copies_diverge_in_training(
+    save_tiny, tmp_path, kinherit_main, capsys
+):
     """Not "turn on noise" when the noise is on: the copies are exact at initialisation by design."""
     out = tmp_path / "out"
     assert kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64"]) == 0
@@ -62,11 +69,15 @@ def test_divergence_right_after_a_default_grow_says_the_copies_diverge_in_traini
 
 def test_divergence_without_noise_says_the_copies_never_diverge(save_tiny, tmp_path, kinherit_main, capsys):
     out = tmp_path / "out"
-    assert kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64",
-                          "--noise-db", "off"]) == 0
+    assert (
+        kinherit_main(["grow", str(save_tiny("llama", gqa=True)), str(out), "--hidden-size", "64", "--noise-db", "off"])
+        == 0
+    )
     capsys.readouterr()
     assert kinherit_main(["divergence", str(out)]) == 0
-    assert "without symmetry-breaking noise it never will be (grow with the default --noise-db)" in capsys.readouterr().out
+    assert (
+        "without symmetry-breaking noise it never will be (grow with the default --noise-db)" in capsys.readouterr().out
+    )
 
 
 def test_default_noise_makes_copies_diverge_under_training():
@@ -110,7 +121,9 @@ def test_divergence_command_reads_a_grown_moe_folder(tmp_path, capsys):
     capsys.readouterr()
     assert main(["divergence", str(tmp_path / "grown")]) == 0
     table = capsys.readouterr().out
-    rows = {line.split()[0]: line.split()[1:3] for line in table.splitlines() if line.split()[:1] in (["ffn"], ["hidden"])}
+    rows = {
+        line.split()[0]: line.split()[1:3] for line in table.splitlines() if line.split()[:1] in (["ffn"], ["hidden"])
+    }
     assert rows == {"hidden": ["32", "32"], "ffn": ["128", "128"]}  # (groups, identical): copies right after growth
 
 
@@ -160,6 +173,8 @@ def test_fused_and_interleaved_layouts(family):
     for space in trained.spaces:
         assert space.identical == 0 and space.minimum > 1e-4, space
     assert copy_divergence(grown[None].plan, _train(grown[None].model)).all_identical
+
+
 def test_gemma_copies_diverge_behind_zeroed_post_norm_gains():
     """Gemma's new layers are zeroed through their post-sublayer norm gains (1 + w = 0), not their
     projections: the first step only moves those gains, after which the noisy consumer columns steer

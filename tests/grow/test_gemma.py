@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
+from tiny_models import tiny_model
 
 from kinherit.grow import grow
-from tiny_models import tiny_model
 
 
 def test_embedding_and_tied_final_norm_act_on_the_effective_scale():
@@ -19,12 +19,16 @@ def test_embedding_and_tied_final_norm_act_on_the_effective_scale():
     assert growth.report.max_deviation <= 1e-5
     old, new = source.state_dict(), growth.model.state_dict()
     idx = torch.arange(64) % 32
-    torch.testing.assert_close(new["model.embed_tokens.weight"], old["model.embed_tokens.weight"][:, idx] / math.sqrt(2),
-                               rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        new["model.embed_tokens.weight"], old["model.embed_tokens.weight"][:, idx] / math.sqrt(2), rtol=0, atol=1e-7
+    )
     assert float(old["model.norm.weight"].abs().min()) > 1e-3  # w itself is non-zero, so w/√2 would be wrong
-    torch.testing.assert_close(1 + new["model.norm.weight"], (1 + old["model.norm.weight"][idx]) / math.sqrt(2),
-                               rtol=0, atol=1e-6)
-    torch.testing.assert_close(new["model.layers.0.input_layernorm.weight"], old["model.layers.0.input_layernorm.weight"][idx])
+    torch.testing.assert_close(
+        1 + new["model.norm.weight"], (1 + old["model.norm.weight"][idx]) / math.sqrt(2), rtol=0, atol=1e-6
+    )
+    torch.testing.assert_close(
+        new["model.layers.0.input_layernorm.weight"], old["model.layers.0.input_layernorm.weight"][idx]
+    )
     assert float(growth.model.model.embed_tokens.embed_scale) == 8.0
 
 

@@ -8,9 +8,9 @@ import json
 import math
 
 import pytest
-
 from tiny_models import tiny_config, tiny_model
 from training_step import dead_new_units
+
 from kinherit.arch import FAMILIES
 from kinherit.grow import DEPTH_OPERATORS, WIDTH_OPERATORS, grow_folder, load_plan
 from kinherit.hf_folder import load_architecture
@@ -26,8 +26,17 @@ EXACT = [
     ("llama", False, True, False, "clone", {"hidden_size": 96}, "identity", 2, None),
     ("llama", False, False, False, "clone", {"hidden_size": 64}, "identity", 3, 20.0),
     ("llama", False, False, True, "clone", {"hidden_size": 64, "num_kv_heads": 2}, "identity", 2, 20.0),
-    ("llama", False, False, True, "net2net", {"hidden_size": 96, "num_kv_heads": 4, "intermediate_size": 100},
-     "identity", 3, 20.0),
+    (
+        "llama",
+        False,
+        False,
+        True,
+        "net2net",
+        {"hidden_size": 96, "num_kv_heads": 4, "intermediate_size": 100},
+        "identity",
+        3,
+        20.0,
+    ),
     ("llama", False, True, True, "net2net", {"intermediate_size": 80}, "identity", 3, 20.0),
     ("llama", False, False, True, "zero", {"intermediate_size": 80}, "identity", 3, 20.0),
     ("llama", True, False, True, "clone", {"hidden_size": 64}, "identity", 3, None),
@@ -38,15 +47,33 @@ EXACT = [
     ("qwen3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
     ("qwen3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
     ("qwen3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
-    ("qwen3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
-     "identity", 3, 0.0),
+    (
+        "qwen3",
+        False,
+        False,
+        True,
+        "net2net",
+        {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+        "identity",
+        3,
+        0.0,
+    ),
     ("qwen3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
     # phi3: fused qkv_proj (q|k|v) and gate_up_proj (gate|up), each segment grown by its own map
     ("phi3", False, True, True, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
     ("phi3", False, False, True, "clone", {"hidden_size": 96}, "identity", 4, None),
     ("phi3", False, False, False, "clone", {"hidden_size": 64}, "identity", 4, 0.0),
-    ("phi3", False, False, True, "net2net", {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
-     "identity", 3, 0.0),
+    (
+        "phi3",
+        False,
+        False,
+        True,
+        "net2net",
+        {"hidden_size": 64, "num_kv_heads": 4, "intermediate_size": 100},
+        "identity",
+        3,
+        0.0,
+    ),
     ("phi3", False, True, True, "zero", {"intermediate_size": 80}, "identity", 3, 0.0),
     ("phi3", True, False, True, "clone", {"hidden_size": 64}, "identity", 4, None),
     # olmo2: norms on the branch outputs (new layers zero their gains), q/k norms over the whole q/kv width
@@ -125,7 +152,17 @@ INEXACT = [
     # OLMoE's q/k norms span the whole width: 4 -> 6 heads copies some heads twice, which changes their RMS
     ("olmoe", False, False, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
     ("qwen2_moe", False, False, True, "clone", {}, "stack", 4, None),
-    ("mixtral", False, True, True, "aki", {"hidden_size": 64}, "interpolate", 3, 20.0),  # AKI's donor rows on 3-D experts
+    (
+        "mixtral",
+        False,
+        True,
+        True,
+        "aki",
+        {"hidden_size": 64},
+        "interpolate",
+        3,
+        20.0,
+    ),  # AKI's donor rows on 3-D experts
     ("gemma2", False, True, True, "net2net", {"hidden_size": 48}, "identity", 2, None),
     ("gemma2", False, False, True, "zero", {"hidden_size": 48}, "identity", 2, 0.0),
     ("gemma3_text", False, True, True, "clone", {}, "stack", 4, None),
@@ -164,15 +201,18 @@ of 2 of both, so a broken operator (or one that turned exact by accident) fails.
 def _case_id(case) -> str:
     family, base, tied, gqa, width, sizes, depth, layers, noise = case
     size = ",".join(f"{k.split('_')[0]}{v}" for k, v in sizes.items())
-    return (f"{family}{'-base' if base else ''}-{'tied' if tied else 'untied'}-{'gqa' if gqa else 'mha'}-"
-            f"{width}[{size}]-{depth}{layers}-{'clean' if noise is None else f'noise{noise:g}dB'}")
+    return (
+        f"{family}{'-base' if base else ''}-{'tied' if tied else 'untied'}-{'gqa' if gqa else 'mha'}-"
+        f"{width}[{size}]-{depth}{layers}-{'clean' if noise is None else f'noise{noise:g}dB'}"
+    )
 
 
 def _grow_case(tmp_path, case):
     family, base, tied, gqa, width, sizes, depth, layers, noise = case
     tiny_model(family, tied=tied, gqa=gqa, base=base).save_pretrained(tmp_path / "src")
-    report = grow_folder(tmp_path / "src", tmp_path / "out", width=width, depth=depth, num_layers=layers,
-                         noise_db=noise, seed=1, **sizes)
+    report = grow_folder(
+        tmp_path / "src", tmp_path / "out", width=width, depth=depth, num_layers=layers, noise_db=noise, seed=1, **sizes
+    )
     saved = json.loads((tmp_path / "out" / "growth.json").read_text())
     assert saved["report"]["comparisons"] == report.to_dict()["comparisons"]
     assert {c.model for c in report.comparisons} == {"in-memory", "reloaded"}
@@ -205,11 +245,19 @@ def test_inexact_operators_report_the_measured_deviation(tmp_path, case):
 
 # (family, transformers config fields, width sizes, layers): forward-pass quirks that growth must keep
 QUIRKS = [
-    ("phi3", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}},
-     {"hidden_size": 64}, 4),
+    (
+        "phi3",
+        {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}},
+        {"hidden_size": 64},
+        4,
+    ),
     ("gpt_neox", {"use_parallel_residual": False}, {"hidden_size": 64}, 4),
-    ("gpt_neox", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}},
-     {"hidden_size": 96}, 3),
+    (
+        "gpt_neox",
+        {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}},
+        {"hidden_size": 96},
+        3,
+    ),
 ]
 
 

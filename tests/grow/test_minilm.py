@@ -44,7 +44,11 @@ def test_width_and_depth_reports_the_post_norm_deviation(source, tmp_path):
     assert all(1e-4 < d < 20 for d in deviations)
     config = AutoConfig.from_pretrained(tmp_path / "out")
     assert (config.hidden_size, config.intermediate_size, config.num_attention_heads, config.num_hidden_layers) == (
-        768, 3072, 24, 12)
+        768,
+        3072,
+        24,
+        12,
+    )
     assert (tmp_path / "out" / "tokenizer.json").is_file()
     saved = json.loads((tmp_path / "out" / "growth.json").read_text())["report"]
     assert saved["max_deviation"] == pytest.approx(report.max_deviation)

@@ -8,25 +8,36 @@ import sys
 import pytest
 import torch
 from pydantic import ValidationError
+from tiny_models import tiny_model
 
 from kinherit.errors import KinheritError
 from kinherit.grow import GrowthOptions, grow, make_plan
 from kinherit.grow.command import add_parser
-from tiny_models import tiny_model
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"widht": "clone"}, "unknown growth option 'widht' (did you mean 'width'?)"),
-    ({"width": "clon"}, "growth option width: unknown width operator 'clon'; choose one of clone, net2net, zero, aki "
-                        "(did you mean 'clone'?)"),
-    ({"depth": "stak"}, "unknown depth operator 'stak'; choose one of identity, stack, interpolate (did you mean 'stack'?)"),
-    ({"router": "orthogonl", "num_experts": 4}, "unknown router init 'orthogonl'; choose one of zero, random, orthogonal "
-                                                "(did you mean 'orthogonal'?)"),
-    ({"noise_db": float("inf")}, "--noise-db must be a number, got inf"),
-    ({"router": "zero"}, "need --num-experts"),
-    ({"num_experts": 4, "experts_per_token": 5}, "--experts-per-token must be between 1 and --num-experts 4"),
-    ({"seed": "one"}, "growth option seed: Input should be a valid integer"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"widht": "clone"}, "unknown growth option 'widht' (did you mean 'width'?)"),
+        (
+            {"width": "clon"},
+            "growth option width: unknown width operator 'clon'; choose one of clone, net2net, zero, aki "
+            "(did you mean 'clone'?)",
+        ),
+        (
+            {"depth": "stak"},
+            "unknown depth operator 'stak'; choose one of identity, stack, interpolate (did you mean 'stack'?)",
+        ),
+        (
+            {"router": "orthogonl", "num_experts": 4},
+            "unknown router init 'orthogonl'; choose one of zero, random, orthogonal (did you mean 'orthogonal'?)",
+        ),
+        ({"noise_db": float("inf")}, "--noise-db must be a number, got inf"),
+        ({"router": "zero"}, "need --num-experts"),
+        ({"num_experts": 4, "experts_per_token": 5}, "--experts-per-token must be between 1 and --num-experts 4"),
+        ({"seed": "one"}, "growth option seed: Input should be a valid integer"),
+    ],
+)
 def test_bad_options_are_one_line_errors_naming_the_option(options, message):
     with pytest.raises(KinheritError, match="^[^\n]*$") as caught:
         GrowthOptions.of(options)

@@ -7,17 +7,25 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_models import tiny_model
 
 from kinherit.grow import assemble_grown_model, grow, grow_folder, grow_map, load_plan, replay
 from kinherit.grow.verify import Verifier
-from tiny_models import tiny_model
 
 
 def test_replay_reproduces_the_saved_weights(tmp_path):
     source = tiny_model("llama", gqa=True)
     source.save_pretrained(tmp_path / "src")
-    grow_folder(tmp_path / "src", tmp_path / "out", width="net2net", hidden_size=64, intermediate_size=100,
-                num_layers=3, noise_db=20.0, seed=3)
+    grow_folder(
+        tmp_path / "src",
+        tmp_path / "out",
+        width="net2net",
+        hidden_size=64,
+        intermediate_size=100,
+        num_layers=3,
+        noise_db=20.0,
+        seed=3,
+    )
     saved = load_file(tmp_path / "out" / "model.safetensors")
     replayed = replay(tmp_path / "out" / "growth.json", source)
     assert set(saved) <= set(replayed)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from kinherit.grow import grow
 from kinherit.grow.sources import TensorSource, tensor_sources
 from kinherit.grow.surgery import grow_state
-from tiny_models import tiny_model
 
 
 def _rebuild(entry: TensorSource, state: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -41,7 +41,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("family", "options", "tied"), CASES, ids=[f"{c[0]}-{c[1].get('width', 'clone')}" for c in CASES])
+@pytest.mark.parametrize(
+    ("family", "options", "tied"), CASES, ids=[f"{c[0]}-{c[1].get('width', 'clone')}" for c in CASES]
+)
 def test_axis_maps_reproduce_the_linear_growth(family, options, tied):
     source = tiny_model(family, tied=tied, gqa=family != "gpt_neox")
     growth = grow(source, noise_db=None, verify=False, **options)
@@ -58,7 +60,12 @@ def test_layers_and_spaces_are_named():
     sources = tensor_sources(growth.plan)
     new = sources["model.layers.1.self_attn.o_proj.weight"]
     assert (new.source, new.layer, new.source_layer, new.new_layer, new.zeroed) == (
-        "model.layers.0.self_attn.o_proj.weight", 1, 0, True, True)
+        "model.layers.0.self_attn.o_proj.weight",
+        1,
+        0,
+        True,
+        True,
+    )
     q = sources["model.layers.2.self_attn.q_proj.weight"]  # (q, hidden): out then in
     assert (q.source, q.new_layer, q.zeroed) == ("model.layers.1.self_attn.q_proj.weight", False, False)
     assert [(a.kind, a.divides, a.map.old, a.map.new) for a in q.axes] == [("out", False, 32, 64), ("in", True, 32, 64)]

@@ -18,10 +18,12 @@ from kinherit.grow.offload import stored_names
 from kinherit.grow.shards import FolderTensors, ShardWriter, read_header
 from kinherit.hf_folder import load_architecture, read_config
 
-CASES = [("llama", False, torch.float32, {"hidden_size": 64, "num_layers": 3}),
-         ("llama", True, torch.bfloat16, {"hidden_size": 64, "num_layers": 3}),
-         ("gpt2", True, torch.float32, {"hidden_size": 64, "num_layers": 3, "width": "net2net"}),
-         ("bert", True, torch.bfloat16, {"hidden_size": 64})]
+CASES = [
+    ("llama", False, torch.float32, {"hidden_size": 64, "num_layers": 3}),
+    ("llama", True, torch.bfloat16, {"hidden_size": 64, "num_layers": 3}),
+    ("gpt2", True, torch.float32, {"hidden_size": 64, "num_layers": 3, "width": "net2net"}),
+    ("bert", True, torch.bfloat16, {"hidden_size": 64}),
+]
 
 
 def _weights(folder: Path) -> FolderTensors:
@@ -46,8 +48,9 @@ def test_streamed_weights_are_the_in_memory_ones(tmp_path: Path, family, tied, d
     index = json.loads((tmp_path / "streamed" / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     headers = [read_header(tmp_path / "streamed" / s)[1] for s in shards]
-    sizes = [(sum(e["data_offsets"][1] - e["data_offsets"][0] for e in header.values()), len(header))
-             for header in headers]
+    sizes = [
+        (sum(e["data_offsets"][1] - e["data_offsets"][0] for e in header.values()), len(header)) for header in headers
+    ]
     assert len(shards) > 1 and all(size <= 30_000 or count == 1 for size, count in sizes)  # a larger tensor: alone
     assert streamed.passed and streamed.comparisons[0].model == "streamed"
     if dtype == torch.float32:  # the same weights and the same computation: the same deviation
@@ -81,14 +84,22 @@ def test_bf16_without_noise_is_exact_and_with_noise_within_the_rounding(tmp_path
 
 
 def test_shard_writer_round_trips(tmp_path: Path):
-    tensors = {"a": torch.randn(3, 5), "b": torch.randn(7).to(torch.bfloat16), "empty": torch.zeros(0, 4),
-               "ids": torch.arange(6, dtype=torch.int64).reshape(2, 3), "scalar": torch.tensor(2.5)}
+    tensors = {
+        "a": torch.randn(3, 5),
+        "b": torch.randn(7).to(torch.bfloat16),
+        "empty": torch.zeros(0, 4),
+        "ids": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+        "scalar": torch.tensor(2.5),
+    }
     writer = ShardWriter(tmp_path, max_shard_bytes=64)
     for key, x in tensors.items():
         writer.add(key, x)
     names = writer.finish()
-    assert names == ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
-                     "model-00003-of-00003.safetensors"]
+    assert names == [
+        "model-00001-of-00003.safetensors",
+        "model-00002-of-00003.safetensors",
+        "model-00003-of-00003.safetensors",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "model.safetensors.index.json"])
     loaded = {k: v for name in names for k, v in load_file(tmp_path / name).items()}  # the reference reader
     read = FolderTensors(tmp_path)
@@ -121,10 +132,28 @@ def test_the_memory_bench_runs_at_tiny_size(tmp_path: Path):
     import sys
 
     root = Path(__file__).parent.parent.parent
-    done = subprocess.run([sys.executable, "-m", "bench.grow_stream", "--hidden", "256", "--layers", "1",
-                           "--target-layers", "2", "--vocab", "500", "--dir", str(tmp_path)], cwd=root,
-                          capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.grow_stream",
+            "--hidden",
+            "256",
+            "--layers",
+            "1",
+            "--target-layers",
+            "2",
+            "--vocab",
+            "500",
+            "--dir",
+            str(tmp_path),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "peak RSS" in done.stdout and "passed True" in done.stdout
     assert list(tmp_path.iterdir()) == []  # both folders deleted

@@ -4,8 +4,8 @@ Rows: every registered family. "Trains" lists what `tests/arch/test_registry_wal
 family (pre-train from config, KI, recycling's head map where transformers has a sequence classifier, FLOPs
 hand count). "Upcycles to" lists the exact dense → MoE upcyclings of `test_upcycle.py`. "Exact" and "Not exact" list
 the growth cases of `test_matrix.py`: EXACT rows are asserted ≤ 1e-5 (in memory and reloaded), INEXACT
-rows are asserted to report their measured deviation and KL within a factor of 2 (`test_matrix.MEASURED`). Regenerate with KINHERIT_REGEN_README=1 after changing
-either list or the registry.
+rows are asserted to report their measured deviation and KL within a factor of 2 (`test_matrix.MEASURED`). Regenerate
+with KINHERIT_REGEN_README=1 after changing either list or the registry.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from kinherit.arch import FAMILIES
 from test_matrix import EXACT, INEXACT
 from test_upcycle import TARGETS as UPCYCLED
+
+from kinherit.arch import FAMILIES
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "arch"))
 import test_registry_walk as walk  # noqa: E402
@@ -51,14 +52,17 @@ def walked(test) -> set[str]:
 
 
 def trains(name: str) -> str:
-    """"yes" when the registry walk pre-trains, teaches (KI) and hand-counts the FLOPs of the family."""
-    checked = (name in walked(walk.test_pretrains_grows_and_inherits) and name in walked(walk.test_flops_match_a_hand_count)
-               and name in walk.HAND_MATMUL_PARAMS)
+    """`"yes"` when the registry walk pre-trains, teaches (KI) and hand-counts the FLOPs of the family."""
+    checked = (
+        name in walked(walk.test_pretrains_grows_and_inherits)
+        and name in walked(walk.test_flops_match_a_hand_count)
+        and name in walk.HAND_MATMUL_PARAMS
+    )
     return "yes" if checked else "no"
 
 
 def recycles(name: str) -> str:
-    """"yes" when the walk maps the family's classification head through growth (it needs a classifier)."""
+    """`"yes"` when the walk maps the family's classification head through growth (it needs a classifier)."""
     if not FAMILIES[name].classifier:
         return "no (transformers has no sequence classifier)"
     return "yes" if name in walked(walk.test_classifier_head_maps_through_growth) else "no"
@@ -66,7 +70,8 @@ def recycles(name: str) -> str:
 
 def support_table() -> str:
     lines = [
-        "| family | task | pre-train, KI, FLOPs | recycle | upcycles to (exact) | exact growth (≤ 1e-5, asserted) | not exact (deviation reported) |",
+        "| family | task | pre-train, KI, FLOPs | recycle | upcycles to (exact) | exact growth (≤ 1e-5, asserted) "
+        "| not exact (deviation reported) |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in sorted(FAMILIES):
@@ -74,8 +79,10 @@ def support_table() -> str:
         exact = [c for c in EXACT if c[0] == name]
         inexact = [c for c in INEXACT if c[0] == name]
         upcycle = f"`{UPCYCLED[name]}`" if name in UPCYCLED else "–"
-        lines.append(f"| {name} | {family.task} LM | {trains(name)} | {recycles(name)} | {upcycle} | {_cell(exact)} "
-                     f"| {_cell(inexact)} |")
+        lines.append(
+            f"| {name} | {family.task} LM | {trains(name)} | {recycles(name)} | {upcycle} | {_cell(exact)} "
+            f"| {_cell(inexact)} |"
+        )
     return "\n".join(lines)
 
 

@@ -6,15 +6,19 @@ import json
 
 import pytest
 import torch
+from test_divergence import _train
+from tiny_models import VOCAB, tiny_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 from kinherit.errors import KinheritError
 from kinherit.grow import copy_divergence, grow, grow_folder, grow_map, load_plan, replay
-from test_divergence import _train
-from tiny_models import VOCAB, tiny_model
 
-TARGETS = {"llama": "MixtralForCausalLM", "mistral": "MixtralForCausalLM", "qwen2": "Qwen2MoeForCausalLM",
-           "qwen3": "Qwen3MoeForCausalLM"}
+TARGETS = {
+    "llama": "MixtralForCausalLM",
+    "mistral": "MixtralForCausalLM",
+    "qwen2": "Qwen2MoeForCausalLM",
+    "qwen3": "Qwen3MoeForCausalLM",
+}
 
 
 def test_every_family_with_an_upcycling_target_is_tested():
@@ -32,11 +36,15 @@ def _ids() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("family", sorted(TARGETS))
-@pytest.mark.parametrize(("sizes", "tied", "router"), [
-    ({}, True, "random"),
-    ({"hidden_size": 64, "num_layers": 4}, False, "orthogonal"),  # 2x width (GQA kept) + 2x depth, untied
-    ({"intermediate_size": 96}, True, "zero"),
-], ids=["same-size", "2x-width-2x-depth", "ffn-1.5x"])
+@pytest.mark.parametrize(
+    ("sizes", "tied", "router"),
+    [
+        ({}, True, "random"),
+        ({"hidden_size": 64, "num_layers": 4}, False, "orthogonal"),  # 2x width (GQA kept) + 2x depth, untied
+        ({"intermediate_size": 96}, True, "zero"),
+    ],
+    ids=["same-size", "2x-width-2x-depth", "ffn-1.5x"],
+)
 def test_upcycling_is_exact_in_memory_and_reloaded(save_tiny, tmp_path, family, sizes, tied, router):
     src = save_tiny(family, tied=tied, gqa=True)
     width = {"width": "net2net"} if "intermediate_size" in sizes else {}
@@ -94,7 +102,9 @@ def test_orthogonal_router_rows_are_orthogonal_with_the_random_row_norm():
 
 def test_expert_noise_is_reported_not_claimed_exact(save_tiny, tmp_path):
     """No noise on expert copies cancels for every top-k subset: --expert-noise-db is a measured deviation."""
-    report = grow_folder(save_tiny("llama"), tmp_path / "noisy", num_experts=4, experts_per_token=2, expert_noise_db=20.0)
+    report = grow_folder(
+        save_tiny("llama"), tmp_path / "noisy", num_experts=4, experts_per_token=2, expert_noise_db=20.0
+    )
     assert not report.exact_claimed and report.passed  # reported, and the folder is written
     assert 1e-4 < report.max_deviation < 1.0
     plan = load_plan(tmp_path / "noisy")
@@ -104,8 +114,9 @@ def test_expert_noise_is_reported_not_claimed_exact(save_tiny, tmp_path):
     assert (experts[0] - experts[1]).abs().max() > 0  # the copies differ from the start
 
 
-@pytest.mark.parametrize(("family", "sizes", "drop"), [("llama", {"hidden_size": 64, "num_layers": 4}, 0.0),
-                                                       ("qwen2", {}, 0.25)])
+@pytest.mark.parametrize(
+    ("family", "sizes", "drop"), [("llama", {"hidden_size": 64, "num_layers": 4}, 0.0), ("qwen2", {}, 0.25)]
+)
 def test_grow_map_is_linear_through_upcycling(family, sizes, drop):
     """grow(A + D) = grow(A) + grow_map(D): the router init, the noise and drop-upcycling's fresh units are additive
     terms outside G (G zeroes the dropped units: W' = M⊙W + (1−M)⊙R)."""
@@ -143,13 +154,19 @@ def test_plan_round_trips_through_growth_json(save_tiny, tmp_path):
         torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--num-experts", "4", "--experts-per-token", "5"], "--experts-per-token must be between 1 and --num-experts 4"),
-    (["--num-experts", "1"], "--num-experts must be at least 2"),
-    (["--experts-per-token", "2"], "need --num-experts"),
-    (["--router", "zero"], "need --num-experts"),
-    (["--num-experts", "4", "--drop-upcycling", "1.5"], "--drop-upcycling must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--num-experts", "4", "--experts-per-token", "5"],
+            "--experts-per-token must be between 1 and --num-experts 4",
+        ),
+        (["--num-experts", "1"], "--num-experts must be at least 2"),
+        (["--experts-per-token", "2"], "need --num-experts"),
+        (["--router", "zero"], "need --num-experts"),
+        (["--num-experts", "4", "--drop-upcycling", "1.5"], "--drop-upcycling must be in [0, 1)"),
+    ],
+)
 def test_bad_upcycling_options_are_one_line_errors(save_tiny, tmp_path, kinherit_main, capsys, args, message):
     code = kinherit_main(["grow", str(save_tiny("llama")), str(tmp_path / "out"), *args])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("kinherit")]
@@ -160,19 +177,48 @@ def test_bad_upcycling_options_are_one_line_errors(save_tiny, tmp_path, kinherit
 def test_families_without_a_moe_target_or_with_mlp_biases_are_refused(save_tiny, tmp_path, kinherit_main, capsys):
     code = kinherit_main(["grow", str(save_tiny("gpt2")), str(tmp_path / "out"), "--num-experts", "4"])
     assert code == 2 and "unknown upcycling source family 'gpt2'" in capsys.readouterr().err
-    biased = tiny_model("llama", config=LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=VOCAB, mlp_bias=True))
+    biased = tiny_model(
+        "llama",
+        config=LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            vocab_size=VOCAB,
+            mlp_bias=True,
+        ),
+    )
     with pytest.raises(KinheritError, match="experts of the target have no MLP biases"):
         grow(biased, num_experts=4)
-    biased = tiny_model("llama", config=LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=VOCAB, attention_bias=True))
+    biased = tiny_model(
+        "llama",
+        config=LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            vocab_size=VOCAB,
+            attention_bias=True,
+        ),
+    )
     with pytest.raises(KinheritError, match="attention biases into mixtral"):
         grow(biased, num_experts=4)
 
 
 def test_cli_upcycles_a_llama_into_a_mixtral(save_tiny, tmp_path, kinherit_main, capsys):
-    code = kinherit_main(["grow", str(save_tiny("llama")), str(tmp_path / "moe"), "--num-experts", "4",
-                          "--experts-per-token", "2", "--hidden-size", "64"])
+    code = kinherit_main(
+        [
+            "grow",
+            str(save_tiny("llama")),
+            str(tmp_path / "moe"),
+            "--num-experts",
+            "4",
+            "--experts-per-token",
+            "2",
+            "--hidden-size",
+            "64",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "upcycled to MixtralForCausalLM: 4 experts, top-2, router=random" in out and "PASS" in out
 

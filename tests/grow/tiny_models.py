@@ -15,8 +15,15 @@ def registry_config(family: str, *, tied: bool = True, gqa: bool = False, vocab:
     from kinherit.arch import FAMILIES
     from kinherit.config import ModelConfig
 
-    sizes = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64,
-             "num_kv_heads": 2 if gqa else None, "tie_word_embeddings": tied, **overrides}
+    sizes = {
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 4,
+        "intermediate_size": 64,
+        "num_kv_heads": 2 if gqa else None,
+        "tie_word_embeddings": tied,
+        **overrides,
+    }
     config = FAMILIES[family].build_config(ModelConfig(family=family, **sizes), vocab, 64)
     for key, value in FAMILIES[family].tiny_fields:
         setattr(config, key, value)
@@ -29,31 +36,65 @@ def tiny_config(family: str, *, tied: bool = True, gqa: bool = False):
         return registry_config(family, tied=tied, gqa=gqa)
     common = dict(vocab_size=VOCAB, tie_word_embeddings=tied)
     if family == "gpt2":
-        return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0,
-                                       eos_token_id=0, **common)
+        return transformers.GPT2Config(
+            n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0, eos_token_id=0, **common
+        )
     if family in ("llama", "mistral", "qwen2"):
-        cls = {"llama": transformers.LlamaConfig, "mistral": transformers.MistralConfig,
-               "qwen2": transformers.Qwen2Config}[family]
-        return cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2 if gqa else 4, max_position_embeddings=64, **common)
+        cls = {
+            "llama": transformers.LlamaConfig,
+            "mistral": transformers.MistralConfig,
+            "qwen2": transformers.Qwen2Config,
+        }[family]
+        return cls(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2 if gqa else 4,
+            max_position_embeddings=64,
+            **common,
+        )
     cls = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig}[family]
-    return cls(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-               max_position_embeddings=40, **common)
+    return cls(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=40,
+        **common,
+    )
 
 
-ARCH = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
-        "qwen2": "Qwen2ForCausalLM", "bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
-BASE = {"gpt2": "GPT2Model", "llama": "LlamaModel", "mistral": "MistralModel", "qwen2": "Qwen2Model",
-        "bert": "BertModel", "roberta": "RobertaModel"}
+ARCH = {
+    "gpt2": "GPT2LMHeadModel",
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "bert": "BertForMaskedLM",
+    "roberta": "RobertaForMaskedLM",
+}
+BASE = {
+    "gpt2": "GPT2Model",
+    "llama": "LlamaModel",
+    "mistral": "MistralModel",
+    "qwen2": "Qwen2Model",
+    "bert": "BertModel",
+    "roberta": "RobertaModel",
+}
 
 
 def tiny_model(family: str, *, tied: bool = True, gqa: bool = False, base: bool = False, seed: int = 0, config=None):
-    """A randomized tiny model (of `config`, default `tiny_config`); `base=True` gives the bare body (e.g. BertModel)."""
+    """A randomized tiny model (of `config`, default `tiny_config`); `base=True` gives the bare body (e.g.
+    BertModel)."""
     from kinherit.arch import FAMILIES
 
     torch.manual_seed(seed)
     record = FAMILIES[family]
-    arch = (BASE.get(family) or record.heads[0].architecture) if base else (ARCH.get(family) or record.lm_head.architecture)
+    arch = (
+        (BASE.get(family) or record.heads[0].architecture)
+        if base
+        else (ARCH.get(family) or record.lm_head.architecture)
+    )
     model = getattr(transformers, arch)(config or tiny_config(family, tied=tied, gqa=gqa))
     return randomize(model)
 

@@ -17,9 +17,13 @@ TEACHER_STEPS = 80
 STUDENT = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128}
 
 
-def student_run(out: Path, cache: Path, teacher: dict[str, Any] | None = None, family: str = "llama", **train: Any) -> dict[str, Any]:
+def student_run(
+    out: Path, cache: Path, teacher: dict[str, Any] | None = None, family: str = "llama", **train: Any
+) -> dict[str, Any]:
     """A student twice the teacher's width; `teacher` is the config's teacher section (None: self-learning)."""
-    config = _tiny_run(Path(out), cache, family, **{"max_steps": 20, "eval_steps": 20, "save_steps": 20, "logging_steps": 1, **train})
+    config = _tiny_run(
+        Path(out), cache, family, **{"max_steps": 20, "eval_steps": 20, "save_steps": 20, "logging_steps": 1, **train}
+    )
     config["model"].update(STUDENT)
     if teacher is not None:
         config["teacher"] = teacher
@@ -30,8 +34,15 @@ def student_run(out: Path, cache: Path, teacher: dict[str, Any] | None = None, f
 def teacher_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     """A tiny llama trained long enough to beat a fresh student's first steps."""
     out = tmp_path_factory.mktemp("ki") / "teacher"
-    config = _tiny_run(out, cache_dir, "llama", max_steps=TEACHER_STEPS, eval_steps=TEACHER_STEPS,
-                       save_steps=TEACHER_STEPS, logging_steps=TEACHER_STEPS)
+    config = _tiny_run(
+        out,
+        cache_dir,
+        "llama",
+        max_steps=TEACHER_STEPS,
+        eval_steps=TEACHER_STEPS,
+        save_steps=TEACHER_STEPS,
+        logging_steps=TEACHER_STEPS,
+    )
     return pretrain(validate_config(config)).model_dir
 
 

@@ -7,11 +7,11 @@ import torch
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
+from kinherit.hf_folder import load_lm
 from kinherit.kd.losses import lm_loss
 from kinherit.kd.schedules import CAUGHT_UP, GAP_MARGIN, AutoStop, gap_weight
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
-from kinherit.hf_folder import load_lm
 from kinherit.train.pretrain import pretrain
 from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run
@@ -24,8 +24,9 @@ EVAL_BATCH = 32
 def weak_teacher(tmp_path_factory, cache_dir):
     """A teacher trained 3 steps: a fresh, twice-as-wide student catches up with it within a few steps."""
     out = tmp_path_factory.mktemp("auto") / "teacher"
-    return pretrain(validate_config(_tiny_run(out, cache_dir, "llama", max_steps=3, eval_steps=3, save_steps=3,
-                                              logging_steps=3))).model_dir
+    return pretrain(
+        validate_config(_tiny_run(out, cache_dir, "llama", max_steps=3, eval_steps=3, save_steps=3, logging_steps=3))
+    ).model_dir
 
 
 def _events(out):
@@ -37,8 +38,14 @@ def _evals(out):
 
 
 def _config(out, cache_dir, teacher, **train):
-    return validate_config(student_run(out, cache_dir, {"path": str(teacher), "schedule": "auto", "steps": 1.0},
-                                       **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train}))
+    return validate_config(
+        student_run(
+            out,
+            cache_dir,
+            {"path": str(teacher), "schedule": "auto", "steps": 1.0},
+            **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train},
+        )
+    )
 
 
 def _teacher_val_flops(teacher, out):
@@ -92,8 +99,9 @@ def test_a_student_within_float_noise_of_its_teacher_has_caught_up():
 
 
 @pytest.mark.parametrize("last_bits", [0.0, 6e-7], ids=["same-sums", "sums-differ-in-the-last-bits"])
-def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, cache_dir, weak_teacher, teacher_calls,
-                                                                     monkeypatch, last_bits):
+def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(
+    tmp_path, cache_dir, weak_teacher, teacher_calls, monkeypatch, last_bits
+):
     """Right after an exact growth the student *is* the teacher: at the step-0 evaluation both validation losses
     are equal, so inheritance stops before the first step; grown + KI then costs one teacher pass over the
     validation split and changes nothing else. Also where the teacher's loss comes out a few ulps lower than the
@@ -108,8 +116,15 @@ def test_a_student_as_good_as_its_teacher_learns_from_the_data_alone(tmp_path, c
         return self.loss
 
     monkeypatch.setattr(TeacherValidation, "measure", lower)
-    raw = student_run(tmp_path / "same", cache_dir, {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
-                      max_steps=6, eval_steps=6, save_steps=6, logging_steps=2)
+    raw = student_run(
+        tmp_path / "same",
+        cache_dir,
+        {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
+        max_steps=6,
+        eval_steps=6,
+        save_steps=6,
+        logging_steps=2,
+    )
     raw["model"] = {"from": str(weak_teacher)}
     raw["data"]["tokenizer"] = {"path": str(weak_teacher)}
     pretrain(validate_config(raw))
@@ -189,7 +204,18 @@ def test_resume_restores_the_switch_and_the_gap(tmp_path, cache_dir, weak_teache
 
 def test_auto_needs_an_online_teacher_and_max_steps(tmp_path, cache_dir, weak_teacher):
     with pytest.raises(KinheritError, match="teacher.schedule: auto .* set teacher.path, not teacher.cache"):
-        validate_config(student_run(tmp_path / "c", cache_dir, {"cache": str(tmp_path), "schedule": "auto", "steps": 1.0}))
+        validate_config(
+            student_run(tmp_path / "c", cache_dir, {"cache": str(tmp_path), "schedule": "auto", "steps": 1.0})
+        )
     with pytest.raises(KinheritError, match="needs train.max_steps"):
-        pretrain(validate_config(student_run(tmp_path / "e", cache_dir, {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
-                                             max_steps=-1, num_train_epochs=1)))
+        pretrain(
+            validate_config(
+                student_run(
+                    tmp_path / "e",
+                    cache_dir,
+                    {"path": str(weak_teacher), "schedule": "auto", "steps": 1.0},
+                    max_steps=-1,
+                    num_train_epochs=1,
+                )
+            )
+        )

@@ -11,10 +11,10 @@ from kinherit.cli import main
 from kinherit.config import validate_config
 from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
-from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
-from kinherit.kd.losses import TopK, kd_loss
-from kinherit.inherit.teacher import TeacherSpec
 from kinherit.hf_folder import load_lm
+from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
+from kinherit.inherit.teacher import TeacherSpec
+from kinherit.kd.losses import TopK, kd_loss
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
@@ -30,7 +30,22 @@ def cache(tmp_path_factory, cache_dir, teacher_dir):
     root = tmp_path_factory.mktemp("cache")
     (root / "run.yaml").write_text(yaml.safe_dump(student_run(root / "unused", cache_dir)))
     out = root / "teacher-cache"
-    assert main(["cache-teacher", "--teacher", str(teacher_dir), "--config", str(root / "run.yaml"), "--top-k", str(K), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "cache-teacher",
+                "--teacher",
+                str(teacher_dir),
+                "--config",
+                str(root / "run.yaml"),
+                "--top-k",
+                str(K),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -56,8 +71,16 @@ def test_cache_layout_and_rows_match_the_online_teacher(cache, cache_dir, teache
     assert abs(a - b) <= TOLERANCE * a
 
 
-def test_cached_ki_equals_online_top_k_ki_without_loading_a_teacher(tmp_path, cache, cache_dir, teacher_dir, monkeypatch):
-    online = student_run(tmp_path / "online", cache_dir, {"path": str(teacher_dir), "schedule": "linear", "steps": 4, "top_k": K}, max_steps=5, eval_steps=5)
+def test_cached_ki_equals_online_top_k_ki_without_loading_a_teacher(
+    tmp_path, cache, cache_dir, teacher_dir, monkeypatch
+):
+    online = student_run(
+        tmp_path / "online",
+        cache_dir,
+        {"path": str(teacher_dir), "schedule": "linear", "steps": 4, "top_k": K},
+        max_steps=5,
+        eval_steps=5,
+    )
     pretrain(validate_config(online))
     monkeypatch.setattr(TeacherSpec, "load", lambda self: pytest.fail("a cached run must not load the teacher"))
     cached = student_run(tmp_path / "cached", cache_dir, {"cache": str(cache), "steps": 4}, max_steps=5, eval_steps=5)
@@ -74,7 +97,14 @@ def test_cached_ki_equals_online_top_k_ki_without_loading_a_teacher(tmp_path, ca
 
 
 def test_one_cache_serves_another_student_and_rejects_other_data(tmp_path, cache, cache_dir, capsys):
-    other = student_run(tmp_path / "gpt2", cache_dir, {"cache": str(cache), "steps": 2, "top_k": 4}, family="gpt2", max_steps=2, eval_steps=2)
+    other = student_run(
+        tmp_path / "gpt2",
+        cache_dir,
+        {"cache": str(cache), "steps": 2, "top_k": 4},
+        family="gpt2",
+        max_steps=2,
+        eval_steps=2,
+    )
     pretrain(validate_config(other))
     assert [("kd_loss" in e) for e in read_metrics(tmp_path / "gpt2" / "metrics.jsonl") if "loss" in e] == [True, True]
 
@@ -84,7 +114,11 @@ def test_one_cache_serves_another_student_and_rejects_other_data(tmp_path, cache
     capsys.readouterr()
     assert main(["pretrain", "--config", str(tmp_path / "wrong.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("kinherit pretrain: error: teacher.cache") and "built for different data" in err and "fingerprint mismatch" in err
+    assert (
+        err.startswith("kinherit pretrain: error: teacher.cache")
+        and "built for different data" in err
+        and "fingerprint mismatch" in err
+    )
     assert main(["pretrain", "--config", str(tmp_path / "wrong.yaml"), "--data.seq_len=32", "--teacher.top_k=11"]) == 2
     assert "teacher.top_k 11 exceeds the 10 tokens stored" in capsys.readouterr().err
     assert not np.isnan(np.memmap(cache / "log_probs.bin", dtype=np.float16, mode="r")[:1000].astype(np.float32)).any()

@@ -46,7 +46,9 @@ def test_padding_adds_nothing_to_any_kd_loss(loss):
     rows, row_grads = [], []
     for b, t in np.ndindex(2, 6):
         k, s = int(counts[b, t]), student[b, t][None]
-        rows.append(kd_loss(s, TopK(top.log_probs[b, t, :k][None].double(), top.indices[b, t, :k][None]), 2.0, loss=loss))
+        rows.append(
+            kd_loss(s, TopK(top.log_probs[b, t, :k][None].double(), top.indices[b, t, :k][None]), 2.0, loss=loss)
+        )
         row_grads.append(torch.autograd.grad(rows[-1], s)[0][0] / 12)
     torch.testing.assert_close(padded, torch.stack(rows).mean(), rtol=1e-12, atol=0)
     torch.testing.assert_close(grad, torch.stack(row_grads).view(2, 6, 50), rtol=1e-10, atol=1e-15)
@@ -112,7 +114,9 @@ def test_top_p_cache_rows_are_the_teachers_nucleus_and_smaller(top_p_cache, cach
 
 
 def test_ki_from_a_top_p_cache(tmp_path, top_p_cache, cache_dir):
-    run = student_run(tmp_path / "student", cache_dir, {"cache": str(top_p_cache), "steps": 3}, max_steps=3, eval_steps=3)
+    run = student_run(
+        tmp_path / "student", cache_dir, {"cache": str(top_p_cache), "steps": 3}, max_steps=3, eval_steps=3
+    )
     pretrain(validate_config(run))
     train = [e for e in read_metrics(tmp_path / "student" / "metrics.jsonl") if "loss" in e]
     assert all(np.isfinite(e["kd_loss"]) and e["kd_loss"] > 0 for e in train) and len(train) == 3

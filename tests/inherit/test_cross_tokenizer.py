@@ -9,9 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-
 import torch
+import yaml
 
 from kinherit.cli import main
 from kinherit.config import load_config, validate_config
@@ -19,8 +18,8 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.hf_folder import load_lm
-from kinherit.kd.alignment import Aligner
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks
+from kinherit.kd.alignment import Aligner
 from kinherit.kd.schedules import GAP_MARGIN
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
@@ -29,14 +28,24 @@ from tests.conftest import CrashAt, _tiny_run
 from tests.inherit.conftest import student_run
 
 TIMING = ("tokens_per_s", "time_s")
-SEQUENCES_PER_STEP, TEACHER_LEN = 8, 64  # 2·seq_len teacher tokens per block (the teacher holds 2048 positions, more than that)
+SEQUENCES_PER_STEP, TEACHER_LEN = (
+    8,
+    64,
+)  # 2·seq_len teacher tokens per block (the teacher holds 2048 positions, more than that)
 
 
 @pytest.fixture(scope="module")
 def other_teacher(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     """A tiny llama trained with a 400-token BPE (the students use 512)."""
-    config = _tiny_run(tmp_path_factory.mktemp("xtok") / "teacher", cache_dir, "llama", max_steps=40, eval_steps=40,
-                       save_steps=40, logging_steps=40)
+    config = _tiny_run(
+        tmp_path_factory.mktemp("xtok") / "teacher",
+        cache_dir,
+        "llama",
+        max_steps=40,
+        eval_steps=40,
+        save_steps=40,
+        logging_steps=40,
+    )
     config["data"]["tokenizer"]["train_vocab_size"] = 400
     return pretrain(validate_config(config)).model_dir
 
@@ -46,16 +55,50 @@ def _train_events(out: Path) -> list[dict]:
 
 
 def test_cli_online_and_cached_agree_and_count_the_teacher_on_its_tokens(tmp_path, cache_dir, other_teacher):
-    teacher = {"path": str(other_teacher), "cross_tokenizer": "shared_prefix", "schedule": "linear", "steps": 4, "top_k": 8}
+    teacher = {
+        "path": str(other_teacher),
+        "cross_tokenizer": "shared_prefix",
+        "schedule": "linear",
+        "steps": 4,
+        "top_k": 8,
+    }
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(student_run(tmp_path / "online", cache_dir, teacher, max_steps=6, eval_steps=6)))
     assert main(["pretrain", "--config", str(config)]) == 0
     cache = tmp_path / "cache"
-    assert main(["cache-teacher", "--teacher", str(other_teacher), "--config", str(config), "--cross-tokenizer", "shared_prefix",
-                 "--top-k", "8", "--out", str(cache)]) == 0
+    assert (
+        main(
+            [
+                "cache-teacher",
+                "--teacher",
+                str(other_teacher),
+                "--config",
+                str(config),
+                "--cross-tokenizer",
+                "shared_prefix",
+                "--top-k",
+                "8",
+                "--out",
+                str(cache),
+            ]
+        )
+        == 0
+    )
     meta = json.loads((cache / "meta.json").read_text())
     assert meta["cross_tokenizer"] and meta["targets"] == "bucketed" and meta["teacher_len"] == TEACHER_LEN
-    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", f"--out={tmp_path / 'cached'}"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                str(config),
+                "--teacher.path=null",
+                f"--teacher.cache={cache}",
+                f"--out={tmp_path / 'cached'}",
+            ]
+        )
+        == 0
+    )
 
     online, cached = _train_events(tmp_path / "online"), _train_events(tmp_path / "cached")
     teacher_fwd = flops_per_token(load_lm(other_teacher), TEACHER_LEN).forward
@@ -65,37 +108,96 @@ def test_cli_online_and_cached_agree_and_count_the_teacher_on_its_tokens(tmp_pat
         for key in ("loss", "lm_loss", "kd_loss"):
             if key in a:
                 assert a[key] == pytest.approx(b[key], abs=1e-3), (a["step"], key)  # fp16 storage of the top-K
-        assert a["teacher_flops"] == b["teacher_flops"] == min(a["step"], 4) * SEQUENCES_PER_STEP * TEACHER_LEN * teacher_fwd
+        assert (
+            a["teacher_flops"]
+            == b["teacher_flops"]
+            == min(a["step"], 4) * SEQUENCES_PER_STEP * TEACHER_LEN * teacher_fwd
+        )
     assert online[0]["kd_loss"] > 0
 
 
 def test_caches_of_the_other_kind_are_refused(tmp_path, cache_dir, other_teacher, capsys):
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(student_run(tmp_path / "s", cache_dir, {"path": str(other_teacher), "cross_tokenizer": "alm"},
-                                                 max_steps=2, eval_steps=2)))
+    config.write_text(
+        yaml.safe_dump(
+            student_run(
+                tmp_path / "s",
+                cache_dir,
+                {"path": str(other_teacher), "cross_tokenizer": "alm"},
+                max_steps=2,
+                eval_steps=2,
+            )
+        )
+    )
     cache = tmp_path / "cache"
-    assert main(["cache-teacher", "--teacher", str(other_teacher), "--config", str(config), "--cross-tokenizer", "shared_vocab",
-                 "--top-k", "4", "--out", str(cache)]) == 0
+    assert (
+        main(
+            [
+                "cache-teacher",
+                "--teacher",
+                str(other_teacher),
+                "--config",
+                str(config),
+                "--cross-tokenizer",
+                "shared_vocab",
+                "--top-k",
+                "4",
+                "--out",
+                str(cache),
+            ]
+        )
+        == 0
+    )
     for overrides, message in (
-        (["--teacher.cross_tokenizer=null"], "was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set teacher.cross_tokenizer"),
-        (["--teacher.cross_tokenizer=shared_prefix"], "holds restricted boundary targets, not those of teacher.cross_tokenizer: shared_prefix"),
+        (
+            ["--teacher.cross_tokenizer=null"],
+            "was built for a teacher with another tokenizer (cache-teacher --cross-tokenizer): set "
+            "teacher.cross_tokenizer",
+        ),
+        (
+            ["--teacher.cross_tokenizer=shared_prefix"],
+            "holds restricted boundary targets, not those of teacher.cross_tokenizer: shared_prefix",
+        ),
     ):
         capsys.readouterr()
-        assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", *overrides]) == 2
+        assert (
+            main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", *overrides])
+            == 2
+        )
         assert message in capsys.readouterr().err
-    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}"]) == 0  # alm reads any
+    assert (
+        main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}"]) == 0
+    )  # alm reads any
     meta = json.loads((cache / "meta.json").read_text())
     (cache / "meta.json").write_text(json.dumps({**meta, "format": 1}))  # a cache of kinherit before span_start.bin
     capsys.readouterr()
-    assert main(["pretrain", "--config", str(config), "--teacher.path=null", f"--teacher.cache={cache}", f"--out={tmp_path / 'old'}"]) == 2
-    assert "has format 1, this kinherit reads format 2: rebuild it with kinherit cache-teacher" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                str(config),
+                "--teacher.path=null",
+                f"--teacher.cache={cache}",
+                f"--out={tmp_path / 'old'}",
+            ]
+        )
+        == 2
+    )
+    assert (
+        "has format 1, this kinherit reads format 2: rebuild it with kinherit cache-teacher" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("method", ["alm", "shared_vocab"])
 def test_python_run_resumes_exactly(tmp_path, cache_dir, other_teacher, method):
     teacher = {"path": str(other_teacher), "cross_tokenizer": method, "steps": 6, "temperature": 1.0}
-    straight = pretrain(validate_config(student_run(tmp_path / "straight", cache_dir, teacher, max_steps=8, eval_steps=8, save_steps=2)))
-    crashed = validate_config(student_run(tmp_path / "crashed", cache_dir, teacher, max_steps=8, eval_steps=8, save_steps=2))
+    straight = pretrain(
+        validate_config(student_run(tmp_path / "straight", cache_dir, teacher, max_steps=8, eval_steps=8, save_steps=2))
+    )
+    crashed = validate_config(
+        student_run(tmp_path / "crashed", cache_dir, teacher, max_steps=8, eval_steps=8, save_steps=2)
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         pretrain(crashed, callbacks=[CrashAt(5)])
     resumed = pretrain(crashed, resume=True)
@@ -105,14 +207,21 @@ def test_python_run_resumes_exactly(tmp_path, cache_dir, other_teacher, method):
         for key in ("loss", "lm_loss", "kd_loss", "alpha", "teacher_flops"):
             assert (key in old) == (key in new) and abs(old.get(key, 0) - new.get(key, 0)) <= 1e-6, (old["step"], key)
         if "kd_loss" in old:
-            assert old["loss"] == pytest.approx((1 - old["alpha"]) * old["lm_loss"] + old["alpha"] * old["kd_loss"], rel=1e-5)
+            assert old["loss"] == pytest.approx(
+                (1 - old["alpha"]) * old["lm_loss"] + old["alpha"] * old["kd_loss"], rel=1e-5
+            )
     assert resumed.final_val_loss == pytest.approx(straight.final_val_loss, abs=1e-6)
 
 
 def _auto(out: Path, cache_dir: Path, teacher: Path, **train: object) -> dict:
-    return validate_config(student_run(out, cache_dir, {"path": str(teacher), "cross_tokenizer": "alm",
-                                                                   "schedule": "auto", "steps": 1.0},
-                                       **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train}))
+    return validate_config(
+        student_run(
+            out,
+            cache_dir,
+            {"path": str(teacher), "cross_tokenizer": "alm", "schedule": "auto", "steps": 1.0},
+            **{"max_steps": 12, "eval_steps": 3, "save_steps": 2, **train},
+        )
+    )
 
 
 def _evals(out: Path) -> list[dict]:
@@ -155,10 +264,14 @@ def test_auto_decides_on_the_validation_spans(tmp_path, cache_dir, other_teacher
     result = pretrain(_auto(run, cache_dir, other_teacher))
     events, evals = _train_events(run), _evals(run)
     assert [e["step"] for e in evals] == [0, 3, 6, 9, 12]
-    assert not any("student_span_nll" in e or "teacher_span_nll" in e for e in events)  # nothing decided on training batches
+    assert not any(
+        "student_span_nll" in e or "teacher_span_nll" in e for e in events
+    )  # nothing decided on training batches
     student, teacher, val_blocks = _span_nll_by_hand(result.model_dir, other_teacher, run)
     assert all(e["val_teacher_span_nll"] == pytest.approx(teacher, rel=1e-5) for e in evals)  # one value, computed once
-    assert evals[-1]["val_student_span_nll"] == pytest.approx(student, rel=1e-5)  # the final model on the validation spans
+    assert evals[-1]["val_student_span_nll"] == pytest.approx(
+        student, rel=1e-5
+    )  # the final model on the validation spans
     switch = next(e["step"] for e in evals if e["val_student_span_nll"] <= e["val_teacher_span_nll"])
     assert 0 < switch < 12
     for event in events:  # the event of step k logs step t = k − 1: α = schedule × the gap of the latest evaluation ≤ t
@@ -170,10 +283,15 @@ def test_auto_decides_on_the_validation_spans(tmp_path, cache_dir, other_teacher
         else:
             assert event["alpha"] == 0.0 and "kd_loss" not in event
     calls, refs = teacher_calls
-    assert len(calls) == -(-val_blocks // 32) + switch and refs[0]() is None  # one validation pass, nothing after the switch
+    assert (
+        len(calls) == -(-val_blocks // 32) + switch and refs[0]() is None
+    )  # one validation pass, nothing after the switch
     fwd = flops_per_token(load_lm(other_teacher), TEACHER_LEN).forward
     for event in events:  # by hand: training forwards on its own tokens up to the switch + the validation pass
-        assert event["teacher_flops"] == min(event["step"], switch) * SEQUENCES_PER_STEP * TEACHER_LEN * fwd + val_blocks * TEACHER_LEN * fwd
+        assert (
+            event["teacher_flops"]
+            == min(event["step"], switch) * SEQUENCES_PER_STEP * TEACHER_LEN * fwd + val_blocks * TEACHER_LEN * fwd
+        )
 
 
 def test_auto_resumes_exactly_across_the_decision(tmp_path, cache_dir, other_teacher):
@@ -194,8 +312,11 @@ def test_auto_resumes_exactly_across_the_decision(tmp_path, cache_dir, other_tea
         assert [[e[k] for k in keys] for e in got] == [[e[k] for k in keys] for e in expected_evals], name
 
 
-def test_a_teacher_normalising_some_characters_is_refused_before_training(tmp_path, cache_dir, other_teacher, capsys, monkeypatch):
-    """Its tokenizer writes "{" as "(" (the start-up probe has no "{"): refused in one line before any block is aligned."""
+def test_a_teacher_normalising_some_characters_is_refused_before_training(
+    tmp_path, cache_dir, other_teacher, capsys, monkeypatch
+):
+    """Its tokenizer writes "{" as "(" (the start-up probe has no "{"): refused in one line before any block is
+    aligned."""
     teacher = tmp_path / "teacher"
     shutil.copytree(other_teacher, teacher)
     spec = json.loads((teacher / "tokenizer.json").read_text())
@@ -203,10 +324,17 @@ def test_a_teacher_normalising_some_characters_is_refused_before_training(tmp_pa
     (teacher / "tokenizer.json").write_text(json.dumps(spec))
     aligned = []
     original = CrossTokenizerBlocks.__getitem__
-    monkeypatch.setattr(CrossTokenizerBlocks, "__getitem__", lambda self, index: aligned.append(index) or original(self, index))
+    monkeypatch.setattr(
+        CrossTokenizerBlocks, "__getitem__", lambda self, index: aligned.append(index) or original(self, index)
+    )
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(student_run(tmp_path / "s", cache_dir, {"path": str(teacher), "cross_tokenizer": "alm"},
-                                                 max_steps=2, eval_steps=2)))
+    config.write_text(
+        yaml.safe_dump(
+            student_run(
+                tmp_path / "s", cache_dir, {"path": str(teacher), "cross_tokenizer": "alm"}, max_steps=2, eval_steps=2
+            )
+        )
+    )
     capsys.readouterr()
     assert main(["pretrain", "--config", str(config)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

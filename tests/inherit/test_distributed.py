@@ -1,13 +1,23 @@
-import pytest
 """Online KI under torchrun: 2 CPU processes, gloo DDP, the teacher prepared by each process's accelerator."""
+
+import pytest
 
 from kinherit.metrics.log import read_metrics
 from tests.inherit.conftest import student_run
 
 
 def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain):
-    torchrun_pretrain(student_run(tmp_path / "ddp", cache_dir, {"path": str(teacher_dir), "steps": 2, "top_k": 10},
-                                  max_steps=4, eval_steps=4, save_steps=4, logging_steps=2))
+    torchrun_pretrain(
+        student_run(
+            tmp_path / "ddp",
+            cache_dir,
+            {"path": str(teacher_dir), "steps": 2, "top_k": 10},
+            max_steps=4,
+            eval_steps=4,
+            save_steps=4,
+            logging_steps=2,
+        )
+    )
     train = [e for e in read_metrics(tmp_path / "ddp" / "metrics.jsonl") if "loss" in e]
     assert [e["step"] for e in train] == [2, 4]
     assert train[0]["alpha"] == 0.75 and "kd_loss" in train[0] and "kd_loss" not in train[1]  # mean α of steps 0, 1
@@ -20,8 +30,15 @@ def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain)
 def test_two_process_auto_and_selection_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain):
     """The main process scores the selection while the other waits and then reads the cache; both processes
     compute the teacher's validation loss and decide the auto stop from the same gathered evaluations."""
-    config = student_run(tmp_path / "ddp", cache_dir, {"path": str(teacher_dir), "schedule": "auto", "steps": 1.0},
-                         max_steps=4, eval_steps=2, save_steps=4, logging_steps=2)
+    config = student_run(
+        tmp_path / "ddp",
+        cache_dir,
+        {"path": str(teacher_dir), "schedule": "auto", "steps": 1.0},
+        max_steps=4,
+        eval_steps=2,
+        save_steps=4,
+        logging_steps=2,
+    )
     config["selection"] = {"method": "salt", "candidates": 64, "keep": 0.5}
     torchrun_pretrain(config)
     events = read_metrics(tmp_path / "ddp" / "metrics.jsonl")

@@ -40,7 +40,11 @@ def test_vocabulary_mismatch_names_both_sizes(tmp_path, cache_dir, teacher_dir, 
     for file in (tmp_path / "tok").iterdir():
         shutil.copy(file, other / file.name)
     err = _fails(tmp_path, capsys, student_run(tmp_path / "s", cache_dir, {"path": str(other)}))
-    assert "teacher tokenizer (" in err and "tokens, " + str(other) in err and "differs from the student's (512 tokens" in err
+    assert (
+        "teacher tokenizer (" in err
+        and "tokens, " + str(other) in err
+        and "differs from the student's (512 tokens" in err
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,11 +55,20 @@ def test_vocabulary_mismatch_names_both_sizes(tmp_path, cache_dir, teacher_dir, 
         ({"temperature": 0}, "config key teacher.temperature: Input should be greater than 0"),
         ({"steps": 1.5}, "must be a step count (int ≥ 1) or a fraction in (0, 1]"),
         ({"cache": "x"}, "set exactly one of teacher.path (online teacher) or teacher.cache"),
-        ({"loss": "revers_kl"}, "config key teacher.loss: unknown KD loss 'revers_kl'; choose one of forward_kl, "
-                                "reverse_kl, jsd, skew_kl (did you mean 'reverse_kl'?)"),
-        ({"cross_tokenizer": "alms"}, "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'alms'; choose one of "
-                                      "alm, shared_prefix, shared_vocab (did you mean 'alm'?)"),
-        ({"loss": "jsd", "cross_tokenizer": "alm"}, "teacher.loss jsd applies to same-tokenizer teachers; teacher.cross_tokenizer alm has its own loss"),
+        (
+            {"loss": "revers_kl"},
+            "config key teacher.loss: unknown KD loss 'revers_kl'; choose one of forward_kl, "
+            "reverse_kl, jsd, skew_kl (did you mean 'reverse_kl'?)",
+        ),
+        (
+            {"cross_tokenizer": "alms"},
+            "config key teacher.cross_tokenizer: unknown cross-tokenizer method 'alms'; choose one of "
+            "alm, shared_prefix, shared_vocab (did you mean 'alm'?)",
+        ),
+        (
+            {"loss": "jsd", "cross_tokenizer": "alm"},
+            "teacher.loss jsd applies to same-tokenizer teachers; teacher.cross_tokenizer alm has its own loss",
+        ),
     ],
 )
 def test_bad_settings(tmp_path, cache_dir, capsys, teacher, message):
@@ -79,7 +92,9 @@ def test_a_teacher_padded_to_a_larger_vocabulary_is_cut_to_the_shared_one(tmp_pa
     padded.save_pretrained(tmp_path / "padded")
     for file in teacher_dir.glob("*token*"):
         shutil.copy(file, tmp_path / "padded" / file.name)
-    config = student_run(tmp_path / "s", cache_dir, {"path": str(tmp_path / "padded"), "steps": 2}, max_steps=2, eval_steps=2)
+    config = student_run(
+        tmp_path / "s", cache_dir, {"path": str(tmp_path / "padded"), "steps": 2}, max_steps=2, eval_steps=2
+    )
     pretrain(validate_config(config))
     assert all("kd_loss" in e for e in read_metrics(tmp_path / "s" / "metrics.jsonl") if "loss" in e)
 
@@ -91,8 +106,24 @@ def test_cache_teacher_checks_the_teacher_folder_as_pretrain_does(tmp_path, cach
     shutil.copytree(teacher_dir, no_weights, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     short = student_run(tmp_path / "s", cache_dir, {"path": str(teacher_dir)})
     short["data"]["seq_len"] = short["model"]["max_position_embeddings"] = 4096
-    for teacher, config in ((no_weights, student_run(tmp_path / "s", cache_dir, {"path": str(no_weights)})), (teacher_dir, short)):
+    for teacher, config in (
+        (no_weights, student_run(tmp_path / "s", cache_dir, {"path": str(no_weights)})),
+        (teacher_dir, short),
+    ):
         pretrain_line = _fails(tmp_path, capsys, config).removeprefix("kinherit pretrain: error: ")
-        assert main(["cache-teacher", "--teacher", str(teacher), "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "c")]) == 2
+        assert (
+            main(
+                [
+                    "cache-teacher",
+                    "--teacher",
+                    str(teacher),
+                    "--config",
+                    str(tmp_path / "run.yaml"),
+                    "--out",
+                    str(tmp_path / "c"),
+                ]
+            )
+            == 2
+        )
         assert capsys.readouterr().err.strip().splitlines()[-1] == f"kinherit cache-teacher: error: {pretrain_line}"
         assert not (tmp_path / "c").exists()

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from kinherit.config import validate_config
-from kinherit.metrics.flops import flops_per_token
 from kinherit.hf_folder import load_lm
+from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.inherit.conftest import student_run
@@ -21,7 +21,12 @@ def _train_events(out):
 
 def test_ki_student_beats_scratch_and_counts_the_teacher(tmp_path, cache_dir, teacher_dir, teacher_calls):
     scratch = pretrain(validate_config(student_run(tmp_path / "scratch", cache_dir)))
-    teacher = {"path": str(teacher_dir), "schedule": "linear", "steps": HORIZON, "temperature": 2.0}  # α₀ = 1, full vocabulary
+    teacher = {
+        "path": str(teacher_dir),
+        "schedule": "linear",
+        "steps": HORIZON,
+        "temperature": 2.0,
+    }  # α₀ = 1, full vocabulary
     ki = pretrain(validate_config(student_run(tmp_path / "ki", cache_dir, teacher)))
     print(f"\nval loss after {STEPS} steps: KI {ki.final_val_loss:.4f} vs scratch {scratch.final_val_loss:.4f}")
     assert ki.final_val_loss < scratch.final_val_loss
@@ -37,7 +42,9 @@ def test_ki_student_beats_scratch_and_counts_the_teacher(tmp_path, cache_dir, te
         assert event["alpha"] == pytest.approx(max(1 - (step - 1) / HORIZON, 0.0))  # α of the step just taken
         assert ("kd_loss" in event) == (step <= HORIZON)
         if step <= HORIZON:
-            assert event["loss"] == pytest.approx((1 - event["alpha"]) * event["lm_loss"] + event["alpha"] * event["kd_loss"], rel=1e-5)
+            assert event["loss"] == pytest.approx(
+                (1 - event["alpha"]) * event["lm_loss"] + event["alpha"] * event["kd_loss"], rel=1e-5
+            )
         else:
             assert event["loss"] == event["lm_loss"]
         tokens = step * TOKENS_PER_STEP
@@ -46,8 +53,24 @@ def test_ki_student_beats_scratch_and_counts_the_teacher(tmp_path, cache_dir, te
 
 
 def test_lifelong_chain_a_to_b_to_c(tmp_path, cache_dir, teacher_dir):
-    b = pretrain(validate_config(student_run(tmp_path / "b", cache_dir, {"path": str(teacher_dir), "schedule": "linear", "steps": 4}, max_steps=6, eval_steps=6)))
-    c_config = student_run(tmp_path / "c", cache_dir, {"path": str(b.model_dir), "schedule": "linear", "steps": 3, "top_k": 10}, max_steps=4, eval_steps=4)
+    b = pretrain(
+        validate_config(
+            student_run(
+                tmp_path / "b",
+                cache_dir,
+                {"path": str(teacher_dir), "schedule": "linear", "steps": 4},
+                max_steps=6,
+                eval_steps=6,
+            )
+        )
+    )
+    c_config = student_run(
+        tmp_path / "c",
+        cache_dir,
+        {"path": str(b.model_dir), "schedule": "linear", "steps": 3, "top_k": 10},
+        max_steps=4,
+        eval_steps=4,
+    )
     c_config["model"].update(hidden_size=96, num_layers=3, intermediate_size=192)
     pretrain(validate_config(c_config))
     b_fwd = flops_per_token(load_lm(b.model_dir), 32).forward
@@ -58,9 +81,13 @@ def test_lifelong_chain_a_to_b_to_c(tmp_path, cache_dir, teacher_dir):
 
 
 def test_masked_lm_ki_distils_on_masked_positions(tmp_path, cache_dir):
-    bert_teacher = pretrain(validate_config(student_run(tmp_path / "bt", cache_dir, family="bert", max_steps=2, eval_steps=2)))
+    bert_teacher = pretrain(
+        validate_config(student_run(tmp_path / "bt", cache_dir, family="bert", max_steps=2, eval_steps=2))
+    )
     teacher = {"path": str(bert_teacher.model_dir), "schedule": "heaviside", "steps": 2, "top_k": 5}
-    pretrain(validate_config(student_run(tmp_path / "bs", cache_dir, teacher, family="bert", max_steps=3, eval_steps=3)))
+    pretrain(
+        validate_config(student_run(tmp_path / "bs", cache_dir, teacher, family="bert", max_steps=3, eval_steps=3))
+    )
     events = _train_events(tmp_path / "bs")
     assert [e["alpha"] for e in events] == [1.0, 1.0, 0.0]
     assert all(torch.isfinite(torch.tensor(e["kd_loss"])) for e in events[:2]) and "kd_loss" not in events[2]
@@ -70,15 +97,38 @@ def test_masked_lm_ki_distils_on_masked_positions(tmp_path, cache_dir):
 def test_mixture_of_experts_student_and_teacher(tmp_path, cache_dir, teacher_dir):
     """A mixtral student inherits from the dense teacher (its router loss logged alongside); then it teaches a dense
     student, whose teacher FLOPs count the MoE teacher's active weights (router + k of E experts), not all experts."""
-    moe = pretrain(validate_config(student_run(tmp_path / "moe", cache_dir, {"path": str(teacher_dir), "schedule": "linear", "steps": 2},
-                                               family="mixtral", max_steps=3, eval_steps=3, save_steps=3)))
+    moe = pretrain(
+        validate_config(
+            student_run(
+                tmp_path / "moe",
+                cache_dir,
+                {"path": str(teacher_dir), "schedule": "linear", "steps": 2},
+                family="mixtral",
+                max_steps=3,
+                eval_steps=3,
+                save_steps=3,
+            )
+        )
+    )
     events = _train_events(tmp_path / "moe")
     assert [e["step"] for e in events if "kd_loss" in e] == [1, 2] and all("aux_loss" in e for e in events)
     for event in events[:2]:
-        assert event["loss"] == pytest.approx((1 - event["alpha"]) * event["lm_loss"] + event["alpha"] * event["kd_loss"], rel=1e-5)
+        assert event["loss"] == pytest.approx(
+            (1 - event["alpha"]) * event["lm_loss"] + event["alpha"] * event["kd_loss"], rel=1e-5
+        )
 
-    pretrain(validate_config(student_run(tmp_path / "dense", cache_dir, {"path": str(moe.model_dir), "schedule": "linear", "steps": 2},
-                                         max_steps=2, eval_steps=2, save_steps=2)))
+    pretrain(
+        validate_config(
+            student_run(
+                tmp_path / "dense",
+                cache_dir,
+                {"path": str(moe.model_dir), "schedule": "linear", "steps": 2},
+                max_steps=2,
+                eval_steps=2,
+                save_steps=2,
+            )
+        )
+    )
     teacher = load_lm(moe.model_dir)
     active = flops_per_token(teacher, 32)
     every_expert = sum(p.numel() for n, p in teacher.named_parameters() if "experts" in n)

@@ -24,10 +24,14 @@ SEQ = 32
 
 @pytest.fixture(scope="module")
 def scorers(tmp_path_factory, cache_dir):
-    """Two small causal LMs on the test corpus's tokenizer: a model (trained 6 steps) and a smaller reference (2 steps)."""
+    """Two small causal LMs on the test corpus's tokenizer: a model (trained 6 steps) and a smaller reference (2
+    steps)."""
     root = tmp_path_factory.mktemp("selection")
-    model = pretrain(validate_config(_tiny_run(root / "model", cache_dir, "llama", max_steps=6, eval_steps=6, save_steps=6,
-                                               logging_steps=6))).model_dir
+    model = pretrain(
+        validate_config(
+            _tiny_run(root / "model", cache_dir, "llama", max_steps=6, eval_steps=6, save_steps=6, logging_steps=6)
+        )
+    ).model_dir
     raw = _tiny_run(root / "reference", cache_dir, "llama", max_steps=2, eval_steps=2, save_steps=2, logging_steps=2)
     raw["model"].update(hidden_size=16, num_heads=2, intermediate_size=32, num_layers=1)
     return model, pretrain(validate_config(raw)).model_dir
@@ -54,8 +58,10 @@ def test_the_rule_by_hand():
     assert edge == {(2, 5)}
     single = {tuple(choose(scores, "salt", keep=0.125, skip_easiest=0.25, seed=s).tolist()) for s in range(20)}
     assert single == {(2,), (5,)}
-    assert choose(scores, "salt", keep=0.125, skip_easiest=0.25, seed=3).tolist() == \
+    assert (
         choose(scores, "salt", keep=0.125, skip_easiest=0.25, seed=3).tolist()
+        == choose(scores, "salt", keep=0.125, skip_easiest=0.25, seed=3).tolist()
+    )
 
 
 def test_block_scores_are_the_models_own_loss(scorers, cache_dir, tmp_path):
@@ -73,7 +79,9 @@ def test_block_scores_are_the_models_own_loss(scorers, cache_dir, tmp_path):
 
 
 @pytest.mark.parametrize("method", ["salt", "miniplm"])
-def test_selected_set_obeys_the_rule_and_only_training_blocks_are_candidates(scorers, cache_dir, tmp_path, monkeypatch, method):
+def test_selected_set_obeys_the_rule_and_only_training_blocks_are_candidates(
+    scorers, cache_dir, tmp_path, monkeypatch, method
+):
     model_dir, reference = scorers
     selection = {"method": method, "model": str(model_dir), "keep": 0.3, "seed": 1, "batch_size": 64}
     if method == "miniplm":
@@ -82,8 +90,11 @@ def test_selected_set_obeys_the_rule_and_only_training_blocks_are_candidates(sco
     corpus = _corpus(config)
     seen = []
     original = block_nll
-    monkeypatch.setattr(selection_module, "block_nll",
-                        lambda model, blocks, batch, device: seen.append(blocks) or original(model, blocks, batch, device))
+    monkeypatch.setattr(
+        selection_module,
+        "block_nll",
+        lambda model, blocks, batch, device: seen.append(blocks) or original(model, blocks, batch, device),
+    )
     result = select_training_data(config)
     train = PackedBlocks(corpus.train_path, corpus.dtype, SEQ)
     assert all(b.dataset.path == corpus.train_path and len(b) == len(train) for b in seen)  # never the validation split
@@ -100,24 +111,36 @@ def test_selected_set_obeys_the_rule_and_only_training_blocks_are_candidates(sco
     if method == "salt":  # the centred band: 35% easier blocks below, 35% harder above
         order = np.argsort(scores, kind="stable")
         start = round(0.35 * n)
-        assert scores[kept].min() >= scores[order[start]] - 1e-12 and scores[kept].max() <= scores[order[start + k - 1]] + 1e-12
+        assert (
+            scores[kept].min() >= scores[order[start]] - 1e-12
+            and scores[kept].max() <= scores[order[start + k - 1]] + 1e-12
+        )
         assert (scores[~kept] < scores[kept].min()).sum() == start
     else:  # the top k differences
         assert scores[kept].min() >= scores[~kept].max()
-    flops = sum(n * SEQ * flops_per_token(load_lm(p), SEQ).forward for p in [model_dir] + ([reference] if method == "miniplm" else []))
+    flops = sum(
+        n * SEQ * flops_per_token(load_lm(p), SEQ).forward
+        for p in [model_dir] + ([reference] if method == "miniplm" else [])
+    )
     assert result.flops == flops
 
 
 def test_a_seeded_sample_of_candidates_is_scored_and_counted(scorers, cache_dir, tmp_path, monkeypatch):
     model_dir, _ = scorers
-    config = _run(tmp_path / "r", cache_dir, {"method": "salt", "model": str(model_dir), "candidates": 0.25, "keep": 0.5,
-                                              "skip_easiest": 0.0, "seed": 2})
+    config = _run(
+        tmp_path / "r",
+        cache_dir,
+        {"method": "salt", "model": str(model_dir), "candidates": 0.25, "keep": 0.5, "skip_easiest": 0.0, "seed": 2},
+    )
     corpus = _corpus(config)
     train = PackedBlocks(corpus.train_path, corpus.dtype, SEQ)
     seen = []
     original = block_nll
-    monkeypatch.setattr(selection_module, "block_nll",
-                        lambda model, blocks, batch, device: seen.append(blocks) or original(model, blocks, batch, device))
+    monkeypatch.setattr(
+        selection_module,
+        "block_nll",
+        lambda model, blocks, batch, device: seen.append(blocks) or original(model, blocks, batch, device),
+    )
     result = select_training_data(config)
     (pool,) = seen
     c = round(0.25 * len(train))
@@ -131,7 +154,9 @@ def test_a_seeded_sample_of_candidates_is_scored_and_counted(scorers, cache_dir,
     assert result.indices.tolist() == easiest.tolist()
     assert result.flops == c * SEQ * flops_per_token(load_lm(model_dir), SEQ).forward
     with pytest.raises(KinheritError, match=f"selection.candidates 100000 exceeds the {len(train)} training blocks"):
-        select_training_data(config.model_copy(update={"selection": config.selection.model_copy(update={"candidates": 100000})}))
+        select_training_data(
+            config.model_copy(update={"selection": config.selection.model_copy(update={"candidates": 100000})})
+        )
 
 
 def test_the_cached_selection_is_reused_and_keyed_by_the_settings(scorers, cache_dir, tmp_path, monkeypatch):
@@ -169,7 +194,9 @@ def _train_events(out):
     return [e for e in read_metrics(out / "metrics.jsonl") if "loss" in e]
 
 
-def test_pretrain_trains_on_the_selection_counts_its_flops_and_resumes_exactly(scorers, cache_dir, tmp_path, monkeypatch):
+def test_pretrain_trains_on_the_selection_counts_its_flops_and_resumes_exactly(
+    scorers, cache_dir, tmp_path, monkeypatch
+):
     model_dir, _ = scorers
     selection = {"method": "salt", "model": str(model_dir), "keep": 0.5}
     config = _run(tmp_path / "straight", cache_dir, selection)
@@ -179,8 +206,10 @@ def test_pretrain_trains_on_the_selection_counts_its_flops_and_resumes_exactly(s
     monkeypatch.setattr(SelectedBlocks, "__getitem__", lambda self, i: drawn.append(original(self, i)) or drawn[-1])
     pretrain(config)
     corpus = _corpus(config)
-    kept = {tuple(PackedBlocks(corpus.train_path, corpus.dtype, SEQ)[int(i)]["input_ids"].tolist())
-            for i in expected_selection.indices}
+    kept = {
+        tuple(PackedBlocks(corpus.train_path, corpus.dtype, SEQ)[int(i)]["input_ids"].tolist())
+        for i in expected_selection.indices
+    }
     assert drawn and all(tuple(item["input_ids"].tolist()) in kept for item in drawn)  # selected training blocks only
     events = read_metrics(tmp_path / "straight" / "metrics.jsonl")
     student = flops_per_token(load_lm(tmp_path / "straight" / "model"), SEQ).train
@@ -198,17 +227,35 @@ def test_pretrain_trains_on_the_selection_counts_its_flops_and_resumes_exactly(s
             assert abs(old[key] - new[key]) <= 1e-6, (old["step"], key, old[key], new[key])
 
 
-@pytest.mark.parametrize(("selection", "message"), [
-    ({"method": "miniplm", "model": "m"}, "config key selection.reference: method miniplm scores log p_model − log p_reference"),
-    ({"method": "salt", "model": "m", "reference": "r"}, "config key selection.reference: used by method miniplm only"),
-    ({"method": "salt", "model": "m", "keep": 0.6, "skip_easiest": 0.5}, "config key selection.skip_easiest: 0.5 + keep 0.6 exceeds 1"),
-    ({"method": "miniplm", "model": "m", "reference": "r", "skip_easiest": 0.1}, "config key selection.skip_easiest: used by method salt only"),
-    ({"method": "salt", "keep": 0}, "config key selection.keep: Input should be greater than 0"),
-    ({"method": "salt"}, "selection.model: needed to score the training blocks; set it (or teacher.path)"),
-    ({"method": "random", "model": "m"}, "config key selection.method: Input should be 'salt' or 'miniplm'"),
-    ({"method": "salt", "model": "m", "candidates": 0}, "config key selection.candidates: 0 must be a block count"),
-    ({"method": "salt", "model": "m", "candidates": 1.5}, "config key selection.candidates: 1.5 must be a block count"),
-])
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        (
+            {"method": "miniplm", "model": "m"},
+            "config key selection.reference: method miniplm scores log p_model − log p_reference",
+        ),
+        (
+            {"method": "salt", "model": "m", "reference": "r"},
+            "config key selection.reference: used by method miniplm only",
+        ),
+        (
+            {"method": "salt", "model": "m", "keep": 0.6, "skip_easiest": 0.5},
+            "config key selection.skip_easiest: 0.5 + keep 0.6 exceeds 1",
+        ),
+        (
+            {"method": "miniplm", "model": "m", "reference": "r", "skip_easiest": 0.1},
+            "config key selection.skip_easiest: used by method salt only",
+        ),
+        ({"method": "salt", "keep": 0}, "config key selection.keep: Input should be greater than 0"),
+        ({"method": "salt"}, "selection.model: needed to score the training blocks; set it (or teacher.path)"),
+        ({"method": "random", "model": "m"}, "config key selection.method: Input should be 'salt' or 'miniplm'"),
+        ({"method": "salt", "model": "m", "candidates": 0}, "config key selection.candidates: 0 must be a block count"),
+        (
+            {"method": "salt", "model": "m", "candidates": 1.5},
+            "config key selection.candidates: 1.5 must be a block count",
+        ),
+    ],
+)
 def test_bad_settings_are_one_line_errors(cache_dir, tmp_path, selection, message):
     with pytest.raises(KinheritError, match="^[^\n]*$") as err:
         _run(tmp_path / "r", cache_dir, selection)
@@ -244,11 +291,24 @@ def test_the_readme_example_runs(scorers, cache_dir, tmp_path, capsys):
     config = tmp_path / "select.yaml"
     config.write_text(yaml.safe_dump(raw))
     assert main(["pretrain", "--config", str(config)]) == 0
-    assert main(["pretrain", "--config", str(config), "--selection.method=salt", "--selection.reference=null",
-                 f"--out={tmp_path / 'big-salt'}"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                str(config),
+                "--selection.method=salt",
+                "--selection.reference=null",
+                f"--out={tmp_path / 'big-salt'}",
+            ]
+        )
+        == 0
+    )
     selection = select_training_data(load_config(config))
-    print(f"kept {len(selection.indices)} of {selection.candidates} scored blocks ({selection.num_blocks} in all), "
-          f"{selection.flops:.3g} FLOPs, cached in {selection.path}")
+    print(
+        f"kept {len(selection.indices)} of {selection.candidates} scored blocks ({selection.num_blocks} in all), "
+        f"{selection.flops:.3g} FLOPs, cached in {selection.path}"
+    )
     assert f"kept 500 of 1000 scored blocks ({selection.num_blocks} in all)" in capsys.readouterr().out
     for run in ("big-selected", "big-salt"):
         assert "selection_flops" in read_metrics(tmp_path / run / "metrics.jsonl")[-1]

@@ -15,8 +15,8 @@ from accelerate.utils import DistributedType
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.inherit.objective import KDSettings, KnowledgeInheritance
-from kinherit.kd.schedules import SCHEDULES, Alpha
 from kinherit.inherit.sources import OnlineModel, SameTokenizerTeacher
+from kinherit.kd.schedules import SCHEDULES, Alpha
 from kinherit.metrics.log import read_metrics
 from kinherit.train.pretrain import pretrain
 from tests.conftest import torchrun_cli
@@ -29,8 +29,14 @@ KEYS = ("loss", "lm_loss", "kd_loss", "grad_norm")
 
 def _ki(out, cache_dir, teacher_dir, processes, **train):
     """KI over steps 0–2 from the full teacher distribution; a global batch of 8 sequences."""
-    return student_run(out, cache_dir, {"path": str(teacher_dir), "schedule": "linear", "steps": 3}, per_device_train_batch_size=8 // processes,
-                       **RUN, **train)
+    return student_run(
+        out,
+        cache_dir,
+        {"path": str(teacher_dir), "schedule": "linear", "steps": 3},
+        per_device_train_batch_size=8 // processes,
+        **RUN,
+        **train,
+    )
 
 
 def _train(out):
@@ -40,8 +46,11 @@ def _train(out):
 def _sharded(out, config, *flags, shards=None):
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    torchrun_cli(["pretrain", "--config", str(path), *flags], module="tests.fsdp_on_cpu",
-                 env={"KINHERIT_TEST_SHARDS": str(shards)} if shards else None)
+    torchrun_cli(
+        ["pretrain", "--config", str(path), *flags],
+        module="tests.fsdp_on_cpu",
+        env={"KINHERIT_TEST_SHARDS": str(shards)} if shards else None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +81,8 @@ def test_sharded_teacher_and_student_give_the_one_process_losses(sharded_run, tm
 
 
 def test_the_run_folder_says_how_the_sharded_run_ran(sharded_run):
-    """config.resolved.yaml keeps the fsdp_config the user gave; run.json the layout, transformers' resolved fsdp_config,
-    accelerate's FSDP plugin and the teacher's placement."""
+    """config.resolved.yaml keeps the fsdp_config the user gave; run.json the layout, transformers' resolved
+    fsdp_config, accelerate's FSDP plugin and the teacher's placement."""
     resolved = yaml.safe_load((sharded_run / "two" / "config.resolved.yaml").read_text())
     assert resolved["train"]["fsdp"] == "full_shard" and resolved["train"]["fsdp_config"] == {"fsdp_version": 2}
     layout = json.loads((sharded_run / "two" / "run.json").read_text())["distributed"]
@@ -91,21 +100,32 @@ def test_sharded_teacher_run_resumes_exactly(sharded_run):
     shutil.rmtree(resumed / "model")
     config = yaml.safe_load((sharded_run / "two.yaml").read_text())
     _sharded(resumed, {**config, "out": str(resumed)}, *FSDP2, "--resume")
-    for a, b in zip(_train(sharded_run / "two"), _train(resumed), strict=True):  # steps 3 and 4 recomputed after the resume
-        assert {k: a[k] for k in (*KEYS, "flops", "teacher_flops") if k in a} == {k: b[k] for k in (*KEYS, "flops", "teacher_flops") if k in b}
+    for a, b in zip(
+        _train(sharded_run / "two"), _train(resumed), strict=True
+    ):  # steps 3 and 4 recomputed after the resume
+        assert {k: a[k] for k in (*KEYS, "flops", "teacher_flops") if k in a} == {
+            k: b[k] for k in (*KEYS, "flops", "teacher_flops") if k in b
+        }
 
 
-@pytest.mark.parametrize(("kind", "fsdp2", "refused"), [
-    (DistributedType.DEEPSPEED, False, "not supported under DEEPSPEED without FSDP2"),
-    (DistributedType.FSDP, False, "not supported under FSDP without FSDP2"),
-    (DistributedType.FSDP, True, None),
-    (DistributedType.MULTI_CPU, False, None),
-])
+@pytest.mark.parametrize(
+    ("kind", "fsdp2", "refused"),
+    [
+        (DistributedType.DEEPSPEED, False, "not supported under DEEPSPEED without FSDP2"),
+        (DistributedType.FSDP, False, "not supported under FSDP without FSDP2"),
+        (DistributedType.FSDP, True, None),
+        (DistributedType.MULTI_CPU, False, None),
+    ],
+)
 def test_online_teacher_is_refused_where_it_would_be_replicated(kind, fsdp2, refused):
-    accelerator = SimpleNamespace(distributed_type=kind, is_fsdp2=fsdp2, device=torch.device("cpu"), autocast=nullcontext,
-                                  torch_device_mesh=None)
-    objective = KnowledgeInheritance(Alpha(SCHEDULES.lookup("linear"), 1.0, 3), SameTokenizerTeacher(OnlineModel(None), None, 8, None),
-                                     KDSettings(2.0, 8, False))
+    accelerator = SimpleNamespace(
+        distributed_type=kind, is_fsdp2=fsdp2, device=torch.device("cpu"), autocast=nullcontext, torch_device_mesh=None
+    )
+    objective = KnowledgeInheritance(
+        Alpha(SCHEDULES.lookup("linear"), 1.0, 3),
+        SameTokenizerTeacher(OnlineModel(None), None, 8, None),
+        KDSettings(2.0, 8, False),
+    )
     if refused:
         with pytest.raises(KinheritError, match=refused):
             objective.start(accelerator)

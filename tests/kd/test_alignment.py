@@ -22,7 +22,9 @@ from tests.conftest import _tiny_run
 EOS = "<|endoftext|>"
 
 
-def byte_bpe(merges: list[tuple[str, str]], lowercase: bool = False, replace: tuple[str, str] | None = None) -> PreTrainedTokenizerFast:
+def byte_bpe(
+    merges: list[tuple[str, str]], lowercase: bool = False, replace: tuple[str, str] | None = None
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE with the 256-byte alphabet and the given merges (GPT-2 style: Ġ is a leading space)."""
     vocab = {EOS: 0}
     for char in sorted(_byte_decoder(), key=_byte_decoder().get):
@@ -51,7 +53,9 @@ def byte_fallback_bpe(words: list[str]) -> PreTrainedTokenizerFast:
             vocab.setdefault(word[:end], len(vocab))
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
     backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, unk_token="<unk>")
 
 
@@ -63,7 +67,9 @@ def pieces(tokenizer: PreTrainedTokenizerFast, token_ids) -> list[str]:  # noqa:
     return tokenizer.convert_ids_to_tokens([int(i) for i in token_ids])
 
 
-STUDENT = byte_bpe([("Ġ", "t"), ("Ġt", "h"), ("Ġth", "e"), ("Ġ", "c"), ("Ġc", "a"), ("Ġca", "t"), ("Ġ", "Ġ"), ("Ã", "©")])
+STUDENT = byte_bpe(
+    [("Ġ", "t"), ("Ġt", "h"), ("Ġth", "e"), ("Ġ", "c"), ("Ġc", "a"), ("Ġca", "t"), ("Ġ", "Ġ"), ("Ã", "©")]
+)
 TEACHER = byte_bpe([("Ġ", "t"), ("Ġt", "h"), ("Ġ", "c"), ("Ġc", "a"), ("Ġca", "t")])
 
 
@@ -162,11 +168,13 @@ def test_alignment_is_exact_on_real_bpes(tmp_path, cache_dir):
             char_ends = [end for _, end in encoding["offset_mapping"]]
             byte_ends = np.cumsum([len(t_bytes[t]) for t in encoding["input_ids"]])
             on_chars = [len(text[:e].encode()) for e in char_ends]
-            assert all(b == c for b, c in zip(byte_ends, on_chars) if b in set(on_chars))  # offsets agree where char-aligned
+            assert all(
+                b == c for b, c in zip(byte_ends, on_chars) if b in set(on_chars)
+            )  # offsets agree where char-aligned
         for row in np.nonzero(aligned.span_start >= 0)[0]:
             first, last = aligned.span_teacher[row]
-            spelled_s = b"".join(s_bytes[t] or b"\0" for t in block[aligned.span_start[row]: row + 1])
-            spelled_t = b"".join(t_bytes[t] or b"\0" for t in aligned.teacher_ids[first: last + 1])
+            spelled_s = b"".join(s_bytes[t] or b"\0" for t in block[aligned.span_start[row] : row + 1])
+            spelled_t = b"".join(t_bytes[t] or b"\0" for t in aligned.teacher_ids[first : last + 1])
             assert spelled_s == spelled_t
             covered += row - aligned.span_start[row] + 1
     assert covered > 0.9 * 64 * len(range(0, len(blocks), max(1, len(blocks) // 40)))

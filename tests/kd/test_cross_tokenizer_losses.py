@@ -12,8 +12,14 @@ from kinherit.kd.cross_tokenizer import METHODS
 from kinherit.kd.cross_tokenizer.alm import alm_loss, binarised_kl
 from kinherit.kd.cross_tokenizer.shared_prefix import shared_prefix_kd
 from kinherit.kd.cross_tokenizer.shared_vocab import shared_vocab_kd
-from kinherit.kd.cross_tokenizer.targets import (SharedVocab, Targets, longest_shared_prefix, online_targets, span_sums,
-                                                      token_log_likelihoods)
+from kinherit.kd.cross_tokenizer.targets import (
+    SharedVocab,
+    Targets,
+    longest_shared_prefix,
+    online_targets,
+    span_sums,
+    token_log_likelihoods,
+)
 from kinherit.kd.losses import TopK
 
 LOGITS = torch.tensor([[[1.0, 2.0, 0.0, -1.0], [0.5, 0.0, 1.5, 0.0], [2.0, -1.0, 0.0, 1.0]]])  # (1, 3, 4)
@@ -26,10 +32,16 @@ def _log_softmax(row: list[float]) -> list[float]:
 
 
 def _targets(**fields) -> Targets:  # noqa: ANN003
-    shared = SharedVocab(torch.tensor([0, 2]), torch.tensor([5, 7]), torch.tensor([0, -1, 1, -1]), torch.tensor([0, 0, 2, 2]))
-    base = {"span_start": torch.tensor([[-1, -1, 1]]), "teacher_ll": torch.tensor([[0.0, 0.0, -1.5]]),
-            "at_boundary": torch.tensor([[True, False, True]]),
-            "top": TopK(torch.tensor([[[math.log(0.7), math.log(0.3)]] * 3]), torch.tensor([[[2, 0]] * 3])), "shared": shared}
+    shared = SharedVocab(
+        torch.tensor([0, 2]), torch.tensor([5, 7]), torch.tensor([0, -1, 1, -1]), torch.tensor([0, 0, 2, 2])
+    )
+    base = {
+        "span_start": torch.tensor([[-1, -1, 1]]),
+        "teacher_ll": torch.tensor([[0.0, 0.0, -1.5]]),
+        "at_boundary": torch.tensor([[True, False, True]]),
+        "top": TopK(torch.tensor([[[math.log(0.7), math.log(0.3)]] * 3]), torch.tensor([[[2, 0]] * 3])),
+        "shared": shared,
+    }
     return Targets(**{**base, **fields})
 
 
@@ -39,7 +51,9 @@ def test_binarised_kl_is_the_bernoulli_kl_of_the_tempered_likelihoods():
         expected = p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
         assert binarised_kl(torch.tensor([-1.0]), torch.tensor([-2.5]), tau).item() == pytest.approx(expected, rel=1e-6)
     assert binarised_kl(torch.tensor([-0.7]), torch.tensor([-0.7]), 1.0).item() == pytest.approx(0.0, abs=1e-12)
-    assert torch.isfinite(binarised_kl(torch.tensor([0.0]), torch.tensor([-30.0]), 1.0)).all()  # a sure span stays finite
+    assert torch.isfinite(
+        binarised_kl(torch.tensor([0.0]), torch.tensor([-30.0]), 1.0)
+    ).all()  # a sure span stays finite
 
 
 def test_span_log_likelihoods_sum_the_tokens():
@@ -95,7 +109,11 @@ def test_longest_shared_prefix_buckets():
     assert longest_shared_prefix(table, shared, (4, 99)).tolist() == [12, 11, 11, -1, 99, 10]
 
 
-BY_HAND = {"alm": test_alm_loss_by_hand, "shared_vocab": test_shared_vocab_kd_by_hand, "shared_prefix": test_shared_prefix_kd_by_hand}
+BY_HAND = {
+    "alm": test_alm_loss_by_hand,
+    "shared_vocab": test_shared_vocab_kd_by_hand,
+    "shared_prefix": test_shared_prefix_kd_by_hand,
+}
 
 
 def test_every_method_is_checked_by_hand_here():
@@ -116,8 +134,12 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
     rows = torch.arange(6).expand(2, 6)
     identity = torch.arange(7)
     shared = SharedVocab(identity, identity, identity, identity, identity, identity)
-    batch = {"xt_teacher_ids": ids, "xt_span_start": torch.where(rows > 0, rows, -1), "xt_boundary": rows,
-             "xt_span_teacher": torch.where(rows > 0, rows, -1)[..., None].expand(2, 6, 2)}
+    batch = {
+        "xt_teacher_ids": ids,
+        "xt_span_start": torch.where(rows > 0, rows, -1),
+        "xt_boundary": rows,
+        "xt_span_teacher": torch.where(rows > 0, rows, -1)[..., None].expand(2, 6, 2),
+    }
     targets = online_targets(logits, batch, shared, None, buckets=method.bucketed)
     student = logits.clone().requires_grad_()
     loss = method.loss(student, ids, targets, 2.0)
@@ -127,7 +149,8 @@ def test_every_method_is_zero_when_the_teacher_is_the_student(name):
 
 def test_byte_fallback_ids_spelling_the_same_string_count_once():
     """Both vocabularies hold "a" and "<0x61>" (and so for every letter): each string is one entry of S, and each
-    model's probability of it sums both ids (before, the teacher's "a" logit stood in S twice and "<0x61>" not at all)."""
+    model's probability of it sums both ids (before, the teacher's "a" logit stood in S twice and "<0x61>" not at
+    all)."""
     from tests.kd.test_alignment import byte_fallback_bpe
 
     student, teacher = byte_fallback_bpe(["▁cat"]), byte_fallback_bpe(["▁the"])
@@ -139,8 +162,12 @@ def test_byte_fallback_ids_spelling_the_same_string_count_once():
     gen = torch.Generator().manual_seed(0)
     teacher_logits = torch.randn(1, 1, len(teacher), generator=gen, dtype=torch.float64) * 3
     student_logits = torch.randn(1, 1, len(student), generator=gen, dtype=torch.float64) * 3
-    batch = {"xt_teacher_ids": torch.zeros(1, 1, dtype=torch.long), "xt_span_teacher": torch.full((1, 1, 2), -1),
-             "xt_boundary": torch.zeros(1, 1, dtype=torch.long), "xt_span_start": torch.full((1, 1), -1)}
+    batch = {
+        "xt_teacher_ids": torch.zeros(1, 1, dtype=torch.long),
+        "xt_span_teacher": torch.full((1, 1, 2), -1),
+        "xt_boundary": torch.zeros(1, 1, dtype=torch.long),
+        "xt_span_start": torch.full((1, 1), -1),
+    }
     targets = online_targets(teacher_logits, batch, shared, None)
 
     def string_probs(logits, table):  # noqa: ANN001, ANN202 - Σ of softmax over the ids spelling each σ of S, renormalised over S
@@ -151,7 +178,9 @@ def test_byte_fallback_ids_spelling_the_same_string_count_once():
         return {data: p / sum(mass.values()) for data, p in mass.items()}
 
     q, p = string_probs(teacher_logits, t_bytes), string_probs(student_logits, s_bytes)
-    got = dict(zip([s_bytes[i] for i in targets.top.indices[0, 0].tolist()], targets.top.log_probs[0, 0].exp().tolist()))
+    got = dict(
+        zip([s_bytes[i] for i in targets.top.indices[0, 0].tolist()], targets.top.log_probs[0, 0].exp().tolist())
+    )
     assert got.keys() == q.keys() and all(got[data] == pytest.approx(q[data], rel=1e-5) for data in q)
     expected = sum(q[data] * (math.log(q[data]) - math.log(p[data])) for data in q)
     assert shared_vocab_kd(student_logits, None, targets, 1.0).item() == pytest.approx(expected, rel=1e-5)

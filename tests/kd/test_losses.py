@@ -32,7 +32,9 @@ def test_causal_lm_averages_every_position_and_masked_lm_only_the_masked_ones():
     teacher[0, 1] = torch.tensor([-9.0, 9.0, 0.0])  # now position 1 disagrees, but it is not masked
     labels = torch.tensor([[7, -100]])
     assert kd_loss(student, teacher, TAU, mask=labels != -100).item() == pytest.approx(TAU**2 * KL_FULL, abs=1e-12)
-    assert kd_loss(student, TopK.from_logits(teacher, 1), TAU, mask=labels != -100).item() == pytest.approx(TAU**2 * math.log(3), abs=1e-12)
+    assert kd_loss(student, TopK.from_logits(teacher, 1), TAU, mask=labels != -100).item() == pytest.approx(
+        TAU**2 * math.log(3), abs=1e-12
+    )
 
 
 def _naive(student, teacher, mask):

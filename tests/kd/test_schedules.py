@@ -54,7 +54,7 @@ def test_a_schedule_that_claims_to_end_but_does_not_is_refused_at_registration()
     from kinherit.kd.schedules import Schedule, _check_ends
 
     with pytest.raises(ValueError, match="claims `ends`"):
-        _check_ends(Schedule("leaky", lambda t, a0, T: a0 * 0.5 ** t, ends=True))
+        _check_ends(Schedule("leaky", lambda t, a0, T: a0 * 0.5**t, ends=True))
     with pytest.raises(ValueError, match=r"\[0, α₀\]"):
         _check_ends(Schedule("negative", lambda t, a0, T: -a0, ends=False))
     _check_ends(Schedule("fine", lambda t, a0, T: a0 if t < T else 0.0, ends=True))
@@ -73,7 +73,9 @@ def test_alpha_holds_the_schedule_and_its_state_in_one_place():
     assert restored(12) == 0.0 and restored.teacher_steps(30) == 12
     plain = Alpha(SCHEDULES.lookup("linear"), 1.0, T)
     plain.observe_validation(12, student=4.0, teacher=4.5)  # a stateless schedule: observations change nothing
-    assert plain(12) == pytest.approx(1 - 12 / T) and plain.done(T) and not plain.done(T - 1) and plain.state_dict() == {}
+    assert (
+        plain(12) == pytest.approx(1 - 12 / T) and plain.done(T) and not plain.done(T - 1) and plain.state_dict() == {}
+    )
 
 
 @pytest.mark.parametrize("name", [name for name, schedule in SCHEDULES.items() if schedule.state is not None])
@@ -99,6 +101,9 @@ def test_steps_auto_of_earlier_versions_reads_as_schedule_auto_over_the_whole_ru
     for old in ({"path": "x", "steps": "auto"}, {"path": "x", "schedule": "linear", "steps": "auto"}):
         assert validate_config({"teacher": old}) == new
     assert load_config(None, ["--teacher.path=x", "--teacher.steps=auto"]) == new
-    with pytest.raises(KinheritError, match="config key teacher.steps: auto is now teacher.schedule: auto .* "
-                                            "teacher.schedule heaviside: set teacher.schedule: auto and teacher.steps: 1.0"):
+    with pytest.raises(
+        KinheritError,
+        match="config key teacher.steps: auto is now teacher.schedule: auto .* "
+        "teacher.schedule heaviside: set teacher.schedule: auto and teacher.steps: 1.0",
+    ):
         validate_config({"teacher": {"path": "x", "schedule": "heaviside", "steps": "auto"}})

@@ -1,12 +1,12 @@
 """`kinherit eval MODEL --data FILE`: perplexity on unseen text packed as pretrain packs (checked against a direct
-forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled continuation."""
+forward pass), refused for another tokenizer or for text the model trained on; report.md shows a seeded, sampled
+continuation."""
 
 import math
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kinherit.cli import main
@@ -23,7 +23,9 @@ def trained(tmp_path_factory, cache_dir):
     from tests.conftest import _tiny_run
 
     out = tmp_path_factory.mktemp("eval") / "run"
-    return pretrain(validate_config(_tiny_run(out, cache_dir, "llama", max_steps=4, eval_steps=4, save_steps=4))).model_dir
+    return pretrain(
+        validate_config(_tiny_run(out, cache_dir, "llama", max_steps=4, eval_steps=4, save_steps=4))
+    ).model_dir
 
 
 def test_perplexity_equals_a_direct_forward_pass_on_the_same_blocks(trained):
@@ -38,7 +40,9 @@ def test_perplexity_equals_a_direct_forward_pass_on_the_same_blocks(trained):
     nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1), blocks[:, 1:].flatten())
     assert result.seq_len == 32 and result.blocks == blocks.shape[0] and result.tokens == len(ids)
     assert result.predicted == blocks.shape[0] * 31
-    assert result.loss == pytest.approx(float(nll), abs=1e-5) and result.perplexity == pytest.approx(math.exp(result.loss))
+    assert result.loss == pytest.approx(float(nll), abs=1e-5) and result.perplexity == pytest.approx(
+        math.exp(result.loss)
+    )
 
 
 def test_cli_prints_one_line(trained, capsys):
@@ -51,7 +55,9 @@ def test_another_tokenizer_is_refused(trained, tmp_path, capsys):
     tokenizer = AutoTokenizer.from_pretrained(str(trained))
     tokenizer.add_tokens(["<extra>"])
     tokenizer.save_pretrained(str(tmp_path / "other"))
-    assert main(["eval", str(trained), "--data", str(STDLIB / "textwrap.py"), "--tokenizer", str(tmp_path / "other")]) == 2
+    assert (
+        main(["eval", str(trained), "--data", str(STDLIB / "textwrap.py"), "--tokenizer", str(tmp_path / "other")]) == 2
+    )
     assert f"--tokenizer {tmp_path / 'other'} differs from the tokenizer of {trained}" in capsys.readouterr().err
 
 
@@ -68,13 +74,16 @@ def test_report_shows_a_seeded_sample_that_is_not_one_repeated_token(trained, tm
     assert expected.startswith("The ") and len(expected) > len("The ")
     assert sample(trained, "The ") == expected  # seeded: the same text every time
     tokenizer = AutoTokenizer.from_pretrained(str(trained))
-    new = tokenizer(expected[len("The "):], add_special_tokens=False).input_ids
+    new = tokenizer(expected[len("The ") :], add_special_tokens=False).input_ids
     assert len(set(new)) >= 8, expected  # greedy decoding of this 4-step model repeats one or two tokens
     assert expected.strip() != "The"  # not blank lines
     build_report([run], tmp_path / "r")
     text = (tmp_path / "r" / "report.md").read_text()
     assert f"**run**\n\n```\n{expected}\n```" in text
-    assert "32 new tokens after the prompt 'The ', sampled at temperature 0.8 from the top 40 tokens, repetition penalty 1.2, seed 0" in text
+    assert (
+        "32 new tokens after the prompt 'The ', sampled at temperature 0.8 from the top 40 tokens, repetition "
+        "penalty 1.2, seed 0" in text
+    )
 
 
 def test_a_masked_lm_is_scored_on_its_masked_positions(tmp_path, tiny_run):
@@ -100,8 +109,11 @@ def test_a_copy_of_a_training_file_is_refused_by_its_content(trained, tmp_path):
     copy.write_bytes(Path(original).read_bytes())
     (copy.parent / "__init__.py").write_text("")  # an empty file matches many training files: not compared
     for data in (copy, copy.parent):
-        with pytest.raises(KinheritError, match=rf"^{copy} has the same content as {original}, part of the corpus .*json that "
-                           rf".* trained on"):
+        with pytest.raises(
+            KinheritError,
+            match=rf"^{copy} has the same content as {original}, part of the corpus .*json that "
+            rf".* trained on",
+        ):
             evaluate_model(trained, str(data))
     copy.write_bytes(Path(original).read_bytes() + b"\n# edited\n")  # other text: evaluated
     (copy.parent / "__init__.py").unlink()

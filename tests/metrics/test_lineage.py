@@ -2,7 +2,6 @@
 growth source), a missing link is an error, and a saving that pays for the sunk compute is reported."""
 
 import json
-import os
 
 import pytest
 
@@ -26,7 +25,11 @@ def chain(tmp_path):
     grown = tmp_path / "grown"
     grown.mkdir()
     (grown / "growth.json").write_text(json.dumps({"source": str((tmp_path / "B" / "model").resolve())}))
-    _fake_run(tmp_path / "C", [(0, 0.0, 6.0), (10, 90.0, 3.0)], lineage=[_link("model.from", grown, source=str((tmp_path / "B" / "model").resolve()))])
+    _fake_run(
+        tmp_path / "C",
+        [(0, 0.0, 6.0), (10, 90.0, 3.0)],
+        lineage=[_link("model.from", grown, source=str((tmp_path / "B" / "model").resolve()))],
+    )
     _fake_run(tmp_path / "D", [(0, 0.0, 8.0), (10, 200.0, 4.0)])
     return tmp_path
 
@@ -48,7 +51,9 @@ def test_report_walks_the_chain_from_another_directory_and_pays_for_it(chain, tm
 
 def test_a_missing_link_fails_loudly(chain):
     (chain / "A" / "metrics.jsonl").unlink()
-    with pytest.raises(KinheritError, match=r"lineage of .*B: teacher .*A/model comes from run .*A, whose metrics.jsonl is missing"):
+    with pytest.raises(
+        KinheritError, match=r"lineage of .*B: teacher .*A/model comes from run .*A, whose metrics.jsonl is missing"
+    ):
         build_report([chain / "D", chain / "C"], chain / "r")
 
 
@@ -76,8 +81,13 @@ def test_leakage_from_a_teacher_trained_on_another_split_is_refused(chain):
     ancestors = Ancestors.of_run(chain / "B")
     check_leakage(DATA, ancestors)  # same split: fine
     check_leakage({**DATA, "roots": ["/elsewhere"], "split_seed": 3}, ancestors)  # another corpus: nothing shared
-    with pytest.raises(KinheritError, match=r"with another train/validation split \(split_seed 0 vs 1\): its training text may "
-                                            r"include this run's validation text"):
+    with pytest.raises(
+        KinheritError,
+        match=r"with another train/validation split \(split_seed 0 vs 1\): its training text may "
+        r"include this run's validation text",
+    ):
         check_leakage({**DATA, "split_seed": 1}, ancestors)
-    with pytest.raises(KinheritError, match=r"source /data/corpus vs /data/corpus/sub"):  # the same files under other keys
+    with pytest.raises(
+        KinheritError, match=r"source /data/corpus vs /data/corpus/sub"
+    ):  # the same files under other keys
         check_leakage({**DATA, "roots": ["/data/corpus/sub"]}, ancestors)

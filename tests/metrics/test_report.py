@@ -6,9 +6,18 @@ from kinherit.cli import main
 from kinherit.errors import KinheritError
 from kinherit.metrics.report import build_report
 
-
-DATA = {"sources": ["corpus"], "roots": ["/data/corpus"], "split": "documents", "split_seed": 0, "val_fraction": 0.05,
-        "max_documents": None, "text_field": "text", "tokenizer": "t0", "corpus": "c0", "val_sha256": "v0"}
+DATA = {
+    "sources": ["corpus"],
+    "roots": ["/data/corpus"],
+    "split": "documents",
+    "split_seed": 0,
+    "val_fraction": 0.05,
+    "max_documents": None,
+    "text_field": "text",
+    "tokenizer": "t0",
+    "corpus": "c0",
+    "val_sha256": "v0",
+}
 
 
 def _fake_run(path, points, teacher_flops=0.0, alpha=False, data=None, lineage=(), selection_flops=0.0):
@@ -32,8 +41,13 @@ def _fake_run(path, points, teacher_flops=0.0, alpha=False, data=None, lineage=(
 
 def test_report_on_two_runs_has_exact_savings(tmp_path):
     _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 6.0), (20, 200.0, 4.0)])
-    _fake_run(tmp_path / "ki", [(0, 30.0, 8.0), (10, 150.0, 4.5), (20, 270.0, 3.5)], teacher_flops=40.0, alpha=True,
-              selection_flops=30.0)
+    _fake_run(
+        tmp_path / "ki",
+        [(0, 30.0, 8.0), (10, 150.0, 4.5), (20, 270.0, 3.5)],
+        teacher_flops=40.0,
+        alpha=True,
+        selection_flops=30.0,
+    )
     report = build_report([tmp_path / "scratch", tmp_path / "ki"], tmp_path / "report")
     by_name = {r.name: r for r in report.results}
     assert by_name["scratch"].flops_to_baseline_loss == 200.0 and by_name["scratch"].saving_fraction == 0.0
@@ -43,18 +57,31 @@ def test_report_on_two_runs_has_exact_savings(tmp_path):
     assert ki.saving_fraction == pytest.approx(1 - 210.0 / 200.0) and ki.speedup == pytest.approx(200.0 / 210.0)
     assert ki.teacher_inference_flops == 40.0 and ki.selection_flops == 30.0 and ki.tokens_per_s == 1000.0
     results = json.loads((tmp_path / "report" / "results.json").read_text())
-    required = {"name", "final_val_loss", "flops_to_baseline_loss", "saving_fraction", "speedup", "teacher_inference_flops", "tokens_per_s"}
+    required = {
+        "name",
+        "final_val_loss",
+        "flops_to_baseline_loss",
+        "saving_fraction",
+        "speedup",
+        "teacher_inference_flops",
+        "tokens_per_s",
+    }
     assert all(required <= set(r) for r in results["runs"])
     for png in ("val_loss_vs_flops.png", "val_loss_vs_tokens.png", "val_loss_vs_time.png", "alpha.png"):
         assert (tmp_path / "report" / png).stat().st_size > 5000
     assert "| ki | 3.5000 |" in (tmp_path / "report" / "report.md").read_text()
-    assert "| 40 | 30 | 0 | -5.0% | 1,000 |" in (tmp_path / "report" / "report.md").read_text()  # teacher, selection, sunk FLOPs, saving incl. sunk
+    assert (
+        "| 40 | 30 | 0 | -5.0% | 1,000 |" in (tmp_path / "report" / "report.md").read_text()
+    )  # teacher, selection, sunk FLOPs, saving incl. sunk
 
 
 def test_unreached_baseline_is_reported_as_such(tmp_path, capsys):
     _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 4.0)])
     _fake_run(tmp_path / "worse", [(0, 0.0, 8.0), (10, 100.0, 5.0)])
-    assert main(["report", str(tmp_path / "worse"), "--baseline", str(tmp_path / "scratch"), "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(["report", str(tmp_path / "worse"), "--baseline", str(tmp_path / "scratch"), "--out", str(tmp_path / "r")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| worse | 5.0000 | 148.41 | not reached | — |" in out
 
@@ -84,8 +111,11 @@ def test_a_last_line_cut_by_a_kill_is_ignored(tmp_path):
 def test_runs_validated_on_other_data_are_refused_naming_the_difference(tmp_path):
     _fake_run(tmp_path / "scratch", [(0, 0.0, 8.0), (10, 100.0, 4.0)])
     _fake_run(tmp_path / "other", [(0, 0.0, 8.0), (10, 100.0, 3.0)], data={"split_seed": 1, "val_sha256": "v1"})
-    with pytest.raises(KinheritError, match=r"^run other was validated on other data than the baseline scratch "
-                                            r"\(split_seed 0 vs 1, val_sha256 'v0' vs 'v1'\): their losses are not comparable"):
+    with pytest.raises(
+        KinheritError,
+        match=r"^run other was validated on other data than the baseline scratch "
+        r"\(split_seed 0 vs 1, val_sha256 'v0' vs 'v1'\): their losses are not comparable",
+    ):
         build_report([tmp_path / "scratch", tmp_path / "other"], tmp_path / "r")
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
+from kinherit.arch import FAMILIES
 from kinherit.config import ModelConfig
 from kinherit.data.sources import stdlib_files
 from kinherit.data.tokenizer import train_bpe
-from kinherit.arch import FAMILIES
 from kinherit.hf_folder import LABELS_FILE, head_modules, load_classifier
 from kinherit.io import write_json
 
@@ -31,7 +31,9 @@ def make_base(out: Path, tokenizer_dir: Path, family: str = "llama", seed: int =
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    cfg = ModelConfig(family=family, **{"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, **sizes})
+    cfg = ModelConfig(
+        family=family, **{"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, **sizes}
+    )
     hf = FAMILIES[family].build_config(cfg, len(tokenizer), 64)
     torch.manual_seed(seed)
     auto = AutoModelForMaskedLM if FAMILIES[family].task == "masked" else AutoModelForCausalLM
@@ -62,7 +64,9 @@ def make_adapter(base: Path, out: Path, seed: int = 1) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     model, _ = load_classifier(base.resolve(), "base", LABELS, tokenizer.pad_token_id)
-    peft = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, modules_to_save=head_modules(model)))
+    peft = get_peft_model(
+        model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, modules_to_save=head_modules(model))
+    )
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in peft.named_parameters():

@@ -28,7 +28,9 @@ def test_delta_arithmetic_is_exact_tensor_by_tensor(tmp_path, tokenizer_dir, sca
     assert set(out) == backbone | {"score.weight"}
     for key in backbone:
         torch.testing.assert_close(out[key], new[key] + scale * (tuned_state[key] - base[key]), rtol=0, atol=0)
-    torch.testing.assert_close(out["score.weight"], tuned_state["score.weight"], rtol=0, atol=0)  # head from A_tuned, unscaled
+    torch.testing.assert_close(
+        out["score.weight"], tuned_state["score.weight"], rtol=0, atol=0
+    )  # head from A_tuned, unscaled
     assert sorted(report.transferred) == sorted(backbone) and report.head == ["score.weight"] and not report.mapped
     assert list(report.skipped) == ["lm_head.weight"] and not report.kept
     config = json.loads((tmp_path / "init" / "config.json").read_text())
@@ -44,7 +46,10 @@ def test_bert_pooler_counts_as_head(tmp_path, tokenizer_dir):
     report = recycle_full(a, tuned, b, tmp_path / "init")
     assert report.head == ["bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"]
     assert all(k.startswith("cls.predictions") for k in report.skipped)
-    out, tuned_state = load_file(str(tmp_path / "init" / "model.safetensors")), load_file(str(tuned / "model.safetensors"))
+    out, tuned_state = (
+        load_file(str(tmp_path / "init" / "model.safetensors")),
+        load_file(str(tuned / "model.safetensors")),
+    )
     for key in report.head:
         torch.testing.assert_close(out[key], tuned_state[key], rtol=0, atol=0)
 
@@ -62,11 +67,18 @@ def _plain_bert_classifier(base, out, num_labels: int) -> None:
 def test_plain_transformers_classifier_with_default_labels(tmp_path, tokenizer_dir, capsys):
     a = make_base(tmp_path / "A", tokenizer_dir, family="bert")
     _plain_bert_classifier(a, tmp_path / "A_tuned", num_labels=3)
-    assert json.loads((tmp_path / "A_tuned" / "config.json").read_text())["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
+    assert json.loads((tmp_path / "A_tuned" / "config.json").read_text())["id2label"] == {
+        "0": "LABEL_0",
+        "1": "LABEL_1",
+        "2": "LABEL_2",
+    }
     b = make_base(tmp_path / "B", tokenizer_dir, family="bert", seed=3)
     argv = ["recycle", "--old-base", str(a), "--old-tuned", str(tmp_path / "A_tuned"), "--new-base", str(b)]
     assert main([*argv, "--out", str(tmp_path / "init")]) == 0
-    out, tuned = load_file(str(tmp_path / "init" / "model.safetensors")), load_file(str(tmp_path / "A_tuned" / "model.safetensors"))
+    out, tuned = (
+        load_file(str(tmp_path / "init" / "model.safetensors")),
+        load_file(str(tmp_path / "A_tuned" / "model.safetensors")),
+    )
     base, new = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
     key = "bert.encoder.layer.1.attention.self.query.weight"
     torch.testing.assert_close(out[key], new[key] + (tuned[key] - base[key]), rtol=0, atol=0)
@@ -74,10 +86,14 @@ def test_plain_transformers_classifier_with_default_labels(tmp_path, tokenizer_d
     assert out["classifier.weight"].shape == (3, 32)
 
     # the number of labels is still checked: a 3-label classifier cannot serve a 4-class task
-    with pytest.raises(KinheritError, match=r"A_TUNED .* has 3 labels \['LABEL_0', 'LABEL_1', 'LABEL_2'\], but the task has 4"):
+    with pytest.raises(
+        KinheritError, match=r"A_TUNED .* has 3 labels \['LABEL_0', 'LABEL_1', 'LABEL_2'\], but the task has 4"
+    ):
         load_classifier(tmp_path / "A_tuned", "A_TUNED", ["a", "b", "c", "d"])
     named, _ = load_classifier(tmp_path / "A_tuned", "A_TUNED", ["a", "b", "c"])  # unnamed labels take the task's names
     assert named.config.id2label == {0: "a", 1: "b", 2: "c"}
     named.save_pretrained(str(tmp_path / "named"))  # named labels must match by name
-    with pytest.raises(KinheritError, match=r"was tuned for labels \['a', 'b', 'c'\], but the task has \['x', 'b', 'c'\]"):
+    with pytest.raises(
+        KinheritError, match=r"was tuned for labels \['a', 'b', 'c'\], but the task has \['x', 'b', 'c'\]"
+    ):
         load_classifier(tmp_path / "named", "model.base", ["x", "b", "c"])

@@ -1,17 +1,17 @@
-import pytest
 """End to end on the built-in task: A pre-trained, fine-tuned (A_tuned), continually pre-trained into B;
 then B fine-tuned from scratch, init-based, distillation-based and combined (same data and budget)."""
 
 import json
 
+import pytest
 from PIL import Image
 
-from kinherit.config import validate_config
 from kinherit.config import validate_as as validate
-from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
-from kinherit.recycle.comparison import run
-from kinherit.recycle.finetune import finetune
+from kinherit.config import validate_config
 from kinherit.metrics.log import read_metrics
+from kinherit.recycle.comparison import run
+from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
+from kinherit.recycle.finetune import finetune
 from kinherit.train.pretrain import pretrain
 
 DATA = {"task": "stdlib-packages", "train_per_class": 100, "val_per_class": 25, "max_length": 32}
@@ -30,18 +30,36 @@ def _pretrain(tiny_run, out, steps, **model):
 @pytest.mark.slow  # 13 s; recycle-experiment runs in tests/test_shipped_configs.py, its parts in tests/recycle
 def test_recycling_beats_fine_tuning_b_from_scratch(tmp_path, tiny_run):
     a = _pretrain(tiny_run, tmp_path / "A", 30)
-    tuned = finetune(validate(FinetuneConfig, {
-        "out": str(tmp_path / "A_tuned"), "model": {"base": str(a)}, "data": DATA,
-        "train": {**TRAIN, "max_steps": 150, "eval_steps": 50},
-    }))
+    tuned = finetune(
+        validate(
+            FinetuneConfig,
+            {
+                "out": str(tmp_path / "A_tuned"),
+                "model": {"base": str(a)},
+                "data": DATA,
+                "train": {**TRAIN, "max_steps": 150, "eval_steps": 50},
+            },
+        )
+    )
     assert tuned.final_accuracy > 0.45  # 4 balanced classes: chance is 0.25
     b = _pretrain(tiny_run, tmp_path / "B", 10, **{"from": str(a)})  # A continually pre-trained
 
-    report = run(validate(ExperimentConfig, {
-        "out": str(tmp_path / "exp"), "old_base": str(a), "old_tuned": str(tuned.model_dir), "new_base": str(b),
-        "finetune": {"data": DATA, "train": {**TRAIN, "max_steps": 60, "eval_steps": 10},
-                     "teacher": {"alpha": 0.8, "temperature": 10.0}},
-    }))
+    report = run(
+        validate(
+            ExperimentConfig,
+            {
+                "out": str(tmp_path / "exp"),
+                "old_base": str(a),
+                "old_tuned": str(tuned.model_dir),
+                "new_base": str(b),
+                "finetune": {
+                    "data": DATA,
+                    "train": {**TRAIN, "max_steps": 60, "eval_steps": 10},
+                    "teacher": {"alpha": 0.8, "temperature": 10.0},
+                },
+            },
+        )
+    )
     result = {v.name: v for v in report.variants}
     print(report.markdown())
     assert list(result) == ["scratch", "init", "distill", "combined"]

@@ -4,19 +4,19 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, TrainerCallback
+from transformers import AutoModelForSequenceClassification
 
-from kinherit.errors import KinheritError
 from kinherit.config import load_yaml_config as load
 from kinherit.config import validate_as as validate
+from kinherit.data.classification import file_task, stdlib_packages_task
+from kinherit.errors import KinheritError
+from kinherit.metrics.log import read_metrics
 from kinherit.recycle.config import ExperimentConfig, FinetuneConfig
 from kinherit.recycle.distillation import distill_loss
 from kinherit.recycle.finetune import finetune
-from kinherit.data.classification import file_task, stdlib_packages_task
-from kinherit.metrics.log import read_metrics
+from tests.conftest import CrashAt
 
 from .conftest import LABELS, make_base, sample_inputs
-from tests.conftest import CrashAt
 
 SMALL = {"task": "stdlib-packages", "packages": LABELS, "train_per_class": 8, "val_per_class": 4, "max_length": 16}
 FAST = {"max_steps": 4, "eval_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8}
@@ -71,8 +71,12 @@ def test_builtin_task_splits_by_file():
     from kinherit.data.classification import package_files, snippets_of
 
     task = stdlib_packages_task(["json", "email"], 20, 5, 6, seed=0)
-    source = {snippet: path for files in package_files(["json", "email"]).values() for path in files
-              for snippet in snippets_of([path], 6)}
+    source = {
+        snippet: path
+        for files in package_files(["json", "email"]).values()
+        for path in files
+        for snippet in snippets_of([path], 6)
+    }
     train_files = {source[t] for t in task.train.texts}
     val_files = {source[t] for t in task.validation.texts}
     assert train_files and val_files and not train_files & val_files
@@ -87,7 +91,9 @@ def test_task_from_csv_jsonl_and_saved_dataset(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    DatasetDict({"train": Dataset.from_list(rows), "validation": Dataset.from_list(rows[:4])}).save_to_disk(str(tmp_path / "hf"))
+    DatasetDict({"train": Dataset.from_list(rows), "validation": Dataset.from_list(rows[:4])}).save_to_disk(
+        str(tmp_path / "hf")
+    )
     from_csv = file_task(str(tmp_path / "d.csv"), None, "text", "label", 0.2, seed=0)
     from_jsonl = file_task(str(tmp_path / "d.jsonl"), None, "text", "label", 0.2, seed=0)
     from_hf = file_task(str(tmp_path / "hf"), str(tmp_path / "hf"), "text", "label", 0.2, seed=0)
@@ -118,29 +124,61 @@ def test_lora_adapter_trained_on_a_loads_on_b_and_keeps_training(tmp_path, token
 
     a = make_base(tmp_path / "A", tokenizer_dir, seed=0)
     b = make_base(tmp_path / "B", tokenizer_dir, seed=5)
-    lora = finetune(validate(FinetuneConfig, {
-        "out": str(tmp_path / "lora"), "model": {"base": str(a), "lora": {"r": 4}}, "data": SMALL,
-        "train": {**FAST, "learning_rate": 1e-2},
-    }))
-    assert lora.model_dir.name == "adapter" and json.loads((lora.model_dir / "labels.json").read_text())["labels"] == LABELS
+    lora = finetune(
+        validate(
+            FinetuneConfig,
+            {
+                "out": str(tmp_path / "lora"),
+                "model": {"base": str(a), "lora": {"r": 4}},
+                "data": SMALL,
+                "train": {**FAST, "learning_rate": 1e-2},
+            },
+        )
+    )
+    assert (
+        lora.model_dir.name == "adapter"
+        and json.loads((lora.model_dir / "labels.json").read_text())["labels"] == LABELS
+    )
 
-    code = main(["recycle", "--old-base", str(a), "--old-tuned", str(lora.model_dir), "--new-base", str(b),
-                 "--out", str(tmp_path / "on-b"), "--adapter"])
+    code = main(
+        [
+            "recycle",
+            "--old-base",
+            str(a),
+            "--old-tuned",
+            str(lora.model_dir),
+            "--new-base",
+            str(b),
+            "--out",
+            str(tmp_path / "on-b"),
+            "--adapter",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "transferred 8 tensors" in printed and "score.weight" in printed
     inputs = sample_inputs(tokenizer_dir)
     with_adapter = load_adapter_classifier(tmp_path / "on-b", "B").eval()
     assert with_adapter.peft_config["default"].base_model_name_or_path == str(b.resolve())
     plain, _ = load_classifier(b, "B", LABELS, with_adapter.config.pad_token_id)
-    plain.load_state_dict({**plain.state_dict(), "score.weight": with_adapter.base_model.model.score.modules_to_save["default"].weight})
+    plain.load_state_dict(
+        {**plain.state_dict(), "score.weight": with_adapter.base_model.model.score.modules_to_save["default"].weight}
+    )
     with torch.no_grad():
         changed = (with_adapter(**inputs).logits - plain.eval()(**inputs).logits).abs().max()
     assert changed > 1e-3  # the LoRA update (not only the head) changes B's outputs
 
-    continued = finetune(validate(FinetuneConfig, {
-        "out": str(tmp_path / "continued"), "model": {"base": str(b), "adapter": str(tmp_path / "on-b")}, "data": SMALL,
-        "teacher": {"path": str(lora.model_dir)}, "train": FAST,
-    }))
+    continued = finetune(
+        validate(
+            FinetuneConfig,
+            {
+                "out": str(tmp_path / "continued"),
+                "model": {"base": str(b), "adapter": str(tmp_path / "on-b")},
+                "data": SMALL,
+                "teacher": {"path": str(lora.model_dir)},
+                "train": FAST,
+            },
+        )
+    )
     events = read_metrics(continued.out / "metrics.jsonl")
     assert events[0]["step"] == 0 and any("kd" in e for e in events)
     assert (continued.model_dir / "adapter_model.safetensors").is_file()
@@ -148,7 +186,9 @@ def test_lora_adapter_trained_on_a_loads_on_b_and_keeps_training(tmp_path, token
 
 def test_full_finetune_writes_model_metrics_and_config(tmp_path, tokenizer_dir):
     a = make_base(tmp_path / "A", tokenizer_dir, family="gpt2")
-    result = finetune(validate(FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST}))
+    result = finetune(
+        validate(FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST})
+    )
     model = AutoModelForSequenceClassification.from_pretrained(str(result.model_dir))
     assert model.config.pad_token_id is not None and list(model.config.id2label.values()) == LABELS
     assert sorted(result.accuracy) == [0, 2, 4]
@@ -156,7 +196,11 @@ def test_full_finetune_writes_model_metrics_and_config(tmp_path, tokenizer_dir):
     assert [e["step"] for e in events if "loss" in e] == [1, 2, 3, 4]
     assert "max_steps: 4" in (tmp_path / "ft" / "config.resolved.yaml").read_text()
     with pytest.raises(KinheritError, match="already holds a run"):
-        finetune(validate(FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST}))
+        finetune(
+            validate(
+                FinetuneConfig, {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST}
+            )
+        )
 
 
 @pytest.mark.parametrize("with_teacher", [False, True])
@@ -169,16 +213,27 @@ def test_gradient_accumulation_gives_the_step_mean_loss_and_gradient(tmp_path, t
     teacher = {"teacher": {"path": str(make_tuned(a, tmp_path / "A-tuned"))}} if with_teacher else {}
     frozen = {"learning_rate": 0.0, "max_steps": 1, "eval_steps": 1, "logging_steps": 1}
     logged = {}
-    for name, batch in (("ga1", {"per_device_train_batch_size": 8}),
-                        ("ga4", {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4})):
-        finetune(validate(FinetuneConfig, {"out": str(tmp_path / name), "model": {"base": str(a)}, "data": SMALL,
-                                           "train": {**frozen, **batch}, **teacher}))
+    for name, batch in (
+        ("ga1", {"per_device_train_batch_size": 8}),
+        ("ga4", {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}),
+    ):
+        finetune(
+            validate(
+                FinetuneConfig,
+                {
+                    "out": str(tmp_path / name),
+                    "model": {"base": str(a)},
+                    "data": SMALL,
+                    "train": {**frozen, **batch},
+                    **teacher,
+                },
+            )
+        )
         logged[name] = next(e for e in read_metrics(tmp_path / name / "metrics.jsonl") if "loss" in e)
     one, four = logged["ga1"], logged["ga4"]
     assert one["tokens"] == four["tokens"] == 8 * 16
     for key in ("loss", "ce", "grad_norm") + (("kd",) if with_teacher else ()):
         assert four[key] == pytest.approx(one[key], rel=1e-4), (key, one[key], four[key])
-
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tokenizer_dir):
@@ -190,19 +245,61 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tokenizer_d
     teacher = make_tuned(a, tmp_path / "A-tuned")
 
     def config(name):
-        return validate(FinetuneConfig, {"out": str(tmp_path / name), "model": {"base": str(a), "lora": {"r": 4}}, "data": SMALL,
-                                         "teacher": {"path": str(teacher)},
-                                         "train": {**FAST, "max_steps": 6, "eval_steps": 3, "save_steps": 2}})
+        return validate(
+            FinetuneConfig,
+            {
+                "out": str(tmp_path / name),
+                "model": {"base": str(a), "lora": {"r": 4}},
+                "data": SMALL,
+                "teacher": {"path": str(teacher)},
+                "train": {**FAST, "max_steps": 6, "eval_steps": 3, "save_steps": 2},
+            },
+        )
 
     straight = finetune(config("straight"))
     with pytest.raises(RuntimeError, match="simulated crash"):
         finetune(config("crashed"), callbacks=[CrashAt(3)])
-    assert main(["finetune", "--out", str(tmp_path / "crashed"), "--model.base", str(a), "--model.lora.r", "4",
-                 "--teacher.path", str(teacher), "--data.task", "stdlib-packages", "--data.packages", json.dumps(LABELS),
-                 "--data.train_per_class", "8", "--data.val_per_class", "4", "--data.max_length", "16",
-                 "--train.max_steps", "6", "--train.eval_steps", "3", "--train.save_steps", "2", "--train.logging_steps", "1",
-                 "--train.per_device_train_batch_size", "8", "--resume"]) == 0
-    expected, resumed = read_metrics(tmp_path / "straight" / "metrics.jsonl"), read_metrics(tmp_path / "crashed" / "metrics.jsonl")
+    assert (
+        main(
+            [
+                "finetune",
+                "--out",
+                str(tmp_path / "crashed"),
+                "--model.base",
+                str(a),
+                "--model.lora.r",
+                "4",
+                "--teacher.path",
+                str(teacher),
+                "--data.task",
+                "stdlib-packages",
+                "--data.packages",
+                json.dumps(LABELS),
+                "--data.train_per_class",
+                "8",
+                "--data.val_per_class",
+                "4",
+                "--data.max_length",
+                "16",
+                "--train.max_steps",
+                "6",
+                "--train.eval_steps",
+                "3",
+                "--train.save_steps",
+                "2",
+                "--train.logging_steps",
+                "1",
+                "--train.per_device_train_batch_size",
+                "8",
+                "--resume",
+            ]
+        )
+        == 0
+    )
+    expected, resumed = (
+        read_metrics(tmp_path / "straight" / "metrics.jsonl"),
+        read_metrics(tmp_path / "crashed" / "metrics.jsonl"),
+    )
     assert [e["step"] for e in resumed] == [e["step"] for e in expected] == [0, 1, 2, 3, 3, 4, 5, 6, 6]
     for old, new in zip(expected, resumed):
         for key in ("loss", "ce", "kd", "val_loss", "val_accuracy", "flops", "teacher_flops"):
@@ -216,20 +313,33 @@ def test_a_plain_transformers_classifier_teaches_but_wrong_label_count_is_refuse
     plain = AutoModelForSequenceClassification.from_pretrained(str(a), num_labels=len(LABELS))
     plain.config.pad_token_id = plain.config.eos_token_id
     plain.save_pretrained(str(tmp_path / "plain"))
-    config = {"out": str(tmp_path / "ft"), "model": {"base": str(a)}, "data": SMALL, "train": FAST,
-              "teacher": {"path": str(tmp_path / "plain")}}
+    config = {
+        "out": str(tmp_path / "ft"),
+        "model": {"base": str(a)},
+        "data": SMALL,
+        "train": FAST,
+        "teacher": {"path": str(tmp_path / "plain")},
+    }
     result = finetune(validate(FinetuneConfig, config))
     assert any(e.get("kd", 0) > 0 for e in read_metrics(result.out / "metrics.jsonl"))
 
     AutoModelForSequenceClassification.from_pretrained(str(a), num_labels=2).save_pretrained(str(tmp_path / "two"))
     with pytest.raises(KinheritError, match=r"teacher.path .*two has 2 labels"):
-        finetune(validate(FinetuneConfig, {**config, "out": str(tmp_path / "ft2"), "teacher": {"path": str(tmp_path / "two")}}))
+        finetune(
+            validate(
+                FinetuneConfig, {**config, "out": str(tmp_path / "ft2"), "teacher": {"path": str(tmp_path / "two")}}
+            )
+        )
 
 
 def test_resume_with_another_learning_rate_is_refused_in_one_line(tmp_path, tokenizer_dir):
     a = make_base(tmp_path / "A", tokenizer_dir)
-    raw = {"out": str(tmp_path / "run"), "model": {"base": str(a)}, "data": SMALL,
-           "train": {**FAST, "max_steps": 2, "eval_steps": 2, "save_steps": 2}}
+    raw = {
+        "out": str(tmp_path / "run"),
+        "model": {"base": str(a)},
+        "data": SMALL,
+        "train": {**FAST, "max_steps": 2, "eval_steps": 2, "save_steps": 2},
+    }
     finetune(validate(FinetuneConfig, raw))
     changed = {**raw, "train": {**raw["train"], "learning_rate": 0.5}}
     with pytest.raises(KinheritError, match=r"^--resume: this config differs .* in train\.learning_rate \("):

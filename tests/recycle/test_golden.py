@@ -16,7 +16,12 @@ SMALL = {"task": "stdlib-packages", "packages": LABELS, "train_per_class": 8, "v
 def test_distillation_finetuning_loss_curve_is_unchanged(tmp_path, tokenizer_dir):
     base = make_base(tmp_path / "A", tokenizer_dir)
     teacher = make_tuned(base, tmp_path / "A-tuned")
-    config = {"out": str(tmp_path / "ft"), "model": {"base": str(base)}, "data": SMALL, "teacher": {"path": str(teacher)},
-              "train": {"max_steps": 6, "eval_steps": 3, "logging_steps": 1, "per_device_train_batch_size": 8}}
+    config = {
+        "out": str(tmp_path / "ft"),
+        "model": {"base": str(base)},
+        "data": SMALL,
+        "teacher": {"path": str(teacher)},
+        "train": {"max_steps": 6, "eval_steps": 3, "logging_steps": 1, "per_device_train_batch_size": 8},
+    }
     finetune(validate_as(FinetuneConfig, config))
     assert_matches_golden(tmp_path / "ft", GOLDEN)

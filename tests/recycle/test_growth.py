@@ -6,9 +6,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from kinherit.grow import grow, grow_folder, grow_map, load_plan, replay
+from kinherit.hf_folder import load_adapter_classifier, load_classifier
 from kinherit.recycle.adapters import recycle_adapter
 from kinherit.recycle.delta import recycle_full
-from kinherit.hf_folder import load_adapter_classifier, load_classifier
 
 from .conftest import make_adapter, make_base, make_tuned, sample_inputs
 
@@ -22,8 +22,16 @@ def test_grow_of_tuned_equals_grow_of_base_plus_mapped_delta(tmp_path, tokenizer
     gen = torch.Generator().manual_seed(3)
     delta = {k: 0.05 * torch.randn(v.shape, generator=gen) for k, v in a.state_dict().items() if k != "lm_head.weight"}
     tuned = {k: v + delta[k] for k, v in a.state_dict().items() if k in delta}
-    grown_a, plan, _ = grow(a, hidden_size=hidden, num_heads=hidden // 8, num_layers=4, width=width, depth=depth,
-                           noise_db=noise_db, verify=False)
+    grown_a, plan, _ = grow(
+        a,
+        hidden_size=hidden,
+        num_heads=hidden // 8,
+        num_layers=4,
+        width=width,
+        depth=depth,
+        noise_db=noise_db,
+        verify=False,
+    )
     grown_tuned = replay(plan, tuned)  # the same growth (same maps and noise) applied to A_tuned
     mapped = grow_map(plan, delta)
     base = grown_a.state_dict()
@@ -55,12 +63,16 @@ def test_recycled_start_on_a_grown_base_is_the_grown_tuned_model(tmp_path, token
     grown = replay(load_plan(tmp_path / "B"), {k: tuned_state.get(k, v) for k, v in a_state.items()})
     out = load_file(str(tmp_path / "init" / "model.safetensors"))
     shared = set(out) & set(grown)
-    assert len(shared) == len([k for k in out if k.startswith(recycled.base_model_prefix + ".") and ".pooler." not in k])
+    assert len(shared) == len(
+        [k for k in out if k.startswith(recycled.base_model_prefix + ".") and ".pooler." not in k]
+    )
     for key in shared:
         torch.testing.assert_close(out[key], grown[key], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt_neox"])  # LoRA on q_proj/v_proj; on the per-head interleaved query_key_value
+@pytest.mark.parametrize(
+    "family", ["llama", "gpt_neox"]
+)  # LoRA on q_proj/v_proj; on the per-head interleaved query_key_value
 def test_adapter_maps_through_growth(tmp_path, tokenizer_dir, family):
     """G(B_r A_r) = G_out(B_r)·G_in(A_r): the widened adapter on grow(A) reproduces the adapter on A."""
     a = make_base(tmp_path / "A", tokenizer_dir, family=family)

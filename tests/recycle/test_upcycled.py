@@ -11,8 +11,9 @@ from kinherit.recycle.delta import recycle_full
 from .conftest import make_base, make_tuned, sample_inputs
 
 
-@pytest.mark.parametrize(("family", "moe"), [("llama", "MixtralForSequenceClassification"),
-                                             ("qwen2", "Qwen2MoeForSequenceClassification")])
+@pytest.mark.parametrize(
+    ("family", "moe"), [("llama", "MixtralForSequenceClassification"), ("qwen2", "Qwen2MoeForSequenceClassification")]
+)
 def test_recycled_start_on_an_upcycled_base_reproduces_the_tuned_classifier(tmp_path, tokenizer_dir, family, moe):
     a = make_base(tmp_path / "A", tokenizer_dir, family=family)
     tuned = make_tuned(a, tmp_path / "A_tuned")

@@ -1,4 +1,3 @@
-import pytest
 """The unchanged `kinherit pretrain` command under torchrun: 2 CPU processes, gloo DDP; a sharding request that
 accelerate does not honour there is refused, not silently dropped."""
 
@@ -8,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from kinherit.metrics.log import read_metrics
@@ -25,16 +25,36 @@ def test_two_process_ddp_run(tmp_path, tiny_run, torchrun_pretrain):
     assert layout == {"world_size": 2, "distributed_type": "MULTI_CPU", "requested": None, "teacher": None}
 
 
-@pytest.mark.slow  # 10 s under torchrun; the detection (check_distributed_request) is unit-tested in tests/train/test_preflight.py
+# 10 s under torchrun; the detection (check_distributed_request) is unit-tested in tests/train/test_preflight.py
+@pytest.mark.slow
 def test_fsdp_that_falls_back_to_ddp_is_refused(tmp_path, tiny_run):
-    config = tiny_run(tmp_path / "fsdp", max_steps=2, eval_steps=2, save_steps=2, fsdp="full_shard", fsdp_config={"fsdp_version": 2})
+    config = tiny_run(
+        tmp_path / "fsdp", max_steps=2, eval_steps=2, save_steps=2, fsdp="full_shard", fsdp_config={"fsdp_version": 2}
+    )
     (tmp_path / "fsdp.yaml").write_text(yaml.safe_dump(config))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "kinherit.cli", "pretrain", "--config", str(tmp_path / "fsdp.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "kinherit.cli",
+        "pretrain",
+        "--config",
+        str(tmp_path / "fsdp.yaml"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode != 0
-    assert "kinherit pretrain: error: train.fsdp asks for FSDP, but accelerate runs these 2 processes as MULTI_CPU" in proc.stderr
+    assert (
+        "kinherit pretrain: error: train.fsdp asks for FSDP, but accelerate runs these 2 processes as MULTI_CPU"
+        in proc.stderr
+    )
     assert not (tmp_path / "fsdp" / "checkpoints").exists() or not any((tmp_path / "fsdp" / "checkpoints").iterdir())

@@ -1,5 +1,6 @@
 """The trainer stack's import graph: metrics/ and inherit/ never import train/ (the trainer is given objectives),
-and there is no cycle among the modules of train/, inherit/, metrics/ and recycle/ (static, from the modules' import statements)."""
+and there is no cycle among the modules of train/, inherit/, metrics/ and recycle/ (static, from the modules' import
+statements)."""
 
 import ast
 from pathlib import Path
@@ -12,14 +13,19 @@ SCOPE = ("kinherit.train", "kinherit.inherit", "kinherit.metrics", "kinherit.rec
 
 def _imports() -> dict[str, set[str]]:
     """module → the kinherit modules it imports (anywhere in the file, lazy imports included)."""
-    modules = {".".join(("kinherit", *p.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__"): p
-               for p in ROOT.rglob("*.py")}
+    modules = {
+        ".".join(("kinherit", *p.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in ROOT.rglob("*.py")
+    }
     graph = {}
     for name, path in modules.items():
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kinherit"):
-                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+                found |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                }
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("kinherit")}
         graph[name] = {m for m in found if m in modules and m != name}
@@ -40,7 +46,7 @@ def test_no_import_cycle_in_the_training_stack():
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
         for dep in (d for d in graph[node] if d.startswith(SCOPE)):
-            assert state.get(dep) != 1, " → ".join(path[path.index(dep):] + [dep]) if dep in path else dep
+            assert state.get(dep) != 1, " → ".join(path[path.index(dep) :] + [dep]) if dep in path else dep
             if dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2

@@ -11,7 +11,9 @@ from kinherit.train.pretrain import pretrain
 @pytest.fixture()
 def no_data(monkeypatch):
     """Any attempt to read the corpus fails the test: the error must come first."""
-    monkeypatch.setattr(pretrain_module, "prepare_corpus", lambda *a, **k: pytest.fail("the corpus was read before the error"))
+    monkeypatch.setattr(
+        pretrain_module, "prepare_corpus", lambda *a, **k: pytest.fail("the corpus was read before the error")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,9 @@ def trained(tmp_path_factory, cache_dir):
     from tests.conftest import _tiny_run
 
     out = tmp_path_factory.mktemp("trained") / "run"
-    return pretrain(validate_config(_tiny_run(out, cache_dir, "llama", max_steps=2, eval_steps=2, save_steps=2))).model_dir
+    return pretrain(
+        validate_config(_tiny_run(out, cache_dir, "llama", max_steps=2, eval_steps=2, save_steps=2))
+    ).model_dir
 
 
 def _fails(raw, match):
@@ -36,7 +40,10 @@ def test_missing_teacher_path(tmp_path, tiny_run, no_data):
 
 def test_teacher_path_that_is_not_a_model(tmp_path, tiny_run, no_data):
     (tmp_path / "empty").mkdir()
-    _fails({**tiny_run(tmp_path / "ki"), "teacher": {"path": str(tmp_path / "empty")}}, r"not a Hugging Face model folder \(no config.json\)")
+    _fails(
+        {**tiny_run(tmp_path / "ki"), "teacher": {"path": str(tmp_path / "empty")}},
+        r"not a Hugging Face model folder \(no config.json\)",
+    )
 
 
 def test_teacher_of_another_task(tmp_path, tiny_run, trained, no_data):
@@ -91,13 +98,20 @@ def test_an_unknown_logger(tmp_path, tiny_run, no_data):
 
 
 def test_fsdp_in_one_process(tmp_path, tiny_run, no_data):
-    _fails(tiny_run(tmp_path / "r", fsdp="full_shard"), r"^train.fsdp asks for FSDP, which shards over several processes, but this run has 1")
+    _fails(
+        tiny_run(tmp_path / "r", fsdp="full_shard"),
+        r"^train.fsdp asks for FSDP, which shards over several processes, but this run has 1",
+    )
 
 
 def test_model_from_refuses_a_size_it_does_not_have(tmp_path, tiny_run, trained, no_data):
     raw = tiny_run(tmp_path / "b")
     raw["model"] = {"from": str(trained), "hidden_size": 64, "num_layers": 2}  # num_layers matches: not named
-    _fails(raw, r"^model.from .* sets the model's sizes, but the config asks for model.hidden_size=64 \(the model has 32\); remove")
+    _fails(
+        raw,
+        r"^model.from .* sets the model's sizes, but the config asks for model.hidden_size=64 \(the model has 32\); "
+        r"remove",
+    )
 
 
 def test_model_from_records_the_loaded_sizes_and_the_record_loads_back(tmp_path, tiny_run, trained):
@@ -110,8 +124,13 @@ def test_model_from_records_the_loaded_sizes_and_the_record_loads_back(tmp_path,
     pretrain(validate_config(raw))
     resolved = tmp_path / "b" / "config.resolved.yaml"
     model = yaml.safe_load(resolved.read_text())["model"]
-    assert {k: model[k] for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")} == \
-        {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4, "intermediate_size": 64}
+    assert {k: model[k] for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")} == {
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 4,
+        "num_kv_heads": 4,
+        "intermediate_size": 64,
+    }
     again = load_config(resolved, ["--out", str(tmp_path / "c")])
     assert pretrain(again).final_step == 1  # the recorded sizes agree with the model: accepted
 
@@ -126,21 +145,35 @@ def test_a_sharding_request_accelerate_does_not_honour_is_refused_not_dropped():
     two = SimpleNamespace(fsdp=[["full_shard"]], deepspeed=None, world_size=2, fsdp_config={"version": 2})
     check_distributed_request(two)  # before the Trainer exists: two processes may still shard
     check_distributed_request(two, DistributedType.FSDP)
-    with pytest.raises(KinheritError, match=r"^train.fsdp asks for FSDP, but accelerate runs these 2 processes as MULTI_CPU"):
+    with pytest.raises(
+        KinheritError, match=r"^train.fsdp asks for FSDP, but accelerate runs these 2 processes as MULTI_CPU"
+    ):
         check_distributed_request(two, DistributedType.MULTI_CPU)  # what torchrun on CPU gives: plain DDP
     zero3 = SimpleNamespace(fsdp=None, deepspeed="ds.json", world_size=2, fsdp_config=None)
-    with pytest.raises(KinheritError, match=r"^train.deepspeed asks for DEEPSPEED, but accelerate runs these 2 processes as MULTI_GPU"):
+    with pytest.raises(
+        KinheritError, match=r"^train.deepspeed asks for DEEPSPEED, but accelerate runs these 2 processes as MULTI_GPU"
+    ):
         check_distributed_request(zero3, DistributedType.MULTI_GPU)
     check_distributed_request(SimpleNamespace(fsdp=None, deepspeed=None, world_size=2), DistributedType.MULTI_CPU)
-    assert run_layout(two, DistributedType.FSDP, None) == {"world_size": 2, "distributed_type": "FSDP", "requested": "FSDP",
-                                                           "teacher": None, "fsdp_config": {"version": 2}, "fsdp_plugin": None}
-    assert run_layout(zero3, DistributedType.DEEPSPEED, None) == {"world_size": 2, "distributed_type": "DEEPSPEED",
-                                                                  "requested": "DEEPSPEED", "teacher": None}
+    assert run_layout(two, DistributedType.FSDP, None) == {
+        "world_size": 2,
+        "distributed_type": "FSDP",
+        "requested": "FSDP",
+        "teacher": None,
+        "fsdp_config": {"version": 2},
+        "fsdp_plugin": None,
+    }
+    assert run_layout(zero3, DistributedType.DEEPSPEED, None) == {
+        "world_size": 2,
+        "distributed_type": "DEEPSPEED",
+        "requested": "DEEPSPEED",
+        "teacher": None,
+    }
 
 
 def test_the_users_fsdp_config_is_what_the_run_folder_records(tmp_path):
-    """TrainingArguments rewrites a nested fsdp_config in place ({fsdp_version: 2} became {version: 2, xla: false, ...});
-    config.resolved.yaml keeps the user's keys, run.json what transformers and accelerate resolved."""
+    """TrainingArguments rewrites a nested fsdp_config in place ({fsdp_version: 2} became {version: 2, xla: false,
+    ...}); config.resolved.yaml keeps the user's keys, run.json what transformers and accelerate resolved."""
     from pathlib import Path
 
     import yaml
@@ -152,17 +185,23 @@ def test_the_users_fsdp_config_is_what_the_run_folder_records(tmp_path):
     from kinherit.train.run import training_arguments
 
     small = Path(__file__).parents[2] / "configs" / "small.yaml"
-    config = load_config(small, ["--train.fsdp=full_shard", "--train.fsdp_config={fsdp_version: 2}", f"--out={tmp_path}"])
+    config = load_config(
+        small, ["--train.fsdp=full_shard", "--train.fsdp_config={fsdp_version: 2}", f"--out={tmp_path}"]
+    )
     args = training_arguments(config.train_args, tmp_path)
     assert args.fsdp_config["version"] == 2 and "xla" in args.fsdp_config  # transformers' resolved form
     assert yaml.safe_load(resolved_yaml(config))["train"]["fsdp_config"] == {"fsdp_version": 2}
     plugin = FullyShardedDataParallelPlugin(**args.fsdp_plugin_args)
     settings = plugin_settings(plugin)
     assert settings["fsdp_version"] == 2 and settings["reshard_after_forward"] is True
-    assert settings["state_dict_type"] == "FULL_STATE_DICT" and "auto_wrap_policy" not in settings  # a callable: left out
+    assert (
+        settings["state_dict_type"] == "FULL_STATE_DICT" and "auto_wrap_policy" not in settings
+    )  # a callable: left out
 
 
-def test_model_from_on_the_command_line_trains_the_folder_and_refuses_a_size_given_beside_it(tmp_path, tiny_run, trained, capsys):
+def test_model_from_on_the_command_line_trains_the_folder_and_refuses_a_size_given_beside_it(
+    tmp_path, tiny_run, trained, capsys
+):
     """`kinherit pretrain --config small.yaml --model.from=DIR`: the file's family and sizes give way to the folder's;
     a size given on the command line too is still checked against the folder (before any data is read)."""
     import yaml
@@ -173,10 +212,15 @@ def test_model_from_on_the_command_line_trains_the_folder_and_refuses_a_size_giv
     path.write_text(yaml.safe_dump(tiny_run(tmp_path / "b", max_steps=1, eval_steps=1, save_steps=1)))
     assert main(["pretrain", "--config", str(path), f"--model.from={trained}", "--model.num_layers=3"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("asks for model.num_layers=3 (the model has 2); remove those keys (on the command line: "
-                        "--unset=model.num_layers), or grow the model first (kinherit grow) to change its shape"), err
+    assert err.endswith(
+        "asks for model.num_layers=3 (the model has 2); remove those keys (on the command line: "
+        "--unset=model.num_layers), or grow the model first (kinherit grow) to change its shape"
+    ), err
     assert not (tmp_path / "b").exists()
     assert main(["pretrain", "--config", str(path), f"--model.from={trained}"]) == 0
     out = capsys.readouterr().out
-    assert f"model.from {trained} overrides model.family/hidden_size/num_layers/num_heads/intermediate_size of {path}" in out
+    assert (
+        f"model.from {trained} overrides model.family/hidden_size/num_layers/num_heads/intermediate_size of {path}"
+        in out
+    )
     assert yaml.safe_load((tmp_path / "b" / "config.resolved.yaml").read_text())["model"]["from"] == str(trained)

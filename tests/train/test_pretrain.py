@@ -13,7 +13,6 @@ from kinherit.train.trainer import adds_router_loss
 from tests.conftest import CrashAt
 
 
-
 def _losses(out):
     return {e["step"]: e["loss"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e}
 
@@ -34,7 +33,9 @@ def test_causal_run_writes_a_loadable_model_and_metrics(tmp_path, tiny_run):
         assert event["tokens"] == event["step"] * tokens_per_step
         assert event["flops"] == event["tokens"] * 3 * result_flops(model, 32)
     assert train[-1]["loss"] < train[0]["loss"]
-    assert result.final_val_loss == evals[-1]["val_loss"] and math.isclose(evals[-1]["val_ppl"], math.exp(evals[-1]["val_loss"]))
+    assert result.final_val_loss == evals[-1]["val_loss"] and math.isclose(
+        evals[-1]["val_ppl"], math.exp(evals[-1]["val_loss"])
+    )
     assert (out / "config.resolved.yaml").read_text().count("max_steps: 8") == 1
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4", "checkpoint-8"]
 
@@ -87,7 +88,9 @@ def test_checkpoint_killed_mid_write_is_never_visible(tmp_path, tiny_run, monkey
 def test_final_model_folder_is_atomic(tmp_path, tiny_run, monkeypatch):
     from transformers import PreTrainedTokenizerFast
 
-    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(
+        PreTrainedTokenizerFast, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+    )
     with pytest.raises(OSError, match="disk full"):
         pretrain(validate_config(tiny_run(tmp_path / "run", max_steps=2, eval_steps=2, save_steps=2)))
     assert not (tmp_path / "run" / "model").exists()
@@ -134,7 +137,11 @@ def test_logged_loss_is_the_step_mean_with_gradient_accumulation(tmp_path, tiny_
     """8 blocks as one batch or as 4 micro-batches of 2: the same blocks, so the same logged loss."""
     frozen = {"learning_rate": 0.0, "max_steps": 1, "eval_steps": 1, "save_steps": 1, "warmup_steps": 0}
     pretrain(validate_config(tiny_run(tmp_path / "ga1", **frozen)))
-    pretrain(validate_config(tiny_run(tmp_path / "ga4", per_device_train_batch_size=2, gradient_accumulation_steps=4, **frozen)))
+    pretrain(
+        validate_config(
+            tiny_run(tmp_path / "ga4", per_device_train_batch_size=2, gradient_accumulation_steps=4, **frozen)
+        )
+    )
     one, four = _losses(tmp_path / "ga1")[1], _losses(tmp_path / "ga4")[1]
     assert abs(one - four) < 1e-5, (one, four)
     tokens = {e["tokens"] for e in read_metrics(tmp_path / "ga4" / "metrics.jsonl") if e["step"] == 1}

@@ -15,7 +15,9 @@ def test_postfix_shows_loss_val_loss_alpha_and_throughput():
 
 @pytest.mark.parametrize("disable_tqdm", [False, True])
 def test_one_bar_per_run_and_no_log_dicts(tmp_path, tiny_run, capfd, disable_tqdm):
-    pretrain(validate_config(tiny_run(tmp_path / "run", max_steps=4, eval_steps=2, save_steps=4, disable_tqdm=disable_tqdm)))
+    pretrain(
+        validate_config(tiny_run(tmp_path / "run", max_steps=4, eval_steps=2, save_steps=4, disable_tqdm=disable_tqdm))
+    )
     out, err = capfd.readouterr()
     console = out + err
     assert "{'loss'" not in console and "'eval_loss'" not in console and "train_runtime" not in console

@@ -24,17 +24,22 @@ def finished(tmp_path, tiny_run):
 
 
 def _refused(raw, monkeypatch):
-    monkeypatch.setattr(pretrain_module, "prepare_corpus", lambda *a, **k: pytest.fail("the corpus was read before the refusal"))
+    monkeypatch.setattr(
+        pretrain_module, "prepare_corpus", lambda *a, **k: pytest.fail("the corpus was read before the refusal")
+    )
     with pytest.raises(KinheritError) as err:
         pretrain(validate_config(raw), resume=True)
     return str(err.value)
 
 
-@pytest.mark.parametrize(("section", "key", "value"), [
-    ("data", "sources", SMALL_CORPUS[:1]),
-    ("train", "learning_rate", 1e-3),
-    ("model", "hidden_size", 64),
-])
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("data", "sources", SMALL_CORPUS[:1]),
+        ("train", "learning_rate", 1e-3),
+        ("model", "hidden_size", 64),
+    ],
+)
 def test_a_changed_key_is_refused_before_the_data_naming_it(finished, monkeypatch, section, key, value):
     raw = {**finished, section: {**finished[section], key: value}}
     message = _refused(raw, monkeypatch)
@@ -68,7 +73,9 @@ def test_a_modified_corpus_file_is_refused_by_its_fingerprint(tmp_path, tiny_run
     pretrain(validate_config(raw))
     victim = sorted(corpus.glob("*.py"))[0]
     victim.write_text(victim.read_text() + "\n# edited\n")
-    with pytest.raises(KinheritError, match=r"--resume: the corpus changed since the checkpoint \(fingerprint \w+ -> \w+"):
+    with pytest.raises(
+        KinheritError, match=r"--resume: the corpus changed since the checkpoint \(fingerprint \w+ -> \w+"
+    ):
         pretrain(validate_config(raw), resume=True)
 
 
@@ -84,5 +91,7 @@ def test_a_run_recorded_with_steps_auto_resumes_with_schedule_auto(tmp_path):
     assert check_resume(tmp_path, now) == []
     recorded["teacher"].update(schedule="heaviside")  # never the same run: refused, naming the keys
     (tmp_path / RESOLVED).write_text(yaml.safe_dump(recorded, sort_keys=False))
-    with pytest.raises(KinheritError, match=r"teacher.schedule \('heaviside' -> 'auto'\), teacher.steps \('auto' -> 1.0\)"):
+    with pytest.raises(
+        KinheritError, match=r"teacher.schedule \('heaviside' -> 'auto'\), teacher.steps \('auto' -> 1.0\)"
+    ):
         check_resume(tmp_path, now)

@@ -47,9 +47,19 @@ class PureKD:
 
 def _setup(tmp_path, objective):  # noqa: ANN001, ANN202
     torch.manual_seed(0)
-    config = MixtralConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, output_router_logits=True,
-                           router_aux_loss_coef=COEF, max_position_embeddings=16)
+    config = MixtralConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        output_router_logits=True,
+        router_aux_loss_coef=COEF,
+        max_position_embeddings=16,
+    )
     model = MixtralForCausalLM(config).train()
     args = TrainingArguments(output_dir=str(tmp_path), gradient_accumulation_steps=GA, use_cpu=True, report_to="none")
     trainer = KinheritTrainer(model=model, args=args, objective=objective, student_flops=flops_per_token(model, 8))

@@ -15,9 +15,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow
+from kinherit.hf_folder import load_lm
 from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import read_metrics
-from kinherit.hf_folder import load_lm
 from kinherit.train.optimizer_growth import lr_scales, map_adam_state
 from kinherit.train.pretrain import pretrain
 from tests.conftest import CrashAt
@@ -63,8 +63,15 @@ def test_flops_are_counted_at_the_size_of_each_step(staged_run):
     config, result = staged_run
     per_token = []
     for layers, hidden, heads, ffn in ((1, 32, 4, 64), (2, 32, 4, 64), (2, 64, 8, 128)):
-        cfg = LlamaConfig(vocab_size=512, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                          num_key_value_heads=heads, intermediate_size=ffn, tie_word_embeddings=True)
+        cfg = LlamaConfig(
+            vocab_size=512,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            intermediate_size=ffn,
+            tie_word_embeddings=True,
+        )
         with torch.device("meta"):
             per_token.append(flops_per_token(LlamaForCausalLM(cfg), 32).train)
     events = {e["step"]: e for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
@@ -91,13 +98,18 @@ def test_resume_on_either_side_of_a_growth_is_exact(tmp_path, tiny_run, staged_r
     raw = _staged(tiny_run, tmp_path / "run", save_steps=1)
     with pytest.raises(RuntimeError, match="simulated crash"):
         if crash == "during":
-            monkeypatch.setattr(module, "grow_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("simulated crash")))
+            monkeypatch.setattr(
+                module, "grow_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("simulated crash"))
+            )
             pretrain(validate_config(raw))
         else:
             pretrain(validate_config(raw), callbacks=[CrashAt(3 if crash == "before" else 5)])
     monkeypatch.undo()
     pretrain(validate_config(raw), resume=True)
-    expected, resumed = load_file(reference.model_dir / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")
+    expected, resumed = (
+        load_file(reference.model_dir / "model.safetensors"),
+        load_file(tmp_path / "run" / "model" / "model.safetensors"),
+    )
     assert expected.keys() == resumed.keys()
     for key in expected:
         torch.testing.assert_close(resumed[key], expected[key], rtol=0, atol=0)
@@ -114,14 +126,20 @@ def test_a_stage_that_cannot_grow_is_refused_before_any_data_is_read(tmp_path, t
         pretrain(validate_config(bad))
 
 
-@pytest.mark.parametrize("growth, message", [
-    ([{"at_step": 5}, {"at_step": 4}], "increasing steps"),
-    ([{"at_step": 9}], "increasing steps"),
-    ([{"at_step": 1.5}], "fraction"),
-    ([{"at_step": "atuo"}], r"growth\.0\.at_step: 'atuo' is not a step \(int ≥ 1\), a fraction of train\.max_steps in \(0, 1\) or auto"),
-    ([{"at_step": 3, "optimizer_state": "keep"}], "optimizer_state"),
-    ([{"at_step": 3, "lr_policy": "rewarm", "rewarm_steps": 0}], r"growth\[0\]\.rewarm_steps"),
-])
+@pytest.mark.parametrize(
+    "growth, message",
+    [
+        ([{"at_step": 5}, {"at_step": 4}], "increasing steps"),
+        ([{"at_step": 9}], "increasing steps"),
+        ([{"at_step": 1.5}], "fraction"),
+        (
+            [{"at_step": "atuo"}],
+            r"growth\.0\.at_step: 'atuo' is not a step \(int ≥ 1\), a fraction of train\.max_steps in \(0, 1\) or auto",
+        ),
+        ([{"at_step": 3, "optimizer_state": "keep"}], "optimizer_state"),
+        ([{"at_step": 3, "lr_policy": "rewarm", "rewarm_steps": 0}], r"growth\[0\]\.rewarm_steps"),
+    ],
+)
 def test_stage_timing_and_options_are_checked(tmp_path, tiny_run, growth, message):
     with pytest.raises(KinheritError, match=message):
         validate_config(_staged(tiny_run, tmp_path / "run", growth=growth))
@@ -129,15 +147,31 @@ def test_stage_timing_and_options_are_checked(tmp_path, tiny_run, growth, messag
 
 def _small_and_grown(layers: int = 2):  # noqa: ANN202
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      num_key_value_heads=2, max_position_embeddings=32, tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        tie_word_embeddings=True,
+    )
     small = LlamaForCausalLM(cfg)
     for p in small.parameters():
         p.data.normal_(0, 0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        growth = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, num_layers=layers,
-                      noise_db=None, verify=False)
+        growth = grow(
+            small,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=4,
+            num_kv_heads=4,
+            num_layers=layers,
+            noise_db=None,
+            verify=False,
+        )
     return small, growth
 
 
@@ -166,8 +200,10 @@ def test_mapped_moments_are_the_grown_models_gradient():
 def _adam_step(model, ids, scales=None, state=None):  # noqa: ANN001, ANN202
     """One AdamW step (lr 1e-2, wd 0.1, no clipping), per-parameter LR scales, optional initial state."""
     params = dict(model.named_parameters())
-    groups = [{"params": [p], "lr": 1e-2 * (scales or {}).get(n, 1.0), "weight_decay": 0.1 / (scales or {}).get(n, 1.0)}
-              for n, p in params.items()]
+    groups = [
+        {"params": [p], "lr": 1e-2 * (scales or {}).get(n, 1.0), "weight_decay": 0.1 / (scales or {}).get(n, 1.0)}
+        for n, p in params.items()
+    ]
     optimizer = torch.optim.AdamW(groups, eps=1e-12)
     for name, moments in (state or {}).items():
         optimizer.state[params[name]] = {k: v.clone() for k, v in moments.items()}
@@ -189,19 +225,23 @@ def test_with_growth_lr_scaling_the_first_update_is_the_grown_image_of_the_small
     small_state = {n: optimizer.state[p] for n, p in small.named_parameters()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        grown_before = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None,
-                            verify=False)
+        grown_before = grow(
+            small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None, verify=False
+        )
     mapped = map_adam_state(grown_before.plan, small_state, {n: p.detach() for n, p in small.named_parameters()}, names)
     scales = lr_scales(grown_before.plan, source, names, {})
     assert scales["model.layers.0.mlp.down_proj.weight"] == pytest.approx(0.5)
     assert scales["model.embed_tokens.weight"] == pytest.approx(1.0)
     grown_scaled = grown_before.model
-    grown_plain = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None,
-                       verify=False).model
+    grown_plain = grow(
+        small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None, verify=False
+    ).model
     _adam_step(small, ids, state=small_state)  # the small model's second step
     _adam_step(grown_scaled, ids, scales, mapped)
     _adam_step(grown_plain, ids, None, mapped)
-    image = grow(small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None, verify=False).model
+    image = grow(
+        small, hidden_size=32, intermediate_size=64, num_heads=4, num_kv_heads=4, noise_db=None, verify=False
+    ).model
     target = dict(image.named_parameters())
     with torch.no_grad():
         worst_scaled = max(float((p - target[n]).abs().max()) for n, p in grown_scaled.named_parameters())
@@ -220,7 +260,9 @@ def test_two_processes_grow_in_step(tmp_path, tiny_run, torchrun_pretrain):
     assert [e["growth"] for e in events if "growth" in e] == [1]
     assert abs(next(e for e in events if "growth" in e)["held_loss_change"]) <= 1e-4
     assert load_lm(tmp_path / "ddp" / "model").config.num_hidden_layers == 2
-    assert max(e["step"] for e in events) == 4 and {e.get("stage") for e in events if "loss" in e and e["step"] > 3} == {1}
+    assert max(e["step"] for e in events) == 4 and {
+        e.get("stage") for e in events if "loss" in e and e["step"] > 3
+    } == {1}
 
 
 def test_report_compares_a_staged_run_with_scratch_counting_every_flop(tmp_path, tiny_run, staged_run):
@@ -232,7 +274,20 @@ def test_report_compares_a_staged_run_with_scratch_counting_every_flop(tmp_path,
     raw["model"].update(hidden_size=64, num_layers=2, num_heads=8, intermediate_size=128)
     scratch = pretrain(validate_config(raw))
     assert [g["growth"] for g in load_run(staged.out).growths] == [1, 2]
-    assert main(["report", str(scratch.out), str(staged.out), "--baseline", str(scratch.out), "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(scratch.out),
+                str(staged.out),
+                "--baseline",
+                str(scratch.out),
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     text = json.dumps(results)
     assert staged.out.name in text and (tmp_path / "report" / "val_loss_vs_flops.png").is_file()
@@ -244,7 +299,10 @@ def test_report_compares_a_staged_run_with_scratch_counting_every_flop(tmp_path,
 def test_rewarm_multiplies_the_schedule_from_zero_back_to_one_after_its_growth(tmp_path, tiny_run):
     from kinherit.train.staged import Stages
 
-    growth = [{"at_step": 3, "num_layers": 2, "lr_policy": "rewarm", "rewarm_steps": 2}, {"at_step": 6, "num_layers": 3}]
+    growth = [
+        {"at_step": 3, "num_layers": 2, "lr_policy": "rewarm", "rewarm_steps": 2},
+        {"at_step": 6, "num_layers": 3},
+    ]
     stages = Stages.of(validate_config(_staged(tiny_run, tmp_path / "run", growth=growth)))
     assert stages.rewarm(0) is None  # the first stage follows the run's schedule
     rewarm = stages.rewarm(1)
@@ -259,11 +317,14 @@ def test_auto_grows_stage_k_of_n_at_four_fifths_of_k_over_n(tmp_path, tiny_run):
     assert Stages.of(validate_config(_staged(tiny_run, tmp_path / "a", growth=two, max_steps=100))).steps == (40, 80)
     assert Stages.of(validate_config(_staged(tiny_run, tmp_path / "b", growth=two[:1], max_steps=9))).steps == (7,)
     with pytest.raises(KinheritError, match="increasing steps"):  # an explicit step after an auto one must come later
-        validate_config(_staged(tiny_run, tmp_path / "c", growth=[two[0], {"at_step": 30, "num_layers": 3}], max_steps=100))
+        validate_config(
+            _staged(tiny_run, tmp_path / "c", growth=[two[0], {"at_step": 30, "num_layers": 3}], max_steps=100)
+        )
 
 
-def test_a_staged_run_trains_at_the_learning_rate_a_grown_folder_at_growth_lr_factor_times_it(tmp_path, tiny_run,
-                                                                                               staged_run):
+def test_a_staged_run_trains_at_the_learning_rate_a_grown_folder_at_growth_lr_factor_times_it(
+    tmp_path, tiny_run, staged_run
+):
     """The LR rule after growth: the staged run's LR is train.learning_rate × the cosine schedule λ (logged at step t:
     the LR step t trained with, λ(t − 1)); a folder that `kinherit grow` wrote gets growth_lr_factor × it; a staged
     run's final model (it trained after its growth) and a plain run do not; growth_lr_factor 1 keeps it."""
@@ -274,8 +335,9 @@ def test_a_staged_run_trains_at_the_learning_rate_a_grown_folder_at_growth_lr_fa
     config, trained = staged_run
     logged = {e["step"]: e["learning_rate"] for e in read_metrics(trained.out / "metrics.jsonl") if "loss" in e}
     peak = config.train_args["learning_rate"]
-    assert logged == pytest.approx({t: peak * cosine(t - 1, num_warmup_steps=1, num_training_steps=9, num_cycles=0.5)
-                                    for t in logged}, rel=1e-6)
+    assert logged == pytest.approx(
+        {t: peak * cosine(t - 1, num_warmup_steps=1, num_training_steps=9, num_cycles=0.5) for t in logged}, rel=1e-6
+    )
     grown = tmp_path / "grown"
     grown.mkdir()
     (grown / "growth.json").write_text(json.dumps({"source": "small", "options": {}}))
@@ -299,29 +361,54 @@ def test_wsd_holds_the_peak_through_a_growth_and_decays_over_its_last_steps(tmp_
     t: λ(t − 1))."""
     from transformers.optimization import _get_wsd_scheduler_lambda as wsd
 
-    config = validate_config(_staged(tiny_run, tmp_path / "run", lr_scheduler_type="warmup_stable_decay",
-                                     lr_scheduler_kwargs={"num_decay_steps": 1 / 3}))
+    config = validate_config(
+        _staged(
+            tiny_run,
+            tmp_path / "run",
+            lr_scheduler_type="warmup_stable_decay",
+            lr_scheduler_kwargs={"num_decay_steps": 1 / 3},
+        )
+    )
     assert config.train_args["lr_scheduler_kwargs"] == {"num_decay_steps": 3}
     result = pretrain(config)
     logged = {e["step"]: e["learning_rate"] for e in read_metrics(result.out / "metrics.jsonl") if "loss" in e}
     peak = config.train_args["learning_rate"]
-    expected = {t: peak * wsd(t - 1, num_warmup_steps=1, num_stable_steps=5, num_decay_steps=3, warmup_type="linear",
-                              decay_type="cosine", min_lr_ratio=0, num_cycles=0.5) for t in logged}
+    expected = {
+        t: peak
+        * wsd(
+            t - 1,
+            num_warmup_steps=1,
+            num_stable_steps=5,
+            num_decay_steps=3,
+            warmup_type="linear",
+            decay_type="cosine",
+            min_lr_ratio=0,
+            num_cycles=0.5,
+        )
+        for t in logged
+    }
     assert logged == pytest.approx(expected, rel=1e-6)
     assert logged[3] == logged[5] == logged[7] == pytest.approx(peak)
 
 
-@pytest.mark.parametrize("kwargs, max_steps, expected", [
-    ({}, 100, 20),
-    ({"num_decay_steps": 0.5}, 100, 50),
-    ({"num_decay_steps": 7}, 100, 7),
-    ({"num_decay_steps": 1.5}, 100, "num_decay_steps 1.5 must be a step"),
-    ({"num_decay_steps": 100}, 100, "leaves no stable phase"),
-    ({}, -1, "needs train.max_steps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, max_steps, expected",
+    [
+        ({}, 100, 20),
+        ({"num_decay_steps": 0.5}, 100, 50),
+        ({"num_decay_steps": 7}, 100, 7),
+        ({"num_decay_steps": 1.5}, 100, "num_decay_steps 1.5 must be a step"),
+        ({"num_decay_steps": 100}, 100, "leaves no stable phase"),
+        ({}, -1, "needs train.max_steps"),
+    ],
+)
 def test_wsd_decay_length_defaults_to_a_fifth_and_is_checked(tmp_path, tiny_run, kwargs, max_steps, expected):
-    raw = tiny_run(tmp_path / "run", max_steps=max_steps, lr_scheduler_type="warmup_stable_decay",
-                   **({"lr_scheduler_kwargs": kwargs} if kwargs else {}))
+    raw = tiny_run(
+        tmp_path / "run",
+        max_steps=max_steps,
+        lr_scheduler_type="warmup_stable_decay",
+        **({"lr_scheduler_kwargs": kwargs} if kwargs else {}),
+    )
     if isinstance(expected, int):
         assert validate_config(raw).train_args["lr_scheduler_kwargs"]["num_decay_steps"] == expected
     else:
@@ -336,7 +423,9 @@ def test_a_staged_run_builds_one_trainer_per_stage_and_none_to_grow(tmp_path, ti
 
     built = []
     original = transformers.Trainer.__init__
-    monkeypatch.setattr(transformers.Trainer, "__init__", lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1])
+    monkeypatch.setattr(
+        transformers.Trainer, "__init__", lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1]
+    )
     pretrain(validate_config(_staged(tiny_run, tmp_path / "run")))
     assert len(built) == 3
 
@@ -344,8 +433,9 @@ def test_a_staged_run_builds_one_trainer_per_stage_and_none_to_grow(tmp_path, ti
 def test_a_dense_to_moe_stage_trains_through_its_growth_and_says_so(tmp_path, tiny_run, capsys):
     """The upcycled model's loss includes the router auxiliary loss; the growth compares the LM loss (exact), the
     stage trains, and the console shows one line for the growth."""
-    result = pretrain(validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_experts": 4}],
-                                              max_steps=6)))
+    result = pretrain(
+        validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_experts": 4}], max_steps=6))
+    )
     growth = [e for e in read_metrics(result.out / "metrics.jsonl") if "growth" in e]
     assert len(growth) == 1 and abs(growth[0]["held_loss_change"]) <= 1e-4
     assert load_lm(result.model_dir).config.num_local_experts == 4
@@ -361,7 +451,7 @@ def test_the_growth_time_is_counted_in_time_s(staged_run):
     for i, event in enumerate(events):
         if "growth" in event:
             before = max(e.get("time_s", 0.0) for e in events[:i])
-            after = min(e["time_s"] for e in events[i + 1:] if "time_s" in e)
+            after = min(e["time_s"] for e in events[i + 1 :] if "time_s" in e)
             assert before < event["time_s"] <= after
 
 
@@ -374,25 +464,37 @@ def test_a_resume_keeps_the_growth_steps_the_run_recorded(tmp_path, tiny_run):
     recorded = yaml.safe_load((tmp_path / "run" / "config.resolved.yaml").read_text())
     assert recorded["growth"][0]["at_step"] == 6 and isinstance(recorded["growth"][0]["rewarm_steps"], int)
     shorter = {**raw, "train": {**raw["train"], "max_steps": 6}}
-    with pytest.raises(KinheritError, match=r"train\.max_steps=6 would drop growth\[0\], which this run recorded at step 6"):
+    with pytest.raises(
+        KinheritError, match=r"train\.max_steps=6 would drop growth\[0\], which this run recorded at step 6"
+    ):
         pretrain(validate_config(shorter), resume=True)
     longer = {**raw, "train": {**raw["train"], "max_steps": 24}}
     pretrain(validate_config(longer), resume=True)
     assert [e["step"] for e in read_metrics(tmp_path / "run" / "metrics.jsonl") if "growth" in e] == [6]
 
 
-@pytest.mark.parametrize("train, message", [
-    ({"fsdp": "full_shard"}, r"growth: is not supported with train\.fsdp"),
-    ({"deepspeed": "ds.json"}, r"growth: is not supported with train\.deepspeed"),
-    ({"lr_scheduler_type": "reduce_lr_on_plateau"}, "reduce_lr_on_plateau is not: choose e.g. warmup_stable_decay"),
-    ({"optim": "sgd"}, r"growth\[0\]\.optimizer_state: map carries AdamW's moments, and train\.optim sgd"),
-])
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        ({"fsdp": "full_shard"}, r"growth: is not supported with train\.fsdp"),
+        ({"deepspeed": "ds.json"}, r"growth: is not supported with train\.deepspeed"),
+        ({"lr_scheduler_type": "reduce_lr_on_plateau"}, "reduce_lr_on_plateau is not: choose e.g. warmup_stable_decay"),
+        ({"optim": "sgd"}, r"growth\[0\]\.optimizer_state: map carries AdamW's moments, and train\.optim sgd"),
+    ],
+)
 def test_what_a_growth_cannot_carry_is_refused_in_one_line(tmp_path, tiny_run, train, message):
     with pytest.raises(KinheritError, match=message):
         validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_layers": 2}], **train))
 
 
 def test_another_optimizer_grows_with_a_fresh_state(tmp_path, tiny_run):
-    config = validate_config(_staged(tiny_run, tmp_path / "run", growth=[{"at_step": 3, "num_layers": 2,
-                                                                         "optimizer_state": "reset"}], optim="sgd", max_steps=5))
+    config = validate_config(
+        _staged(
+            tiny_run,
+            tmp_path / "run",
+            growth=[{"at_step": 3, "num_layers": 2, "optimizer_state": "reset"}],
+            optim="sgd",
+            max_steps=5,
+        )
+    )
     assert pretrain(config).final_step == 5

@@ -8,9 +8,9 @@ import warnings
 
 import pytest
 import torch
+import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import transformers
 from kinherit.grow.options import GrowthOptions
 from kinherit.train.state_growth import TrainingState, grow_state, held_lm_loss, named_moments, write_grown_checkpoint
 from kinherit.train.trainer import GROWN_OPTIMIZER, STAGE_STATE
@@ -20,8 +20,16 @@ BETAS, LR = (0.9, 0.999), 1e-2
 
 def _small(seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=2, max_position_embeddings=32, tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(cfg)
     for p in model.parameters():
         p.data.normal_(0, 0.2)
@@ -78,8 +86,12 @@ def _adam_update(param: torch.Tensor, moments: dict[str, torch.Tensor] | None, g
     p = torch.nn.Parameter(param.clone())
     optimizer = torch.optim.AdamW([p], lr=LR, betas=BETAS, weight_decay=0.0)
     if moments is not None:
-        optimizer.load_state_dict({"state": {0: {k: v.clone() for k, v in moments.items()}},
-                                   "param_groups": optimizer.state_dict()["param_groups"]})
+        optimizer.load_state_dict(
+            {
+                "state": {0: {k: v.clone() for k, v in moments.items()}},
+                "param_groups": optimizer.state_dict()["param_groups"],
+            }
+        )
     p.grad = grad.clone()
     optimizer.step()
     return (p.detach() - param).abs() / LR
@@ -97,8 +109,11 @@ def test_tensors_with_no_history_start_as_fresh_adam_parameters():
     grad = torch.randn_like(router)
     fresh = _adam_update(router, None, grad)
     torch.testing.assert_close(fresh, torch.ones_like(fresh), rtol=1e-4, atol=0)
-    zero_at_step = _adam_update(router, {"step": torch.tensor(30.0), "exp_avg": torch.zeros_like(router),
-                                         "exp_avg_sq": torch.zeros_like(router)}, grad)
+    zero_at_step = _adam_update(
+        router,
+        {"step": torch.tensor(30.0), "exp_avg": torch.zeros_like(router), "exp_avg_sq": torch.zeros_like(router)},
+        grad,
+    )
     assert not torch.allclose(zero_at_step, fresh, rtol=0.05)
 
 
@@ -120,8 +135,12 @@ def test_new_units_inside_a_tensor_with_history_never_step_further_than_a_fresh_
     for start, out in ((moments, ours), (zeroed, zeros)):
         p = torch.nn.Parameter(param.clone())
         optimizer = torch.optim.AdamW([p], lr=LR, betas=BETAS, weight_decay=0.0)
-        optimizer.load_state_dict({"state": {0: {k: v.clone() for k, v in start.items()}},
-                                   "param_groups": optimizer.state_dict()["param_groups"]})
+        optimizer.load_state_dict(
+            {
+                "state": {0: {k: v.clone() for k, v in start.items()}},
+                "param_groups": optimizer.state_dict()["param_groups"],
+            }
+        )
         for _ in range(50):
             before = p.detach().clone()
             p.grad = grad.clone()
@@ -137,8 +156,13 @@ def test_the_grown_checkpoint_carries_every_shape_free_file(tmp_path):
     state = _trained_state(_small())
     checkpoint = tmp_path / "checkpoints" / "checkpoint-30"
     state.model.save_pretrained(checkpoint)
-    carried = {"trainer_state.json": b'{"global_step": 30}', "rng_state.pth": b"rng", "scaler.pt": b"scale",
-               "objective.json": b"{}", "training_args.bin": b"args"}
+    carried = {
+        "trainer_state.json": b'{"global_step": 30}',
+        "rng_state.pth": b"rng",
+        "scaler.pt": b"scale",
+        "objective.json": b"{}",
+        "training_args.bin": b"args",
+    }
     for name, data in {**carried, "optimizer.pt": b"old", "scheduler.pt": b"old"}.items():
         (checkpoint / name).write_bytes(data)
     grown, _ = _grow(state, num_layers=2)
@@ -146,7 +170,9 @@ def test_the_grown_checkpoint_carries_every_shape_free_file(tmp_path):
     for name, data in carried.items():
         assert (checkpoint / name).read_bytes() == data
     assert not (checkpoint / "optimizer.pt").exists() and not (checkpoint / "scheduler.pt").exists()
-    assert json.loads((checkpoint / STAGE_STATE).read_text()) == {"stage": 1} and (checkpoint / GROWN_OPTIMIZER).is_file()
+    assert (
+        json.loads((checkpoint / STAGE_STATE).read_text()) == {"stage": 1} and (checkpoint / GROWN_OPTIMIZER).is_file()
+    )
     assert not (tmp_path / "checkpoints" / ".staging" / "checkpoint-30").exists()
     by_name = named_moments(checkpoint)
     assert by_name.keys() == grown.moments.keys()

@@ -17,7 +17,9 @@ def _events(out):
     return {e["step"]: e for e in read_metrics(out / "metrics.jsonl") if "loss" in e}
 
 
-def test_upcycled_student_inherits_from_its_dense_source_resumes_exactly_and_its_experts_diverge(tmp_path, tiny_run, capsys):
+def test_upcycled_student_inherits_from_its_dense_source_resumes_exactly_and_its_experts_diverge(
+    tmp_path, tiny_run, capsys
+):
     dense = pretrain(validate_config(tiny_run(tmp_path / "dense", max_steps=2, eval_steps=2, save_steps=2))).model_dir
     report = grow_folder(dense, tmp_path / "moe", num_experts=4, experts_per_token=2)
     assert report.passed and report.max_deviation <= 1e-5

@@ -8,7 +8,6 @@ from transformers import PretrainedConfig
 from kinherit.arch.families._shared import ffn_size
 from kinherit.arch.spec import ConfigBuilder, ConfigKeys, HeadSpec, ModelSizes, t
 
-
 ENCODER_BASE = (
     t("embeddings.word_embeddings.weight", "fixed:vocab", "out:hidden"),
     t("embeddings.position_embeddings.weight", "fixed:positions", "out:hidden"),
@@ -64,10 +63,15 @@ def encoder_config(config_cls: type[PretrainedConfig], position_offset: int) -> 
 
     def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         return config_cls(
-            vocab_size=vocab, max_position_embeddings=positions + position_offset, hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-            intermediate_size=ffn_size(cfg, gated=False), hidden_dropout_prob=cfg.dropout,
-            attention_probs_dropout_prob=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings,
+            vocab_size=vocab,
+            max_position_embeddings=positions + position_offset,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            intermediate_size=ffn_size(cfg, gated=False),
+            hidden_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.dropout,
+            tie_word_embeddings=cfg.tie_word_embeddings,
             type_vocab_size=1 if position_offset else 2,
         )
 

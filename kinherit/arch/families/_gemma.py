@@ -71,8 +71,9 @@ def gemma_config(config_cls: type[PretrainedConfig], layer_types: bool) -> Confi
     """A builder for Gemma configs: head_dim = hidden/heads, `query_pre_attn_scalar` = head_dim (the
     1/√head_dim softmax scale), tied embeddings unless `model.tie_word_embeddings` is false, a
     sliding window of half the positions, and no pad id (Gemma's default 0 is the embedding's
-    `padding_idx`, whose row never trains, and kinherit's tokenizers put the document separator there). `layer_types`: write Gemma 3's local:global pattern (5:1,
-    or sliding then full when there are fewer than 6 layers) instead of its all-sliding default."""
+    `padding_idx`, whose row never trains, and kinherit's tokenizers put the document separator there). `layer_types`:
+    write Gemma 3's local:global pattern (5:1, or sliding then full when there are fewer than 6 layers) instead of its
+    all-sliding default."""
 
     def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         head_dim = cfg.hidden_size // cfg.num_heads
@@ -83,11 +84,20 @@ def gemma_config(config_cls: type[PretrainedConfig], layer_types: bool) -> Confi
                 "full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(cfg.num_layers)
             ]
         return config_cls(
-            vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads, intermediate_size=ffn_size(cfg, gated=True),
-            head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=sliding_window(positions),
-            attention_dropout=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings, pad_token_id=None, **extra,
+            vocab_size=vocab,
+            max_position_embeddings=positions,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads,
+            intermediate_size=ffn_size(cfg, gated=True),
+            head_dim=head_dim,
+            query_pre_attn_scalar=head_dim,
+            sliding_window=sliding_window(positions),
+            attention_dropout=cfg.dropout,
+            tie_word_embeddings=cfg.tie_word_embeddings,
+            pad_token_id=None,
+            **extra,
         )
 
     return build

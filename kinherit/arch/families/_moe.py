@@ -12,8 +12,15 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from kinherit.arch.families._shared import ffn_size
-from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS, ConfigBuilder, ConfigKeys, ModelSizes, TensorSpec, t
-
+from kinherit.arch.spec import (
+    DEFAULT_EXPERTS_PER_TOKEN,
+    DEFAULT_NUM_EXPERTS,
+    ConfigBuilder,
+    ConfigKeys,
+    ModelSizes,
+    TensorSpec,
+    t,
+)
 
 POST_ATTENTION_NORM = (t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden"),)
 SPARSE_BLOCK: tuple[TensorSpec, ...] = (
@@ -27,8 +34,14 @@ SPARSE_BLOCK: tuple[TensorSpec, ...] = (
 def moe_keys(ffn: str, experts: str) -> ConfigKeys:
     """Llama's shape keys with the expert width `ffn` and the expert count `experts`."""
     return ConfigKeys(
-        hidden="hidden_size", ffn=ffn, heads="num_attention_heads", layers="num_hidden_layers",
-        kv_heads="num_key_value_heads", head_dim="head_dim", experts=experts, experts_per_token="num_experts_per_tok",
+        hidden="hidden_size",
+        ffn=ffn,
+        heads="num_attention_heads",
+        layers="num_hidden_layers",
+        kv_heads="num_key_value_heads",
+        head_dim="head_dim",
+        experts=experts,
+        experts_per_token="num_experts_per_tok",
     )
 
 
@@ -45,10 +58,17 @@ def moe_config(config_cls: type[PretrainedConfig], keys: ConfigKeys, **extra) ->
             keys.experts_per_token: cfg.num_experts_per_tok or DEFAULT_EXPERTS_PER_TOKEN,
         }
         return config_cls(
-            vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads, attention_dropout=cfg.dropout,
-            tie_word_embeddings=cfg.tie_word_embeddings, output_router_logits=True, **sizes, **extra,
+            vocab_size=vocab,
+            max_position_embeddings=positions,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads,
+            attention_dropout=cfg.dropout,
+            tie_word_embeddings=cfg.tie_word_embeddings,
+            output_router_logits=True,
+            **sizes,
+            **extra,
         )
 
     return build

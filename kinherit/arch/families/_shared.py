@@ -86,11 +86,16 @@ def decoder_config(config_cls: type[PretrainedConfig], **extra) -> ConfigBuilder
 
     def build(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
         return config_cls(
-            vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads, intermediate_size=ffn_size(cfg, gated=True),
-            attention_dropout=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings, **extra,
+            vocab_size=vocab,
+            max_position_embeddings=positions,
+            hidden_size=cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_kv_heads or cfg.num_heads,
+            intermediate_size=ffn_size(cfg, gated=True),
+            attention_dropout=cfg.dropout,
+            tie_word_embeddings=cfg.tie_word_embeddings,
+            **extra,
         )
 
     return build
-

@@ -5,7 +5,12 @@ from transformers import Gemma2Config
 
 from kinherit.arch.catalog import register_family
 from kinherit.arch.families._gemma import (
-    GEMMA_ATTENTION, GEMMA_EMBEDDING, GEMMA_FINAL_NORM, GEMMA_MLP, gemma_config, gemma_heads,
+    GEMMA_ATTENTION,
+    GEMMA_EMBEDDING,
+    GEMMA_FINAL_NORM,
+    GEMMA_MLP,
+    gemma_config,
+    gemma_heads,
 )
 from kinherit.arch.families._shared import LLAMA_KEYS, SCORE
 from kinherit.arch.spec import FamilySpec

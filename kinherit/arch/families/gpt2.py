@@ -11,9 +11,16 @@ from kinherit.arch.spec import ConfigKeys, FamilySpec, HeadSpec, ModelSizes, t
 
 def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     return GPT2Config(
-        vocab_size=vocab, n_positions=positions, n_embd=cfg.hidden_size, n_layer=cfg.num_layers,
-        n_head=cfg.num_heads, n_inner=ffn_size(cfg, gated=False), resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-        attn_pdrop=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings,
+        vocab_size=vocab,
+        n_positions=positions,
+        n_embd=cfg.hidden_size,
+        n_layer=cfg.num_layers,
+        n_head=cfg.num_heads,
+        n_inner=ffn_size(cfg, gated=False),
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        tie_word_embeddings=cfg.tie_word_embeddings,
     )
 
 

@@ -20,9 +20,14 @@ def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfi
     if cfg.num_kv_heads not in (None, cfg.num_heads):
         raise ValueError("gpt_neox has no grouped-query attention: leave model.num_kv_heads unset")
     return GPTNeoXConfig(
-        vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
-        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-        intermediate_size=ffn_size(cfg, gated=False), attention_dropout=cfg.dropout, hidden_dropout=cfg.dropout,
+        vocab_size=vocab,
+        max_position_embeddings=positions,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=ffn_size(cfg, gated=False),
+        attention_dropout=cfg.dropout,
+        hidden_dropout=cfg.dropout,
         tie_word_embeddings=cfg.tie_word_embeddings,
     )
 

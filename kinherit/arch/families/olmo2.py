@@ -10,6 +10,7 @@ them is exact only when every head is copied equally often.
 from __future__ import annotations
 
 import dataclasses
+
 from transformers import Olmo2Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
@@ -25,27 +26,38 @@ from kinherit.arch.families._shared import (
 )
 from kinherit.arch.spec import FamilySpec, ModelSizes, t
 
-
-OLMO2_LAYER = QKV_PROJECTIONS + (
-    t("layers.{layer}.self_attn.q_norm.weight", "norm:q"),
-    t("layers.{layer}.self_attn.k_norm.weight", "norm:kv"),
-) + out_projection(False) + (
-    t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden", residual_out=True),
-    t("layers.{layer}.mlp.gate_proj.weight", "out:ffn", "in:hidden"),
-    t("layers.{layer}.mlp.up_proj.weight", "out:ffn", "in:hidden"),
-    t("layers.{layer}.mlp.down_proj.weight", "out:hidden", "in:ffn"),
-    t("layers.{layer}.post_feedforward_layernorm.weight", "norm:hidden", residual_out=True),
+OLMO2_LAYER = (
+    QKV_PROJECTIONS
+    + (
+        t("layers.{layer}.self_attn.q_norm.weight", "norm:q"),
+        t("layers.{layer}.self_attn.k_norm.weight", "norm:kv"),
+    )
+    + out_projection(False)
+    + (
+        t("layers.{layer}.post_attention_layernorm.weight", "norm:hidden", residual_out=True),
+        t("layers.{layer}.mlp.gate_proj.weight", "out:ffn", "in:hidden"),
+        t("layers.{layer}.mlp.up_proj.weight", "out:ffn", "in:hidden"),
+        t("layers.{layer}.mlp.down_proj.weight", "out:hidden", "in:ffn"),
+        t("layers.{layer}.post_feedforward_layernorm.weight", "norm:hidden", residual_out=True),
+    )
 )
 
 
 def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfig:
     """Olmo2Config's default eos id (50279) lies outside a small vocabulary: bos 1, eos 2, no pad id."""
     return Olmo2Config(
-        vocab_size=vocab, max_position_embeddings=positions, hidden_size=cfg.hidden_size,
-        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-        num_key_value_heads=cfg.num_kv_heads or cfg.num_heads, intermediate_size=ffn_size(cfg, gated=True),
-        attention_dropout=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings, bos_token_id=1,
-        eos_token_id=2, pad_token_id=None,
+        vocab_size=vocab,
+        max_position_embeddings=positions,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads or cfg.num_heads,
+        intermediate_size=ffn_size(cfg, gated=True),
+        attention_dropout=cfg.dropout,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=None,
     )
 
 

@@ -24,7 +24,11 @@ register_family(
         model_types=("olmoe",),
         config=KEYS,
         residual="pre_norm",
-        base_tensors=LLAMA_EMBEDDING + LLAMA_ATTENTION + WHOLE_WIDTH_QK_NORMS + POST_ATTENTION_NORM + SPARSE_BLOCK
+        base_tensors=LLAMA_EMBEDDING
+        + LLAMA_ATTENTION
+        + WHOLE_WIDTH_QK_NORMS
+        + POST_ATTENTION_NORM
+        + SPARSE_BLOCK
         + LLAMA_FINAL_NORM,
         build_config=moe_config(OlmoeConfig, KEYS, pad_token_id=None, bos_token_id=None, eos_token_id=None),
         classifier=(),

@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import dataclasses
+
 from transformers import Phi3Config, PretrainedConfig
 
 from kinherit.arch.catalog import register_family
-from kinherit.arch.families._shared import LLAMA_EMBEDDING, LLAMA_FINAL_NORM, LLAMA_KEYS, SCORE, causal_lm_heads, ffn_size
+from kinherit.arch.families._shared import (
+    LLAMA_EMBEDDING,
+    LLAMA_FINAL_NORM,
+    LLAMA_KEYS,
+    SCORE,
+    causal_lm_heads,
+    ffn_size,
+)
 from kinherit.arch.spec import FamilySpec, ModelSizes, t
-
 
 PHI3_LAYER = (
     t("layers.{layer}.input_layernorm.weight", "norm:hidden"),
@@ -25,11 +32,21 @@ def build_config(cfg: ModelSizes, vocab: int, positions: int) -> PretrainedConfi
     """Phi3Config's default token ids (pad/eos 32000) lie outside a small vocabulary: use Llama's (bos 1,
     eos 2, no pad id; the tokenizer's pad id is set where it matters, e.g. for classification)."""
     return Phi3Config(
-        vocab_size=vocab, max_position_embeddings=positions, original_max_position_embeddings=positions,
-        hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-        num_key_value_heads=cfg.num_kv_heads or cfg.num_heads, intermediate_size=ffn_size(cfg, gated=True),
-        attention_dropout=cfg.dropout, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-        tie_word_embeddings=cfg.tie_word_embeddings, bos_token_id=1, eos_token_id=2, pad_token_id=None,
+        vocab_size=vocab,
+        max_position_embeddings=positions,
+        original_max_position_embeddings=positions,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads or cfg.num_heads,
+        intermediate_size=ffn_size(cfg, gated=True),
+        attention_dropout=cfg.dropout,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=None,
     )
 
 

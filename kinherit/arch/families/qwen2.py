@@ -17,7 +17,14 @@ register_family(
         classifier=SCORE,
         reference="Yang et al. 2024, Qwen2 Technical Report, https://arxiv.org/abs/2407.10671",
         heads=causal_lm_heads("Qwen2"),
-        upcycle=MoeTarget("qwen2_moe", "Qwen2", "Qwen2Moe", "num_experts", "moe_intermediate_size", shared_expert=True,
-                          fixed=(("norm_topk_prob", True),)),
+        upcycle=MoeTarget(
+            "qwen2_moe",
+            "Qwen2",
+            "Qwen2Moe",
+            "num_experts",
+            "moe_intermediate_size",
+            shared_expert=True,
+            fixed=(("norm_topk_prob", True),),
+        ),
     )
 )

@@ -14,7 +14,6 @@ from kinherit.arch.families._moe import POST_ATTENTION_NORM, SPARSE_BLOCK, moe_c
 from kinherit.arch.families._shared import LLAMA_ATTENTION, LLAMA_EMBEDDING, LLAMA_FINAL_NORM, SCORE, causal_lm_heads
 from kinherit.arch.spec import FamilySpec, ModelSizes, t
 
-
 KEYS = moe_keys(ffn="moe_intermediate_size", experts="num_experts")
 SHARED_EXPERT = (
     t("layers.{layer}.mlp.shared_expert.gate_proj.weight", "fixed:shared_ffn", "in:hidden"),
@@ -37,7 +36,11 @@ register_family(
         model_types=("qwen2_moe",),
         config=KEYS,
         residual="pre_norm",
-        base_tensors=LLAMA_EMBEDDING + LLAMA_ATTENTION + POST_ATTENTION_NORM + SPARSE_BLOCK + SHARED_EXPERT
+        base_tensors=LLAMA_EMBEDDING
+        + LLAMA_ATTENTION
+        + POST_ATTENTION_NORM
+        + SPARSE_BLOCK
+        + SHARED_EXPERT
         + LLAMA_FINAL_NORM,
         build_config=_build,
         classifier=SCORE,

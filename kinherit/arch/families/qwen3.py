@@ -21,7 +21,6 @@ from kinherit.arch.families._shared import (
 )
 from kinherit.arch.spec import FamilySpec, ModelSizes, MoeTarget, t
 
-
 QK_NORMS = (
     t("layers.{layer}.self_attn.q_norm.weight", "fixed:head_dim"),
     t("layers.{layer}.self_attn.k_norm.weight", "fixed:head_dim"),
@@ -44,7 +43,8 @@ register_family(
         classifier=SCORE,
         reference="Yang et al. 2025, Qwen3 Technical Report, https://arxiv.org/abs/2505.09388",
         heads=causal_lm_heads("Qwen3"),
-        upcycle=MoeTarget("qwen3_moe", "Qwen3", "Qwen3Moe", "num_experts", "moe_intermediate_size",
-                          fixed=(("norm_topk_prob", True),)),
+        upcycle=MoeTarget(
+            "qwen3_moe", "Qwen3", "Qwen3Moe", "num_experts", "moe_intermediate_size", fixed=(("norm_topk_prob", True),)
+        ),
     )
 )

@@ -19,7 +19,11 @@ register_family(
         model_types=("qwen3_moe",),
         config=KEYS,
         residual="pre_norm",
-        base_tensors=LLAMA_EMBEDDING + LLAMA_ATTENTION + PER_HEAD_QK_NORMS + POST_ATTENTION_NORM + SPARSE_BLOCK
+        base_tensors=LLAMA_EMBEDDING
+        + LLAMA_ATTENTION
+        + PER_HEAD_QK_NORMS
+        + POST_ATTENTION_NORM
+        + SPARSE_BLOCK
         + LLAMA_FINAL_NORM,
         build_config=moe_config(Qwen3MoeConfig, KEYS),
         classifier=SCORE,

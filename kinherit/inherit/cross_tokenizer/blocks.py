@@ -14,9 +14,9 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import max_sequence_length, task_of
+from kinherit.inherit.teacher import TeacherSpec
 from kinherit.kd.alignment import Aligner
 from kinherit.kd.cross_tokenizer.targets import SharedVocab
-from kinherit.inherit.teacher import TeacherSpec
 
 
 class CrossTokenizerBlocks(Dataset):
@@ -27,7 +27,9 @@ class CrossTokenizerBlocks(Dataset):
 
     def __init__(self, blocks: PackedBlocks, aligner: Aligner):
         if blocks.masking is not None:
-            raise KinheritError("teacher.cross_tokenizer supports causal-LM students only (the student's masked input has no text)")
+            raise KinheritError(
+                "teacher.cross_tokenizer supports causal-LM students only (the student's masked input has no text)"
+            )
         self.blocks, self.aligner = blocks, aligner
 
     def __len__(self) -> int:

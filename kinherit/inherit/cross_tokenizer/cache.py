@@ -30,7 +30,6 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer, separator_id
 from kinherit.errors import KinheritError
-from kinherit.kd.alignment import token_bytes
 from kinherit.inherit.cache import (
     META,
     TeacherCache,
@@ -42,16 +41,21 @@ from kinherit.inherit.cache import (
     training_blocks,
 )
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
-from kinherit.kd.cross_tokenizer.method import METHODS
-from kinherit.kd.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.inherit.teacher import _meta_model, inspect_teacher
 from kinherit.io import atomic_dir, write_json
+from kinherit.kd.alignment import token_bytes
+from kinherit.kd.cross_tokenizer.method import METHODS
+from kinherit.kd.cross_tokenizer.targets import SharedVocab, online_targets
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 FORMAT = 2
-"""2: span_start.bin (was chunk_start.bin), one shared-vocabulary entry per string (byte-fallback duplicates grouped)."""
-FILES = {"span_start": ("span_start.bin", np.int32), "teacher_ll": ("teacher_ll.bin", np.float32),
-         "at_boundary": ("at_boundary.bin", np.uint8)}
+"""2: span_start.bin (was chunk_start.bin), one shared-vocabulary entry per string (byte-fallback duplicates
+grouped)."""
+FILES = {
+    "span_start": ("span_start.bin", np.int32),
+    "teacher_ll": ("teacher_ll.bin", np.float32),
+    "at_boundary": ("at_boundary.bin", np.uint8),
+}
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,17 @@ class CrossTokenizerCache:
 
     def shared_vocab(self, tokenizer: Any) -> SharedVocab:
         """The stored shared vocabulary, with the student's (`tokenizer`'s) buckets."""
-        return SharedVocab.stored(self.base.meta["shared_vocab"], token_bytes(tokenizer, "student"), separator_id(tokenizer))
+        return SharedVocab.stored(
+            self.base.meta["shared_vocab"], token_bytes(tokenizer, "student"), separator_id(tokenizer)
+        )
 
     def arrays(self) -> dict[str, np.memmap]:
         """Read-only memmaps: the three per-row files and the (rows, K) log_probs / indices."""
         rows = self.base.rows
-        out = {name: np.memmap(self.base.root / file, dtype=dtype, mode="r", shape=(rows,)) for name, (file, dtype) in FILES.items()}
+        out = {
+            name: np.memmap(self.base.root / file, dtype=dtype, mode="r", shape=(rows,))
+            for name, (file, dtype) in FILES.items()
+        }
         out["log_probs"], out["indices"] = self.base.arrays()
         return out
 
@@ -89,8 +98,14 @@ def _tokenizer_digest(path: Path) -> str:
     return hashlib.sha256((path / "tokenizer.json").read_bytes()).hexdigest()[:16]
 
 
-def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, top_k: int, out: str | Path | None = None,
-                      batch_size: int = 32) -> CrossTokenizerCache:
+def build_cross_cache(
+    teacher_dir: str | Path,
+    config: RunConfig,
+    method: str,
+    top_k: int,
+    out: str | Path | None = None,
+    batch_size: int = 32,
+) -> CrossTokenizerCache:
     """Run a teacher with another tokenizer once over every training block of `config.data`; store the targets of
     `method` (teacher.cross_tokenizer; the span log-likelihoods of alm are always stored)."""
     check_cache_sizes(top_k, batch_size)
@@ -103,7 +118,9 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
     blocks = training_blocks(corpus, seq_len)
     aligner, shared, length = build_aligner(spec, tokenizer, blocks)
     if top_k > len(shared):
-        raise KinheritError(f"--top-k {top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
+        raise KinheritError(
+            f"--top-k {top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}"
+        )
     default = default_cache_path(spec.path, corpus, seq_len, top_k)
     out = Path(out) if out is not None else default.with_name(f"{default.name}-{method}")
     index_dtype = np.dtype(np.uint16 if len(tokenizer) <= 1 << 16 else np.int32)
@@ -112,12 +129,17 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
     model = spec.load().to(device)
     rows = len(blocks) * seq_len
     with atomic_dir(out) as staging:
-        per_row = {name: np.memmap(staging / file, dtype=dtype, mode="w+", shape=(rows,)) for name, (file, dtype) in FILES.items()}
+        per_row = {
+            name: np.memmap(staging / file, dtype=dtype, mode="w+", shape=(rows,))
+            for name, (file, dtype) in FILES.items()
+        }
         log_probs = np.memmap(staging / "log_probs.bin", dtype=np.float16, mode="w+", shape=(rows, top_k))
         indices = np.memmap(staging / "indices.bin", dtype=index_dtype, mode="w+", shape=(rows, top_k))
         for start in range(0, len(blocks), batch_size):
             stop = min(start + batch_size, len(blocks))
-            batch = {k: v.to(device) for k, v in default_data_collator([aligned[i] for i in range(start, stop)]).items()}
+            batch = {
+                k: v.to(device) for k, v in default_data_collator([aligned[i] for i in range(start, stop)]).items()
+            }
             with torch.inference_mode():
                 logits = model(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"]).logits
                 targets = online_targets(logits, batch, shared, top_k, buckets=kind.bucketed)
@@ -130,17 +152,33 @@ def build_cross_cache(teacher_dir: str | Path, config: RunConfig, method: str, t
         for array in (*per_row.values(), log_probs, indices):
             array.flush()
         del per_row, log_probs, indices
-        write_json(staging / META, {
-            "format": FORMAT, "cross_tokenizer": True, "targets": kind.cached_targets, "corpus_fingerprint": corpus.fingerprint, "seq_len": seq_len,
-            "num_blocks": len(blocks), "top_k": top_k, "vocab": len(tokenizer), "index_dtype": index_dtype.name,
-            "teacher_len": length, "shared_vocab": [shared.student_ids.tolist(), shared.teacher_ids.tolist()],
-            "teacher": {**_teacher_identity(spec), "tokenizer_digest": _tokenizer_digest(spec.path),
-                        "forward_flops_per_token": flops_per_token(_meta_model(spec.config), length).forward},
-        })
+        write_json(
+            staging / META,
+            {
+                "format": FORMAT,
+                "cross_tokenizer": True,
+                "targets": kind.cached_targets,
+                "corpus_fingerprint": corpus.fingerprint,
+                "seq_len": seq_len,
+                "num_blocks": len(blocks),
+                "top_k": top_k,
+                "vocab": len(tokenizer),
+                "index_dtype": index_dtype.name,
+                "teacher_len": length,
+                "shared_vocab": [shared.student_ids.tolist(), shared.teacher_ids.tolist()],
+                "teacher": {
+                    **_teacher_identity(spec),
+                    "tokenizer_digest": _tokenizer_digest(spec.path),
+                    "forward_flops_per_token": flops_per_token(_meta_model(spec.config), length).forward,
+                },
+            },
+        )
     return open_cross_cache(out, corpus, seq_len, method)
 
 
-def open_cross_cache(path: str | Path, corpus: PackedCorpus, seq_len: int, method: str, top_k: int | None = None) -> CrossTokenizerCache:
+def open_cross_cache(
+    path: str | Path, corpus: PackedCorpus, seq_len: int, method: str, top_k: int | None = None
+) -> CrossTokenizerCache:
     """The cross-tokenizer cache at `path`, checked against the run's data, `top_k` and the targets `method` needs."""
     base = open_cache(path, corpus, seq_len, top_k, cross_tokenizer=True, format_version=FORMAT)
     stored = base.meta["targets"]

@@ -2,9 +2,10 @@
 
 `CrossTokenizerTerm` holds what the cross-tokenizer teacher source (`kinherit.inherit.sources`) needs: the
 batch columns, the targets from the teacher's logits, and the teacher's FLOPs; the loss itself is the method's
-(`kinherit.inherit.objective.kd_term`); α, the auto stop, teacher release and resume are unchanged. Accounting: the teacher reads its own tokens, `teacher_len` per
-block (the block's text re-tokenized, right-padded or cut to that length: the compute is dense), so a
-step where the teacher runs costs sequences × teacher_len × its forward FLOPs per token at that length.
+(`kinherit.inherit.objective.kd_term`); α, the auto stop, teacher release and resume are unchanged. Accounting: the
+teacher reads its own tokens, `teacher_len` per block (the block's text re-tokenized, right-padded or cut to that
+length: the compute is dense), so a step where the teacher runs costs sequences × teacher_len × its forward FLOPs per
+token at that length.
 
 With `teacher.schedule: auto` the two LM losses are compared on the same text of the validation split: the mean
 negative log-likelihood per aligned span (`kinherit.inherit.held_out.SpanValidation`), since per-token losses of
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -26,11 +26,18 @@ from kinherit.data.dataset import PackedBlocks
 from kinherit.data.packing import PackedCorpus
 from kinherit.errors import KinheritError
 from kinherit.hf_folder import task_of
-from kinherit.kd.cross_tokenizer import METHODS, Method
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, build_aligner
 from kinherit.inherit.cross_tokenizer.cache import CachedCrossTokenizerBlocks, open_cross_cache
-from kinherit.kd.cross_tokenizer.targets import CACHED_KEYS, ONLINE_KEYS, SharedVocab, Targets, cached_targets, online_targets
 from kinherit.inherit.teacher import TeacherSpec, _meta_model, inspect_teacher
+from kinherit.kd.cross_tokenizer import METHODS, Method
+from kinherit.kd.cross_tokenizer.targets import (
+    CACHED_KEYS,
+    ONLINE_KEYS,
+    SharedVocab,
+    Targets,
+    cached_targets,
+    online_targets,
+)
 from kinherit.metrics.flops import FlopsPerToken, flops_per_token
 
 
@@ -51,7 +58,8 @@ class CrossTokenizerTerm:
         return {key: inputs.pop(key) for key in self.extra_columns if key in inputs}
 
     def targets(self, teacher: Callable[..., Tensor] | None, batch: dict[str, Tensor], top_k: int | None) -> Targets:
-        """This batch's targets: cached, or from `teacher` (its logits (B, L, V_t), without gradient) on its own tokens."""
+        """This batch's targets: cached, or from `teacher` (its logits (B, L, V_t), without gradient) on its own
+        tokens."""
         if self.cached:
             return cached_targets(batch, self.shared)
         logits = teacher(input_ids=batch["xt_teacher_ids"], attention_mask=batch["xt_teacher_mask"])  # (B, L, V_t)
@@ -62,20 +70,39 @@ class CrossTokenizerTerm:
         return teacher_steps * (tokens_per_step // self.seq_len) * self.teacher_len * flops.forward
 
 
-def prepare_cross_tokenizer(config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: Any, train: PackedBlocks
-                            ) -> tuple[Dataset, CrossTokenizerTerm, TeacherSpec | None, FlopsPerToken, int | None]:
+def prepare_cross_tokenizer(
+    config: RunConfig, corpus: PackedCorpus, tokenizer: Any, student: Any, train: PackedBlocks
+) -> tuple[Dataset, CrossTokenizerTerm, TeacherSpec | None, FlopsPerToken, int | None]:
     """(training dataset, term, online teacher or None, teacher FLOPs per token at teacher_len, top-K)."""
     cfg, seq_len = config.teacher, config.data.seq_len
     if task_of(student.config) != "causal":
-        raise KinheritError("teacher.cross_tokenizer supports causal-LM students only: a masked LM's corrupted input has no text to align")
+        raise KinheritError(
+            "teacher.cross_tokenizer supports causal-LM students only: a masked LM's corrupted input has no text "
+            "to align"
+        )
     if cfg.cache is not None:
         cache = open_cross_cache(cfg.cache, corpus, seq_len, cfg.cross_tokenizer, cfg.top_k)
         shared = cache.shared_vocab(tokenizer)
         term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, cache.teacher_len, seq_len, cached=True)
-        return CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k), term, None, cache.teacher_flops, cfg.top_k or cache.top_k
+        return (
+            CachedCrossTokenizerBlocks(train, cache, cfg.top_k or cache.top_k),
+            term,
+            None,
+            cache.teacher_flops,
+            cfg.top_k or cache.top_k,
+        )
     spec = inspect_teacher(cfg.path, tokenizer, seq_len, "causal", cross_tokenizer=True)
     aligner, shared, length = build_aligner(spec, tokenizer, train)
     if cfg.top_k is not None and cfg.top_k > len(shared):
-        raise KinheritError(f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ {len(shared)}")
+        raise KinheritError(
+            f"teacher.top_k {cfg.top_k} exceeds the {len(shared)} tokens the two vocabularies share; choose K ≤ "
+            f"{len(shared)}"
+        )
     term = CrossTokenizerTerm(METHODS.lookup(cfg.cross_tokenizer), shared, length, seq_len, cached=False)
-    return CrossTokenizerBlocks(train, aligner), term, spec, flops_per_token(_meta_model(spec.config), length), cfg.top_k
+    return (
+        CrossTokenizerBlocks(train, aligner),
+        term,
+        spec,
+        flops_per_token(_meta_model(spec.config), length),
+        cfg.top_k,
+    )

@@ -1,5 +1,6 @@
 """The methods of knowledge inheritance from a teacher with another tokenizer (`teacher.cross_tokenizer`): pure
-losses and what they read. The teacher side (datasets, cache, the KD term of a run) is `kinherit.inherit.cross_tokenizer`.
+losses and what they read. The teacher side (datasets, cache, the KD term of a run) is
+`kinherit.inherit.cross_tokenizer`.
 
     ../alignment.py  student block → teacher tokens of the same text, aligned spans and common boundaries
     method.py        the method registry: one `register_method` per method, declaring the targets it reads

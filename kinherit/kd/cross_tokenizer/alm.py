@@ -51,8 +51,12 @@ def span_log_likelihoods(student_logits: Tensor, input_ids: Tensor, span_start: 
     return span_sums(token_log_likelihoods(student_logits, input_ids), span_start, rows)
 
 
-@register_method("alm", boundary_targets=None,
-                 reference="Minixhofer, Vulić & Ponti 2025, Universal Cross-Tokenizer Distillation via Approximate Likelihood Matching, https://arxiv.org/abs/2503.20083")
+@register_method(
+    "alm",
+    boundary_targets=None,
+    reference="Minixhofer, Vulić & Ponti 2025, Universal Cross-Tokenizer Distillation via Approximate Likelihood "
+    "Matching, https://arxiv.org/abs/2503.20083",
+)
 def alm_loss(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
     """τ · mean over the batch's aligned spans of the binarised KL (module docstring); 0 without spans."""
     spans = targets.span_start >= 0  # (B, T)

@@ -46,7 +46,9 @@ class Method:
 METHODS: Registry[Method] = Registry("cross-tokenizer method")
 
 
-def register_method(name: str, boundary_targets: BoundaryTargets | None, reference: str) -> Callable[[MethodLoss], MethodLoss]:
+def register_method(
+    name: str, boundary_targets: BoundaryTargets | None, reference: str
+) -> Callable[[MethodLoss], MethodLoss]:
     """Register `loss` as method `name` (see `Method`); `reference` is the paper it comes from."""
 
     def decorator(loss: MethodLoss) -> MethodLoss:

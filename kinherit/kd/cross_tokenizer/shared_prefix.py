@@ -27,8 +27,12 @@ FLOOR = 1e-30
 """log P(σ) is taken of max(P(σ), FLOOR): a bucket the student gives no mass at all stays finite."""
 
 
-@register_method("shared_prefix", boundary_targets="bucketed",
-                 reference="kinherit's own bucketing of the shared-vocabulary KD; its alignment of common boundaries follows Minixhofer, Vulić & Ponti 2025, https://arxiv.org/abs/2503.20083")
+@register_method(
+    "shared_prefix",
+    boundary_targets="bucketed",
+    reference="kinherit's own bucketing of the shared-vocabulary KD; its alignment of common boundaries follows "
+    "Minixhofer, Vulić & Ponti 2025, https://arxiv.org/abs/2503.20083",
+)
 def shared_prefix_kd(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
     """KD_π of the module docstring; `targets.top` holds the teacher's bucketed distribution as student ids of S."""
     rows = targets.at_boundary  # (B, T)

@@ -27,12 +27,19 @@ from kinherit.kd.cross_tokenizer.targets import Targets, grouped_logsumexp
 from kinherit.kd.losses import TopK, kd_loss
 
 
-@register_method("shared_vocab", boundary_targets="restricted",
-                 reference="Wan et al. 2024, Knowledge Fusion of Large Language Models (FuseLLM; exact-match vocabulary alignment), https://arxiv.org/abs/2401.10491")
+@register_method(
+    "shared_vocab",
+    boundary_targets="restricted",
+    reference="Wan et al. 2024, Knowledge Fusion of Large Language Models (FuseLLM; exact-match vocabulary alignment), https://arxiv.org/abs/2401.10491",
+)
 def shared_vocab_kd(student_logits: Tensor, input_ids: Tensor, targets: Targets, temperature: float) -> Tensor:
     """KD_S of the module docstring; `targets.top` holds the teacher's (top-K) distribution over S as student ids."""
     rows = targets.at_boundary  # (B, T)
     group = targets.shared.student_group.to(student_logits.device)  # (V_s,)
-    student = grouped_logsumexp(student_logits[rows][:, : len(group)].float() / temperature, group, len(targets.shared))  # (n, S)
-    teacher = TopK(targets.top.log_probs[rows].float() / temperature, group[targets.top.indices[rows]])  # (n, K), over S
+    student = grouped_logsumexp(
+        student_logits[rows][:, : len(group)].float() / temperature, group, len(targets.shared)
+    )  # (n, S)
+    teacher = TopK(
+        targets.top.log_probs[rows].float() / temperature, group[targets.top.indices[rows]]
+    )  # (n, K), over S
     return temperature**2 * kd_loss(student, teacher, 1.0)  # the temperature is applied to both sides already

@@ -88,25 +88,36 @@ class SharedVocab:
             if data is not None and data in first and data not in pairs:
                 pairs[data] = (i, first[data])
         if not pairs:
-            raise KinheritError("the student's and the teacher's vocabularies share no token; use teacher.cross_tokenizer: alm")
+            raise KinheritError(
+                "the student's and the teacher's vocabularies share no token; use teacher.cross_tokenizer: alm"
+            )
         separators = (separator_id(student), separator_id(teacher))
         student_ids, teacher_ids = zip(*sorted([*pairs.values(), separators]))
-        position = {aligner.student_bytes[i]: k for k, i in enumerate(student_ids) if aligner.student_bytes[i] is not None}
+        position = {
+            aligner.student_bytes[i]: k for k, i in enumerate(student_ids) if aligner.student_bytes[i] is not None
+        }
         shared = {data: student_ids[k] for data, k in position.items()}
         at_separator = student_ids.index(separators[0])
-        return cls(torch.tensor(student_ids), torch.tensor(teacher_ids),
-                   _groups(aligner.student_bytes, position, (separators[0], at_separator)),
-                   longest_shared_prefix(aligner.student_bytes, shared, (separators[0], separators[0])),
-                   _groups(aligner.teacher_bytes, position, (separators[1], at_separator)),
-                   longest_shared_prefix(aligner.teacher_bytes, shared, (separators[1], separators[0])))
+        return cls(
+            torch.tensor(student_ids),
+            torch.tensor(teacher_ids),
+            _groups(aligner.student_bytes, position, (separators[0], at_separator)),
+            longest_shared_prefix(aligner.student_bytes, shared, (separators[0], separators[0])),
+            _groups(aligner.teacher_bytes, position, (separators[1], at_separator)),
+            longest_shared_prefix(aligner.teacher_bytes, shared, (separators[1], separators[0])),
+        )
 
     @classmethod
     def stored(cls, pairs: list[list[int]], student_bytes: list[bytes | None], separator: int) -> SharedVocab:
         """The shared vocabulary of a cache (its id pairs), with the student's groups and buckets recomputed."""
         position = {student_bytes[i]: k for k, i in enumerate(pairs[0]) if student_bytes[i] is not None}
         shared = {data: pairs[0][k] for data, k in position.items()}
-        return cls(torch.tensor(pairs[0]), torch.tensor(pairs[1]), _groups(student_bytes, position, (separator, pairs[0].index(separator))),
-                   longest_shared_prefix(student_bytes, shared, (separator, separator)))
+        return cls(
+            torch.tensor(pairs[0]),
+            torch.tensor(pairs[1]),
+            _groups(student_bytes, position, (separator, pairs[0].index(separator))),
+            longest_shared_prefix(student_bytes, shared, (separator, separator)),
+        )
 
     def __len__(self) -> int:
         return len(self.student_ids)
@@ -118,7 +129,9 @@ def grouped_logsumexp(values: Tensor, group: Tensor, size: int) -> Tensor:
     member = (group >= 0).nonzero().squeeze(1)  # (M,)
     picked = values.index_select(-1, member)  # (..., M)
     index = group[member].expand_as(picked)
-    top = picked.new_full((*values.shape[:-1], size), float("-inf")).scatter_reduce(-1, index, picked, "amax").detach()  # (..., size)
+    top = (
+        picked.new_full((*values.shape[:-1], size), float("-inf")).scatter_reduce(-1, index, picked, "amax").detach()
+    )  # (..., size)
     sums = picked.new_zeros(top.shape).scatter_add(-1, index, (picked - top.gather(-1, index)).exp())
     return top + sums.log()
 
@@ -151,11 +164,14 @@ def teacher_span_log_likelihoods(teacher_logits: Tensor, batch: dict[str, Tensor
     """ℓ_t of the span ending on each student row (B, T), from the teacher's logits (B, L, V_t) on the batch's
     `xt_teacher_ids` (meaningful where `xt_span_start` ≥ 0)."""
     span_teacher = batch["xt_span_teacher"]  # (B, T, 2)
-    return span_sums(token_log_likelihoods(teacher_logits, batch["xt_teacher_ids"]), span_teacher[..., 0], span_teacher[..., 1])
+    return span_sums(
+        token_log_likelihoods(teacher_logits, batch["xt_teacher_ids"]), span_teacher[..., 0], span_teacher[..., 1]
+    )
 
 
-def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: SharedVocab, top_k: int | None,
-                   buckets: bool = False) -> Targets:
+def online_targets(
+    teacher_logits: Tensor, batch: dict[str, Tensor], shared: SharedVocab, top_k: int | None, buckets: bool = False
+) -> Targets:
     """Targets from the teacher's logits (B, L, V_t) on the batch's `xt_teacher_ids`. The next-token
     distribution at boundaries is over S: restricted to S and renormalised, or (`buckets`) the teacher's
     whole distribution summed into the buckets of `longest_shared_prefix`."""
@@ -167,10 +183,14 @@ def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: Sha
     if buckets:
         bucket = shared.teacher_bucket.to(device)
         probs = logits.softmax(-1)[..., bucket >= 0]  # (B, T, V') tokens with a bucket
-        summed = probs.new_zeros(*probs.shape[:-1], len(shared.student_bucket)).index_add_(-1, bucket[bucket >= 0], probs)  # (B, T, V_s)
+        summed = probs.new_zeros(*probs.shape[:-1], len(shared.student_bucket)).index_add_(
+            -1, bucket[bucket >= 0], probs
+        )  # (B, T, V_s)
         logits = summed[..., shared.student_ids.to(device)].clamp(min=1e-30).log()  # (B, T, S): log Q over the buckets
     else:
-        logits = grouped_logsumexp(logits, shared.teacher_group.to(device), len(shared))  # (B, T, S): every id of σ once
+        logits = grouped_logsumexp(
+            logits, shared.teacher_group.to(device), len(shared)
+        )  # (B, T, S): every id of σ once
     top = TopK.from_logits(logits, top_k or len(shared))
     top = TopK(top.log_probs, shared.student_ids.to(device)[top.indices])
     return Targets(batch["xt_span_start"], teacher_ll, boundary >= 0, top, shared)
@@ -178,5 +198,10 @@ def online_targets(teacher_logits: Tensor, batch: dict[str, Tensor], shared: Sha
 
 def cached_targets(batch: dict[str, Tensor], shared: SharedVocab) -> Targets:
     """Targets served by a cache (`cache.CachedCrossTokenizerBlocks`)."""
-    return Targets(batch["xt_span_start"], batch["xt_teacher_ll"], batch["xt_at_boundary"].bool(),
-                   TopK(batch["xt_log_probs"], batch["xt_indices"]), shared)
+    return Targets(
+        batch["xt_span_start"],
+        batch["xt_teacher_ll"],
+        batch["xt_at_boundary"].bool(),
+        TopK(batch["xt_log_probs"], batch["xt_indices"]),
+        shared,
+    )
