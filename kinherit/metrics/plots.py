@@ -41,7 +41,7 @@ def save_png(fig: plt.Figure, path: Path) -> Path:
 
 def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
     """One figure per x-axis; the baseline's final loss is a dashed line; a staged run's growths are dotted
-    vertical lines in its colour (on the FLOPs and tokens axes)."""
+    vertical lines in its colour (on the FLOPs and tokens axes), one legend entry (`<run>: growth`) per run."""
     paths = []
     for key, label, log_x in AXES:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -49,10 +49,12 @@ def plot_curves(runs: list[Run], target: float, out: Path) -> list[Path]:
             points = [(x, y) for x, y in run.curve(key) if not (log_x and x <= 0)]
             if points:
                 (line,) = ax.plot(*zip(*points), marker="o", markersize=3, label=run.name)
+                growth_label = f"{run.name}: growth"  # one legend entry for all of a run's growths
                 for growth in run.growths:
                     at = _at_step(run, key, growth["step"])
                     if at is not None:
-                        ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=1)
+                        ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=1, label=growth_label)
+                        growth_label = None
         ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"baseline final loss {target:.3f}")
         if log_x:
             ax.set_xscale("log")

@@ -27,3 +27,22 @@ def test_savings_plot_leaves_out_undefined_means_and_marks_bounds(tmp_path, monk
     assert drawn["points"] == {"ki": [1.0, 3.0], "grown": [1.0, 2.0, 3.0]}  # ki's undefined 2× mean is not drawn
     assert [(text, tuple(float(v) for v in xy)) for text, xy in drawn["marks"]] == [("≤", (3.0, 10.0))]
     assert not plt.get_fignums()  # closed
+
+
+def test_a_staged_runs_growths_have_one_legend_entry(tmp_path, monkeypatch):
+    from kinherit.metrics.runs import Run
+
+    legends = []
+    original = plots.save_png
+
+    def keep(fig, path):
+        legends.append([text.get_text() for text in fig.axes[0].get_legend().get_texts()])
+        return original(fig, path)
+
+    monkeypatch.setattr(plots, "save_png", keep)
+    events = [
+        {"step": s, "flops": 10.0 * s, "tokens": 4 * s, "time_s": 0.5 * s, "val_loss": 5.0 - 0.1 * s} for s in range(7)
+    ]
+    staged = Run("staged", tmp_path, events, events, [{"step": 2, "growth": 1}, {"step": 4, "growth": 2}])
+    plots.plot_curves([staged], 4.5, tmp_path)
+    assert legends and all(legend.count("staged: growth") == 1 and "staged" in legend for legend in legends)
