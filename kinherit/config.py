@@ -192,8 +192,8 @@ class TeacherConfig(StrictModel):
     """T: an absolute step count (int) or a fraction of train.max_steps (float in (0, 1]; 1.0: the whole run).
     Default: 1.0 with schedule auto (it stops itself), else 0.5."""
     temperature: float = Field(1.0, gt=0.0)
-    """τ, applied to both teacher and student logits. Default 1: better than the paper's 2 by 0.22–0.44 nats with every
-    teacher of bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher")."""
+    """τ, applied to both teacher and student logits. Default 1: measured better than the paper's 2 with every teacher
+    of bench/existing_teacher.py (the figures: docs/results.md, "Knowledge inheritance from an existing teacher")."""
     top_k: int | None = Field(None, ge=1)
     """Keep only the teacher's top-K probabilities (renormalised); None uses the full vocabulary."""
     loss: Annotated[str, known(KD_LOSSES)] = DEFAULT_KD_LOSS

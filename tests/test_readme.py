@@ -44,7 +44,7 @@ PAGES = [README] + [
 """The order the blocks run in: a page may use the runs an earlier page made."""
 
 NOT_RUN = {
-    r"^make (demo|test)$": "creates .venv and runs the demo or the whole suite: that is the CI job itself",
+    r"^make (demo|test|format)$": "creates .venv, then the demo, the whole suite or the formatter: the CI job itself",
     r"^make setup$": "creates .venv and installs torch and kinherit: the tests run in the environment it makes",
     r"^\. \.venv/bin/activate$": "the shell's own environment; the tests call kinherit in-process",
     r"^torchrun ": "two processes; the same CLI under torchrun is run by tests/train/test_distributed.py (gloo)",
