@@ -143,14 +143,6 @@ def named_moments(checkpoint: Path, device: torch.device | str = "cpu") -> dict[
     return {names[index]: state for index, state in saved["state"].items()}
 
 
-def read_state(
-    checkpoint: Path, step: int, flops: float, lr_scales: Mapping[str, float], device: torch.device | str = "cpu"
-) -> TrainingState:
-    """A checkpoint's training state on `device`."""
-    model = load_lm(checkpoint, "checkpoint").to(device)
-    return TrainingState(model, named_moments(checkpoint, device), step, flops, dict(lr_scales))
-
-
 def write_grown_checkpoint(state: TrainingState, checkpoint: Path, stage: int) -> None:
     """Replace `checkpoint` (the step-b one of the previous stage), in one rename, by one holding the grown state of
     stage `stage`: the model, its optimizer state by name, and every other file of `checkpoint` carried unchanged."""
