@@ -34,7 +34,6 @@ from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 from kinherit.errors import KinheritError
 from kinherit.grow.api import grow
 from kinherit.grow.options import GrowthOptions
-from kinherit.hf_folder import load_lm
 from kinherit.io import read_json, replace_dir, write_json
 from kinherit.train.optimizer_growth import Moments, lr_scales, map_adam_state
 from kinherit.train.trainer import GROWN_OPTIMIZER, OPTIMIZER_PARAMS, STAGE_STATE, STAGING, adds_router_loss
