@@ -63,8 +63,12 @@ def start_log(path: Path, resumed_step: int | None) -> float:
     if resumed_step is None:
         path.unlink(missing_ok=True)
         return 0.0
-    kept = truncate_after(path, resumed_step)
-    return max((event.get("time_s", 0.0) for event in kept), default=0.0)
+    return time_spent(truncate_after(path, resumed_step))
+
+
+def time_spent(events: list[dict[str, Any]]) -> float:
+    """The wall time a run's events say it has spent: their largest `time_s` (0 without one)."""
+    return max((event.get("time_s", 0.0) for event in events), default=0.0)
 
 
 class MetricsJsonl(TrainerCallback):

@@ -31,7 +31,7 @@ from kinherit.inherit.objective import prepare_inheritance
 from kinherit.inherit.selection import SelectedBlocks, select_blocks
 from kinherit.io import atomic_file, replace_dir
 from kinherit.metrics.flops import flops_per_token
-from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics
+from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics, time_spent
 from kinherit.train.objective import ModelLoss
 from kinherit.train.preflight import check_before_data, with_loaded_sizes
 from kinherit.train.progress import ProgressBar, library_bars_off
@@ -126,10 +126,8 @@ def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[Traine
     tokenizer = load_tokenizer(corpus.tokenizer_dir)
     if args.process_index == 0:
         print(corpus.describe(), flush=True)
-        tokens_per_step = (
-            args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * config.data.seq_len
-        )
-        if (repeated := corpus.epochs_notice(tokens_per_step, args.max_steps)) is not None:
+        step_tokens = tokens_per_step(args, config.data.seq_len)
+        if (repeated := corpus.epochs_notice(step_tokens, args.max_steps)) is not None:
             print(repeated, flush=True)
         if grown_lr is not None:
             print(
@@ -244,7 +242,7 @@ def _grow(
             Path(checkpoint), out, stages, stage, held, tokenizer, tokens_per_step(args, seq_len), seq_len, args.device
         )
         metrics = out / METRICS_FILE
-        spent = max((event.get("time_s", 0.0) for event in read_metrics(metrics)), default=0.0)
+        spent = time_spent(read_metrics(metrics))
         append_event(
             metrics,
             {
