@@ -34,6 +34,7 @@ from kinherit.hf_folder import (
     check_labels,
     head_modules,
     labels_of,
+    library_console,
     load_adapter_classifier,
     load_any_classifier,
     load_classifier,
@@ -46,7 +47,6 @@ from kinherit.metrics.flops import flops_per_token
 from kinherit.recycle.config import FinetuneConfig, TaskDataConfig
 from kinherit.recycle.distillation import ClassificationDistillation
 from kinherit.train.objective import ModelLoss
-from kinherit.train.progress import library_bars_off
 from kinherit.train.resume_check import check_resume
 from kinherit.train.run import fit, resume_checkpoint, training_arguments
 from kinherit.train.trainer import KinheritTrainer
@@ -135,7 +135,7 @@ def _teacher(config: FinetuneConfig, labels: list[str], vocab_size: int) -> torc
     return teacher
 
 
-@library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
+@library_console()  # one bar per run: transformers' bars and known-harmless notices are silenced
 def finetune(config: FinetuneConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> FinetuneResult:
     """Fine-tune `config.model` on `config.data` (or continue it from its last checkpoint with `resume`);
     see the module docstring for the outputs."""

@@ -26,7 +26,7 @@ from kinherit.data.dataset import MaskingSpec, PackedBlocks
 from kinherit.data.packing import PackedCorpus, corpus_fingerprint, prepare_corpus
 from kinherit.data.tokenizer import load_tokenizer
 from kinherit.errors import KinheritError
-from kinherit.hf_folder import load_lm, task_of
+from kinherit.hf_folder import library_console, load_lm, task_of
 from kinherit.inherit.objective import prepare_inheritance
 from kinherit.inherit.selection import SelectedBlocks, select_blocks
 from kinherit.io import atomic_file, replace_dir
@@ -34,7 +34,7 @@ from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.log import METRICS_FILE, append_event, read_metrics, time_spent
 from kinherit.train.objective import ModelLoss
 from kinherit.train.preflight import check_before_data, with_loaded_sizes
-from kinherit.train.progress import ProgressBar, library_bars_off
+from kinherit.train.progress import ProgressBar
 from kinherit.train.record import start_run
 from kinherit.train.resume_check import check_resume
 from kinherit.train.run import checkpoint_step, fit, last_checkpoint, resume_checkpoint, training_arguments
@@ -104,7 +104,7 @@ def resolved_yaml(config: RunConfig) -> str:
     )
 
 
-@library_bars_off()  # one bar per run: transformers' loading and saving bars are silenced
+@library_console()  # one bar per run: transformers' bars and known-harmless notices are silenced
 def pretrain(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> PretrainResult:
     """Train `config.model` on `config.data`: self-learning, or knowledge inheritance with `config.teacher`;
     with `config.growth`, the model grows at each stage's step within the run (`kinherit.train.staged`)."""

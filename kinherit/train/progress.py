@@ -3,20 +3,17 @@
 The bar counts optimizer steps (with tqdm's ETA) and shows the latest LM loss, val loss, α (knowledge
 inheritance) and tokens/s in its postfix. A KI run shows its LM loss (`lm_loss`), not the mixed loss: the
 mix is dominated by the KD term early, so it would look nothing like the validation loss beside it.
-`train.disable_tqdm: true` turns it off. transformers' own bars (e.g. "Writing model shards" at every checkpoint) are
-silenced for the run, and so is its notice that a tied LM head is missing from every checkpoint it resumes from
-(`library_bars_off`).
+`train.disable_tqdm: true` turns it off. transformers' own bars (e.g. "Writing model shards" at every checkpoint) and
+its known-harmless notices are silenced for the run (`hf_folder.library_console`); a tied LM head is not called
+missing at resume (`KinheritTrainer._issue_warnings_after_load`). A staged run's stages share one bar.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
-
-from kinherit.hf_folder import library_console
 
 POSTFIX = (
     ("loss", "loss", "{:.4f}"),
@@ -64,9 +61,3 @@ class ProgressBar(TrainerCallback):
             self.bar.set_postfix(postfix(self.latest), refresh=False)
             self.bar.close()
             self.bar = None
-
-
-def library_bars_off() -> AbstractContextManager[None]:
-    """Silence transformers' progress bars and its known-harmless messages inside the block (or the decorated
-    function); restore the setting after (`hf_folder.library_console`)."""
-    return library_console()
