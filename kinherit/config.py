@@ -569,7 +569,7 @@ class RunConfig(StrictModel):
                 f"growth: needs a schedule that is a function of the step; train.lr_scheduler_type "
                 f"{args['lr_scheduler_type']} is not: choose e.g. {WSD} or cosine"
             )
-        optim = str(getattr(args.get("optim"), "value", args.get("optim", MAPPABLE_OPTIMIZERS[0])))
+        optim = args.get("optim", MAPPABLE_OPTIMIZERS[0])  # transformers' default is the first
         for i, stage in enumerate(self.growth):
             if stage.optimizer_state == "map" and optim not in MAPPABLE_OPTIMIZERS:
                 raise ValueError(
