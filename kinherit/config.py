@@ -69,6 +69,12 @@ class TokenizerConfig(StrictModel):
     its ~1 MB blocks and records); validation text is never part of it."""
 
 
+DEFAULT_MAX_VAL_TOKENS = 65536
+"""data.max_val_tokens: 2^16 tokens keep an evaluation at ≈ 1/8 of the compute between two default evaluations
+(40 steps × 32 × 128 tokens). Measured (llama 64×4, two seeds, a 40 MB dictionary): the difference between two runs
+has a standard error of ≈ 0.003 nats on these blocks, the level one of ≈ 0.025 against the whole split."""
+
+
 class DataConfig(StrictModel):
     """The corpus: where the text is, how it is tokenized, split and packed into token memmaps."""
 
@@ -93,6 +99,24 @@ class DataConfig(StrictModel):
     """Where packed tokens are cached; default `$KINHERIT_CACHE` or `~/.cache/kinherit`."""
     max_documents: int | None = Field(None, ge=1)
     """Use only the first N documents (text files or records, in the sources' deterministic order)."""
+    max_val_tokens: int | None = Field(DEFAULT_MAX_VAL_TOKENS, ge=1)
+    """Evaluate on at most this many validation tokens: ⌊N/seq_len⌋ blocks spread evenly over the validation split,
+    the same at every evaluation, for the teacher and in every run on the corpus (None: every block). An evaluation
+    costs about a third of training on as many tokens; `kinherit eval` always scores the whole split."""
+
+    @model_validator(mode="after")
+    def _one_validation_block(self) -> DataConfig:
+        if self.max_val_tokens is not None and self.max_val_tokens < self.seq_len:
+            raise ValueError(
+                f"data.max_val_tokens {self.max_val_tokens} is less than one block of data.seq_len={self.seq_len}; "
+                "raise it or set it to null (every validation block)"
+            )
+        return self
+
+    @property
+    def max_val_blocks(self) -> int | None:
+        """The validation blocks an evaluation scores (None: all)."""
+        return None if self.max_val_tokens is None else self.max_val_tokens // self.seq_len
 
 
 DEFAULT_MIN_POSITIONS = 2048

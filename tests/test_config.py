@@ -27,6 +27,7 @@ def test_yaml_plus_overrides(tmp_path):
         (["--model.hidden_size=30", "--model.num_heads=4"], "not divisible by num_heads"),
         (["--model.num_heads=4", "--model.num_kv_heads=3"], "not divisible by num_kv_heads"),
         (["--data.seq_len=0"], "data.seq_len"),
+        (["--data.max_val_tokens=100"], "data.max_val_tokens 100 is less than one block of data.seq_len=128"),
     ],
 )
 def test_bad_keys_name_the_key(overrides, message):

@@ -20,25 +20,34 @@ IGNORE_INDEX = -100
 
 
 class PackedBlocks(Dataset):
-    """Non-overlapping blocks of `seq_len` tokens from a flat token file.
+    """Non-overlapping blocks of `seq_len` tokens from a flat token file: all `num_blocks` of them, or with
+    `max_blocks` = k < num_blocks the k blocks ⌊j·num_blocks/k⌋ (j < k), spread evenly over the file.
 
-    Index `i` may exceed `len(self)`: block `i % len` is returned, and `i` itself seeds the
+    Index `i` may exceed `len(self)`: item `i % len` is returned, and `i` itself seeds the
     masked-LM corruption, so each epoch masks the same block differently (dynamic masking).
     """
 
-    def __init__(self, path: Path, dtype: np.dtype, seq_len: int, masking: MaskingSpec | None = None):
+    def __init__(
+        self,
+        path: Path,
+        dtype: np.dtype,
+        seq_len: int,
+        masking: MaskingSpec | None = None,
+        max_blocks: int | None = None,
+    ):
         self.path, self.dtype, self.seq_len, self.masking = Path(path), np.dtype(dtype), seq_len, masking
         total = self.path.stat().st_size // self.dtype.itemsize
         self.num_blocks = total // seq_len
+        self.length = self.num_blocks if max_blocks is None else min(max_blocks, self.num_blocks)
         self._tokens: np.memmap | None = None
 
     def __len__(self) -> int:
-        return self.num_blocks
+        return self.length
 
     def _block(self, index: int) -> torch.Tensor:
         if self._tokens is None:  # opened lazily so the dataset pickles cheaply into workers
             self._tokens = np.memmap(self.path, dtype=self.dtype, mode="r")
-        start = (index % self.num_blocks) * self.seq_len
+        start = (index % self.length) * self.num_blocks // self.length * self.seq_len
         return torch.from_numpy(self._tokens[start : start + self.seq_len].astype(np.int64))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

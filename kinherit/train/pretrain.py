@@ -72,7 +72,7 @@ def _datasets(corpus: PackedCorpus, tokenizer: Any, model: PreTrainedModel, conf
             )
         masking = MaskingSpec(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, seed)
     train = PackedBlocks(corpus.train_path, corpus.dtype, seq_len, masking)
-    val = PackedBlocks(corpus.val_path, corpus.dtype, seq_len, masking)
+    val = PackedBlocks(corpus.val_path, corpus.dtype, seq_len, masking, config.data.max_val_blocks)
     for name, split, tokens in (("training", train, corpus.train_tokens), ("validation", val, corpus.val_tokens)):
         if len(split) == 0:
             raise KinheritError(

@@ -74,3 +74,14 @@ def test_sampler_memory_does_not_grow_with_one_object_per_block():
     small.set_epoch(2)
     perm = torch.randperm(1000, generator=torch.Generator().manual_seed(5 + 7919 * 2)).tolist()
     assert list(small) == [2000 + i for i in perm]
+
+
+def test_max_blocks_takes_blocks_spread_evenly_over_the_file(tmp_path):
+    blocks, tokens = _blocks(tmp_path)
+    path = tmp_path / "tokens.bin"
+    spread = PackedBlocks(path, np.uint16, 128, max_blocks=7)
+    assert len(spread) == 7 and blocks.num_blocks == spread.num_blocks == 500
+    for j, block in enumerate([0, 71, 142, 214, 285, 357, 428]):  # ⌊j·500/7⌋
+        assert torch.equal(spread[j]["input_ids"], torch.from_numpy(tokens[128 * block : 128 * (block + 1)]).long())
+    assert torch.equal(spread[8]["input_ids"], spread[1]["input_ids"])  # wraps like the full split
+    assert len(PackedBlocks(path, np.uint16, 128, max_blocks=10_000)) == 500  # a cap above the split: every block

@@ -200,3 +200,22 @@ def test_mixture_of_experts_resume_restores_the_experts(tmp_path, tiny_run):
     expected, resumed = _losses(tmp_path / "straight"), _losses(tmp_path / "crashed")
     for step in (3, 4):
         assert abs(resumed[step] - expected[step]) <= 1e-6, (step, resumed[step], expected[step])
+
+
+def test_evaluations_score_the_capped_validation_blocks(tmp_path, tiny_run):
+    """data.max_val_tokens = 3 blocks: every evaluation is the mean LM loss of the blocks ⌊j·n/3⌋, n the split's."""
+    from kinherit.data.dataset import PackedBlocks
+    from kinherit.data.packing import prepare_corpus
+
+    config = tiny_run(tmp_path / "run", max_steps=2, eval_steps=2)
+    config["data"]["max_val_tokens"] = 3 * config["data"]["seq_len"] + 5
+    run = validate_config(config)
+    result = pretrain(run)
+    model = AutoModelForCausalLM.from_pretrained(str(result.out / "model")).eval()
+    corpus = prepare_corpus(run.data)
+    full = PackedBlocks(corpus.val_path, corpus.dtype, 32)
+    assert full.num_blocks > 3
+    picked = [full[j * full.num_blocks // 3]["input_ids"] for j in range(3)]
+    with torch.no_grad():
+        loss = model(input_ids=torch.stack(picked), labels=torch.stack(picked)).loss
+    assert abs(result.final_val_loss - float(loss)) < 1e-5

@@ -54,8 +54,8 @@ class CrossTokenizerBlocks(Dataset):
 
 
 def check_text(aligner: Aligner, blocks: PackedBlocks) -> None:
-    """Refuse, before training, a teacher tokenizer that would not keep the text of `blocks` as is."""
-    aligner.check_text(np.memmap(blocks.path, dtype=blocks.dtype, mode="r")[: len(blocks) * blocks.seq_len])
+    """Refuse, before training, a teacher tokenizer that would not keep the text of `blocks`' file as is."""
+    aligner.check_text(np.memmap(blocks.path, dtype=blocks.dtype, mode="r")[: blocks.num_blocks * blocks.seq_len])
 
 
 def teacher_length(teacher_config: Any, seq_len: int) -> int:
