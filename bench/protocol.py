@@ -5,9 +5,11 @@ A bench is a spec (its runs, sizes and tables) plus a thin `main` that calls the
 - sizes      `parse_size`, `model_at`, `DATA`: the llamas `HxL` the staged and KI benches name
 - one run    `train_once` (a `kinherit pretrain` run at the protocol's settings), `train_run` (the demo's runner)
 - budget     `tokens_per_step`, `tokens_per_param`, `budget_steps` (steps, or tokens per non-embedding parameter),
-             `budget_line`
+             `budget_line`, `flops_per_step`
 - tuning     `tune_lr`: peak LR over a grid extended ×2 at an edge until each best is interior
 - a result   `final_loss`, `compare` (savings at horizons, bounds where the target is not reached), `add_seed`
+- frontier   `loss_at`, `frontier_loss`, `frontier`, `compute_to_loss`, `frontier_compute`, `saving_interval`,
+             `against_frontier`: annealed scratch curves of several sizes, and a run's savings against them
 - seeds      `mean_std`, `summarize_savings`, `format_summary`, `format_savings`
 - params     `param_counts`, `non_embedding_params`, `model_param_counts`
 - speed      `StepTimer`, `tokens_per_s`, `step_time`, `matmul_peak_gflops`
@@ -16,6 +18,7 @@ A bench is a spec (its runs, sizes and tables) plus a thin `main` that calls the
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -30,10 +33,11 @@ from kinherit.config import TRAIN_DEFAULTS, WSD, DataConfig, ModelConfig, valida
 from kinherit.demo.experiment import train_run
 from kinherit.errors import KinheritError
 from kinherit.io import atomic_file
+from kinherit.metrics.flops import flops_per_token
 from kinherit.metrics.horizons import horizon_points, value_at
 from kinherit.metrics.log import read_metrics
 from kinherit.metrics.runs import load_run
-from kinherit.metrics.savings import saving
+from kinherit.metrics.savings import compute_to_reach, saving
 from kinherit.train.pretrain import pretrain
 
 __all__ = [
@@ -41,12 +45,20 @@ __all__ = [
     "HEAD_DIM",
     "StepTimer",
     "add_seed",
+    "against_frontier",
     "budget_line",
     "budget_steps",
     "compare",
+    "compute_to_loss",
+    "corpus_data",
     "final_loss",
+    "flops_per_step",
     "format_savings",
     "format_summary",
+    "frontier",
+    "frontier_compute",
+    "frontier_loss",
+    "loss_at",
     "matmul_peak_gflops",
     "mean_std",
     "model_at",
@@ -54,6 +66,7 @@ __all__ = [
     "non_embedding_params",
     "param_counts",
     "parse_size",
+    "saving_interval",
     "step_time",
     "summarize_savings",
     "tokens_per_s",
@@ -70,6 +83,12 @@ __all__ = [
 HEAD_DIM = 16
 DATA = {"sources": ["stdlib"], "tokenizer": {"train_vocab_size": 2048}, "seq_len": 128, "val_fraction": 0.005}
 """The data section of every `train_once` run: Python's standard library, a 2048-token BPE, blocks of 128."""
+
+
+def corpus_data(corpus: str | Path | None) -> dict[str, Any]:
+    """`DATA` with its sources replaced by the text file or folder `corpus` (e.g. `bench.corpus`'s); `DATA` itself
+    when None."""
+    return DATA if corpus is None else {**DATA, "sources": [str(corpus)]}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -101,16 +120,17 @@ def train_once(
     budget: int,
     batch: int,
     scheduler: str = "cosine",
+    data: dict[str, Any] | None = None,
     **sections: Any,
 ) -> Path:
     """One pre-training run of the protocol in `out`, reused when finished: warm-up 5%, cosine (or WSD, decaying over
-    the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage; `sections` (growth, teacher,
-    selection) are added to the config when not None."""
+    the last 20%) over `steps`, evaluations every B/4, `lr` the peak LR of every stage, on `data` (default `DATA`);
+    `sections` (growth, teacher, selection) are added to the config when not None."""
     if not (out / "model").is_dir():
         wsd = {"lr_scheduler_type": WSD} if scheduler == "wsd" else {}
         config = {
             "out": str(out),
-            "data": DATA,
+            "data": data or DATA,
             "model": model,
             "train": {
                 "max_steps": steps,
@@ -173,6 +193,12 @@ def budget_line(steps: int, step_tokens: int, counts: dict[str, int], what: str 
         f"{tpp['non_embedding']:.3g} tokens per non-embedding parameter ({counts['non_embedding']:,}), "
         f"{tpp['with_embedding']:.3g} with embeddings ({counts['with_embedding']:,})"
     )
+
+
+def flops_per_step(model: dict[str, Any], step_tokens: int, vocab: int = 2048, seq_len: int = 128) -> int:
+    """Training FLOPs of one optimizer step of a fresh `model:` section, as a run counts them: step_tokens × 3 ×
+    (2·N_matmul + 4·L·T·d_attn) (`kinherit.metrics.flops`)."""
+    return step_tokens * flops_per_token(_meta_model(model, vocab, seq_len), seq_len).train
 
 
 # --------------------------------------------------------------------------------------------------- tuning
@@ -289,6 +315,100 @@ def add_seed(
             values.setdefault(f"{name}@{key}", []).append(one[name][key])
 
 
+# ------------------------------------------------------------------------------------------------- frontier
+
+Curve = list[tuple[float, float]]
+"""A size's annealed scratch runs: (FLOPs C, final loss L) of one run per budget, each annealed at its own end."""
+
+
+def _log(curve: Curve) -> Curve:
+    return [(math.log(c), loss) for c, loss in sorted(curve)]
+
+
+def loss_at(curve: Curve, compute: float) -> float | None:
+    """L(C) of one size: linear in log C between its measured budgets; None outside them (never extrapolated)."""
+    return value_at(_log(curve), math.log(compute))
+
+
+def frontier_loss(curves: dict[str, Curve], compute: float) -> tuple[float, str, int] | None:
+    """L*(C) = min over sizes s of L_s(C): the lowest loss any size reaches at C, the size that reaches it, and how
+    many sizes' measured budgets span C (the min is over those); None where none does."""
+    known = [(loss, name) for name, curve in curves.items() if (loss := loss_at(curve, compute)) is not None]
+    return (*min(known), len(known)) if known else None
+
+
+def frontier(curves: dict[str, Curve]) -> list[tuple[float, float, str]]:
+    """The envelope L*(C) as (C, L*, size) at every measured budget and every crossing of two sizes' curves: between
+    consecutive budgets every curve is linear in log C, so these points draw L* exactly."""
+    knots = sorted({math.log(c) for curve in curves.values() for c, _ in curve})
+    xs = set(knots)
+    for x0, x1 in zip(knots, knots[1:]):
+        ends = [
+            (a, b)
+            for curve in curves.values()
+            if (a := value_at(_log(curve), x0)) is not None and (b := value_at(_log(curve), x1)) is not None
+        ]
+        for i, (a0, a1) in enumerate(ends):
+            for b0, b1 in ends[i + 1 :]:
+                if (a0 - b0) * (a1 - b1) < 0:  # the two segments cross inside (x0, x1)
+                    xs.add(x0 + (x1 - x0) * (a0 - b0) / ((a0 - b0) - (a1 - b1)))
+    return [(math.exp(x), *frontier_loss(curves, math.exp(x))[:2]) for x in sorted(xs)]
+
+
+def compute_to_loss(curve: Curve, loss: float) -> tuple[float, float]:
+    """The compute C_s(L) at which one size's annealed curve first reaches `loss`, as an interval (low, high):
+    exact inside its measured budgets (interpolated in log C); (0, C_first] where even its smallest budget ends
+    below `loss`; [C_last, ∞) where no budget reaches it. Never extrapolated."""
+    points = _log(curve)
+    if points[0][1] < loss:
+        return 0.0, math.exp(points[0][0])
+    x = compute_to_reach(points, loss)
+    return (math.exp(points[-1][0]), math.inf) if x is None else (math.exp(x), math.exp(x))
+
+
+def frontier_compute(curves: dict[str, Curve], loss: float) -> tuple[float, float]:
+    """The least compute at which the frontier reaches `loss`, min over sizes of C_s(L), as an interval: the min of
+    the sizes' lower ends and the min of their upper ends (`compute_to_loss`)."""
+    intervals = [compute_to_loss(curve, loss) for curve in curves.values()]
+    return min(low for low, _ in intervals), min(high for _, high in intervals)
+
+
+def saving_interval(compute: float, baseline: tuple[float, float]) -> dict[str, Any]:
+    """The saving 1 − C_m / C_s of a run of C_m = `compute` FLOPs where the baseline needs C_s ∈ `baseline`
+    (low, high): `low` = 1 − C_m / C_s,low (−∞ when C_s,low = 0), `high` = 1 − C_m / C_s,high (1 when C_s,high =
+    ∞); `bound`: None (exact), `upper` (only high is known), `lower` (only low) or `range` (both, apart)."""
+    c_low, c_high = baseline
+    low = 1 - compute / c_low if c_low > 0 else -math.inf
+    high = 1 - compute / c_high
+    if c_low == c_high:
+        bound = None
+    elif c_low == 0:
+        bound = "upper"
+    elif c_high == math.inf:
+        bound = "lower"
+    else:
+        bound = "range"
+    return {"low": low, "high": high, "bound": bound}
+
+
+def against_frontier(compute: float, loss: float, target: Curve, curves: dict[str, Curve]) -> dict[str, Any]:
+    """A run that spent C_m = `compute` FLOPs and ended at L_m = `loss`, against the annealed scratch curves: its
+    saving vs the target's own curve (1 − C_m / C_target(L_m)), its saving vs the frontier (1 − C_m / C*(L_m), C* the
+    least compute at which any size reaches L_m), each an interval where L_m lies outside the measured losses
+    (`saving_interval`), and Δ = L_m − L*(C_m) at equal compute (None where no size's budgets span C_m) with how
+    many sizes the min is over."""
+    equal = frontier_loss(curves, compute)
+    return {
+        "flops": compute,
+        "loss": loss,
+        "vs_target": saving_interval(compute, compute_to_loss(target, loss)),
+        "vs_frontier": saving_interval(compute, frontier_compute(curves, loss)),
+        "delta_vs_frontier": None if equal is None else loss - equal[0],
+        "frontier_size": None if equal is None else equal[1],
+        "sizes_spanning": 0 if equal is None else equal[2],
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- seeds
 
 
@@ -373,12 +493,17 @@ def model_param_counts(model: dict[str, Any] | str | Path, vocab: int = 2048, se
         config = AutoConfig.from_pretrained(model)
         with torch.device("meta"):
             return param_counts(AutoModelForCausalLM.from_config(config))
+    return param_counts(_meta_model(model, vocab, seq_len))
+
+
+def _meta_model(model: dict[str, Any], vocab: int, seq_len: int) -> torch.nn.Module:
+    """The fresh family model of a `model:` section at `vocab`, on the meta device (nothing allocated)."""
     sizes = ModelConfig.model_validate(model)
     family = FAMILIES.lookup(sizes.family or "llama")
     config = family.build_config(sizes, vocab, sizes.positions(seq_len))
     auto = AutoModelForMaskedLM if family.task == "masked" else AutoModelForCausalLM
     with torch.device("meta"):
-        return param_counts(auto.from_config(config))
+        return auto.from_config(config)
 
 
 def non_embedding_params(hidden: int, layers: int) -> int:

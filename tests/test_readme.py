@@ -53,6 +53,8 @@ NOT_RUN = {
     r"^kinherit divergence MODEL_DIR ": "a synopsis with placeholders; run below on runs/moe-train/model",
     r"^kinherit demo$": "the full demo takes 14–19 min; its --quick twin runs in tests/demo/test_demo.py",
     r"^kinherit demo --quick$": "run by tests/demo/test_demo.py (≈1 min)",
+    r"^apt-get install ": "installs OS packages (the bench corpus's sources; bench/corpus.py's refusal when one is "
+    "missing is tested in tests/bench/test_where_users_train.py)",
     r"^(OMP_NUM_THREADS=1 )?(\.venv/bin/)?python (bench/|-m bench\.)": "a benchmark of minutes to hours "
     "(bench/efficiency.py's aggregation is tested in tests/bench/test_efficiency.py)",
 }
