@@ -1,6 +1,6 @@
 """The bench corpus: ≈ 95 MB of English text that Debian packages install, for budgets of ≥ 100 tokens per parameter.
 
-    python -m bench.corpus [--out runs/corpus]        # writes runs/corpus/bench-corpus.txt
+    python -m bench.corpus [--out runs/corpus]        # writes runs/corpus/bench-corpus/PART.txt
 
 Nothing is downloaded: every part is a file an OS package put on this machine, read in this fixed order:
 
@@ -15,7 +15,8 @@ Nothing is downloaded: every part is a file an OS package put on this machine, r
 | vim-docs | vim-runtime | Vim's help files |
 
 The dictd databases (`/usr/share/dictd/NAME.dict.dz`) are dictzip files, which gzip reads; their lines lose the
-indentation that only lays entries out. Parts are separated by a blank line, as entries are. A missing part is
+indentation that only lays entries out. Each part is one file of the corpus folder, so that the `contiguous` split
+holds out a window of every part: the validation text samples every kind of text, not one. A missing part is
 named with the one `apt-get install` line that adds it (exit status 2): the corpus is all parts or nothing, so that
 its size, and a bench's tokens per parameter without repeats, are the same on every machine.
 """
@@ -30,9 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kinherit.io import atomic_file
+from kinherit.io import atomic_dir
 
-NAME = "bench-corpus.txt"
+NAME = "bench-corpus"
+"""The corpus folder `--out` holds: one PART.txt per part."""
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,18 @@ def missing(parts: list[Part]) -> list[Part]:
 
 
 def write(out: Path, parts: list[Part]) -> dict[str, int]:
-    """Write the parts' text to `out` (atomically); returns each part's bytes."""
+    """Write each part's text to `out`/NAME.txt (the folder replaced atomically); returns each part's bytes."""
     sizes: dict[str, int] = {}
-    with atomic_file(out, "wb") as handle:
+    with atomic_dir(out) as staging:
         for part in parts:
-            sizes[part.name] = sum(handle.write(line.encode()) for line in part.lines())
+            with open(staging / f"{part.name}.txt", "wb") as handle:
+                sizes[part.name] = sum(handle.write(line.encode()) for line in part.lines())
     return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/corpus", help=f"folder of the corpus file ({NAME})")
+    parser.add_argument("--out", default="runs/corpus", help=f"where the corpus folder ({NAME}) goes")
     args = parser.parse_args(argv)
     absent = missing(PARTS)
     if absent:

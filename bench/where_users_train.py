@@ -3,7 +3,7 @@
     python -m bench.where_users_train --target 64x4 --tokens-per-param 5 20 [--curve-tokens-per-param 2.5 40]
         --frontier 48x4 64x4 96x4 --methods scratch depth both@0.8 [--lr-grid 1e-3 2e-3 4e-3 8e-3]
         [--tune-seed 100] [--tune-at 20] [--seeds 1 2 3] [--scheduler wsd|cosine] [--batch 16]
-        [--corpus runs/corpus/bench-corpus.txt] [--out runs/where_users_train]
+        [--corpus runs/corpus/bench-corpus] [--out runs/where_users_train]
 
 Protocol (bench.protocol):
 1. Budgets. At τ tokens per non-embedding parameter of the target (N), the target trains S(τ) = τ·N / (tokens per

@@ -74,8 +74,9 @@ def test_the_corpus_tool_names_what_is_missing_and_how_to_install_it(monkeypatch
     assert corpus.main(["--out", str(tmp_path / "out")]) == 2
     assert "install with: apt-get install -y dict-nothing" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    assert corpus.write(tmp_path / "c.txt", corpus.PARTS[1:]) == {"there": 10}
-    assert (tmp_path / "c.txt").read_text() == "an entry\n\n"
+    assert corpus.write(tmp_path / "c", corpus.PARTS[1:]) == {"there": 10}
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["there.txt"]
+    assert (tmp_path / "c" / "there.txt").read_text() == "an entry\n\n"
 
 
 def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir):
