@@ -18,10 +18,13 @@ Schedules, for a target of hidden d and L layers (heads d/16 ... as the size say
     depth  1 layer, at 0.25·B L/2 layers, at 0.5·B L layers (full width throughout)
     width  d/2 wide (half the heads), at 0.5·B d wide (full depth throughout)
     both   d/2 wide and 1 layer, at 0.25·B L/2 layers, at 0.5·B d wide and L layers
+    single 1 layer, at 0.5·B L layers: one expansion (Bu et al. 2026 expand once, late; with `+stack` and an early
+           `@f`, G_stack's single ×L stacking of Du et al. 2024)
     shallow  depth's start (d wide, 1 layer) trained throughout: the control that says whether growing beats not growing
 A variant is written NAME[@f][+option...]: `@f` moves the last growth to f·B (earlier growths keep their share of
 it, e.g. both@0.8: 0.4·B and 0.8·B); each option sets one growth-stage key on every stage: `+reset`
-(optimizer_state: reset), `+rewarm` (lr_policy: rewarm), `+lrscale` (lr_scaling: growth).
+(optimizer_state: reset), `+rewarm` (lr_policy: rewarm), `+lrscale` (lr_scaling: growth), `+stack` (depth: stack,
+new layers copy the trained stack instead of starting as identities).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ OPTIONS = {
     "reset": {"optimizer_state": "reset"},
     "rewarm": {"lr_policy": "rewarm"},
     "lrscale": {"lr_scaling": "growth"},
+    "stack": {"depth": "stack"},
 }
 """The `+option` suffixes of a schedule variant, each a growth-stage setting."""
 
@@ -96,6 +100,8 @@ def _stages(
         return model_at(hidden, 1), []
     if name == "depth":
         return model_at(hidden, 1), [{"at_step": quarter, "num_layers": max(2, layers // 2)}, {"at_step": half, **full}]
+    if name == "single":
+        return model_at(hidden, 1), [{"at_step": half, **full}]
     if name == "width":
         return model_at(hidden // 2, layers), [{"at_step": half, **full}]
     if name == "both":
@@ -103,7 +109,7 @@ def _stages(
             {"at_step": quarter, "num_layers": max(2, layers // 2)},
             {"at_step": half, **full},
         ]
-    raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, width, both, shallow")
+    raise SystemExit(f"unknown schedule {name!r}: choose from scratch, depth, single, width, both, shallow")
 
 
 def run(

@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "| evaluation | steps/s, median (min–max) |",
         "|---|---|",
-        *(
-            f"| {name} | {statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f}) |"
-            for name, v in speeds.items()
-        ),
+        *(f"| {name} | {statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f}) |" for name, v in speeds.items()),
         "",
         f"ratio of the medians: {new / old:.2f}×",
     ]

@@ -18,6 +18,11 @@ def test_a_variant_moves_the_growths_and_sets_every_stage():
     assert [s["at_step"] for s in progressive.schedule("both", 64, 4, 120)[1]] == [30, 60]
     start, stages = progressive.schedule("shallow", 64, 4, 120)  # the control: depth's start, never grown
     assert (start["hidden_size"], start["num_layers"], stages) == (64, 1, [])
+    start, stages = progressive.schedule("single@0.1+stack", 64, 4, 120)  # G_stack: 1 → 4 stacked layers, early
+    assert (start["num_layers"], [(s["at_step"], s["num_layers"], s["depth"]) for s in stages]) == (
+        1,
+        [(12, 4, "stack")],
+    )
     with pytest.raises(SystemExit, match=r"unknown option \+warm"):
         progressive.schedule("depth+warm", 64, 4, 120)
 
