@@ -47,6 +47,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _restoring(refused: list[tuple[str, Any, Any]]) -> str:
+    """The overrides that restore the run's scalar values, e.g. ` (--train.lr_scheduler_kwargs.num_decay_steps=80)`:
+    a WSD decay resolved from a fraction changes with train.max_steps, and this is how to keep the run's."""
+    overrides = [
+        f"--{key}={'null' if old is None else old}"
+        for key, old, _ in refused
+        if old is None or isinstance(old, (bool, int, float, str))
+    ]
+    return f" ({' '.join(overrides[:3])})" if overrides else ""
+
+
 def check_resume(out: Path, resolved: str, corpus_fingerprint: str | None = None) -> list[str]:
     """Refuse to resume the run in `out` with a config (`resolved`, as `config.resolved.yaml` would hold it)
     or a corpus (`corpus_fingerprint`, None when the command has none) other than the checkpoint's.
@@ -64,8 +75,8 @@ def check_resume(out: Path, resolved: str, corpus_fingerprint: str | None = None
         more = f" and {len(refused) - 6} more" if len(refused) > 6 else ""
         raise KinheritError(
             f"--resume: this config differs from the checkpoint run's ({recorded}) in {shown}{more}; resume with the "
-            "run's values or start a new run in another out (only logging, evaluation, saving intervals, "
-            "train.max_steps and output paths may change on resume; see docs/pretrain.md, 'Outputs')"
+            f"run's values{_restoring(refused)} or start a new run in another out (only logging, evaluation, saving "
+            "intervals, train.max_steps and output paths may change on resume; see docs/pretrain.md, 'Outputs')"
         )
     record = read_run_record(out)
     saved = (record or {}).get("data", {}).get("corpus")

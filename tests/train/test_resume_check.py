@@ -95,3 +95,18 @@ def test_a_run_recorded_with_steps_auto_resumes_with_schedule_auto(tmp_path):
         KinheritError, match=r"teacher.schedule \('heaviside' -> 'auto'\), teacher.steps \('auto' -> 1.0\)"
     ):
         check_resume(tmp_path, now)
+
+
+def test_a_longer_wsd_run_is_refused_with_the_override_that_keeps_its_decay(tmp_path, tiny_run, monkeypatch):
+    """WSD's decay resolves from a fraction of max_steps: resuming with more steps would move it; the refusal gives
+    the override that keeps the run's decay, and that override resumes."""
+    raw = tiny_run(
+        tmp_path / "run", max_steps=10, save_steps=10, eval_steps=10, lr_scheduler_type="warmup_stable_decay"
+    )
+    pretrain(validate_config(raw))
+    longer = {**raw, "train": {**raw["train"], "max_steps": 20}}
+    message = _refused(longer, monkeypatch)
+    assert message.count("(--train.lr_scheduler_kwargs.num_decay_steps=2)") == 1
+    monkeypatch.undo()
+    kept = {**longer["train"], "lr_scheduler_kwargs": {"num_decay_steps": 2}}
+    assert pretrain(validate_config({**longer, "train": kept}), resume=True).final_step == 20
