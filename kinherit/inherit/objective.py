@@ -36,7 +36,7 @@ from kinherit.hf_folder import task_of
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, check_text
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
-from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation
+from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation, unigram_loss
 from kinherit.inherit.sources import (
     CrossTokenizerTeacher,
     OnlineModel,
@@ -196,6 +196,7 @@ def prepare_inheritance(
         spec = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k)
         if watches:
-            validation = TeacherValidation(val, batch, spec.flops, masked=masked)
+            floor = unigram_loss(train, val, len(tokenizer), masked)
+            validation = TeacherValidation(val, batch, spec.flops, masked=masked, floor=floor)
     settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer, loss=cfg.loss)
     return train, val, KnowledgeInheritance(alpha, source, settings, validation)

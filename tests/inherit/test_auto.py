@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -219,3 +220,56 @@ def test_auto_needs_an_online_teacher_and_max_steps(tmp_path, cache_dir, weak_te
                 )
             )
         )
+
+
+def test_unigram_loss_is_the_validation_nll_of_the_training_token_frequencies(tmp_path):
+    """p(v) = (n_v + ½) / (N + V/2) from the training tokens [0, 0, 0, 1] (V = 3): (3.5, 1.5, 0.5) / 5.5; the causal
+    validation block [2, 0, 1] scores its labels 0 and 1: −(log(3.5/5.5) + log(1.5/5.5)) / 2 = 0.875635."""
+    from kinherit.data.dataset import PackedBlocks
+    from kinherit.inherit.held_out import unigram_loss
+
+    path = tmp_path / "train.bin"
+    np.array([0, 0, 0, 1], dtype=np.uint16).tofile(path)
+    train = PackedBlocks(path, np.uint16, 2)
+    val = [{"labels": torch.tensor([2, 0, 1])}]
+    assert unigram_loss(train, val, 3, masked=False) == pytest.approx(0.875635, abs=1e-6)
+    masked = [{"labels": torch.tensor([-100, 0, 2])}]  # masked LM: the labelled positions only
+    assert unigram_loss(train, masked, 3, masked=True) == pytest.approx(
+        -(math.log(3.5 / 5.5) + math.log(0.5 / 5.5)) / 2
+    )
+
+
+def test_a_teacher_no_better_than_token_frequencies_is_released_before_the_first_step():
+    """The student is credited with the unigram baseline (6.15 nats): at the step-0 evaluation a random student
+    (7.66) counts as 6.15, so a teacher at 6.40 is released at step 0 and one at 5.89 gets g = 0.26 (m = 1)."""
+    from kinherit.inherit.held_out import TeacherValidation
+    from kinherit.kd.schedules import SCHEDULES, Alpha
+
+    validation = TeacherValidation(val=[], batch_size=1, flops_per_token=None, floor=6.15)
+    student = validation.student_loss({"eval_loss": 7.66})
+    assert student == 6.15 and validation.student_loss({"eval_loss": 5.0}) == 5.0
+    weak = Alpha(SCHEDULES.lookup("auto"), 1.0, 150)
+    weak.observe_validation(0, student, 6.40)
+    assert weak.state.switch_step == 0 and weak.weight(0) == 0.0 and weak.teacher_steps(150) == 0
+    little = Alpha(SCHEDULES.lookup("auto"), 1.0, 150)
+    little.observe_validation(0, student, 5.89)
+    assert little.state.switch_step is None
+    assert little.weight(30) == pytest.approx((1 - 30 / 150) * 0.26)  # α_t·g = 0.8·0.26
+    strong = Alpha(SCHEDULES.lookup("auto"), 1.0, 150)
+    strong.observe_validation(0, student, 3.64)
+    assert strong.weight(30) == pytest.approx(0.8)  # ≥ m ahead of the baseline: the full scheduled weight
+
+
+def test_an_untrained_teacher_never_runs(tmp_path, cache_dir, teacher_calls):
+    """A teacher that never trained (learning rate 0: its validation loss ≈ ln V, above the unigram baseline) is
+    released at the step-0 evaluation: α is 0 at every step and the teacher runs on the validation split only."""
+    out = tmp_path / "untrained"
+    teacher = pretrain(
+        validate_config(_tiny_run(out, cache_dir, "llama", max_steps=1, eval_steps=1, save_steps=1, learning_rate=0.0))
+    ).model_dir
+    pretrain(_config(tmp_path / "student", cache_dir, teacher, max_steps=4))
+    events, evals = _events(tmp_path / "student"), _evals(tmp_path / "student")
+    assert all(e["alpha"] == 0.0 and "kd_loss" not in e for e in events)
+    assert evals[0]["val_unigram_loss"] < evals[0]["val_teacher_loss"]
+    calls, _ = teacher_calls
+    assert len(calls) == math.ceil(_val_blocks(tmp_path / "student") / EVAL_BATCH)
