@@ -152,8 +152,13 @@ def test_teacher_lm_loss_matches_the_models_own_loss(weak_teacher):
     assert lm_loss(out.logits, ids, masked=False).item() == pytest.approx(out.loss.item(), rel=1e-6)
 
 
+def _credited(event):
+    """The student's loss auto compares: min(L_val(student), L_val(unigram))."""
+    return min(event["val_loss"], event["val_unigram_loss"])
+
+
 def _switch(evals):
-    return next(e["step"] for e in evals if e["val_loss"] <= e["val_teacher_loss"])
+    return next(e["step"] for e in evals if _credited(e) <= e["val_teacher_loss"])
 
 
 def test_alpha_is_zero_and_the_teacher_idle_from_the_switch_on(tmp_path, cache_dir, weak_teacher, teacher_calls):
@@ -170,13 +175,13 @@ def test_alpha_is_zero_and_the_teacher_idle_from_the_switch_on(tmp_path, cache_d
         step = event["step"]  # the event of step k logs the step just taken, t = k − 1
         if step <= switch:  # the schedule's α, weighted by the validation gap of the latest evaluation before t
             latest = max((e for e in evals if e["step"] <= step - 1), key=lambda e: e["step"])
-            gap = min(max((latest["val_loss"] - latest["val_teacher_loss"]) / GAP_MARGIN, 0.0), 1.0)
+            gap = min(max((_credited(latest) - latest["val_teacher_loss"]) / GAP_MARGIN, 0.0), 1.0)
             assert event["alpha"] == pytest.approx((1 - (step - 1) / 12) * gap, abs=1e-6) and "kd_loss" in event
         else:
             assert event["alpha"] == 0.0 and "kd_loss" not in event
         assert "teacher_lm_loss" not in event  # no comparison on training batches
         assert event["teacher_flops"] == min(step, switch) * TOKENS_PER_STEP * teacher_fwd + val_flops
-    assert all((e["val_loss"] > e["val_teacher_loss"]) == (e["step"] < switch) for e in evals if e["step"] <= switch)
+    assert all((_credited(e) > e["val_teacher_loss"]) == (e["step"] < switch) for e in evals if e["step"] <= switch)
 
 
 def test_resume_restores_the_switch_and_the_gap(tmp_path, cache_dir, weak_teacher, teacher_calls):
@@ -260,6 +265,7 @@ def test_a_teacher_no_better_than_token_frequencies_is_released_before_the_first
     assert strong.weight(30) == pytest.approx(0.8)  # ≥ m ahead of the baseline: the full scheduled weight
 
 
+@pytest.mark.unigram_credit
 def test_an_untrained_teacher_never_runs(tmp_path, cache_dir, teacher_calls):
     """A teacher that never trained (learning rate 0: its validation loss ≈ ln V, above the unigram baseline) is
     released at the step-0 evaluation: α is 0 at every step and the teacher runs on the validation split only."""

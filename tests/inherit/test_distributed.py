@@ -11,7 +11,7 @@ def test_two_process_ki_run(tmp_path, cache_dir, teacher_dir, torchrun_pretrain)
         student_run(
             tmp_path / "ddp",
             cache_dir,
-            {"path": str(teacher_dir), "steps": 2, "top_k": 10},
+            {"path": str(teacher_dir), "schedule": "linear", "steps": 2, "top_k": 10},
             max_steps=4,
             eval_steps=4,
             save_steps=4,
