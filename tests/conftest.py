@@ -117,12 +117,3 @@ class CrashAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
         if state.global_step == self.step:
             raise RuntimeError("simulated crash")
-
-
-@pytest.fixture(autouse=True)
-def no_unigram_credit(request, monkeypatch):
-    """`auto` credits the student with the unigram baseline (issue 29), and the tests' tiny teachers are no better than
-    token frequencies on the test corpus: auto would release them at step 0. So, unless a test is marked
-    `unigram_credit`, a baseline too high to matter (in this process; torchrun children compute the real one)."""
-    if "unigram_credit" not in request.keywords:
-        monkeypatch.setattr("kinherit.inherit.objective.unigram_loss", lambda *args: 1e9)
