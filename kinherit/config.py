@@ -206,9 +206,10 @@ class TeacherConfig(StrictModel):
     """α₀, the KD weight at step 0."""
     schedule: Annotated[str, known(SCHEDULES)] = AUTO
     """How α decays: linear (α₀·max(1 − t/T, 0)), heaviside (α₀ until T, then 0), constant (α₀ throughout), or auto:
-    linear, weighted by the teacher/student validation-loss gap, and inheritance stops itself (α = 0 for good, teacher
-    released) at the first evaluation where the student's validation loss is at or below the teacher's (online teacher
-    only; with cross_tokenizer, the mean NLL per aligned span of the validation text; see `kd.schedules.AutoStop`).
+    linear, weighted by the teacher/student loss gap (validation, and between evaluations the training batches'),
+    and inheritance stops itself (α = 0 for good, teacher released) at the first evaluation where the student's
+    validation loss is at or below the teacher's (online teacher only; with cross_tokenizer, the mean NLL per
+    aligned span of the validation text; see `kd.schedules.AutoStop`).
     Default: auto with an online teacher (teacher.path), linear with teacher.cache (auto needs the teacher model);
     chosen by bench/existing_teacher.py (docs/results.md, "Knowledge inheritance from an existing teacher").
     `steps: auto` of earlier versions reads as `schedule: auto, steps: 1.0`."""

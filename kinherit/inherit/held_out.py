@@ -19,6 +19,11 @@ size, under the training precision's autocast; its cost, one teacher forward ove
 
   The student's comes from the evaluation's own forward pass (`batch_terms`: per block, its span NLL sum and
   span count; the trainer sums them over the split, padding duplicates dropped, `KinheritTrainer`).
+
+Same tokenizer, the split also gets a free baseline (`unigram_loss`): the loss of the training split's token
+frequencies, what a student learns on its own in its first steps. `auto` credits the student with it, so a
+teacher that knows no more than token frequencies is never used (`schedules.AutoStop`). Across tokenizers there
+is no such baseline (the student's span NLL is not compared with one).
 """
 
 from __future__ import annotations
@@ -27,16 +32,40 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from transformers import default_data_collator
 
+from kinherit.data.dataset import IGNORE_INDEX, PackedBlocks
 from kinherit.inherit.sources import OnlineModel
 from kinherit.kd.cross_tokenizer.alm import span_log_likelihoods
 from kinherit.kd.cross_tokenizer.targets import teacher_span_log_likelihoods
 from kinherit.kd.losses import lm_loss
 from kinherit.metrics.flops import FlopsPerToken
+
+UNIGRAM_SAMPLE = 2**24
+"""Training tokens `unigram_loss` counts at most: that many, in 64 evenly spaced runs, on a larger split."""
+
+
+def unigram_loss(train: PackedBlocks, val: Dataset, vocab: int, masked: bool) -> float:
+    """L_val(unigram): the mean validation NLL of the training split's token frequencies (add-½ smoothing),
+
+        p(v) = (n_v + ½) / (N + V/2),      L = −mean log p(label) over the positions the LM loss scores
+
+    (causal: every label but each block's first; masked: labels ≠ −100). At most `UNIGRAM_SAMPLE` training
+    tokens are counted."""
+    tokens = np.memmap(train.path, dtype=train.dtype, mode="r")
+    runs = 1 if len(tokens) <= UNIGRAM_SAMPLE else 64
+    starts = np.linspace(0, len(tokens) - UNIGRAM_SAMPLE // runs, runs).astype(np.int64)
+    counts = sum(np.bincount(tokens[s : s + UNIGRAM_SAMPLE // runs], minlength=vocab)[:vocab] for s in starts)
+    log_p = np.log(counts + 0.5) - np.log(counts.sum() + vocab / 2)
+    scored = np.zeros(vocab, dtype=np.int64)  # how often each token is a scored validation label
+    for i in range(len(val)):
+        labels = val[i]["labels"] if masked else val[i]["labels"][1:]  # (T,) or (T − 1,)
+        scored += np.bincount(labels[labels != IGNORE_INDEX].numpy(), minlength=vocab)[:vocab]
+    return float(-(scored * log_p).sum() / scored.sum())
 
 
 @dataclass
@@ -64,9 +93,12 @@ class _HeldOut:
 
 @dataclass
 class TeacherValidation(_HeldOut):
-    """Same tokenizer: the teacher's validation LM loss against the evaluation's `eval_loss`."""
+    """Same tokenizer: the teacher's validation LM loss against the evaluation's `eval_loss`, the student credited
+    with the unigram baseline's (`floor`, `unigram_loss`)."""
 
     masked: bool = False
+    floor: float | None = None
+    """L_val(unigram)."""
 
     def measure(self, teacher: OnlineModel) -> float:
         """L_val(teacher), computed on the first call and kept (a checkpoint carries it, `loss`)."""
@@ -83,10 +115,12 @@ class TeacherValidation(_HeldOut):
         return {}
 
     def student_loss(self, metrics: dict[str, float]) -> float | None:
-        return metrics.get("eval_loss")
+        """min(eval_loss, L_val(unigram)): a student knows the token frequencies after its first steps anyway."""
+        loss = metrics.get("eval_loss")
+        return loss if loss is None or self.floor is None else min(loss, self.floor)
 
     def logged(self, student: float) -> dict[str, float]:
-        return {"eval_teacher_loss": self.loss}
+        return {"eval_teacher_loss": self.loss} | ({} if self.floor is None else {"eval_unigram_loss": self.floor})
 
 
 @dataclass

@@ -12,9 +12,10 @@ L_LM is the model's own causal- or masked-LM loss (a micro-batch mean, router au
 masked LM the KD term covers the masked positions only (labels ≠ −100), as in the paper. A stateful schedule
 (`teacher.schedule: auto`) observes the student against the teacher on the validation split (the teacher's
 loss there, `held_out`, is computed once and logged as `val_teacher_loss`, or across tokenizers as
-`val_teacher_span_nll`; the student's comes from each evaluation, `on_evaluate`): auto weighs KD by their gap
-and drops α to 0 for good once the student caught up. With `teacher.cross_tokenizer`, the KD term is that
-method's loss over the aligned text.
+`val_teacher_span_nll`; the student's comes from each evaluation, `on_evaluate`) and, same tokenizer, on every
+training micro-batch the teacher runs on (both LM losses, the teacher's from its KD logits): auto weighs KD by
+their gaps and drops α to 0 for good once the student caught up on the validation split. With
+`teacher.cross_tokenizer`, the KD term is that method's loss over the aligned text.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from kinherit.hf_folder import task_of
 from kinherit.inherit.cache import CachedTeacherBlocks, open_cache
 from kinherit.inherit.cross_tokenizer.blocks import CrossTokenizerBlocks, check_text
 from kinherit.inherit.cross_tokenizer.term import prepare_cross_tokenizer
-from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation
+from kinherit.inherit.held_out import SpanValidation, TeacherValidation, Validation, unigram_loss
 from kinherit.inherit.sources import (
     CrossTokenizerTeacher,
     OnlineModel,
@@ -47,7 +48,7 @@ from kinherit.inherit.sources import (
 )
 from kinherit.inherit.teacher import inspect_teacher
 from kinherit.kd.cross_tokenizer import METHODS
-from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, mix
+from kinherit.kd.losses import DEFAULT_KD_LOSS, kd_loss, lm_loss, mix
 from kinherit.kd.schedules import SCHEDULES, Alpha, resolve_horizon
 
 _SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
@@ -105,6 +106,7 @@ class KnowledgeInheritance:
     def __init__(self, alpha: Alpha, source: TeacherSource, settings: KDSettings, validation: Validation | None = None):
         self.alpha, self.source, self.settings, self.validation = alpha, source, settings, validation
         self.extra_columns = source.extra_columns
+        self.accelerator: Any = None
 
     def start(self, accelerator: Any) -> None:
         """Place an online teacher where the student trains, sharded like it under FSDP2; refused under DeepSpeed
@@ -116,6 +118,7 @@ class KnowledgeInheritance:
                 "would be replicated unsharded on every device; use FSDP2 (train.fsdp_config: {fsdp_version: 2}) "
                 "or build an offline cache (kinherit cache-teacher) and set teacher.cache"
             )
+        self.accelerator = accelerator
         self.source.place(teacher_placement(accelerator))
         if self.validation is not None and self.source.model is not None:
             self.validation.measure(self.source.model)
@@ -124,10 +127,34 @@ class KnowledgeInheritance:
         self, step: int, lm: Tensor, outputs: Any, batch: dict[str, Tensor], extras: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         teacher = self.source.outputs(batch, extras) if self.alpha(step) > 0 else None
+        observed = self._observe_batch(lm, teacher, batch)
         loss, terms = inheritance_loss(lm, outputs.logits, batch, teacher, self.alpha, step, self.settings)
+        if observed is not None:
+            terms["teacher_lm_loss"] = observed
         if self.alpha.done(step):
             self.source.release()
         return loss, terms
+
+    def _observe_batch(self, lm: Tensor, teacher: TeacherOutputs | None, batch: dict[str, Tensor]) -> Tensor | None:
+        """A stateful schedule's batch evidence, where the teacher ran with full logits and the same tokenizer (a
+        top-K teacher has no LM loss): the student's LM loss, credited with the unigram baseline, and the teacher's,
+        the cross-entropy of its KD logits (returned, logged as `teacher_lm_loss`); both the mean over processes, so
+        every process keeps the same state and a checkpoint (the main process's) resumes each exactly. Every process
+        runs the teacher on the same steps (α_t and the switch are common), so the reduction is collective."""
+        if (
+            not isinstance(self.validation, TeacherValidation)
+            or teacher is None
+            or not isinstance(teacher.targets, Tensor)
+        ):
+            return None
+        with torch.no_grad():
+            teacher_lm = lm_loss(teacher.targets, batch["labels"], self.settings.masked)
+        floor = self.validation.floor
+        losses = torch.stack([lm.detach() if floor is None else lm.detach().clamp(max=floor), teacher_lm])
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            losses = self.accelerator.reduce(losses, reduction="mean")
+        self.alpha.observe_batch(losses[0], losses[1])
+        return losses[1]
 
     def extra_flops(self, step: int, tokens_per_step: int) -> dict[str, float]:
         """Teacher forward FLOPs on the steps where it ran (plus its one pass over the validation split for a
@@ -196,6 +223,7 @@ def prepare_inheritance(
         spec = inspect_teacher(cfg.path, tokenizer, config.data.seq_len, task_of(student.config), cfg.top_k)
         source = SameTokenizerTeacher(OnlineModel(spec), spec.flops, len(tokenizer), cfg.top_k)
         if watches:
-            validation = TeacherValidation(val, batch, spec.flops, masked=masked)
+            floor = unigram_loss(train, val, len(tokenizer), masked)
+            validation = TeacherValidation(val, batch, spec.flops, masked=masked, floor=floor)
     settings = KDSettings(cfg.temperature, len(tokenizer), masked, cfg.cross_tokenizer, loss=cfg.loss)
     return train, val, KnowledgeInheritance(alpha, source, settings, validation)

@@ -8,8 +8,9 @@ min(step, T) of the first `step` steps and is released afterwards; registration 
 
 A schedule may hold state (`ScheduleState`): it watches the student against the teacher during the run, may
 scale α by what it saw and stop inheritance for good, and a checkpoint carries it. `auto` (`AutoStop`) is
-one: linear in t, weighted by the teacher/student gap, ending as soon as the student no longer learns from
-the teacher. Registering a schedule is one `register_schedule` (with `state=` for a stateful one).
+one: linear in t, weighted by the teacher/student gap (on the validation split and the training batches), ending
+as soon as the student no longer learns from the teacher. Registering a schedule is one `register_schedule`
+(with `state=` for a stateful one).
 
 `Alpha` is the one place α lives during a run: the registered schedule at (α₀, T), its state, the teacher's
 step count and the state a checkpoint carries.
@@ -34,7 +35,8 @@ AlphaFn = Callable[[int, float, int], float]
 class ScheduleState(Protocol):
     """What a stateful schedule learned during a run. Its evidence is the (student, teacher) losses the run
     measures at every evaluation, on the validation split (`observe_validation`; the teacher's computed once,
-    across tokenizers the mean NLL per aligned span of the same text).
+    across tokenizers the mean NLL per aligned span of the same text), and on each training micro-batch the teacher
+    ran on (`observe_batch`; same tokenizer, full teacher logits).
 
         α_t = 0                                   for t ≥ switch_step (inheritance stopped itself)
         w_t = schedule(t; α₀, T) · factor()       the KD weight of a micro-batch otherwise
@@ -43,11 +45,15 @@ class ScheduleState(Protocol):
     switch_step: int | None
     """The step from which α is 0 for good; None while inheritance goes on."""
 
-    def factor(self) -> float:
-        """The multiplier of α_t until the next evaluation."""
+    def factor(self) -> float | torch.Tensor:
+        """The multiplier of α_t (a float, or a 0-dim tensor on the batches' device)."""
 
     def observe_validation(self, step: int, student: float, teacher: float) -> None:
         """Validation losses of an evaluation after `step` optimizer steps."""
+
+    def observe_batch(self, student: torch.Tensor, teacher: torch.Tensor) -> None:
+        """LM losses (micro-batch means, detached) of a training micro-batch the teacher ran on, before its weight
+        is read: the student's credited with the unigram baseline, the teacher's from its KD logits."""
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -138,8 +144,13 @@ def resolve_horizon(steps: int | float, max_steps: int) -> int:
 CAUGHT_UP = 1e-4
 """ε, in nats: `auto` releases the teacher once L_val(student) ≤ L_val(teacher) + ε (see `AutoStop`)."""
 
-GAP_MARGIN = 0.5
-"""m, in nats: the teacher/student LM-loss gap at and above which the KD term gets its full scheduled weight."""
+GAP_MARGIN = 1.0
+"""m, in nats: the teacher/student LM-loss gap at and above which the KD term gets its full scheduled weight
+(0.5 before issue 29; 1.0 chosen on one seed of the issue's weak teacher, see `AutoStop`)."""
+
+
+BATCH_MEAN = 0.9
+"""β: the running mean of `auto`'s batch gap weighs the newest micro-batch 1 − β (≈ the last 10 micro-batches)."""
 
 
 def gap_weight(
@@ -154,34 +165,60 @@ class AutoStop:
     """The state of schedule `auto`, inheritance that never outstays its use: the KD weight follows the
     teacher/student gap, and inheritance stops once the student has caught up.
 
-    Decided on data neither model trained on: at every evaluation after `step` optimizer steps, with L_val the
-    student's validation loss and L_val(teacher) the teacher's on the same validation split (computed once; a
-    teacher with another tokenizer has no per-token loss comparable with the student's, so there both are the
-    mean NLL per aligned span of the validation text, `kinherit.inherit.held_out`),
+    Two gaps, both with the student credited with the token frequencies (L_val(unigram), below):
 
-        g = gap_weight(L_val(student), L_val(teacher))      the KD weight factor until the next evaluation
-        s = the first evaluated step with  L_val(student) ≤ L_val(teacher) + ε      (ε = CAUGHT_UP, 1e-4 nats)
-        α_t = α₀·max(1 − t/T, 0) · g   for t < s,   α_t = 0 for every t ≥ s (the teacher is released)
+        L     = min(L_val(student), L_val(unigram))              at every evaluation after `step` steps
+        g_val = gap_weight(L, L_val(teacher))                    until the next evaluation (1 before the first)
+        d_b   = min(L_LM(student; b), L_val(unigram)) − L_LM(teacher; b)   on each training micro-batch b the
+                                                                 teacher runs on, before its weight is read
+        D_b   = β·D_{b−1} + (1 − β)·d_b,   D = d_b at the first     (β = BATCH_MEAN, 0.9)
+        g     = min(g_val, clip(D_b / m, 0, 1)²)                 the KD weight factor of micro-batch b (m = GAP_MARGIN)
+        s     = the first evaluated step with  L ≤ L_val(teacher) + ε      (ε = CAUGHT_UP, 1e-4 nats)
+        α_t   = α₀·max(1 − t/T, 0) · g   for t < s,   α_t = 0 for every t ≥ s (the teacher is released)
 
-    g starts at 1 (the full scheduled weight) until the first evaluation (the step-0 one by default). A gap
-    measured on training batches would overstate what the teacher still has to teach: it may have trained on
-    those very batches (a demo's teacher and students share the data order), so its training loss is lower than
-    its loss on new text. The validation gap has no such bias and changes only at evaluations, which is also
-    what makes every checkpoint exact: the state is (`switch_step`, `gap`).
+    The release is decided on data neither model trained on: L_val(teacher) is the teacher's loss on the
+    validation split (computed once; a teacher with another tokenizer has no per-token loss comparable with the
+    student's, so there both are the mean NLL per aligned span of the validation text, `kinherit.inherit.held_out`).
+    L_val(unigram) is the validation loss of the training split's token frequencies (`held_out.unigram_loss`; same
+    tokenizer only, across tokenizers L = L_val(student)): what a student learns from the data alone in its first
+    steps. So the step-0 evaluation checks the teacher before use: one no better than token frequencies is released
+    before the first step. Why (issue 29): under KD a student follows its teacher's smooth, context-poor
+    distribution, its gradient collapses (norm 0.1–0.3 against scratch's 0.6–1.0) and it sits on the unigram plateau
+    (≈ L_val(unigram)) through the high-LR phase; released at a later evaluation, it escapes the plateau late, at a
+    lower learning rate, and ends behind scratch.
 
-    The two losses come from two code paths (the trainer's evaluation; kinherit's pass of the teacher over the same
-    batches at the same batch size) whose float sums differ in the last bits from one CPU to another (an exact copy
-    measured 6.2063007 against 6.2063001 on an AMD EPYC), so the comparison allows ε: a student within 1e-4 nats
-    of its teacher has caught up on every machine.
+    Between evaluations the weight follows the student on the training batches (the running mean D): a teacher
+    little better than token frequencies weighs little from the first step and nothing once the student's own LM
+    loss reaches the teacher's, not one evaluation later. Squared, a batch gap of a fraction of m weighs less than
+    its share (0.4 nats: 0.16): a student a few tenths of a nat behind learns that much from the data alone within a
+    few dozen steps, while KD at that weight already pins it to the teacher's smooth distribution (issue 29, the
+    tuning seed: the teacher at 5.89 nats cost +0.040 nats over scratch with g_val alone, +0.033 with clip(D/m, 0,
+    1), +0.006 squared; docs/inherit.md). A gap ≥ m keeps the full weight. Both LM losses are free: the student's is
+    the objective's, the teacher's the cross-entropy of the logits the KD term already has (same tokenizer, full
+    logits; with top_k or across tokenizers there is no batch evidence and g = g_val). A teacher may have trained on
+    these very batches (a demo's teacher and students share the data order): its training loss is lower than its
+    loss on new text, so the batch gap overstates what it has to teach; g_val caps it, and only the validation gap
+    releases.
+
+    The two validation losses come from two code paths (the trainer's evaluation; kinherit's pass of the teacher over
+    the same batches at the same batch size) whose float sums differ in the last bits from one CPU to another (an
+    exact copy measured 6.2063007 against 6.2063001 on an AMD EPYC), so the comparison allows ε: a student within
+    1e-4 nats of its teacher has caught up on every machine. A checkpoint carries (`switch_step`, `gap`,
+    `batch_gap`); under data parallelism both batch losses are means over the processes, so every process keeps the
+    same D.
     """
 
     switch_step: int | None = None
     gap: float = 1.0
-    """g from the latest evaluation (validation rule)."""
+    """g_val, from the latest evaluation."""
+    batch_gap: float | torch.Tensor | None = None
+    """D, in nats: the running mean of the batch gaps d_b (None before the first)."""
 
-    def factor(self) -> float:
-        """g of the latest evaluation."""
-        return self.gap
+    def factor(self) -> float | torch.Tensor:
+        """g: g_val, capping the batch gap's weight clip(D/m, 0, 1)² once there is one."""
+        if self.batch_gap is None:
+            return self.gap
+        return gap_weight(self.batch_gap, 0.0).square().clamp(max=self.gap)
 
     def observe(self, step: int, student: float, teacher: float) -> None:
         """Record losses measured after `step` optimizer steps; switch at `step` when the student caught up."""
@@ -189,17 +226,24 @@ class AutoStop:
             self.switch_step = step
 
     def observe_validation(self, step: int, student: float, teacher: float) -> None:
-        """An evaluation after `step` steps: update the gap weight and possibly switch."""
+        """An evaluation after `step` steps: update g_val and possibly switch."""
         if self.switch_step is None:
             self.gap = float(gap_weight(student, teacher))
         self.observe(step, student, teacher)
 
+    def observe_batch(self, student: torch.Tensor, teacher: torch.Tensor) -> None:
+        """A training micro-batch's credited student and teacher LM losses: D ← β·D + (1 − β)·d_b."""
+        gap = (student.detach() - teacher.detach()).float()
+        self.batch_gap = gap if self.batch_gap is None else BATCH_MEAN * self.batch_gap + (1 - BATCH_MEAN) * gap
+
     def state_dict(self) -> dict[str, Any]:
-        return {"switch_step": self.switch_step, "gap": self.gap}
+        batch_gap = None if self.batch_gap is None else float(self.batch_gap)
+        return {"switch_step": self.switch_step, "gap": self.gap, "batch_gap": batch_gap}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.switch_step = state.get("switch_step")
         self.gap = float(state.get("gap", 1.0))
+        self.batch_gap = state.get("batch_gap")
 
 
 register_schedule(
@@ -217,8 +261,8 @@ class Alpha:
         α_t = 0                         once inheritance stopped itself (a stateful schedule: t ≥ switch step)
         α_t = schedule(t; α₀, T)        otherwise
 
-    The weight applied to a micro-batch is α_t times a stateful schedule's `factor`, fixed between evaluations
-    (`weight`). The state a checkpoint must carry is the schedule's (`state_dict`; empty for a stateless one).
+    The weight applied to a micro-batch is α_t times a stateful schedule's `factor` (`weight`). The state a
+    checkpoint must carry is the schedule's (`state_dict`; empty for a stateless one).
     """
 
     def __init__(self, schedule: Schedule, alpha0: float, horizon: int):
@@ -233,7 +277,7 @@ class Alpha:
     def __call__(self, t: int) -> float:
         return 0.0 if self._stopped(t) else self.schedule.alpha(t, self.alpha0, self.horizon)
 
-    def weight(self, t: int) -> float:
+    def weight(self, t: int) -> float | torch.Tensor:
         """The KD weight of a micro-batch at step t: α_t, times a stateful schedule's factor."""
         return self(t) if self.state is None else self(t) * self.state.factor()
 
@@ -251,6 +295,11 @@ class Alpha:
         """The (student, teacher) validation losses after `step` steps: a stateful schedule's evidence."""
         if self.state is not None:
             self.state.observe_validation(step, student, teacher)
+
+    def observe_batch(self, student: torch.Tensor, teacher: torch.Tensor) -> None:
+        """A training micro-batch's (credited student, teacher) LM losses: a stateful schedule's evidence."""
+        if self.state is not None:
+            self.state.observe_batch(student, teacher)
 
     def state_dict(self) -> dict[str, Any]:
         return self.state.state_dict() if self.state is not None else {}

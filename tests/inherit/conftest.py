@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import weakref
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,28 @@ def teacher_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Pa
         logging_steps=TEACHER_STEPS,
     )
     return pretrain(validate_config(config)).model_dir
+
+
+BEHIND = "checkpoint-100"
+"""The weak teacher's checkpoint the mid-run-switch tests start their student from."""
+
+
+@pytest.fixture(scope="session")
+def weak_teacher(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A teacher of the students' size trained 120 steps (validation loss ≈ 5.08, below the corpus's unigram baseline,
+    5.32): a student started from its own step-100 checkpoint (`BEHIND`, ≈ 5.10) catches up within 12 steps."""
+    out = tmp_path_factory.mktemp("weak") / "teacher"
+    config = _tiny_run(out, cache_dir, "llama", max_steps=120, eval_steps=120, save_steps=100, logging_steps=120)
+    config["model"].update(STUDENT)
+    model = pretrain(validate_config(config)).model_dir
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # model.from checks the tokenizer the model trained with
+        shutil.copy(model / name, out / "checkpoints" / BEHIND / name)
+    return model
+
+
+def behind(teacher: Path) -> Path:
+    """The weak teacher's step-100 checkpoint, a student's `model.from`."""
+    return teacher.parent / "checkpoints" / BEHIND
 
 
 @pytest.fixture()

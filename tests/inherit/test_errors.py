@@ -93,7 +93,11 @@ def test_a_teacher_padded_to_a_larger_vocabulary_is_cut_to_the_shared_one(tmp_pa
     for file in teacher_dir.glob("*token*"):
         shutil.copy(file, tmp_path / "padded" / file.name)
     config = student_run(
-        tmp_path / "s", cache_dir, {"path": str(tmp_path / "padded"), "steps": 2}, max_steps=2, eval_steps=2
+        tmp_path / "s",
+        cache_dir,
+        {"path": str(tmp_path / "padded"), "schedule": "linear", "steps": 2},
+        max_steps=2,
+        eval_steps=2,
     )
     pretrain(validate_config(config))
     assert all("kd_loss" in e for e in read_metrics(tmp_path / "s" / "metrics.jsonl") if "loss" in e)

@@ -142,7 +142,7 @@ def test_teacher_loss_selects_the_kd_loss(tmp_path, cache_dir, teacher_dir):
     """Same seed, same first batch: the LM loss of step 1 is the same, the KD term is the chosen divergence's."""
     first = {}
     for name in ("forward_kl", "reverse_kl"):
-        teacher = {"path": str(teacher_dir), "steps": 1, "loss": name}
+        teacher = {"path": str(teacher_dir), "schedule": "linear", "steps": 1, "loss": name}
         pretrain(validate_config(student_run(tmp_path / name, cache_dir, teacher, max_steps=1, eval_steps=1)))
         first[name] = _train_events(tmp_path / name)[0]
     assert first["forward_kl"]["lm_loss"] == first["reverse_kl"]["lm_loss"]

@@ -1,4 +1,7 @@
+import json
+
 import pytest
+import torch
 
 from kinherit.config import validate_config
 from kinherit.errors import KinheritError
@@ -85,11 +88,15 @@ def test_a_stateful_schedule_starts_as_its_formula_and_a_checkpoint_restores_it(
     alpha = Alpha(SCHEDULES.lookup(name), 1.0, T)
     assert [alpha.weight(t) for t in range(2 * T)] == [SCHEDULES[name].alpha(t, 1.0, T) for t in range(2 * T)]
     alpha.observe_validation(4, student=4.2, teacher=4.0)
-    alpha.observe_validation(9, student=3.9, teacher=4.0)
+    alpha.observe_batch(torch.tensor(4.3), torch.tensor(4.0))
+    alpha.observe_batch(torch.tensor(4.1), torch.tensor(4.0))
     restored = Alpha(SCHEDULES.lookup(name), 1.0, T)
-    restored.load_state_dict(alpha.state_dict())
+    restored.load_state_dict(json.loads(json.dumps(alpha.state_dict())))
     assert restored.state_dict() == alpha.state_dict()
-    assert [restored.weight(t) for t in range(2 * T)] == [alpha.weight(t) for t in range(2 * T)]
+    assert [float(restored.weight(t)) for t in range(2 * T)] == [float(alpha.weight(t)) for t in range(2 * T)]
+    alpha.observe_validation(9, student=3.9, teacher=4.0)
+    restored.load_state_dict(json.loads(json.dumps(alpha.state_dict())))
+    assert [float(restored.weight(t)) for t in range(2 * T)] == [float(alpha.weight(t)) for t in range(2 * T)]
     assert [restored.done(t) for t in range(2 * T)] == [alpha.done(t) for t in range(2 * T)]
 
 
