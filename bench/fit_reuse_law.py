@@ -14,7 +14,8 @@ used only for methods that no where_users_train.json measures. A point is one se
 Per method and quantity: least squares on the points (`fit`, the law's form in `kinherit.plan.law`), 90%
 prediction intervals. The held-out check: for every fit with ≥ 3 distinct settings, the first and last setting
 (in N, τ, τ_base order) are left out, the rest fitted, and the two predicted; the file records predicted against
-measured (`held_out`), and --table writes them as markdown. The shipped law is then fitted on every point.
+measured (`held_out`), and --table writes them (and the fitted law) as markdown. The shipped law is then fitted
+on every point.
 """
 
 from __future__ import annotations
@@ -226,9 +227,42 @@ def _fmt(quantity: str, value: float) -> str:
     return f"{value:.1%}" if quantity == "saving" else f"{value:+.3f}"
 
 
+def _range(fit: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{VARIABLES[k]} {low:.3g}" + (f"–{high:.3g}" if high != low else "") for k, (low, high) in fit["range"].items()
+    )
+
+
+def _coefficients(quantity: str, fit: dict[str, Any]) -> str:
+    """`b0 + b·log10(τ/τc) ...` with the intercept at the centre of the data."""
+    terms = [_fmt(quantity, fit["coef"][0])]
+    for column, center, b in zip(fit["columns"], fit["center"], fit["coef"][1:]):
+        slope = f"{b:+.1%}" if quantity == "saving" else f"{b:+.3f}"
+        terms.append(f"{slope}·log10({VARIABLES[column]}/{10**center:.3g})")
+    return " ".join(terms)
+
+
 def markdown(law: dict[str, Any]) -> str:
-    """The held-out check as a table: predicted (90% interval) against measured (mean ± std over seeds)."""
+    """The fitted law (one row per method and quantity: form, coefficients, residual spread, range, data) and the
+    held-out check (predicted, 90% interval, against measured mean ± std over seeds)."""
     lines = [
+        "| method | quantity | fit (90% prediction interval ± t·s·√(1 + leverage)) | s (residual) | points "
+        "(settings, seeds outside the measured losses) | range | data |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, m in law["methods"].items():
+        for q in ("saving", "loss_delta"):
+            fit = m[q]
+            if fit is None:
+                continue
+            s = "—" if fit["residual_var"] is None else _fmt(q, fit["residual_var"] ** 0.5).lstrip("+")
+            lines.append(
+                f"| {method} | {q.replace('_', ' ')} | {_coefficients(q, fit)} | {s} | {fit['points']} "
+                f"({fit['settings']}, {fit['bounded']}) | {_range(fit)} | {'; '.join(m['corpus'])}: "
+                f"{'; '.join(m['protocol'])} |"
+            )
+    lines += [
+        "",
         "| method | quantity | held-out setting | fitted on (settings, slopes) | predicted (90% interval) | measured | "
         "inside |",
         "|---|---|---|---|---|---|---|",
@@ -250,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="sources", nargs="*", default=[], help="where_users_train.json or its folder")
     parser.add_argument("--points", default=str(POINTS), help="transcribed points ('' for none)")
     parser.add_argument("--out", default="kinherit/plan/reuse_law.json")
-    parser.add_argument("--table", help="write the held-out check as a markdown table here")
+    parser.add_argument("--table", help="write the law and its held-out check as markdown tables here")
     args = parser.parse_args(argv)
     command = "python -m bench.fit_reuse_law " + " ".join(sys.argv[1:] if argv is None else argv)
     law = build(args.sources, Path(args.points) if args.points else None, command.strip())

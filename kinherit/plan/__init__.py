@@ -105,15 +105,20 @@ def vocab_size(config: RunConfig) -> int:
     return len(found)
 
 
-def predict(recipe: recipes.Recipe, law: ReuseLaw) -> Row:
-    """A recipe's row: scratch is 0 by definition; a recipe whose law is missing has no prediction."""
+MEASURED_FAMILY = "llama"
+"""The family of every measurement behind the law (the benches build llamas; upcycling: llama → mixtral)."""
+
+
+def predict(recipe: recipes.Recipe, law: ReuseLaw, family: str) -> Row:
+    """A recipe's row: scratch is 0 by definition; a recipe whose law is missing has no prediction; a target of
+    another family than the measured one is an extrapolation."""
     method = law.get(recipe.law) if recipe.law else None
     if recipe.law is None:
         return Row(recipe, (0.0, 0.0), (0.0, 0.0), 0.0, [])
     if method is None:
         return Row(recipe, None, None, None, [])
     setting = dict(recipe.setting)
-    notes = []
+    notes = [] if family == MEASURED_FAMILY else [f"family {family}: every measurement is of {MEASURED_FAMILY}"]
     for fit in (f for f in (method.saving, method.loss_delta) if f is not None):
         if "base_tau" in fit.columns and setting.get("base_tau") is None:
             low, high = fit.range["base_tau"]
@@ -141,7 +146,7 @@ def plan(config: str | Path, have: list[str] | tuple[str, ...] = (), law: str | 
     notes = [] if existing else ["grow, KI and dense → MoE need an existing model: pass it with --have DIR"]
     for model in existing:
         built += [recipes.grow_from(model, target), recipes.ki_from(model, target), recipes.upcycle_from(model, target)]
-    rows = [predict(r, reuse) for r in built if r is not None]
+    rows = [predict(r, reuse, target.model.family) for r in built if r is not None]
     best = max(
         (r for r in rows if r.saving is not None and r.saving[0] > 0 and r.recipe.law),
         key=lambda r: r.saving_mid,

@@ -16,12 +16,11 @@ from kinherit.metrics.log import METRICS_FILE, read_metrics
 
 @dataclass(frozen=True)
 class Existing:
-    """A --have folder: its family, `model:` sizes, vocabulary, and the tokens it was trained on (None: no record)."""
+    """A --have folder: its family, `model:` sizes, and the tokens it was trained on (None: no record)."""
 
     path: str
     family: str
     sizes: dict[str, int]
-    vocab: int
     tokens: int | None
     record: str | None  # the metrics.jsonl the tokens come from
 
@@ -79,4 +78,4 @@ def read_existing(folder: str, family: str, vocab: int, tokenizer_path: str | No
         "intermediate_size": shape.ffn,
     }
     tokens, record = trained_tokens(path)
-    return Existing(str(path), family, sizes, config.vocab_size, tokens, record)
+    return Existing(str(path), family, sizes, tokens, record)

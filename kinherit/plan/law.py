@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -88,9 +88,15 @@ class MethodLaw:
     sources: tuple[str, ...]
 
     def outside(self, setting: dict[str, float | None]) -> list[str]:
-        """`Fit.outside` of both quantities, each phrase once."""
+        """`Fit.outside` against the union of both quantities' ranges (each may have been measured at other
+        settings)."""
         fits = [f for f in (self.saving, self.loss_delta) if f is not None]
-        return list(dict.fromkeys(p for f in fits for p in f.outside(setting)))
+        keys = dict.fromkeys(k for f in fits for k in f.range)
+        union = {
+            k: (min(f.range[k][0] for f in fits if k in f.range), max(f.range[k][1] for f in fits if k in f.range))
+            for k in keys
+        }
+        return replace(fits[0], range=union).outside(setting) if fits else []
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ def _interval(value: tuple[float, float] | None, pct: bool) -> str:
 
 
 def _line(row: Row, mark: str) -> str:
-    if row.saving is None and row.loss_delta is None:
+    if row.recipe.law is None:
+        where = "the reference: 0 by definition"
+    elif row.saving is None and row.loss_delta is None:
         where = "no measurement of this recipe in the law"
     elif row.extrapolation:
         where = "extrapolation: " + "; ".join(row.extrapolation)

@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from kinherit.arch import FAMILIES
+from kinherit.arch.spec import DEFAULT_EXPERTS_PER_TOKEN, DEFAULT_NUM_EXPERTS
 from kinherit.config import WSD, GrowthStage, ModelConfig, RunConfig, growth_steps
 from kinherit.metrics.flops import flops_per_token
 from kinherit.plan.have import Existing
@@ -87,11 +88,18 @@ def _sized(target: Target, **sizes: Any) -> ModelConfig:
 
 def _run_config(target: Target, model: ModelConfig, **sections: Any) -> dict[str, Any]:
     """The configured run's raw config with another model (and sections) and no growth stages."""
-    raw = target.config.model_dump(by_alias=True, mode="json", exclude_none=True)
-    raw["model"] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    raw = target.config.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    raw["model"] = model.model_dump(by_alias=True, mode="json", exclude_unset=True)
     raw.pop("growth", None)
     raw.pop("teacher", None)
     return {**raw, **sections}
+
+
+def _from_folder(target: Target, folder: str) -> dict[str, Any]:
+    """The configured run started from the model `kinherit grow` writes to `folder`, with its tokenizer."""
+    raw = _run_config(target, target.model)
+    raw["data"] = {**raw["data"], "tokenizer": {"path": folder}}
+    return {**raw, "model": {"from": folder}}
 
 
 def scratch(target: Target) -> Recipe:
@@ -191,14 +199,13 @@ def grow_from(have: Existing, target: Target) -> Recipe | None:
         return None
     base = scratch(target)
     out = f"{target.config.out}-grown"
-    raw = {**_run_config(target, target.model), "model": {"from": out}}
     return Recipe(
         f"grow from {have.path}",
         "grow",
         base.flops,
         {**base.setting, "base_tau": _base_tau(have, target)},
         f"grown to {_shape(target.model)}; base trained on {_tokens(have)}",
-        raw,
+        _from_folder(target, out),
         [f"kinherit grow {have.path} {out} {_grow_flags(target)}"],
     )
 
@@ -218,8 +225,8 @@ def ki_from(have: Existing, target: Target) -> Recipe:
 
 
 def upcycle_from(have: Existing, target: Target) -> Recipe | None:
-    """Dense → MoE: HAVE grown to the configured shape and upcycled into its family's mixture of experts (default
-    experts and top-k), trained for the budget at its active FLOPs."""
+    """Dense → MoE: HAVE grown to the configured shape and upcycled into its family's mixture of experts (the
+    default experts and top-k of `model:`), trained for the budget at its active FLOPs."""
     moe = FAMILIES.lookup(target.model.family).upcycle
     if moe is None or not _within(have, target, strictly=False):
         return None
@@ -234,8 +241,11 @@ def upcycle_from(have: Existing, target: Target) -> Recipe | None:
         {"n": n, "tau": target.tokens / n, "base_tau": _base_tau(have, target)},
         f"{family} of the configured shape ({n:,} non-embedding params in all its experts); Δ loss measured against "
         "a scratch MoE of the same shape",
-        {**_run_config(target, target.model), "model": {"from": out}},
-        [f"kinherit grow {have.path} {out} {_grow_flags(target)} --num-experts 4 --experts-per-token 2"],
+        _from_folder(target, out),
+        [
+            f"kinherit grow {have.path} {out} {_grow_flags(target)} --num-experts {DEFAULT_NUM_EXPERTS} "
+            f"--experts-per-token {DEFAULT_EXPERTS_PER_TOKEN}"
+        ],
     )
 
 
@@ -244,4 +254,4 @@ def _shape(sizes: ModelConfig) -> str:
 
 
 def _tokens(have: Existing) -> str:
-    return "unknown tokens (no run record)" if have.tokens is None else f"{have.tokens:,} tokens"
+    return "unknown tokens (no run record)" if have.tokens is None else f"{have.tokens:,} tokens ({have.record})"
