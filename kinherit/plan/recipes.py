@@ -8,6 +8,7 @@ seq_len (one process).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,12 +121,19 @@ def compute_optimal(target: Target) -> Recipe:
     model = target.model
     head_dim, budget = model.hidden_size // model.num_heads, scratch(target).flops
 
+    @functools.cache
     def at(heads: int) -> tuple[ModelConfig, int, int]:
-        kv = None if model.num_kv_heads is None else max(1, heads * model.num_kv_heads // model.num_heads)
-        ffn = None if model.intermediate_size is None else 8 * max(1, round(model.intermediate_size * heads /
-                                                                            model.num_heads / 8))  # fmt: skip
-        sizes = _sized(target, hidden_size=heads * head_dim, num_heads=heads,
-                       num_kv_heads=kv if kv and heads % kv == 0 else None, intermediate_size=ffn)  # fmt: skip
+        """(sizes, non-embedding params, steps at the configured FLOPs) with `heads` heads of the same size."""
+        scale = heads / model.num_heads
+        kv = None if model.num_kv_heads is None else max(1, round(model.num_kv_heads * scale))
+        ffn = None if model.intermediate_size is None else 8 * max(1, round(model.intermediate_size * scale / 8))
+        sizes = _sized(
+            target,
+            hidden_size=heads * head_dim,
+            num_heads=heads,
+            num_kv_heads=kv if kv is not None and heads % kv == 0 else None,
+            intermediate_size=ffn,
+        )
         n, train, _ = cost(sizes, target)
         return sizes, n, max(1, round(budget / (train * target.step_tokens)))
 

@@ -14,6 +14,7 @@ from kinherit.cli import main
 from kinherit.config import load_config
 from kinherit.errors import KinheritError
 from kinherit.plan import plan
+from kinherit.plan.have import trained_tokens
 from kinherit.plan.recipes import cost
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -109,3 +110,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     _one_line_exit_2(capsys, ["plan", "--config", str(tmp_path / "none.yaml")], "not found")
     with pytest.raises(KinheritError, match="no model: section"):
         plan(bare)
+
+
+def test_a_grown_model_counts_its_sources_training(tmp_path):
+    small = _have(tmp_path / "small", _llama(), tokens=1000)
+    grown = tmp_path / "grown"
+    _llama(layers=3).save_pretrained(grown)
+    (grown / "growth.json").write_text(json.dumps({"source": str(Path(small).resolve())}))
+    assert trained_tokens(grown) == (1000, None)  # no run of its own: only its source's tokens
+    assert trained_tokens(Path(small)) == (1000, str(tmp_path / "small" / "metrics.jsonl"))
+
+
+@pytest.mark.parametrize("name", ["efficiency.yaml", "task.yaml", "recycle-experiment.yaml"])
+def test_configs_of_other_commands_are_refused_in_one_line(capsys, name):
+    _one_line_exit_2(capsys, ["plan", "--config", str(CONFIGS / name)], "config")
