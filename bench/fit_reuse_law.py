@@ -9,7 +9,8 @@ used only for methods that no where_users_train.json measures. A point is one se
 - a where_users_train method m at τ: saving = its `vs_target` saving (a seed outside the measured losses counted at
   its bound, and counted in `bounded`), Δ loss = L_m − L_scratch(target) on the same seed and tokens;
 - `frontier` (scratch at the compute-optimal size, same FLOPs), at every scratch-curve τ: saving = 1 − C*(L_t) / C_t
-  = 1 − 1 / (1 − s_t), s_t the target's saving vs the frontier; Δ loss = L*(C_t) − L_t (= −delta_vs_frontier);
+  = 1 − 1 / (1 − s_t), s_t the target's saving vs the frontier; Δ loss = L*(C_t) − L_t (= −delta_vs_frontier); a
+  point where fewer than all sizes' budgets span C_t is a bound (the min is over fewer sizes) and counted as one;
 - a transcribed point given as mean ± std over n seeds enters as n values with that mean and sample std.
 Per method and quantity: least squares on the points (`fit`, the law's form in `kinherit.plan.law`), 90%
 prediction intervals. The held-out check: for every fit with ≥ 3 distinct settings, the first and last setting
@@ -70,7 +71,7 @@ def _bounded_value(interval: dict[str, Any]) -> tuple[float, bool]:
 def bench_points(result: dict[str, Any], source: str) -> list[Point]:
     """The points of one where_users_train.json (module docstring)."""
     target, n = result["target"], result["params"]["non_embedding"]
-    corpus = result["args"].get("corpus") or "stdlib"
+    corpus = Path(result["args"]["corpus"]).name if result["args"].get("corpus") else "stdlib"
     protocol = f"bench.where_users_train, {result['args']['scheduler']} annealed at each budget"
     methods = [m for m in result["args"]["methods"] if m != "scratch"]
     tau_of = {t: result["plan"][t]["steps"] * result["tokens_per_step"] / n for t in result["curve_taus"]}
@@ -86,6 +87,7 @@ def bench_points(result: dict[str, Any], source: str) -> list[Point]:
         for tau in result["curve_taus"]:
             own = placed[target][tau]
             s_t, bounded = _bounded_value(own["vs_frontier"])
+            bounded = bounded or own["sizes_spanning"] < len(result["sizes"])  # a min over fewer sizes: a bound
             delta = own["delta_vs_frontier"]
             points.append({**base, "method": "frontier", "tau": tau_of[tau], "seed": seed,
                            "saving": 1 - 1 / (1 - s_t) if s_t < 1 else None,

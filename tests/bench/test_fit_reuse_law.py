@@ -35,7 +35,12 @@ def synthetic(n: int, rng: random.Random, seeds: int = 3) -> dict:
             loss = 4.0 - 0.1 * math.log10(float(tau))
             run["32x4"][tau] = {"flops": 1.0, "loss": loss}
             run["depth@0.8"][tau] = {"flops": 1.0, "loss": loss - 0.1 + rng.gauss(0, 0.01)}
-            place["32x4"][tau] = {"vs_target": interval(0.0), "vs_frontier": interval(-0.1), "delta_vs_frontier": 0.05}
+            place["32x4"][tau] = {
+                "vs_target": interval(0.0),
+                "vs_frontier": interval(-0.1),
+                "delta_vs_frontier": 0.05,
+                "sizes_spanning": 1,
+            }
             saving = true_saving(n, float(tau)) + rng.gauss(0, 0.02)
             place["depth@0.8"][tau] = {"vs_target": interval(saving), "vs_frontier": interval(saving),
                                        "delta_vs_frontier": -0.1}  # fmt: skip
@@ -44,6 +49,7 @@ def synthetic(n: int, rng: random.Random, seeds: int = 3) -> dict:
     return {
         "args": {"methods": ["scratch", "depth@0.8"], "scheduler": "wsd", "corpus": None},
         "target": "32x4",
+        "sizes": ["32x4"],
         "params": {"non_embedding": n},
         "taus": TAUS,
         "curve_taus": TAUS,
