@@ -55,6 +55,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kinherit.recycle.command",
         "compare fine-tuning B from scratch, init-based, distillation-based and combined recycling",
     ),
+    "plan": (
+        "kinherit.plan.command",
+        "predict what reusing smaller models saves on a run (staged growth, grow, KI, dense → MoE), without training",
+    ),
     "cache-teacher": (
         "kinherit.inherit.command",
         "precompute a teacher's top-K outputs for knowledge inheritance (teacher.cache)",
@@ -94,6 +98,7 @@ def _experiment_config_help() -> str:
 CONFIG_HELP: dict[str, Callable[[], str]] = {
     "pretrain": _run_config_help,
     "cache-teacher": _run_config_help,
+    "plan": _run_config_help,
     "finetune": _finetune_config_help,
     "recycle-experiment": _experiment_config_help,
 }

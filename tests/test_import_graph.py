@@ -17,7 +17,7 @@ LAYERS = [
     {"errors", "io", "registry", "version"},
     {"config", "describe", "arch", "hf_folder", "data", "kd"},
     {"metrics", "grow"},
-    {"inherit"},
+    {"inherit", "plan"},
     {"train"},
     {"recycle"},
     {"demo"},

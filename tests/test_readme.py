@@ -39,7 +39,7 @@ ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
 PAGES = [README] + [
     ROOT / "docs" / f"{name}.md"
-    for name in ("pretrain", "staged", "grow", "inherit", "recycle", "reports", "results", "architecture")
+    for name in ("pretrain", "staged", "grow", "inherit", "recycle", "reports", "plan", "results", "architecture")
 ]
 """The order the blocks run in: a page may use the runs an earlier page made."""
 

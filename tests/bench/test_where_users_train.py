@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bench import corpus
+from bench import corpus, fit_reuse_law
 from bench import where_users_train as bench
 from bench.protocol import against_frontier, compute_to_loss, frontier, frontier_compute, frontier_loss, loss_at
 
@@ -116,3 +116,6 @@ def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir
     table = (out / "where_users_train.md").read_text()
     assert "at τ = 0.1 only and reused at every τ" in table and "| depth |" in table and "| scratch 32x2 |" in table
     assert (out / "where_users_train.png").stat().st_size > 0
+    law = fit_reuse_law.build([str(out)], None, "python -m bench.fit_reuse_law")  # the law's fitter reads it
+    assert set(law["methods"]) == {"depth", "frontier"} and law["methods"]["depth"]["saving"]["points"] == 1
+    assert law["methods"]["depth"]["saving"]["residual_var"] is None  # one seed: no interval
