@@ -142,7 +142,12 @@ def plan(config: str | Path, have: list[str] | tuple[str, ...] = (), law: str | 
     tokenizer_path = target.config.data.tokenizer.path
     existing = [read_existing(h, target.model.family, target.vocab, tokenizer_path) for h in have]
     reuse = load_law(law)
-    built = [recipes.scratch(target), recipes.compute_optimal(target), recipes.staged(target)]
+    built = [
+        recipes.scratch(target),
+        recipes.compute_optimal(target),
+        recipes.staged(target),
+        recipes.staged_width_depth(target),
+    ]
     notes = [] if existing else ["grow, KI and dense → MoE need an existing model: pass it with --have DIR"]
     for model in existing:
         built += [recipes.grow_from(model, target), recipes.ki_from(model, target), recipes.upcycle_from(model, target)]

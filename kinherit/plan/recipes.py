@@ -159,29 +159,47 @@ def compute_optimal(target: Target) -> Recipe:
     )
 
 
+def _staged(target: Target, name: str, law: str, stages: list[ModelConfig]) -> Recipe:
+    """A staged run through `stages` (the start, then the model after each growth), growing at `at_step: auto`
+    (stage k of n at 0.8·k/n of max_steps), WSD; its FLOPs summed over the stages."""
+    at = growth_steps([GrowthStage(at_step="auto") for _ in stages[1:]], target.steps)
+    starts, ends = [0, *at], [*at, target.steps]
+    flops = sum(cost(m, target)[1] * (end - start) * target.step_tokens for m, start, end in zip(stages, starts, ends))
+    n = cost(target.model, target)[0]
+    growth = [
+        {"at_step": b, **{k: getattr(m, k) for k in SIZE_KEYS if getattr(m, k) != getattr(before, k)}}
+        for b, before, m in zip(at, stages, stages[1:])
+    ]
+    return Recipe(
+        name,
+        law,
+        flops,
+        {"n": n, "tau": target.tokens / n},
+        " → ".join(f"{_shape(m)} (from step {s:,})" for m, s in zip(stages, starts)) + ", WSD",
+        _run_config(target, stages[0], growth=growth, train=dict(target.config.train, lr_scheduler_type=WSD)),
+    )
+
+
 def staged(target: Target) -> Recipe | None:
-    """The shipped staged recipe (configs/staged.yaml): 1 → L/2 → L layers at `at_step: auto` (0.4, 0.8 of
-    max_steps), WSD; 1 → L for L < 4; None for L = 1."""
+    """The depth recipe (configs/staged.yaml's schedule, bench `depth@0.8`): 1 → L/2 → L layers at `at_step: auto`
+    (0.4, 0.8 of max_steps), WSD; 1 → L for L < 4; None for L = 1."""
     layers = target.model.num_layers
     if layers < 2:
         return None
     depths = [1, *([layers // 2] if layers >= 4 else []), layers]
-    at = growth_steps([GrowthStage(at_step="auto", num_layers=d) for d in depths[1:]], target.steps)
-    ends = [*at, target.steps]
-    flops, starts = 0.0, [0, *at]
-    for depth, start, end in zip(depths, starts, ends):
-        flops += cost(_sized(target, num_layers=depth), target)[1] * (end - start) * target.step_tokens
-    n = cost(target.model, target)[0]
-    growth = [{"at_step": b, "num_layers": d} for b, d in zip(at, depths[1:])]
-    train = dict(target.config.train, lr_scheduler_type=WSD)
-    return Recipe(
-        "staged growth (configs/staged.yaml)",
-        "depth@0.8",
-        flops,
-        {"n": n, "tau": target.tokens / n},
-        "layers " + " → ".join(f"{d} (from step {s:,})" for d, s in zip(depths, starts)) + ", WSD",
-        _run_config(target, _sized(target, num_layers=1), growth=growth, train=train),
-    )
+    return _staged(target, "staged growth, depth", "depth@0.8", [_sized(target, num_layers=d) for d in depths])
+
+
+def staged_width_depth(target: Target) -> Recipe | None:
+    """Width and depth (bench `both@0.8`): d/2 wide (half the heads and FFN) × 1 layer → d/2 × L/2 at 0.4 of
+    max_steps → d × L at 0.8, WSD; None where the heads (or key/value heads) do not halve or L < 4."""
+    model = target.model
+    halves = {k: getattr(model, k) for k in ("hidden_size", "num_heads", "num_kv_heads", "intermediate_size")}
+    if model.num_layers < 4 or any(v is not None and v % 2 for v in halves.values()):
+        return None
+    half = {k: None if v is None else v // 2 for k, v in halves.items()}
+    stages = [_sized(target, **half, num_layers=1), _sized(target, **half, num_layers=model.num_layers // 2)]
+    return _staged(target, "staged growth, width and depth", "both@0.8", [*stages, model])
 
 
 def _within(have: Existing, target: Target, strictly: bool) -> bool:

@@ -51,7 +51,20 @@ def test_staged_flops_are_the_sum_over_its_stages():
     per_token = [cost(target.model.model_copy(update={"num_layers": d}), target)[1] for d in (1, 2, 4)]
     steps = [160, 160, 80]  # growths at 0.4 and 0.8 of 400 steps
     assert staged.recipe.flops == sum(f * s * target.step_tokens for f, s in zip(per_token, steps))
-    assert "2 (from step 160) → 4 (from step 320)" in staged.recipe.details
+    assert "llama 128×2 (from step 160) → llama 128×4 (from step 320)" in staged.recipe.details
+
+
+def test_width_and_depth_stages_halve_width_and_heads_then_grow_both():
+    result = plan(CONFIGS / "staged.yaml")
+    target = result.target
+    both = next(row for row in result.rows if row.recipe.law == "both@0.8")
+    half = {"hidden_size": 64, "num_heads": 2}
+    shapes = [{**half, "num_layers": 1}, {**half, "num_layers": 2}, {}]
+    per_token = [cost(target.model.model_copy(update=shape), target)[1] for shape in shapes]
+    assert both.recipe.flops == sum(f * s * target.step_tokens for f, s in zip(per_token, [160, 160, 80]))
+    growth = both.recipe.config["growth"]
+    assert growth == [{"at_step": 160, "num_layers": 2}, {"at_step": 320, "hidden_size": 128, "num_layers": 4,
+                                                             "num_heads": 4}]  # fmt: skip
 
 
 def test_have_adds_grow_ki_and_upcycling_with_the_base_training(tmp_path):
@@ -69,8 +82,8 @@ def test_have_adds_grow_ki_and_upcycling_with_the_base_training(tmp_path):
 def test_written_config_is_a_valid_pretrain_config_and_is_not_overwritten(tmp_path, capsys):
     out = tmp_path / "plan.yaml"
     assert main(["plan", "--config", str(CONFIGS / "staged.yaml"), "--write-config", str(out)]) == 0
-    config = load_config(out)
-    assert config.model.hidden_size == 128
+    config = load_config(out)  # the recommendation: width and depth, 64 wide × 1 layer grown to 128 × 4
+    assert (config.model.hidden_size, config.growth[-1].hidden_size, config.growth[-1].num_layers) == (64, 128, 4)
     assert main(["plan", "--config", str(CONFIGS / "staged.yaml"), "--write-config", str(out)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
 
