@@ -31,6 +31,16 @@ class Shape:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    def model_sizes(self) -> dict[str, int]:
+        """The shape as kinherit's `model:` size keys (`ModelConfig`)."""
+        return {
+            "hidden_size": self.hidden,
+            "num_layers": self.layers,
+            "num_heads": self.heads,
+            "num_kv_heads": self.kv_heads,
+            "intermediate_size": self.ffn,
+        }
+
 
 def read_shape(family: FamilySpec, config) -> Shape:
     """The growable shape of `config`; KinheritError when it sets a `family.required_config` key otherwise."""

@@ -69,13 +69,5 @@ def read_existing(folder: str, family: str, vocab: int, tokenizer_path: str | No
             f"--have {folder} embeds {config.vocab_size} tokens and the config's tokenizer {vocab}: another "
             f"tokenizer; set data.tokenizer.path to {folder} (its own tokenizer)"
         )
-    shape = read_shape(spec, config)
-    sizes = {
-        "hidden_size": shape.hidden,
-        "num_layers": shape.layers,
-        "num_heads": shape.heads,
-        "num_kv_heads": shape.kv_heads,
-        "intermediate_size": shape.ffn,
-    }
     tokens, record = trained_tokens(path)
-    return Existing(str(path), family, sizes, tokens, record)
+    return Existing(str(path), family, read_shape(spec, config).model_sizes(), tokens, record)

@@ -60,11 +60,7 @@ def model_sizes(folder: str | Path) -> dict[str, Any]:
         }
     else:
         sizes = {
-            "hidden_size": shape.hidden,
-            "num_layers": shape.layers,
-            "num_heads": shape.heads,
-            "num_kv_heads": shape.kv_heads,
-            "intermediate_size": shape.ffn,
+            **shape.model_sizes(),
             "num_experts": getattr(hf, keys.experts, None) if keys.experts else None,
             "num_experts_per_tok": getattr(hf, keys.experts_per_token, None) if keys.experts_per_token else None,
         }
