@@ -1,25 +1,50 @@
 """Savings where users train: at budgets of τ tokens per parameter, against the annealed scratch frontier.
 
     python -m bench.where_users_train --target 64x4 --tokens-per-param 5 20 [--curve-tokens-per-param 2.5 40]
-        --frontier 48x4 64x4 96x4 --methods scratch depth both@0.8 [--lr-grid 1e-3 2e-3 4e-3 8e-3]
+        --frontier 48x4 64x4 96x4 --methods scratch depth both@0.8 grow:32x4 ki:32x4
+        [--lr-grid 1e-3 2e-3 4e-3 8e-3]
         [--tune-seed 100] [--tune-at 20] [--seeds 1 2 3] [--scheduler wsd|cosine] [--batch 16]
+        [--source-tokens-per-param 20] [--source-lr 8e-3]
         [--corpus runs/corpus/bench-corpus] [--out runs/where_users_train]
+
+Methods, at the target of hidden d and L layers:
+- a `bench.progressive` schedule (depth, both@0.8+rewarm, ...; `scratch` is the target's own scratch run): staged
+  growth inside one run, every stage counted (all compute: nothing is sunk);
+- `grow:HxL` (one-shot growth): an existing model HxL (below) grown once into the target's shape with kinherit's
+  growth at the library's defaults (`kinherit.grow.grow_folder`: clone width, identity depth, 0 dB symmetry-breaking
+  noise; verified against the source's logits, max |Δ| in the table's header), then trained S(τ) steps from that
+  folder (`model.from`) at its own tuned LR (growth_lr_factor 1: the LR is tuned, so the grid is the peak LR);
+- `ki:HxL` (knowledge inheritance): the target from scratch for S(τ) steps with the existing HxL as teacher (a
+  `teacher:` section with the library's defaults: schedule auto, α0 1, temperature 1), its LR tuned.
+  The existing model HxL: a scratch run trained once, seed 1000 (never a reported or tune seed), peak LR
+  --source-lr (default 8e-3, near the tuned scratch LRs of these sizes), annealed like every run, for
+  --source-tokens-per-param τ_s (default 20) tokens per non-embedding parameter *of the target* (the target's own
+  τ_s budget of tokens, at the same batch; its own tokens per parameter are higher: N_target / N_source · τ_s), in
+  OUT/sources/HxL (the grown folder in OUT/sources/HxL-grown-TARGET), reused when finished. A width growth keeps
+  head_dim 16, so the source's hidden size is a multiple of 16; the source is smaller than the target. A method
+  that is not one of these, or a source that cannot grow into the target, is refused in one line (exit 2) before
+  any training.
 
 Protocol (bench.protocol):
 1. Budgets. At τ tokens per non-embedding parameter of the target (N), the target trains S(τ) = τ·N / (tokens per
    step) steps and spends C(τ) = S(τ) · FLOPs per step; every frontier size gets the same C(τ) (its own steps,
-   C(τ) / its FLOPs per step, rounded); a method (a `bench.progressive` schedule at the target, e.g. depth,
-   both@0.8+rewarm; `scratch` is the target's own scratch run) trains S(τ) steps, its small stages counted. The scratch
-   curves are also measured at the --curve-tokens-per-param budgets (no method runs there), which widen the range
-   in which a method's loss can be placed without a bound.
+   C(τ) / its FLOPs per step, rounded); a method trains S(τ) steps, its small stages counted, KI's teacher forward
+   passes counted (the trainer's FLOPs). The scratch curves are also measured at the --curve-tokens-per-param
+   budgets (no method runs there), which widen the range in which a method's loss can be placed without a bound.
 2. Every run is annealed at its own budget (cosine, or WSD decaying over its last 20%): a point is what a user
    training for that budget gets, never a mid-run point.
 3. Tuning on the tune seed, never reported: the peak LR of every (size or method, τ) over one grid (`tune_lr`,
-   extended until interior), or, with --tune-at τ0, at τ0 only and reused at every τ (the table says so).
+   extended until interior), or, with --tune-at τ0, at τ0 only and reused at every τ (the table says so). The sizes
+   and staged methods are tuned together; each grow:/ki: method on its own (the grid extended for it alone).
 4. Reporting on fresh seeds: per seed, the scratch curves of that seed's runs give L*(C) (the frontier, min over
    sizes, in log C) and each run's (C_m, L_m) is placed on them (`against_frontier`): saving vs the target's scratch
    curve, saving vs the frontier, Δ loss vs the frontier at equal compute. A loss outside a curve's measured range
-   gives a bound (≤ or ≥), never an extrapolation; a seed with a bound is counted at it, never dropped.
+   gives a bound (≤ or ≥), never an extrapolation; a seed with a bound is counted at it, never dropped. A grow:/ki:
+   run is placed twice: with the source's training sunk (its row), and with all compute, C_m + the source's
+   training FLOPs (`kinherit.metrics.report.sunk_flops`, walked through the run's lineage), its `(all compute)` row.
+5. Where the saving reaches zero: per method (and all-compute row), the τ at which its mean saving vs the target's
+   scratch changes sign, linear in log τ between the two table τ that bracket it (`zero_crossing`; a bound counts
+   at its known end), or "> max τ" / "< min τ" measured.
 Writes where_users_train.json, .md (one table per target) and .png (loss vs FLOPs: sizes, envelope, methods).
 """
 
@@ -39,6 +64,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.progressive import schedule  # noqa: E402
 from bench.protocol import (  # noqa: E402
+    HEAD_DIM,
     against_frontier,
     budget_steps,
     corpus_data,
@@ -56,11 +82,158 @@ from bench.protocol import (  # noqa: E402
     tune_lr,
     write_table,
 )
-from kinherit.io import write_json  # noqa: E402
+from kinherit.arch.catalog import FAMILIES  # noqa: E402
+from kinherit.config import ModelConfig, read_recorded_config  # noqa: E402
+from kinherit.errors import KinheritError  # noqa: E402
+from kinherit.grow import GrowthOptions, grow_folder, make_plan  # noqa: E402
+from kinherit.io import read_json, write_json  # noqa: E402
 from kinherit.metrics.plots import finish_axes, save_png  # noqa: E402
+from kinherit.metrics.report import sunk_flops  # noqa: E402
 from kinherit.metrics.runs import load_run  # noqa: E402
 
 STEM = "where_users_train"
+SOURCE_SEED = 1000
+"""The seed of every existing model (`grow:`/`ki:` sources): never a reported or tune seed."""
+REUSE = {"grow": "one-shot growth", "ki": "knowledge inheritance"}
+"""The methods that reuse an existing smaller model, written `KIND:HxL`."""
+ALL_COMPUTE = " (all compute)"
+"""The suffix of a grow:/ki: method's row with its source's training charged."""
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size")
+
+
+def refuse(message: str) -> None:
+    """Bad input: one line on stderr and exit status 2, before any training."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def reuse_of(method: str) -> tuple[str, str] | None:
+    """`grow:HxL` / `ki:HxL` → (kind, source size); None for any other method (a staged schedule)."""
+    kind, sep, size = method.partition(":")
+    return (kind, size) if sep else None
+
+
+def source_dir(out: Path, size: str) -> Path:
+    """The existing model HxL's run folder."""
+    return out / "sources" / size
+
+
+def grown_dir(out: Path, size: str, target: str) -> Path:
+    """HxL grown into the target's shape (`kinherit.grow.grow_folder`'s output)."""
+    return out / "sources" / f"{size}-grown-{target}"
+
+
+def _hf_config(size: str, vocab: int, seq_len: int):  # noqa: ANN202
+    """The transformers config of the llama `HxL` (`model_at`), as a run builds it."""
+    sizes = ModelConfig.model_validate(model_at(*parse_size(size)))
+    return FAMILIES.lookup("llama").build_config(sizes, vocab, sizes.positions(seq_len))
+
+
+def check_methods(methods: list[str], target: str, data: dict[str, Any]) -> None:
+    """Refuse (`refuse`) an unknown method, or a grow:/ki: source that is no smaller model of heads of 16 or that
+    kinherit's growth cannot turn into exactly the target's shape; nothing is trained."""
+    hidden, layers = parse_size(target)
+    vocab, seq_len = data["tokenizer"]["train_vocab_size"], data["seq_len"]
+    for method in methods:
+        reuse = reuse_of(method)
+        if reuse is None:
+            try:
+                schedule(method, hidden, layers, 100)
+            except SystemExit as error:
+                refuse(str(error.code))
+            continue
+        kind, size = reuse
+        if kind not in REUSE:
+            refuse(f"unknown method {method!r}: a reuse method is grow:HxL or ki:HxL (HxL the existing model)")
+        try:
+            h, n = parse_size(size)
+        except ValueError:
+            refuse(f"method {method!r}: write {kind}:HxL, e.g. {kind}:16x4")
+        if h < HEAD_DIM or h % HEAD_DIM:
+            refuse(f"method {method!r}: the source's hidden size {h} is not a multiple of the heads' {HEAD_DIM}")
+        if h > hidden or n > layers or (h, n) == (hidden, layers):
+            refuse(f"method {method!r}: the source {size} is not smaller than the target {target}")
+        if kind == "grow":
+            try:
+                plan = make_plan(
+                    _hf_config(size, vocab, seq_len),
+                    GrowthOptions(hidden_size=hidden, num_layers=layers),
+                    architecture="LlamaForCausalLM",
+                )
+            except KinheritError as error:
+                refuse(f"method {method!r}: {size} cannot grow into {target}: {error}")
+            want = _hf_config(target, vocab, seq_len).to_dict()
+            got = {key: plan.output_config.get(key) for key in SHAPE_KEYS}
+            if got != {key: want.get(key) for key in SHAPE_KEYS}:
+                refuse(f"method {method!r}: {size} grows into {got}, not the target {target}'s shape")
+
+
+def check_source(folder: Path, size: str, steps: int, args: argparse.Namespace) -> None:
+    """Refuse an existing source folder trained otherwise than this run asks (it would be reused as is)."""
+    recorded = folder / "config.resolved.yaml"
+    if not recorded.is_file():
+        return
+    tree = read_recorded_config(recorded)
+    train, want = tree.get("train") or {}, {"max_steps": steps, "learning_rate": args.source_lr, "seed": SOURCE_SEED}
+    differ = {key: train.get(key) for key, value in want.items() if train.get(key) != value}
+    if differ or (tree.get("model") or {}).get("hidden_size") != parse_size(size)[0]:
+        refuse(
+            f"{folder} holds a source trained with {differ or tree.get('model')}, not {want}: pass its "
+            "--source-tokens-per-param / --source-lr, or move it away"
+        )
+
+
+def source_steps(target: str, args: argparse.Namespace) -> int:
+    """The sources' steps: --source-tokens-per-param tokens per non-embedding parameter of the target."""
+    vocab, seq_len = args.data["tokenizer"]["train_vocab_size"], args.data["seq_len"]
+    n = model_param_counts(model_at(*parse_size(target)), vocab, seq_len)["non_embedding"]
+    step_tokens = tokens_per_step({"per_device_train_batch_size": args.batch}, args.data)
+    return budget_steps(n, step_tokens, tokens_per_param=args.source_tokens_per_param)
+
+
+def prepare_sources(methods: list[str], target: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train each grow:/ki: source once (seed 1000, reused when finished) and grow each grow: source into the target
+    (reused when its growth.json exists); per source size: its steps, LR, FLOPs, final loss and each growth's
+    verification (max |Δ| of the logits against the source's, relative to their scale, and whether it passed)."""
+    out, steps = Path(args.out), source_steps(target, args)
+    pairs = [reuse for reuse in map(reuse_of, methods) if reuse is not None]
+    grown = {size for kind, size in pairs if kind == "grow"}
+    for size in dict.fromkeys(size for _, size in pairs):
+        check_source(source_dir(out, size), size, steps, args)
+    sources = {}
+    for size in dict.fromkeys(size for _, size in pairs):
+        folder = train_once(
+            source_dir(out, size),
+            model_at(*parse_size(size)),
+            steps,
+            args.source_lr,
+            SOURCE_SEED,
+            steps,
+            args.batch,
+            args.scheduler,
+            args.data,
+        )
+        sources[size] = {
+            "folder": str(folder),
+            "steps": steps,
+            "tokens_per_param_of_target": args.source_tokens_per_param,
+            "lr": args.source_lr,
+            **point(folder),
+        }
+        if size in grown:
+            into = grown_dir(out, size, target)
+            if not (into / "growth.json").is_file():
+                hidden, layers = parse_size(target)
+                grow_folder(folder / "model", into, hidden_size=hidden, num_layers=layers)
+            report = read_json(into / "growth.json")["report"]
+            sources[size]["grown"] = {
+                "folder": str(into),
+                "max_deviation": report["max_deviation"],
+                "tolerance": report["tolerance"],
+                "passed": report["passed"],
+            }
+            print(f"{size} grown into {target}: max |Δ logits| {report['max_deviation']:.1e}", flush=True)
+    return sources
 
 
 def plan(
@@ -86,9 +259,22 @@ def plan(
 def train(
     name: str, target: str, budget: dict[str, Any], lr: float, seed: int, out: Path, args: argparse.Namespace
 ) -> Path:
-    """One annealed run at budget τ: a frontier size `HxL` (scratch, its own steps) or a method at the target."""
+    """One annealed run at budget τ: a frontier size `HxL` (scratch, its own steps) or a method at the target: a
+    staged schedule, or grow:/ki: from its existing model (`prepare_sources` made it)."""
+    reuse = reuse_of(name)
     if name in budget["size_steps"]:
         model, growth, steps = model_at(*parse_size(name)), [], budget["size_steps"][name]
+    elif reuse is not None:
+        kind, size = reuse
+        base, steps = Path(args.out).resolve(), budget["steps"]
+        if kind == "grow":  # tuned, so at the LR as given (growth_lr_factor 1), not the library's rule for untuned runs
+            model, sections = {"from": str(grown_dir(base, size, target))}, {"growth_lr_factor": 1.0}
+        else:
+            model, sections = (
+                model_at(*parse_size(target)),
+                {"teacher": {"path": str(source_dir(base, size) / "model")}},
+            )
+        return train_once(out, model, steps, lr, seed, steps, args.batch, args.scheduler, args.data, **sections)
     else:
         model, growth = schedule(name, *parse_size(target), budget["steps"])
         steps = budget["steps"]
@@ -96,7 +282,24 @@ def train(
 
 
 def tune(names: list[str], target: str, tau: str, budget: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Each run's peak LR at budget τ on the tune seed (`tune_lr`, one grid for sizes and methods)."""
+    """Each run's peak LR at budget τ on the tune seed (`tune_lr`, one grid for sizes and methods): the sizes and
+    staged methods together, each grow:/ki: method on its own (an extension of the grid for it trains it alone),
+    merged into one `tune_lr` result."""
+    groups = [[name for name in names if reuse_of(name) is None], *([n] for n in names if reuse_of(n) is not None)]
+    parts = [_tune(group, target, tau, budget, args) for group in groups]
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, Any] = {
+        "grid": sorted({lr for part in parts for lr in part["grid"]}),
+        "interior": all(part["interior"] for part in parts),
+    }
+    for key in ("best", "interior_by_run", "configs_tried", "mean_final_loss"):
+        merged[key] = {name: part[key][name] for part in parts for name in part[key]}
+    return merged
+
+
+def _tune(names: list[str], target: str, tau: str, budget: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """`tune_lr` over `names` together."""
 
     def evaluate(lr: float) -> dict[str, float]:
         folder = Path(args.out) / f"tau{tau}" / "tune"
@@ -108,18 +311,94 @@ def tune(names: list[str], target: str, tau: str, budget: dict[str, Any], args: 
     return tune_lr(names, args.lr_grid, evaluate, args.max_extensions)
 
 
-def point(folder: Path) -> dict[str, float]:
-    """A finished run's total FLOPs and final validation loss."""
-    return {"flops": float(load_run(folder).evals[-1]["flops"]), "loss": final_loss(folder)}
+def point(folder: Path, sunk: bool = False) -> dict[str, float]:
+    """A finished run's total FLOPs and final validation loss; with `sunk`, also the FLOPs of the runs whose models it
+    reuses (`source_flops`: its lineage's, `sunk_flops`)."""
+    run = load_run(folder)
+    return {
+        "flops": float(run.evals[-1]["flops"]),
+        "loss": final_loss(folder),
+        **({"source_flops": sunk_flops(run)} if sunk else {}),
+    }
 
 
 def analyse(runs: dict[str, dict[str, dict[str, float]]], target: str, sizes: list[str]) -> dict[str, Any]:
-    """One seed's runs (name -> τ -> point) placed on that seed's scratch curves (`against_frontier`)."""
+    """One seed's runs (name -> τ -> point) placed on that seed's scratch curves (`against_frontier`); a run that
+    reuses an existing model also with its source's FLOPs added (`NAME (all compute)`)."""
     curves = {size: [(p["flops"], p["loss"]) for p in runs[size].values()] for size in sizes}
-    return {
-        name: {tau: against_frontier(p["flops"], p["loss"], curves[target], curves) for tau, p in by_tau.items()}
-        for name, by_tau in runs.items()
-    }
+    placed = {}
+    for name, by_tau in runs.items():
+        placed[name] = {
+            tau: against_frontier(p["flops"], p["loss"], curves[target], curves) for tau, p in by_tau.items()
+        }
+        if reuse_of(name) is not None:
+            placed[name + ALL_COMPUTE] = {
+                tau: against_frontier(p["flops"] + p["source_flops"], p["loss"], curves[target], curves)
+                for tau, p in by_tau.items()
+            }
+    return placed
+
+
+def rows(sizes: list[str], methods: list[str]) -> list[str]:
+    """The table's runs in order: the sizes, then each method (a grow:/ki: one followed by its all-compute row)."""
+    return [*sizes, *(n for m in methods for n in (m, *([m + ALL_COMPUTE] if reuse_of(m) else [])))]
+
+
+def zero_crossing(savings: dict[float, float]) -> dict[str, Any]:
+    """Where a saving measured at several τ (τ -> saving) reaches zero: at the first sign change in increasing τ,
+    linear in log τ between the two τ that bracket it; a saving of exactly 0 at a τ is that τ. Without a sign change,
+    `tau` None and `beyond` "above" (positive at every τ: > max τ measured) or "below" (negative at every τ: < min τ
+    measured). `direction`: "falls" (positive before) or "rises"."""
+    points = sorted(savings.items())
+    for (t0, s0), (t1, s1) in zip(points, points[1:]):
+        if s0 == 0 or s0 * s1 < 0:
+            x = math.log(t0) + (math.log(t1) - math.log(t0)) * s0 / (s0 - s1)
+            return {"tau": math.exp(x), "between": [t0, t1], "direction": "falls" if s0 > 0 or s1 < 0 else "rises",
+                    "beyond": None}  # fmt: skip
+    last, saving = points[-1]
+    if saving == 0:
+        return {"tau": last, "between": [last, last], "direction": None, "beyond": None}
+    above = saving > 0
+    return {"tau": None, "between": None, "direction": None, "beyond": "above" if above else "below",
+            "measured": [points[0][0], last]}  # fmt: skip
+
+
+def _saving_value(summary: dict[str, Any]) -> tuple[float, bool]:
+    """A saving summary as one value: exact, else its known end (`upper`: high, `lower`: low) or the middle of a
+    range; and whether it is a bound."""
+    bound = summary["bound"]
+    if bound is None:
+        return summary["low"], False
+    if bound == "range":
+        low, high = summary["low"], summary["high"]
+        return (high if low == -math.inf else low if high == 1.0 else (low + high) / 2), True
+    return summary["high" if bound == "upper" else "low"], True
+
+
+def crossings(summary: dict[str, dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Per run of `names`, `zero_crossing` of its mean saving vs the target's scratch over the table's τ, with the
+    savings used and whether one of them is a bound."""
+    out = {}
+    for name in names:
+        values = {float(tau): _saving_value(summary[tau][name]["vs_target"]) for tau in summary}
+        found = zero_crossing({tau: v for tau, (v, _) in values.items()})
+        out[name] = {**found, "savings": {f"{t:g}": v for t, (v, _) in values.items()},
+                     "bounded": any(b for _, b in values.values())}  # fmt: skip
+    return out
+
+
+def format_crossing(name: str, c: dict[str, Any]) -> str:
+    """`name` at τ ≈ x (between a and b), or `name` > max τ measured (b) / < min τ measured (a)."""
+    if c["tau"] is not None:
+        low, high = c["between"]
+        where = [f"between {low:g} and {high:g}"] if low != high else []
+        where += [{"rises": "rising", "falls": "falling"}[c["direction"]]] if c["direction"] else []
+        text = f"{name} at τ ≈ {c['tau']:.3g}" + (f" ({', '.join(where)})" if where else "")
+    elif c["beyond"] == "above":
+        text = f"{name} > max τ measured ({c['measured'][1]:g})"
+    else:
+        text = f"{name} < min τ measured ({c['measured'][0]:g})"
+    return text + (" (a seed's bound used)" if c["bounded"] else "")
 
 
 def summarize(per_seed: list[dict[str, Any]], scratch_flops: float) -> dict[str, Any]:
@@ -168,7 +447,19 @@ def markdown(result: dict[str, Any]) -> str:
         f"embeddings); frontier {', '.join(result['sizes'])}, scratch curves at τ = "
         f"{', '.join(result['curve_taus'])}; {result['args']['scheduler']} annealed at every run's own budget; "
         f"seeds {result['args']['seeds']}, LRs tuned on seed {result['args']['tune_seed']}"
-        + (f" at τ = {tuned_at:g} only and reused at every τ" if tuned_at is not None else " at every τ"),
+        + (f" at τ = {tuned_at:g} only and reused at every τ" if tuned_at is not None else " at every τ")
+        + ". Staged methods count every stage (all compute, nothing sunk)"
+        + (
+            "; a grow:/ki: row places the run with its existing model's training sunk (not charged; KI's teacher "
+            "forward passes are), its `(all compute)` row with that training's FLOPs added"
+            if result.get("sources")
+            else ""
+        ),
+        *(
+            [""] + [source_line(size, s, result) for size, s in result["sources"].items()]
+            if result.get("sources")
+            else []
+        ),
         "",
         "| τ (non-emb. / all params) | run | FLOPs / scratch | final loss | saving vs target scratch | saving vs "
         "frontier | Δ loss vs frontier at equal compute | peak LR (configs tuned) |",
@@ -182,15 +473,45 @@ def markdown(result: dict[str, Any]) -> str:
             delta = format_summary(s["delta_vs_frontier"], pct=False).replace("not reached", "outside the budgets")
             if s["delta_vs_frontier"]["mean"] is not None and s["sizes_spanning"] < len(result["sizes"]):
                 delta += f" (min over {s['sizes_spanning']} of {len(result['sizes'])} sizes)"
-            run = name if name in result["args"]["methods"] else f"scratch {name}"
-            lr = tuning["best"][name]
+            base = name.removesuffix(ALL_COMPUTE)
+            run = name if base in result["args"]["methods"] else f"scratch {name}"
+            lr = tuning["best"][base]
             lines.append(
                 f"| {tpp['non_embedding']:.3g} / {tpp['with_embedding']:.3g} | {run} | "
                 f"{format_summary(s['flops_over_scratch'], pct=False)} | {format_summary(s['loss'], pct=False)} | "
                 f"{format_saving(s['vs_target'])} | {format_saving(s['vs_frontier'])} | {delta} | "
-                f"{lr:g} ({tuning['configs_tried'][name]}) |"
+                f"{lr:g} ({tuning['configs_tried'][base]}) |"
             )
+    found = result.get("zero_crossing") or {}
+    if len(result["taus"]) > 1 and found:
+        lines += [
+            "",
+            "Where the saving vs target scratch reaches zero (mean over seeds, linear in log τ between the table's τ): "
+            + "; ".join(format_crossing(name, c) for name, c in found.items()),
+        ]
     return "\n".join(lines) + "\n"
+
+
+def source_line(size: str, source: dict[str, Any], result: dict[str, Any]) -> str:
+    """The header line of an existing model: how it was trained, its FLOPs and loss, and its growth's check."""
+    counts = result["params"]
+    tokens = source["steps"] * result["tokens_per_step"]
+    data = result["args"]["data"]
+    own = model_param_counts(model_at(*parse_size(size)), data["tokenizer"]["train_vocab_size"], data["seq_len"])
+    line = (
+        f"Existing model {size} (seed {SOURCE_SEED}): {source['steps']:,} steps, {tokens:,} tokens (τ = "
+        f"{tokens / counts['non_embedding']:.3g} of the target's non-embedding parameters, "
+        f"{tokens / own['non_embedding']:.3g} of its own), peak LR {source['lr']:g}, {result['args']['scheduler']}; "
+        f"{source['flops']:.3g} FLOPs, final loss {source['loss']:.3f}"
+    )
+    if "grown" in source:
+        g = source["grown"]
+        line += (
+            f"; grown into {result['target']} with kinherit's defaults (clone, identity, 0 dB noise): max |Δ logits| "
+            f"{g['max_deviation']:.1e} vs the source's ({'passed' if g['passed'] else 'FAILED'}, tolerance "
+            f"{g['tolerance']:.0e})"
+        )
+    return line + "."
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -212,7 +533,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
     envelope = frontier({size: means[size] for size in result["sizes"]})
     ax.plot([c for c, _, _ in envelope], [loss for _, loss, _ in envelope], "k--", linewidth=1.5, label="frontier")
     for i, name in enumerate(m for m in result["args"]["methods"] if m != "scratch"):
-        ax.plot(*zip(*means[name]), "s", markersize=7, color=f"C{i + len(result['sizes'])}", label=name)
+        color = f"C{i + len(result['sizes'])}"
+        ax.plot(*zip(*means[name]), "s", markersize=7, color=color, label=name)
+        if reuse_of(name) is not None:  # the same runs with their source's training added
+            sunk = sorted(
+                (
+                    statistics.mean(r[name][tau]["flops"] + r[name][tau]["source_flops"] for r in result["runs"]),
+                    statistics.mean(r[name][tau]["loss"] for r in result["runs"]),
+                )
+                for tau in result["runs"][0][name]
+            )
+            ax.plot(*zip(*sunk), "s", markersize=7, mfc="none", color=color, label=name + ALL_COMPUTE)
     ax.set_xscale("log")
     finish_axes(
         ax,
@@ -229,6 +560,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     out, target = Path(args.out), args.target
     sizes = list(dict.fromkeys([*args.frontier, target]))
     methods = [m for m in args.methods if m != "scratch"]
+    check_methods(methods, target, args.data)  # before any training
+    sources = prepare_sources(methods, target, args)
     taus = [f"{t:g}" for t in args.tokens_per_param]
     curve_taus = [f"{t:g}" for t in sorted(set(args.tokens_per_param) | set(args.curve_tokens_per_param))]
     budgets = plan(target, sizes, [float(t) for t in curve_taus], args.batch, args.data)
@@ -253,7 +586,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                         seed,
                         out / f"tau{tau}" / f"seed{seed}" / name,
                         args,
-                    )
+                    ),
+                    sunk=reuse_of(name) is not None,
                 )
                 for tau in curve_taus
                 if name in names_at[tau]
@@ -263,6 +597,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         for seed in args.seeds
     ]
     placed = [analyse(r, target, sizes) for r in runs]
+    summary = {
+        tau: {name: summarize([p[name][tau] for p in placed], budgets[tau]["flops"]) for name in rows(sizes, methods)}
+        for tau in taus
+    }
     return {
         "args": vars(args),
         "target": target,
@@ -277,10 +615,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "tuning": tuning,
         "runs": runs,
         "placed": placed,
-        "summary": {
-            tau: {name: summarize([p[name][tau] for p in placed], budgets[tau]["flops"]) for name in [*sizes, *methods]}
-            for tau in taus
-        },
+        "sources": sources,
+        "summary": summary,
+        "zero_crossing": crossings(summary, rows([], methods)),
     }
 
 
@@ -304,11 +641,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--scheduler", choices=["cosine", "wsd"], default="wsd")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument(
+        "--source-tokens-per-param",
+        type=float,
+        default=20.0,
+        help="the grow:/ki: existing models' training: this many tokens per non-embedding parameter of the TARGET",
+    )
+    parser.add_argument("--source-lr", type=float, default=8e-3, help="the existing models' peak LR")
     parser.add_argument("--corpus", help="a text file or folder (bench.corpus writes one); default: the stdlib")
     parser.add_argument("--out", default=f"runs/{STEM}")
     args = parser.parse_args(argv)
     if args.tune_seed in args.seeds:
         parser.error("the tune seed must not be reported: --tune-seed is in --seeds")
+    if any(reuse_of(m) for m in args.methods) and SOURCE_SEED in [*args.seeds, args.tune_seed]:
+        parser.error(f"seed {SOURCE_SEED} trains the existing models: it must not be in --seeds or --tune-seed")
     args.data = corpus_data(args.corpus)
     result = bench(args)
     out = Path(args.out)

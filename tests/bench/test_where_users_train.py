@@ -119,3 +119,95 @@ def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir
     law = fit_reuse_law.build([str(out)], None, "python -m bench.fit_reuse_law")  # the law's fitter reads it
     assert set(law["methods"]) == {"depth", "frontier"} and law["methods"]["depth"]["saving"]["points"] == 1
     assert law["methods"]["depth"]["saving"]["residual_var"] is None  # one seed: no interval
+
+
+def _tiny_corpus(monkeypatch, tmp_path, cache_dir):  # noqa: ANN202
+    """The end-to-end tests' corpus: a text file of 6000 short lines, tokenized once per session."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("".join(f"entry {i}: the {i % 7} words of line {i * 13 % 101} end here.\n" for i in range(6000)))
+    data = {
+        "sources": [str(text)],
+        "tokenizer": {"train_vocab_size": 300},
+        "seq_len": 32,
+        "val_fraction": 0.05,
+        "cache_dir": str(cache_dir),
+    }
+    monkeypatch.setattr(bench, "corpus_data", lambda path: {**data, "sources": [path]})
+    return text
+
+
+def test_the_saving_reaches_zero_where_it_changes_sign_linear_in_log_tau():
+    falling = bench.zero_crossing({5.0: 0.3, 10.0: 0.1, 20.0: -0.1, 40.0: -0.3})
+    assert falling["tau"] == pytest.approx(math.sqrt(10 * 20)) and falling["between"] == [10.0, 20.0]
+    assert falling["direction"] == "falls"
+    # a quarter of the way from 0.4 to −1.2 in log τ: 5 · 2^(1/4)
+    assert bench.zero_crossing({10.0: -1.2, 5.0: 0.4})["tau"] == pytest.approx(5 * 2**0.25)
+    assert bench.zero_crossing({5.0: -0.2, 10.0: 0.2})["direction"] == "rises"
+    assert bench.zero_crossing({5.0: 0.2, 10.0: 0.0})["tau"] == 10.0  # zero at a measured τ: that τ
+    above, below = bench.zero_crossing({5.0: 0.2, 40.0: 0.1}), bench.zero_crossing({5.0: -0.2, 40.0: -0.1})
+    assert (above["tau"], above["beyond"], below["beyond"]) == (None, "above", "below")
+    assert bench.format_crossing("grow:16x4", {**falling, "bounded": False}) == (
+        "grow:16x4 at τ ≈ 14.1 (between 10 and 20, falling)"
+    )
+    assert bench.format_crossing("ki:16x4", {**above, "bounded": False}) == "ki:16x4 > max τ measured (40)"
+    assert bench.format_crossing("ki:16x4", {**below, "bounded": True}) == (
+        "ki:16x4 < min τ measured (5) (a seed's bound used)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("copy:16x4", "unknown method 'copy:16x4'"),
+        ("grow:16", "write grow:HxL"),
+        ("grow:24x4", "not a multiple of the heads' 16"),  # width growth keeps head_dim 16
+        ("ki:64x4", "the source 64x4 is not smaller than the target 32x4"),
+        ("grow:16x8", "the source 16x8 is not smaller"),
+        ("depth+bogus", "unknown option +bogus"),
+        ("deep", "unknown schedule 'deep'"),
+    ],
+)
+def test_a_bad_method_is_one_line_and_exit_2_before_any_training(tmp_path, capsys, method, message):
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--target", "32x4", "--methods", "scratch", method, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # nothing trained
+
+
+def test_grow_and_ki_reuse_an_existing_model_placed_sunk_and_with_all_compute(monkeypatch, tmp_path, cache_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    text, out = _tiny_corpus(monkeypatch, tmp_path, cache_dir), tmp_path / "out"
+    bench.main([
+        "--target", "32x2", "--frontier", "32x2", "--methods", "scratch", "grow:16x1", "ki:16x1",
+        "--tokens-per-param", "0.05", "--curve-tokens-per-param", "0.1", "--lr-grid", "1e-2", "--max-extensions", "0",
+        "--tune-at", "0.05", "--seeds", "1", "--batch", "4", "--source-tokens-per-param", "0.1",
+        "--corpus", str(text), "--out", str(out),
+    ])  # fmt: skip
+    result = json.loads((out / "where_users_train.json").read_text())
+    source = result["sources"]["16x1"]
+    assert source["steps"] == round(0.1 * 32_928 / 128)  # τ_s of the target's N (2·16448 + 32), seed 1000
+    assert source["grown"]["passed"] and source["grown"]["max_deviation"] <= 1e-4
+    # the grown start computes the source's function: logits of both folders on the same tokens
+    small = AutoModelForCausalLM.from_pretrained(out / "sources" / "16x1" / "model")
+    grown = AutoModelForCausalLM.from_pretrained(out / "sources" / "16x1-grown-32x2")
+    assert (grown.config.hidden_size, grown.config.num_hidden_layers, grown.config.num_attention_heads) == (32, 2, 2)
+    ids = torch.randint(0, small.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (small(ids).logits - grown(ids).logits).abs().max() <= 1e-4
+    runs, placed = result["runs"][0], result["placed"][0]
+    scratch, grow, ki = runs["32x2"]["0.05"], runs["grow:16x1"]["0.05"], runs["ki:16x1"]["0.05"]
+    assert grow["flops"] == pytest.approx(scratch["flops"], rel=1e-12)  # the target's S(τ) steps
+    assert ki["flops"] > scratch["flops"]  # the teacher's forward passes are counted
+    for name, run in (("grow:16x1", grow), ("ki:16x1", ki)):  # the source's training, through the run's lineage
+        assert run["source_flops"] == source["flops"]
+        assert placed[name + " (all compute)"]["0.05"]["flops"] == run["flops"] + source["flops"]
+        assert placed[name]["0.05"]["flops"] == run["flops"]
+        assert (out / "tau0.05" / "seed1" / name / "model").is_dir()  # ':' in a run folder's name is fine
+    crossing = result["zero_crossing"]["grow:16x1 (all compute)"]
+    assert crossing["beyond"] in ("above", "below") and crossing["tau"] is None  # one τ: no sign change measured
+    table = (out / "where_users_train.md").read_text()
+    assert "| ki:16x1 (all compute) |" in table and "Existing model 16x1 (seed 1000): 26 steps" in table
+    assert "Staged methods count every stage (all compute" in table
