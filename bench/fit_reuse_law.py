@@ -7,7 +7,9 @@ Inputs: where_users_train.json files (`bench/where_users_train.py`; a folder sta
 hand-transcribed points of reuse_points.json (older tables, each point naming its table, corpus and protocol),
 used only for methods that no where_users_train.json measures. A point is one seed at one setting (N, τ, τ_base):
 - a where_users_train method m at τ: saving = its `vs_target` saving (a seed outside the measured losses counted at
-  its bound, and counted in `bounded`), Δ loss = L_m − L_scratch(target) on the same seed and tokens;
+  its bound, and counted in `bounded`), Δ loss = L_m − L_scratch(target) on the same seed and tokens; `grow:HxL`
+  and `ki:HxL` are the law's `grow` and `ki` at τ_base = the existing model's tokens per its own non-embedding
+  parameter, their rows with that model's training sunk (as `kinherit plan` prices a `--have` model);
 - `frontier` (scratch at the compute-optimal size, same FLOPs), at every scratch-curve τ: saving = 1 − C*(L_t) / C_t
   = 1 − 1 / (1 − s_t), s_t the target's saving vs the frontier; Δ loss = L*(C_t) − L_t (= −delta_vs_frontier); a
   point where fewer than all sizes' budgets span C_t is a bound (the min is over fewer sizes) and counted as one;
@@ -29,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.protocol import model_at, model_param_counts, parse_size
+from bench.where_users_train import reuse_of
 from kinherit.io import atomic_file, read_json, write_json
 from kinherit.plan.law import VARIABLES, Fit
 
@@ -68,6 +72,19 @@ def _bounded_value(interval: dict[str, Any]) -> tuple[float, bool]:
     return interval["high" if bound == "upper" else "low"], True
 
 
+def _law_method(method: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The law's method of a where_users_train method: a staged schedule is its own; `grow:HxL` / `ki:HxL` is `grow` /
+    `ki` with τ_base = the existing model's training tokens per its own non-embedding parameter (its row with the
+    existing model's training sunk, as `kinherit plan` prices a `--have` model)."""
+    reuse = reuse_of(method)
+    if reuse is None:
+        return {"method": method}
+    kind, size = reuse
+    data = result["args"]["data"]
+    n = model_param_counts(model_at(*parse_size(size)), data["tokenizer"]["train_vocab_size"], data["seq_len"])
+    return {"method": kind, "base_tau": result["sources"][size]["steps"] * result["tokens_per_step"] / n["non_embedding"]}
+
+
 def bench_points(result: dict[str, Any], source: str) -> list[Point]:
     """The points of one where_users_train.json (module docstring)."""
     target, n = result["target"], result["params"]["non_embedding"]
@@ -76,13 +93,14 @@ def bench_points(result: dict[str, Any], source: str) -> list[Point]:
     methods = [m for m in result["args"]["methods"] if m != "scratch"]
     tau_of = {t: result["plan"][t]["steps"] * result["tokens_per_step"] / n for t in result["curve_taus"]}
     base = {"n": n, "source": source, "corpus": corpus, "protocol": protocol}
+    law_method = {m: _law_method(m, result) for m in methods}
     points = []
     for seed, (runs, placed) in enumerate(zip(result["runs"], result["placed"])):
         for tau in result["taus"]:
             for m in methods:
                 saving, bounded = _bounded_value(placed[m][tau]["vs_target"])
                 delta = runs[m][tau]["loss"] - runs[target][tau]["loss"]
-                points.append({**base, "method": m, "tau": tau_of[tau], "seed": seed, "saving": saving,
+                points.append({**base, **law_method[m], "tau": tau_of[tau], "seed": seed, "saving": saving,
                                "loss_delta": delta, "bounded": bounded})  # fmt: skip
         for tau in result["curve_taus"]:
             own = placed[target][tau]

@@ -105,6 +105,23 @@ def test_transcribed_points_fill_only_the_methods_the_bench_does_not_measure(tmp
     assert ki["range"]["base_tau"] == [10.0, 10.0]
 
 
+def test_a_grow_method_enters_the_law_as_grow_at_its_sources_tokens_per_parameter(tmp_path):
+    result = synthetic(100_000, random.Random(2))
+    for key in ("runs", "placed"):
+        for seed in result[key]:
+            seed["grow:16x4"] = seed.pop("depth@0.8")
+    result["args"] = {**result["args"], "methods": ["scratch", "grow:16x4"], "data": {"tokenizer":
+                      {"train_vocab_size": 2048}, "seq_len": 128}}  # fmt: skip
+    result["sources"] = {"16x4": {"steps": 321}}
+    path = tmp_path / "where_users_train.json"
+    path.write_text(json.dumps(result))
+    law = fit_reuse_law.build([str(path)], None, "python -m bench.fit_reuse_law")
+    # 16x4's non-embedding parameters: 4 layers × (4·16² attention + 3·16·64 MLP + 2·16 norms) + 16 (final norm)
+    n_source = 4 * (4 * 16**2 + 3 * 16 * 64 + 2 * 16) + 16
+    assert set(law["methods"]) == {"grow", "frontier"}
+    assert law["methods"]["grow"]["saving"]["range"]["base_tau"] == [321 * 1000 / n_source] * 2
+
+
 def test_the_shipped_points_name_their_table():
     points = json.loads(fit_reuse_law.POINTS.read_text())["points"]
     assert all(p["source"].startswith("docs/results/") and p["corpus"] and p["protocol"] for p in points)
