@@ -82,7 +82,10 @@ def _law_method(method: str, result: dict[str, Any]) -> dict[str, Any]:
     kind, size = reuse
     data = result["args"]["data"]
     n = model_param_counts(model_at(*parse_size(size)), data["tokenizer"]["train_vocab_size"], data["seq_len"])
-    return {"method": kind, "base_tau": result["sources"][size]["steps"] * result["tokens_per_step"] / n["non_embedding"]}
+    return {
+        "method": kind,
+        "base_tau": result["sources"][size]["steps"] * result["tokens_per_step"] / n["non_embedding"],
+    }
 
 
 def bench_points(result: dict[str, Any], source: str) -> list[Point]:
