@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.existing_models import reuse_of
 from bench.protocol import model_at, model_param_counts, parse_size
-from bench.where_users_train import reuse_of
 from kinherit.io import atomic_file, read_json, write_json
 from kinherit.plan.law import VARIABLES, Fit
 
