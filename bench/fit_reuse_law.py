@@ -10,7 +10,8 @@ used only for methods that no where_users_train.json measures. A point is one se
   its bound, and counted in `bounded`), Δ loss = L_m − L_scratch(target) on the same seed and tokens; `grow:HxL`
   and `ki:HxL` are the law's `grow` and `ki` at τ_base = the existing model's tokens per its own non-embedding
   parameter, their rows with that model's training sunk (as `kinherit plan` prices a `--have` model);
-- `frontier` (scratch at the compute-optimal size, same FLOPs), at every scratch-curve τ: saving = 1 − C*(L_t) / C_t
+- `frontier` (scratch at the compute-optimal size, same FLOPs), at every scratch-curve τ of a bench with ≥ 2 sizes
+  (one size measures no frontier): saving = 1 − C*(L_t) / C_t
   = 1 − 1 / (1 − s_t), s_t the target's saving vs the frontier; Δ loss = L*(C_t) − L_t (= −delta_vs_frontier); a
   point where fewer than all sizes' budgets span C_t is a bound (the min is over fewer sizes) and counted as one;
 - a transcribed point given as mean ± std over n seeds enters as n values with that mean and sample std.
@@ -105,7 +106,7 @@ def bench_points(result: dict[str, Any], source: str) -> list[Point]:
                 delta = runs[m][tau]["loss"] - runs[target][tau]["loss"]
                 points.append({**base, **law_method[m], "tau": tau_of[tau], "seed": seed, "saving": saving,
                                "loss_delta": delta, "bounded": bounded})  # fmt: skip
-        for tau in result["curve_taus"]:
+        for tau in result["curve_taus"] if len(result["sizes"]) > 1 else []:  # one size measures no frontier
             own = placed[target][tau]
             s_t, bounded = _bounded_value(own["vs_frontier"])
             bounded = bounded or own["sizes_spanning"] < len(result["sizes"])  # a min over fewer sizes: a bound

@@ -49,7 +49,7 @@ def synthetic(n: int, rng: random.Random, seeds: int = 3) -> dict:
     return {
         "args": {"methods": ["scratch", "depth@0.8"], "scheduler": "wsd", "corpus": None},
         "target": "32x4",
-        "sizes": ["32x4"],
+        "sizes": ["24x4", "32x4"],
         "params": {"non_embedding": n},
         "taus": TAUS,
         "curve_taus": TAUS,
@@ -120,6 +120,13 @@ def test_a_grow_method_enters_the_law_as_grow_at_its_sources_tokens_per_paramete
     n_source = 4 * (4 * 16**2 + 3 * 16 * 64 + 2 * 16) + 16
     assert set(law["methods"]) == {"grow", "frontier"}
     assert law["methods"]["grow"]["saving"]["range"]["base_tau"] == [321 * 1000 / n_source] * 2
+
+
+def test_a_bench_of_one_size_measures_no_frontier(tmp_path):
+    result = {**synthetic(100_000, random.Random(3)), "sizes": ["32x4"]}  # the target alone: its own "frontier"
+    path = tmp_path / "where_users_train.json"
+    path.write_text(json.dumps(result))
+    assert set(fit_reuse_law.build([str(path)], None, "python -m bench.fit_reuse_law")["methods"]) == {"depth@0.8"}
 
 
 def test_the_shipped_points_name_their_table():
