@@ -2,6 +2,7 @@
 
     python -m bench.fit_reuse_law --from RUN_DIR_OR_JSON [...] [--points bench/reuse_points.json]
         [--out kinherit/plan/reuse_law.json] [--table docs/results/reuse_law.md]
+        [--held-out-table docs/results/reuse_law_held_out.md]
 
 Inputs: where_users_train.json files (`bench/where_users_train.py`; a folder stands for the file in it), and the
 hand-transcribed points of reuse_points.json (older tables, each point naming its table, corpus and protocol),
@@ -268,7 +269,7 @@ def _coefficients(quantity: str, fit: dict[str, Any]) -> str:
 
 def markdown(law: dict[str, Any]) -> str:
     """The fitted law (one row per method and quantity: form, coefficients, residual spread, range, data) and the
-    held-out check (predicted, 90% interval, against measured mean ± std over seeds)."""
+    held-out check (`held_out_markdown`)."""
     lines = [
         "| method | quantity | fit (90% prediction interval ± t·s·√(1 + leverage)) | s (residual) | points "
         "(settings, seeds outside the measured losses) | range | data |",
@@ -285,8 +286,12 @@ def markdown(law: dict[str, Any]) -> str:
                 f"({fit['settings']}, {fit['bounded']}) | {_range(fit)} | {'; '.join(m['corpus'])}: "
                 f"{'; '.join(m['protocol'])} |"
             )
-    lines += [
-        "",
+    return "\n".join(lines) + "\n\n" + held_out_markdown(law)
+
+
+def held_out_markdown(law: dict[str, Any]) -> str:
+    """The held-out check: per left-out setting, predicted (90% interval) against measured mean ± std over seeds."""
+    lines = [
         "| method | quantity | held-out setting | fitted on (settings, slopes) | predicted (90% interval) | measured | "
         "inside |",
         "|---|---|---|---|---|---|---|",
@@ -309,13 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", default=str(POINTS), help="transcribed points ('' for none)")
     parser.add_argument("--out", default="kinherit/plan/reuse_law.json")
     parser.add_argument("--table", help="write the law and its held-out check as markdown tables here")
+    parser.add_argument("--held-out-table", help="write the held-out check alone as a markdown table here")
     args = parser.parse_args(argv)
     command = "python -m bench.fit_reuse_law " + " ".join(sys.argv[1:] if argv is None else argv)
     law = build(args.sources, Path(args.points) if args.points else None, command.strip())
     write_json(args.out, law)
-    if args.table:
-        with atomic_file(args.table) as handle:
-            handle.write(markdown(law))
+    for path, text in ((args.table, markdown), (args.held_out_table, held_out_markdown)):
+        if path:
+            with atomic_file(path) as handle:
+                handle.write(text(law))
     print(markdown(law), end="")
     return 0
 

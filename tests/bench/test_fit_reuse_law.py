@@ -69,7 +69,9 @@ def test_the_fit_recovers_a_known_law_and_passes_its_held_out_check(tmp_path):
         path.write_text(json.dumps(synthetic(n, rng)))
         sources.append(str(path.parent))
     out, table = tmp_path / "law.json", tmp_path / "held_out.md"
-    fit_reuse_law.main(["--from", *sources, "--points", "", "--out", str(out), "--table", str(table)])
+    held = tmp_path / "held_out_only.md"
+    fit_reuse_law.main(["--from", *sources, "--points", "", "--out", str(out), "--table", str(table),
+                        "--held-out-table", str(held)])  # fmt: skip
     law = json.loads(out.read_text())
     saving = law["methods"]["depth@0.8"]["saving"]
     assert saving["columns"] == ["tau", "n"] and saving["settings"] == 12 and saving["points"] == 36
@@ -78,6 +80,7 @@ def test_the_fit_recovers_a_known_law_and_passes_its_held_out_check(tmp_path):
     checks = [row for row in law["held_out"] if row["method"] == "depth@0.8"]
     assert len(checks) == 4 and all(row["inside"] for row in checks)  # 2 settings × (saving, Δ loss)
     assert "| depth@0.8 | saving |" in table.read_text()
+    assert table.read_text().endswith(held.read_text()) and held.read_text().count("| depth@0.8 |") == 4
     frontier = law["methods"]["frontier"]  # the target 10% behind the frontier: the frontier saves 1 − 1/1.1
     assert frontier["saving"]["coef"][0] == pytest.approx(1 - 1 / 1.1) and frontier["loss_delta"]["coef"][
         0
