@@ -129,8 +129,8 @@ def predict(recipe: recipes.Recipe, law: ReuseLaw, family: str) -> Row:
     return Row(
         recipe,
         None if delta is None else (delta[0], delta[2]),
-        None if saving is None else (saving[0], min(saving[2], 1.0)),
-        None if saving is None else saving[1],
+        None if saving is None else (min(saving[0], 1.0), min(saving[2], 1.0)),  # a saving is at most all of it
+        None if saving is None else min(saving[1], 1.0),
         list(dict.fromkeys(notes + method.outside(setting))),
     )
 

@@ -42,6 +42,8 @@ def test_every_shipped_pretrain_config_gets_a_plan(name):
     assert result.why and all(row.recipe.flops > 0 for row in result.rows)
     for row in result.rows:
         assert set(row.as_json()) >= {"recipe", "flops", "loss_delta", "saving", "extrapolation"}
+        if row.saving is not None:  # an interval, even where the law is extrapolated far: a saving is at most 100%
+            assert row.saving[0] <= row.saving_mid <= row.saving[1] <= 1.0
 
 
 def test_staged_flops_are_the_sum_over_its_stages():
