@@ -178,16 +178,23 @@ def prepare_sources(methods: list[str], target: str, args: argparse.Namespace) -
     return sources
 
 
+def own_tokens_per_param(size: str, result: dict[str, Any]) -> float:
+    """The existing model HxL's training tokens per its own non-embedding parameter (a where_users_train result's
+    `sources`): the τ_base of the reuse law."""
+    data = result["args"]["data"]
+    own = model_param_counts(model_at(*parse_size(size)), data["tokenizer"]["train_vocab_size"], data["seq_len"])
+    return result["sources"][size]["steps"] * result["tokens_per_step"] / own["non_embedding"]
+
+
 def source_line(size: str, source: dict[str, Any], result: dict[str, Any]) -> str:
     """The header line of an existing model: how it was trained, its FLOPs and loss, and its growth's check."""
     counts = result["params"]
     tokens = source["steps"] * result["tokens_per_step"]
-    data = result["args"]["data"]
-    own = model_param_counts(model_at(*parse_size(size)), data["tokenizer"]["train_vocab_size"], data["seq_len"])
     line = (
         f"Existing model {size} (seed {SOURCE_SEED}): {source['steps']:,} steps, {tokens:,} tokens (τ = "
         f"{tokens / counts['non_embedding']:.3g} of the target's non-embedding parameters, "
-        f"{tokens / own['non_embedding']:.3g} of its own), peak LR {source['lr']:g}, {result['args']['scheduler']}; "
+        f"{own_tokens_per_param(size, result):.3g} of its own), peak LR {source['lr']:g}, "
+        f"{result['args']['scheduler']}; "
         f"{source['flops']:.3g} FLOPs, final loss {source['loss']:.3f}"
     )
     if "grown" in source:

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.existing_models import reuse_of
-from bench.protocol import model_at, model_param_counts, parse_size
+from bench.existing_models import own_tokens_per_param, reuse_of
+from bench.protocol import interval_value
 from kinherit.io import atomic_file, read_json, write_json
 from kinherit.plan.law import VARIABLES, Fit
 
@@ -63,17 +63,6 @@ def t90(dof: int) -> float:
     return T90[high] + w * (T90[low] - T90[high])
 
 
-def _bounded_value(interval: dict[str, Any]) -> tuple[float, bool]:
-    """A saving interval (`bench.protocol.saving_interval`) as one value: exact; else its known end (`upper`: high,
-    `lower`: low) or the middle of a `range`, flagged."""
-    bound = interval["bound"]
-    if bound is None:
-        return interval["low"], False
-    if bound == "range":
-        return (interval["low"] + interval["high"]) / 2, True
-    return interval["high" if bound == "upper" else "low"], True
-
-
 def _law_method(method: str, result: dict[str, Any]) -> dict[str, Any]:
     """The law's method of a where_users_train method: a staged schedule is its own; `grow:HxL` / `ki:HxL` is `grow` /
     `ki` with τ_base = the existing model's training tokens per its own non-embedding parameter (its row with the
@@ -82,12 +71,7 @@ def _law_method(method: str, result: dict[str, Any]) -> dict[str, Any]:
     if reuse is None:
         return {"method": method}
     kind, size = reuse
-    data = result["args"]["data"]
-    n = model_param_counts(model_at(*parse_size(size)), data["tokenizer"]["train_vocab_size"], data["seq_len"])
-    return {
-        "method": kind,
-        "base_tau": result["sources"][size]["steps"] * result["tokens_per_step"] / n["non_embedding"],
-    }
+    return {"method": kind, "base_tau": own_tokens_per_param(size, result)}
 
 
 def bench_points(result: dict[str, Any], source: str) -> list[Point]:
@@ -103,13 +87,13 @@ def bench_points(result: dict[str, Any], source: str) -> list[Point]:
     for seed, (runs, placed) in enumerate(zip(result["runs"], result["placed"])):
         for tau in result["taus"]:
             for m in methods:
-                saving, bounded = _bounded_value(placed[m][tau]["vs_target"])
+                saving, bounded = interval_value(placed[m][tau]["vs_target"])
                 delta = runs[m][tau]["loss"] - runs[target][tau]["loss"]
                 points.append({**base, **law_method[m], "tau": tau_of[tau], "seed": seed, "saving": saving,
                                "loss_delta": delta, "bounded": bounded})  # fmt: skip
         for tau in result["curve_taus"] if len(result["sizes"]) > 1 else []:  # one size measures no frontier
             own = placed[target][tau]
-            s_t, bounded = _bounded_value(own["vs_frontier"])
+            s_t, bounded = interval_value(own["vs_frontier"])
             bounded = bounded or own["sizes_spanning"] < len(result["sizes"])  # a min over fewer sizes: a bound
             delta = own["delta_vs_frontier"]
             points.append({**base, "method": "frontier", "tau": tau_of[tau], "seed": seed,

@@ -391,6 +391,19 @@ def saving_interval(compute: float, baseline: tuple[float, float]) -> dict[str, 
     return {"low": low, "high": high, "bound": bound}
 
 
+def interval_value(interval: dict[str, Any]) -> tuple[float, bool]:
+    """A saving interval (`saving_interval`, or a mean of them over seeds) as one value, and whether it is a bound:
+    exact; else its known end (`upper`: high, `lower`: low); a `range` at its middle, or at its known end where a mean
+    over seeds of several bound kinds left the other end open (low −∞, high 1)."""
+    bound = interval["bound"]
+    if bound is None:
+        return interval["low"], False
+    if bound == "range":
+        low, high = interval["low"], interval["high"]
+        return (high if low == -math.inf else low if high == 1.0 else (low + high) / 2), True
+    return interval["high" if bound == "upper" else "low"], True
+
+
 def against_frontier(compute: float, loss: float, target: Curve, curves: dict[str, Curve]) -> dict[str, Any]:
     """A run that spent C_m = `compute` FLOPs and ended at L_m = `loss`, against the annealed scratch curves: its
     saving vs the target's own curve (1 − C_m / C_target(L_m)), its saving vs the frontier (1 − C_m / C*(L_m), C* the

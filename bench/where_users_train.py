@@ -81,6 +81,7 @@ from bench.protocol import (  # noqa: E402
     flops_per_step,
     format_summary,
     frontier,
+    interval_value,
     mean_std,
     model_at,
     model_param_counts,
@@ -226,24 +227,12 @@ def zero_crossing(savings: dict[float, float]) -> dict[str, Any]:
             "measured": [points[0][0], last]}  # fmt: skip
 
 
-def _saving_value(summary: dict[str, Any]) -> tuple[float, bool]:
-    """A saving summary as one value: exact, else its known end (`upper`: high, `lower`: low) or the middle of a
-    range; and whether it is a bound."""
-    bound = summary["bound"]
-    if bound is None:
-        return summary["low"], False
-    if bound == "range":
-        low, high = summary["low"], summary["high"]
-        return (high if low == -math.inf else low if high == 1.0 else (low + high) / 2), True
-    return summary["high" if bound == "upper" else "low"], True
-
-
 def crossings(summary: dict[str, dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """Per run of `names`, `zero_crossing` of its mean saving vs the target's scratch over the table's τ, with the
     savings used and whether one of them is a bound."""
     out = {}
     for name in names:
-        values = {float(tau): _saving_value(summary[tau][name]["vs_target"]) for tau in summary}
+        values = {float(tau): interval_value(summary[tau][name]["vs_target"]) for tau in summary}
         found = zero_crossing({tau: v for tau, (v, _) in values.items()})
         out[name] = {**found, "savings": {f"{t:g}": v for t, (v, _) in values.items()},
                      "bounded": any(b for _, b in values.values())}  # fmt: skip
