@@ -79,7 +79,8 @@ def test_the_corpus_tool_names_what_is_missing_and_how_to_install_it(monkeypatch
     assert (tmp_path / "c" / "there.txt").read_text() == "an entry\n\n"
 
 
-def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir):
+def _tiny_corpus(monkeypatch, tmp_path, cache_dir):  # noqa: ANN202
+    """The end-to-end tests' corpus: a text file of 6000 short lines, tokenized once per session."""
     text = tmp_path / "corpus.txt"
     text.write_text("".join(f"entry {i}: the {i % 7} words of line {i * 13 % 101} end here.\n" for i in range(6000)))
     data = {
@@ -90,7 +91,11 @@ def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir
         "cache_dir": str(cache_dir),
     }
     monkeypatch.setattr(bench, "corpus_data", lambda path: {**data, "sources": [path]})
-    out = tmp_path / "out"
+    return text
+
+
+def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir):
+    text, out = _tiny_corpus(monkeypatch, tmp_path, cache_dir), tmp_path / "out"
     bench.main([
         "--target", "16x4", "--frontier", "16x2", "32x2", "--methods", "scratch", "depth",
         "--tokens-per-param", "0.1", "--curve-tokens-per-param", "0.2", "--lr-grid", "1e-2",
@@ -119,21 +124,6 @@ def test_the_bench_runs_end_to_end_at_tiny_size(monkeypatch, tmp_path, cache_dir
     law = fit_reuse_law.build([str(out)], None, "python -m bench.fit_reuse_law")  # the law's fitter reads it
     assert set(law["methods"]) == {"depth", "frontier"} and law["methods"]["depth"]["saving"]["points"] == 1
     assert law["methods"]["depth"]["saving"]["residual_var"] is None  # one seed: no interval
-
-
-def _tiny_corpus(monkeypatch, tmp_path, cache_dir):  # noqa: ANN202
-    """The end-to-end tests' corpus: a text file of 6000 short lines, tokenized once per session."""
-    text = tmp_path / "corpus.txt"
-    text.write_text("".join(f"entry {i}: the {i % 7} words of line {i * 13 % 101} end here.\n" for i in range(6000)))
-    data = {
-        "sources": [str(text)],
-        "tokenizer": {"train_vocab_size": 300},
-        "seq_len": 32,
-        "val_fraction": 0.05,
-        "cache_dir": str(cache_dir),
-    }
-    monkeypatch.setattr(bench, "corpus_data", lambda path: {**data, "sources": [path]})
-    return text
 
 
 def test_the_saving_reaches_zero_where_it_changes_sign_linear_in_log_tau():
